@@ -1,0 +1,326 @@
+//! Metric samples, label sets and family metadata.
+//!
+//! A sample is one `(name, labels, value, timestamp)` point, the unit that
+//! Prometheus remote_write, the exposition formats and scrapes all reduce to.
+//! Histogram and summary families arrive as their component series
+//! (`x_bucket{le=..}`, `x_sum`, `x_count`, `x{quantile=..}`), exactly as
+//! Prometheus stores them, with the family's [`MetricType`] attached.
+
+use std::fmt;
+
+use serde::Serialize;
+use serde::ser::{SerializeMap, Serializer};
+
+use super::fields::format_float;
+use super::{Tenant, Timestamp};
+
+/// The type of the family a sample belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub enum MetricType {
+    /// Monotonic counter.
+    Counter,
+    /// Gauge.
+    Gauge,
+    /// Cumulative histogram.
+    Histogram,
+    /// Gauge histogram (OpenMetrics).
+    GaugeHistogram,
+    /// Summary with quantiles.
+    Summary,
+    /// Info (OpenMetrics): a constant 1 with informative labels.
+    Info,
+    /// State set (OpenMetrics): one series per state, value 0 or 1.
+    StateSet,
+    /// Untyped (text format) / unknown (OpenMetrics).
+    #[default]
+    Unknown,
+}
+
+impl MetricType {
+    /// The name as OpenMetrics spells it; `unknown` for untyped.
+    pub const fn name(self) -> &'static str {
+        match self {
+            MetricType::Counter => "counter",
+            MetricType::Gauge => "gauge",
+            MetricType::Histogram => "histogram",
+            MetricType::GaugeHistogram => "gaugehistogram",
+            MetricType::Summary => "summary",
+            MetricType::Info => "info",
+            MetricType::StateSet => "stateset",
+            MetricType::Unknown => "unknown",
+        }
+    }
+
+    /// Parses a type name (`untyped` is accepted for `unknown`).
+    pub fn from_name(s: &str) -> Option<Self> {
+        Some(match s {
+            "counter" => MetricType::Counter,
+            "gauge" => MetricType::Gauge,
+            "histogram" => MetricType::Histogram,
+            "gaugehistogram" => MetricType::GaugeHistogram,
+            "summary" => MetricType::Summary,
+            "info" => MetricType::Info,
+            "stateset" => MetricType::StateSet,
+            "unknown" | "untyped" => MetricType::Unknown,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for MetricType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl Serialize for MetricType {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+/// One label.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Label {
+    /// Label name.
+    pub name: String,
+    /// Label value.
+    pub value: String,
+}
+
+/// A label set, sorted by name with unique names, never containing `__name__`
+/// (the metric name is kept apart in [`MetricSample::name`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct Labels(Vec<Label>);
+
+impl Labels {
+    /// An empty label set.
+    pub const fn new() -> Self {
+        Labels(Vec::new())
+    }
+
+    /// Builds a label set from pairs in any order. A later pair with the same
+    /// name replaces an earlier one; `__name__` is dropped (use the sample's
+    /// name); empty values are dropped, as Prometheus treats `l=""` as no label.
+    pub fn from_pairs<N: Into<String>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (N, V)>,
+    ) -> Self {
+        let mut v: Vec<Label> = Vec::new();
+        for (n, val) in pairs {
+            let (name, value) = (n.into(), val.into());
+            if name == "__name__" {
+                continue;
+            }
+            match v.iter_mut().find(|l| l.name == name) {
+                Some(l) => l.value = value,
+                None => v.push(Label { name, value }),
+            }
+        }
+        v.retain(|l| !l.value.is_empty());
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        Labels(v)
+    }
+
+    /// Wraps labels that are already sorted by name, unique and non-empty.
+    /// Debug builds check it.
+    pub fn from_sorted(v: Vec<Label>) -> Self {
+        debug_assert!(
+            v.windows(2).all(|w| w[0].name < w[1].name),
+            "labels not sorted/unique"
+        );
+        Labels(v)
+    }
+
+    /// The value of `name`.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .binary_search_by(|l| l.name.as_str().cmp(name))
+            .ok()
+            .map(|i| self.0[i].value.as_str())
+    }
+
+    /// Sets `name` to `value` (an empty value removes it), keeping the order.
+    pub fn set(&mut self, name: &str, value: &str) {
+        match self.0.binary_search_by(|l| l.name.as_str().cmp(name)) {
+            Ok(i) if value.is_empty() => {
+                self.0.remove(i);
+            }
+            Ok(i) => self.0[i].value = value.to_owned(),
+            Err(_) if value.is_empty() => {}
+            Err(i) => self.0.insert(
+                i,
+                Label {
+                    name: name.to_owned(),
+                    value: value.to_owned(),
+                },
+            ),
+        }
+    }
+
+    /// The labels in name order.
+    pub fn iter(&self) -> impl Iterator<Item = &Label> {
+        self.0.iter()
+    }
+
+    /// Number of labels.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True when there are no labels.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The labels as a slice.
+    pub fn as_slice(&self) -> &[Label] {
+        &self.0
+    }
+}
+
+impl Serialize for Labels {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for l in &self.0 {
+            m.serialize_entry(&l.name, &l.value)?;
+        }
+        m.end()
+    }
+}
+
+/// One metric sample.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct MetricSample {
+    /// Assigned by the receiver from the caller's credentials.
+    pub tenant: Option<Tenant>,
+    /// Series name, e.g. `http_requests_total` or `x_bucket`.
+    pub name: String,
+    /// Labels without `__name__`.
+    pub labels: Labels,
+    /// The value; NaN and ±Inf are allowed (staleness markers are NaN).
+    pub value: f64,
+    /// Sample time; `None` means "when received" (exposition text without a
+    /// timestamp), filled in by the receiver.
+    pub timestamp: Option<Timestamp>,
+    /// Type of the family this series belongs to.
+    pub kind: MetricType,
+}
+
+impl Serialize for MetricSample {
+    /// `{"name":…, "labels":{…}, "value":…, "timestamp": ns | null, "type":…}`;
+    /// NaN and ±Inf values as the strings `NaN`, `+Inf`, `-Inf`.
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        if let Some(t) = &self.tenant {
+            m.serialize_entry("tenant", t)?;
+        }
+        m.serialize_entry("name", &self.name)?;
+        m.serialize_entry("labels", &self.labels)?;
+        if self.value.is_finite() {
+            m.serialize_entry("value", &self.value)?;
+        } else {
+            m.serialize_entry("value", &format_float(self.value))?;
+        }
+        m.serialize_entry("timestamp", &self.timestamp.map(Timestamp::as_nanos))?;
+        m.serialize_entry("type", &self.kind)?;
+        m.end()
+    }
+}
+
+/// Metadata of a metric family (from `# HELP`/`# TYPE`/`# UNIT` or
+/// remote_write metadata).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct MetricMetadata {
+    /// Family name (without `_bucket`/`_total`/... suffixes where the format strips them).
+    pub family: String,
+    /// Family type.
+    #[serde(rename = "type")]
+    pub kind: MetricType,
+    /// HELP text, unescaped.
+    pub help: Option<String>,
+    /// UNIT (OpenMetrics).
+    pub unit: Option<String>,
+}
+
+/// An exemplar attached to a sample (OpenMetrics, remote_write).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Exemplar {
+    /// Exemplar labels (e.g. `trace_id`).
+    pub labels: Labels,
+    /// Exemplar value.
+    pub value: f64,
+    /// Exemplar time, if given.
+    pub timestamp: Option<Timestamp>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_sorted_unique_and_without_name() {
+        let l = Labels::from_pairs([
+            ("b", "2"),
+            ("a", "1"),
+            ("__name__", "x"),
+            ("b", "3"),
+            ("e", ""),
+        ]);
+        let names: Vec<_> = l
+            .iter()
+            .map(|l| (l.name.as_str(), l.value.as_str()))
+            .collect();
+        assert_eq!(names, [("a", "1"), ("b", "3")]);
+        assert_eq!(l.get("b"), Some("3"));
+        assert_eq!(l.get("c"), None);
+        let mut l = l;
+        l.set("c", "9");
+        l.set("a", "");
+        assert_eq!(serde_json::to_string(&l).unwrap(), r#"{"b":"3","c":"9"}"#);
+    }
+
+    #[test]
+    fn sample_json_form() {
+        let s = MetricSample {
+            tenant: None,
+            name: "x_bucket".into(),
+            labels: Labels::from_pairs([("le", "+Inf")]),
+            value: f64::NAN,
+            timestamp: Some(Timestamp::from_millis(1500)),
+            kind: MetricType::Histogram,
+        };
+        assert_eq!(
+            serde_json::to_string(&s).unwrap(),
+            r#"{"name":"x_bucket","labels":{"le":"+Inf"},"value":"NaN","timestamp":1500000000,"type":"histogram"}"#
+        );
+        let g = MetricSample {
+            value: 2.5,
+            timestamp: None,
+            kind: MetricType::Gauge,
+            name: "g".into(),
+            ..MetricSample::default()
+        };
+        assert_eq!(
+            serde_json::to_string(&g).unwrap(),
+            r#"{"name":"g","labels":{},"value":2.5,"timestamp":null,"type":"gauge"}"#
+        );
+    }
+
+    #[test]
+    fn type_names() {
+        for t in [
+            MetricType::Counter,
+            MetricType::Gauge,
+            MetricType::Histogram,
+            MetricType::GaugeHistogram,
+            MetricType::Summary,
+            MetricType::Info,
+            MetricType::StateSet,
+            MetricType::Unknown,
+        ] {
+            assert_eq!(MetricType::from_name(t.name()), Some(t));
+        }
+        assert_eq!(MetricType::from_name("untyped"), Some(MetricType::Unknown));
+        assert_eq!(MetricType::from_name("Counter"), None);
+    }
+}
