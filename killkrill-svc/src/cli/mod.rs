@@ -1,10 +1,15 @@
-//! Command-line interface.
+//! Command-line interface: `killkrill <command>`.
+//!
+//! Each command lives in its own module with a clap `Args` type and a `run`
+//! function; this file only dispatches.
 
 use std::ffi::OsString;
 use std::io::Write;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+pub mod parse;
 
 /// Killkrill: log and metrics ingestion.
 #[derive(Debug, Parser)]
@@ -18,6 +23,8 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Parse a byte stream on stdin and print canonical records or a summary.
+    Parse(parse::ParseArgs),
     /// Print the version.
     Version,
 }
@@ -40,6 +47,12 @@ where
         }
     };
     match cli.command {
+        Command::Parse(args) => {
+            let stdin = std::io::stdin().lock();
+            let stdout = std::io::stdout().lock();
+            let stderr = std::io::stderr().lock();
+            parse::run(&args, stdin, stdout, stderr)
+        }
         Command::Version => {
             let mut out = std::io::stdout().lock();
             match writeln!(out, "killkrill {}", env!("CARGO_PKG_VERSION")) {
