@@ -119,37 +119,86 @@ pub(crate) fn slot_of(key: &str) -> Option<usize> {
     })
 }
 
+/// The alias keys in slot order (the flattened [`ALIASES`]).
+pub(crate) const SLOT_NAMES: [&str; SLOT_COUNT] = [
+    "timestamp",
+    "ts",
+    "time",
+    "@timestamp",
+    "level",
+    "severity",
+    "severity_number",
+    "message",
+    "msg",
+    "log",
+    "service_name",
+    "service",
+    "app",
+    "source",
+    "host",
+    "hostname",
+    "facility",
+    "procid",
+    "pid",
+    "msgid",
+];
+
 /// Where each alias key sits in a record's attribute list.
+///
+/// An alias field is pushed to the attributes with an empty name (no
+/// allocation: most of them become header fields and lose the name anyway);
+/// [`apply`] writes the name back for those that stay attributes. A slot
+/// also remembers whether its value is a scalar — arrays and empty objects
+/// kept as text never fill a header field.
 #[derive(Debug, Clone)]
-pub(crate) struct AliasSlots([u32; SLOT_COUNT]);
+pub(crate) struct AliasSlots {
+    index: [u32; SLOT_COUNT],
+    non_scalar: u32,
+}
 
 const NONE: u32 = u32::MAX;
 
 impl AliasSlots {
     pub(crate) const fn new() -> Self {
-        AliasSlots([NONE; SLOT_COUNT])
+        AliasSlots {
+            index: [NONE; SLOT_COUNT],
+            non_scalar: 0,
+        }
     }
 
     pub(crate) fn clear(&mut self) {
-        self.0 = [NONE; SLOT_COUNT];
+        self.index = [NONE; SLOT_COUNT];
+        self.non_scalar = 0;
     }
 
+    /// Records that alias `slot` is at attribute `index`.
     #[inline]
-    pub(crate) fn set(&mut self, slot: usize, index: usize) {
-        self.0[slot] = index as u32;
+    pub(crate) fn set(&mut self, slot: usize, index: usize, scalar: bool) {
+        self.index[slot] = index as u32;
+        if scalar {
+            self.non_scalar &= !(1 << slot);
+        } else {
+            self.non_scalar |= 1 << slot;
+        }
     }
 
+    /// The attribute index of alias `slot`, if the record has it.
     #[inline]
-    pub(crate) fn unset(&mut self, slot: usize) {
-        self.0[slot] = NONE;
-    }
-
-    #[inline]
-    fn get(&self, slot: usize) -> Option<usize> {
-        match self.0[slot] {
+    pub(crate) fn get(&self, slot: usize) -> Option<usize> {
+        match self.index[slot] {
             NONE => None,
             i => Some(i as usize),
         }
+    }
+
+    /// True when attribute `index` is an alias field (its name is empty
+    /// until [`apply`]).
+    pub(crate) fn holds(&self, index: usize) -> bool {
+        self.index.contains(&(index as u32))
+    }
+
+    fn scalar(&self, slot: usize) -> bool {
+        self.non_scalar & (1 << slot) == 0
     }
 }
 
@@ -161,8 +210,9 @@ pub(crate) struct TimestampFailure {
 }
 
 /// Moves the winning alias of each group out of `attrs` into `rec`'s header
-/// fields; the rest of `attrs` keeps its order. Returns the failure of the
-/// highest-ranked timestamp alias when no timestamp alias qualified.
+/// fields and names the others; the rest of `attrs` keeps its order. Returns
+/// the failure of the highest-ranked timestamp alias when no timestamp alias
+/// qualified.
 pub(crate) fn apply(
     attrs: &mut Vec<(String, FieldValue)>,
     slots: &AliasSlots,
@@ -176,10 +226,10 @@ pub(crate) fn apply(
         for slot in from..to {
             let Some(i) = slots.get(slot) else { continue };
             let value = &attrs[i].1;
-            if matches!(value, FieldValue::Null) {
+            if matches!(value, FieldValue::Null) || !slots.scalar(slot) {
                 continue;
             }
-            if qualify(field, slot, value, rec, &mut failure, &attrs[i].0) {
+            if qualify(field, slot, value, rec, &mut failure) {
                 winner = Some(i);
                 break;
             }
@@ -206,8 +256,15 @@ pub(crate) fn apply(
             HeaderField::Timestamp | HeaderField::Severity | HeaderField::Facility => {}
         }
     }
+    let taken = &taken[..n];
+    for (slot, name) in SLOT_NAMES.iter().enumerate() {
+        if let Some(i) = slots.get(slot)
+            && !taken.contains(&(i as u32))
+        {
+            attrs[i].0 = (*name).to_owned();
+        }
+    }
     if n > 0 {
-        let taken = &taken[..n];
         let mut i = 0u32;
         attrs.retain(|_| {
             let keep = !taken.contains(&i);
@@ -227,7 +284,6 @@ fn qualify(
     value: &FieldValue,
     rec: &mut LogRecord,
     failure: &mut Option<TimestampFailure>,
-    key: &str,
 ) -> bool {
     match field {
         HeaderField::Timestamp => match timestamp_from_value(value) {
@@ -238,7 +294,7 @@ fn qualify(
             Err(reason) => {
                 if failure.is_none() {
                     *failure = Some(TimestampFailure {
-                        field: key.to_owned(),
+                        field: SLOT_NAMES[slot].to_owned(),
                         problem: Problem::InvalidTimestamp(Box::new(InvalidTimestamp {
                             value: json_excerpt(value),
                             reason,
@@ -303,6 +359,7 @@ mod tests {
             assert_eq!(GROUPS[gi].1, slot);
             for key in *keys {
                 assert_eq!(slot_of(key), Some(slot), "{key}");
+                assert_eq!(SLOT_NAMES[slot], *key);
                 slot += 1;
             }
             assert_eq!(GROUPS[gi].2, slot);

@@ -34,10 +34,14 @@ pub(crate) fn parse_array(ctx: &mut BodyCtx<'_, '_>) -> Result<(), JsonLogError>
         abort: None,
         done: false,
     };
-    let mut de = serde_json::Deserializer::from_slice(&body[start..]);
-    let result = FastPath(&mut st)
-        .deserialize(&mut de)
-        .and_then(|()| de.end());
+    // As for single records: one UTF-8 check for the body, not one per string.
+    let result = match std::str::from_utf8(&body[start..]) {
+        Ok(text) => fast_path(&mut st, &mut serde_json::Deserializer::from_str(text)),
+        Err(_) => fast_path(
+            &mut st,
+            &mut serde_json::Deserializer::from_slice(&body[start..]),
+        ),
+    };
     let Err(e) = result else { return Ok(()) };
     let FastState {
         ctx,
@@ -66,6 +70,14 @@ pub(crate) fn parse_array(ctx: &mut BodyCtx<'_, '_>) -> Result<(), JsonLogError>
         Mode::Strict => Err(error),
         Mode::Lenient => recover(ctx, start, index),
     }
+}
+
+fn fast_path<'de, R: serde_json::de::Read<'de>>(
+    st: &mut FastState<'_, '_, '_>,
+    de: &mut serde_json::Deserializer<R>,
+) -> Result<(), serde_json::Error> {
+    FastPath(st).deserialize(&mut *de)?;
+    de.end()
 }
 
 struct FastState<'c, 'a, 'p> {

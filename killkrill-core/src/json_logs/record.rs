@@ -48,6 +48,8 @@ pub(crate) struct RecordBuilder<'l> {
     /// The flattened key of the value being read (`http.request.method`).
     pub(crate) path: String,
     index: Option<HashMap<String, usize>>,
+    /// Fingerprints of the attribute names so far (see [`fingerprint`]).
+    seen: u64,
     /// Duplicate keys seen since the builder was made.
     pub(crate) duplicates: u64,
     stashed: Option<Stashed>,
@@ -62,6 +64,7 @@ impl<'l> RecordBuilder<'l> {
             slots: AliasSlots::new(),
             path: String::new(),
             index: None,
+            seen: 0,
             duplicates: 0,
             stashed: None,
             capacity_hint: 8,
@@ -76,8 +79,20 @@ impl<'l> RecordBuilder<'l> {
     /// for [`Self::take_problem`].
     pub(crate) fn parse(&mut self, input: &[u8]) -> Result<(), serde_json::Error> {
         self.begin();
-        let mut de = serde_json::Deserializer::from_slice(input);
-        RecordSeed(self).deserialize(&mut de)?;
+        // Checking UTF-8 once for the whole input is much cheaper than
+        // serde_json checking each string; invalid input takes the slow
+        // path, which finds the exact position.
+        match std::str::from_utf8(input) {
+            Ok(text) => self.parse_from(&mut serde_json::Deserializer::from_str(text)),
+            Err(_) => self.parse_from(&mut serde_json::Deserializer::from_slice(input)),
+        }
+    }
+
+    fn parse_from<'de, R: serde_json::de::Read<'de>>(
+        &mut self,
+        de: &mut serde_json::Deserializer<R>,
+    ) -> Result<(), serde_json::Error> {
+        RecordSeed(self).deserialize(&mut *de)?;
         de.end()
     }
 
@@ -90,6 +105,7 @@ impl<'l> RecordBuilder<'l> {
         self.slots.clear();
         self.path.clear();
         self.index = None;
+        self.seen = 0;
         self.stashed = None;
     }
 
@@ -107,6 +123,8 @@ impl<'l> RecordBuilder<'l> {
     /// unless a timestamp alias qualified.
     pub(crate) fn finish(&mut self, received: Timestamp) -> (LogRecord, Option<TimestampFailure>) {
         let mut attrs = std::mem::take(&mut self.attrs);
+        // Records from one sender tend to look alike: size the next one's
+        // list for all of this one's fields, so it is allocated once.
         self.capacity_hint = attrs.len().max(4);
         let mut rec = LogRecord {
             timestamp: received,
@@ -159,50 +177,82 @@ impl<'l> RecordBuilder<'l> {
         top_level: bool,
         scalar: bool,
     ) -> Result<(), E> {
+        if top_level && let Some(slot) = aliases::slot_of(&self.path) {
+            let i = match self.slots.get(slot) {
+                Some(i) => {
+                    self.attrs[i].1 = value;
+                    self.duplicates += 1;
+                    i
+                }
+                None => {
+                    self.check_room()?;
+                    // Named later, and only if it stays an attribute.
+                    self.attrs.push((String::new(), value));
+                    self.attrs.len() - 1
+                }
+            };
+            self.slots.set(slot, i, scalar);
+            return Ok(());
+        }
+        let mark = fingerprint(&self.path);
         let existing = match &self.index {
             Some(map) => map.get(self.path.as_str()).copied(),
-            None => self.attrs.iter().position(|(k, _)| *k == self.path),
-        };
-        let i = match existing {
-            Some(i) => {
-                self.attrs[i].1 = value;
-                self.duplicates += 1;
-                i
-            }
+            None if self.seen & mark == 0 => None,
             None => {
-                let limit = self.limits.max_fields;
-                if self.attrs.len() >= limit {
-                    return Err(self.fail(Problem::TooManyFields { limit }, false));
-                }
-                let i = self.attrs.len();
-                self.attrs.push((self.path.clone(), value));
-                match &mut self.index {
-                    Some(map) => {
-                        map.insert(self.path.clone(), i);
-                    }
-                    None if self.attrs.len() > INDEX_THRESHOLD => {
-                        self.index = Some(
-                            self.attrs
-                                .iter()
-                                .enumerate()
-                                .map(|(j, (k, _))| (k.clone(), j))
-                                .collect(),
-                        );
-                    }
-                    None => {}
-                }
-                i
+                let slots = &self.slots;
+                let path = self.path.as_str();
+                self.attrs
+                    .iter()
+                    .enumerate()
+                    .position(|(j, (k, _))| k == path && !(k.is_empty() && slots.holds(j)))
             }
         };
-        if top_level && let Some(slot) = aliases::slot_of(&self.path) {
-            if scalar {
-                self.slots.set(slot, i);
-            } else {
-                self.slots.unset(slot);
+        if let Some(i) = existing {
+            self.attrs[i].1 = value;
+            self.duplicates += 1;
+            return Ok(());
+        }
+        self.check_room()?;
+        self.seen |= mark;
+        let i = self.attrs.len();
+        self.attrs.push((self.path.clone(), value));
+        match &mut self.index {
+            Some(map) => {
+                map.insert(self.path.clone(), i);
             }
+            None if self.attrs.len() > INDEX_THRESHOLD => {
+                let slots = &self.slots;
+                self.index = Some(
+                    self.attrs
+                        .iter()
+                        .enumerate()
+                        .filter(|(j, (k, _))| !(k.is_empty() && slots.holds(*j)))
+                        .map(|(j, (k, _))| (k.clone(), j))
+                        .collect(),
+                );
+            }
+            None => {}
         }
         Ok(())
     }
+
+    fn check_room<E: de::Error>(&mut self) -> Result<(), E> {
+        let limit = self.limits.max_fields;
+        if self.attrs.len() >= limit {
+            return Err(self.fail(Problem::TooManyFields { limit }, false));
+        }
+        Ok(())
+    }
+}
+
+/// One bit of a 64-bit set chosen by a key's length and last byte: two keys
+/// with different bits cannot be equal, so most records never scan for
+/// duplicates at all.
+#[inline]
+fn fingerprint(key: &str) -> u64 {
+    let b = key.as_bytes();
+    let last = b.last().copied().unwrap_or(0) as usize;
+    1u64 << ((b.len().wrapping_mul(7) ^ last) & 63)
 }
 
 /// The seed for a whole record: a JSON object, anything else is an error.

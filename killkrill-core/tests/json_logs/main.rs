@@ -3,4 +3,5 @@
 mod brief;
 mod errors;
 mod mapping;
+mod roundtrip;
 mod shapes;

@@ -212,6 +212,14 @@ fn duplicates_last_wins_in_first_place_and_are_counted() {
         (r#"{"level":"info","level":"error"}"#, "ts=recv sev=err", 1),
         (r#"{"msg":"x","msg":["y"]}"#, r#"ts=recv msg="[\"y\"]""#, 1),
         (r#"{"msg":["y"],"msg":"x"}"#, "ts=recv msg=x", 1),
+        (r#"{"ts":2,"ts":[1]}"#, r#"ts=recv ts="[1]""#, 1),
+        // An empty key is an ordinary key, never confused with an alias.
+        (r#"{"":1,"ts":1,"":2}"#, "ts=1000000000 =2", 1),
+        (
+            r#"{"":1,"msg":"x","level":"y"}"#,
+            r#"ts=recv msg=x =1 level="y""#,
+            0,
+        ),
     ];
     let p = JsonLogParser::new(JsonLogLimits::DEFAULT, Mode::Strict);
     for (body, want, dups) in cases {
@@ -226,15 +234,17 @@ fn duplicates_last_wins_in_first_place_and_are_counted() {
     for i in 0..40 {
         body.push_str(&format!("\"f{i}\":{i},"));
     }
-    body.push_str("\"f5\":\"five\",\"f39\":null,\"f40\":40}");
+    body.push_str("\"f5\":\"five\",\"f39\":null,\"f40\":40,\"\":0,\"level\":\"?\",\"\":1}");
     let mut out = Vec::new();
     let report = p.parse_body(body.as_bytes(), RECEIVED, &mut out).unwrap();
-    assert_eq!(report.duplicate_fields, 2);
+    assert_eq!(report.duplicate_fields, 3);
     let attrs = &out[0].attributes;
-    assert_eq!(attrs.len(), 41);
+    assert_eq!(attrs.len(), 43);
     assert_eq!(attrs[5], ("f5".to_owned(), "five".into()));
     assert_eq!(attrs[39].1, killkrill_core::event::FieldValue::Null);
     assert_eq!(attrs[40].0, "f40");
+    assert_eq!(attrs[41], (String::new(), 1.into()));
+    assert_eq!(attrs[42], ("level".to_owned(), "?".into()));
 }
 
 #[test]
