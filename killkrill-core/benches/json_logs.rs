@@ -11,6 +11,9 @@
 //! CARGO_TARGET_DIR=/work/target cargo bench --workspace --bench json_logs
 //! ```
 
+// A bench is a program: it says on stderr what input it measures.
+#![allow(clippy::print_stderr)]
+
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
