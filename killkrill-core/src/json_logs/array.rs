@@ -22,12 +22,11 @@ use super::error::{
 };
 use super::parser::{BodyCtx, Mode, settle, trim_ws};
 use super::record::RecordSeed;
-use super::shape::{bom_len, is_ws};
+use super::shape::is_ws;
 
 /// Parses an array body (the caller checked that it starts with `[`).
 pub(crate) fn parse_array(ctx: &mut BodyCtx<'_, '_>) -> Result<(), JsonLogError> {
     let body = ctx.body;
-    let start = bom_len(body);
     let mut st = FastState {
         ctx,
         index: 0,
@@ -35,12 +34,9 @@ pub(crate) fn parse_array(ctx: &mut BodyCtx<'_, '_>) -> Result<(), JsonLogError>
         done: false,
     };
     // As for single records: one UTF-8 check for the body, not one per string.
-    let result = match std::str::from_utf8(&body[start..]) {
+    let result = match std::str::from_utf8(body) {
         Ok(text) => fast_path(&mut st, &mut serde_json::Deserializer::from_str(text)),
-        Err(_) => fast_path(
-            &mut st,
-            &mut serde_json::Deserializer::from_slice(&body[start..]),
-        ),
+        Err(_) => fast_path(&mut st, &mut serde_json::Deserializer::from_slice(body)),
     };
     let Err(e) = result else { return Ok(()) };
     let FastState {
@@ -52,7 +48,7 @@ pub(crate) fn parse_array(ctx: &mut BodyCtx<'_, '_>) -> Result<(), JsonLogError>
     if let Some(abort) = abort {
         return Err(abort);
     }
-    let position = position_in_body(&e, body, start, body.len() - start);
+    let position = position_in_body(&e, body, 0, body.len());
     if done {
         // Only whitespace may follow the closing bracket.
         let from = position.map_or(body.len(), |p| p.offset);
@@ -68,7 +64,7 @@ pub(crate) fn parse_array(ctx: &mut BodyCtx<'_, '_>) -> Result<(), JsonLogError>
     };
     match ctx.parser.mode() {
         Mode::Strict => Err(error),
-        Mode::Lenient => recover(ctx, start, index),
+        Mode::Lenient => recover(ctx, index),
     }
 }
 
@@ -135,11 +131,12 @@ impl<'de> Visitor<'de> for FastPath<'_, '_, '_, '_> {
     }
 }
 
-/// The lenient driver: walks the array from its start (body offset
-/// `start`), skipping the `skip` elements the fast path already built.
-fn recover(ctx: &mut BodyCtx<'_, '_>, start: usize, skip: u64) -> Result<(), JsonLogError> {
+/// The lenient driver: walks the array from its start, skipping the `skip`
+/// elements the fast path already built.
+fn recover(ctx: &mut BodyCtx<'_, '_>, skip: u64) -> Result<(), JsonLogError> {
     let body = ctx.body;
-    let mut pos = skip_ws(body, start + 1); // past '['
+    let open = skip_ws(body, 0); // the '[' (the shape says it is there)
+    let mut pos = skip_ws(body, open + 1);
     if body.get(pos) == Some(&b']') {
         return keep_trailing(ctx, pos + 1);
     }

@@ -43,7 +43,8 @@ pub struct Position {
     pub line: u64,
     /// 0-based byte offset within that line.
     pub column: usize,
-    /// 0-based byte offset from the start of the body.
+    /// 0-based byte offset from the start of the body (after a UTF-8
+    /// byte-order mark, which is not counted).
     pub offset: usize,
 }
 

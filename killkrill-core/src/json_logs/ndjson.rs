@@ -27,7 +27,7 @@ pub(crate) struct Lines<'a> {
 }
 
 impl<'a> Lines<'a> {
-    /// Lines of `body`, starting at byte `start` (after a byte-order mark).
+    /// Lines of `body`, starting at byte `start`.
     pub(crate) fn new(body: &'a [u8], start: usize) -> Self {
         Lines {
             body,

@@ -15,15 +15,15 @@ use super::error::{JsonLogError, Position, Problem, RecordLocation, position_in_
 use super::limits::JsonLogLimits;
 use super::ndjson::{Lines, is_blank};
 use super::record::RecordBuilder;
-use super::shape::{Shape, bom_len, detect_shape, is_ws};
+use super::shape::{BOM, Shape, detect_shape, is_ws};
 
 /// What to do with a record that cannot be read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Mode {
-    /// Fail the whole body with the first error. The HTTP endpoint uses this
-    /// by default: the sender learns at once (400 naming the line), nothing
-    /// of a bad batch is stored, and a corrected retry cannot duplicate half
-    /// of it.
+    /// Fail the whole body with the first error. What `POST /api/v1/logs`
+    /// should use by default: the sender learns at once (400 naming the
+    /// line), nothing of a bad batch is stored, and a corrected retry cannot
+    /// store half of it twice.
     #[default]
     Strict,
     /// Keep going: a record that cannot be read becomes a raw record (its
@@ -107,6 +107,9 @@ impl JsonLogParser {
                 },
             ));
         }
+        // Positions are counted after a byte-order mark, as an editor shows
+        // them (and as a line reader that drops it reports them).
+        let body = body.strip_prefix(BOM).unwrap_or(body);
         let before = out.len();
         let shape = detect_shape(body);
         let mut ctx = BodyCtx {
@@ -342,7 +345,7 @@ impl BodyCtx<'_, '_> {
     fn ndjson(&mut self) -> Result<(), JsonLogError> {
         let body = self.body;
         let max_line = self.parser.limits.max_line_bytes;
-        for line in Lines::new(body, bom_len(body)) {
+        for line in Lines::new(body, 0) {
             if is_blank(line.bytes) {
                 continue;
             }
@@ -368,8 +371,6 @@ impl BodyCtx<'_, '_> {
     fn object(&mut self) -> Result<(), JsonLogError> {
         self.admit(RecordLocation::Object)?;
         let body = self.body;
-        let start = bom_len(body);
-        let raw = trim_ws(&body[start..]);
-        self.record_at(start, body.len(), RecordLocation::Object, raw)
+        self.record_at(0, body.len(), RecordLocation::Object, trim_ws(body))
     }
 }

@@ -40,6 +40,12 @@ fn syntax_and_type_errors_name_record_and_column() {
             "line 1, column 3: expected a JSON object, found null",
         ),
         (b"plain text", "line 1, column 0: expected value"),
+        // a byte-order mark is not counted in columns
+        (b"\xef\xbb\xbfplain", "line 1, column 0: expected value"),
+        (
+            b"\xef\xbb\xbf[1]",
+            "index 0, line 1, column 1: expected a JSON object, found a number",
+        ),
         (
             b"{\"a\":1} {\"b\":2}\n{\"c\":3}",
             "line 1, column 8: trailing characters",
@@ -336,6 +342,16 @@ fn lenient_keeps_what_it_cannot_read() {
                 "index 1: field \"ts\": invalid timestamp \"x\": invalid RFC 3339 timestamp at column 0: expected 4-digit year",
                 "index 2, line 1, column 20: expected `,` or `]`",
             ],
+        ),
+        (
+            D,
+            b"\n [{\"a\":1}, 2 ,{\"b\":2}]",
+            &[
+                "ts=recv a=1",
+                "ts=recv msg=2 error=[line 2, column 11: expected a JSON object, found a number]",
+                "ts=recv b=2",
+            ],
+            &["index 1, line 2, column 11: expected a JSON object, found a number"],
         ),
         (
             D,
