@@ -92,6 +92,14 @@ fn syntax_and_type_errors_name_record_and_column() {
             b"[{\"a\":1}]\n{\"b\":2}",
             "body, line 2, column 0: trailing characters",
         ),
+        (
+            b"[{},{\"ts\":\"x\"}]",
+            "index 1: field \"ts\": invalid timestamp \"x\": invalid RFC 3339 timestamp at column 0: expected 4-digit year",
+        ),
+        (
+            b"{\"a\":\"tab\there\"}",
+            "line 1, column 9: control character (\\u0000-\\u001F) found while parsing a string",
+        ),
         // A single object over several lines: line and column in the body
         (
             b"{\n \"a\": 1,\n \"b\": x\n}",
