@@ -46,18 +46,6 @@ impl JsonLogLimits {
         max_string_bytes: 65_536,
         max_line_bytes: 1024 * 1024,
     };
-
-    /// No practical limit on anything except nesting depth (which stays at
-    /// the default to protect the stack). For trusted local input such as
-    /// files given to `killkrill parse`.
-    pub const UNLIMITED: JsonLogLimits = JsonLogLimits {
-        max_body_bytes: usize::MAX,
-        max_records: usize::MAX,
-        max_fields: usize::MAX,
-        max_depth: JsonLogLimits::DEFAULT.max_depth,
-        max_string_bytes: usize::MAX,
-        max_line_bytes: usize::MAX,
-    };
 }
 
 impl Default for JsonLogLimits {
