@@ -13,6 +13,9 @@
 //! Modules:
 //! - [`event`]: the event model (log records, metric samples, timestamps,
 //!   severities, facilities, tenants, ids) and the canonical JSON form.
+//! - [`json_logs`]: JSON logs (one object, an array, or NDJSON) into log
+//!   records, with field aliases, flattening, epoch timestamps and limits.
 #![deny(missing_docs)]
 
 pub mod event;
+pub mod json_logs;

@@ -13,6 +13,7 @@ use std::time::Instant;
 use clap::{Args, ValueEnum};
 use killkrill_core::event::{LogRecord, MetricSample};
 
+mod json;
 mod syslog;
 
 /// Arguments of `killkrill parse`.
@@ -37,6 +38,8 @@ pub enum Format {
     /// Syslog (RFC 5424 or RFC 3164) in RFC 6587 framing (octet counting or
     /// LF/CRLF/NUL-terminated, detected per frame).
     Syslog,
+    /// JSON logs: one object, an array of objects, or NDJSON (streamed).
+    Json,
 }
 
 /// Output modes.
@@ -160,6 +163,7 @@ pub fn run(args: &ParseArgs, input: impl BufRead, out: impl Write, err: impl Wri
     let mut em = Emitter::new(out, err, args.output);
     let result = match args.format {
         Format::Syslog => syslog::run(args, input, &mut em).map(|()| Unit::Messages),
+        Format::Json => json::run(args, input, &mut em).map(|()| Unit::Messages),
     };
     let unit = match result {
         Ok(unit) => unit,
