@@ -143,12 +143,14 @@ impl<O: Write, E: Write> Emitter<O, E> {
                 Unit::Messages => "messages",
                 Unit::Samples => "samples",
             };
-            let mut summary = serde_json::Map::new();
-            summary.insert(key.into(), self.items.into());
-            summary.insert("errors".into(), self.errors.into());
-            summary.insert("bytes".into(), self.bytes.into());
-            summary.insert("seconds".into(), seconds.into());
-            serde_json::to_writer(&mut self.out, &summary).map_err(std::io::Error::other)?;
+            // Written by hand so the keys keep the documented order
+            // (`{"messages":N,"errors":E,"bytes":B,"seconds":S}`).
+            let seconds = serde_json::to_string(&seconds).map_err(std::io::Error::other)?;
+            write!(
+                self.out,
+                r#"{{"{key}":{},"errors":{},"bytes":{},"seconds":{seconds}}}"#,
+                self.items, self.errors, self.bytes
+            )?;
             self.out.write_all(b"\n")?;
         }
         self.out.flush()
@@ -181,5 +183,25 @@ pub fn run(args: &ParseArgs, input: impl BufRead, out: impl Write, err: impl Wri
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn count_summary_keeps_the_documented_key_order() {
+        let mut out = Vec::new();
+        let mut em = Emitter::new(&mut out, Vec::new(), Output::Count);
+        em.add_bytes(12);
+        em.log(&LogRecord::default()).unwrap();
+        em.error("line 2", Some(4), &"expected a JSON object")
+            .unwrap();
+        em.finish(Unit::Messages, 0.5).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "{\"messages\":1,\"errors\":1,\"bytes\":12,\"seconds\":0.5}\n"
+        );
     }
 }
