@@ -13,6 +13,14 @@
 //! Modules:
 //! - [`event`]: the event model (log records, metric samples, timestamps,
 //!   severities, facilities, tenants, ids) and the canonical JSON form.
+//! - [`remote_write`]: Prometheus remote write 1.0/2.0 bodies into samples.
+//! - [`loki`]: Loki push bodies (JSON and protobuf) into log records.
+//! - [`media_type`], [`snappy`]: the `Content-Type` and snappy block layers those
+//!   HTTP protocols share.
 #![deny(missing_docs)]
 
 pub mod event;
+pub mod loki;
+pub mod media_type;
+pub mod remote_write;
+pub mod snappy;
