@@ -9,16 +9,17 @@ const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/captured/");
 const STEM: &str = "prometheus-2.42.0+ds-remote-write-v1-";
 
 fn load(kind: &str) -> WriteBatch {
-    let body = std::fs::read(format!("{DIR}{STEM}{kind}.snappy")).unwrap();
-    let headers: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(format!("{DIR}{STEM}{kind}.headers.json")).unwrap())
-            .unwrap();
+    let body = std::fs::read(format!("{DIR}{STEM}{kind}.snappy")).expect("fixture body");
+    let headers =
+        std::fs::read(format!("{DIR}{STEM}{kind}.headers.json")).expect("fixture headers");
+    let headers: serde_json::Value = serde_json::from_slice(&headers).expect("headers are JSON");
     let h = &headers["headers"];
     assert_eq!(h["Content-Encoding"], "snappy");
     assert_eq!(h["X-Prometheus-Remote-Write-Version"], "0.1.0");
-    let version = RemoteWriteVersion::from_content_type(h["Content-Type"].as_str()).unwrap();
+    let version = RemoteWriteVersion::from_content_type(h["Content-Type"].as_str())
+        .expect("Prometheus sends a remote write content type");
     assert_eq!(version, RemoteWriteVersion::V1);
-    decode(&body, version, &Limits::default()).unwrap()
+    decode(&body, version, &Limits::default()).expect("the captured body decodes")
 }
 
 #[test]
