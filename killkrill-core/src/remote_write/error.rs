@@ -18,10 +18,8 @@ pub enum RemoteWriteError {
         detail: String,
     },
     /// More series than allowed in one request.
-    #[error("request has {count} series, more than the limit of {max}")]
+    #[error("request has more than the limit of {max} series")]
     TooManySeries {
-        /// Series in the request.
-        count: usize,
         /// The limit.
         max: usize,
     },

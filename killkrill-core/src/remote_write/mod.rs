@@ -22,8 +22,10 @@ mod error;
 mod histogram;
 mod series_labels;
 mod v1;
+mod v1_reader;
 mod v2;
 mod version;
+mod wire;
 
 use prost::Message;
 
@@ -98,17 +100,30 @@ pub fn decode_uncompressed(
         }
     };
     match version {
-        RemoteWriteVersion::V1 => {
-            let req = killkrill_proto::prometheus::WriteRequest::decode(raw)
-                .map_err(proto_err("prometheus.WriteRequest"))?;
-            v1::convert(req, limits)
-        }
+        RemoteWriteVersion::V1 => v1_reader::decode(raw, limits),
         RemoteWriteVersion::V2 => {
             let req = killkrill_proto::prometheus_v2::Request::decode(raw)
                 .map_err(proto_err("io.prometheus.write.v2.Request"))?;
             v2::convert(req, limits)
         }
     }
+}
+
+/// Decodes an uncompressed 1.0 message with prost's generated code instead of the
+/// zero-copy reader [`decode_uncompressed`] uses. Same result; it is the reference
+/// for the differential fuzz target and the benchmark, not for production use.
+///
+/// # Errors
+/// As [`decode_uncompressed`] (protobuf error texts differ).
+#[doc(hidden)]
+pub fn decode_v1_with_prost(raw: &[u8], limits: &Limits) -> Result<WriteBatch, RemoteWriteError> {
+    let req = killkrill_proto::prometheus::WriteRequest::decode(raw).map_err(|e| {
+        RemoteWriteError::Protobuf {
+            message: "prometheus.WriteRequest",
+            detail: e.to_string(),
+        }
+    })?;
+    v1::convert(req, limits)
 }
 
 #[cfg(test)]

@@ -101,22 +101,14 @@ fn native<'a>(h: &'a pb::Histogram) -> NativeHistogram<'a> {
     }
 }
 
-/// Converts a decoded 1.0 request.
-pub(super) fn convert(
-    req: pb::WriteRequest,
-    limits: &Limits,
-) -> Result<WriteBatch, RemoteWriteError> {
-    if req.timeseries.len() > limits.max_series {
-        return Err(RemoteWriteError::TooManySeries {
-            count: req.timeseries.len(),
-            max: limits.max_series,
-        });
-    }
-    let expected: usize = req.timeseries.iter().map(|t| t.samples.len()).sum();
-    let mut b = BatchBuilder::new(limits.max_samples, expected);
-    b.batch.report.series = req.timeseries.len() as u64;
+/// The request's metadata as [`MetricMetadata`] entries, and each family's type for
+/// typing the request's samples.
+pub(super) fn add_metadata(
+    b: &mut BatchBuilder,
+    metadata: Vec<pb::MetricMetadata>,
+) -> HashMap<String, MetricType> {
     let mut types = HashMap::new();
-    for m in req.metadata {
+    for m in metadata {
         let kind = metric_type(m.r#type());
         types.insert(m.metric_family_name.clone(), kind);
         b.metadata(MetricMetadata {
@@ -126,11 +118,86 @@ pub(super) fn convert(
             unit: Some(m.unit).filter(|u| !u.is_empty()),
         });
     }
-    for (si, ts) in req.timeseries.into_iter().enumerate() {
-        let bad = |problem| RemoteWriteError::Series {
-            series: si,
-            problem,
+    types
+}
+
+/// Adds one series: its float samples, exemplars and native histograms.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn add_series(
+    b: &mut BatchBuilder,
+    si: usize,
+    labels: Vec<Label>,
+    samples: &[(f64, i64)],
+    exemplars: &[pb::Exemplar],
+    histograms: &[pb::Histogram],
+    types: &HashMap<String, MetricType>,
+    limits: &Limits,
+) -> Result<(), RemoteWriteError> {
+    let bad = |problem| RemoteWriteError::Series {
+        series: si,
+        problem,
+    };
+    let (name, labels) = split_name(labels, limits.max_labels_per_series).map_err(bad)?;
+    let kind = lookup_type(types, &name);
+    b.reserve(si, samples.len())?;
+    for (i, e) in exemplars.iter().enumerate() {
+        let el = e
+            .labels
+            .iter()
+            .map(|l| Label {
+                name: l.name.clone(),
+                value: l.value.clone(),
+            })
+            .collect();
+        let exemplar = Exemplar {
+            labels: exemplar_labels(el).map_err(bad)?,
+            value: e.value,
+            timestamp: Some(millis(e.timestamp, || format!("exemplars[{i}]")).map_err(bad)?),
         };
+        b.exemplar(&name, &labels, exemplar);
+    }
+    for (i, h) in histograms.iter().enumerate() {
+        let t = millis(h.timestamp, || format!("histograms[{i}]")).map_err(bad)?;
+        b.histogram(si, i, &name, &labels, &native(h), t)?;
+    }
+    let n = samples.len();
+    let (mut name, mut labels) = (Some(name), Some(labels));
+    for (i, &(value, ts)) in samples.iter().enumerate() {
+        let t = millis(ts, || format!("samples[{i}]")).map_err(bad)?;
+        // The last sample takes the name and labels; earlier ones clone them.
+        let (n_, l_) = if i + 1 == n {
+            (
+                name.take().unwrap_or_default(),
+                labels.take().unwrap_or_default(),
+            )
+        } else {
+            (
+                name.clone().unwrap_or_default(),
+                labels.clone().unwrap_or_default(),
+            )
+        };
+        b.sample(n_, l_, kind, value, t);
+    }
+    Ok(())
+}
+
+/// Converts a 1.0 request decoded by prost's generated code. The zero-copy reader
+/// in `v1_reader.rs` does the same from the bytes; this one is the reference it is
+/// tested and benchmarked against.
+pub(super) fn convert(
+    req: pb::WriteRequest,
+    limits: &Limits,
+) -> Result<WriteBatch, RemoteWriteError> {
+    if req.timeseries.len() > limits.max_series {
+        return Err(RemoteWriteError::TooManySeries {
+            max: limits.max_series,
+        });
+    }
+    let expected: usize = req.timeseries.iter().map(|t| t.samples.len()).sum();
+    let mut b = BatchBuilder::new(limits.max_samples, expected);
+    b.batch.report.series = req.timeseries.len() as u64;
+    let types = add_metadata(&mut b, req.metadata);
+    for (si, ts) in req.timeseries.into_iter().enumerate() {
         let labels = ts
             .labels
             .into_iter()
@@ -139,47 +206,17 @@ pub(super) fn convert(
                 value: l.value,
             })
             .collect();
-        let (name, labels) = split_name(labels, limits.max_labels_per_series).map_err(bad)?;
-        let kind = lookup_type(&types, &name);
-        b.reserve(si, ts.samples.len())?;
-        for (i, e) in ts.exemplars.into_iter().enumerate() {
-            let el = e
-                .labels
-                .into_iter()
-                .map(|l| Label {
-                    name: l.name,
-                    value: l.value,
-                })
-                .collect();
-            let exemplar = Exemplar {
-                labels: exemplar_labels(el).map_err(bad)?,
-                value: e.value,
-                timestamp: Some(millis(e.timestamp, || format!("exemplars[{i}]")).map_err(bad)?),
-            };
-            b.exemplar(&name, &labels, exemplar);
-        }
-        for (i, h) in ts.histograms.iter().enumerate() {
-            let t = millis(h.timestamp, || format!("histograms[{i}]")).map_err(bad)?;
-            b.histogram(si, i, &name, &labels, &native(h), t)?;
-        }
-        let n = ts.samples.len();
-        let (mut name, mut labels) = (Some(name), Some(labels));
-        for (i, s) in ts.samples.into_iter().enumerate() {
-            let t = millis(s.timestamp, || format!("samples[{i}]")).map_err(bad)?;
-            // The last sample takes the name and labels; earlier ones clone them.
-            let (n_, l_) = if i + 1 == n {
-                (
-                    name.take().unwrap_or_default(),
-                    labels.take().unwrap_or_default(),
-                )
-            } else {
-                (
-                    name.clone().unwrap_or_default(),
-                    labels.clone().unwrap_or_default(),
-                )
-            };
-            b.sample(n_, l_, kind, s.value, t);
-        }
+        let samples: Vec<(f64, i64)> = ts.samples.iter().map(|s| (s.value, s.timestamp)).collect();
+        add_series(
+            &mut b,
+            si,
+            labels,
+            &samples,
+            &ts.exemplars,
+            &ts.histograms,
+            &types,
+            limits,
+        )?;
     }
     Ok(b.batch)
 }

@@ -108,7 +108,6 @@ fn native<'a>(h: &'a pb::Histogram) -> NativeHistogram<'a> {
 pub(super) fn convert(req: pb::Request, limits: &Limits) -> Result<WriteBatch, RemoteWriteError> {
     if req.timeseries.len() > limits.max_series {
         return Err(RemoteWriteError::TooManySeries {
-            count: req.timeseries.len(),
             max: limits.max_series,
         });
     }
