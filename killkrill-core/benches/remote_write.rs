@@ -59,6 +59,7 @@ fn request() -> pb::WriteRequest {
     }
 }
 
+#[allow(clippy::print_stderr)] // the bench binary reports its input size
 fn bench(c: &mut Criterion) {
     let raw = request().encode_to_vec();
     let body = snap::raw::Encoder::new()
@@ -101,7 +102,6 @@ fn bench(c: &mut Criterion) {
         })
     });
     g.finish();
-    #[allow(clippy::print_stderr)] // a bench binary reporting its input size
     eprintln!(
         "request: {SERIES} series x {SAMPLES_PER_SERIES} samples, {} bytes protobuf, {} bytes snappy",
         raw.len(),
