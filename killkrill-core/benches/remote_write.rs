@@ -4,16 +4,14 @@
 //!
 //! The stages are measured in the same run so the cost of each is visible:
 //! `snappy` (decompression only), `snappy+prost` (plus protobuf decoding into the
-//! generated structs), `decode_via_prost` (the whole thing into `MetricSample`s
-//! through the generated structs: the baseline) and `decode` (the whole thing
-//! with the zero-copy reader that `decode` uses).
+//! generated structs) and `decode` (the whole thing, into `MetricSample`s).
 //!
 //! Run: `cargo bench --workspace --bench remote_write`
 
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use killkrill_core::remote_write::{Limits, RemoteWriteVersion, decode, decode_v1_with_prost};
+use killkrill_core::remote_write::{Limits, RemoteWriteVersion, decode};
 use killkrill_proto::prometheus as pb;
 use prost::Message;
 
@@ -82,16 +80,6 @@ fn bench(c: &mut Criterion) {
                 .decompress_vec(black_box(&body))
                 .expect("valid");
             pb::WriteRequest::decode(raw.as_slice()).expect("valid")
-        })
-    });
-    g.bench_function("decode_via_prost", |b| {
-        b.iter(|| {
-            let raw = snap::raw::Decoder::new()
-                .decompress_vec(black_box(&body))
-                .expect("valid");
-            let batch = decode_v1_with_prost(&raw, &limits).expect("valid");
-            assert_eq!(batch.samples.len() as u64, samples);
-            batch
         })
     });
     g.bench_function("decode", |b| {

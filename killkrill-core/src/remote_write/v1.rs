@@ -181,9 +181,7 @@ pub(super) fn add_series(
     Ok(())
 }
 
-/// Converts a 1.0 request decoded by prost's generated code. The zero-copy reader
-/// in `v1_reader.rs` does the same from the bytes; this one is the reference it is
-/// tested and benchmarked against.
+/// Converts a decoded 1.0 request.
 pub(super) fn convert(
     req: pb::WriteRequest,
     limits: &Limits,
