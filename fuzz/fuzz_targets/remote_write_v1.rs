@@ -11,7 +11,10 @@ fuzz_target!(|data: &[u8]| {
     let v = RemoteWriteVersion::V1;
     if let Ok(body) = snap::raw::Encoder::new().compress_vec(data) {
         if let Ok(b) = decode(&body, v, &limits) {
-            assert_eq!(b.report.samples + b.report.histogram_samples, b.samples.len() as u64);
+            assert_eq!(
+                b.report.samples + b.report.histogram_samples,
+                b.samples.len() as u64
+            );
         }
     }
     let _ = decode(data, v, &limits);
