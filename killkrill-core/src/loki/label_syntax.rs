@@ -247,3 +247,41 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::parse_labels;
+
+    /// Go-style double-quoted string, as Promtail writes label values.
+    fn quote(s: &str) -> String {
+        let mut out = String::from("\"");
+        for c in s.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\t' => out.push_str("\\t"),
+                c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+        out
+    }
+
+    proptest! {
+        /// Any label set written in Prometheus label syntax parses back to itself.
+        #[test]
+        fn round_trip(labels in prop::collection::btree_map("[a-zA-Z_][a-zA-Z0-9_]{0,8}", "\\PC{0,10}|[\"\\\\\n\t\u{1}]{0,4}", 1..6)) {
+            let text = format!(
+                "{{{}}}",
+                labels.iter().map(|(n, v)| format!("{n}={}", quote(v))).collect::<Vec<_>>().join(", ")
+            );
+            let got = parse_labels(&text).unwrap();
+            let want: Vec<(String, String)> = labels.into_iter().collect();
+            prop_assert_eq!(got, want);
+        }
+    }
+}

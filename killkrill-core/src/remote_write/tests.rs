@@ -538,3 +538,62 @@ fn v1_label_errors() {
         assert!(e.starts_with(want), "{e}");
     }
 }
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn label_value() -> impl Strategy<Value = String> {
+        prop_oneof!["[a-z0-9_.:/-]{1,12}", "\\PC{0,6}"]
+    }
+
+    proptest! {
+        /// Any valid 1.0 request decodes to exactly its samples: one per sample
+        /// sent, with the name, the non-empty labels, the value and the time.
+        #[test]
+        fn v1_round_trip(series in prop::collection::vec(
+            (
+                "[a-z_][a-z0-9_]{0,10}",
+                prop::collection::btree_map("[a-z_][a-z0-9_]{0,6}", label_value(), 0..6),
+                prop::collection::vec((any::<f64>(), -9_000_000_000_000i64..9_000_000_000_000), 0..4),
+            ),
+            0..20,
+        )) {
+            let req = v1pb::WriteRequest {
+                timeseries: series.iter().map(|(name, labels, samples)| {
+                    let mut ls: Vec<(&str, &str)> = labels
+                        .iter()
+                        .filter(|(n, _)| n.as_str() != "__name__")
+                        .map(|(n, v)| (n.as_str(), v.as_str()))
+                        .collect();
+                    ls.push(("__name__", name));
+                    v1_series(&ls, samples)
+                }).collect(),
+                metadata: vec![],
+            };
+            let b = decode_v1(&req).unwrap();
+            let mut k = 0;
+            for (name, labels, samples) in &series {
+                for &(value, ts) in samples {
+                    let s = &b.samples[k];
+                    k += 1;
+                    prop_assert_eq!(&s.name, name);
+                    // proto3 does not encode a zero double, so -0.0 arrives as 0.0.
+                    let sent = if value == 0.0 { 0.0f64 } else { value };
+                    prop_assert_eq!(s.value.to_bits(), sent.to_bits());
+                    prop_assert_eq!(s.timestamp, Some(Timestamp::from_millis(ts)));
+                    let want: Vec<(&str, &str)> = labels
+                        .iter()
+                        .filter(|(n, v)| n.as_str() != "__name__" && !v.is_empty())
+                        .map(|(n, v)| (n.as_str(), v.as_str()))
+                        .collect();
+                    let got: Vec<(&str, &str)> =
+                        s.labels.iter().map(|l| (l.name.as_str(), l.value.as_str())).collect();
+                    prop_assert_eq!(got, want);
+                }
+            }
+            prop_assert_eq!(k, b.samples.len());
+        }
+    }
+}
