@@ -7,7 +7,10 @@ fixtures under testdata/captured/ (with the request headers as JSON):
 
   * the first request carrying series that include `up` and `prometheus_build_info`;
   * the first request carrying metadata;
-  * the first request carrying native histograms (if this Prometheus sends any).
+  * the first request carrying native histograms: the capture server also serves
+    /metrics in the protobuf exposition format with one native histogram,
+    `killkrill_capture_native_seconds` (schema 3, values listed in NATIVE below),
+    which Prometheus scrapes with --enable-feature=native-histograms.
 
 Re-run it to refresh the fixtures:  scripts/capture-remote-write.py
 It installs Prometheus first (scripts/install-prometheus). Only the standard library
@@ -19,6 +22,7 @@ import json
 import os
 import shutil
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -110,12 +114,63 @@ def classify(raw):
     for field, _, payload in fields(raw):
         if field == 3:
             kinds.add("metadata")
-        if field == 1:
-            if any(f == 4 for f, _, _ in fields(payload)):
-                kinds.add("histograms")
-            elif b"prometheus_build_info" in raw and b"\x12\x02up" in raw:
-                kinds.add("series")
+        if field == 1 and any(f == 4 for f, _, _ in fields(payload)):
+            kinds.add("histograms")
+    if b"prometheus_build_info" in raw and b"\x12\x02up" in raw:
+        kinds.add("series")
     return kinds
+
+
+def enc_varint(x):
+    out = b""
+    while True:
+        if x < 0x80:
+            return out + bytes([x])
+        out += bytes([(x & 0x7F) | 0x80])
+        x >>= 7
+
+
+def zigzag(x):
+    return (x << 1) ^ (x >> 63)
+
+
+def ld(field, payload):
+    return enc_varint(field << 3 | 2) + enc_varint(len(payload)) + payload
+
+
+def vfield(field, x):
+    return enc_varint(field << 3) + enc_varint(x)
+
+
+def dfield(field, x):
+    return enc_varint(field << 3 | 1) + struct.pack("<d", x)
+
+
+# The native histogram the capture server exposes (io.prometheus.client wire format):
+# schema 3, zero bucket 2^-128 holding 1, positive buckets 0, 1 and 5 holding
+# 2, 3 and 2 (deltas 2, 1, -1), negative bucket -1 holding 1; count 9, sum 12.5.
+NATIVE = dict(schema=3, zero_threshold=2.0**-128, zero_count=1, count=9, sum=12.5,
+              positive_spans=[(0, 2), (3, 1)], positive_deltas=[2, 1, -1],
+              negative_spans=[(-1, 1)], negative_deltas=[1])
+
+
+def exposition():
+    """One MetricFamily, length-delimited, in the protobuf exposition format."""
+    n = NATIVE
+    h = vfield(1, n["count"]) + dfield(2, n["sum"]) + vfield(5, zigzag(n["schema"]))
+    h += dfield(6, n["zero_threshold"]) + vfield(7, n["zero_count"])
+    for off, length in n["negative_spans"]:
+        h += ld(9, vfield(1, zigzag(off)) + vfield(2, length))
+    for d in n["negative_deltas"]:
+        h += vfield(10, zigzag(d))
+    for off, length in n["positive_spans"]:
+        h += ld(12, vfield(1, zigzag(off)) + vfield(2, length))
+    for d in n["positive_deltas"]:
+        h += vfield(13, zigzag(d))
+    metric = ld(1, ld(1, b"kind") + ld(2, b"native")) + ld(7, h)
+    family = ld(1, b"killkrill_capture_native_seconds") + ld(2, b"A native histogram for the capture.")
+    family += vfield(3, 4) + ld(4, metric)  # type HISTOGRAM
+    return enc_varint(len(family)) + family
 
 
 captured = {}
@@ -123,6 +178,17 @@ lock = threading.Lock()
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = exposition()
+        self.send_response(200)
+        self.send_header(
+            "Content-Type",
+            "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited",
+        )
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
     def do_POST(self):
         body = self.rfile.read(int(self.headers["Content-Length"]))
         raw = snappy_block_decode(body)
@@ -157,6 +223,9 @@ scrape_configs:
   - job_name: prometheus
     static_configs:
       - targets: ["127.0.0.1:{pport}"]
+  - job_name: native
+    static_configs:
+      - targets: ["127.0.0.1:{cport}"]
 remote_write:
   - url: http://127.0.0.1:{cport}/api/v1/write
     send_exemplars: true

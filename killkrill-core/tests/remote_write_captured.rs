@@ -26,23 +26,37 @@ fn load(kind: &str) -> WriteBatch {
 fn captured_series_request() {
     let b = load("series");
     assert!(b.samples.len() > 300, "{} samples", b.samples.len());
-    assert_eq!(b.report.samples as usize, b.samples.len());
-    assert_eq!((b.report.histograms, b.report.exemplars), (0, 0));
-    // Every sample comes from the self-scrape: same job, instance and external label.
+    assert_eq!(
+        (b.report.samples + b.report.histogram_samples) as usize,
+        b.samples.len()
+    );
+    assert_eq!(b.report.exemplars, 0);
+    // Every sample comes from the self-scrape (job "prometheus") or the capture
+    // server's native histogram (job "native"), with the external label.
     let instance = b.samples[0].labels.get("instance").unwrap().to_owned();
     assert!(instance.starts_with("127.0.0.1:"), "{instance}");
     for s in &b.samples {
-        assert_eq!(s.labels.get("job"), Some("prometheus"), "{s:?}");
-        assert_eq!(s.labels.get("instance"), Some(instance.as_str()), "{s:?}");
+        let job = s.labels.get("job").unwrap();
+        assert!(job == "prometheus" || job == "native", "{s:?}");
+        if job == "prometheus" {
+            assert_eq!(s.labels.get("instance"), Some(instance.as_str()), "{s:?}");
+        }
         assert_eq!(s.labels.get("capture"), Some("killkrill"), "{s:?}");
         assert!(
             s.timestamp.unwrap().as_nanos() > 1_700_000_000_000_000_000,
             "{s:?}"
         );
-        assert_eq!(s.kind, MetricType::Unknown, "1.0 series carry no type");
+        // 1.0 float series carry no type; the native histogram's series are typed.
+        let want = if s.name.starts_with("killkrill_capture_native_seconds") {
+            MetricType::Histogram
+        } else {
+            MetricType::Unknown
+        };
+        assert_eq!(s.kind, want, "{s:?}");
     }
     let up: Vec<_> = b.samples.iter().filter(|s| s.name == "up").collect();
     assert!(!up.is_empty());
+    assert_eq!(up.len(), 2, "one per job");
     assert!(up.iter().all(|s| s.value == 1.0 && s.labels.len() == 3));
     let info = b
         .samples
@@ -91,4 +105,43 @@ fn captured_metadata_request() {
     assert_eq!(find("process_cpu_seconds_total").kind, MetricType::Counter);
     assert_eq!(find("go_goroutines").kind, MetricType::Gauge);
     assert_eq!(find("go_gc_duration_seconds").kind, MetricType::Summary);
+}
+
+/// The capture server exposes one native histogram (schema 3; zero bucket 2^-128
+/// holding 1; positive buckets 0, 1, 5 holding 2, 3, 2; negative bucket -1 holding
+/// 1; count 9, sum 12.5: see NATIVE in the script). Prometheus scraped it and
+/// remote-wrote it as a native histogram; it must arrive as these classic series.
+#[test]
+fn captured_native_histogram() {
+    let b = load("histograms");
+    assert_eq!((b.report.histograms, b.report.histogram_samples), (1, 8));
+    let got: Vec<(&str, Option<&str>, f64)> = b
+        .samples
+        .iter()
+        .filter(|s| s.name.starts_with("killkrill_capture_native_seconds"))
+        .map(|s| (s.name.as_str(), s.labels.get("le"), s.value))
+        .collect();
+    let n = "killkrill_capture_native_seconds";
+    let (count, sum, bucket) = (
+        format!("{n}_count"),
+        format!("{n}_sum"),
+        format!("{n}_bucket"),
+    );
+    let want: Vec<(&str, Option<&str>, f64)> = vec![
+        (&count, None, 9.0),
+        (&sum, None, 12.5),
+        // negative bucket -1 is [-2^(-1/8), -2^(-2/8)): le = -2^(-1/4)
+        (&bucket, Some("-0.8408964152537145"), 1.0),
+        (&bucket, Some("2.938735877055719e-39"), 2.0), // zero bucket
+        (&bucket, Some("1.0"), 4.0),                   // bucket 0: (2^(-1/8), 1]
+        (&bucket, Some("1.0905077326652577"), 7.0),    // bucket 1: le = 2^(1/8)
+        (&bucket, Some("1.5422108254079407"), 9.0),    // bucket 5: le = 2^(5/8)
+        (&bucket, Some("+Inf"), 9.0),
+    ];
+    assert_eq!(got, want);
+    for s in b.samples.iter().filter(|s| s.name.starts_with(n)) {
+        assert_eq!(s.kind, MetricType::Histogram);
+        assert_eq!(s.labels.get("job"), Some("native"));
+        assert_eq!(s.labels.get("kind"), Some("native"));
+    }
 }

@@ -44,7 +44,10 @@ fn captured_prometheus_request() {
     );
     let samples = lines(&out.stdout);
     assert!(samples.len() > 300);
-    let up = samples.iter().find(|s| s["name"] == "up").unwrap();
+    let up = samples
+        .iter()
+        .find(|s| s["name"] == "up" && s["labels"]["job"] == "prometheus")
+        .unwrap();
     assert_eq!(up["value"], 1.0);
     assert_eq!(up["labels"]["job"], "prometheus");
     assert_eq!(up["type"], "unknown");
@@ -57,8 +60,8 @@ fn captured_prometheus_request() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.starts_with(&format!(
-            "remote write 1.0 request: 353 series, {} samples,",
-            samples.len()
+            "remote write 1.0 request: 379 series, {} samples, 1 native histograms (8 samples),",
+            samples.len() - 8
         )),
         "{stderr}"
     );

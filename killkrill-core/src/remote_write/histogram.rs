@@ -123,7 +123,7 @@ impl NativeHistogram<'_> {
                 ));
             }
             last_le = le;
-            buckets.push((format_float(le), cumulative));
+            buckets.push((le_label(le), cumulative));
         }
         match buckets.last_mut() {
             Some(b) if last_le == f64::INFINITY => b.1 = self.count.max(cumulative),
@@ -131,6 +131,16 @@ impl NativeHistogram<'_> {
         }
         Ok(ClassicBuckets { buckets })
     }
+}
+
+/// An `le` value as Prometheus writes it for buckets it converts (OpenMetrics float
+/// form): integral values keep a `.0` (`1.0`, `10.0`), others their shortest form.
+fn le_label(le: f64) -> String {
+    let mut s = format_float(le);
+    if s.bytes().all(|b| b.is_ascii_digit() || b == b'-') {
+        s.push_str(".0");
+    }
+    s
 }
 
 /// The upper bound of exponential bucket `idx` under `schema`: `2^(idx * 2^-schema)`.
@@ -234,11 +244,11 @@ mod tests {
         x.negative_spans = vec![(1, 1)];
         x.negative_deltas = &[2]; // bucket 1 below zero: [-2, -1)
         let want: Vec<(String, f64)> = [
-            ("-1", 2.0),
+            ("-1.0", 2.0),
             ("0.001", 3.0),
-            ("1", 5.0),
-            ("2", 8.0),
-            ("8", 9.0),
+            ("1.0", 5.0),
+            ("2.0", 8.0),
+            ("8.0", 9.0),
             ("+Inf", 9.0),
         ]
         .iter()

@@ -162,8 +162,8 @@ fn v1_native_histogram_is_kept_as_classic_series() {
         [
             ("rpc_seconds_count", "-", 5.0, h),
             ("rpc_seconds_sum", "-", 7.5, h),
-            ("rpc_seconds_bucket", "2", 2.0, h),
-            ("rpc_seconds_bucket", "4", 5.0, h),
+            ("rpc_seconds_bucket", "2.0", 2.0, h),
+            ("rpc_seconds_bucket", "4.0", 5.0, h),
             ("rpc_seconds_bucket", "+Inf", 5.0, h),
         ]
     );
@@ -286,8 +286,8 @@ fn v2_symbols_metadata_histograms_exemplars() {
             ("http_requests_total", "-", 10.0, MetricType::Counter),
             ("queue_len_gcount", "-", 4.0, gh),
             ("queue_len_gsum", "-", 2.0, gh),
-            ("queue_len_bucket", "1", 1.0, gh),
-            ("queue_len_bucket", "5", 3.0, gh),
+            ("queue_len_bucket", "1.0", 1.0, gh),
+            ("queue_len_bucket", "5.0", 3.0, gh),
             ("queue_len_bucket", "+Inf", 4.0, gh),
             ("http_requests_total", "-", 1.0, MetricType::Counter),
         ]
