@@ -15,6 +15,7 @@
 //!   severities, facilities, tenants, ids) and the canonical JSON form.
 //! - [`remote_write`]: Prometheus remote write 1.0/2.0 bodies into samples.
 //! - [`loki`]: Loki push bodies (JSON and protobuf) into log records.
+//! - [`proto_records`]: log records to and from the gRPC form (`killkrill.v1`).
 //! - [`media_type`], [`snappy`]: the `Content-Type` and snappy block layers those
 //!   HTTP protocols share.
 #![deny(missing_docs)]
@@ -22,5 +23,6 @@
 pub mod event;
 pub mod loki;
 pub mod media_type;
+pub mod proto_records;
 pub mod remote_write;
 pub mod snappy;
