@@ -176,8 +176,9 @@ impl<O: Write, E: Write> Emitter<O, E> {
 }
 
 /// Runs `killkrill parse` over `input`, writing records or the summary to
-/// `out` and errors to `err`. Exit status: 0, or 1 when `--strict` and any
-/// frame failed, or 2 when the input or output could not be read or written.
+/// `out` and errors to `err`. Exit status: 0, or 1 when `--strict` (always for
+/// the request-body formats `remote-write` and `loki`) and anything failed, or 2
+/// when the input or output could not be read or written.
 pub fn run(args: &ParseArgs, input: impl BufRead, out: impl Write, err: impl Write) -> ExitCode {
     let started = Instant::now();
     let mut em = Emitter::new(out, err, args.output);
