@@ -3,7 +3,7 @@
 //! Loki clients (Promtail, Grafana Alloy, the Docker driver, Fluent Bit, plain
 //! curl) push streams: a label set and its entries (timestamp, line, and since
 //! Loki 3 per-entry structured metadata). Each entry becomes one
-//! [`LogRecord`](crate::event::LogRecord) with the line as its message, the stream
+//! [`LogRecord`] with the line as its message, the stream
 //! labels and structured metadata as attributes, and the well-known labels mapped
 //! to the record's severity, host and app (see `record.rs` for the table).
 //!
