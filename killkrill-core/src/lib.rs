@@ -15,7 +15,17 @@
 //!   severities, facilities, tenants, ids) and the canonical JSON form.
 //! - [`json_logs`]: JSON logs (one object, an array, or NDJSON) into log
 //!   records, with field aliases, flattening, epoch timestamps and limits.
+//! - [`remote_write`]: Prometheus remote write 1.0/2.0 bodies into samples.
+//! - [`loki`]: Loki push bodies (JSON and protobuf) into log records.
+//! - [`proto_records`]: log records to and from the gRPC form (`killkrill.v1`).
+//! - [`media_type`], [`snappy`]: the `Content-Type` and snappy block layers those
+//!   HTTP protocols share.
 #![deny(missing_docs)]
 
 pub mod event;
 pub mod json_logs;
+pub mod loki;
+pub mod media_type;
+pub mod proto_records;
+pub mod remote_write;
+pub mod snappy;
