@@ -13,6 +13,9 @@
 //! Modules:
 //! - [`event`]: the event model (log records, metric samples, timestamps,
 //!   severities, facilities, tenants, ids) and the canonical JSON form.
+//! - [`prometheus`]: Prometheus text format 0.0.4 and OpenMetrics 1.0
+//!   parsers and encoder.
 #![deny(missing_docs)]
 
 pub mod event;
+pub mod prometheus;
