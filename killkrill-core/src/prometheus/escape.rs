@@ -24,7 +24,7 @@ pub(crate) fn scan_quoted(
     let mut i = start;
     let mut escaped = false;
     loop {
-        match memchr::memchr2(b'"', b'\\', &b[i..]) {
+        match find_quote_or_backslash(b, i) {
             None => {
                 return Err((
                     b.len(),
@@ -34,9 +34,8 @@ pub(crate) fn scan_quoted(
                     },
                 ));
             }
-            Some(n) if b[i + n] == b'"' => return Ok((i + n, escaped)),
-            Some(n) => {
-                let at = i + n;
+            Some(at) if b[at] == b'"' => return Ok((at, escaped)),
+            Some(at) => {
                 escaped = true;
                 match b.get(at + 1) {
                     None => {
@@ -59,6 +58,21 @@ pub(crate) fn scan_quoted(
             }
         }
     }
+}
+
+/// Index of the first `"` or `\\` at or after `i`. Label values are
+/// mostly short, where a plain loop beats setting up a vector search.
+#[inline]
+fn find_quote_or_backslash(b: &[u8], i: usize) -> Option<usize> {
+    let short = b.len().min(i + 16);
+    let mut j = i;
+    while j < short {
+        if b[j] == b'"' || b[j] == b'\\' {
+            return Some(j);
+        }
+        j += 1;
+    }
+    memchr::memchr2(b'"', b'\\', &b[j..]).map(|n| j + n)
 }
 
 /// Checks HELP text escapes (only needed in strict text mode).

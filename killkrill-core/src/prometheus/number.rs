@@ -41,8 +41,53 @@ pub(crate) fn parse_value(s: &str) -> Option<f64> {
     parse_decimal(s)
 }
 
+/// Powers of ten that are exact in an f64.
+const POW10: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
 #[inline]
 fn parse_decimal(s: &str) -> Option<f64> {
+    // Fast path (Clinger): `[sign]digits[.digits]` whose digits form an
+    // integer below 2^53 with at most 22 after the point. Both the integer
+    // and the power of ten are exact, so one division rounds correctly.
+    let b = s.as_bytes();
+    let (neg, mut i) = match b.first() {
+        Some(b'-') => (true, 1),
+        Some(b'+') => (false, 1),
+        _ => (false, 0),
+    };
+    let mut m: u64 = 0;
+    let mut digits = 0u32;
+    let mut frac = 0usize;
+    let mut dot = false;
+    while i < b.len() {
+        let c = b[i];
+        if c.is_ascii_digit() {
+            if digits == 19 {
+                return parse_std(s);
+            }
+            m = m * 10 + u64::from(c - b'0');
+            digits += 1;
+            frac += usize::from(dot);
+        } else if c == b'.' && !dot {
+            dot = true;
+        } else {
+            return parse_std(s);
+        }
+        i += 1;
+    }
+    if digits == 0 || m > 1 << 53 || frac > 22 {
+        return parse_std(s);
+    }
+    let v = m as f64 / POW10[frac];
+    Some(if neg { -v } else { v })
+}
+
+/// The general case: exponents, long mantissas.
+#[cold]
+fn parse_std(s: &str) -> Option<f64> {
     if !s
         .bytes()
         .all(|c| c.is_ascii_digit() || matches!(c, b'.' | b'e' | b'E' | b'+' | b'-'))
@@ -65,6 +110,8 @@ pub(crate) fn parse_millis(s: &str) -> Option<i128> {
     if s.starts_with('+') && s.len() == 1 {
         return None;
     }
+    // An i64 of milliseconds times 10^6 never reaches i128::MIN, which
+    // stands for "no timestamp".
     Some(i128::from(ms) * 1_000_000)
 }
 
@@ -183,9 +230,16 @@ mod tests {
             ("Infinity", f64::INFINITY),
             ("-INFINITY", f64::NEG_INFINITY),
             ("9223372036854775808", 9223372036854775808.0),
+            ("0.000135819", 0.000135819),
+            ("44.985611511", 44.985611511),
+            ("-0", -0.0),
+            ("0.1", 0.1),
+            ("9007199254740993", 9007199254740992.0),
+            ("1.7976931348623157e308", f64::MAX),
         ];
         for (s, v) in ok {
-            assert_eq!(parse_value(s), Some(*v), "{s}");
+            assert_eq!(parse_value(s).map(f64::to_bits), Some(v.to_bits()), "{s}");
+            assert_eq!(parse_value(s), s.parse::<f64>().ok(), "{s}");
         }
         for s in ["NaN", "nan", "NAN"] {
             assert!(parse_value(s).is_some_and(f64::is_nan), "{s}");

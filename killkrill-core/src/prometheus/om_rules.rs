@@ -24,7 +24,7 @@ use super::histogram::{HistogramCheck, Part};
 use super::lexer::Line;
 use super::number::{is_canonical_if_infinite, parse_value};
 use super::openmetrics::{Keyword, OM_TYPES, OmLine, check_unit, help_text, lex_line, om_type};
-use super::sample::Sample;
+use super::sample::{Sample, pack_ts};
 use crate::event::MetricType;
 
 type Step<'a> = Option<Result<Sample<'a>, ParseError>>;
@@ -123,7 +123,7 @@ impl<'a> OmRules<'a> {
                     name,
                     labels,
                     value,
-                    timestamp_nanos,
+                    ts: pack_ts(timestamp_nanos),
                     exemplar,
                     kind: MetricType::Unknown,
                     family: 0,
@@ -386,7 +386,7 @@ impl<'a> OmRules<'a> {
         } else {
             group_key(&s.labels, exclude)
         };
-        let ts = s.timestamp_nanos;
+        let ts = s.timestamp_nanos();
         match &self.group {
             Some((g, prev)) if *g == key => {
                 if prev.is_some() != ts.is_some() {

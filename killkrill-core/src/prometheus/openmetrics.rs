@@ -40,7 +40,7 @@ pub(crate) enum OmLine<'a> {
         labels: LabelSet<'a>,
         value: f64,
         timestamp_nanos: Option<i128>,
-        exemplar: Option<ExemplarRef<'a>>,
+        exemplar: Option<Box<ExemplarRef<'a>>>,
     },
 }
 
@@ -178,7 +178,7 @@ fn lex_sample(text: &str) -> Lexed<'_> {
             }
         }
         if i < b.len() {
-            exemplar = Some(lex_exemplar(text, i)?);
+            exemplar = Some(Box::new(lex_exemplar(text, i)?));
         }
     }
     Ok(OmLine::Sample {

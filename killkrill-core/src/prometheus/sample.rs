@@ -9,7 +9,7 @@ use super::labels::LabelSet;
 use crate::event::{Exemplar, MetricSample, MetricType, Timestamp};
 
 /// One sample line, borrowed from the input.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Sample<'a> {
     /// Series name as written, e.g. `x_bucket`, `x_total`, `x`.
     pub name: &'a str,
@@ -17,11 +17,13 @@ pub struct Sample<'a> {
     pub labels: LabelSet<'a>,
     /// The value.
     pub value: f64,
-    /// Timestamp in nanoseconds since the epoch, exactly as written but
-    /// saturated at the `i128` range; see [`Sample::timestamp`].
-    pub timestamp_nanos: Option<i128>,
-    /// The exemplar on this sample (OpenMetrics).
-    pub exemplar: Option<ExemplarRef<'a>>,
+    /// Timestamp in nanoseconds (see [`Sample::timestamp_nanos`]);
+    /// [`NO_TIMESTAMP`] when the line has none. Kept as a plain `i128` so
+    /// that a sample stays small: samples are moved through the iterator.
+    pub(crate) ts: i128,
+    /// The exemplar on this sample (OpenMetrics). Boxed because exemplars
+    /// are rare and would otherwise double the size of every sample.
+    pub exemplar: Option<Box<ExemplarRef<'a>>>,
     /// Type of the family the sample belongs to.
     pub kind: MetricType,
     /// Index of the family in [`super::Parser::families`].
@@ -41,12 +43,27 @@ pub struct ExemplarRef<'a> {
     pub timestamp_nanos: Option<i128>,
 }
 
+/// The stored value of a missing timestamp.
+pub(crate) const NO_TIMESTAMP: i128 = i128::MIN;
+
+/// Packs an optional timestamp (`i128::MIN` itself is unreachable: parsed
+/// times saturate at `-i128::MAX`).
+pub(crate) fn pack_ts(t: Option<i128>) -> i128 {
+    t.map_or(NO_TIMESTAMP, |v| v.max(-i128::MAX))
+}
+
 /// Converts parsed nanoseconds to a storable timestamp.
 pub(crate) fn to_timestamp(ns: i128) -> Option<Timestamp> {
     i64::try_from(ns).ok().map(Timestamp::from_nanos)
 }
 
 impl<'a> Sample<'a> {
+    /// Timestamp in nanoseconds since the epoch, exactly as written but
+    /// saturated at the `i128` range; see [`Sample::timestamp`].
+    pub fn timestamp_nanos(&self) -> Option<i128> {
+        (self.ts != NO_TIMESTAMP).then_some(self.ts)
+    }
+
     /// The timestamp as the event model stores it.
     ///
     /// # Errors
@@ -54,7 +71,7 @@ impl<'a> Sample<'a> {
     /// the format but outside what an i64 of nanoseconds holds (years 1677
     /// to 2262).
     pub fn timestamp(&self) -> Result<Option<Timestamp>, ParseError> {
-        match self.timestamp_nanos {
+        match self.timestamp_nanos() {
             None => Ok(None),
             Some(ns) => to_timestamp(ns)
                 .map(Some)
@@ -98,3 +115,4 @@ impl<'a> Sample<'a> {
         }))
     }
 }
+

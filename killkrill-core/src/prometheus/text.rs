@@ -28,7 +28,7 @@ use super::family::Family;
 use super::labels::{LabelSet, LabelSyntax, scan_labels};
 use super::lexer::{Line, is_blank, metric_name_end, skip_blank, token_end};
 use super::number::{parse_millis, parse_value};
-use super::sample::Sample;
+use super::sample::{NO_TIMESTAMP, Sample};
 use crate::event::MetricType;
 
 const TEXT_TYPES: &str = "counter, gauge, histogram, summary, untyped, gauge_histogram";
@@ -38,9 +38,10 @@ const TEXT_TYPES: &str = "counter, gauge, histogram, summary, untyped, gauge_his
 pub(crate) struct TextRules<'a> {
     strict: bool,
     by_name: HashMap<&'a str, usize>,
-    /// The last sample name and the family it resolved to: consecutive
-    /// samples of one series skip the map.
-    last: Option<(&'a str, usize)>,
+    /// The last few names and the families they resolved to: the series of
+    /// one family (`x_bucket`, `x_sum`, `x_count`) skip the map.
+    recent: [(&'a str, usize); 4],
+    next_recent: usize,
 }
 
 type Step<'a> = Option<Result<Sample<'a>, ParseError>>;
@@ -65,7 +66,8 @@ impl<'a> TextRules<'a> {
         TextRules {
             strict,
             by_name: HashMap::new(),
-            last: None,
+            recent: [("", 0); 4],
+            next_recent: 0,
         }
     }
 
@@ -93,9 +95,10 @@ impl<'a> TextRules<'a> {
     /// Finds (or creates) the family a name belongs to, as Go's
     /// `setOrCreateCurrentMF` does.
     fn resolve(&mut self, name: &'a str, line: usize, fams: &mut Vec<Family<'a>>) -> usize {
-        if let Some((n, i)) = self.last
-            && n == name
-        {
+        // A resolved name always resolves the same way later: the map only
+        // grows, and a new entry is only made for a name that resolved to
+        // nothing. So the cache never goes stale.
+        if let Some(&(_, i)) = self.recent.iter().find(|(n, _)| *n == name) {
             return i;
         }
         let idx = self.lookup(name, fams).unwrap_or_else(|| {
@@ -103,7 +106,8 @@ impl<'a> TextRules<'a> {
             self.by_name.insert(name, fams.len() - 1);
             fams.len() - 1
         });
-        self.last = Some((name, idx));
+        self.recent[self.next_recent] = (name, idx);
+        self.next_recent = (self.next_recent + 1) % self.recent.len();
         idx
     }
 
@@ -264,12 +268,12 @@ impl<'a> TextRules<'a> {
                 Found::Token(text[i..vend].to_owned()),
             );
         };
-        let mut timestamp_nanos = None;
+        let mut ts = NO_TIMESTAMP;
         let k = skip_blank(b, vend);
         if k < b.len() {
             let tend = token_end(b, k);
             match parse_millis(&text[k..tend]) {
-                Some(t) => timestamp_nanos = Some(t),
+                Some(t) => ts = t,
                 None => {
                     return expected(
                         &line,
@@ -300,7 +304,7 @@ impl<'a> TextRules<'a> {
             name,
             labels,
             value,
-            timestamp_nanos,
+            ts,
             exemplar: None,
             kind,
             family: idx,

@@ -13,6 +13,7 @@ use std::time::Instant;
 use clap::{Args, ValueEnum};
 use killkrill_core::event::{LogRecord, MetricSample};
 
+mod prometheus;
 mod syslog;
 
 /// Arguments of `killkrill parse`.
@@ -37,6 +38,11 @@ pub enum Format {
     /// Syslog (RFC 5424 or RFC 3164) in RFC 6587 framing (octet counting or
     /// LF/CRLF/NUL-terminated, detected per frame).
     Syslog,
+    /// Prometheus text exposition format 0.0.4.
+    Prometheus,
+    /// OpenMetrics 1.0 text exposition format.
+    #[value(name = "openmetrics")]
+    OpenMetrics,
 }
 
 /// Output modes.
@@ -160,6 +166,14 @@ pub fn run(args: &ParseArgs, input: impl BufRead, out: impl Write, err: impl Wri
     let mut em = Emitter::new(out, err, args.output);
     let result = match args.format {
         Format::Syslog => syslog::run(args, input, &mut em).map(|()| Unit::Messages),
+        Format::Prometheus => {
+            use killkrill_core::prometheus::Format as F;
+            prometheus::run(args, F::Text, input, &mut em).map(|()| Unit::Samples)
+        }
+        Format::OpenMetrics => {
+            use killkrill_core::prometheus::Format as F;
+            prometheus::run(args, F::OpenMetrics, input, &mut em).map(|()| Unit::Samples)
+        }
     };
     let unit = match result {
         Ok(unit) => unit,
