@@ -44,7 +44,9 @@ fn bench(c: &mut Criterion) {
         })
     });
     g.bench_function("killkrill_owned", |b| {
-        b.iter(|| parse_families(black_box(&text), ParseOptions::text()).expect("the corpus parses"))
+        b.iter(|| {
+            parse_families(black_box(&text), ParseOptions::text()).expect("the corpus parses")
+        })
     });
     g.bench_function("prometheus_parse_0_2_5", |b| {
         b.iter(|| {

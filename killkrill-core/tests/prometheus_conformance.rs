@@ -28,7 +28,9 @@ fn data(path: &str) -> String {
 
 /// Parses `input` and returns the errors (empty = parses).
 fn errors(input: &str, options: ParseOptions) -> Vec<ParseError> {
-    Parser::new(input, options).filter_map(Result::err).collect()
+    Parser::new(input, options)
+        .filter_map(Result::err)
+        .collect()
 }
 
 /// Cases whose samples parse but hold a time Killkrill cannot store; the
@@ -47,7 +49,10 @@ fn openmetrics_suite_is_classified_exactly() {
     for c in &cases {
         let errs = errors(&c.input, ParseOptions::openmetrics());
         if errs.is_empty() != c.should_parse {
-            wrong.push(format!("{}: should_parse={} errors={errs:?}", c.name, c.should_parse));
+            wrong.push(format!(
+                "{}: should_parse={} errors={errs:?}",
+                c.name, c.should_parse
+            ));
         }
         if c.should_parse {
             good += 1;
@@ -64,7 +69,12 @@ fn openmetrics_suite_is_classified_exactly() {
             bad += 1;
         }
     }
-    assert!(wrong.is_empty(), "{} misclassified:\n{}", wrong.len(), wrong.join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "{} misclassified:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
     assert_eq!((good, bad), (44, 167));
 }
 
@@ -76,10 +86,18 @@ fn text_corpus_is_classified_exactly() {
     for c in &cases {
         let errs = errors(&c.input, ParseOptions::text());
         if errs.is_empty() != c.should_parse {
-            wrong.push(format!("{}: should_parse={} errors={errs:?}", c.name, c.should_parse));
+            wrong.push(format!(
+                "{}: should_parse={} errors={errs:?}",
+                c.name, c.should_parse
+            ));
         }
     }
-    assert!(wrong.is_empty(), "{} misclassified:\n{}", wrong.len(), wrong.join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "{} misclassified:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
 }
 
 /// The samples promtool reports for a file: every line that is neither
@@ -113,17 +131,40 @@ fn alltypes_text_file_parses_with_promtools_counts() {
     let fams = parse_families(&text, ParseOptions::text()).expect("parses");
     let kinds = |k: MetricType| fams.iter().filter(|f| f.metadata.kind == k).count();
     assert_eq!(
-        [MetricType::Counter, MetricType::Gauge, MetricType::Histogram, MetricType::Summary].map(kinds),
+        [
+            MetricType::Counter,
+            MetricType::Gauge,
+            MetricType::Histogram,
+            MetricType::Summary
+        ]
+        .map(kinds),
         [112, 97, 15, 13]
     );
-    assert!(fams.iter().all(|f| f.metadata.help.is_some() && !f.samples.is_empty()));
-    let gc = fams.iter().find(|f| f.metadata.family == "go_gc_duration_seconds").expect("family");
+    assert!(
+        fams.iter()
+            .all(|f| f.metadata.help.is_some() && !f.samples.is_empty())
+    );
+    let gc = fams
+        .iter()
+        .find(|f| f.metadata.family == "go_gc_duration_seconds")
+        .expect("family");
     let names: Vec<_> = gc.samples.iter().map(|s| s.sample.name.as_str()).collect();
-    assert_eq!(names[..], ["go_gc_duration_seconds"; 5][..].iter().copied().chain(["go_gc_duration_seconds_sum", "go_gc_duration_seconds_count"]).collect::<Vec<_>>()[..]);
+    assert_eq!(
+        names[..],
+        ["go_gc_duration_seconds"; 5][..]
+            .iter()
+            .copied()
+            .chain(["go_gc_duration_seconds_sum", "go_gc_duration_seconds_count"])
+            .collect::<Vec<_>>()[..]
+    );
     assert_eq!(gc.samples[2].sample.labels.get("quantile"), Some("0.5"));
     assert_eq!(gc.samples[2].sample.value, 0.000135819);
     assert_eq!(gc.samples[6].sample.value, 190932.0);
-    assert!(gc.samples.iter().all(|s| s.sample.kind == MetricType::Summary));
+    assert!(
+        gc.samples
+            .iter()
+            .all(|s| s.sample.kind == MetricType::Summary)
+    );
     let kuma = fams
         .iter()
         .find(|f| f.metadata.family == "prometheus_sd_kuma_fetch_duration_seconds")
@@ -136,34 +177,62 @@ fn alltypes_openmetrics_file_parses_leniently_and_fails_strict_rules() {
     let text = data("prometheus/alltypes.5mfs.om.txt");
     let want = expected_samples(&text);
     assert_eq!(want, 53);
-    assert_eq!(count(&text, ParseOptions::openmetrics().lenient()), (want, 5));
+    assert_eq!(
+        count(&text, ParseOptions::openmetrics().lenient()),
+        (want, 5)
+    );
     // The file is what Prometheus' client writes, but its histogram has
     // negative buckets together with a (negative) `_sum`, which OpenMetrics
     // 1.0 forbids: strict mode says so, at that line.
     let errs = errors(&text, ParseOptions::openmetrics());
     assert_eq!(errs.len(), 1, "{errs:?}");
     assert_eq!(errs[0].line, 33);
-    assert_eq!(errs[0].to_string(), "line 33: `_sum` values cannot be negative");
+    assert_eq!(
+        errs[0].to_string(),
+        "line 33: `_sum` values cannot be negative"
+    );
     // Exemplars stay with their bucket.
     let fams = parse_families(&text, ParseOptions::openmetrics().lenient()).expect("parses");
     let h = &fams[2];
-    assert_eq!((h.metadata.family.as_str(), h.metadata.kind), ("rpc_durations_histogram_seconds", MetricType::Histogram));
+    assert_eq!(
+        (h.metadata.family.as_str(), h.metadata.kind),
+        ("rpc_durations_histogram_seconds", MetricType::Histogram)
+    );
     let with: Vec<_> = h.samples.iter().filter(|s| s.exemplar.is_some()).collect();
     assert_eq!(with.len(), 6);
     let e = with[0].exemplar.as_ref().expect("exemplar");
-    assert_eq!(with[0].sample.labels.get("le"), Some("-0.0002899999999999998"));
+    assert_eq!(
+        with[0].sample.labels.get("le"),
+        Some("-0.0002899999999999998")
+    );
     assert_eq!(e.labels.get("dummyID"), Some("17783"));
     assert_eq!(e.value, -0.0003825067330956884);
-    assert_eq!(e.timestamp.map(|t| t.as_nanos()), Some(1_726_839_814_223_908_200));
-    assert_eq!(fams[0].samples[0].sample.labels.len(), 0, "empty label values are no labels");
+    assert_eq!(
+        e.timestamp.map(|t| t.as_nanos()),
+        Some(1_726_839_814_223_908_200)
+    );
+    assert_eq!(
+        fams[0].samples[0].sample.labels.len(),
+        0,
+        "empty label values are no labels"
+    );
     let created = &fams[1].samples[1].sample;
-    assert_eq!((created.name.as_str(), created.kind), ("promhttp_metric_handler_errors_created", MetricType::Counter));
+    assert_eq!(
+        (created.name.as_str(), created.kind),
+        (
+            "promhttp_metric_handler_errors_created",
+            MetricType::Counter
+        )
+    );
 }
 
 #[test]
 fn one_histogram_openmetrics_file_parses_strictly() {
     let text = data("prometheus/1histogram.om.txt");
-    assert!(!text.ends_with('\n'), "the file ends in `# EOF` without a newline");
+    assert!(
+        !text.ends_with('\n'),
+        "the file ends in `# EOF` without a newline"
+    );
     let want = expected_samples(&text);
     assert_eq!(want, 42);
     assert_eq!(count(&text, ParseOptions::openmetrics()), (want, 1));
@@ -171,9 +240,13 @@ fn one_histogram_openmetrics_file_parses_strictly() {
 
 #[test]
 fn openmetrics_lenient_mode_accepts_every_valid_case_too() {
-    for c in corpus("openmetrics/cases.json").iter().filter(|c| c.should_parse) {
+    for c in corpus("openmetrics/cases.json")
+        .iter()
+        .filter(|c| c.should_parse)
+    {
         let strict: Vec<_> = Parser::new(&c.input, ParseOptions::openmetrics()).collect();
-        let lenient: Vec<_> = Parser::new(&c.input, ParseOptions::openmetrics().lenient()).collect();
+        let lenient: Vec<_> =
+            Parser::new(&c.input, ParseOptions::openmetrics().lenient()).collect();
         // Debug text, so that NaN values compare equal.
         assert_eq!(format!("{strict:?}"), format!("{lenient:?}"), "{}", c.name);
     }
@@ -182,5 +255,12 @@ fn openmetrics_lenient_mode_accepts_every_valid_case_too() {
 #[test]
 fn missing_eof_is_reported_after_the_last_line() {
     let errs = errors("a 1\nb 2\n", ParseOptions::openmetrics());
-    assert_eq!(errs, [ParseError { line: 3, column: None, kind: ErrorKind::MissingEof }]);
+    assert_eq!(
+        errs,
+        [ParseError {
+            line: 3,
+            column: None,
+            kind: ErrorKind::MissingEof
+        }]
+    );
 }

@@ -1,8 +1,12 @@
 //! Round trips: generated metric families -> encode -> parse gives the
 //! same families, in the text format and in OpenMetrics (strict mode).
 
-use killkrill_core::event::{Exemplar, Labels, MetricMetadata, MetricSample, MetricType, Timestamp};
-use killkrill_core::prometheus::{Format, FamilySample, MetricFamily, ParseOptions, encode, parse_families};
+use killkrill_core::event::{
+    Exemplar, Labels, MetricMetadata, MetricSample, MetricType, Timestamp,
+};
+use killkrill_core::prometheus::{
+    FamilySample, Format, MetricFamily, ParseOptions, encode, parse_families,
+};
 use proptest::prelude::*;
 
 /// Values compare by bits, except that any NaN equals any NaN (the
@@ -23,7 +27,9 @@ fn same_sample(a: &MetricSample, b: &MetricSample) -> bool {
 fn same_exemplar(a: &Option<Exemplar>, b: &Option<Exemplar>) -> bool {
     match (a, b) {
         (None, None) => true,
-        (Some(a), Some(b)) => a.labels == b.labels && same_value(a.value, b.value) && a.timestamp == b.timestamp,
+        (Some(a), Some(b)) => {
+            a.labels == b.labels && same_value(a.value, b.value) && a.timestamp == b.timestamp
+        }
         _ => false,
     }
 }
@@ -32,10 +38,18 @@ fn assert_same(want: &[MetricFamily], got: &[MetricFamily], text: &str) {
     assert_eq!(want.len(), got.len(), "family count\n{text}");
     for (w, g) in want.iter().zip(got) {
         assert_eq!(w.metadata, g.metadata, "\n{text}");
-        assert_eq!(w.samples.len(), g.samples.len(), "{}\n{text}", w.metadata.family);
+        assert_eq!(
+            w.samples.len(),
+            g.samples.len(),
+            "{}\n{text}",
+            w.metadata.family
+        );
         for (a, b) in w.samples.iter().zip(&g.samples) {
             assert!(same_sample(&a.sample, &b.sample), "{a:?} != {b:?}\n{text}");
-            assert!(same_exemplar(&a.exemplar, &b.exemplar), "{a:?} != {b:?}\n{text}");
+            assert!(
+                same_exemplar(&a.exemplar, &b.exemplar),
+                "{a:?} != {b:?}\n{text}"
+            );
         }
     }
 }
@@ -56,7 +70,14 @@ fn help() -> impl Strategy<Value = Option<String>> {
     prop::option::of("[a-zA-Z0-9_.:/\\\\\"#{}]([a-zA-Z0-9 _.:/\\\\\"\n\t#{}üλ]{0,20})")
 }
 
-fn sample(name: String, labels: &[(String, String)], extra: Option<(&str, String)>, value: f64, ts: Option<Timestamp>, kind: MetricType) -> FamilySample {
+fn sample(
+    name: String,
+    labels: &[(String, String)],
+    extra: Option<(&str, String)>,
+    value: f64,
+    ts: Option<Timestamp>,
+    kind: MetricType,
+) -> FamilySample {
     let mut pairs: Vec<(String, String)> = labels.to_vec();
     if let Some((n, v)) = extra {
         pairs.push((n.to_owned(), v));
@@ -76,7 +97,11 @@ fn sample(name: String, labels: &[(String, String)], extra: Option<(&str, String
 
 /// Writes `le`/`quantile` values the way exporters do.
 fn bound(v: f64) -> String {
-    if v == f64::INFINITY { "+Inf".into() } else { format!("{v:?}") }
+    if v == f64::INFINITY {
+        "+Inf".into()
+    } else {
+        format!("{v:?}")
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -91,9 +116,25 @@ struct Gen {
 
 fn gen_family(text: bool) -> impl Strategy<Value = Gen> {
     let kinds = if text {
-        vec![MetricType::Counter, MetricType::Gauge, MetricType::Unknown, MetricType::Histogram, MetricType::Summary, MetricType::GaugeHistogram]
+        vec![
+            MetricType::Counter,
+            MetricType::Gauge,
+            MetricType::Unknown,
+            MetricType::Histogram,
+            MetricType::Summary,
+            MetricType::GaugeHistogram,
+        ]
     } else {
-        vec![MetricType::Counter, MetricType::Gauge, MetricType::Unknown, MetricType::Histogram, MetricType::Summary, MetricType::GaugeHistogram, MetricType::Info, MetricType::StateSet]
+        vec![
+            MetricType::Counter,
+            MetricType::Gauge,
+            MetricType::Unknown,
+            MetricType::Histogram,
+            MetricType::Summary,
+            MetricType::GaugeHistogram,
+            MetricType::Info,
+            MetricType::StateSet,
+        ]
     };
     (
         prop::sample::select(kinds),
@@ -122,24 +163,75 @@ fn text_family(name: String, g: &Gen) -> MetricFamily {
         match g.kind {
             MetricType::Histogram | MetricType::GaugeHistogram => {
                 for (i, b) in g.bounds.iter().chain([f64::INFINITY].iter()).enumerate() {
-                    samples.push(sample(format!("{name}_bucket"), set, Some(("le", bound(*b))), v(si + i), ts, g.kind));
+                    samples.push(sample(
+                        format!("{name}_bucket"),
+                        set,
+                        Some(("le", bound(*b))),
+                        v(si + i),
+                        ts,
+                        g.kind,
+                    ));
                 }
-                let (s, c) = if g.kind == MetricType::Histogram { ("_sum", "_count") } else { ("_gsum", "_gcount") };
-                samples.push(sample(format!("{name}{s}"), set, None, v(si + 7), ts, g.kind));
-                samples.push(sample(format!("{name}{c}"), set, None, v(si + 8), ts, g.kind));
+                let (s, c) = if g.kind == MetricType::Histogram {
+                    ("_sum", "_count")
+                } else {
+                    ("_gsum", "_gcount")
+                };
+                samples.push(sample(
+                    format!("{name}{s}"),
+                    set,
+                    None,
+                    v(si + 7),
+                    ts,
+                    g.kind,
+                ));
+                samples.push(sample(
+                    format!("{name}{c}"),
+                    set,
+                    None,
+                    v(si + 8),
+                    ts,
+                    g.kind,
+                ));
             }
             MetricType::Summary => {
                 for (i, q) in [0.5, 0.99].iter().enumerate() {
-                    samples.push(sample(name.clone(), set, Some(("quantile", bound(*q))), v(si + i), ts, g.kind));
+                    samples.push(sample(
+                        name.clone(),
+                        set,
+                        Some(("quantile", bound(*q))),
+                        v(si + i),
+                        ts,
+                        g.kind,
+                    ));
                 }
-                samples.push(sample(format!("{name}_sum"), set, None, v(si + 3), ts, g.kind));
-                samples.push(sample(format!("{name}_count"), set, None, v(si + 4), ts, g.kind));
+                samples.push(sample(
+                    format!("{name}_sum"),
+                    set,
+                    None,
+                    v(si + 3),
+                    ts,
+                    g.kind,
+                ));
+                samples.push(sample(
+                    format!("{name}_count"),
+                    set,
+                    None,
+                    v(si + 4),
+                    ts,
+                    g.kind,
+                ));
             }
             _ => samples.push(sample(name.clone(), set, None, v(si), ts, g.kind)),
         }
     }
     MetricFamily {
-        metadata: MetricMetadata { family: name, kind: g.kind, help: g.help.clone(), unit: None },
+        metadata: MetricMetadata {
+            family: name,
+            kind: g.kind,
+            help: g.help.clone(),
+            unit: None,
+        },
         samples,
     }
 }
@@ -147,7 +239,8 @@ fn text_family(name: String, g: &Gen) -> MetricFamily {
 /// Builds an OpenMetrics family that obeys every rule of its type.
 fn om_family(name: String, g: &Gen) -> MetricFamily {
     // Nanosecond timestamps; one per family so groups never go backwards.
-    let ts = g.ts.map(|ms| Timestamp::from_nanos(ms.saturating_mul(1_000_000) + 123));
+    let ts =
+        g.ts.map(|ms| Timestamp::from_nanos(ms.saturating_mul(1_000_000) + 123));
     let mut samples = Vec::new();
     let v = |i: usize| g.values[i % g.values.len()];
     let count = |i: usize| (v(i).abs() % 1e6).floor();
@@ -160,7 +253,11 @@ fn om_family(name: String, g: &Gen) -> MetricFamily {
     // Stateset and info families with label sets that collide after the
     // special label is removed would break grouping; keep sets distinct.
     for (si, set) in g.sets.iter().enumerate() {
-        let set: Vec<(String, String)> = set.iter().cloned().chain([("series".to_owned(), si.to_string())]).collect();
+        let set: Vec<(String, String)> = set
+            .iter()
+            .cloned()
+            .chain([("series".to_owned(), si.to_string())])
+            .collect();
         match g.kind {
             MetricType::Counter => {
                 let mut s = sample(format!("{name}_total"), &set, None, nonneg(si), ts, g.kind);
@@ -168,42 +265,109 @@ fn om_family(name: String, g: &Gen) -> MetricFamily {
                     s.exemplar = Some(exemplar(si));
                 }
                 samples.push(s);
-                samples.push(sample(format!("{name}_created"), &set, None, v(si + 1), ts, g.kind));
+                samples.push(sample(
+                    format!("{name}_created"),
+                    &set,
+                    None,
+                    v(si + 1),
+                    ts,
+                    g.kind,
+                ));
             }
             MetricType::Histogram | MetricType::GaugeHistogram => {
                 let mut acc = 0.0;
-                for (i, b) in g.bounds.iter().filter(|b| **b >= 0.0).chain([f64::INFINITY].iter()).enumerate() {
+                for (i, b) in g
+                    .bounds
+                    .iter()
+                    .filter(|b| **b >= 0.0)
+                    .chain([f64::INFINITY].iter())
+                    .enumerate()
+                {
                     acc += count(si + i);
-                    let mut s = sample(format!("{name}_bucket"), &set, Some(("le", bound(*b))), acc, ts, g.kind);
+                    let mut s = sample(
+                        format!("{name}_bucket"),
+                        &set,
+                        Some(("le", bound(*b))),
+                        acc,
+                        ts,
+                        g.kind,
+                    );
                     if i == 0 {
                         s.exemplar = Some(exemplar(i));
                     }
                     samples.push(s);
                 }
-                let (c, s) = if g.kind == MetricType::Histogram { ("_count", "_sum") } else { ("_gcount", "_gsum") };
+                let (c, s) = if g.kind == MetricType::Histogram {
+                    ("_count", "_sum")
+                } else {
+                    ("_gcount", "_gsum")
+                };
                 samples.push(sample(format!("{name}{c}"), &set, None, acc, ts, g.kind));
-                samples.push(sample(format!("{name}{s}"), &set, None, nonneg(si + 5), ts, g.kind));
+                samples.push(sample(
+                    format!("{name}{s}"),
+                    &set,
+                    None,
+                    nonneg(si + 5),
+                    ts,
+                    g.kind,
+                ));
             }
             MetricType::Summary => {
                 for (i, q) in [0.0, 0.5, 1.0].iter().enumerate() {
-                    samples.push(sample(name.clone(), &set, Some(("quantile", bound(*q))), nonneg(si + i), ts, g.kind));
+                    samples.push(sample(
+                        name.clone(),
+                        &set,
+                        Some(("quantile", bound(*q))),
+                        nonneg(si + i),
+                        ts,
+                        g.kind,
+                    ));
                 }
-                samples.push(sample(format!("{name}_count"), &set, None, count(si + 3), ts, g.kind));
-                samples.push(sample(format!("{name}_sum"), &set, None, nonneg(si + 4), ts, g.kind));
+                samples.push(sample(
+                    format!("{name}_count"),
+                    &set,
+                    None,
+                    count(si + 3),
+                    ts,
+                    g.kind,
+                ));
+                samples.push(sample(
+                    format!("{name}_sum"),
+                    &set,
+                    None,
+                    nonneg(si + 4),
+                    ts,
+                    g.kind,
+                ));
             }
-            MetricType::Info => samples.push(sample(format!("{name}_info"), &set, None, 1.0, ts, g.kind)),
+            MetricType::Info => {
+                samples.push(sample(format!("{name}_info"), &set, None, 1.0, ts, g.kind))
+            }
             MetricType::StateSet => {
                 for (i, state) in ["a", "b"].iter().enumerate() {
                     let on = if (si + i) % 2 == 0 { 1.0 } else { 0.0 };
-                    samples.push(sample(name.clone(), &set, Some((name.as_str(), (*state).to_owned())), on, ts, g.kind));
+                    samples.push(sample(
+                        name.clone(),
+                        &set,
+                        Some((name.as_str(), (*state).to_owned())),
+                        on,
+                        ts,
+                        g.kind,
+                    ));
                 }
             }
             _ => samples.push(sample(name.clone(), &set, None, v(si), ts, g.kind)),
         }
     }
-    let unit = matches!(g.kind, MetricType::Gauge | MetricType::Counter).then(|| "seconds".to_owned());
+    let unit =
+        matches!(g.kind, MetricType::Gauge | MetricType::Counter).then(|| "seconds".to_owned());
     MetricFamily {
-        metadata: MetricMetadata { family: name, kind: g.kind, help: g.help.clone(), unit },
+        metadata: MetricMetadata {
+            family: name,
+            kind: g.kind,
+            help: g.help.clone(),
+            unit,
+        },
         samples,
     }
 }
@@ -244,7 +408,10 @@ fn text_encoding_is_what_prometheus_writes() {
         &Gen {
             kind: MetricType::Counter,
             help: Some("Requests \\ by \"code\"\nall".into()),
-            sets: vec![vec![("code".into(), "200".into())], vec![("code".into(), "a\"b\\c\nd".into())]],
+            sets: vec![
+                vec![("code".into(), "200".into())],
+                vec![("code".into(), "a\"b\\c\nd".into())],
+            ],
             values: vec![1027.0, f64::NAN],
             bounds: vec![],
             ts: Some(1_395_066_363_000),

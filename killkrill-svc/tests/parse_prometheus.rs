@@ -38,8 +38,22 @@ fn summary(out: &Output) -> serde_json::Value {
 #[test]
 fn counts_the_alltypes_text_file() {
     let input = corpus("prometheus/alltypes.237mfs.prom.txt");
-    let out = killkrill(&["parse", "--format", "prometheus", "--strict", "--output", "count"], input.clone());
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = killkrill(
+        &[
+            "parse",
+            "--format",
+            "prometheus",
+            "--strict",
+            "--output",
+            "count",
+        ],
+        input.clone(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let s = summary(&out);
     assert_eq!(s["samples"], 1857);
     assert_eq!(s["errors"], 0);
@@ -50,7 +64,10 @@ fn counts_the_alltypes_text_file() {
 
 #[test]
 fn prints_one_sample_per_line() {
-    let out = killkrill(&["parse", "--format", "prometheus"], corpus("prometheus/alltypes.237mfs.prom.txt"));
+    let out = killkrill(
+        &["parse", "--format", "prometheus"],
+        corpus("prometheus/alltypes.237mfs.prom.txt"),
+    );
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).expect("utf-8");
     let lines: Vec<&str> = text.lines().collect();
@@ -67,21 +84,52 @@ fn prints_one_sample_per_line() {
 #[test]
 fn openmetrics_lenient_counts_and_strict_fails_with_the_line() {
     let input = corpus("prometheus/alltypes.5mfs.om.txt");
-    let out = killkrill(&["parse", "--format", "openmetrics", "--output", "count"], input.clone());
+    let out = killkrill(
+        &["parse", "--format", "openmetrics", "--output", "count"],
+        input.clone(),
+    );
     assert!(out.status.success());
-    assert_eq!((summary(&out)["samples"].clone(), summary(&out)["errors"].clone()), (53.into(), 0.into()));
-    let out = killkrill(&["parse", "--format", "openmetrics", "--strict", "--output", "count"], input);
+    assert_eq!(
+        (
+            summary(&out)["samples"].clone(),
+            summary(&out)["errors"].clone()
+        ),
+        (53.into(), 0.into())
+    );
+    let out = killkrill(
+        &[
+            "parse",
+            "--format",
+            "openmetrics",
+            "--strict",
+            "--output",
+            "count",
+        ],
+        input,
+    );
     assert_eq!(out.status.code(), Some(1));
-    assert_eq!(String::from_utf8_lossy(&out.stderr), "line 33: `_sum` values cannot be negative\n");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "line 33: `_sum` values cannot be negative\n"
+    );
     assert_eq!(summary(&out)["errors"], 1);
 }
 
 #[test]
 fn bad_lines_are_reported_and_counted() {
     let input = b"a 1\nb{x=\"1\" 2\nc 3 4.5\nd 4\n".to_vec();
-    let out = killkrill(&["parse", "--format", "prometheus", "--output", "count"], input.clone());
+    let out = killkrill(
+        &["parse", "--format", "prometheus", "--output", "count"],
+        input.clone(),
+    );
     assert_eq!(out.status.code(), Some(0));
-    assert_eq!((summary(&out)["samples"].clone(), summary(&out)["errors"].clone()), (2.into(), 2.into()));
+    assert_eq!(
+        (
+            summary(&out)["samples"].clone(),
+            summary(&out)["errors"].clone()
+        ),
+        (2.into(), 2.into())
+    );
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
         "line 2, column 8: expected `,` or `}` after the label value, found `2`\n\
@@ -97,15 +145,28 @@ fn bad_lines_are_reported_and_counted() {
 
 #[test]
 fn invalid_utf8_is_located() {
-    let out = killkrill(&["parse", "--format", "prometheus", "--output", "count"], b"a 1\nb{x=\"\xff\"} 2\nc 3\n".to_vec());
-    assert_eq!(String::from_utf8_lossy(&out.stderr), "line 2, column 5: invalid UTF-8; the exposition formats are UTF-8 text\n");
-    assert_eq!(summary(&out)["samples"], 3, "lenient mode goes on with the bytes replaced");
+    let out = killkrill(
+        &["parse", "--format", "prometheus", "--output", "count"],
+        b"a 1\nb{x=\"\xff\"} 2\nc 3\n".to_vec(),
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "line 2, column 5: invalid UTF-8; the exposition formats are UTF-8 text\n"
+    );
+    assert_eq!(
+        summary(&out)["samples"],
+        3,
+        "lenient mode goes on with the bytes replaced"
+    );
 }
 
 #[test]
 fn input_over_the_limit_is_refused() {
     let input = vec![b'\n'; 64 * 1024 * 1024 + 1];
-    let out = killkrill(&["parse", "--format", "openmetrics", "--output", "count"], input);
+    let out = killkrill(
+        &["parse", "--format", "openmetrics", "--output", "count"],
+        input,
+    );
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),

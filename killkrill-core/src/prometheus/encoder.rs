@@ -32,7 +32,9 @@ pub enum EncodeError {
     #[error("invalid label name `{0}` on `{1}`")]
     InvalidLabelName(String, String),
     /// A timestamp the text format cannot hold.
-    #[error("timestamp of `{0}` is not a whole number of milliseconds; the text format has millisecond timestamps")]
+    #[error(
+        "timestamp of `{0}` is not a whole number of milliseconds; the text format has millisecond timestamps"
+    )]
     SubMillisecondTimestamp(String),
     /// An exemplar in the text format.
     #[error("exemplar on `{0}`: the text format has no exemplars")]
@@ -46,7 +48,11 @@ pub enum EncodeError {
 /// [`EncodeError`] for names the formats cannot carry, and in the text
 /// format for exemplars and sub-millisecond timestamps. `out` may then hold
 /// a partial exposition.
-pub fn encode(families: &[MetricFamily], format: Format, out: &mut String) -> Result<(), EncodeError> {
+pub fn encode(
+    families: &[MetricFamily],
+    format: Format,
+    out: &mut String,
+) -> Result<(), EncodeError> {
     for f in families {
         check_names(f)?;
         match format {

@@ -117,13 +117,17 @@ pub enum ErrorKind {
     },
     /// A family name (or one of its series names) used by an earlier family,
     /// e.g. a family split in two or a counter sample without `_total`.
-    #[error("metric name `{name}` clashes with an earlier family; a family's lines must be contiguous")]
+    #[error(
+        "metric name `{name}` clashes with an earlier family; a family's lines must be contiguous"
+    )]
     ClashingName {
         /// The series or family name used twice.
         name: String,
     },
     /// `# UNIT` that is not a suffix of the family name.
-    #[error("unit `{unit}` is not a suffix of metric family `{family}` (expected a name ending in `_{unit}`)")]
+    #[error(
+        "unit `{unit}` is not a suffix of metric family `{family}` (expected a name ending in `_{unit}`)"
+    )]
     UnitMismatch {
         /// The family.
         family: String,
@@ -154,6 +158,8 @@ pub enum ErrorKind {
     #[error("{0}")]
     Rule(String),
     /// A timestamp that cannot be stored: Killkrill keeps i64 nanoseconds.
-    #[error("timestamp out of range; Killkrill stores timestamps between 1677-09-21 and 2262-04-11")]
+    #[error(
+        "timestamp out of range; Killkrill stores timestamps between 1677-09-21 and 2262-04-11"
+    )]
     TimestampOutOfRange,
 }

@@ -16,10 +16,7 @@ pub(crate) type GroupKey<'a> = Vec<(&'a str, Cow<'a, str>)>;
 
 /// The group key of `labels` without `exclude`.
 pub(crate) fn group_key<'a>(labels: &LabelSet<'a>, exclude: Option<&str>) -> GroupKey<'a> {
-    let mut v: GroupKey<'a> = labels
-        .iter()
-        .filter(|(n, _)| Some(*n) != exclude)
-        .collect();
+    let mut v: GroupKey<'a> = labels.iter().filter(|(n, _)| Some(*n) != exclude).collect();
     v.sort_unstable_by(|a, b| a.0.cmp(b.0));
     v
 }

@@ -67,7 +67,10 @@ impl<'a> HistogramCheck<'a> {
                     out.push((line, "histogram buckets must be in increasing `le` order"));
                 }
                 if value < self.value {
-                    out.push((line, "histogram bucket counts must not decrease as `le` grows"));
+                    out.push((
+                        line,
+                        "histogram bucket counts must not decrease as `le` grows",
+                    ));
                 }
                 self.bucket = Some(le);
                 self.value = value;

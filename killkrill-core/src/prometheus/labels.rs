@@ -259,7 +259,9 @@ mod tests {
     };
 
     fn pairs(l: &LabelSet<'_>) -> Vec<(String, String)> {
-        l.iter().map(|(n, v)| (n.to_owned(), v.into_owned())).collect()
+        l.iter()
+            .map(|(n, v)| (n.to_owned(), v.into_owned()))
+            .collect()
     }
 
     #[test]
@@ -286,13 +288,43 @@ mod tests {
         let cases: &[(&str, LabelSyntax, usize, &str)] = &[
             (r#"{1="1"}"#, OM, 1, "expected a label name, found `1`"),
             (r#"{a="1",a="2"}"#, OM, 7, "duplicate label name `a`"),
-            (r#"{a="1"b}"#, OM, 6, "expected `,` or `}` after the label value, found `b`"),
-            (r#"{a}"#, OM, 2, "expected `=` after the label name, found `}`"),
-            (r#"{a=1}"#, OM, 3, "expected `\"` to start the label value, found `1`"),
-            (r#"{a="1}"#, OM, 6, "expected `\"` to close the label value, found end of line"),
+            (
+                r#"{a="1"b}"#,
+                OM,
+                6,
+                "expected `,` or `}` after the label value, found `b`",
+            ),
+            (
+                r#"{a}"#,
+                OM,
+                2,
+                "expected `=` after the label name, found `}`",
+            ),
+            (
+                r#"{a=1}"#,
+                OM,
+                3,
+                "expected `\"` to start the label value, found `1`",
+            ),
+            (
+                r#"{a="1}"#,
+                OM,
+                6,
+                "expected `\"` to close the label value, found end of line",
+            ),
             (r#"{a="1",}"#, OM, 7, "expected a label name, found `}`"),
-            (r#"{a="\t"}"#, TEXT, 4, "invalid escape sequence `\\t` (allowed: `\\\\`, `\\\"`, `\\n`)"),
-            (r#"{__name__="x"}"#, TEXT, 1, "label name `__name__` is reserved; the metric name goes before `{`"),
+            (
+                r#"{a="\t"}"#,
+                TEXT,
+                4,
+                "invalid escape sequence `\\t` (allowed: `\\\\`, `\\\"`, `\\n`)",
+            ),
+            (
+                r#"{__name__="x"}"#,
+                TEXT,
+                1,
+                "label name `__name__` is reserved; the metric name goes before `{`",
+            ),
         ];
         for (line, syn, col, msg) in cases {
             let (c, kind) = scan_labels(line, 0, *syn).unwrap_err();

@@ -84,7 +84,11 @@ impl<'a> OmRules<'a> {
                 return None;
             }
             self.after_eof_reported = true;
-            return Some(Err(ParseError::new(line.number, Some(0), ErrorKind::TextAfterEof)));
+            return Some(Err(ParseError::new(
+                line.number,
+                Some(0),
+                ErrorKind::TextAfterEof,
+            )));
         }
         if line.text.is_empty() {
             // The last line may be empty only when it is `# EOF` without a
@@ -143,7 +147,11 @@ impl<'a> OmRules<'a> {
     ) {
         if !self.eof {
             self.finish_family(fams, pending);
-            pending.push_back(Err(ParseError::new(last_line + 1, None, ErrorKind::MissingEof)));
+            pending.push_back(Err(ParseError::new(
+                last_line + 1,
+                None,
+                ErrorKind::MissingEof,
+            )));
         }
     }
 
@@ -207,11 +215,7 @@ impl<'a> OmRules<'a> {
                         kind: kind.name(),
                     },
                 )));
-            } else if !f
-                .name
-                .strip_suffix(unit)
-                .is_some_and(|p| p.ends_with('_'))
-            {
+            } else if !f.name.strip_suffix(unit).is_some_and(|p| p.ends_with('_')) {
                 pending.push_back(Err(ParseError::new(
                     f.line,
                     None,

@@ -173,7 +173,11 @@ fn lex_sample(text: &str) -> Lexed<'_> {
             if i < b.len() {
                 i += 1;
                 if b.get(i) != Some(&b'#') {
-                    return expected(i, "` # ` and an exemplar, or end of line", Found::at(text, i));
+                    return expected(
+                        i,
+                        "` # ` and an exemplar, or end of line",
+                        Found::at(text, i),
+                    );
                 }
             }
         }
@@ -227,7 +231,11 @@ fn lex_exemplar(text: &str, hash: usize) -> Result<ExemplarRef<'_>, (usize, Erro
     i += 1;
     let vend = space_end(b, i);
     let Some(value) = parse_value(&text[i..vend]) else {
-        return expected(i, "a number as the exemplar value", found_token(text, i, vend));
+        return expected(
+            i,
+            "a number as the exemplar value",
+            found_token(text, i, vend),
+        );
     };
     let mut timestamp_nanos = None;
     if vend < b.len() {
@@ -244,7 +252,11 @@ fn lex_exemplar(text: &str, hash: usize) -> Result<ExemplarRef<'_>, (usize, Erro
             }
         }
         if tend < b.len() {
-            return expected(tend, "end of line after the exemplar", Found::at(text, tend));
+            return expected(
+                tend,
+                "end of line after the exemplar",
+                Found::at(text, tend),
+            );
         }
     }
     Ok(ExemplarRef {
@@ -309,14 +321,42 @@ mod tests {
     #[test]
     fn rejects_lines() {
         let cases: &[(&str, usize, &str)] = &[
-            ("a  1", 2, "expected a number (e.g. `1`, `1.5e3`, `NaN`, `+Inf`), found ' '"),
-            ("a 1 ", 4, "expected a timestamp in seconds (e.g. `1.5`) or `#` and an exemplar, found end of line"),
-            ("a{a=\"1\"}1", 8, "expected a space before the value, found `1`"),
-            ("# HELP a", 8, "expected a space after the metric name, found end of line"),
-            ("# FOO a x", 2, "expected `HELP`, `TYPE`, `UNIT` or `EOF` after `# `, found `FOO`"),
+            (
+                "a  1",
+                2,
+                "expected a number (e.g. `1`, `1.5e3`, `NaN`, `+Inf`), found ' '",
+            ),
+            (
+                "a 1 ",
+                4,
+                "expected a timestamp in seconds (e.g. `1.5`) or `#` and an exemplar, found end of line",
+            ),
+            (
+                "a{a=\"1\"}1",
+                8,
+                "expected a space before the value, found `1`",
+            ),
+            (
+                "# HELP a",
+                8,
+                "expected a space after the metric name, found end of line",
+            ),
+            (
+                "# FOO a x",
+                2,
+                "expected `HELP`, `TYPE`, `UNIT` or `EOF` after `# `, found `FOO`",
+            ),
             ("#a", 1, "expected a space after `#`, found `a`"),
-            ("a 1 # {} 1 1 ", 12, "expected end of line after the exemplar, found ' '"),
-            ("a 1 1 id=\"x\"", 6, "expected ` # ` and an exemplar, or end of line, found `i`"),
+            (
+                "a 1 # {} 1 1 ",
+                12,
+                "expected end of line after the exemplar, found ' '",
+            ),
+            (
+                "a 1 1 id=\"x\"",
+                6,
+                "expected ` # ` and an exemplar, or end of line, found `i`",
+            ),
         ];
         for (line, col, msg) in cases {
             let (c, kind) = lex_line(line).unwrap_err();

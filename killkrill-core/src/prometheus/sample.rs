@@ -102,12 +102,13 @@ impl<'a> Sample<'a> {
         let Some(e) = &self.exemplar else {
             return Ok(None);
         };
-        let timestamp = match e.timestamp_nanos {
-            None => None,
-            Some(ns) => Some(to_timestamp(ns).ok_or_else(|| {
-                ParseError::new(self.line, None, ErrorKind::TimestampOutOfRange)
-            })?),
-        };
+        let timestamp =
+            match e.timestamp_nanos {
+                None => None,
+                Some(ns) => Some(to_timestamp(ns).ok_or_else(|| {
+                    ParseError::new(self.line, None, ErrorKind::TimestampOutOfRange)
+                })?),
+            };
         Ok(Some(Exemplar {
             labels: e.labels.to_labels(),
             value: e.value,
@@ -115,4 +116,3 @@ impl<'a> Sample<'a> {
         }))
     }
 }
-

@@ -136,7 +136,12 @@ impl<'a> TextRules<'a> {
         None
     }
 
-    fn comment(&mut self, line: Line<'a>, after_hash: usize, fams: &mut Vec<Family<'a>>) -> Step<'a> {
+    fn comment(
+        &mut self,
+        line: Line<'a>,
+        after_hash: usize,
+        fams: &mut Vec<Family<'a>>,
+    ) -> Step<'a> {
         let text = line.text;
         let b = text.as_bytes();
         let j = skip_blank(b, after_hash);
@@ -347,9 +352,7 @@ fn check_special_labels(
         None if required => Some(ParseError::new(
             line.number,
             None,
-            ErrorKind::Rule(format!(
-                "histogram bucket `{name}` without an `le` label"
-            )),
+            ErrorKind::Rule(format!("histogram bucket `{name}` without an `le` label")),
         )),
         None => None,
     }
