@@ -142,7 +142,7 @@ pub(crate) fn scan_labels<'a>(
     let b = line.as_bytes();
     debug_assert_eq!(b.get(open), Some(&b'{'));
     let mut i = open + 1;
-    let mut names: [&str; 24] = [""; 24];
+    let mut names: [&str; 8] = [""; 8];
     let mut more: Vec<&str> = Vec::new();
     let mut count = 0usize;
     let mut escaped = false;

@@ -26,7 +26,7 @@ use super::error::{ErrorKind, Found, ParseError};
 use super::escape::{check_help_escapes, unescape};
 use super::family::Family;
 use super::labels::{LabelSet, LabelSyntax, scan_labels};
-use super::lexer::{Line, is_blank, metric_name_end, skip_blank, token_end};
+use super::lexer::{Line, is_blank, metric_name_end, sample_name_end, skip_blank, token_end};
 use super::number::{parse_millis, parse_value};
 use super::sample::{NO_TIMESTAMP, Sample};
 use crate::event::MetricType;
@@ -232,7 +232,7 @@ impl<'a> TextRules<'a> {
     fn sample(&mut self, line: Line<'a>, start: usize, fams: &mut Vec<Family<'a>>) -> Step<'a> {
         let text = line.text;
         let b = text.as_bytes();
-        let end = metric_name_end(b, start);
+        let end = sample_name_end(b, start);
         if end == start {
             return expected(&line, start, "a metric name", Found::at(text, start));
         }
