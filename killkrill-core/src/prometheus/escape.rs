@@ -61,18 +61,35 @@ pub(crate) fn scan_quoted(
 }
 
 /// Index of the first `"` or `\\` at or after `i`. Label values are
-/// mostly short, where a plain loop beats setting up a vector search.
+/// mostly short, where checking eight bytes at a time in a register beats
+/// setting up a vector search; long values go to `memchr2`.
 #[inline]
 fn find_quote_or_backslash(b: &[u8], i: usize) -> Option<usize> {
-    let short = b.len().min(i + 16);
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let limit = b.len().min(i + 64);
     let mut j = i;
-    while j < short {
+    while j + 8 <= limit {
+        let w = u64::from_le_bytes(b[j..j + 8].try_into().expect("an 8-byte slice"));
+        let q = w ^ (LO * u64::from(b'"'));
+        let s = w ^ (LO * u64::from(b'\\'));
+        // The lowest byte flagged by either zero-byte test is exact.
+        let m = ((q.wrapping_sub(LO) & !q) | (s.wrapping_sub(LO) & !s)) & HI;
+        if m != 0 {
+            return Some(j + (m.trailing_zeros() / 8) as usize);
+        }
+        j += 8;
+    }
+    while j < limit {
         if b[j] == b'"' || b[j] == b'\\' {
             return Some(j);
         }
         j += 1;
     }
-    memchr::memchr2(b'"', b'\\', &b[j..]).map(|n| j + n)
+    if limit == b.len() {
+        return None;
+    }
+    memchr::memchr2(b'"', b'\\', &b[limit..]).map(|n| limit + n)
 }
 
 /// Checks HELP text escapes (only needed in strict text mode).
@@ -182,6 +199,25 @@ mod tests {
         assert_eq!(scan_quoted(r#"a\tb""#, 0, false), Ok((4, true)));
         assert!(scan_quoted("abc", 0, true).is_err());
         assert!(scan_quoted("abc\\", 0, false).is_err());
+    }
+
+    #[test]
+    fn finds_quotes_and_backslashes_at_every_offset() {
+        for len in 0..80 {
+            for at in 0..=len {
+                for c in [b'"', b'\\'] {
+                    let mut v = vec![b'a'; len];
+                    if at < len {
+                        v[at] = c;
+                    }
+                    v.extend_from_slice("é\"".as_bytes());
+                    let want = if at < len { at } else { len + 2 };
+                    assert_eq!(find_quote_or_backslash(&v, 0), Some(want), "{len} {at}");
+                }
+            }
+        }
+        assert_eq!(find_quote_or_backslash(b"abc", 0), None);
+        assert_eq!(find_quote_or_backslash(&[b'x'; 100], 3), None);
     }
 
     #[test]

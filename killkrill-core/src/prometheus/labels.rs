@@ -109,7 +109,11 @@ impl<'a> Iterator for LabelIter<'a> {
             i += 1;
         }
         let name = &s[start..i];
-        let q = i + memchr::memchr(b'"', &b[i..])?;
+        let q = if b.get(i) == Some(&b'=') && b.get(i + 1) == Some(&b'"') {
+            i + 1
+        } else {
+            i + memchr::memchr(b'"', &b[i..])?
+        };
         let (close, _) = scan_quoted(s, q + 1, false).ok()?;
         let raw = &s[q + 1..close];
         self.rest = &s[close + 1..];
@@ -132,6 +136,20 @@ pub(crate) struct LabelSyntax {
     pub strict_escapes: bool,
 }
 
+/// A label set just scanned.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Scanned<'a> {
+    /// The view.
+    pub labels: LabelSet<'a>,
+    /// Index just after `}`.
+    pub end: usize,
+    /// Raw (still escaped) values of `le` and `quantile`, caught on the
+    /// way so that histogram and summary checks need not scan again.
+    pub le: Option<&'a str>,
+    /// See `le`.
+    pub quantile: Option<&'a str>,
+}
+
 /// Scans a label set starting at `open` (the index of `{` in `line`).
 /// Returns the view and the index just after `}`. Errors carry the column.
 pub(crate) fn scan_labels<'a>(
@@ -139,6 +157,15 @@ pub(crate) fn scan_labels<'a>(
     open: usize,
     syn: LabelSyntax,
 ) -> Result<(LabelSet<'a>, usize), (usize, ErrorKind)> {
+    scan(line, open, syn).map(|s| (s.labels, s.end))
+}
+
+/// [`scan_labels`], also returning the `le`/`quantile` value.
+pub(crate) fn scan<'a>(
+    line: &'a str,
+    open: usize,
+    syn: LabelSyntax,
+) -> Result<Scanned<'a>, (usize, ErrorKind)> {
     let b = line.as_bytes();
     debug_assert_eq!(b.get(open), Some(&b'{'));
     let mut i = open + 1;
@@ -146,17 +173,20 @@ pub(crate) fn scan_labels<'a>(
     let mut more: Vec<&str> = Vec::new();
     let mut count = 0usize;
     let mut escaped = false;
+    let (mut le, mut quantile) = (None, None);
     let ws = |i: usize| if syn.text { skip_blank(b, i) } else { i };
     i = ws(i);
     if b.get(i) == Some(&b'}') {
-        return Ok((
-            LabelSet {
+        return Ok(Scanned {
+            labels: LabelSet {
                 raw: &line[open + 1..i],
                 len: 0,
                 escaped: false,
             },
-            i + 1,
-        ));
+            end: i + 1,
+            le: None,
+            quantile: None,
+        });
     }
     loop {
         let start = i;
@@ -215,6 +245,11 @@ pub(crate) fn scan_labels<'a>(
         }
         let (close, esc) = scan_quoted(line, i + 1, syn.strict_escapes)?;
         escaped |= esc;
+        if name == "le" {
+            le = Some(&line[i + 1..close]);
+        } else if name == "quantile" {
+            quantile = Some(&line[i + 1..close]);
+        }
         i = ws(close + 1);
         match b.get(i) {
             Some(b',') => {
@@ -235,14 +270,16 @@ pub(crate) fn scan_labels<'a>(
             }
         }
     }
-    Ok((
-        LabelSet {
+    Ok(Scanned {
+        labels: LabelSet {
             raw: &line[open + 1..i],
             len: u32::try_from(count).unwrap_or(u32::MAX),
             escaped,
         },
-        i + 1,
-    ))
+        end: i + 1,
+        le,
+        quantile,
+    })
 }
 
 #[cfg(test)]

@@ -25,7 +25,7 @@ use std::collections::HashMap;
 use super::error::{ErrorKind, Found, ParseError};
 use super::escape::{check_help_escapes, unescape};
 use super::family::Family;
-use super::labels::{LabelSet, LabelSyntax, scan_labels};
+use super::labels::{LabelSet, LabelSyntax, scan};
 use super::lexer::{Line, is_blank, metric_name_end, sample_name_end, skip_blank, token_end};
 use super::number::{parse_millis, parse_value};
 use super::sample::{NO_TIMESTAMP, Sample};
@@ -238,15 +238,17 @@ impl<'a> TextRules<'a> {
         }
         let name = &text[start..end];
         let mut i = skip_blank(b, end);
+        let mut special = [None, None];
         let labels = if b.get(i) == Some(&b'{') {
             let syn = LabelSyntax {
                 text: true,
                 strict_escapes: self.strict,
             };
-            match scan_labels(text, i, syn) {
-                Ok((l, next)) => {
-                    i = skip_blank(b, next);
-                    l
+            match scan(text, i, syn) {
+                Ok(s) => {
+                    i = skip_blank(b, s.end);
+                    special = [s.le, s.quantile];
+                    s.labels
                 }
                 Err((c, kind)) => return err(&line, c, kind),
             }
@@ -301,7 +303,7 @@ impl<'a> TextRules<'a> {
         let idx = self.resolve(name, line.number, fams);
         let fam = &mut fams[idx];
         let kind = *fam.kind.get_or_insert(MetricType::Unknown);
-        if let Some(e) = check_special_labels(&line, name, fam, kind, &labels, self.strict) {
+        if let Some(e) = check_special_labels(&line, name, fam, kind, special, self.strict) {
             return Some(Err(e));
         }
         fam.samples += 1;
@@ -319,36 +321,41 @@ impl<'a> TextRules<'a> {
 }
 
 /// `quantile` on summaries and `le` on histograms must be floats, as in Go;
-/// strict mode also requires `le` on every bucket.
+/// strict mode also requires `le` on every bucket. `special` holds the raw
+/// `le` and `quantile` values the label scan caught.
 #[inline]
 fn check_special_labels(
     line: &Line<'_>,
     name: &str,
     fam: &Family<'_>,
     kind: MetricType,
-    labels: &LabelSet<'_>,
+    special: [Option<&str>; 2],
     strict: bool,
 ) -> Option<ParseError> {
-    let (label, required) = match kind {
-        MetricType::Summary => ("quantile", false),
+    let (label, raw, required) = match kind {
+        MetricType::Summary => ("quantile", special[1], false),
         MetricType::Histogram | MetricType::GaugeHistogram => (
             "le",
+            special[0],
             strict && name.len() == fam.name.len() + 7 && name.ends_with("_bucket"),
         ),
         _ => return None,
     };
-    if labels.is_empty() && !required {
-        return None;
-    }
-    match labels.get(label) {
-        Some(v) if parse_value(&v).is_some() => None,
-        Some(v) => Some(ParseError::new(
-            line.number,
-            None,
-            ErrorKind::Rule(format!(
-                "expected a float as the value of the `{label}` label, found `{v}`"
-            )),
-        )),
+    match raw {
+        Some(raw) => {
+            let v = unescape(raw);
+            if parse_value(&v).is_some() {
+                None
+            } else {
+                Some(ParseError::new(
+                    line.number,
+                    None,
+                    ErrorKind::Rule(format!(
+                        "expected a float as the value of the `{label}` label, found `{v}`"
+                    )),
+                ))
+            }
+        }
         None if required => Some(ParseError::new(
             line.number,
             None,
