@@ -93,8 +93,8 @@ fn metric_char_arith(c: u8) -> bool {
     (lower.wrapping_sub(b'a') < 26) | (c.wrapping_sub(b'0') < 10) | (c == b'_') | (c == b':')
 }
 
-/// End of the metric name starting at `i`, for a sample line of the text
-/// format: the name runs to the first blank or `{`. Names are long (40
+/// End of the metric name starting at `i`, for the text format, where a
+/// name runs to the first blank or `{`. Names are long (40
 /// bytes is typical), so the end is found with `memchr3` and the bytes are
 /// checked in one vectorisable pass; only an invalid name takes the
 /// byte-by-byte path that finds where it breaks.

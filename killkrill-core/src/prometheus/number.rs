@@ -74,14 +74,49 @@ fn parse_decimal(s: &str) -> Option<f64> {
         } else if c == b'.' && !dot {
             dot = true;
         } else {
-            return parse_std(s);
+            break;
         }
         i += 1;
     }
-    if digits == 0 || m > 1 << 53 || frac > 22 {
+    // Optional exponent: `e`, sign, one to three digits.
+    let mut exp: i64 = 0;
+    if i < b.len() {
+        if b[i] != b'e' && b[i] != b'E' {
+            return parse_std(s);
+        }
+        i += 1;
+        let eneg = match b.get(i) {
+            Some(b'-') => {
+                i += 1;
+                true
+            }
+            Some(b'+') => {
+                i += 1;
+                false
+            }
+            _ => false,
+        };
+        let start = i;
+        while i < b.len() && b[i].is_ascii_digit() && i - start < 3 {
+            exp = exp * 10 + i64::from(b[i] - b'0');
+            i += 1;
+        }
+        if i == start || i < b.len() {
+            return parse_std(s);
+        }
+        if eneg {
+            exp = -exp;
+        }
+    }
+    let e = exp - frac as i64;
+    if digits == 0 || m > 1 << 53 || !(-22..=22).contains(&e) {
         return parse_std(s);
     }
-    let v = m as f64 / POW10[frac];
+    let v = if e < 0 {
+        m as f64 / POW10[(-e) as usize]
+    } else {
+        m as f64 * POW10[e as usize]
+    };
     Some(if neg { -v } else { v })
 }
 
@@ -236,6 +271,14 @@ mod tests {
             ("0.1", 0.1),
             ("9007199254740993", 9007199254740992.0),
             ("1.7976931348623157e308", f64::MAX),
+            ("2.279966416e+09", 2.279966416e9),
+            ("1.9429106442e+10", 1.9429106442e10),
+            ("7.6238e-05", 7.6238e-5),
+            ("1e22", 1e22),
+            ("1e23", 1e23),
+            ("123456789e-30", 123456789e-30),
+            ("1.e5", 1e5),
+            ("5e-324", 5e-324),
         ];
         for (s, v) in ok {
             assert_eq!(parse_value(s).map(f64::to_bits), Some(v.to_bits()), "{s}");
@@ -246,9 +289,35 @@ mod tests {
         }
         for s in [
             "", "a", "-NaN", "+nan", "1_2", "0x1p-3", "0x1", "0b1", "0o1", "1.1.1", "1z", "e5",
-            ".", "1e", "Infinit", "in", " 1", "1 ", "1\t",
+            ".", "1e", "1e+", "1e5.", ".e5", "1e1e1", "Infinit", "in", " 1", "1 ", "1\t",
         ] {
             assert_eq!(parse_value(s).map(f64::to_bits), None, "{s:?}");
+        }
+    }
+
+    proptest::proptest! {
+        /// The fast path agrees with the standard library, bit for bit.
+        #[test]
+        fn fast_path_matches_std(
+            neg in proptest::bool::ANY,
+            int in "[0-9]{1,18}",
+            frac in proptest::option::of("[0-9]{0,12}"),
+            exp in proptest::option::of(-40i32..40),
+        ) {
+            let mut s = String::new();
+            if neg {
+                s.push('-');
+            }
+            s.push_str(&int);
+            if let Some(f) = frac {
+                s.push('.');
+                s.push_str(&f);
+            }
+            if let Some(e) = exp {
+                s.push_str(&format!("e{e:+}"));
+            }
+            let want = s.parse::<f64>().ok().map(f64::to_bits);
+            proptest::prop_assert_eq!(parse_value(&s).map(f64::to_bits), want, "{}", s);
         }
     }
 

@@ -26,7 +26,7 @@ use super::error::{ErrorKind, Found, ParseError};
 use super::escape::{check_help_escapes, unescape};
 use super::family::Family;
 use super::labels::{LabelSet, LabelSyntax, scan};
-use super::lexer::{Line, is_blank, metric_name_end, sample_name_end, skip_blank, token_end};
+use super::lexer::{Line, is_blank, sample_name_end, skip_blank, token_end};
 use super::number::{parse_millis, parse_value};
 use super::sample::{NO_TIMESTAMP, Sample};
 use crate::event::MetricType;
@@ -65,7 +65,7 @@ impl<'a> TextRules<'a> {
     pub(crate) fn new(strict: bool) -> Self {
         TextRules {
             strict,
-            by_name: HashMap::new(),
+            by_name: HashMap::with_capacity(64),
             recent: [("", 0); 4],
             next_recent: 0,
         }
@@ -157,7 +157,7 @@ impl<'a> TextRules<'a> {
         if n == b.len() {
             return None;
         }
-        let nend = metric_name_end(b, n);
+        let nend = sample_name_end(b, n);
         if nend == b.len() {
             return None;
         }
