@@ -116,3 +116,13 @@ impl<'a> Sample<'a> {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// Samples are moved through the iterator; keep them small.
+    #[test]
+    fn samples_stay_small() {
+        let size = size_of::<Option<Result<super::Sample<'_>, super::ParseError>>>();
+        assert!(size <= 112, "{size} bytes");
+    }
+}
