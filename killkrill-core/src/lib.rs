@@ -20,12 +20,15 @@
 //! - [`proto_records`]: log records to and from the gRPC form (`killkrill.v1`).
 //! - [`media_type`], [`snappy`]: the `Content-Type` and snappy block layers those
 //!   HTTP protocols share.
+//! - [`prometheus`]: Prometheus text format 0.0.4 and OpenMetrics 1.0
+//!   parsers and encoder.
 #![deny(missing_docs)]
 
 pub mod event;
 pub mod json_logs;
 pub mod loki;
 pub mod media_type;
+pub mod prometheus;
 pub mod proto_records;
 pub mod remote_write;
 pub mod snappy;

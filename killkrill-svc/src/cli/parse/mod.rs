@@ -16,6 +16,7 @@ use killkrill_core::event::{LogRecord, MetricSample};
 mod body;
 mod json;
 mod loki;
+mod prometheus;
 mod remote_write;
 mod syslog;
 
@@ -55,6 +56,11 @@ pub enum Format {
     /// One Loki push request body (JSON or protobuf by `--content-type`); always
     /// strict, as a request is accepted or rejected whole.
     Loki,
+    /// Prometheus text exposition format 0.0.4.
+    Prometheus,
+    /// OpenMetrics 1.0 text exposition format.
+    #[value(name = "openmetrics")]
+    OpenMetrics,
 }
 
 /// Output modes.
@@ -192,6 +198,14 @@ pub fn run(args: &ParseArgs, input: impl BufRead, out: impl Write, err: impl Wri
         Format::Json => json::run(args, input, &mut em).map(|()| Unit::Messages),
         Format::RemoteWrite => remote_write::run(args, input, &mut em).map(|()| Unit::Samples),
         Format::Loki => loki::run(args, input, &mut em).map(|()| Unit::Messages),
+        Format::Prometheus => {
+            use killkrill_core::prometheus::Format as F;
+            prometheus::run(args, F::Text, input, &mut em).map(|()| Unit::Samples)
+        }
+        Format::OpenMetrics => {
+            use killkrill_core::prometheus::Format as F;
+            prometheus::run(args, F::OpenMetrics, input, &mut em).map(|()| Unit::Samples)
+        }
     };
     let unit = match result {
         Ok(unit) => unit,
