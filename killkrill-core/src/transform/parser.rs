@@ -197,7 +197,7 @@ mod tests {
     #[test]
     fn json_errors_say_where() {
         for (input, want) in [
-            (&b"[1,2]"[..], "invalid type: sequence, expected a JSON object at line 1 column 1"),
+            (&b"[1,2]"[..], "invalid type: sequence, expected a JSON object at line 1 column 0"),
             (b"{\"a\":}", "expected value at line 1 column 6"),
             (b"{} x", "trailing characters at line 1 column 4"),
             (b"", "EOF while parsing a value at line 1 column 0"),

@@ -38,10 +38,17 @@ const VALUE_INT: u8 = 3;
 const VALUE_FLOAT: u8 = 4;
 const VALUE_STR: u8 = 5;
 
-/// Delta state carried from one record to the next.
+/// Bits of an event id below its 48-bit millisecond part.
+const ID_LOW_BITS: u32 = 80;
+const ID_LOW_MASK: u128 = (1 << ID_LOW_BITS) - 1;
+
+/// Delta state carried from one record to the next. An id is delta-coded in
+/// two parts, its milliseconds and the 80 bits below, so consecutive ids
+/// from one generator cost two bytes even when the millisecond ticks over.
 #[derive(Default)]
 pub(super) struct LogState {
-    prev_id: u128,
+    prev_id_ms: i64,
+    prev_id_low: i128,
     prev_ts: i64,
 }
 
@@ -83,8 +90,12 @@ pub(super) fn encode(
 
     if let Some(id) = r.id {
         let bits = id.as_u128();
-        w.zigzag128(bits.wrapping_sub(st.prev_id) as i128);
-        st.prev_id = bits;
+        let ms = (bits >> ID_LOW_BITS) as i64; // 48 bits: never negative
+        let low = (bits & ID_LOW_MASK) as i128;
+        w.zigzag(ms - st.prev_id_ms);
+        w.zigzag128(low - st.prev_id_low);
+        st.prev_id_ms = ms;
+        st.prev_id_low = low;
     }
     if tenant_mode == EXPLICIT
         && let Some(t) = &r.tenant
@@ -188,9 +199,19 @@ pub(super) fn decode(
     let has = |bit: u32| flags & bit != 0;
 
     let id = if has(HAS_ID) {
-        let delta = rd.zigzag128("event id")? as u128;
-        st.prev_id = st.prev_id.wrapping_add(delta);
-        Some(EventId::from_u128(st.prev_id))
+        let id_at = rd.pos();
+        let ms = st.prev_id_ms.checked_add(rd.zigzag("event id")?);
+        let low = st.prev_id_low.checked_add(rd.zigzag128("event id")?);
+        match (ms, low) {
+            (Some(ms), Some(low))
+                if (0..1i64 << 48).contains(&ms) && (0..=ID_LOW_MASK as i128).contains(&low) =>
+            {
+                st.prev_id_ms = ms;
+                st.prev_id_low = low;
+                Some(EventId::from_u128(((ms as u128) << ID_LOW_BITS) | low as u128))
+            }
+            _ => return Err(rd.invalid(id_at, "event id")),
+        }
     } else {
         None
     };
