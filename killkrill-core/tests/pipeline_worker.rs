@@ -30,7 +30,10 @@ struct ScriptedSink {
 }
 
 impl ScriptedSink {
-    fn new(latency: Duration, script: impl Fn(u32, &[Arc<Batch>]) -> Result<(), SinkError> + Send + Sync + 'static) -> Arc<Self> {
+    fn new(
+        latency: Duration,
+        script: impl Fn(u32, &[Arc<Batch>]) -> Result<(), SinkError> + Send + Sync + 'static,
+    ) -> Arc<Self> {
         Arc::new(ScriptedSink {
             calls: AtomicU32::new(0),
             latency,
@@ -42,11 +45,11 @@ impl ScriptedSink {
     }
 
     fn committed(&self) -> Vec<u128> {
-        self.committed.lock().unwrap().clone()
+        self.committed.lock().expect("sink lock").clone()
     }
 
     fn groups(&self) -> Vec<(Duration, usize)> {
-        self.groups.lock().unwrap().clone()
+        self.groups.lock().expect("sink lock").clone()
     }
 }
 
@@ -62,11 +65,11 @@ impl Sink for ScriptedSink {
         (self.script)(n, batches)?;
         self.committed
             .lock()
-            .unwrap()
+            .expect("sink lock")
             .extend(batches.iter().map(|b| b.id.as_u128()));
         self.groups
             .lock()
-            .unwrap()
+            .expect("sink lock")
             .push((self.start.elapsed(), batches.len()));
         Ok(())
     }
@@ -113,7 +116,9 @@ fn config() -> WorkerConfig {
 
 async fn enqueue_all(q: &MemoryQueue, batches: impl IntoIterator<Item = Batch>) {
     for b in batches {
-        q.enqueue(b, Duration::from_secs(600)).await.unwrap();
+        q.enqueue(b, Duration::from_secs(600))
+            .await
+            .expect("room within 600 s");
     }
 }
 
@@ -134,7 +139,7 @@ struct Running {
 impl Running {
     async fn stop(self) -> WorkerReport {
         self.trigger.trigger();
-        self.handle.await.unwrap()
+        self.handle.await.expect("worker task")
     }
 }
 
@@ -164,17 +169,26 @@ async fn groups_close_by_event_count() {
     enqueue_all(&q, (1..=50).map(|i| batch(i, 10))).await;
     let sink = ScriptedSink::new(Duration::ZERO, |_, _| Ok(()));
     let dlq = Arc::new(MemoryDeadLetter::new(10));
-    let w = start(&q, &sink, &dlq, WorkerConfig {
-        dequeue_max: 1,
-        group_max_events: 100,
-        linger: Duration::from_secs(10),
-        ..config()
-    });
+    let w = start(
+        &q,
+        &sink,
+        &dlq,
+        WorkerConfig {
+            dequeue_max: 1,
+            group_max_events: 100,
+            linger: Duration::from_secs(10),
+            ..config()
+        },
+    );
     until(Duration::from_secs(5), || sink.committed().len() == 50).await;
     let report = w.stop().await;
     let sizes: Vec<usize> = sink.groups().iter().map(|g| g.1).collect();
     assert_eq!(sizes, [10, 10, 10, 10, 10], "100 events per group");
-    assert_eq!(sink.committed(), (1..=50).collect::<Vec<_>>(), "in order, once each");
+    assert_eq!(
+        sink.committed(),
+        (1..=50).collect::<Vec<_>>(),
+        "in order, once each"
+    );
     assert_eq!(report.acknowledged, 50);
     assert_eq!(q.stats().await.unwrap().batches, 0);
 }
@@ -185,11 +199,16 @@ async fn groups_close_by_batch_count_and_by_time() {
     enqueue_all(&q, (1..=7).map(|i| batch(i, 1))).await;
     let sink = ScriptedSink::new(Duration::ZERO, |_, _| Ok(()));
     let dlq = Arc::new(MemoryDeadLetter::new(10));
-    let w = start(&q, &sink, &dlq, WorkerConfig {
-        group_max_batches: 5,
-        linger: Duration::from_secs(1),
-        ..config()
-    });
+    let w = start(
+        &q,
+        &sink,
+        &dlq,
+        WorkerConfig {
+            group_max_batches: 5,
+            linger: Duration::from_secs(1),
+            ..config()
+        },
+    );
     // 5 at once (full by count), the other 2 after the linger of 1 s.
     until(Duration::from_secs(5), || sink.committed().len() == 7).await;
     // One more, 3 s later: written 1 s after it arrived.
@@ -203,7 +222,10 @@ async fn groups_close_by_batch_count_and_by_time() {
     assert_eq!(g[0].0, Duration::ZERO);
     assert_eq!(g[1].0, Duration::from_secs(1));
     let lag = g[2].0 - t_enqueue;
-    assert!(lag >= Duration::from_secs(1) && lag < Duration::from_millis(1_200), "{lag:?}");
+    assert!(
+        lag >= Duration::from_secs(1) && lag < Duration::from_millis(1_200),
+        "{lag:?}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -212,10 +234,15 @@ async fn slow_sink_backpressures_receivers_and_memory_stays_bounded() {
     let q = memory_queue(LIMIT);
     let sink = ScriptedSink::new(Duration::from_secs(1), |_, _| Ok(()));
     let dlq = Arc::new(MemoryDeadLetter::new(10));
-    let w = start(&q, &sink, &dlq, WorkerConfig {
-        group_max_batches: 2,
-        ..config()
-    });
+    let w = start(
+        &q,
+        &sink,
+        &dlq,
+        WorkerConfig {
+            group_max_batches: 2,
+            ..config()
+        },
+    );
     let mut full = 0;
     let mut peak = 0;
     let mut waited = Duration::ZERO;
@@ -229,7 +256,10 @@ async fn slow_sink_backpressures_receivers_and_memory_stays_bounded() {
                 Err(QueueError::Full { .. }) => {
                     full += 1;
                     let t = Instant::now();
-                    match q.enqueue(b.take().unwrap(), Duration::from_millis(300)).await {
+                    match q
+                        .enqueue(b.take().unwrap(), Duration::from_millis(300))
+                        .await
+                    {
                         Ok(()) => {
                             waited += t.elapsed();
                             break;
@@ -252,7 +282,10 @@ async fn slow_sink_backpressures_receivers_and_memory_stays_bounded() {
     until(Duration::from_secs(120), || sink.committed().len() == 100).await;
     let report = w.stop().await;
     assert!(full > 50, "the producer was pushed back {full} times");
-    assert_eq!(peak as usize, LIMIT, "the queue filled up to, never past, its limit");
+    assert_eq!(
+        peak as usize, LIMIT,
+        "the queue filled up to, never past, its limit"
+    );
     // 100 batches, 2 per 1 s write: the producer was held back ~40 s+.
     assert!(waited > Duration::from_secs(35), "{waited:?}");
     assert_eq!(report.acknowledged, 100);
@@ -264,7 +297,9 @@ async fn retryable_errors_back_off_then_succeed() {
     enqueue_all(&q, [batch(1, 3)]).await;
     let sink = ScriptedSink::new(Duration::ZERO, |n, _| {
         if n <= 3 {
-            Err(SinkError::retryable(format!("connection refused (call {n})")))
+            Err(SinkError::retryable(format!(
+                "connection refused (call {n})"
+            )))
         } else {
             Ok(())
         }
@@ -276,7 +311,10 @@ async fn retryable_errors_back_off_then_succeed() {
     let took = t0.elapsed();
     let report = w.stop().await;
     assert_eq!(sink.calls.load(Ordering::SeqCst), 4);
-    assert_eq!((report.retries, report.sink_errors, report.acknowledged), (3, 3, 1));
+    assert_eq!(
+        (report.retries, report.sink_errors, report.acknowledged),
+        (3, 3, 1)
+    );
     // Full jitter: each wait is within its cap (100, 200, 400 ms).
     assert!(took <= Duration::from_millis(700), "{took:?}");
     assert!(took > Duration::ZERO);
@@ -290,18 +328,28 @@ async fn poison_batch_is_dead_lettered_after_n_attempts_while_the_rest_flows() {
     enqueue_all(&q, (1..=30).map(|i| batch(i, 2))).await;
     let sink = ScriptedSink::new(Duration::from_millis(5), |_, group| {
         if group.iter().any(|b| b.id.as_u128() == 13) {
-            Err(SinkError::retryable("value too long for type character varying(255)"))
+            Err(SinkError::retryable(
+                "value too long for type character varying(255)",
+            ))
         } else {
             Ok(())
         }
     });
     let dlq = Arc::new(MemoryDeadLetter::new(10));
-    let w = start(&q, &sink, &dlq, WorkerConfig {
-        group_max_batches: 8,
-        max_attempts: 4,
-        ..config()
-    });
-    until(Duration::from_secs(30), || sink.committed().len() == 29 && dlq.entries().len() == 1).await;
+    let w = start(
+        &q,
+        &sink,
+        &dlq,
+        WorkerConfig {
+            group_max_batches: 8,
+            max_attempts: 4,
+            ..config()
+        },
+    );
+    until(Duration::from_secs(30), || {
+        sink.committed().len() == 29 && dlq.entries().len() == 1
+    })
+    .await;
     let report = w.stop().await;
     let mut committed = sink.committed();
     committed.sort_unstable();
@@ -310,10 +358,17 @@ async fn poison_batch_is_dead_lettered_after_n_attempts_while_the_rest_flows() {
     assert_eq!(dead[0].batch.id.as_u128(), 13);
     assert_eq!(dead[0].reason, DeadLetterReason::RetriesExhausted);
     assert_eq!(dead[0].attempts, 4);
-    assert_eq!(dead[0].error, "value too long for type character varying(255)");
+    assert_eq!(
+        dead[0].error,
+        "value too long for type character varying(255)"
+    );
     assert_eq!(dead[0].batch.len(), 2, "the original batch is kept");
     assert_eq!((report.acknowledged, report.dead_lettered), (29, 1));
-    assert_eq!(q.stats().await.unwrap().batches, 0, "dead letter acknowledged");
+    assert_eq!(
+        q.stats().await.unwrap().batches,
+        0,
+        "dead letter acknowledged"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -322,23 +377,37 @@ async fn permanent_error_is_dead_lettered_at_once() {
     enqueue_all(&q, (1..=5).map(|i| batch(i, 1))).await;
     let sink = ScriptedSink::new(Duration::ZERO, |_, group| {
         if group.iter().any(|b| b.id.as_u128() == 3) {
-            Err(SinkError::permanent("duplicate key violates unique constraint"))
+            Err(SinkError::permanent(
+                "duplicate key violates unique constraint",
+            ))
         } else {
             Ok(())
         }
     });
     let dlq = Arc::new(MemoryDeadLetter::new(10));
-    let w = start(&q, &sink, &dlq, WorkerConfig {
-        group_max_batches: 1,
-        ..config()
-    });
+    let w = start(
+        &q,
+        &sink,
+        &dlq,
+        WorkerConfig {
+            group_max_batches: 1,
+            ..config()
+        },
+    );
     until(Duration::from_secs(5), || sink.committed().len() == 4).await;
     let report = w.stop().await;
     let dead = dlq.entries();
     assert_eq!(dead.len(), 1);
-    assert_eq!((dead[0].batch.id.as_u128(), dead[0].reason, dead[0].attempts), (3, DeadLetterReason::Permanent, 1));
+    assert_eq!(
+        (dead[0].batch.id.as_u128(), dead[0].reason, dead[0].attempts),
+        (3, DeadLetterReason::Permanent, 1)
+    );
     assert_eq!(report.retries, 0);
-    assert_eq!(sink.calls.load(Ordering::SeqCst), 5, "one write per batch, no retry");
+    assert_eq!(
+        sink.calls.load(Ordering::SeqCst),
+        5,
+        "one write per batch, no retry"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -347,23 +416,39 @@ async fn nothing_is_acknowledged_that_was_not_written() {
     enqueue_all(&q, (1..=40).map(|i| batch(i, 1))).await;
     // Commits its first 6 calls, then the database goes away for good.
     let sink = ScriptedSink::new(Duration::from_millis(1), |n, _| {
-        if n <= 6 { Ok(()) } else { Err(SinkError::retryable("server closed the connection")) }
+        if n <= 6 {
+            Ok(())
+        } else {
+            Err(SinkError::retryable("server closed the connection"))
+        }
     });
     let dlq = Arc::new(MemoryDeadLetter::new(10));
-    let w = start(&q, &sink, &dlq, WorkerConfig {
-        group_max_batches: 4,
-        max_attempts: 1_000,
-        drain_timeout: Duration::from_secs(1),
-        ..config()
-    });
+    let w = start(
+        &q,
+        &sink,
+        &dlq,
+        WorkerConfig {
+            group_max_batches: 4,
+            max_attempts: 1_000,
+            drain_timeout: Duration::from_secs(1),
+            ..config()
+        },
+    );
     tokio::time::sleep(Duration::from_secs(60)).await;
     let report = w.stop().await;
     let committed: HashSet<u128> = sink.committed().into_iter().collect();
     assert_eq!(committed.len(), 24, "6 groups of 4");
     let s = q.stats().await.unwrap();
     assert_eq!(report.acknowledged as usize, committed.len());
-    assert_eq!(s.batches as usize, 40 - committed.len(), "everything else is still queued");
-    assert_eq!(s.in_flight, 0, "in-flight deliveries were given back at shutdown");
+    assert_eq!(
+        s.batches as usize,
+        40 - committed.len(),
+        "everything else is still queued"
+    );
+    assert_eq!(
+        s.in_flight, 0,
+        "in-flight deliveries were given back at shutdown"
+    );
     let rest: HashSet<u128> = q
         .dequeue(100, Duration::ZERO)
         .await
@@ -382,14 +467,23 @@ async fn shutdown_finishes_the_group_in_hand_and_takes_nothing_new() {
     enqueue_all(&q, (1..=20).map(|i| batch(i, 1))).await;
     let sink = ScriptedSink::new(Duration::from_millis(500), |_, _| Ok(()));
     let dlq = Arc::new(MemoryDeadLetter::new(10));
-    let w = start(&q, &sink, &dlq, WorkerConfig {
-        group_max_batches: 5,
-        ..config()
-    });
+    let w = start(
+        &q,
+        &sink,
+        &dlq,
+        WorkerConfig {
+            group_max_batches: 5,
+            ..config()
+        },
+    );
     tokio::time::sleep(Duration::from_millis(200)).await; // mid-write of group 1
     let t = Instant::now();
     let report = w.stop().await;
-    assert_eq!(t.elapsed(), Duration::from_millis(300), "the write in flight finished");
+    assert_eq!(
+        t.elapsed(),
+        Duration::from_millis(300),
+        "the write in flight finished"
+    );
     assert_eq!(sink.committed(), [1, 2, 3, 4, 5]);
     assert_eq!(report.acknowledged, 5);
     let s = q.stats().await.unwrap();
@@ -400,22 +494,41 @@ async fn shutdown_finishes_the_group_in_hand_and_takes_nothing_new() {
 async fn shutdown_gives_back_what_cannot_finish_by_the_deadline() {
     let q = memory_queue(10_000);
     enqueue_all(&q, (1..=3).map(|i| batch(i, 1))).await;
-    let sink = ScriptedSink::new(Duration::ZERO, |_, _| Err(SinkError::retryable("database is starting up")));
-    let dlq = Arc::new(MemoryDeadLetter::new(10));
-    let w = start(&q, &sink, &dlq, WorkerConfig {
-        max_attempts: 100,
-        backoff: Backoff { initial: Duration::from_secs(1), max: Duration::from_secs(4), multiplier: 2.0 },
-        drain_timeout: Duration::from_secs(3),
-        ..config()
+    let sink = ScriptedSink::new(Duration::ZERO, |_, _| {
+        Err(SinkError::retryable("database is starting up"))
     });
+    let dlq = Arc::new(MemoryDeadLetter::new(10));
+    let w = start(
+        &q,
+        &sink,
+        &dlq,
+        WorkerConfig {
+            max_attempts: 100,
+            backoff: Backoff {
+                initial: Duration::from_secs(1),
+                max: Duration::from_secs(4),
+                multiplier: 2.0,
+            },
+            drain_timeout: Duration::from_secs(3),
+            ..config()
+        },
+    );
     tokio::time::sleep(Duration::from_secs(2)).await;
     let t = Instant::now();
     let report = w.stop().await;
-    assert!(t.elapsed() <= Duration::from_secs(3), "stopped within the drain timeout: {:?}", t.elapsed());
+    assert!(
+        t.elapsed() <= Duration::from_secs(3),
+        "stopped within the drain timeout: {:?}",
+        t.elapsed()
+    );
     assert_eq!(report.acknowledged, 0);
     assert_eq!(report.nacked, 3);
     let s = q.stats().await.unwrap();
-    assert_eq!((s.batches, s.in_flight), (3, 0), "all three can be redelivered at once");
+    assert_eq!(
+        (s.batches, s.in_flight),
+        (3, 0),
+        "all three can be redelivered at once"
+    );
     assert!(dlq.entries().is_empty());
 }
 
@@ -432,11 +545,22 @@ async fn a_batch_redelivered_too_often_is_dead_lettered_untried() {
     }
     let sink = ScriptedSink::new(Duration::ZERO, |_, _| Ok(()));
     let dlq = Arc::new(MemoryDeadLetter::new(10));
-    let w = start(&q, &sink, &dlq, WorkerConfig { max_deliveries: 3, ..config() });
+    let w = start(
+        &q,
+        &sink,
+        &dlq,
+        WorkerConfig {
+            max_deliveries: 3,
+            ..config()
+        },
+    );
     until(Duration::from_secs(5), || dlq.entries().len() == 1).await;
     w.stop().await;
     let d = &dlq.entries()[0];
-    assert_eq!((d.reason, d.deliveries, d.attempts), (DeadLetterReason::TooManyDeliveries, 4, 0));
+    assert_eq!(
+        (d.reason, d.deliveries, d.attempts),
+        (DeadLetterReason::TooManyDeliveries, 4, 0)
+    );
     assert_eq!(sink.calls.load(Ordering::SeqCst), 0);
 }
 
@@ -451,7 +575,11 @@ async fn a_failing_dead_letter_store_leaves_the_batch_queued() {
     let report = w.stop().await;
     assert_eq!((report.dead_lettered, report.acknowledged), (0, 0));
     assert!(report.nacked >= 1);
-    assert_eq!(q.stats().await.unwrap().batches, 1, "still queued, not lost");
+    assert_eq!(
+        q.stats().await.unwrap().batches,
+        1,
+        "still queued, not lost"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -467,11 +595,15 @@ async fn transforms_run_before_the_sink_and_empty_batches_are_just_acknowledged(
         .clone()
         .try_into()
         .unwrap();
-    let chain = TransformChain::build("transforms", &configs, &BuildContext::from_system()).unwrap();
+    let chain =
+        TransformChain::build("transforms", &configs, &BuildContext::from_system()).unwrap();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let seen2 = seen.clone();
     let sink = ScriptedSink::new(Duration::ZERO, move |_, group| {
-        seen2.lock().unwrap().extend(group.iter().map(|b| (b.id.as_u128(), b.logs.len())));
+        seen2
+            .lock()
+            .unwrap()
+            .extend(group.iter().map(|b| (b.id.as_u128(), b.logs.len())));
         Ok(())
     });
     let dlq = Arc::new(MemoryDeadLetter::new(10));
@@ -483,7 +615,11 @@ async fn transforms_run_before_the_sink_and_empty_batches_are_just_acknowledged(
     tokio::time::sleep(Duration::from_secs(1)).await;
     trigger.trigger();
     let report = h.await.unwrap();
-    assert_eq!(*seen.lock().unwrap(), [(1, 1)], "batch 2 lost every event to the filter");
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [(1, 1)],
+        "batch 2 lost every event to the filter"
+    );
     assert_eq!(report.acknowledged, 2);
     assert_eq!(q.stats().await.unwrap().batches, 0);
 }

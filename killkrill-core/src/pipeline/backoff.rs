@@ -55,7 +55,11 @@ pub struct Jitter(u64);
 impl Jitter {
     /// Seeded from `seed` (a zero seed is replaced by a constant).
     pub fn seeded(seed: u64) -> Self {
-        Jitter(if seed == 0 { 0x9E37_79B9_7F4A_7C15 } else { seed })
+        Jitter(if seed == 0 {
+            0x9E37_79B9_7F4A_7C15
+        } else {
+            seed
+        })
     }
 
     /// Seeded from the OS-seeded hasher.
@@ -99,7 +103,10 @@ mod tests {
         let mut rng = Jitter::seeded(42);
         let delays: Vec<Duration> = (0..1000).map(|_| b.delay(3, &mut rng)).collect();
         assert!(delays.iter().all(|d| *d <= Duration::from_millis(400)));
-        let low = delays.iter().filter(|d| **d < Duration::from_millis(200)).count();
+        let low = delays
+            .iter()
+            .filter(|d| **d < Duration::from_millis(200))
+            .count();
         assert!((400..600).contains(&low), "{low} of 1000 in the lower half");
     }
 }

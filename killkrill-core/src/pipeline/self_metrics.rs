@@ -125,8 +125,7 @@ pub fn queue_stats(queue: &str, s: &QueueStats) {
         gauge!(QUEUE_DEPTH_EVENTS, "queue" => q.clone()).set(e as f64);
     }
     gauge!(QUEUE_IN_FLIGHT, "queue" => q.clone()).set(s.in_flight as f64);
-    gauge!(QUEUE_OLDEST_AGE, "queue" => q)
-        .set(s.oldest_unacked.map_or(0.0, |d| d.as_secs_f64()));
+    gauge!(QUEUE_OLDEST_AGE, "queue" => q).set(s.oldest_unacked.map_or(0.0, |d| d.as_secs_f64()));
 }
 
 /// Records a batch's end-to-end latency.

@@ -20,13 +20,7 @@ pub struct Shutdown {
 /// A connected trigger and listener.
 pub fn shutdown_channel() -> (ShutdownTrigger, Shutdown) {
     let (tx, rx) = watch::channel(false);
-    (
-        ShutdownTrigger(tx),
-        Shutdown {
-            rx,
-            _never: None,
-        },
-    )
+    (ShutdownTrigger(tx), Shutdown { rx, _never: None })
 }
 
 impl ShutdownTrigger {

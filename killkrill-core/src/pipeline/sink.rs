@@ -85,11 +85,7 @@ pub struct FanOut {
 impl FanOut {
     /// A fan-out over `sinks`.
     pub fn new(sinks: Vec<Arc<dyn Sink>>) -> Self {
-        let name = sinks
-            .iter()
-            .map(|s| s.name())
-            .collect::<Vec<_>>()
-            .join("+");
+        let name = sinks.iter().map(|s| s.name()).collect::<Vec<_>>().join("+");
         FanOut { name, sinks }
     }
 }

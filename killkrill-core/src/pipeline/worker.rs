@@ -37,8 +37,8 @@ use tokio::time::Instant;
 
 use super::self_metrics as m;
 use super::{
-    Backoff, Batch, DeadLetter, DeadLetterEntry, DeadLetterReason, Delivery, DeliveryId,
-    ErrorKind, Jitter, Queue, Shutdown, Sink, SinkError,
+    Backoff, Batch, DeadLetter, DeadLetterEntry, DeadLetterReason, Delivery, DeliveryId, ErrorKind,
+    Jitter, Queue, Shutdown, Sink, SinkError,
 };
 use crate::event::Timestamp;
 use crate::transform::TransformChain;
@@ -183,8 +183,7 @@ impl Worker {
     }
 
     fn queue_error(&self, op: &'static str, e: &super::QueueError) {
-        counter!(m::QUEUE_ERRORS, "queue" => self.queue.name().to_owned(), "op" => op)
-            .increment(1);
+        counter!(m::QUEUE_ERRORS, "queue" => self.queue.name().to_owned(), "op" => op).increment(1);
         tracing::warn!(queue = self.queue.name(), op, error = %e, "queue operation failed");
     }
 

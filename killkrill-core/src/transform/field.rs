@@ -276,7 +276,10 @@ mod tests {
                 id: "origin".into(),
                 params: vec![("ip".into(), "10.0.0.1".into())],
             }],
-            attributes: vec![("n".into(), FieldValue::Int(3)), ("n".into(), FieldValue::Null)],
+            attributes: vec![
+                ("n".into(), FieldValue::Int(3)),
+                ("n".into(), FieldValue::Null),
+            ],
             ..LogRecord::default()
         };
         let n: FieldPath = "attributes.n".parse().unwrap();

@@ -14,7 +14,10 @@
 //!
 //! Every condition given must hold for a record to match (AND); at least one
 //! is required. A record without a severity never matches
-//! `severity_at_least`. `field` defaults to `message` for `regex`.
+//! `severity_at_least`. `field` defaults to `message` for `regex`. Regexes
+//! match the raw bytes of the field, so a message that is not UTF-8 can be
+//! filtered; `\xff` means the character U+00FF, write `(?-u:\xff)` for the
+//! byte.
 
 use serde::Deserialize;
 
@@ -80,8 +83,15 @@ impl FilterConfig {
         let field = match &self.field {
             Some(f) => cx.field("field", f)?,
             None if self.equals.is_some() || self.exists.is_some() => {
-                let which = if self.equals.is_some() { "equals" } else { "exists" };
-                return Err(cx.err("field", format!("missing: `{which}` needs a `field` to test")));
+                let which = if self.equals.is_some() {
+                    "equals"
+                } else {
+                    "exists"
+                };
+                return Err(cx.err(
+                    "field",
+                    format!("missing: `{which}` needs a `field` to test"),
+                ));
             }
             None => FieldPath::Message,
         };
@@ -114,17 +124,14 @@ impl FilterConfig {
 impl Filter {
     fn matches(&self, r: &LogRecord) -> bool {
         if let Some(min) = self.severity_at_least
-            && !r.severity.is_some_and(|s| s <= min)
+            && r.severity.is_none_or(|s| s > min)
         {
             return false;
         }
         self.tests.iter().all(|t| match t {
             Test::Equals(v) => self.field.get_text(r).is_some_and(|t| t == v.as_str()),
             Test::Exists(e) => self.field.exists(r) == *e,
-            Test::Regex(re) => self
-                .field
-                .get_bytes(r)
-                .is_some_and(|b| re.is_match(&b)),
+            Test::Regex(re) => self.field.get_bytes(r).is_some_and(|b| re.is_match(&b)),
         })
     }
 }

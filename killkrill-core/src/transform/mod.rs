@@ -159,7 +159,8 @@ impl Ctx<'_> {
 
     /// Parses a field path found at `key.sub`.
     pub(crate) fn field(&self, sub: &str, path: &str) -> Result<FieldPath, ConfigError> {
-        path.parse().map_err(|e: InvalidFieldPath| self.err(sub, e.to_string()))
+        path.parse()
+            .map_err(|e: InvalidFieldPath| self.err(sub, e.to_string()))
     }
 }
 
@@ -177,6 +178,14 @@ pub struct ConfigError {
 #[derive(Default)]
 pub struct TransformChain {
     transforms: Vec<Box<dyn Transform>>,
+}
+
+impl std::fmt::Debug for TransformChain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.transforms.iter().map(|t| t.name()))
+            .finish()
+    }
 }
 
 impl TransformChain {

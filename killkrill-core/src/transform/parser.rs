@@ -180,7 +180,10 @@ mod tests {
     fn json_objects_become_ordered_attributes() {
         let mut out = ParsedFields::default();
         JsonFieldParser
-            .parse(br#"{"z":1,"a":"x","n":null,"o":{"k":[1,2]},"f":1.5}"#, &mut out)
+            .parse(
+                br#"{"z":1,"a":"x","n":null,"o":{"k":[1,2]},"f":1.5}"#,
+                &mut out,
+            )
             .unwrap();
         assert_eq!(
             out.attributes,
@@ -197,7 +200,10 @@ mod tests {
     #[test]
     fn json_errors_say_where() {
         for (input, want) in [
-            (&b"[1,2]"[..], "invalid type: sequence, expected a JSON object at line 1 column 0"),
+            (
+                &b"[1,2]"[..],
+                "invalid type: sequence, expected a JSON object at line 1 column 0",
+            ),
             (b"{\"a\":}", "expected value at line 1 column 6"),
             (b"{} x", "trailing characters at line 1 column 4"),
             (b"", "EOF while parsing a value at line 1 column 0"),

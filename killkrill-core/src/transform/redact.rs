@@ -25,7 +25,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
     // 13 to 19 digits, optionally grouped by spaces or dashes.
     ("credit_card", r"\b(?:\d[ -]?){12,18}\d\b"),
     ("email", r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"),
-    ("ipv4", r"\b(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)\b"),
+    (
+        "ipv4",
+        r"\b(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)\b",
+    ),
     ("bearer_token", r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]+"),
 ];
 
@@ -66,7 +69,10 @@ impl RedactConfig {
                 let names: Vec<&str> = BUILTIN.iter().map(|(n, _)| *n).collect();
                 cx.err(
                     &format!("builtin[{i}]"),
-                    format!("unknown pattern {b:?}: expected one of {}", names.join(", ")),
+                    format!(
+                        "unknown pattern {b:?}: expected one of {}",
+                        names.join(", ")
+                    ),
                 )
             })?;
             alternatives.push(format!("(?:{p})"));
@@ -86,7 +92,10 @@ impl RedactConfig {
                 .map(|(i, f)| {
                     let key = format!("fields[{i}]");
                     let p = cx.field(&key, f)?;
-                    if matches!(p, FieldPath::Severity | FieldPath::Facility | FieldPath::SdParam(..)) {
+                    if matches!(
+                        p,
+                        FieldPath::Severity | FieldPath::Facility | FieldPath::SdParam(..)
+                    ) {
                         return Err(cx.err(&key, format!("{p} cannot be redacted")));
                     }
                     Ok(p)
@@ -97,7 +106,10 @@ impl RedactConfig {
             name: cx.name.clone(),
             fields,
             bytes,
-            replacement: self.replacement.clone().unwrap_or_else(|| "[REDACTED]".into()),
+            replacement: self
+                .replacement
+                .clone()
+                .unwrap_or_else(|| "[REDACTED]".into()),
         })
     }
 }
@@ -107,9 +119,10 @@ impl Redact {
         if !self.bytes.is_match(s.as_bytes()) {
             return;
         }
-        let out = self
-            .bytes
-            .replace_all(s.as_bytes(), regex::bytes::NoExpand(self.replacement.as_bytes()));
+        let out = self.bytes.replace_all(
+            s.as_bytes(),
+            regex::bytes::NoExpand(self.replacement.as_bytes()),
+        );
         // Matches on valid UTF-8 end on character boundaries in Unicode mode,
         // and the replacement is UTF-8, so this is valid; lossy is a guard.
         *s = String::from_utf8_lossy(&out).into_owned();
@@ -144,14 +157,32 @@ impl Transform for Redact {
                             }
                         }
                     }
-                    FieldPath::Host => r.host.as_mut().into_iter().for_each(|s| self.redact_text(s)),
+                    FieldPath::Host => r
+                        .host
+                        .as_mut()
+                        .into_iter()
+                        .for_each(|s| self.redact_text(s)),
                     FieldPath::App => r.app.as_mut().into_iter().for_each(|s| self.redact_text(s)),
-                    FieldPath::Procid => r.procid.as_mut().into_iter().for_each(|s| self.redact_text(s)),
-                    FieldPath::Msgid => r.msgid.as_mut().into_iter().for_each(|s| self.redact_text(s)),
-                    FieldPath::Source => r.source.as_mut().into_iter().for_each(|s| self.redact_text(s)),
-                    FieldPath::ParseError => {
-                        r.parse_error.as_mut().into_iter().for_each(|s| self.redact_text(s))
-                    }
+                    FieldPath::Procid => r
+                        .procid
+                        .as_mut()
+                        .into_iter()
+                        .for_each(|s| self.redact_text(s)),
+                    FieldPath::Msgid => r
+                        .msgid
+                        .as_mut()
+                        .into_iter()
+                        .for_each(|s| self.redact_text(s)),
+                    FieldPath::Source => r
+                        .source
+                        .as_mut()
+                        .into_iter()
+                        .for_each(|s| self.redact_text(s)),
+                    FieldPath::ParseError => r
+                        .parse_error
+                        .as_mut()
+                        .into_iter()
+                        .for_each(|s| self.redact_text(s)),
                     FieldPath::Severity | FieldPath::Facility | FieldPath::SdParam(..) => {}
                 }
             }

@@ -110,7 +110,10 @@ impl DropFieldsConfig {
             let key = format!("fields[{i}]");
             let p = cx.field(&key, f)?;
             if !p.is_writable() {
-                return Err(cx.err(&key, "structured data parameters cannot be dropped one by one"));
+                return Err(cx.err(
+                    &key,
+                    "structured data parameters cannot be dropped one by one",
+                ));
             }
             fields.push(p);
         }

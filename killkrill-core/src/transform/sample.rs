@@ -85,7 +85,9 @@ fn event_hash(r: &LogRecord) -> u64 {
 
 impl Sample {
     fn keeps(&self, r: &LogRecord) -> bool {
-        self.rate == 1 || r.severity.is_some_and(|s| s <= self.keep) || event_hash(r) % self.rate == 0
+        self.rate == 1
+            || r.severity.is_some_and(|s| s <= self.keep)
+            || event_hash(r).is_multiple_of(self.rate)
     }
 }
 

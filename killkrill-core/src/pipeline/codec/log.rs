@@ -175,10 +175,7 @@ fn decode_shared<T: Clone>(
 ) -> Result<Option<T>, CodecError> {
     match mode {
         0 => Ok(None),
-        SAME => batch
-            .cloned()
-            .map(Some)
-            .ok_or_else(|| rd.invalid(at, what)),
+        SAME => batch.cloned().map(Some).ok_or_else(|| rd.invalid(at, what)),
         EXPLICIT => explicit(rd).map(Some),
         _ => Err(rd.invalid(at, what)),
     }
@@ -208,7 +205,9 @@ pub(super) fn decode(
             {
                 st.prev_id_ms = ms;
                 st.prev_id_low = low;
-                Some(EventId::from_u128(((ms as u128) << ID_LOW_BITS) | low as u128))
+                Some(EventId::from_u128(
+                    ((ms as u128) << ID_LOW_BITS) | low as u128,
+                ))
             }
             _ => return Err(rd.invalid(id_at, "event id")),
         }

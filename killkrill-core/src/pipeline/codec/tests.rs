@@ -45,7 +45,10 @@ fn full_batch() -> Batch {
                 source: Some("syslog-tcp".into()),
                 attributes: vec![
                     ("z".into(), FieldValue::Int(i64::MIN)),
-                    ("a".into(), FieldValue::Float(f64::from_bits(0x7ff8_0000_dead_beef))),
+                    (
+                        "a".into(),
+                        FieldValue::Float(f64::from_bits(0x7ff8_0000_dead_beef)),
+                    ),
                     ("a".into(), FieldValue::Str("repeated name".into())),
                     ("b".into(), FieldValue::Bool(false)),
                     ("c".into(), FieldValue::Bool(true)),
@@ -169,7 +172,11 @@ fn encoding_is_compact() {
         });
     }
     let bytes = BatchCodec::new().encode_to_vec(&b).unwrap();
-    let payload: usize = b.logs.iter().map(|r| 4 + 5 + r.message.as_ref().unwrap().len()).sum();
+    let payload: usize = b
+        .logs
+        .iter()
+        .map(|r| 4 + 5 + r.message.as_ref().unwrap().len())
+        .sum();
     // Overhead per record beyond the raw strings: flags, id delta, ts delta,
     // severity, three lengths.
     let overhead = (bytes.len() - payload) as f64 / 1000.0;
@@ -184,13 +191,39 @@ fn malformed_inputs_name_the_problem() {
     let codec = BatchCodec::new();
     let cases: Vec<(Vec<u8>, CodecError)> = vec![
         (b"XYZ".to_vec(), CodecError::BadMagic),
-        (b"KKB".to_vec(), CodecError::Truncated { offset: 3, expected: "batch header" }),
-        ([&good[..3], &[9]].concat().into_iter().chain([0; 17]).collect(), CodecError::UnsupportedVersion(9)),
-        ([&good[..4], &[0x80]].concat().into_iter().chain([0; 16]).collect(), CodecError::UnknownFlags(0x80)),
+        (
+            b"KKB".to_vec(),
+            CodecError::Truncated {
+                offset: 3,
+                expected: "batch header",
+            },
+        ),
+        (
+            [&good[..3], &[9]]
+                .concat()
+                .into_iter()
+                .chain([0; 17])
+                .collect(),
+            CodecError::UnsupportedVersion(9),
+        ),
+        (
+            [&good[..4], &[0x80]]
+                .concat()
+                .into_iter()
+                .chain([0; 16])
+                .collect(),
+            CodecError::UnknownFlags(0x80),
+        ),
         ([&good[..], &[0]].concat(), CodecError::TrailingBytes(1)),
         // The last field is the unit "seconds": its length byte sits 8 bytes
         // from the end of the body.
-        (good[..good.len() - 1].to_vec(), CodecError::Truncated { offset: good.len() - HEADER_LEN - 8, expected: "metadata unit" }),
+        (
+            good[..good.len() - 1].to_vec(),
+            CodecError::Truncated {
+                offset: good.len() - HEADER_LEN - 8,
+                expected: "metadata unit",
+            },
+        ),
     ];
     for (input, want) in cases {
         assert_eq!(codec.decode(&input).unwrap_err(), want);
@@ -298,13 +331,23 @@ prop_compose! {
 }
 
 fn arb_batch() -> impl Strategy<Value = Batch> {
-    (arb_tenant(), proptest::option::of(arb_string()), any::<u128>(), any::<i64>()).prop_flat_map(
-        |(t, source, id, received)| {
+    (
+        arb_tenant(),
+        proptest::option::of(arb_string()),
+        any::<u128>(),
+        any::<i64>(),
+    )
+        .prop_flat_map(|(t, source, id, received)| {
             (
                 proptest::collection::vec(arb_log(t.clone(), source.clone()), 0..6),
                 proptest::collection::vec(arb_sample(t.clone()), 0..6),
                 proptest::collection::vec(
-                    (arb_string(), 0..8usize, proptest::option::of(arb_string()), proptest::option::of(arb_string())),
+                    (
+                        arb_string(),
+                        0..8usize,
+                        proptest::option::of(arb_string()),
+                        proptest::option::of(arb_string()),
+                    ),
                     0..3,
                 ),
             )
@@ -325,8 +368,7 @@ fn arb_batch() -> impl Strategy<Value = Batch> {
                         })
                         .collect(),
                 })
-        },
-    )
+        })
 }
 
 proptest! {

@@ -51,12 +51,21 @@ async fn full_queue_refuses_then_waits_for_room() {
     );
     // Waiting with a timeout fails after exactly the timeout.
     let start = Instant::now();
-    let e = q.enqueue(batch(2, 6), Duration::from_secs(3)).await.unwrap_err();
-    assert_eq!(e, QueueError::Full { waited: Duration::from_secs(3) });
+    let e = q
+        .enqueue(batch(2, 6), Duration::from_secs(3))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e,
+        QueueError::Full {
+            waited: Duration::from_secs(3)
+        }
+    );
     assert_eq!(start.elapsed(), Duration::from_secs(3));
     // An ack in the meantime lets a waiting enqueue through.
     let q2 = q.clone();
-    let waiter = tokio::spawn(async move { q2.enqueue(batch(2, 6), Duration::from_secs(60)).await });
+    let waiter =
+        tokio::spawn(async move { q2.enqueue(batch(2, 6), Duration::from_secs(60)).await });
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(!waiter.is_finished());
     let d = q.dequeue(1, Duration::ZERO).await.unwrap();
@@ -66,7 +75,10 @@ async fn full_queue_refuses_then_waits_for_room() {
     // In-flight batches still count against the limit.
     let d = q.dequeue(1, Duration::ZERO).await.unwrap();
     assert_eq!(ids(&d), [2]);
-    assert!(matches!(q.try_enqueue(batch(3, 6)).await, Err(QueueError::Full { .. })));
+    assert!(matches!(
+        q.try_enqueue(batch(3, 6)).await,
+        Err(QueueError::Full { .. })
+    ));
 }
 
 #[tokio::test(start_paused = true)]
@@ -78,7 +90,11 @@ async fn oversized_batches_are_refused_outright() {
     });
     assert_eq!(
         q.try_enqueue(batch(1, 11)).await.unwrap_err(),
-        QueueError::TooLarge { size: 11, limit: 10, unit: "events" }
+        QueueError::TooLarge {
+            size: 11,
+            limit: 10,
+            unit: "events"
+        }
     );
     let mut big = batch(2, 1);
     big.logs[0].message = Some(vec![0; 5_000]);
@@ -120,10 +136,17 @@ async fn nack_redelivers_now_or_later() {
     assert_eq!(now[0].attempts, 2);
     let start = Instant::now();
     let later = q.dequeue(10, Duration::from_secs(60)).await.unwrap();
-    assert_eq!((ids(&later), start.elapsed()), (vec![1], Duration::from_secs(5)));
+    assert_eq!(
+        (ids(&later), start.elapsed()),
+        (vec![1], Duration::from_secs(5))
+    );
     // Unknown and stale ids are ignored.
-    q.ack(&[DeliveryId::from_u128(999), DeliveryId::from_u128(u128::MAX)]).await.unwrap();
-    q.nack(DeliveryId::from_u128(999), Duration::ZERO).await.unwrap();
+    q.ack(&[DeliveryId::from_u128(999), DeliveryId::from_u128(u128::MAX)])
+        .await
+        .unwrap();
+    q.nack(DeliveryId::from_u128(999), Duration::ZERO)
+        .await
+        .unwrap();
     assert_eq!(q.stats().await.unwrap().batches, 2);
 }
 
@@ -146,7 +169,15 @@ async fn dequeue_waits_for_an_enqueue_and_close_wakes_everyone() {
     let back = idle.await.unwrap().unwrap();
     assert_eq!(ids(&back), [7]);
     assert_eq!(start.elapsed(), Duration::from_secs(9));
-    assert_eq!(q.try_enqueue(batch(8, 1)).await.unwrap_err(), QueueError::Closed);
+    assert_eq!(
+        q.try_enqueue(batch(8, 1)).await.unwrap_err(),
+        QueueError::Closed
+    );
     q.ack(&[back[0].id]).await.unwrap();
-    assert!(q.dequeue(5, Duration::from_secs(30)).await.unwrap().is_empty());
+    assert!(
+        q.dequeue(5, Duration::from_secs(30))
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
