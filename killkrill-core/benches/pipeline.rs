@@ -1,1 +1,315 @@
-fn main() {}
+//! Pipeline throughput and BatchCodec speed.
+//!
+//! `cargo bench --workspace --bench pipeline`
+//!
+//! - `pipeline/*`: events/s from JSON lines to a no-op sink. The parse stage
+//!   is a JSON-lines parse with serde_json (the project's JSON-log parser is
+//!   not on main yet), lifting `time`, `level`, `host`, `app` and `msg` into
+//!   the record and keeping the rest as attributes; aggregation is not on
+//!   main yet either, so it is not in the path. The baseline moves the same
+//!   batches through a bounded tokio mpsc channel to a task that runs the
+//!   same transforms, i.e. the pipeline without the queue's ack/redelivery
+//!   bookkeeping and the worker's grouping.
+//! - `codec/*`: BatchCodec encode/decode of realistic batches, against the
+//!   canonical JSON form as a baseline.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Duration;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use killkrill_core::event::{
+    EventIdGenerator, FieldValue, Labels, LogRecord, MetricSample, MetricType, Severity, Tenant,
+    Timestamp,
+};
+use killkrill_core::pipeline::{
+    Batch, BatchCodec, BatchIdGenerator, Compression, MemoryDeadLetter, MemoryQueue,
+    MemoryQueueConfig, NullSink, Queue, Worker, WorkerConfig, shutdown_channel,
+};
+use killkrill_core::transform::{
+    BuildContext, FieldParser, JsonFieldParser, ParsedFields, TransformChain, TransformConfig,
+};
+
+const EVENTS: usize = 20_000;
+const BATCH: usize = 500;
+
+fn json_lines() -> Vec<String> {
+    let levels = [
+        "info", "info", "info", "debug", "warn", "info", "error", "info",
+    ];
+    (0..EVENTS)
+        .map(|i| {
+            format!(
+                r#"{{"time":"2026-11-25T17:12:{:02}.{:03}Z","level":"{}","host":"web-{}","app":"checkout","msg":"GET /api/cart/{} 200 {}ms user{}@example.com","user":"u{}","status":200,"duration_ms":{}.5,"region":"eu-west-1"}}"#,
+                i % 60,
+                i % 1000,
+                levels[i % levels.len()],
+                i % 7,
+                i,
+                i % 97,
+                i % 13,
+                i % 1000,
+                i % 300
+            )
+        })
+        .collect()
+}
+
+/// The parse stage: a JSON line into a LogRecord.
+fn parse_line(line: &str, ids: &EventIdGenerator, now: Timestamp, tenant: &Tenant) -> LogRecord {
+    let mut found = ParsedFields::default();
+    let mut r = LogRecord {
+        id: Some(ids.next(now)),
+        tenant: Some(tenant.clone()),
+        timestamp: now,
+        source: Some("http".into()),
+        ..LogRecord::default()
+    };
+    if let Err(e) = JsonFieldParser.parse(line.as_bytes(), &mut found) {
+        r.message = Some(line.as_bytes().to_vec());
+        r.parse_error = Some(e.to_string());
+        return r;
+    }
+    for (k, v) in found.attributes {
+        match (k.as_str(), v) {
+            ("time", FieldValue::Str(s)) => {
+                if let Ok(t) = Timestamp::parse_rfc3339(&s) {
+                    r.timestamp = t;
+                }
+            }
+            ("level", FieldValue::Str(s)) => r.severity = Severity::from_name(&s),
+            ("host", FieldValue::Str(s)) => r.host = Some(s),
+            ("app", FieldValue::Str(s)) => r.app = Some(s),
+            ("msg", FieldValue::Str(s)) => r.message = Some(s.into_bytes()),
+            (_, v) => r.attributes.push((k, v)),
+        }
+    }
+    r
+}
+
+fn parse_batches(lines: &[String]) -> Vec<Batch> {
+    let ids = EventIdGenerator::with_prefix(1);
+    let batch_ids = BatchIdGenerator::with_prefix(1);
+    let tenant = Tenant::default();
+    let now = Timestamp::from_secs(1_764_090_756);
+    lines
+        .chunks(BATCH)
+        .map(|chunk| {
+            let mut b = Batch::new(batch_ids.next(now), tenant.clone(), now);
+            b.source = Some("http".into());
+            b.logs = chunk
+                .iter()
+                .map(|l| parse_line(l, &ids, now, &tenant))
+                .collect();
+            b
+        })
+        .collect()
+}
+
+fn transforms() -> TransformChain {
+    let text = r#"t = [
+        { type = "filter", severity_at_least = "debug", action = "drop" },
+        { type = "enrich", fields = { "attributes.env" = "prod" } },
+        { type = "rename", fields = { "attributes.user" = "attributes.user_id" } },
+        { type = "redact", builtin = ["email"] },
+    ]"#;
+    let t: toml::Table = toml::from_str(text).expect("valid toml");
+    let configs: Vec<TransformConfig> = t["t"].clone().try_into().expect("valid transforms");
+    TransformChain::build("transforms", &configs, &BuildContext::from_system())
+        .expect("transforms build")
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("tokio runtime")
+}
+
+/// JSON lines → parse → memory queue → worker (transforms) → no-op sink.
+async fn through_memory_queue(lines: &[String], chain: Arc<TransformChain>) -> u64 {
+    let queue = Arc::new(MemoryQueue::new(MemoryQueueConfig {
+        max_events: 8 * BATCH,
+        ..MemoryQueueConfig::default()
+    }));
+    let (trigger, shutdown) = shutdown_channel();
+    let worker = Worker::new(
+        queue.clone(),
+        Arc::new(NullSink),
+        Arc::new(MemoryDeadLetter::new(1)),
+        WorkerConfig {
+            linger: Duration::ZERO,
+            poll_wait: Duration::from_millis(1),
+            ..WorkerConfig::default()
+        },
+    )
+    .with_transforms(chain)
+    .spawn(shutdown);
+    for b in parse_batches(lines) {
+        queue
+            .enqueue(b, Duration::from_secs(60))
+            .await
+            .expect("enqueue");
+    }
+    while queue.stats().await.expect("stats").batches > 0 {
+        tokio::task::yield_now().await;
+    }
+    trigger.trigger();
+    worker.await.expect("worker").acknowledged
+}
+
+/// The same, through a bounded mpsc channel instead of queue + worker.
+async fn through_mpsc(lines: &[String], chain: Arc<TransformChain>) -> usize {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Batch>(8);
+    let consumer = tokio::spawn(async move {
+        let mut n = 0;
+        while let Some(mut b) = rx.recv().await {
+            chain.apply(&mut b);
+            n += b.logs.len();
+            drop(black_box(b));
+        }
+        n
+    });
+    for b in parse_batches(lines) {
+        tx.send(b).await.expect("send");
+    }
+    drop(tx);
+    consumer.await.expect("consumer")
+}
+
+fn pipeline(c: &mut Criterion) {
+    let lines = json_lines();
+    let chain = Arc::new(transforms());
+    let rt = runtime();
+    let mut g = c.benchmark_group("pipeline");
+    g.throughput(Throughput::Elements(EVENTS as u64));
+    g.sample_size(20);
+    g.bench_function("parse_only", |b| {
+        b.iter(|| black_box(parse_batches(&lines)))
+    });
+    g.bench_function("parse_transform_mpsc_baseline", |b| {
+        b.iter(|| rt.block_on(through_mpsc(&lines, chain.clone())))
+    });
+    g.bench_function("parse_transform_memory_queue_worker", |b| {
+        b.iter(|| rt.block_on(through_memory_queue(&lines, chain.clone())))
+    });
+    let none = Arc::new(TransformChain::default());
+    g.bench_function("parse_memory_queue_worker_no_transforms", |b| {
+        b.iter(|| rt.block_on(through_memory_queue(&lines, none.clone())))
+    });
+    g.bench_function("parse_mpsc_baseline_no_transforms", |b| {
+        b.iter(|| rt.block_on(through_mpsc(&lines, none.clone())))
+    });
+    g.finish();
+}
+
+fn metric_batch() -> Batch {
+    let now = Timestamp::from_secs(1_764_090_756);
+    let mut b = Batch::new(
+        BatchIdGenerator::with_prefix(2).next(now),
+        Tenant::default(),
+        now,
+    );
+    b.source = Some("remote_write".into());
+    let t = b.tenant.clone();
+    b.metrics = (0..1000)
+        .map(|i| MetricSample {
+            tenant: Some(t.clone()),
+            name: "node_cpu_seconds_total".into(),
+            labels: Labels::from_pairs([
+                ("cpu", format!("{}", i % 16)),
+                ("instance", format!("node-{}:9100", i / 80)),
+                ("job", "node".into()),
+                (
+                    "mode",
+                    ["idle", "user", "system", "iowait", "irq"][i % 5].into(),
+                ),
+            ]),
+            value: 12_345.67 + i as f64,
+            timestamp: Some(now.saturating_add_nanos(i as i64 * 15_000_000_000)),
+            kind: MetricType::Counter,
+        })
+        .collect();
+    b
+}
+
+#[allow(clippy::print_stdout)] // the bench reports encoded sizes alongside the timings
+fn codec(c: &mut Criterion) {
+    // One batch of 1,000 records with consecutive ids.
+    let mut two = parse_batches(&json_lines()[..2 * BATCH]);
+    let mut logs = two.remove(0);
+    logs.logs.append(&mut two[0].logs);
+    let metrics = metric_batch();
+    let plain = BatchCodec::new();
+    let zstd = BatchCodec::new().with_compression(Compression::Zstd(1));
+    let mut g = c.benchmark_group("codec");
+    for (name, batch) in [("logs", &logs), ("metrics", &metrics)] {
+        let bytes = plain.encode_to_vec(batch).expect("encode");
+        let packed = zstd.encode_to_vec(batch).expect("encode");
+        let json: usize = batch
+            .logs
+            .iter()
+            .map(|r| r.to_json().len() + 1)
+            .sum::<usize>()
+            + batch
+                .metrics
+                .iter()
+                .map(|m| serde_json::to_string(m).expect("json").len() + 1)
+                .sum::<usize>();
+        println!(
+            "codec/{name}: {} events, approx_bytes {}, plain {} B ({:.1} B/event), zstd(1) {} B ({:.1} B/event), canonical JSON {} B",
+            batch.len(),
+            batch.approx_bytes(),
+            bytes.len(),
+            bytes.len() as f64 / batch.len() as f64,
+            packed.len(),
+            packed.len() as f64 / batch.len() as f64,
+            json
+        );
+        g.throughput(Throughput::Bytes(bytes.len() as u64));
+        g.bench_function(format!("{name}/encode"), |b| {
+            let mut out = Vec::with_capacity(bytes.len());
+            b.iter(|| {
+                out.clear();
+                plain.encode(black_box(batch), &mut out).expect("encode");
+                out.len()
+            })
+        });
+        g.bench_function(format!("{name}/decode"), |b| {
+            b.iter(|| plain.decode(black_box(&bytes)).expect("decode"))
+        });
+        g.bench_function(format!("{name}/encode_zstd1"), |b| {
+            b.iter(|| zstd.encode_to_vec(black_box(batch)).expect("encode"))
+        });
+        g.bench_function(format!("{name}/decode_zstd1"), |b| {
+            b.iter(|| zstd.decode(black_box(&packed)).expect("decode"))
+        });
+        g.bench_function(format!("{name}/clone_baseline"), |b| {
+            b.iter(|| black_box(batch).clone())
+        });
+        if name == "logs" {
+            g.bench_function("logs/json_encode_baseline", |b| {
+                b.iter(|| {
+                    let mut out = Vec::with_capacity(json);
+                    for r in &batch.logs {
+                        r.write_json(&mut out).expect("json");
+                        out.push(b'\n');
+                    }
+                    out
+                })
+            });
+            let text: Vec<String> = batch.logs.iter().map(LogRecord::to_json).collect();
+            g.bench_function("logs/json_decode_baseline", |b| {
+                b.iter(|| {
+                    text.iter()
+                        .map(|l| serde_json::from_str::<LogRecord>(l).expect("json"))
+                        .collect::<Vec<_>>()
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(benches, pipeline, codec);
+criterion_main!(benches);

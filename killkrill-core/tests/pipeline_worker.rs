@@ -623,3 +623,99 @@ async fn transforms_run_before_the_sink_and_empty_batches_are_just_acknowledged(
     assert_eq!(report.acknowledged, 2);
     assert_eq!(q.stats().await.unwrap().batches, 0);
 }
+
+/// A memory queue whose first few dequeues and acks fail like a Redis
+/// connection that drops.
+struct FlakyQueue {
+    inner: MemoryQueue,
+    dequeue_failures: AtomicU32,
+    ack_failures: AtomicU32,
+}
+
+fn take_failure(counter: &AtomicU32) -> bool {
+    counter
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok()
+}
+
+fn lost() -> QueueError {
+    QueueError::Backend {
+        message: "connection reset by peer".into(),
+        kind: killkrill_core::pipeline::ErrorKind::Retryable,
+    }
+}
+
+#[async_trait]
+impl Queue for FlakyQueue {
+    fn name(&self) -> &str {
+        "flaky"
+    }
+    async fn enqueue(&self, batch: Batch, wait: Duration) -> Result<(), QueueError> {
+        self.inner.enqueue(batch, wait).await
+    }
+    async fn dequeue(
+        &self,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<killkrill_core::pipeline::Delivery>, QueueError> {
+        if take_failure(&self.dequeue_failures) {
+            return Err(lost());
+        }
+        self.inner.dequeue(max, wait).await
+    }
+    async fn ack(&self, ids: &[killkrill_core::pipeline::DeliveryId]) -> Result<(), QueueError> {
+        if take_failure(&self.ack_failures) {
+            return Err(lost());
+        }
+        self.inner.ack(ids).await
+    }
+    async fn nack(
+        &self,
+        id: killkrill_core::pipeline::DeliveryId,
+        retry_after: Duration,
+    ) -> Result<(), QueueError> {
+        self.inner.nack(id, retry_after).await
+    }
+    async fn stats(&self) -> Result<killkrill_core::pipeline::QueueStats, QueueError> {
+        self.inner.stats().await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn queue_failures_are_retried_and_nothing_is_lost() {
+    let q = Arc::new(FlakyQueue {
+        inner: MemoryQueue::default(),
+        dequeue_failures: AtomicU32::new(3),
+        ack_failures: AtomicU32::new(2),
+    });
+    for i in 1..=10 {
+        q.enqueue(batch(i, 1), Duration::ZERO).await.expect("room");
+    }
+    let sink = ScriptedSink::new(Duration::ZERO, |_, _| Ok(()));
+    let dlq = Arc::new(MemoryDeadLetter::new(10));
+    let (trigger, shutdown) = shutdown_channel();
+    let h = Worker::new(
+        q.clone(),
+        sink.clone(),
+        dlq,
+        WorkerConfig {
+            group_max_batches: 4,
+            ..config()
+        },
+    )
+    .with_jitter_seed(3)
+    .spawn(shutdown);
+    until(Duration::from_secs(10), || sink.committed().len() == 10).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    trigger.trigger();
+    let report = h.await.expect("worker");
+    assert_eq!(report.acknowledged, 10);
+    let mut c = sink.committed();
+    c.sort_unstable();
+    assert_eq!(
+        c,
+        (1..=10).collect::<Vec<_>>(),
+        "each written once: the failed acks were retried"
+    );
+    assert_eq!(q.stats().await.expect("stats").batches, 0);
+}

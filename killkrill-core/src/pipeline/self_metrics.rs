@@ -132,3 +132,20 @@ pub fn queue_stats(queue: &str, s: &QueueStats) {
 pub fn batch_latency(latency: Duration) {
     histogram!(BATCH_LATENCY).record(latency.as_secs_f64());
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn self_metrics_are_documented() {
+        let doc = include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../docs/src/pipeline.md"
+        ));
+        for name in super::ALL {
+            assert!(
+                doc.contains(&format!("`{name}`")),
+                "{name} is not in docs/src/pipeline.md"
+            );
+        }
+    }
+}

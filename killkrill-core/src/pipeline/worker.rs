@@ -116,6 +116,8 @@ pub struct Worker {
     report: WorkerReport,
     drain_deadline: Option<Instant>,
     next_stats: Instant,
+    /// Consecutive failed dequeues, for the backoff between them.
+    dequeue_failures: u32,
 }
 
 impl Worker {
@@ -136,6 +138,7 @@ impl Worker {
             report: WorkerReport::default(),
             drain_deadline: None,
             next_stats: Instant::now(),
+            dequeue_failures: 0,
         }
     }
 
@@ -191,7 +194,6 @@ impl Worker {
         let mut group: Vec<Delivery> = Vec::new();
         let mut events = 0usize;
         let mut linger_until: Option<Instant> = None;
-        let mut failures = 0u32;
         loop {
             let room = self.config.group_max_batches.saturating_sub(group.len());
             let wait = match linger_until {
@@ -204,6 +206,7 @@ impl Worker {
                 .await
             {
                 Ok(ds) => {
+                    self.dequeue_failures = 0;
                     if !ds.is_empty() {
                         let q = self.queue.name().to_owned();
                         counter!(m::DEQUEUED_BATCHES, "queue" => q.clone())
@@ -219,12 +222,16 @@ impl Worker {
                     }
                 }
                 Err(e) => {
+                    // Write what we have; when idle, back off before asking
+                    // a failing queue again.
                     self.queue_error("dequeue", &e);
-                    failures += 1;
                     if group.is_empty() {
-                        let delay = self.config.backoff.delay(failures, &mut self.rng);
+                        self.dequeue_failures += 1;
+                        let delay = self
+                            .config
+                            .backoff
+                            .delay(self.dequeue_failures, &mut self.rng);
                         tokio::time::sleep(delay).await;
-                        return group;
                     }
                     return group;
                 }
