@@ -177,10 +177,53 @@ async fn through_mpsc(lines: &[String], chain: Arc<TransformChain>) -> usize {
     consumer.await.expect("consumer")
 }
 
+/// Alternates the pipeline and its mpsc baseline round by round and prints
+/// the median of each and their ratio: on a shared, noisy machine the load
+/// drifts between criterion's sequential benchmarks, while alternating
+/// rounds see the same conditions.
+#[allow(clippy::print_stdout)]
+fn paired(
+    rt: &tokio::runtime::Runtime,
+    lines: &[String],
+    chain: &Arc<TransformChain>,
+    label: &str,
+) {
+    const ROUNDS: usize = 41;
+    let mut queue = Vec::with_capacity(ROUNDS);
+    let mut mpsc = Vec::with_capacity(ROUNDS);
+    for _ in 0..ROUNDS {
+        let t = std::time::Instant::now();
+        black_box(rt.block_on(through_mpsc(lines, chain.clone())));
+        mpsc.push(t.elapsed());
+        let t = std::time::Instant::now();
+        black_box(rt.block_on(through_memory_queue(lines, chain.clone())));
+        queue.push(t.elapsed());
+    }
+    queue.sort_unstable();
+    mpsc.sort_unstable();
+    let (q, m) = (queue[ROUNDS / 2], mpsc[ROUNDS / 2]);
+    let rate = |d: Duration| EVENTS as f64 / d.as_secs_f64() / 1000.0;
+    println!(
+        "paired/{label}: memory queue + worker {:.1} ms ({:.0} k events/s), mpsc baseline {:.1} ms ({:.0} k events/s), ratio {:.2}",
+        q.as_secs_f64() * 1e3,
+        rate(q),
+        m.as_secs_f64() * 1e3,
+        rate(m),
+        rate(q) / rate(m)
+    );
+}
+
 fn pipeline(c: &mut Criterion) {
     let lines = json_lines();
     let chain = Arc::new(transforms());
     let rt = runtime();
+    paired(&rt, &lines, &chain, "with_transforms");
+    paired(
+        &rt,
+        &lines,
+        &Arc::new(TransformChain::default()),
+        "no_transforms",
+    );
     let mut g = c.benchmark_group("pipeline");
     g.throughput(Throughput::Elements(EVENTS as u64));
     g.sample_size(20);

@@ -355,14 +355,18 @@ async fn poison_batch_is_dead_lettered_after_n_attempts_while_the_rest_flows() {
     committed.sort_unstable();
     assert_eq!(committed, (1..=30).filter(|i| *i != 13).collect::<Vec<_>>());
     let dead = dlq.entries();
-    assert_eq!(dead[0].batch.id.as_u128(), 13);
+    assert_eq!(dead[0].batch().expect("a batch").id.as_u128(), 13);
     assert_eq!(dead[0].reason, DeadLetterReason::RetriesExhausted);
     assert_eq!(dead[0].attempts, 4);
     assert_eq!(
         dead[0].error,
         "value too long for type character varying(255)"
     );
-    assert_eq!(dead[0].batch.len(), 2, "the original batch is kept");
+    assert_eq!(
+        dead[0].batch().expect("a batch").len(),
+        2,
+        "the original batch is kept"
+    );
     assert_eq!((report.acknowledged, report.dead_lettered), (29, 1));
     assert_eq!(
         q.stats().await.unwrap().batches,
@@ -399,7 +403,11 @@ async fn permanent_error_is_dead_lettered_at_once() {
     let dead = dlq.entries();
     assert_eq!(dead.len(), 1);
     assert_eq!(
-        (dead[0].batch.id.as_u128(), dead[0].reason, dead[0].attempts),
+        (
+            dead[0].batch().expect("a batch").id.as_u128(),
+            dead[0].reason,
+            dead[0].attempts
+        ),
         (3, DeadLetterReason::Permanent, 1)
     );
     assert_eq!(report.retries, 0);

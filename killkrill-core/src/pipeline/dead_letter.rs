@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 
-use super::Batch;
+use super::{Batch, BatchId};
 use crate::event::Timestamp;
 
 /// Why a batch was dead-lettered.
@@ -31,6 +31,16 @@ pub enum DeadLetterReason {
     Undecodable,
 }
 
+impl DeadLetterEntry {
+    /// The batch, unless the payload is undecodable bytes.
+    pub fn batch(&self) -> Option<&Arc<Batch>> {
+        match &self.payload {
+            DeadLetterPayload::Batch(b) => Some(b),
+            DeadLetterPayload::Undecodable { .. } => None,
+        }
+    }
+}
+
 impl DeadLetterReason {
     /// The label value used in metrics.
     pub const fn as_str(self) -> &'static str {
@@ -43,11 +53,27 @@ impl DeadLetterReason {
     }
 }
 
-/// One dead-lettered batch.
+/// What a dead letter holds.
+#[derive(Debug, Clone)]
+pub enum DeadLetterPayload {
+    /// The batch as it was enqueued (before transforms), ready for replay.
+    Batch(Arc<Batch>),
+    /// Bytes a durable queue held that no longer decode as a batch, kept
+    /// as they were; `id` is the header's batch id when that much is readable
+    /// ([`BatchCodec::peek_id`](super::BatchCodec::peek_id)).
+    Undecodable {
+        /// The batch id, if the header was readable.
+        id: Option<BatchId>,
+        /// The stored bytes.
+        bytes: Vec<u8>,
+    },
+}
+
+/// One dead letter.
 #[derive(Debug, Clone)]
 pub struct DeadLetterEntry {
-    /// The batch as it was enqueued.
-    pub batch: Arc<Batch>,
+    /// The batch, or the bytes that did not decode.
+    pub payload: DeadLetterPayload,
     /// Why.
     pub reason: DeadLetterReason,
     /// The last error's text.

@@ -42,7 +42,8 @@ pub use backoff::{Backoff, Jitter};
 pub use batch::{Batch, BatchId, BatchIdGenerator};
 pub use codec::{BatchCodec, CodecError, Compression};
 pub use dead_letter::{
-    DeadLetter, DeadLetterEntry, DeadLetterError, DeadLetterReason, MemoryDeadLetter,
+    DeadLetter, DeadLetterEntry, DeadLetterError, DeadLetterPayload, DeadLetterReason,
+    MemoryDeadLetter,
 };
 pub use memory_queue::{MemoryQueue, MemoryQueueConfig};
 pub use metered_queue::MeteredQueue;

@@ -37,8 +37,8 @@ use tokio::time::Instant;
 
 use super::self_metrics as m;
 use super::{
-    Backoff, Batch, DeadLetter, DeadLetterEntry, DeadLetterReason, Delivery, DeliveryId, ErrorKind,
-    Jitter, Queue, Shutdown, Sink, SinkError,
+    Backoff, Batch, DeadLetter, DeadLetterEntry, DeadLetterPayload, DeadLetterReason, Delivery,
+    DeliveryId, ErrorKind, Jitter, Queue, Shutdown, Sink, SinkError,
 };
 use crate::event::Timestamp;
 use crate::transform::TransformChain;
@@ -464,7 +464,7 @@ impl Worker {
             deliveries = d.attempts, error = %error, "dead-lettering batch"
         );
         let entry = DeadLetterEntry {
-            batch: Arc::clone(&d.batch),
+            payload: DeadLetterPayload::Batch(Arc::clone(&d.batch)),
             reason,
             error,
             attempts,
