@@ -2,11 +2,11 @@
 //!
 //! `cargo bench --workspace --bench pipeline`
 //!
-//! - `pipeline/*`: events/s from JSON lines to a no-op sink. The parse stage
-//!   is a JSON-lines parse with serde_json (the project's JSON-log parser is
-//!   not on main yet), lifting `time`, `level`, `host`, `app` and `msg` into
-//!   the record and keeping the rest as attributes; aggregation is not on
-//!   main yet either, so it is not in the path. The baseline moves the same
+//! - `pipeline/*`: events/s from NDJSON request bodies to a no-op sink. The
+//!   parse stage is the project's JSON-log parser (`json_logs`), which lifts
+//!   `time`, `level`, `host`, `app` and `msg` into the record and keeps the
+//!   rest as attributes. The aggregation engine is not on main yet, so it is
+//!   not in the path. The baseline moves the same
 //!   batches through a bounded tokio mpsc channel to a task that runs the
 //!   same transforms, i.e. the pipeline without the queue's ack/redelivery
 //!   bookkeeping and the worker's grouping.
@@ -19,16 +19,14 @@ use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use killkrill_core::event::{
-    EventIdGenerator, FieldValue, Labels, LogRecord, MetricSample, MetricType, Severity, Tenant,
-    Timestamp,
+    EventIdGenerator, Labels, LogRecord, MetricSample, MetricType, Tenant, Timestamp,
 };
+use killkrill_core::json_logs::{JsonLogLimits, JsonLogParser, Mode};
 use killkrill_core::pipeline::{
     Batch, BatchCodec, BatchIdGenerator, Compression, MemoryDeadLetter, MemoryQueue,
     MemoryQueueConfig, NullSink, Queue, Worker, WorkerConfig, shutdown_channel,
 };
-use killkrill_core::transform::{
-    BuildContext, FieldParser, JsonFieldParser, ParsedFields, TransformChain, TransformConfig,
-};
+use killkrill_core::transform::{BuildContext, TransformChain, TransformConfig};
 
 const EVENTS: usize = 20_000;
 const BATCH: usize = 500;
@@ -55,52 +53,35 @@ fn json_lines() -> Vec<String> {
         .collect()
 }
 
-/// The parse stage: a JSON line into a LogRecord.
-fn parse_line(line: &str, ids: &EventIdGenerator, now: Timestamp, tenant: &Tenant) -> LogRecord {
-    let mut found = ParsedFields::default();
-    let mut r = LogRecord {
-        id: Some(ids.next(now)),
-        tenant: Some(tenant.clone()),
-        timestamp: now,
-        source: Some("http".into()),
-        ..LogRecord::default()
-    };
-    if let Err(e) = JsonFieldParser.parse(line.as_bytes(), &mut found) {
-        r.message = Some(line.as_bytes().to_vec());
-        r.parse_error = Some(e.to_string());
-        return r;
-    }
-    for (k, v) in found.attributes {
-        match (k.as_str(), v) {
-            ("time", FieldValue::Str(s)) => {
-                if let Ok(t) = Timestamp::parse_rfc3339(&s) {
-                    r.timestamp = t;
-                }
-            }
-            ("level", FieldValue::Str(s)) => r.severity = Severity::from_name(&s),
-            ("host", FieldValue::Str(s)) => r.host = Some(s),
-            ("app", FieldValue::Str(s)) => r.app = Some(s),
-            ("msg", FieldValue::Str(s)) => r.message = Some(s.into_bytes()),
-            (_, v) => r.attributes.push((k, v)),
-        }
-    }
-    r
+/// The receiver's side: each batch's lines as one NDJSON request body.
+fn bodies(lines: &[String]) -> Vec<Vec<u8>> {
+    lines
+        .chunks(BATCH)
+        .map(|c| c.join("\n").into_bytes())
+        .collect()
 }
 
-fn parse_batches(lines: &[String]) -> Vec<Batch> {
+/// The parse stage: each NDJSON body through the project's JSON-log parser
+/// into one batch, ids and tenant assigned as a receiver does.
+fn parse_batches(bodies: &[Vec<u8>]) -> Vec<Batch> {
+    let parser = JsonLogParser::new(JsonLogLimits::DEFAULT, Mode::Strict);
     let ids = EventIdGenerator::with_prefix(1);
     let batch_ids = BatchIdGenerator::with_prefix(1);
     let tenant = Tenant::default();
     let now = Timestamp::from_secs(1_764_090_756);
-    lines
-        .chunks(BATCH)
-        .map(|chunk| {
+    bodies
+        .iter()
+        .map(|body| {
             let mut b = Batch::new(batch_ids.next(now), tenant.clone(), now);
             b.source = Some("http".into());
-            b.logs = chunk
-                .iter()
-                .map(|l| parse_line(l, &ids, now, &tenant))
-                .collect();
+            parser
+                .parse_body(body, now, &mut b.logs)
+                .expect("valid NDJSON");
+            for r in &mut b.logs {
+                r.id = Some(ids.next(now));
+                r.tenant = Some(tenant.clone());
+                r.source = b.source.clone();
+            }
             b
         })
         .collect()
@@ -127,7 +108,7 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 /// JSON lines → parse → memory queue → worker (transforms) → no-op sink.
-async fn through_memory_queue(lines: &[String], chain: Arc<TransformChain>) -> u64 {
+async fn through_memory_queue(lines: &[Vec<u8>], chain: Arc<TransformChain>) -> u64 {
     let queue = Arc::new(MemoryQueue::new(MemoryQueueConfig {
         max_events: 8 * BATCH,
         ..MemoryQueueConfig::default()
@@ -159,7 +140,7 @@ async fn through_memory_queue(lines: &[String], chain: Arc<TransformChain>) -> u
 }
 
 /// The same, through a bounded mpsc channel instead of queue + worker.
-async fn through_mpsc(lines: &[String], chain: Arc<TransformChain>) -> usize {
+async fn through_mpsc(lines: &[Vec<u8>], chain: Arc<TransformChain>) -> usize {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Batch>(8);
     let consumer = tokio::spawn(async move {
         let mut n = 0;
@@ -184,7 +165,7 @@ async fn through_mpsc(lines: &[String], chain: Arc<TransformChain>) -> usize {
 #[allow(clippy::print_stdout)]
 fn paired(
     rt: &tokio::runtime::Runtime,
-    lines: &[String],
+    lines: &[Vec<u8>],
     chain: &Arc<TransformChain>,
     label: &str,
 ) {
@@ -214,7 +195,7 @@ fn paired(
 }
 
 fn pipeline(c: &mut Criterion) {
-    let lines = json_lines();
+    let lines = bodies(&json_lines());
     let chain = Arc::new(transforms());
     let rt = runtime();
     paired(&rt, &lines, &chain, "with_transforms");
@@ -279,7 +260,7 @@ fn metric_batch() -> Batch {
 #[allow(clippy::print_stdout)] // the bench reports encoded sizes alongside the timings
 fn codec(c: &mut Criterion) {
     // One batch of 1,000 records with consecutive ids.
-    let mut two = parse_batches(&json_lines()[..2 * BATCH]);
+    let mut two = parse_batches(&bodies(&json_lines()[..2 * BATCH]));
     let mut logs = two.remove(0);
     logs.logs.append(&mut two[0].logs);
     let metrics = metric_batch();

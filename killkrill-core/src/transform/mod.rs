@@ -19,6 +19,7 @@
 mod enrich;
 mod field;
 mod filter;
+mod json_log_parser;
 mod parse_field;
 mod parser;
 mod redact;
@@ -33,6 +34,7 @@ use crate::pipeline::Batch;
 pub use enrich::{Enrich, EnrichConfig};
 pub use field::{FieldPath, InvalidFieldPath};
 pub use filter::{Filter, FilterAction, FilterConfig};
+pub use json_log_parser::JsonLogFieldParser;
 pub use parse_field::{HeaderMerge, OnParseError, ParseField, ParseFieldConfig};
 pub use parser::{FieldParseError, FieldParser, JsonFieldParser, ParsedFields, ParserRegistry};
 pub use redact::{Redact, RedactConfig};

@@ -118,10 +118,12 @@ impl ParserRegistry {
         Self::default()
     }
 
-    /// The parsers this crate ships: `json`.
+    /// The parsers this crate ships: `json` (an object into attributes)
+    /// and `json_log` (the JSON-log parser: header aliases, flattening).
     pub fn with_builtin() -> Self {
         let mut r = Self::new();
         r.register("json", Arc::new(JsonFieldParser));
+        r.register("json_log", Arc::new(super::JsonLogFieldParser::default()));
         r
     }
 

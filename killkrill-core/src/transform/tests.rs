@@ -126,7 +126,7 @@ fn config_errors_name_the_key() {
         ),
         (
             r#"{ type = "parse_field", field = "message", parser = "xml" }"#,
-            r#"transforms[0].parser: unknown parser "xml": expected one of json"#,
+            r#"transforms[0].parser: unknown parser "xml": expected one of json, json_log"#,
         ),
         (
             r#"{ type = "parse_field", field = "message", parser = "json", max_bytes = 0 }"#,
