@@ -22,13 +22,20 @@
 //!   HTTP protocols share.
 //! - [`prometheus`]: Prometheus text format 0.0.4 and OpenMetrics 1.0
 //!   parsers and encoder.
+//! - [`pipeline`]: batches and their binary codec, the queue/sink/dead-letter
+//!   traits, the in-memory queue and the worker runtime (at-least-once,
+//!   bounded, backpressured).
+//! - [`transform`]: configurable per-event transforms (filter, enrich,
+//!   rename/drop, redact, sample, parse-a-field) that workers run.
 #![deny(missing_docs)]
 
 pub mod event;
 pub mod json_logs;
 pub mod loki;
 pub mod media_type;
+pub mod pipeline;
 pub mod prometheus;
 pub mod proto_records;
 pub mod remote_write;
 pub mod snappy;
+pub mod transform;
