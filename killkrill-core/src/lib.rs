@@ -13,6 +13,11 @@
 //! Modules:
 //! - [`event`]: the event model (log records, metric samples, timestamps,
 //!   severities, facilities, tenants, ids) and the canonical JSON form.
+//! - [`syslog`]: RFC 5424 and RFC 3164 parsing, zero-copy, strict or lenient.
+//! - [`framing`]: RFC 6587 framing of syslog streams (octet counting and
+//!   LF/CRLF/NUL delimiters) as a tokio-util decoder, and datagrams.
 #![deny(missing_docs)]
 
 pub mod event;
+pub mod framing;
+pub mod syslog;

@@ -1,0 +1,182 @@
+//! RFC 3164 / BSD syslog, as senders actually write it.
+//!
+//! RFC 3164 describes existing practice rather than prescribing a format,
+//! and practice varies, so every part after PRI is optional and recognised
+//! by its shape:
+//!
+//! ```text
+//! [<PRI>] [SEQ: ] [ORIGIN: ] [TIMESTAMP] [HOSTNAME] [TAG[PID]: | TAG: ] [SD] MSG
+//! ```
+//!
+//! - PRI may be missing (files, some appliances); strict mode requires it.
+//! - `SEQ: ` is a Cisco sequence number; `ORIGIN: ` a Cisco origin host
+//!   written before the timestamp.
+//! - TIMESTAMP: see `bsd_timestamp.rs`. Without one (Python's
+//!   `SysLogHandler` sends `<156>pyapp: msg`) there is no HOSTNAME either,
+//!   as RFC 3164 §4.3.3 says.
+//! - HOSTNAME is the word after the timestamp unless that word is itself a
+//!   tag (`haproxy[73411]: ...`); IPv6 addresses work because a tag's colon
+//!   must be followed by a space.
+//! - TAG is `name[pid]:` or `name:` followed by a space. A word without the
+//!   colon is message text (`<13>Feb  5 17:32:18 10.0.0.99 Use the BFG!`).
+//! - SD: rsyslog writes `[origin software="rsyslogd" ...]` after its tag;
+//!   see [`ParseOptions::rfc3164_structured_data`].
+//! - MSG keeps every remaining byte (key=value bodies, invalid UTF-8);
+//!   a leading BOM is removed and recorded.
+
+use super::bsd_timestamp;
+use super::error::{ParseError, ParseErrorKind};
+use super::message::SyslogMessage;
+use super::msg_body::strip_bom;
+use super::options::ParseOptions;
+use super::pri::{parse_pri, split_pri};
+use super::structured_data::{self, StructuredData};
+
+const MAX_TAG: usize = 48;
+const MAX_PID: usize = 128;
+const MAX_HOSTNAME: usize = 255;
+
+/// Parses `b[pos..]` as RFC 3164 into `msg`.
+pub(crate) fn parse<'a>(
+    b: &'a [u8],
+    pos: usize,
+    strict: bool,
+    opts: &ParseOptions,
+    msg: &mut SyslogMessage<'a>,
+) -> Result<(), ParseError> {
+    let mut i = pos;
+    if b.get(i) == Some(&b'<') {
+        let (pri, next) = parse_pri(b, i)?;
+        (msg.facility, msg.severity) = split_pri(pri);
+        i = next;
+    } else if strict {
+        return Err(ParseError::new(ParseErrorKind::Pri, i, "'<' to start PRI"));
+    }
+    i = skip_spaces(b, i);
+    if let Some((seq, next)) = sequence(b, i) {
+        msg.sequence = Some(seq);
+        i = skip_spaces(b, next);
+    }
+    let mut found = bsd_timestamp::parse(b, i, opts)?;
+    if found.is_none() {
+        if let Some((origin, next)) = origin_host(b, i) {
+            // Only a valid timestamp makes the word an origin host.
+            found = bsd_timestamp::parse(b, next, opts).ok().flatten();
+            if found.is_some() {
+                msg.hostname = Some(origin);
+                i = next;
+            }
+        }
+    }
+    if let Some(ts) = found {
+        msg.timestamp = Some(ts.ts);
+        i = skip_spaces(b, ts.end);
+        if !ts.colon && msg.hostname.is_none() && tag(b, i).is_none() {
+            if let Some((host, next)) = word(b, i) {
+                msg.hostname = Some(host);
+                i = skip_spaces(b, next);
+            }
+        }
+    }
+    if let Some(t) = tag(b, i) {
+        msg.appname = Some(t.name);
+        msg.procid = t.pid;
+        i = skip_spaces(b, t.end);
+    }
+    if opts.rfc3164_structured_data && b.get(i) == Some(&b'[') {
+        if let Ok(scan) = structured_data::scan(b, i) {
+            if scan.all_have_params && matches!(b.get(scan.end), None | Some(b' ')) {
+                if let Ok(text) = std::str::from_utf8(&b[i..scan.end]) {
+                    msg.structured_data = StructuredData::from_validated(text);
+                    i = skip_spaces(b, scan.end);
+                }
+            }
+        }
+    }
+    let (text, bom) = strip_bom(&b[i..]);
+    msg.bom = bom;
+    msg.message = if text.is_empty() { None } else { Some(text) };
+    Ok(())
+}
+
+#[inline]
+fn skip_spaces(b: &[u8], mut i: usize) -> usize {
+    while b.get(i) == Some(&b' ') {
+        i += 1;
+    }
+    i
+}
+
+/// Cisco's `123: ` sequence number.
+fn sequence(b: &[u8], i: usize) -> Option<(u64, usize)> {
+    let mut k = i;
+    let mut v = 0u64;
+    while let Some(c @ b'0'..=b'9') = b.get(k) {
+        v = v.checked_mul(10)?.checked_add(u64::from(c - b'0'))?;
+        k += 1;
+    }
+    (k > i && b.get(k) == Some(&b':') && b.get(k + 1) == Some(&b' ')).then_some((v, k + 2))
+}
+
+/// A word of at most 255 bytes, UTF-8, up to the next space.
+fn word(b: &[u8], i: usize) -> Option<(&str, usize)> {
+    let rest = b.get(i..)?;
+    let len = memchr::memchr(b' ', rest).unwrap_or(rest.len());
+    if len == 0 || len > MAX_HOSTNAME {
+        return None;
+    }
+    let text = std::str::from_utf8(&rest[..len]).ok()?;
+    Some((text, i + len))
+}
+
+/// Cisco's `host: ` before the timestamp.
+fn origin_host(b: &[u8], i: usize) -> Option<(&str, usize)> {
+    let (w, end) = word(b, i)?;
+    let host = w.strip_suffix(':')?;
+    (!host.is_empty() && b.get(end) == Some(&b' ')).then(|| (host, end + 1))
+}
+
+/// A recognised TAG.
+struct Tag<'a> {
+    name: &'a str,
+    pid: Option<&'a str>,
+    end: usize,
+}
+
+/// `name[pid]:` (anything may follow) or `name:` followed by a space or the end.
+fn tag(b: &[u8], i: usize) -> Option<Tag<'_>> {
+    let lim = b.len().min(i + MAX_TAG + 1);
+    let mut j = i;
+    while j < lim && b[j] > b' ' && !matches!(b[j], b':' | b'[' | b']') {
+        j += 1;
+    }
+    if j == i || j - i > MAX_TAG {
+        return None;
+    }
+    let name = std::str::from_utf8(&b[i..j]).ok()?;
+    match b.get(j)? {
+        b'[' => {
+            let start = j + 1;
+            let lim = b.len().min(start + MAX_PID + 1);
+            let mut k = start;
+            while k < lim && b[k] > b' ' && b[k] != b']' && b[k] != b'[' {
+                k += 1;
+            }
+            if b.get(k) != Some(&b']') || b.get(k + 1) != Some(&b':') {
+                return None;
+            }
+            let pid = std::str::from_utf8(&b[start..k]).ok()?;
+            Some(Tag {
+                name,
+                pid: (!pid.is_empty()).then_some(pid),
+                end: k + 2,
+            })
+        }
+        b':' if matches!(b.get(j + 1), None | Some(b' ')) => Some(Tag {
+            name,
+            pid: None,
+            end: j + 1,
+        }),
+        _ => None,
+    }
+}

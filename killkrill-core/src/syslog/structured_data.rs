@@ -1,0 +1,509 @@
+//! RFC 5424 STRUCTURED-DATA: validated once, read without copying.
+//!
+//! Parsing a message only *validates* its SD-ELEMENTs (grammar, escapes,
+//! UTF-8, duplicate SD-IDs) and remembers the text they occupy. Reading them
+//! through [`StructuredData::elements`] walks that text again; the walk cannot
+//! fail, allocates nothing, and unescapes a value only when it contains a
+//! backslash ([`SdParamRef::value`] returns a `Cow`). Messages whose
+//! structured data nobody reads therefore pay only for the validation.
+
+use std::borrow::Cow;
+
+use memchr::{memchr, memchr2, memchr3};
+
+use super::error::{ParseError, ParseErrorKind};
+use crate::event::SdElement;
+
+/// Longest SD-ID or PARAM-NAME (RFC 5424 §6.3.2, §6.3.3).
+pub const MAX_SD_NAME: usize = 32;
+
+/// The structured data of one message, borrowed from the input.
+///
+/// Empty when the message had `-` (or, for RFC 3164, none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub struct StructuredData<'a> {
+    raw: &'a str,
+}
+
+/// One SD-ELEMENT, borrowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SdElementRef<'a> {
+    id: &'a str,
+    params: &'a str,
+}
+
+/// One SD-PARAM, borrowed; the value is still escaped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SdParamRef<'a> {
+    name: &'a str,
+    raw_value: &'a str,
+}
+
+/// Iterator over the elements of [`StructuredData`].
+#[derive(Debug, Clone)]
+pub struct SdElements<'a> {
+    rest: &'a str,
+}
+
+/// Iterator over the parameters of an [`SdElementRef`].
+#[derive(Debug, Clone)]
+pub struct SdParams<'a> {
+    rest: &'a str,
+}
+
+impl<'a> StructuredData<'a> {
+    /// No structured data.
+    pub const EMPTY: StructuredData<'static> = StructuredData { raw: "" };
+
+    /// Validates `text` as STRUCTURED-DATA (`-` or one or more `[...]`).
+    ///
+    /// # Errors
+    /// A [`ParseError`] with the column inside `text`.
+    pub fn parse(text: &'a str) -> Result<Self, ParseError> {
+        if text == "-" {
+            return Ok(StructuredData::EMPTY);
+        }
+        let b = text.as_bytes();
+        if b.first() != Some(&b'[') {
+            return Err(ParseError::new(
+                ParseErrorKind::StructuredData,
+                0,
+                "'-' or '[' to start STRUCTURED-DATA",
+            ));
+        }
+        let scan = scan(b, 0)?;
+        if scan.end != b.len() {
+            return Err(ParseError::new(
+                ParseErrorKind::Parse,
+                scan.end,
+                "'[' or the end of STRUCTURED-DATA",
+            ));
+        }
+        Ok(StructuredData { raw: text })
+    }
+
+    /// Wraps text that [`scan`] validated.
+    pub(crate) fn from_validated(raw: &'a str) -> Self {
+        StructuredData { raw }
+    }
+
+    /// True when there are no elements.
+    pub fn is_empty(&self) -> bool {
+        self.raw.is_empty()
+    }
+
+    /// The elements as written (escapes intact), `""` when empty.
+    pub fn as_str(&self) -> &'a str {
+        self.raw
+    }
+
+    /// The elements, in order.
+    pub fn elements(&self) -> SdElements<'a> {
+        SdElements { rest: self.raw }
+    }
+
+    /// The first element with SD-ID `id`.
+    pub fn element(&self, id: &str) -> Option<SdElementRef<'a>> {
+        self.elements().find(|e| e.id == id)
+    }
+
+    /// Owned, unescaped copies of the elements (for [`LogRecord`](crate::event::LogRecord)).
+    pub fn to_elements(&self) -> Vec<SdElement> {
+        self.elements()
+            .map(|e| SdElement {
+                id: e.id.to_owned(),
+                params: e
+                    .params()
+                    .map(|p| (p.name.to_owned(), p.value().into_owned()))
+                    .collect(),
+            })
+            .collect()
+    }
+}
+
+impl<'a> SdElementRef<'a> {
+    /// The SD-ID.
+    pub fn id(&self) -> &'a str {
+        self.id
+    }
+
+    /// The parameters, in order (a name may repeat).
+    pub fn params(&self) -> SdParams<'a> {
+        SdParams { rest: self.params }
+    }
+
+    /// The unescaped value of the first parameter called `name`.
+    pub fn param(&self, name: &str) -> Option<Cow<'a, str>> {
+        self.params().find(|p| p.name == name).map(|p| p.value())
+    }
+}
+
+impl<'a> SdParamRef<'a> {
+    /// The PARAM-NAME.
+    pub fn name(&self) -> &'a str {
+        self.name
+    }
+
+    /// The value as written, with `\"`, `\\` and `\]` still escaped.
+    pub fn raw_value(&self) -> &'a str {
+        self.raw_value
+    }
+
+    /// The unescaped value; borrowed unless it contained an escape.
+    pub fn value(&self) -> Cow<'a, str> {
+        if memchr(b'\\', self.raw_value.as_bytes()).is_none() {
+            return Cow::Borrowed(self.raw_value);
+        }
+        let mut out = String::with_capacity(self.raw_value.len());
+        let mut chars = self.raw_value.chars();
+        while let Some(c) = chars.next() {
+            if c == '\\' {
+                // Validation allowed only `\"`, `\\` and `\]`.
+                if let Some(next) = chars.next() {
+                    out.push(next);
+                }
+            } else {
+                out.push(c);
+            }
+        }
+        Cow::Owned(out)
+    }
+}
+
+impl<'a> Iterator for SdElements<'a> {
+    type Item = SdElementRef<'a>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        // Validated text: `[ID( NAME="VALUE")*]` repeated.
+        let b = self.rest.as_bytes();
+        if b.first() != Some(&b'[') {
+            return None;
+        }
+        let id_end = 1 + memchr2(b' ', b']', &b[1..])?;
+        let mut i = id_end;
+        while b.get(i) == Some(&b' ') {
+            let value_start = i + 1 + memchr(b'"', &b[i..])?;
+            i = value_start + closing_quote(&b[value_start..])? + 1;
+        }
+        // b[i] is the element's closing ']'.
+        let el = SdElementRef {
+            id: self.rest.get(1..id_end)?,
+            params: self.rest.get(id_end..i)?,
+        };
+        self.rest = self.rest.get(i + 1..)?;
+        Some(el)
+    }
+}
+
+impl<'a> Iterator for SdParams<'a> {
+    type Item = SdParamRef<'a>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        // Validated text: `( NAME="VALUE")*`.
+        let b = self.rest.as_bytes();
+        if b.first() != Some(&b' ') {
+            return None;
+        }
+        let eq = memchr(b'=', b)?;
+        let value_start = eq + 2;
+        let value_end = value_start + closing_quote(&b[value_start..])?;
+        let p = SdParamRef {
+            name: self.rest.get(1..eq)?,
+            raw_value: self.rest.get(value_start..value_end)?,
+        };
+        self.rest = self.rest.get(value_end + 1..)?;
+        Some(p)
+    }
+}
+
+/// Offset of the first unescaped `"` in a validated value.
+fn closing_quote(b: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    loop {
+        let k = i + memchr2(b'"', b'\\', &b[i..])?;
+        if b[k] == b'"' {
+            return Some(k);
+        }
+        i = k + 2;
+    }
+}
+
+/// What [`scan`] found.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Scan {
+    /// Position after the last `]`.
+    pub end: usize,
+    /// Every element had at least one parameter.
+    pub all_have_params: bool,
+}
+
+#[inline]
+fn is_sd_name(c: u8) -> bool {
+    (33..=126).contains(&c) && c != b'=' && c != b']' && c != b'"'
+}
+
+/// Reads an SD-NAME at `start` and returns the position after it.
+#[inline]
+fn name(b: &[u8], start: usize, kind: ParseErrorKind) -> Result<usize, ParseError> {
+    let lim = b.len().min(start + MAX_SD_NAME);
+    let mut i = start;
+    while i < lim && is_sd_name(b[i]) {
+        i += 1;
+    }
+    if i == start {
+        return Err(ParseError::new(
+            kind,
+            start,
+            "a name of printable US-ASCII other than '=', ']', '\"' and space",
+        ));
+    }
+    if i == start + MAX_SD_NAME && b.get(i).is_some_and(|&c| is_sd_name(c)) {
+        return Err(ParseError::new(kind, i, "at most 32 characters in a name"));
+    }
+    Ok(i)
+}
+
+/// SD-IDs seen so far in one message, for the duplicate check. The first
+/// few live on the stack; only a pathological message spills to the heap.
+struct IdSet<'a> {
+    inline: [&'a [u8]; 8],
+    len: usize,
+    spill: Vec<&'a [u8]>,
+}
+
+impl<'a> IdSet<'a> {
+    fn new() -> Self {
+        IdSet {
+            inline: [&[]; 8],
+            len: 0,
+            spill: Vec::new(),
+        }
+    }
+
+    fn insert(&mut self, id: &'a [u8]) -> bool {
+        let n = self.len.min(self.inline.len());
+        if self.inline[..n].contains(&id) || self.spill.contains(&id) {
+            return false;
+        }
+        if self.len < self.inline.len() {
+            self.inline[self.len] = id;
+        } else {
+            self.spill.push(id);
+        }
+        self.len += 1;
+        true
+    }
+}
+
+/// Validates SD-ELEMENTs starting at `b[pos] == '['` and returns where they
+/// end. Checks the grammar, the escapes, duplicate SD-IDs and that the
+/// whole text is UTF-8.
+pub(crate) fn scan(b: &[u8], pos: usize) -> Result<Scan, ParseError> {
+    use ParseErrorKind::{SdId, SdIdDuplicate, SdParam, SdParamEscape, StructuredData};
+    let mut i = pos;
+    let mut ids = IdSet::new();
+    let mut all_have_params = true;
+    while b.get(i) == Some(&b'[') {
+        let id_start = i + 1;
+        i = name(b, id_start, SdId)?;
+        match b.get(i) {
+            Some(b' ' | b']') => {}
+            None => return Err(ParseError::new(StructuredData, i, "']' to close the element")),
+            Some(_) => {
+                return Err(ParseError::new(
+                    SdId,
+                    i,
+                    "an SD-ID of printable US-ASCII other than '=', ']', '\"' and space",
+                ));
+            }
+        }
+        if !ids.insert(&b[id_start..i]) {
+            return Err(ParseError::new(
+                SdIdDuplicate,
+                i,
+                "an SD-ID not already used in this message",
+            ));
+        }
+        let mut params = 0usize;
+        loop {
+            match b.get(i) {
+                Some(b']') => {
+                    i += 1;
+                    break;
+                }
+                Some(b' ') => {
+                    i = name(b, i + 1, SdParam)?;
+                    if b.get(i) != Some(&b'=') {
+                        return Err(ParseError::new(SdParam, i, "'=' after the parameter name"));
+                    }
+                    i += 1;
+                    if b.get(i) != Some(&b'"') {
+                        return Err(ParseError::new(SdParam, i, "'\"' to open the value"));
+                    }
+                    i += 1;
+                    loop {
+                        let Some(k) = memchr3(b'"', b'\\', b']', &b[i..]) else {
+                            return Err(ParseError::new(SdParam, b.len(), "'\"' to close the value"));
+                        };
+                        let j = i + k;
+                        match b[j] {
+                            b'"' => {
+                                i = j + 1;
+                                break;
+                            }
+                            b'\\' => match b.get(j + 1) {
+                                Some(b'"' | b'\\' | b']') => i = j + 2,
+                                None => {
+                                    return Err(ParseError::new(
+                                        SdParam,
+                                        j + 1,
+                                        "'\"' to close the value",
+                                    ));
+                                }
+                                Some(_) => {
+                                    return Err(ParseError::new(
+                                        SdParamEscape,
+                                        j + 1,
+                                        "'\"', '\\' or ']' after a backslash",
+                                    ));
+                                }
+                            },
+                            _ => {
+                                return Err(ParseError::new(
+                                    SdParamEscape,
+                                    j,
+                                    "']' escaped as '\\]' inside a value",
+                                ));
+                            }
+                        }
+                    }
+                    params += 1;
+                    match b.get(i) {
+                        Some(b' ' | b']') => {}
+                        None => {
+                            return Err(ParseError::new(
+                                StructuredData,
+                                i,
+                                "']' to close the element",
+                            ));
+                        }
+                        Some(_) => {
+                            return Err(ParseError::new(
+                                SdParam,
+                                i,
+                                "a space or ']' after the value",
+                            ));
+                        }
+                    }
+                }
+                None => {
+                    return Err(ParseError::new(StructuredData, i, "']' to close the element"));
+                }
+                Some(_) => {
+                    return Err(ParseError::new(SdParam, i, "a space or ']'"));
+                }
+            }
+        }
+        all_have_params &= params > 0;
+    }
+    if let Err(e) = std::str::from_utf8(&b[pos..i]) {
+        return Err(ParseError::new(
+            SdParam,
+            pos + e.valid_up_to(),
+            "valid UTF-8 in the value",
+        ));
+    }
+    Ok(Scan {
+        end: i,
+        all_have_params,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn elements_and_params_in_order() {
+        let sd = StructuredData::parse(
+            r#"[exampleSDID@32473 iut="3" eventSource="App" eventID="1011"][examplePriority@32473 class="high"][e]"#,
+        )
+        .unwrap();
+        let got: Vec<(String, Vec<(String, String)>)> = sd
+            .elements()
+            .map(|e| {
+                (
+                    e.id().to_owned(),
+                    e.params()
+                        .map(|p| (p.name().to_owned(), p.value().into_owned()))
+                        .collect(),
+                )
+            })
+            .collect();
+        let want = vec![
+            (
+                "exampleSDID@32473".to_owned(),
+                vec![
+                    ("iut".to_owned(), "3".to_owned()),
+                    ("eventSource".to_owned(), "App".to_owned()),
+                    ("eventID".to_owned(), "1011".to_owned()),
+                ],
+            ),
+            (
+                "examplePriority@32473".to_owned(),
+                vec![("class".to_owned(), "high".to_owned())],
+            ),
+            ("e".to_owned(), vec![]),
+        ];
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn escapes_are_removed_only_when_present() {
+        let sd = StructuredData::parse(r#"[m a="plain" b="q\"uo\\te\]" c="" d="κόσμε"]"#).unwrap();
+        let e = sd.element("m").unwrap();
+        assert!(matches!(e.param("a"), Some(Cow::Borrowed("plain"))));
+        assert_eq!(e.param("b").unwrap(), "q\"uo\\te]");
+        assert!(matches!(e.param("b"), Some(Cow::Owned(_))));
+        assert_eq!(e.param("c").unwrap(), "");
+        assert_eq!(e.param("d").unwrap(), "κόσμε");
+        assert_eq!(e.param("zz"), None);
+    }
+
+    #[test]
+    fn errors() {
+        use ParseErrorKind::{Parse, SdId, SdIdDuplicate, SdParam, SdParamEscape};
+        let sd_kind = ParseErrorKind::StructuredData;
+        let cases: &[(&str, ParseErrorKind, usize)] = &[
+            ("x", sd_kind, 0),
+            ("[]", SdId, 1),
+            ("[ ]", SdId, 1),
+            ("[a=b]", SdId, 2),
+            ("[a][a]", SdIdDuplicate, 5),
+            ("[a b]", SdParam, 4),
+            ("[a b=c]", SdParam, 5),
+            (r#"[a b="c"d]"#, SdParam, 8),
+            (r#"[a b="]"]"#, SdParamEscape, 6),
+            (r#"[a b="\n"]"#, SdParamEscape, 7),
+            (r#"[a b="c""#, sd_kind, 8),
+            (r#"[a b="c"]x"#, Parse, 9),
+            ("[abcdefghijklmnopqrstuvwxyzABCDEFG]", SdId, 33),
+        ];
+        for (text, kind, col) in cases {
+            let e = StructuredData::parse(text).unwrap_err();
+            assert_eq!((e.kind(), e.column()), (*kind, *col), "{text}");
+        }
+        assert!(StructuredData::parse("-").unwrap().is_empty());
+    }
+
+    #[test]
+    fn many_elements_spill_the_duplicate_set() {
+        let text: String = (0..20).map(|i| format!("[id{i}]")).collect();
+        assert_eq!(StructuredData::parse(&text).unwrap().elements().count(), 20);
+        let dup = format!("{text}[id15]");
+        assert_eq!(
+            StructuredData::parse(&dup).unwrap_err().kind(),
+            ParseErrorKind::SdIdDuplicate
+        );
+    }
+}
