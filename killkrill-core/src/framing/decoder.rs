@@ -394,6 +394,14 @@ impl Decoder for SyslogFramer {
                     self.stats.empty_frames += 1;
                     return Ok(None);
                 }
+                if frame.len() > self.config.max_frame_len {
+                    self.stats.discarded_bytes += frame.len() as u64;
+                    let kind = BadFrameKind::TooLong {
+                        declared: None,
+                        max: self.config.max_frame_len,
+                    };
+                    return Ok(Some(self.bad(kind, None)));
+                }
                 Ok(Some(self.message(frame.freeze(), false)))
             }
             State::SkipBytes { .. } | State::SkipToDelimiter => {
@@ -403,5 +411,78 @@ impl Decoder for SyslogFramer {
                 Ok(None)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Frames of `input` fed whole; messages as text, bad frames as `!kind`.
+    fn run(input: &[u8], max: usize, mode: FramingMode) -> (Vec<String>, FramingStats) {
+        let mut f = SyslogFramer::new(FramingConfig {
+            max_frame_len: max,
+            mode,
+        });
+        let mut buf = BytesMut::from(input);
+        let mut out = Vec::new();
+        while let Some(frame) = f.decode_eof(&mut buf).unwrap() {
+            out.push(match frame {
+                Frame::Message(m) => String::from_utf8_lossy(&m).into_owned(),
+                Frame::Bad(b) => format!("!{:?}@{}#{}", b.kind, b.offset, b.frame),
+            });
+        }
+        (out, f.stats())
+    }
+
+    #[test]
+    fn table() {
+        use FramingMode::{Auto, NonTransparent, OctetCounting};
+        #[rustfmt::skip]
+        let cases: &[(&[u8], usize, FramingMode, &[&str])] = &[
+            (b"<1>a\n<2>b\r\n<3>c\0<4>d", 64, Auto, &["<1>a", "<2>b", "<3>c", "<4>d"]),
+            (b"5 <1>ab<2>c\n6 <3>def", 64, Auto, &["<1>ab", "<2>c", "<3>def"]),
+            (b"\n\n\r\n<1>a\n\0", 64, Auto, &["<1>a"]),
+            (b"200 OK done\n", 64, Auto, &["200 OK done"]),
+            (b"2024-01-01 x\n", 64, Auto, &["2024-01-01 x"]),
+            (b"12345678901 <1>\n<2>b\n", 64, Auto, &["12345678901 <1>", "<2>b"]),
+            (b"20 <1>0123456789abcdefg<2>b\n", 8, Auto, &["!TooLong { declared: Some(20), max: 8 }@0#1", "<2>b"]),
+            (b"<1>0123456789\n<2>b\n", 8, Auto, &["!TooLong { declared: None, max: 8 }@0#1", "<2>b"]),
+            (b"<1>012345\r\n", 6, Auto, &["<1>012345"]),
+            (b"<1>0123456", 8, Auto, &["!TooLong { declared: None, max: 8 }@0#1"]),
+            (b"9 <1>ab", 64, Auto, &["!Truncated { declared: 9, received: 5 }@0#1"]),
+            (b"5 <1>abx5 <2>cd", 64, OctetCounting, &["<1>ab", "!BadLength { found: Some(120), expected: \"MSG-LEN\" }@7#2"]),
+            (b"3 <1>x\n3 <2>", 64, OctetCounting, &["<1>", "!BadLength { found: Some(120), expected: \"MSG-LEN\" }@5#2", "<2>"]),
+            (b"5 <1>ab", 64, NonTransparent, &["5 <1>ab"]),
+        ];
+        for (input, max, mode, want) in cases {
+            let (got, _) = run(input, *max, *mode);
+            assert_eq!(got, *want, "{}", String::from_utf8_lossy(input));
+        }
+    }
+
+    #[test]
+    fn counters() {
+        let (_, s) = run(b"20 <1>0123456789abcdefg<2>b\n\n", 8, FramingMode::Auto);
+        assert_eq!(
+            s,
+            FramingStats {
+                bytes: 29,
+                messages: 1,
+                octet_counted: 0,
+                non_transparent: 1,
+                bad_frames: 1,
+                discarded_bytes: 23,
+                empty_frames: 1,
+            }
+        );
+    }
+
+    #[test]
+    fn reserves_for_an_announced_frame() {
+        let mut f = SyslogFramer::default();
+        let mut buf = BytesMut::from(&b"3000 <1>"[..]);
+        assert!(f.decode(&mut buf).unwrap().is_none());
+        assert!(buf.capacity() >= 3005);
     }
 }
