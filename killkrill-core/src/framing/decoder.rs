@@ -334,8 +334,9 @@ impl Decoder for SyslogFramer {
                             return Ok(Some(self.message(frame.freeze(), false)));
                         }
                         None if src.len() >= max + 2 => {
-                            let n = src.len();
-                            self.discard(src, n);
+                            // Skip what was searched; the rest may hold the
+                            // delimiter and the next frames.
+                            self.discard(src, limit);
                             self.state = State::SkipToDelimiter;
                             let kind = BadFrameKind::TooLong {
                                 declared: None,
