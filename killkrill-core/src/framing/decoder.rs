@@ -449,7 +449,7 @@ mod tests {
             (b"12345678901 <1>\n<2>b\n", 64, Auto, &["12345678901 <1>", "<2>b"]),
             (b"20 <1>0123456789abcdefg<2>b\n", 8, Auto, &["!TooLong { declared: Some(20), max: 8 }@0#1", "<2>b"]),
             (b"<1>0123456789\n<2>b\n", 8, Auto, &["!TooLong { declared: None, max: 8 }@0#1", "<2>b"]),
-            (b"<1>012345\r\n", 6, Auto, &["<1>012345"]),
+            (b"<1>012345\r\n", 9, Auto, &["<1>012345"]),
             (b"<1>0123456", 8, Auto, &["!TooLong { declared: None, max: 8 }@0#1"]),
             (b"9 <1>ab", 64, Auto, &["!Truncated { declared: 9, received: 5 }@0#1"]),
             (b"5 <1>abx5 <2>cd", 64, OctetCounting, &["<1>ab", "!BadLength { found: Some(120), expected: \"MSG-LEN\" }@7#2"]),
