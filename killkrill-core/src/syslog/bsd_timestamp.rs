@@ -226,21 +226,22 @@ fn finish(b: &[u8], i: usize, ts: Timestamp, _opts: &ParseOptions) -> Result<Fou
     }
 }
 
-/// The year that puts `month`/`day` at `sod` seconds of the day closest to `now`.
+/// The year that puts `month`/`day` at `sod` seconds of the day closest to
+/// `now` (of the year before, the same year and the year after; a tie goes
+/// to the earlier year).
 pub fn infer_year(month: u32, day: u32, sod: i64, now: Timestamp) -> i32 {
     let now_secs = now.as_nanos().div_euclid(NANOS_PER_SEC);
     let (y, _, _) = civil_from_days(now_secs.div_euclid(86_400));
-    let mut best = y;
-    let mut best_gap = i64::MAX;
-    for cand in [y - 1, y, y + 1] {
-        let t = days_from_civil(cand, month, day) * 86_400 + sod;
-        let gap = (t - now_secs).abs();
-        if gap < best_gap {
-            best = cand;
-            best_gap = gap;
+    let at = |year: i32| days_from_civil(year, month, day) * 86_400 + sod;
+    let t = at(y);
+    if t > now_secs {
+        if now_secs - at(y - 1) <= t - now_secs {
+            return y - 1;
         }
+    } else if at(y + 1) - now_secs < now_secs - t {
+        return y + 1;
     }
-    best
+    y
 }
 
 /// Seconds of a civil time in `tz` → UTC instant. Fixed offsets (UTC

@@ -43,6 +43,7 @@
 //!   anything else is RFC 3164.
 
 mod bsd_timestamp;
+mod byte_scan;
 mod error;
 mod format;
 mod key_value;
@@ -104,40 +105,47 @@ impl SyslogParser {
     /// # Errors
     /// The [`ParseError`] of the first byte that does not fit the grammar.
     pub fn parse_strict<'a>(&self, frame: &'a [u8]) -> Result<SyslogMessage<'a>, ParseError> {
-        let (msg, result) = self.run(frame, true);
-        result.map(|()| msg)
+        let (protocol, pri_optional) = self.protocol(frame, 0, true);
+        let mut msg = SyslogMessage::empty(protocol);
+        self.parse_into(frame, 0, pri_optional, true, &mut msg)?;
+        Ok(msg)
     }
 
     /// Parses one frame leniently, whatever the configured mode: never
     /// fails; see [`Mode::Lenient`].
     pub fn parse_lenient<'a>(&self, frame: &'a [u8]) -> SyslogMessage<'a> {
-        let (mut msg, result) = self.run(frame, false);
-        if let Err(e) = result {
+        let start = frame
+            .iter()
+            .position(|c| !c.is_ascii_whitespace())
+            .unwrap_or(frame.len());
+        let (protocol, pri_optional) = self.protocol(frame, start, false);
+        let mut msg = SyslogMessage::empty(protocol);
+        if let Err(e) = self.parse_into(frame, start, pri_optional, false, &mut msg) {
             msg.keep_raw(frame, e);
         }
         msg
     }
 
-    fn run<'a>(&self, frame: &'a [u8], strict: bool) -> (SyslogMessage<'a>, Result<(), ParseError>) {
-        let start = if strict {
-            0
-        } else {
-            frame
-                .iter()
-                .position(|c| !c.is_ascii_whitespace())
-                .unwrap_or(frame.len())
-        };
-        let (protocol, pri_optional) = match self.options.format {
+    fn protocol(&self, frame: &[u8], start: usize, strict: bool) -> (Protocol, bool) {
+        match self.options.format {
             Format::Rfc5424 => (Protocol::Rfc5424, false),
             Format::Rfc3164 => (Protocol::Rfc3164, false),
             Format::Auto => detect(frame, start, strict),
-        };
-        let mut msg = SyslogMessage::empty(protocol);
-        let result = match protocol {
-            Protocol::Rfc5424 => rfc5424::parse(frame, start, pri_optional, &self.options, &mut msg),
-            Protocol::Rfc3164 => rfc3164::parse(frame, start, strict, &self.options, &mut msg),
-        };
-        (msg, result)
+        }
+    }
+
+    fn parse_into<'a>(
+        &self,
+        frame: &'a [u8],
+        start: usize,
+        pri_optional: bool,
+        strict: bool,
+        msg: &mut SyslogMessage<'a>,
+    ) -> Result<(), ParseError> {
+        match msg.protocol {
+            Protocol::Rfc5424 => rfc5424::parse(frame, start, pri_optional, &self.options, msg),
+            Protocol::Rfc3164 => rfc3164::parse(frame, start, strict, &self.options, msg),
+        }
     }
 }
 

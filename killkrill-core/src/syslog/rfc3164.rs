@@ -25,12 +25,13 @@
 //!   a leading BOM is removed and recorded.
 
 use super::bsd_timestamp;
+use super::byte_scan;
 use super::error::{ParseError, ParseErrorKind};
 use super::message::SyslogMessage;
 use super::msg_body::strip_bom;
 use super::options::ParseOptions;
 use super::pri::{parse_pri, split_pri};
-use super::structured_data::{self, StructuredData};
+use super::structured_data;
 
 const MAX_TAG: usize = 48;
 const MAX_PID: usize = 128;
@@ -86,10 +87,8 @@ pub(crate) fn parse<'a>(
     if opts.rfc3164_structured_data && b.get(i) == Some(&b'[') {
         if let Ok(scan) = structured_data::scan(b, i) {
             if scan.all_have_params && matches!(b.get(scan.end), None | Some(b' ')) {
-                if let Ok(text) = std::str::from_utf8(&b[i..scan.end]) {
-                    msg.structured_data = StructuredData::from_validated(text);
-                    i = skip_spaces(b, scan.end);
-                }
+                msg.structured_data = scan.data;
+                i = skip_spaces(b, scan.end);
             }
         }
     }
@@ -121,7 +120,7 @@ fn sequence(b: &[u8], i: usize) -> Option<(u64, usize)> {
 /// A word of at most 255 bytes, UTF-8, up to the next space.
 fn word(b: &[u8], i: usize) -> Option<(&str, usize)> {
     let rest = b.get(i..)?;
-    let len = memchr::memchr(b' ', rest).unwrap_or(rest.len());
+    let len = byte_scan::byte_end(rest, 0, rest.len().min(MAX_HOSTNAME + 1), b' ');
     if len == 0 || len > MAX_HOSTNAME {
         return None;
     }
@@ -145,11 +144,7 @@ struct Tag<'a> {
 
 /// `name[pid]:` (anything may follow) or `name:` followed by a space or the end.
 fn tag(b: &[u8], i: usize) -> Option<Tag<'_>> {
-    let lim = b.len().min(i + MAX_TAG + 1);
-    let mut j = i;
-    while j < lim && b[j] > b' ' && !matches!(b[j], b':' | b'[' | b']') {
-        j += 1;
-    }
+    let j = byte_scan::tag_end(b, i, b.len().min(i + MAX_TAG + 1));
     if j == i || j - i > MAX_TAG {
         return None;
     }

@@ -9,8 +9,7 @@
 
 use std::borrow::Cow;
 
-use memchr::{memchr, memchr2, memchr3};
-
+use super::byte_scan;
 use super::error::{ParseError, ParseErrorKind};
 use crate::event::SdElement;
 
@@ -19,11 +18,35 @@ pub const MAX_SD_NAME: usize = 32;
 
 /// The structured data of one message, borrowed from the input.
 ///
-/// Empty when the message had `-` (or, for RFC 3164, none).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+/// Empty when the message had `-` (or, for RFC 3164, none). Two values are
+/// equal when their text is.
+#[derive(Debug, Clone, Copy, Default)]
 pub struct StructuredData<'a> {
     raw: &'a str,
+    index: SdIndex,
 }
+
+impl PartialEq for StructuredData<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.raw == other.raw
+    }
+}
+
+impl Eq for StructuredData<'_> {}
+
+/// Where each element's SD-ID and closing `]` are, recorded by the scan so
+/// iterating the elements needs no second scan. Holds the first
+/// [`INDEXED_ELEMENTS`] elements of texts shorter than 64 KiB; anything
+/// beyond is found by scanning.
+#[derive(Debug, Clone, Copy, Default)]
+struct SdIndex {
+    /// Elements recorded.
+    len: u8,
+    /// `(id_end, close)` offsets into the text, per element.
+    marks: [(u16, u16); INDEXED_ELEMENTS],
+}
+
+const INDEXED_ELEMENTS: usize = 6;
 
 /// One SD-ELEMENT, borrowed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,12 +60,15 @@ pub struct SdElementRef<'a> {
 pub struct SdParamRef<'a> {
     name: &'a str,
     raw_value: &'a str,
+    escaped: bool,
 }
 
 /// Iterator over the elements of [`StructuredData`].
 #[derive(Debug, Clone)]
 pub struct SdElements<'a> {
-    rest: &'a str,
+    data: StructuredData<'a>,
+    pos: usize,
+    next_mark: usize,
 }
 
 /// Iterator over the parameters of an [`SdElementRef`].
@@ -53,7 +79,13 @@ pub struct SdParams<'a> {
 
 impl<'a> StructuredData<'a> {
     /// No structured data.
-    pub const EMPTY: StructuredData<'static> = StructuredData { raw: "" };
+    pub const EMPTY: StructuredData<'static> = StructuredData {
+        raw: "",
+        index: SdIndex {
+            len: 0,
+            marks: [(0, 0); INDEXED_ELEMENTS],
+        },
+    };
 
     /// Validates `text` as STRUCTURED-DATA (`-` or one or more `[...]`).
     ///
@@ -79,12 +111,7 @@ impl<'a> StructuredData<'a> {
                 "'[' or the end of STRUCTURED-DATA",
             ));
         }
-        Ok(StructuredData { raw: text })
-    }
-
-    /// Wraps text that [`scan`] validated.
-    pub(crate) fn from_validated(raw: &'a str) -> Self {
-        StructuredData { raw }
+        Ok(scan.data)
     }
 
     /// True when there are no elements.
@@ -99,7 +126,11 @@ impl<'a> StructuredData<'a> {
 
     /// The elements, in order.
     pub fn elements(&self) -> SdElements<'a> {
-        SdElements { rest: self.raw }
+        SdElements {
+            data: *self,
+            pos: 0,
+            next_mark: 0,
+        }
     }
 
     /// The first element with SD-ID `id`.
@@ -151,7 +182,7 @@ impl<'a> SdParamRef<'a> {
 
     /// The unescaped value; borrowed unless it contained an escape.
     pub fn value(&self) -> Cow<'a, str> {
-        if memchr(b'\\', self.raw_value.as_bytes()).is_none() {
+        if !self.escaped {
             return Cow::Borrowed(self.raw_value);
         }
         let mut out = String::with_capacity(self.raw_value.len());
@@ -174,23 +205,31 @@ impl<'a> Iterator for SdElements<'a> {
     type Item = SdElementRef<'a>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        // Validated text: `[ID( NAME="VALUE")*]` repeated.
-        let b = self.rest.as_bytes();
-        if b.first() != Some(&b'[') {
-            return None;
-        }
-        let id_end = 1 + memchr2(b' ', b']', &b[1..])?;
-        let mut i = id_end;
-        while b.get(i) == Some(&b' ') {
-            let value_start = i + 1 + memchr(b'"', &b[i..])?;
-            i = value_start + closing_quote(&b[value_start..])? + 1;
-        }
-        // b[i] is the element's closing ']'.
-        let el = SdElementRef {
-            id: self.rest.get(1..id_end)?,
-            params: self.rest.get(id_end..i)?,
+        let raw = self.data.raw;
+        let (id_end, close) = if self.next_mark < usize::from(self.data.index.len) {
+            let (id_end, close) = self.data.index.marks[self.next_mark];
+            self.next_mark += 1;
+            (usize::from(id_end), usize::from(close))
+        } else {
+            // Past the index: walk the validated text `[ID( NAME="VALUE")*]`.
+            let b = raw.as_bytes();
+            if b.get(self.pos) != Some(&b'[') {
+                return None;
+            }
+            let mut i = byte_scan::sd_name_end(b, self.pos + 1, b.len());
+            let id_end = i;
+            while b.get(i) == Some(&b' ') {
+                i = byte_scan::byte_end(b, i, b.len(), b'"');
+                let (close, _) = closing_quote(b, i + 1)?;
+                i = close + 1;
+            }
+            (id_end, i)
         };
-        self.rest = self.rest.get(i + 1..)?;
+        let el = SdElementRef {
+            id: raw.get(self.pos + 1..id_end)?,
+            params: raw.get(id_end..close)?,
+        };
+        self.pos = close + 1;
         Some(el)
     }
 }
@@ -204,33 +243,41 @@ impl<'a> Iterator for SdParams<'a> {
         if b.first() != Some(&b' ') {
             return None;
         }
-        let eq = memchr(b'=', b)?;
+        let eq = byte_scan::byte_end(b, 1, b.len(), b'=');
         let value_start = eq + 2;
-        let value_end = value_start + closing_quote(&b[value_start..])?;
+        let (value_end, escaped) = closing_quote(b, value_start)?;
         let p = SdParamRef {
             name: self.rest.get(1..eq)?,
             raw_value: self.rest.get(value_start..value_end)?,
+            escaped,
         };
         self.rest = self.rest.get(value_end + 1..)?;
         Some(p)
     }
 }
 
-/// Offset of the first unescaped `"` in a validated value.
-fn closing_quote(b: &[u8]) -> Option<usize> {
-    let mut i = 0;
+/// Position of the first unescaped `"` at or after `i` in validated text,
+/// and whether a backslash came before it.
+#[inline]
+fn closing_quote(b: &[u8], mut i: usize) -> Option<(usize, bool)> {
+    let mut escaped = false;
     loop {
-        let k = i + memchr2(b'"', b'\\', &b[i..])?;
-        if b[k] == b'"' {
-            return Some(k);
+        i = byte_scan::quote_or_backslash(b, i);
+        match *b.get(i)? {
+            b'"' => return Some((i, escaped)),
+            _ => {
+                escaped = true;
+                i += 2;
+            }
         }
-        i = k + 2;
     }
 }
 
 /// What [`scan`] found.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Scan {
+pub(crate) struct Scan<'a> {
+    /// The elements, indexed.
+    pub data: StructuredData<'a>,
     /// Position after the last `]`.
     pub end: usize,
     /// Every element had at least one parameter.
@@ -246,10 +293,7 @@ fn is_sd_name(c: u8) -> bool {
 #[inline]
 fn name(b: &[u8], start: usize, kind: ParseErrorKind) -> Result<usize, ParseError> {
     let lim = b.len().min(start + MAX_SD_NAME);
-    let mut i = start;
-    while i < lim && is_sd_name(b[i]) {
-        i += 1;
-    }
+    let i = byte_scan::sd_name_end(b, start, lim);
     if i == start {
         return Err(ParseError::new(
             kind,
@@ -298,17 +342,20 @@ impl<'a> IdSet<'a> {
 /// Validates SD-ELEMENTs starting at `b[pos] == '['` and returns where they
 /// end. Checks the grammar, the escapes, duplicate SD-IDs and that the
 /// whole text is UTF-8.
-pub(crate) fn scan(b: &[u8], pos: usize) -> Result<Scan, ParseError> {
-    use ParseErrorKind::{SdId, SdIdDuplicate, SdParam, SdParamEscape, StructuredData};
+pub(crate) fn scan(b: &[u8], pos: usize) -> Result<Scan<'_>, ParseError> {
+    use ParseErrorKind::{SdId, SdIdDuplicate, SdParam, SdParamEscape};
+    let sd_kind = ParseErrorKind::StructuredData;
     let mut i = pos;
     let mut ids = IdSet::new();
     let mut all_have_params = true;
+    let mut index = SdIndex::default();
+    let mut indexed = 0u8;
     while b.get(i) == Some(&b'[') {
         let id_start = i + 1;
         i = name(b, id_start, SdId)?;
         match b.get(i) {
             Some(b' ' | b']') => {}
-            None => return Err(ParseError::new(StructuredData, i, "']' to close the element")),
+            None => return Err(ParseError::new(sd_kind, i, "']' to close the element")),
             Some(_) => {
                 return Err(ParseError::new(
                     SdId,
@@ -317,6 +364,7 @@ pub(crate) fn scan(b: &[u8], pos: usize) -> Result<Scan, ParseError> {
                 ));
             }
         }
+        let id_end = i;
         if !ids.insert(&b[id_start..i]) {
             return Err(ParseError::new(
                 SdIdDuplicate,
@@ -328,6 +376,12 @@ pub(crate) fn scan(b: &[u8], pos: usize) -> Result<Scan, ParseError> {
         loop {
             match b.get(i) {
                 Some(b']') => {
+                    if usize::from(indexed) < INDEXED_ELEMENTS {
+                        // Offsets into the text; only used when it is < 64 KiB.
+                        index.marks[usize::from(indexed)] =
+                            ((id_end - pos) as u16, (i - pos) as u16);
+                        indexed += 1;
+                    }
                     i += 1;
                     break;
                 }
@@ -342,10 +396,10 @@ pub(crate) fn scan(b: &[u8], pos: usize) -> Result<Scan, ParseError> {
                     }
                     i += 1;
                     loop {
-                        let Some(k) = memchr3(b'"', b'\\', b']', &b[i..]) else {
+                        let j = byte_scan::value_stop(b, i);
+                        if j == b.len() {
                             return Err(ParseError::new(SdParam, b.len(), "'\"' to close the value"));
-                        };
-                        let j = i + k;
+                        }
                         match b[j] {
                             b'"' => {
                                 i = j + 1;
@@ -382,7 +436,7 @@ pub(crate) fn scan(b: &[u8], pos: usize) -> Result<Scan, ParseError> {
                         Some(b' ' | b']') => {}
                         None => {
                             return Err(ParseError::new(
-                                StructuredData,
+                                sd_kind,
                                 i,
                                 "']' to close the element",
                             ));
@@ -397,7 +451,7 @@ pub(crate) fn scan(b: &[u8], pos: usize) -> Result<Scan, ParseError> {
                     }
                 }
                 None => {
-                    return Err(ParseError::new(StructuredData, i, "']' to close the element"));
+                    return Err(ParseError::new(sd_kind, i, "']' to close the element"));
                 }
                 Some(_) => {
                     return Err(ParseError::new(SdParam, i, "a space or ']'"));
@@ -406,14 +460,19 @@ pub(crate) fn scan(b: &[u8], pos: usize) -> Result<Scan, ParseError> {
         }
         all_have_params &= params > 0;
     }
-    if let Err(e) = std::str::from_utf8(&b[pos..i]) {
-        return Err(ParseError::new(
-            SdParam,
-            pos + e.valid_up_to(),
-            "valid UTF-8 in the value",
-        ));
-    }
+    let text = match std::str::from_utf8(&b[pos..i]) {
+        Ok(text) => text,
+        Err(e) => {
+            return Err(ParseError::new(
+                SdParam,
+                pos + e.valid_up_to(),
+                "valid UTF-8 in the value",
+            ));
+        }
+    };
+    index.len = if text.len() <= usize::from(u16::MAX) { indexed } else { 0 };
     Ok(Scan {
+        data: self::StructuredData { raw: text, index },
         end: i,
         all_have_params,
     })
