@@ -129,6 +129,17 @@ impl<O: Write, E: Write> Emitter<O, E> {
         }
     }
 
+    /// True when records are printed (`--output json`); a format may skip
+    /// building records otherwise and call [`Emitter::count`].
+    pub fn wants_records(&self) -> bool {
+        self.output == Output::Json
+    }
+
+    /// Counts one item without printing it (`--output count`).
+    pub fn count(&mut self) {
+        self.items += 1;
+    }
+
     /// Errors reported so far.
     pub fn errors(&self) -> u64 {
         self.errors
@@ -140,13 +151,14 @@ impl<O: Write, E: Write> Emitter<O, E> {
                 Unit::Messages => "messages",
                 Unit::Samples => "samples",
             };
-            let mut summary = serde_json::Map::new();
-            summary.insert(key.into(), self.items.into());
-            summary.insert("errors".into(), self.errors.into());
-            summary.insert("bytes".into(), self.bytes.into());
-            summary.insert("seconds".into(), seconds.into());
-            serde_json::to_writer(&mut self.out, &summary).map_err(std::io::Error::other)?;
-            self.out.write_all(b"\n")?;
+            // Written by hand to keep the documented key order
+            // (serde_json's Map sorts its keys).
+            let seconds = serde_json::to_string(&seconds).map_err(std::io::Error::other)?;
+            writeln!(
+                self.out,
+                "{{\"{key}\":{},\"errors\":{},\"bytes\":{},\"seconds\":{seconds}}}",
+                self.items, self.errors, self.bytes
+            )?;
         }
         self.out.flush()
     }
