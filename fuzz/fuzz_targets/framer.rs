@@ -11,10 +11,17 @@ fuzz_target!(|data: &[u8]| {
     let Some((&ctl, data)) = data.split_first() else {
         return;
     };
-    let mode = [FramingMode::Auto, FramingMode::OctetCounting, FramingMode::NonTransparent][usize::from(ctl % 3)];
+    let mode = [
+        FramingMode::Auto,
+        FramingMode::OctetCounting,
+        FramingMode::NonTransparent,
+    ][usize::from(ctl % 3)];
     let max = 1 + usize::from(ctl / 3) % 64;
     let chunk = 1 + usize::from(ctl) % 17;
-    let mut framer = SyslogFramer::new(FramingConfig { max_frame_len: max, mode });
+    let mut framer = SyslogFramer::new(FramingConfig {
+        max_frame_len: max,
+        mode,
+    });
     let mut buf = BytesMut::new();
     let mut messages = 0u64;
     for piece in data.chunks(chunk) {

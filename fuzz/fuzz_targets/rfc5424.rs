@@ -22,7 +22,10 @@ fuzz_target!(|data: &[u8]| {
             Ok(m) => {
                 assert!(m.parse_error.is_none());
                 let rec = m.to_record(Timestamp::EPOCH);
-                assert_eq!(rec.structured_data.len(), m.structured_data.elements().count());
+                assert_eq!(
+                    rec.structured_data.len(),
+                    m.structured_data.elements().count()
+                );
             }
             Err(e) => {
                 assert!(e.column() <= data.len());

@@ -15,7 +15,12 @@ use killkrill_core::event::Timestamp;
 use killkrill_core::syslog::{Clock, ParseOptions, SyslogMessage, SyslogParser};
 use syslog_loose::{Variant, parse_message_with_year_tz};
 
-const HOSTS: [&str; 4] = ["web-042.prod.example.com", "db-7.eu-west-1.internal", "lb01", "10.0.3.17"];
+const HOSTS: [&str; 4] = [
+    "web-042.prod.example.com",
+    "db-7.eu-west-1.internal",
+    "lb01",
+    "10.0.3.17",
+];
 const APPS: [&str; 4] = ["nginx", "postgres", "haproxy", "sshd"];
 
 /// RFC 5424 messages with two SD elements, ~200 bytes each.
@@ -64,7 +69,9 @@ fn rfc3164_corpus() -> Vec<String> {
 
 /// What a consumer reads from a killkrill message: every field, every SD value.
 fn consume(m: &SyslogMessage<'_>) -> usize {
-    let mut n = m.hostname.map_or(0, str::len) + m.appname.map_or(0, str::len) + m.message.map_or(0, <[u8]>::len);
+    let mut n = m.hostname.map_or(0, str::len)
+        + m.appname.map_or(0, str::len)
+        + m.message.map_or(0, <[u8]>::len);
     for el in m.structured_data.elements() {
         n += el.id().len();
         for p in el.params() {
@@ -100,7 +107,12 @@ fn bench(c: &mut Criterion) {
         g.bench_function("syslog_loose", |b| {
             b.iter(|| {
                 for msg in &corpus {
-                    let m = parse_message_with_year_tz(black_box(msg.as_str()), |_| 2026, Some(utc), Variant::Either);
+                    let m = parse_message_with_year_tz(
+                        black_box(msg.as_str()),
+                        |_| 2026,
+                        Some(utc),
+                        Variant::Either,
+                    );
                     black_box(&m);
                 }
             })

@@ -42,7 +42,12 @@ fn found(token: &str) -> Option<u8> {
     match token {
         "EOF" => None,
         "WS" => Some(b' '),
-        t => Some(t.strip_prefix("ILLEGAL(").and_then(|r| r.strip_suffix(')')).expect("token").as_bytes()[0]),
+        t => Some(
+            t.strip_prefix("ILLEGAL(")
+                .and_then(|r| r.strip_suffix(')'))
+                .expect("token")
+                .as_bytes()[0],
+        ),
     }
 }
 
@@ -60,9 +65,16 @@ fn check(f: &Frame, exp: &Value, strict: bool, ctx: &str, errs: &mut Vec<String>
             match p.parse_strict(bytes) {
                 Ok(m) if err.is_null() => corpus::check_full(&m, &exp["message"], ctx, errs),
                 Ok(_) => errs.push(format!("{ctx}: parsed, want error {err}")),
-                Err(e) if err.is_null() => errs.push(format!("{ctx}: rejected ({e}), want a message")),
+                Err(e) if err.is_null() => {
+                    errs.push(format!("{ctx}: rejected ({e}), want a message"))
+                }
                 Err(e) => {
-                    if (e.kind().as_str(), e.column() as u64) != (err["kind"].as_str().unwrap_or(""), err["column"].as_u64().unwrap_or(0)) {
+                    if (e.kind().as_str(), e.column() as u64)
+                        != (
+                            err["kind"].as_str().unwrap_or(""),
+                            err["column"].as_u64().unwrap_or(0),
+                        )
+                    {
                         errs.push(format!("{ctx}: {e}, want {err}"));
                     }
                     if !strict {
@@ -80,7 +92,9 @@ fn check(f: &Frame, exp: &Value, strict: bool, ctx: &str, errs: &mut Vec<String>
                 }
             }
             (BadFrameKind::TooLong { declared, max }, Some("msglen_exceeds_max")) => {
-                if (declared, max as u64) != (err["size"].as_u64(), err["max"].as_u64().unwrap_or(0)) {
+                if (declared, max as u64)
+                    != (err["size"].as_u64(), err["max"].as_u64().unwrap_or(0))
+                {
                     errs.push(format!("{ctx}: too long {declared:?}/{max}, want {err}"));
                 }
             }
@@ -119,14 +133,24 @@ fn octet_counting_corpus() {
                 continue;
             }
             if got.len() != best.len() {
-                errs.push(format!("{ctx}: {} frames, want {}: {got:?}", got.len(), best.len()));
+                errs.push(format!(
+                    "{ctx}: {} frames, want {}: {got:?}",
+                    got.len(),
+                    best.len()
+                ));
                 continue;
             }
             for (i, (f, exp)) in got.iter().zip(best).enumerate() {
                 check(f, exp, false, &format!("{ctx} frame {}", i + 1), &mut errs);
             }
             for (i, (f, exp)) in got.iter().zip(strict).enumerate() {
-                check(f, exp, true, &format!("{ctx} strict frame {}", i + 1), &mut errs);
+                check(
+                    f,
+                    exp,
+                    true,
+                    &format!("{ctx} strict frame {}", i + 1),
+                    &mut errs,
+                );
             }
             checked += 1;
         }

@@ -9,17 +9,22 @@ use proptest::prelude::*;
 use tokio_util::codec::Decoder;
 
 fn header_field(max: usize) -> impl Strategy<Value = Option<String>> {
-    proptest::option::of(proptest::string::string_regex(&format!("[!-~]{{1,{max}}}")).unwrap())
-        .prop_filter("'-' reads back as absent", |v| v.as_deref() != Some("-"))
+    proptest::option::of(
+        proptest::string::string_regex(&format!("[!-~]{{1,{max}}}")).expect("regex"),
+    )
+    .prop_filter("'-' reads back as absent", |v| v.as_deref() != Some("-"))
 }
 
 fn sd_name() -> impl Strategy<Value = String> {
-    proptest::string::string_regex(r"[!#-<>-\\^-~]{1,32}").unwrap()
+    proptest::string::string_regex(r"[!#-<>-\\^-~]{1,32}").expect("regex")
 }
 
 fn structured_data() -> impl Strategy<Value = Vec<SdElement>> {
     proptest::collection::vec(
-        (sd_name(), proptest::collection::vec((sd_name(), any::<String>()), 0..4)),
+        (
+            sd_name(),
+            proptest::collection::vec((sd_name(), any::<String>()), 0..4),
+        ),
         0..4,
     )
     .prop_map(|els| {

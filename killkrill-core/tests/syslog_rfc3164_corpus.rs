@@ -21,17 +21,72 @@ use serde_json::{Value, json};
 
 /// (case id, field, our value, why). `"=input"` stands for the whole input.
 const DEVIATIONS: &[(&str, &str, &str, &str)] = &[
-    ("syslog-loose-08", "structured_data", "[]", "a space after '=' breaks the SD grammar; lenient mode keeps the frame raw instead of repairing it"),
-    ("syslog-loose-08", "message", "=input", "kept raw with parse_error (see above)"),
-    ("syslog-loose-11", "appname", "null", "a word without ':' after the host is message text (go-syslog's rule, cases go-syslog-04/06), not a tag"),
-    ("syslog-loose-11", "message", "\"außerplanmäßig größenordnungsmäßig\"", "see appname"),
-    ("syslog-loose-13", "message", "null", "an empty MSG is absent, as in go-syslog (rfc5424-086)"),
-    ("syslog-loose-13", "protocol", "\"rfc5424\"", "`<75>1 ...` is RFC 5424; the corpus README calls upstream's value questionable"),
-    ("syslog-loose-15", "structured_data", "[]", "syslog_loose drops the malformed element silently; we keep the frame raw with parse_error"),
-    ("syslog-loose-15", "message", "=input", "kept raw with parse_error"),
-    ("syslog-loose-16", "structured_data", "[]", "as syslog-loose-15"),
-    ("syslog-loose-16", "message", "=input", "kept raw with parse_error"),
-    ("syslog-loose-21", "message", "\"i am foobar\\n            \"", "trailing whitespace is message text (leading whitespace before PRI is skipped in lenient mode)"),
+    (
+        "syslog-loose-08",
+        "structured_data",
+        "[]",
+        "a space after '=' breaks the SD grammar; lenient mode keeps the frame raw instead of repairing it",
+    ),
+    (
+        "syslog-loose-08",
+        "message",
+        "=input",
+        "kept raw with parse_error (see above)",
+    ),
+    (
+        "syslog-loose-11",
+        "appname",
+        "null",
+        "a word without ':' after the host is message text (go-syslog's rule, cases go-syslog-04/06), not a tag",
+    ),
+    (
+        "syslog-loose-11",
+        "message",
+        "\"außerplanmäßig größenordnungsmäßig\"",
+        "see appname",
+    ),
+    (
+        "syslog-loose-13",
+        "message",
+        "null",
+        "an empty MSG is absent, as in go-syslog (rfc5424-086)",
+    ),
+    (
+        "syslog-loose-13",
+        "protocol",
+        "\"rfc5424\"",
+        "`<75>1 ...` is RFC 5424; the corpus README calls upstream's value questionable",
+    ),
+    (
+        "syslog-loose-15",
+        "structured_data",
+        "[]",
+        "syslog_loose drops the malformed element silently; we keep the frame raw with parse_error",
+    ),
+    (
+        "syslog-loose-15",
+        "message",
+        "=input",
+        "kept raw with parse_error",
+    ),
+    (
+        "syslog-loose-16",
+        "structured_data",
+        "[]",
+        "as syslog-loose-15",
+    ),
+    (
+        "syslog-loose-16",
+        "message",
+        "=input",
+        "kept raw with parse_error",
+    ),
+    (
+        "syslog-loose-21",
+        "message",
+        "\"i am foobar\\n            \"",
+        "trailing whitespace is message text (leading whitespace before PRI is skipped in lenient mode)",
+    ),
 ];
 
 const EXPECTS_PARSE_ERROR: &[&str] = &["syslog-loose-08", "syslog-loose-15", "syslog-loose-16"];
@@ -68,7 +123,10 @@ fn offset_secs(exp_ts: &Value, case: &Value) -> i64 {
         // "local" or none: the zone we passed (UTC unless the case has one;
         // the cases with a tz give an explicit offset).
         _ => {
-            assert!(case["parser_options"]["tz"].is_null(), "tz cases give offsets");
+            assert!(
+                case["parser_options"]["tz"].is_null(),
+                "tz cases give offsets"
+            );
             0
         }
     }
@@ -93,7 +151,9 @@ fn rfc3164_corpus() {
             // a PRI-less input is kept whole without a parse error.
             let needs_error = input.starts_with(b"<");
             if got.parse_error.is_some() != needs_error || got.message != Some(input) {
-                errs.push(format!("{id}: lenient did not keep it raw with parse_error: {got:?}"));
+                errs.push(format!(
+                    "{id}: lenient did not keep it raw with parse_error: {got:?}"
+                ));
             }
             checked += 1;
             continue;
@@ -125,7 +185,12 @@ fn rfc3164_corpus() {
         cmp("appname", got.appname.into());
         cmp("procid", got.procid.into());
         cmp("msgid", got.msgid.into());
-        cmp("message", got.message.map(|m| String::from_utf8_lossy(m).into_owned()).into());
+        cmp(
+            "message",
+            got.message
+                .map(|m| String::from_utf8_lossy(m).into_owned())
+                .into(),
+        );
         cmp("protocol", got.protocol.as_str().into());
         let sd: Vec<SdElement> = got.structured_data.to_elements();
         let sd_json: Value = sd
@@ -150,10 +215,10 @@ fn rfc3164_corpus() {
                 if g != w {
                     errs.push(format!("{id}: timestamp {g} != {w}"));
                 }
-                if let Some(y) = exp_ts["year"].as_i64() {
-                    if i64::from(civil.year) != y {
-                        errs.push(format!("{id}: year {} != {y}", civil.year));
-                    }
+                if let Some(y) = exp_ts["year"].as_i64()
+                    && i64::from(civil.year) != y
+                {
+                    errs.push(format!("{id}: year {} != {y}", civil.year));
                 }
             }
             (g, _) => errs.push(format!("{id}: timestamp {g:?}, want {exp_ts}")),

@@ -33,7 +33,12 @@ fn rfc5424_corpus() {
                 Ok(m) => corpus::check_full(&m, &case["expected"], id, &mut errs),
                 Err(e) => errs.push(format!("{id}: valid but rejected: {e}")),
             }
-            corpus::check_full(&lenient, &case["expected"], &format!("{id} (lenient)"), &mut errs);
+            corpus::check_full(
+                &lenient,
+                &case["expected"],
+                &format!("{id} (lenient)"),
+                &mut errs,
+            );
             if lenient.parse_error.is_some() {
                 errs.push(format!("{id}: lenient parse_error on a valid case"));
             }
@@ -51,7 +56,10 @@ fn rfc5424_corpus() {
                         ));
                     }
                     if lenient.parse_error != Some(e) {
-                        errs.push(format!("{id}: lenient parse_error {:?} != strict {e:?}", lenient.parse_error));
+                        errs.push(format!(
+                            "{id}: lenient parse_error {:?} != strict {e:?}",
+                            lenient.parse_error
+                        ));
                     }
                 }
             }
@@ -60,12 +68,18 @@ fn rfc5424_corpus() {
                 errs.push(format!("{id}: lenient did not keep the frame raw"));
             }
             if !case["partial"].is_null() {
-                corpus::check_header(&lenient, &case["partial"], true, &format!("{id} (partial)"), &mut errs);
+                corpus::check_header(
+                    &lenient,
+                    &case["partial"],
+                    true,
+                    &format!("{id} (partial)"),
+                    &mut errs,
+                );
             }
-            if case.get("valid_without_compliant_msg") == Some(&serde_json::Value::Bool(true)) {
-                if let Err(e) = parser(false).parse_strict(&input) {
-                    errs.push(format!("{id}: must be valid without compliant_msg: {e}"));
-                }
+            if case.get("valid_without_compliant_msg") == Some(&serde_json::Value::Bool(true))
+                && let Err(e) = parser(false).parse_strict(&input)
+            {
+                errs.push(format!("{id}: must be valid without compliant_msg: {e}"));
             }
         }
         checked += 1;

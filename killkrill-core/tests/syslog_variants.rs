@@ -22,8 +22,26 @@ const B: Protocol = Protocol::Rfc3164;
 const F: Protocol = Protocol::Rfc5424;
 
 #[allow(clippy::too_many_arguments)]
-const fn w(proto: Protocol, pri: Option<u8>, ts: Option<&'static str>, host: Option<&'static str>, app: Option<&'static str>, pid: Option<&'static str>, msg: Option<&'static [u8]>, err: Option<&'static str>) -> Want {
-    Want { proto, pri, ts, host, app, pid, msg, err }
+const fn w(
+    proto: Protocol,
+    pri: Option<u8>,
+    ts: Option<&'static str>,
+    host: Option<&'static str>,
+    app: Option<&'static str>,
+    pid: Option<&'static str>,
+    msg: Option<&'static [u8]>,
+    err: Option<&'static str>,
+) -> Want {
+    Want {
+        proto,
+        pri,
+        ts,
+        host,
+        app,
+        pid,
+        msg,
+        err,
+    }
 }
 
 #[rustfmt::skip]
@@ -63,7 +81,11 @@ const CASES: &[(&str, &str, &str, &[u8], Want)] = &[
 fn real_world_variants() {
     let mut failures = Vec::new();
     for (name, zone, now, input, want) in CASES {
-        let now = if now.is_empty() { "2026-01-10T12:00:00Z" } else { now };
+        let now = if now.is_empty() {
+            "2026-01-10T12:00:00Z"
+        } else {
+            now
+        };
         let opts = ParseOptions::default()
             .with_clock(Clock::Fixed(Timestamp::parse_rfc3339(now).unwrap()))
             .with_time_zone_name(zone)
@@ -72,7 +94,7 @@ fn real_world_variants() {
         let got = (
             m.protocol,
             m.priority(),
-            m.timestamp.map(|t| t),
+            m.timestamp,
             m.hostname,
             m.appname,
             m.procid,
@@ -114,13 +136,21 @@ fn extras_sequence_bom_and_rsyslog_structured_data() {
         .key_values()
         .map(|kv| (kv.key, kv.value))
         .collect();
-    assert_eq!(kv, [("date", "2019-05-10"), ("devname", "FG 100E"), ("srcip", "10.1.100.11")]);
+    assert_eq!(
+        kv,
+        [
+            ("date", "2019-05-10"),
+            ("devname", "FG 100E"),
+            ("srcip", "10.1.100.11")
+        ]
+    );
 }
 
 #[test]
 fn strict_rfc3164_requires_pri_and_valid_timestamps() {
     let p = SyslogParser::default();
-    let cases: &[(&[u8], Option<(&str, usize)>)] = &[
+    type Case = (&'static [u8], Option<(&'static str, usize)>);
+    let cases: &[Case] = &[
         (b"<13>Jan  9 10:00:00 host app: x", None),
         (b"<156>pyapp: msg", None),
         (b"Jan  9 10:00:00 host app: x", Some(("pri", 0))),
@@ -128,7 +158,10 @@ fn strict_rfc3164_requires_pri_and_valid_timestamps() {
         (b"<13>Jan  9 10:61:00 host app: x", Some(("timestamp", 14))),
     ];
     for (input, want) in cases {
-        let got = p.parse_strict(input).err().map(|e| (e.kind().as_str(), e.column()));
+        let got = p
+            .parse_strict(input)
+            .err()
+            .map(|e| (e.kind().as_str(), e.column()));
         assert_eq!(got, *want, "{}", String::from_utf8_lossy(input));
     }
 }

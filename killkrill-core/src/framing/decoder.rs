@@ -82,10 +82,16 @@ enum State {
 }
 
 enum Header {
-    Octet { len: u64, header: usize },
+    Octet {
+        len: u64,
+        header: usize,
+    },
     NeedMore,
     NotOctet,
-    Bad { found: Option<u8>, expected: &'static str },
+    Bad {
+        found: Option<u8>,
+        expected: &'static str,
+    },
 }
 
 /// RFC 6587 framer for one stream (one TCP/TLS connection or one file).
@@ -280,7 +286,9 @@ impl Decoder for SyslogFramer {
                         Header::NotOctet => self.state = State::Delimited { scanned: 0 },
                         Header::Bad { found, expected } => {
                             self.state = State::SkipToDelimiter;
-                            return Ok(Some(self.bad(BadFrameKind::BadLength { found, expected }, None)));
+                            return Ok(Some(
+                                self.bad(BadFrameKind::BadLength { found, expected }, None),
+                            ));
                         }
                         Header::Octet { len, header } => {
                             if len > max as u64 {

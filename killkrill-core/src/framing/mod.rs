@@ -17,7 +17,9 @@
 mod decoder;
 mod frame;
 
-pub use decoder::{DEFAULT_MAX_FRAME_LEN, FramingConfig, FramingMode, MAX_LENGTH_DIGITS, SyslogFramer};
+pub use decoder::{
+    DEFAULT_MAX_FRAME_LEN, FramingConfig, FramingMode, MAX_LENGTH_DIGITS, SyslogFramer,
+};
 pub use frame::{BadFrame, BadFrameKind, Frame, FramingStats};
 
 /// The message in one datagram: the payload without trailing NUL, CR or LF

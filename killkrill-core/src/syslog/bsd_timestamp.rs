@@ -83,7 +83,11 @@ fn two_digits(b: &[u8], i: usize, max: u32, what: &'static str) -> Result<u32, P
 
 /// Looks for a timestamp at `pos`. `Ok(None)`: nothing there that looks like
 /// one. `Err`: it starts like a timestamp but is not a valid one.
-pub(crate) fn parse(b: &[u8], pos: usize, opts: &ParseOptions) -> Result<Option<Found>, ParseError> {
+pub(crate) fn parse(
+    b: &[u8],
+    pos: usize,
+    opts: &ParseOptions,
+) -> Result<Option<Found>, ParseError> {
     let mut i = pos;
     match b.get(i) {
         Some(b'0'..=b'9') => {
@@ -133,8 +137,13 @@ pub(crate) fn parse(b: &[u8], pos: usize, opts: &ParseOptions) -> Result<Option<
         return Err(err(day_col, "a day of the month (1-31)"));
     }
     let mut year = None;
-    if b.get(i + 4) == Some(&b' ') && b.get(i..i + 4).is_some_and(|y| y.iter().all(u8::is_ascii_digit)) {
-        let y = b[i..i + 4].iter().fold(0i32, |a, c| a * 10 + i32::from(c - b'0'));
+    if b.get(i + 4) == Some(&b' ')
+        && b.get(i..i + 4)
+            .is_some_and(|y| y.iter().all(u8::is_ascii_digit))
+    {
+        let y = b[i..i + 4]
+            .iter()
+            .fold(0i32, |a, c| a * 10 + i32::from(c - b'0'));
         if !(1678..=2261).contains(&y) {
             return Err(err(i, "a year between 1678 and 2261"));
         }
@@ -303,30 +312,61 @@ mod tests {
             ("Mar  1 18:48:50 host", "2026-03-01T18:48:50Z", 15, false),
             ("Mar 01 18:48:50 host", "2026-03-01T18:48:50Z", 15, false),
             ("Mar 1 18:48:50 host", "2026-03-01T18:48:50Z", 14, false),
-            ("*Mar  1 18:48:50.483 UTC: %SYS", "2026-03-01T18:48:50.483Z", 25, true),
+            (
+                "*Mar  1 18:48:50.483 UTC: %SYS",
+                "2026-03-01T18:48:50.483Z",
+                25,
+                true,
+            ),
             (".Mar  1 18:48:50: %SYS", "2026-03-01T18:48:50Z", 17, true),
-            ("Jan 12 2011 06:30:00: %ASA", "2011-01-12T06:30:00Z", 21, true),
-            ("2019-02-13T21:53:30.605850+01:00 h", "2019-02-13T20:53:30.60585Z", 32, false),
+            (
+                "Jan 12 2011 06:30:00: %ASA",
+                "2011-01-12T06:30:00Z",
+                21,
+                true,
+            ),
+            (
+                "2019-02-13T21:53:30.605850+01:00 h",
+                "2019-02-13T20:53:30.60585Z",
+                32,
+                false,
+            ),
             ("2019-02-13T21:53:30 h", "2019-02-13T21:53:30Z", 19, false),
             ("Feb 29 00:00:00", "2028-02-29T00:00:00Z", 15, false),
         ];
         for (text, want, end, colon) in cases {
             let opts = if text.starts_with("Feb 29") {
-                opts.clone().with_clock(Clock::Fixed(now("2028-03-01T00:00:00Z")))
+                opts.clone()
+                    .with_clock(Clock::Fixed(now("2028-03-01T00:00:00Z")))
             } else {
                 opts.clone()
             };
             let f = parse(text.as_bytes(), 0, &opts).unwrap().unwrap();
             assert_eq!((f.ts, f.end, f.colon), (now(want), *end, *colon), "{text}");
         }
-        for not_ts in ["pyapp: hi", "Mayday", "Mar x", "Mar 123 x", "12345", "Jan 5 meeting"] {
-            assert_eq!(parse(not_ts.as_bytes(), 0, &opts).unwrap(), None, "{not_ts}");
+        for not_ts in [
+            "pyapp: hi",
+            "Mayday",
+            "Mar x",
+            "Mar 123 x",
+            "12345",
+            "Jan 5 meeting",
+        ] {
+            assert_eq!(
+                parse(not_ts.as_bytes(), 0, &opts).unwrap(),
+                None,
+                "{not_ts}"
+            );
         }
         let bad: &[(&str, ParseErrorKind, usize)] = &[
             ("Mar 32 00:00:00 h", ParseErrorKind::Timestamp, 4),
             ("Mar  1 24:00:00 h", ParseErrorKind::Timestamp, 7),
             ("Mar  1 10:00 h", ParseErrorKind::Timestamp, 12),
-            ("Feb 29 10:00:00 h", ParseErrorKind::TimestampDateNonexistent, 4),
+            (
+                "Feb 29 10:00:00 h",
+                ParseErrorKind::TimestampDateNonexistent,
+                4,
+            ),
             ("Mar  1 10:00:00x", ParseErrorKind::Timestamp, 15),
         ];
         for (text, kind, col) in bad {

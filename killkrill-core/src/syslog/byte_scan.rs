@@ -36,7 +36,13 @@ const fn non_print_mask(v: u64) -> u64 {
 /// The first position in `from..end` whose byte `mask` flags, or `end`
 /// (`end <= b.len()`).
 #[inline(always)]
-fn find(b: &[u8], from: usize, end: usize, mask: impl Fn(u64) -> u64, byte: impl Fn(u8) -> bool) -> usize {
+fn find(
+    b: &[u8],
+    from: usize,
+    end: usize,
+    mask: impl Fn(u64) -> u64,
+    byte: impl Fn(u8) -> bool,
+) -> usize {
     let mut i = from;
     while i + 8 <= b.len() && i < end {
         let mut w = [0u8; 8];
@@ -132,7 +138,8 @@ mod tests {
         for b in &inputs {
             for from in 0..b.len() {
                 for end in from..=b.len() {
-                    let slow = |p: &dyn Fn(u8) -> bool| (from..end).find(|&i| p(b[i])).unwrap_or(end);
+                    let slow =
+                        |p: &dyn Fn(u8) -> bool| (from..end).find(|&i| p(b[i])).unwrap_or(end);
                     assert_eq!(print_end(b, from, end), slow(&|c| !(33..=126).contains(&c)));
                     assert_eq!(
                         sd_name_end(b, from, end),
@@ -144,9 +151,16 @@ mod tests {
                         slow(&|c| c <= b' ' || matches!(c, b':' | b'[' | b']'))
                     );
                 }
-                let full = |p: &dyn Fn(u8) -> bool| (from..b.len()).find(|&i| p(b[i])).unwrap_or(b.len());
-                assert_eq!(value_stop(b, from), full(&|c| matches!(c, b'"' | b'\\' | b']')));
-                assert_eq!(quote_or_backslash(b, from), full(&|c| matches!(c, b'"' | b'\\')));
+                let full =
+                    |p: &dyn Fn(u8) -> bool| (from..b.len()).find(|&i| p(b[i])).unwrap_or(b.len());
+                assert_eq!(
+                    value_stop(b, from),
+                    full(&|c| matches!(c, b'"' | b'\\' | b']'))
+                );
+                assert_eq!(
+                    quote_or_backslash(b, from),
+                    full(&|c| matches!(c, b'"' | b'\\'))
+                );
             }
         }
     }

@@ -50,11 +50,11 @@ pub fn format_rfc5424(record: &LogRecord, out: &mut Vec<u8>) {
         }
         out.push(b']');
     }
-    if let Some(msg) = record.message.as_deref() {
-        if !msg.is_empty() {
-            out.push(b' ');
-            out.extend_from_slice(msg);
-        }
+    if let Some(msg) = record.message.as_deref()
+        && !msg.is_empty()
+    {
+        out.push(b' ');
+        out.extend_from_slice(msg);
     }
 }
 

@@ -68,7 +68,11 @@ impl<'a> Iterator for KeyValues<'a> {
         loop {
             let start = self.rest.iter().position(|&c| c != b' ')?;
             self.rest = &self.rest[start..];
-            let klen = self.rest.iter().position(|&c| !is_key(c)).unwrap_or(self.rest.len());
+            let klen = self
+                .rest
+                .iter()
+                .position(|&c| !is_key(c))
+                .unwrap_or(self.rest.len());
             if klen == 0 || self.rest.get(klen) != Some(&b'=') {
                 self.skip_word();
                 if self.rest.is_empty() {
@@ -121,7 +125,9 @@ mod tests {
             (r#"k="unterminated"#, &[("k", "unterminated")]),
         ];
         for (text, want) in cases {
-            let got: Vec<(&str, &str)> = KeyValues::new(text.as_bytes()).map(|kv| (kv.key, kv.value)).collect();
+            let got: Vec<(&str, &str)> = KeyValues::new(text.as_bytes())
+                .map(|kv| (kv.key, kv.value))
+                .collect();
             assert_eq!(got, *want, "{text}");
         }
     }

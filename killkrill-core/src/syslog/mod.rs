@@ -65,10 +65,10 @@ pub use key_value::{KeyValue, KeyValues};
 pub use message::{Protocol, SyslogMessage};
 pub use msg_body::BOM;
 pub use options::{Clock, Format, Mode, ParseOptions, UnknownTimeZone, time_zone_by_name};
-pub use to_record::SEQUENCE_ATTRIBUTE;
 pub use structured_data::{
     MAX_SD_NAME, SdElementRef, SdElements, SdParamRef, SdParams, StructuredData,
 };
+pub use to_record::SEQUENCE_ATTRIBUTE;
 
 /// A configured syslog parser. Cheap to clone, `Send + Sync`, and stateless
 /// between messages, so one instance can serve every connection.
@@ -154,10 +154,10 @@ impl SyslogParser {
 fn detect(b: &[u8], start: usize, strict: bool) -> (Protocol, bool) {
     let rest = &b[start..];
     if rest.first() == Some(&b'<') {
-        if let Some(gt) = rest.iter().take(5).position(|&c| c == b'>') {
-            if rest.get(gt + 1..gt + 3) == Some(b"1 ") {
-                return (Protocol::Rfc5424, false);
-            }
+        if let Some(gt) = rest.iter().take(5).position(|&c| c == b'>')
+            && rest.get(gt + 1..gt + 3) == Some(b"1 ")
+        {
+            return (Protocol::Rfc5424, false);
         }
         return (Protocol::Rfc3164, false);
     }
@@ -183,12 +183,20 @@ mod tests {
             ("<13>1 - - - - - -", Protocol::Rfc5424, false),
             ("<13>Feb  5 17:32:18 h t: m", Protocol::Rfc3164, false),
             ("<13>10 x", Protocol::Rfc3164, false),
-            ("1 2020-05-22T14:59:09Z h a - - - m", Protocol::Rfc5424, true),
+            (
+                "1 2020-05-22T14:59:09Z h a - - - m",
+                Protocol::Rfc5424,
+                true,
+            ),
             ("1 apple", Protocol::Rfc3164, false),
             ("hello", Protocol::Rfc3164, false),
         ];
         for (text, proto, no_pri) in cases {
-            assert_eq!(detect(text.as_bytes(), 0, false), (*proto, *no_pri), "{text}");
+            assert_eq!(
+                detect(text.as_bytes(), 0, false),
+                (*proto, *no_pri),
+                "{text}"
+            );
         }
         assert_eq!(
             detect(b"1 2020-05-22T14:59:09Z h", 0, true),

@@ -10,9 +10,14 @@ use crate::event::{Facility, Severity};
 /// Parses `<PRIVAL>` at `pos`; returns the value and the position after `>`.
 pub(crate) fn parse_pri(b: &[u8], pos: usize) -> Result<(u8, usize), ParseError> {
     if b.get(pos) != Some(&b'<') {
-        return Err(ParseError::new(ParseErrorKind::Pri, pos, "'<' to start PRI"));
+        return Err(ParseError::new(
+            ParseErrorKind::Pri,
+            pos,
+            "'<' to start PRI",
+        ));
     }
-    let prival = |col: usize, what: &'static str| ParseError::new(ParseErrorKind::Prival, col, what);
+    let prival =
+        |col: usize, what: &'static str| ParseError::new(ParseErrorKind::Prival, col, what);
     let mut i = pos + 1;
     let first = match b.get(i) {
         Some(c @ b'0'..=b'9') => c - b'0',
@@ -47,7 +52,10 @@ pub(crate) fn parse_pri(b: &[u8], pos: usize) -> Result<(u8, usize), ParseError>
 
 /// Splits a PRI value (0..=191) into facility and severity.
 pub(crate) fn split_pri(value: u8) -> (Option<Facility>, Option<Severity>) {
-    (Facility::from_code(value >> 3), Severity::from_code(value & 7))
+    (
+        Facility::from_code(value >> 3),
+        Severity::from_code(value & 7),
+    )
 }
 
 #[cfg(test)]
@@ -63,7 +71,11 @@ mod tests {
             ("<7>x", 7, 3),
         ];
         for (text, value, end) in ok {
-            assert_eq!(parse_pri(text.as_bytes(), 0).unwrap(), (*value, *end), "{text}");
+            assert_eq!(
+                parse_pri(text.as_bytes(), 0).unwrap(),
+                (*value, *end),
+                "{text}"
+            );
         }
         let bad: &[(&str, ParseErrorKind, usize)] = &[
             ("", ParseErrorKind::Pri, 0),

@@ -59,24 +59,26 @@ pub(crate) fn parse<'a>(
         i = skip_spaces(b, next);
     }
     let mut found = bsd_timestamp::parse(b, i, opts)?;
-    if found.is_none() {
-        if let Some((origin, next)) = origin_host(b, i) {
-            // Only a valid timestamp makes the word an origin host.
-            found = bsd_timestamp::parse(b, next, opts).ok().flatten();
-            if found.is_some() {
-                msg.hostname = Some(origin);
-                i = next;
-            }
+    if found.is_none()
+        && let Some((origin, next)) = origin_host(b, i)
+    {
+        // Only a valid timestamp makes the word an origin host.
+        found = bsd_timestamp::parse(b, next, opts).ok().flatten();
+        if found.is_some() {
+            msg.hostname = Some(origin);
+            i = next;
         }
     }
     if let Some(ts) = found {
         msg.timestamp = Some(ts.ts);
         i = skip_spaces(b, ts.end);
-        if !ts.colon && msg.hostname.is_none() && tag(b, i).is_none() {
-            if let Some((host, next)) = word(b, i) {
-                msg.hostname = Some(host);
-                i = skip_spaces(b, next);
-            }
+        if !ts.colon
+            && msg.hostname.is_none()
+            && tag(b, i).is_none()
+            && let Some((host, next)) = word(b, i)
+        {
+            msg.hostname = Some(host);
+            i = skip_spaces(b, next);
         }
     }
     if let Some(t) = tag(b, i) {
@@ -84,13 +86,14 @@ pub(crate) fn parse<'a>(
         msg.procid = t.pid;
         i = skip_spaces(b, t.end);
     }
-    if opts.rfc3164_structured_data && b.get(i) == Some(&b'[') {
-        if let Ok(scan) = structured_data::scan(b, i) {
-            if scan.all_have_params && matches!(b.get(scan.end), None | Some(b' ')) {
-                msg.structured_data = scan.data;
-                i = skip_spaces(b, scan.end);
-            }
-        }
+    if opts.rfc3164_structured_data
+        && b.get(i) == Some(&b'[')
+        && let Ok(scan) = structured_data::scan(b, i)
+        && scan.all_have_params
+        && matches!(b.get(scan.end), None | Some(b' '))
+    {
+        msg.structured_data = scan.data;
+        i = skip_spaces(b, scan.end);
     }
     let (text, bom) = strip_bom(&b[i..]);
     msg.bom = bom;

@@ -145,7 +145,11 @@ fn is_print(c: u8) -> bool {
 /// HOSTNAME, APP-NAME, PROCID and MSGID. They are located first and turned
 /// into text with one UTF-8 check over the four (printable US-ASCII always
 /// passes), which costs less than four checks.
-fn header_fields<'a>(b: &'a [u8], pos: usize, msg: &mut SyslogMessage<'a>) -> Result<usize, ParseError> {
+fn header_fields<'a>(
+    b: &'a [u8],
+    pos: usize,
+    msg: &mut SyslogMessage<'a>,
+) -> Result<usize, ParseError> {
     const FIELDS: [(usize, ParseErrorKind); 4] = [
         (MAX_HOSTNAME, ParseErrorKind::Hostname),
         (MAX_APPNAME, ParseErrorKind::Appname),

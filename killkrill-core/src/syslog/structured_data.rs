@@ -398,7 +398,11 @@ pub(crate) fn scan(b: &[u8], pos: usize) -> Result<Scan<'_>, ParseError> {
                     loop {
                         let j = byte_scan::value_stop(b, i);
                         if j == b.len() {
-                            return Err(ParseError::new(SdParam, b.len(), "'\"' to close the value"));
+                            return Err(ParseError::new(
+                                SdParam,
+                                b.len(),
+                                "'\"' to close the value",
+                            ));
                         }
                         match b[j] {
                             b'"' => {
@@ -435,11 +439,7 @@ pub(crate) fn scan(b: &[u8], pos: usize) -> Result<Scan<'_>, ParseError> {
                     match b.get(i) {
                         Some(b' ' | b']') => {}
                         None => {
-                            return Err(ParseError::new(
-                                sd_kind,
-                                i,
-                                "']' to close the element",
-                            ));
+                            return Err(ParseError::new(sd_kind, i, "']' to close the element"));
                         }
                         Some(_) => {
                             return Err(ParseError::new(
@@ -470,7 +470,11 @@ pub(crate) fn scan(b: &[u8], pos: usize) -> Result<Scan<'_>, ParseError> {
             ));
         }
     };
-    index.len = if text.len() <= usize::from(u16::MAX) { indexed } else { 0 };
+    index.len = if text.len() <= usize::from(u16::MAX) {
+        indexed
+    } else {
+        0
+    };
     Ok(Scan {
         data: self::StructuredData { raw: text, index },
         end: i,

@@ -21,7 +21,8 @@ impl SyslogMessage<'_> {
     pub fn to_record(&self, received: Timestamp) -> LogRecord {
         let mut attributes = Vec::new();
         if let Some(seq) = self.sequence {
-            let v = i64::try_from(seq).map_or_else(|_| FieldValue::Str(seq.to_string()), FieldValue::Int);
+            let v = i64::try_from(seq)
+                .map_or_else(|_| FieldValue::Str(seq.to_string()), FieldValue::Int);
             attributes.push((SEQUENCE_ATTRIBUTE.to_owned(), v));
         }
         LogRecord {
@@ -55,10 +56,21 @@ mod tests {
         let r = p
             .parse_lenient(br#"<165>1 2003-10-11T22:14:15.003Z web1 app 77 ID9 [a b="c\]"] hi"#)
             .to_record(received);
-        assert_eq!(r.timestamp, Timestamp::parse_rfc3339("2003-10-11T22:14:15.003Z").unwrap());
-        assert_eq!((r.severity, r.facility), (Some(Severity::Notice), Some(Facility::Local4)));
         assert_eq!(
-            (r.host.as_deref(), r.app.as_deref(), r.procid.as_deref(), r.msgid.as_deref()),
+            r.timestamp,
+            Timestamp::parse_rfc3339("2003-10-11T22:14:15.003Z").unwrap()
+        );
+        assert_eq!(
+            (r.severity, r.facility),
+            (Some(Severity::Notice), Some(Facility::Local4))
+        );
+        assert_eq!(
+            (
+                r.host.as_deref(),
+                r.app.as_deref(),
+                r.procid.as_deref(),
+                r.msgid.as_deref()
+            ),
             (Some("web1"), Some("app"), Some("77"), Some("ID9"))
         );
         assert_eq!(
@@ -75,7 +87,9 @@ mod tests {
         assert_eq!(r.timestamp, received);
         assert_eq!(r.app.as_deref(), Some("pyapp"));
 
-        let r = p.parse_lenient(b"<189>77: *Mar  1 18:48:50 UTC: %SYS-5: x").to_record(received);
+        let r = p
+            .parse_lenient(b"<189>77: *Mar  1 18:48:50 UTC: %SYS-5: x")
+            .to_record(received);
         assert_eq!(
             r.attribute(super::SEQUENCE_ATTRIBUTE),
             Some(&crate::event::FieldValue::Int(77))

@@ -36,7 +36,10 @@ pub fn input(case: &Value) -> Vec<u8> {
 
 /// The expected message bytes of a `Msg` (message or message_hex).
 pub fn message_bytes(exp: &Value) -> Option<Vec<u8>> {
-    match (exp["message"].as_str(), exp.get("message_hex").and_then(Value::as_str)) {
+    match (
+        exp["message"].as_str(),
+        exp.get("message_hex").and_then(Value::as_str),
+    ) {
         (Some(s), _) => Some(s.as_bytes().to_vec()),
         (None, Some(h)) => Some(hex(h)),
         (None, None) => None,
@@ -50,7 +53,13 @@ fn opt_str(v: &Value) -> Option<&str> {
 /// Compares the header fields of `got` with the corpus `Msg` `exp`; with
 /// `only_present`, fields that are null in `exp` are not compared (for
 /// go-syslog's partial results). Mismatches are appended to `errs`.
-pub fn check_header(got: &SyslogMessage<'_>, exp: &Value, only_present: bool, ctx: &str, errs: &mut Vec<String>) {
+pub fn check_header(
+    got: &SyslogMessage<'_>,
+    exp: &Value,
+    only_present: bool,
+    ctx: &str,
+    errs: &mut Vec<String>,
+) {
     let mut cmp = |field: &str, got: Value| {
         let want = &exp[field];
         if only_present && want.is_null() {
@@ -72,7 +81,10 @@ pub fn check_header(got: &SyslogMessage<'_>, exp: &Value, only_present: bool, ct
     if !(only_present && want_ts.is_none()) {
         let want = want_ts.map(|t| Timestamp::parse_rfc3339(t).expect("corpus timestamp"));
         if got.timestamp != want {
-            errs.push(format!("{ctx}: timestamp: got {:?}, want {want_ts:?}", got.timestamp.map(|t| t.to_rfc3339())));
+            errs.push(format!(
+                "{ctx}: timestamp: got {:?}, want {want_ts:?}",
+                got.timestamp.map(|t| t.to_rfc3339())
+            ));
         }
     }
 }
@@ -88,7 +100,9 @@ pub fn sd_map(got: &SyslogMessage<'_>) -> Option<BTreeMap<String, BTreeMap<Strin
             .map(|e| {
                 (
                     e.id().to_owned(),
-                    e.params().map(|p| (p.name().to_owned(), p.value().into_owned())).collect(),
+                    e.params()
+                        .map(|p| (p.name().to_owned(), p.value().into_owned()))
+                        .collect(),
                 )
             })
             .collect(),
@@ -119,7 +133,11 @@ pub fn sd_map_expected(exp: &Value) -> Option<BTreeMap<String, BTreeMap<String, 
 pub fn check_full(got: &SyslogMessage<'_>, exp: &Value, ctx: &str, errs: &mut Vec<String>) {
     check_header(got, exp, false, ctx, errs);
     if sd_map(got) != sd_map_expected(exp) {
-        errs.push(format!("{ctx}: structured_data: got {:?}, want {}", sd_map(got), exp["structured_data"]));
+        errs.push(format!(
+            "{ctx}: structured_data: got {:?}, want {}",
+            sd_map(got),
+            exp["structured_data"]
+        ));
     }
     let want = message_bytes(exp);
     let (want_msg, want_bom) = match &want {
@@ -143,5 +161,10 @@ pub fn check_full(got: &SyslogMessage<'_>, exp: &Value, ctx: &str, errs: &mut Ve
 /// Fails the test with every collected mismatch.
 pub fn finish(what: &str, checked: usize, errs: &[String]) {
     assert!(checked > 0, "{what}: no case checked");
-    assert!(errs.is_empty(), "{what}: {} mismatches:\n{}", errs.len(), errs.join("\n"));
+    assert!(
+        errs.is_empty(),
+        "{what}: {} mismatches:\n{}",
+        errs.len(),
+        errs.join("\n")
+    );
 }
