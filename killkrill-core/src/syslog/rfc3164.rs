@@ -69,23 +69,13 @@ pub(crate) fn parse<'a>(
             i = next;
         }
     }
+    let mut want_host = false;
     if let Some(ts) = found {
         msg.timestamp = Some(ts.ts);
         i = skip_spaces(b, ts.end);
-        if !ts.colon
-            && msg.hostname.is_none()
-            && tag(b, i).is_none()
-            && let Some((host, next)) = word(b, i)
-        {
-            msg.hostname = Some(host);
-            i = skip_spaces(b, next);
-        }
+        want_host = !ts.colon && msg.hostname.is_none();
     }
-    if let Some(t) = tag(b, i) {
-        msg.appname = Some(t.name);
-        msg.procid = t.pid;
-        i = skip_spaces(b, t.end);
-    }
+    i = host_and_tag(b, i, want_host, msg);
     if opts.rfc3164_structured_data
         && b.get(i) == Some(&b'[')
         && let Ok(scan) = structured_data::scan(b, i)
@@ -99,6 +89,50 @@ pub(crate) fn parse<'a>(
     msg.bom = bom;
     msg.message = if text.is_empty() { None } else { Some(text) };
     Ok(())
+}
+
+/// HOSTNAME (when `want_host`) and TAG at `i`; returns the position after
+/// them. Their shapes are found on bytes, then one UTF-8 check covers both
+/// (the common case); if that fails, each is checked on its own.
+fn host_and_tag<'a>(b: &'a [u8], i: usize, want_host: bool, msg: &mut SyslogMessage<'a>) -> usize {
+    let host = if want_host && tag_shape(b, i).is_none() {
+        word_shape(b, i)
+    } else {
+        None
+    };
+    let tag_at = host.map_or(i, |(_, end)| skip_spaces(b, end));
+    let tag_r = tag_shape(b, tag_at);
+    let start = host.map(|h| h.0).or(tag_r.map(|t| t.name.0));
+    let end = tag_r.map(|t| t.end).or(host.map(|h| h.1));
+    if let (Some(start), Some(end)) = (start, end)
+        && let Ok(text) = std::str::from_utf8(&b[start..end])
+    {
+        let get = |(a, z): (usize, usize)| text.get(a - start..z - start);
+        if let Some(h) = host {
+            msg.hostname = get(h);
+        }
+        if let Some(t) = tag_r {
+            msg.appname = get(t.name);
+            msg.procid = t.pid.and_then(get);
+            return skip_spaces(b, t.end);
+        }
+        return tag_at;
+    }
+    // Not UTF-8 somewhere: decide word by word.
+    let mut i = i;
+    if want_host
+        && tag(b, i).is_none()
+        && let Some((host, next)) = word(b, i)
+    {
+        msg.hostname = Some(host);
+        i = skip_spaces(b, next);
+    }
+    if let Some(t) = tag(b, i) {
+        msg.appname = Some(t.name);
+        msg.procid = t.pid;
+        i = skip_spaces(b, t.end);
+    }
+    i
 }
 
 #[inline]
@@ -120,15 +154,17 @@ fn sequence(b: &[u8], i: usize) -> Option<(u64, usize)> {
     (k > i && b.get(k) == Some(&b':') && b.get(k + 1) == Some(&b' ')).then_some((v, k + 2))
 }
 
+/// A word of at most 255 bytes up to the next space: its byte range.
+#[inline]
+fn word_shape(b: &[u8], i: usize) -> Option<(usize, usize)> {
+    let end = byte_scan::byte_end(b, i, b.len().min(i + MAX_HOSTNAME + 1), b' ');
+    (end > i && end - i <= MAX_HOSTNAME).then_some((i, end))
+}
+
 /// A word of at most 255 bytes, UTF-8, up to the next space.
 fn word(b: &[u8], i: usize) -> Option<(&str, usize)> {
-    let rest = b.get(i..)?;
-    let len = byte_scan::byte_end(rest, 0, rest.len().min(MAX_HOSTNAME + 1), b' ');
-    if len == 0 || len > MAX_HOSTNAME {
-        return None;
-    }
-    let text = std::str::from_utf8(&rest[..len]).ok()?;
-    Some((text, i + len))
+    let (start, end) = word_shape(b, i)?;
+    Some((std::str::from_utf8(&b[start..end]).ok()?, end))
 }
 
 /// Cisco's `host: ` before the timestamp.
@@ -145,36 +181,55 @@ struct Tag<'a> {
     end: usize,
 }
 
-/// `name[pid]:` (anything may follow) or `name:` followed by a space or the end.
-fn tag(b: &[u8], i: usize) -> Option<Tag<'_>> {
+/// Where a TAG's parts are.
+#[derive(Clone, Copy)]
+struct TagShape {
+    name: (usize, usize),
+    pid: Option<(usize, usize)>,
+    end: usize,
+}
+
+/// `name[pid]:` (anything may follow) or `name:` followed by a space or the
+/// end: the byte ranges.
+#[inline]
+fn tag_shape(b: &[u8], i: usize) -> Option<TagShape> {
     let j = byte_scan::tag_end(b, i, b.len().min(i + MAX_TAG + 1));
     if j == i || j - i > MAX_TAG {
         return None;
     }
-    let name = std::str::from_utf8(&b[i..j]).ok()?;
     match b.get(j)? {
         b'[' => {
             let start = j + 1;
-            let lim = b.len().min(start + MAX_PID + 1);
-            let mut k = start;
-            while k < lim && b[k] > b' ' && b[k] != b']' && b[k] != b'[' {
-                k += 1;
-            }
+            let k = byte_scan::tag_end(b, start, b.len().min(start + MAX_PID + 1));
             if b.get(k) != Some(&b']') || b.get(k + 1) != Some(&b':') {
                 return None;
             }
-            let pid = std::str::from_utf8(&b[start..k]).ok()?;
-            Some(Tag {
-                name,
-                pid: (!pid.is_empty()).then_some(pid),
+            Some(TagShape {
+                name: (i, j),
+                pid: (k > start).then_some((start, k)),
                 end: k + 2,
             })
         }
-        b':' if matches!(b.get(j + 1), None | Some(b' ')) => Some(Tag {
-            name,
+        b':' if matches!(b.get(j + 1), None | Some(b' ')) => Some(TagShape {
+            name: (i, j),
             pid: None,
             end: j + 1,
         }),
         _ => None,
     }
+}
+
+/// A TAG whose parts are UTF-8.
+fn tag(b: &[u8], i: usize) -> Option<Tag<'_>> {
+    let t = tag_shape(b, i)?;
+    let text = |(a, z): (usize, usize)| std::str::from_utf8(&b[a..z]).ok();
+    let pid = match t.pid {
+        Some(r) => Some(text(r)?),
+        None => None,
+    };
+    Some(Tag {
+        name: text(t.name)?,
+        pid,
+        end: t.end,
+    })
 }
