@@ -20,7 +20,7 @@
 use jiff::tz::TimeZone;
 
 use super::error::{ParseError, ParseErrorKind};
-use super::options::ParseOptions;
+use super::options::{Clock, ParseOptions};
 use super::timestamp::{Rules, parse_rfc3339};
 use crate::event::{NANOS_PER_SEC, Timestamp, civil_from_days, days_from_civil, days_in_month};
 
@@ -87,6 +87,7 @@ pub(crate) fn parse(
     b: &[u8],
     pos: usize,
     opts: &ParseOptions,
+    now: &Now,
 ) -> Result<Option<Found>, ParseError> {
     let mut i = pos;
     match b.get(i) {
@@ -197,7 +198,10 @@ pub(crate) fn parse(
     let sod = i64::from(h * 3600 + mi * 60 + s);
     let year = match year {
         Some(y) => y,
-        None => infer_year(mon, day, sod, opts.clock.now()),
+        None => {
+            let (now_secs, now_year) = now.get(&opts.clock);
+            infer_year_from(mon, day, sod, now_secs, now_year)
+        }
     };
     if day > days_in_month(year, mon) {
         return Err(ParseError::new(
@@ -241,6 +245,11 @@ fn finish(b: &[u8], i: usize, ts: Timestamp, _opts: &ParseOptions) -> Result<Fou
 pub fn infer_year(month: u32, day: u32, sod: i64, now: Timestamp) -> i32 {
     let now_secs = now.as_nanos().div_euclid(NANOS_PER_SEC);
     let (y, _, _) = civil_from_days(now_secs.div_euclid(86_400));
+    infer_year_from(month, day, sod, now_secs, y)
+}
+
+/// [`infer_year`] with "now" already split into seconds and its year.
+fn infer_year_from(month: u32, day: u32, sod: i64, now_secs: i64, y: i32) -> i32 {
     let at = |year: i32| days_from_civil(year, month, day) * 86_400 + sod;
     let t = at(y);
     if t > now_secs {
@@ -251,6 +260,35 @@ pub fn infer_year(month: u32, day: u32, sod: i64, now: Timestamp) -> i32 {
         return y + 1;
     }
     y
+}
+
+/// "Now" for year inference: computed once for a fixed clock, per message
+/// for the system clock.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Now {
+    fixed: Option<(i64, i32)>,
+}
+
+impl Now {
+    pub(crate) fn new(clock: &Clock) -> Self {
+        Now {
+            fixed: match clock {
+                Clock::Fixed(t) => Some(split_now(*t)),
+                Clock::System => None,
+            },
+        }
+    }
+
+    /// Seconds since the epoch and their year.
+    #[inline]
+    fn get(&self, clock: &Clock) -> (i64, i32) {
+        self.fixed.unwrap_or_else(|| split_now(clock.now()))
+    }
+}
+
+fn split_now(now: Timestamp) -> (i64, i32) {
+    let secs = now.as_nanos().div_euclid(NANOS_PER_SEC);
+    (secs, civil_from_days(secs.div_euclid(86_400)).0)
 }
 
 /// Seconds of a civil time in `tz` → UTC instant. Fixed offsets (UTC
@@ -341,7 +379,9 @@ mod tests {
             } else {
                 opts.clone()
             };
-            let f = parse(text.as_bytes(), 0, &opts).unwrap().unwrap();
+            let f = parse(text.as_bytes(), 0, &opts, &Now::new(&opts.clock))
+                .unwrap()
+                .unwrap();
             assert_eq!((f.ts, f.end, f.colon), (now(want), *end, *colon), "{text}");
         }
         for not_ts in [
@@ -353,7 +393,7 @@ mod tests {
             "Jan 5 meeting",
         ] {
             assert_eq!(
-                parse(not_ts.as_bytes(), 0, &opts).unwrap(),
+                parse(not_ts.as_bytes(), 0, &opts, &Now::new(&opts.clock)).unwrap(),
                 None,
                 "{not_ts}"
             );
@@ -370,7 +410,7 @@ mod tests {
             ("Mar  1 10:00:00x", ParseErrorKind::Timestamp, 15),
         ];
         for (text, kind, col) in bad {
-            let e = parse(text.as_bytes(), 0, &opts).unwrap_err();
+            let e = parse(text.as_bytes(), 0, &opts, &Now::new(&opts.clock)).unwrap_err();
             assert_eq!((e.kind(), e.column()), (*kind, *col), "{text}");
         }
     }
@@ -381,10 +421,14 @@ mod tests {
             .with_clock(Clock::Fixed(now("2020-01-20T00:00:00Z")))
             .with_time_zone_name("Europe/Paris")
             .unwrap();
-        let winter = parse(b"Jan  5 15:33:03 h", 0, &opts).unwrap().unwrap();
+        let winter = parse(b"Jan  5 15:33:03 h", 0, &opts, &Now::new(&opts.clock))
+            .unwrap()
+            .unwrap();
         assert_eq!(winter.ts, now("2020-01-05T14:33:03Z"));
         let opts = opts.with_clock(Clock::Fixed(now("2020-07-01T00:00:00Z")));
-        let summer = parse(b"Jul  5 15:33:03 h", 0, &opts).unwrap().unwrap();
+        let summer = parse(b"Jul  5 15:33:03 h", 0, &opts, &Now::new(&opts.clock))
+            .unwrap()
+            .unwrap();
         assert_eq!(summer.ts, now("2020-07-05T13:33:03Z"));
     }
 }

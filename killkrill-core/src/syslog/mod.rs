@@ -72,15 +72,23 @@ pub use to_record::SEQUENCE_ATTRIBUTE;
 
 /// A configured syslog parser. Cheap to clone, `Send + Sync`, and stateless
 /// between messages, so one instance can serve every connection.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct SyslogParser {
     options: ParseOptions,
+    now: bsd_timestamp::Now,
+}
+
+impl Default for SyslogParser {
+    fn default() -> Self {
+        SyslogParser::new(ParseOptions::default())
+    }
 }
 
 impl SyslogParser {
     /// A parser with these options.
     pub fn new(options: ParseOptions) -> Self {
-        SyslogParser { options }
+        let now = bsd_timestamp::Now::new(&options.clock);
+        SyslogParser { options, now }
     }
 
     /// The options in use.
@@ -144,7 +152,9 @@ impl SyslogParser {
     ) -> Result<(), ParseError> {
         match msg.protocol {
             Protocol::Rfc5424 => rfc5424::parse(frame, start, pri_optional, &self.options, msg),
-            Protocol::Rfc3164 => rfc3164::parse(frame, start, strict, &self.options, msg),
+            Protocol::Rfc3164 => {
+                rfc3164::parse(frame, start, strict, &self.options, &self.now, msg)
+            }
         }
     }
 }

@@ -43,6 +43,7 @@ pub(crate) fn parse<'a>(
     pos: usize,
     strict: bool,
     opts: &ParseOptions,
+    now: &bsd_timestamp::Now,
     msg: &mut SyslogMessage<'a>,
 ) -> Result<(), ParseError> {
     let mut i = pos;
@@ -58,12 +59,12 @@ pub(crate) fn parse<'a>(
         msg.sequence = Some(seq);
         i = skip_spaces(b, next);
     }
-    let mut found = bsd_timestamp::parse(b, i, opts)?;
+    let mut found = bsd_timestamp::parse(b, i, opts, now)?;
     if found.is_none()
         && let Some((origin, next)) = origin_host(b, i)
     {
         // Only a valid timestamp makes the word an origin host.
-        found = bsd_timestamp::parse(b, next, opts).ok().flatten();
+        found = bsd_timestamp::parse(b, next, opts, now).ok().flatten();
         if found.is_some() {
             msg.hostname = Some(origin);
             i = next;
