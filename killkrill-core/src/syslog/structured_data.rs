@@ -34,26 +34,55 @@ impl PartialEq for StructuredData<'_> {
 
 impl Eq for StructuredData<'_> {}
 
-/// Where each element's SD-ID and closing `]` are, recorded by the scan so
-/// iterating the elements needs no second scan. Holds the first
-/// [`INDEXED_ELEMENTS`] elements of texts shorter than 64 KiB; anything
-/// beyond is found by scanning.
+/// Where the scan found each element's SD-ID end and closing `]`, and each
+/// parameter's `=` and closing quote, so reading the structured data needs
+/// no second scan. Holds the first [`INDEXED_ELEMENTS`] elements (with at
+/// most [`INDEXED_PARAMS`] parameters in all) of texts shorter than 64 KiB;
+/// anything beyond is found by scanning.
 #[derive(Debug, Clone, Copy, Default)]
 struct SdIndex {
     /// Elements recorded.
     len: u8,
     /// `(id_end, close)` offsets into the text, per element.
     marks: [(u16, u16); INDEXED_ELEMENTS],
+    /// `(first, count)` of each element's parameters in `params`.
+    runs: [(u8, u8); INDEXED_ELEMENTS],
+    /// `(eq, value_end)` offsets into the text, per parameter.
+    params: [(u16, u16); INDEXED_PARAMS],
+    /// Bit k: parameter k's value has an escape.
+    escaped: u16,
 }
 
-const INDEXED_ELEMENTS: usize = 6;
+const INDEXED_ELEMENTS: usize = 4;
+const INDEXED_PARAMS: usize = 12;
 
-/// One SD-ELEMENT, borrowed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SdElementRef<'a> {
+/// Where an indexed element's parameters are.
+#[derive(Debug, Clone, Copy)]
+struct ParamRun<'s> {
+    index: &'s SdIndex,
+    /// Offset of the SD-ID's end (where the first parameter's space is).
+    id_end: usize,
+    first: usize,
+    count: usize,
+}
+
+/// One SD-ELEMENT. Its text borrows from the message (`'a`); `'s` is the
+/// borrow of the [`StructuredData`] it came from.
+#[derive(Debug, Clone, Copy)]
+pub struct SdElementRef<'s, 'a> {
     id: &'a str,
     params: &'a str,
+    raw: &'a str,
+    run: Option<ParamRun<'s>>,
 }
+
+impl PartialEq for SdElementRef<'_, '_> {
+    fn eq(&self, other: &Self) -> bool {
+        (self.id, self.params) == (other.id, other.params)
+    }
+}
+
+impl Eq for SdElementRef<'_, '_> {}
 
 /// One SD-PARAM, borrowed; the value is still escaped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,16 +94,19 @@ pub struct SdParamRef<'a> {
 
 /// Iterator over the elements of [`StructuredData`].
 #[derive(Debug, Clone)]
-pub struct SdElements<'a> {
-    data: StructuredData<'a>,
+pub struct SdElements<'s, 'a> {
+    data: &'s StructuredData<'a>,
     pos: usize,
     next_mark: usize,
 }
 
 /// Iterator over the parameters of an [`SdElementRef`].
 #[derive(Debug, Clone)]
-pub struct SdParams<'a> {
+pub struct SdParams<'s, 'a> {
     rest: &'a str,
+    raw: &'a str,
+    run: Option<ParamRun<'s>>,
+    next: usize,
 }
 
 impl<'a> StructuredData<'a> {
@@ -84,6 +116,9 @@ impl<'a> StructuredData<'a> {
         index: SdIndex {
             len: 0,
             marks: [(0, 0); INDEXED_ELEMENTS],
+            runs: [(0, 0); INDEXED_ELEMENTS],
+            params: [(0, 0); INDEXED_PARAMS],
+            escaped: 0,
         },
     };
 
@@ -115,26 +150,29 @@ impl<'a> StructuredData<'a> {
     }
 
     /// True when there are no elements.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.raw.is_empty()
     }
 
     /// The elements as written (escapes intact), `""` when empty.
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         self.raw
     }
 
     /// The elements, in order.
-    pub fn elements(&self) -> SdElements<'a> {
+    #[inline]
+    pub fn elements(&self) -> SdElements<'_, 'a> {
         SdElements {
-            data: *self,
+            data: self,
             pos: 0,
             next_mark: 0,
         }
     }
 
     /// The first element with SD-ID `id`.
-    pub fn element(&self, id: &str) -> Option<SdElementRef<'a>> {
+    pub fn element(&self, id: &str) -> Option<SdElementRef<'_, 'a>> {
         self.elements().find(|e| e.id == id)
     }
 
@@ -152,15 +190,22 @@ impl<'a> StructuredData<'a> {
     }
 }
 
-impl<'a> SdElementRef<'a> {
+impl<'s, 'a> SdElementRef<'s, 'a> {
     /// The SD-ID.
+    #[inline]
     pub fn id(&self) -> &'a str {
         self.id
     }
 
     /// The parameters, in order (a name may repeat).
-    pub fn params(&self) -> SdParams<'a> {
-        SdParams { rest: self.params }
+    #[inline]
+    pub fn params(&self) -> SdParams<'s, 'a> {
+        SdParams {
+            rest: self.params,
+            raw: self.raw,
+            run: self.run,
+            next: 0,
+        }
     }
 
     /// The unescaped value of the first parameter called `name`.
@@ -171,16 +216,19 @@ impl<'a> SdElementRef<'a> {
 
 impl<'a> SdParamRef<'a> {
     /// The PARAM-NAME.
+    #[inline]
     pub fn name(&self) -> &'a str {
         self.name
     }
 
     /// The value as written, with `\"`, `\\` and `\]` still escaped.
+    #[inline]
     pub fn raw_value(&self) -> &'a str {
         self.raw_value
     }
 
     /// The unescaped value; borrowed unless it contained an escape.
+    #[inline]
     pub fn value(&self) -> Cow<'a, str> {
         if !self.escaped {
             return Cow::Borrowed(self.raw_value);
@@ -201,13 +249,24 @@ impl<'a> SdParamRef<'a> {
     }
 }
 
-impl<'a> Iterator for SdElements<'a> {
-    type Item = SdElementRef<'a>;
+impl<'s, 'a> Iterator for SdElements<'s, 'a> {
+    type Item = SdElementRef<'s, 'a>;
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
-        let raw = self.data.raw;
-        let (id_end, close) = if self.next_mark < usize::from(self.data.index.len) {
-            let (id_end, close) = self.data.index.marks[self.next_mark];
+        let data: &'s StructuredData<'a> = self.data;
+        let raw = data.raw;
+        let mut run = None;
+        let (id_end, close) = if self.next_mark < usize::from(data.index.len) {
+            let index = &data.index;
+            let (id_end, close) = index.marks[self.next_mark];
+            let (first, count) = index.runs[self.next_mark];
+            run = Some(ParamRun {
+                index,
+                id_end: usize::from(id_end),
+                first: usize::from(first),
+                count: usize::from(count),
+            });
             self.next_mark += 1;
             (usize::from(id_end), usize::from(close))
         } else {
@@ -228,16 +287,41 @@ impl<'a> Iterator for SdElements<'a> {
         let el = SdElementRef {
             id: raw.get(self.pos + 1..id_end)?,
             params: raw.get(id_end..close)?,
+            raw,
+            run,
         };
         self.pos = close + 1;
         Some(el)
     }
 }
 
-impl<'a> Iterator for SdParams<'a> {
+impl<'s, 'a> Iterator for SdParams<'s, 'a> {
     type Item = SdParamRef<'a>;
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
+        if let Some(run) = &self.run {
+            if self.next >= run.count {
+                return None;
+            }
+            // The name starts after the space that follows the SD-ID or the
+            // previous value's closing quote.
+            let k = run.first + self.next;
+            let (eq, end) = run.index.params[k];
+            let (eq, end) = (usize::from(eq), usize::from(end));
+            let name_start = 1 + if self.next == 0 {
+                run.id_end
+            } else {
+                usize::from(run.index.params[k - 1].1) + 1
+            };
+            let p = SdParamRef {
+                name: self.raw.get(name_start..eq)?,
+                raw_value: self.raw.get(eq + 2..end)?,
+                escaped: run.index.escaped >> k & 1 == 1,
+            };
+            self.next += 1;
+            return Some(p);
+        }
         // Validated text: `( NAME="VALUE")*`.
         let b = self.rest.as_bytes();
         if b.first() != Some(&b' ') {
@@ -350,6 +434,8 @@ pub(crate) fn scan(b: &[u8], pos: usize) -> Result<Scan<'_>, ParseError> {
     let mut all_have_params = true;
     let mut index = SdIndex::default();
     let mut indexed = 0u8;
+    let mut indexing = true;
+    let mut n_params = 0usize;
     while b.get(i) == Some(&b'[') {
         let id_start = i + 1;
         i = name(b, id_start, SdId)?;
@@ -373,14 +459,21 @@ pub(crate) fn scan(b: &[u8], pos: usize) -> Result<Scan<'_>, ParseError> {
             ));
         }
         let mut params = 0usize;
+        let first = n_params;
         loop {
             match b.get(i) {
                 Some(b']') => {
-                    if usize::from(indexed) < INDEXED_ELEMENTS {
-                        // Offsets into the text; only used when it is < 64 KiB.
-                        index.marks[usize::from(indexed)] =
-                            ((id_end - pos) as u16, (i - pos) as u16);
+                    // Offsets into the text; only used when it is < 64 KiB.
+                    if indexing
+                        && usize::from(indexed) < INDEXED_ELEMENTS
+                        && n_params <= INDEXED_PARAMS
+                    {
+                        let k = usize::from(indexed);
+                        index.marks[k] = ((id_end - pos) as u16, (i - pos) as u16);
+                        index.runs[k] = (first as u8, (n_params - first) as u8);
                         indexed += 1;
+                    } else {
+                        indexing = false;
                     }
                     i += 1;
                     break;
@@ -390,6 +483,8 @@ pub(crate) fn scan(b: &[u8], pos: usize) -> Result<Scan<'_>, ParseError> {
                     if b.get(i) != Some(&b'=') {
                         return Err(ParseError::new(SdParam, i, "'=' after the parameter name"));
                     }
+                    let eq = i;
+                    let mut escaped = false;
                     i += 1;
                     if b.get(i) != Some(&b'"') {
                         return Err(ParseError::new(SdParam, i, "'\"' to open the value"));
@@ -410,7 +505,10 @@ pub(crate) fn scan(b: &[u8], pos: usize) -> Result<Scan<'_>, ParseError> {
                                 break;
                             }
                             b'\\' => match b.get(j + 1) {
-                                Some(b'"' | b'\\' | b']') => i = j + 2,
+                                Some(b'"' | b'\\' | b']') => {
+                                    escaped = true;
+                                    i = j + 2;
+                                }
                                 None => {
                                     return Err(ParseError::new(
                                         SdParam,
@@ -435,6 +533,11 @@ pub(crate) fn scan(b: &[u8], pos: usize) -> Result<Scan<'_>, ParseError> {
                             }
                         }
                     }
+                    if indexing && n_params < INDEXED_PARAMS {
+                        index.params[n_params] = ((eq - pos) as u16, (i - 1 - pos) as u16);
+                        index.escaped |= u16::from(escaped) << n_params;
+                    }
+                    n_params += 1;
                     params += 1;
                     match b.get(i) {
                         Some(b' ' | b']') => {}
@@ -557,6 +660,37 @@ mod tests {
             assert_eq!((e.kind(), e.column()), (*kind, *col), "{text}");
         }
         assert!(StructuredData::parse("-").unwrap().is_empty());
+    }
+
+    #[test]
+    fn index_and_scan_read_the_same() {
+        let nine: String = (0..9).map(|i| format!(" p{i}=\"v{i}\"")).collect();
+        let texts = [
+            r#"[a x="1" y="2\"q"][b][c z="\]\\"]"#.to_owned(),
+            (0..7).map(|i| format!("[e{i} k=\"{i}\" l=\"x\"]")).collect(),
+            format!("[big{nine}][after m=\"1\"]"),
+            format!("[x a=\"1\"][big{nine}][after m=\"1\"]"),
+        ];
+        for text in &texts {
+            let indexed = StructuredData::parse(text).unwrap();
+            let scanned = StructuredData {
+                raw: indexed.raw,
+                index: SdIndex::default(),
+            };
+            let read = |sd: &StructuredData<'_>| -> Vec<(String, Vec<(String, String, bool)>)> {
+                sd.elements()
+                    .map(|e| {
+                        let ps = e
+                            .params()
+                            .map(|p| (p.name().to_owned(), p.value().into_owned(), p.escaped))
+                            .collect();
+                        (e.id().to_owned(), ps)
+                    })
+                    .collect()
+            };
+            assert_eq!(read(&indexed), read(&scanned), "{text}");
+            assert!(indexed.index.len > 0, "{text}");
+        }
     }
 
     #[test]
