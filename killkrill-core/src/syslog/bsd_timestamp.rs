@@ -22,7 +22,9 @@ use jiff::tz::TimeZone;
 use super::error::{ParseError, ParseErrorKind};
 use super::options::{Clock, ParseOptions};
 use super::timestamp::{Rules, parse_rfc3339};
-use crate::event::{NANOS_PER_SEC, Timestamp, civil_from_days, days_from_civil, days_in_month};
+use crate::event::{
+    NANOS_PER_SEC, Timestamp, civil_from_days, days_from_civil, days_in_month, is_leap_year,
+};
 
 /// A timestamp found at the start of an RFC 3164 header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -196,12 +198,9 @@ pub(crate) fn parse(
         }
     }
     let sod = i64::from(h * 3600 + mi * 60 + s);
-    let year = match year {
-        Some(y) => y,
-        None => {
-            let (now_secs, now_year) = now.get(&opts.clock);
-            infer_year_from(mon, day, sod, now_secs, now_year)
-        }
+    let (year, days) = match year {
+        Some(y) => (y, days_from_civil(y, mon, day)),
+        None => now.get(&opts.clock).closest(mon, day, sod),
     };
     if day > days_in_month(year, mon) {
         return Err(ParseError::new(
@@ -210,7 +209,7 @@ pub(crate) fn parse(
             "a day that exists in that month of the (inferred) year",
         ));
     }
-    let local_secs = days_from_civil(year, mon, day) * 86_400 + sod;
+    let local_secs = days * 86_400 + sod;
     let ts = if utc {
         local_secs
             .checked_mul(NANOS_PER_SEC)
@@ -243,52 +242,84 @@ fn finish(b: &[u8], i: usize, ts: Timestamp, _opts: &ParseOptions) -> Result<Fou
 /// `now` (of the year before, the same year and the year after; a tie goes
 /// to the earlier year).
 pub fn infer_year(month: u32, day: u32, sod: i64, now: Timestamp) -> i32 {
-    let now_secs = now.as_nanos().div_euclid(NANOS_PER_SEC);
-    let (y, _, _) = civil_from_days(now_secs.div_euclid(86_400));
-    infer_year_from(month, day, sod, now_secs, y)
+    NowYear::new(now).closest(month, day, sod).0
 }
 
-/// [`infer_year`] with "now" already split into seconds and its year.
-fn infer_year_from(month: u32, day: u32, sod: i64, now_secs: i64, y: i32) -> i32 {
-    let at = |year: i32| days_from_civil(year, month, day) * 86_400 + sod;
-    let t = at(y);
-    if t > now_secs {
-        if now_secs - at(y - 1) <= t - now_secs {
-            return y - 1;
+/// Days before the first of each month, in common and leap years.
+const MONTH_START: [[u16; 12]; 2] = [
+    [0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334],
+    [0, 31, 60, 91, 121, 152, 182, 213, 244, 274, 305, 335],
+];
+
+/// "Now" split for year inference: its seconds, its year, and the day
+/// numbers of January 1 of the years around it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NowYear {
+    secs: i64,
+    year: i32,
+    /// Days since the epoch of Jan 1 of `year - 1`, `year`, `year + 1`.
+    year_starts: [i64; 3],
+}
+
+impl NowYear {
+    fn new(now: Timestamp) -> Self {
+        let secs = now.as_nanos().div_euclid(NANOS_PER_SEC);
+        let year = civil_from_days(secs.div_euclid(86_400)).0;
+        NowYear {
+            secs,
+            year,
+            year_starts: [
+                days_from_civil(year - 1, 1, 1),
+                days_from_civil(year, 1, 1),
+                days_from_civil(year + 1, 1, 1),
+            ],
         }
-    } else if at(y + 1) - now_secs < now_secs - t {
-        return y + 1;
     }
-    y
+
+    /// The closest candidate year and the day number of `month`/`day` in it
+    /// (a day past the month's end counts into the next month, which only
+    /// matters for closeness: the caller rejects such days).
+    #[inline]
+    fn closest(&self, month: u32, day: u32, sod: i64) -> (i32, i64) {
+        let mut best = (self.year, 0i64);
+        let mut best_gap = i64::MAX;
+        for (k, start) in self.year_starts.iter().enumerate() {
+            let year = self.year - 1 + k as i32;
+            let leap = usize::from(is_leap_year(year));
+            let days =
+                start + i64::from(MONTH_START[leap][(month as usize - 1) % 12]) + i64::from(day)
+                    - 1;
+            let gap = (days * 86_400 + sod - self.secs).abs();
+            if gap < best_gap {
+                best = (year, days);
+                best_gap = gap;
+            }
+        }
+        best
+    }
 }
 
-/// "Now" for year inference: computed once for a fixed clock, per message
-/// for the system clock.
+/// "Now" for year inference: split once for a fixed clock, per message for
+/// the system clock.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Now {
-    fixed: Option<(i64, i32)>,
+    fixed: Option<NowYear>,
 }
 
 impl Now {
     pub(crate) fn new(clock: &Clock) -> Self {
         Now {
             fixed: match clock {
-                Clock::Fixed(t) => Some(split_now(*t)),
+                Clock::Fixed(t) => Some(NowYear::new(*t)),
                 Clock::System => None,
             },
         }
     }
 
-    /// Seconds since the epoch and their year.
     #[inline]
-    fn get(&self, clock: &Clock) -> (i64, i32) {
-        self.fixed.unwrap_or_else(|| split_now(clock.now()))
+    fn get(&self, clock: &Clock) -> NowYear {
+        self.fixed.unwrap_or_else(|| NowYear::new(clock.now()))
     }
-}
-
-fn split_now(now: Timestamp) -> (i64, i32) {
-    let secs = now.as_nanos().div_euclid(NANOS_PER_SEC);
-    (secs, civil_from_days(secs.div_euclid(86_400)).0)
 }
 
 /// Seconds of a civil time in `tz` → UTC instant. Fixed offsets (UTC

@@ -96,11 +96,7 @@ pub(crate) fn parse<'a>(
 /// them. Their shapes are found on bytes, then one UTF-8 check covers both
 /// (the common case); if that fails, each is checked on its own.
 fn host_and_tag<'a>(b: &'a [u8], i: usize, want_host: bool, msg: &mut SyslogMessage<'a>) -> usize {
-    let host = if want_host && tag_shape(b, i).is_none() {
-        word_shape(b, i)
-    } else {
-        None
-    };
+    let host = if want_host { host_shape(b, i) } else { None };
     let tag_at = host.map_or(i, |(_, end)| skip_spaces(b, end));
     let tag_r = tag_shape(b, tag_at);
     let start = host.map(|h| h.0).or(tag_r.map(|t| t.name.0));
@@ -153,6 +149,18 @@ fn sequence(b: &[u8], i: usize) -> Option<(u64, usize)> {
         k += 1;
     }
     (k > i && b.get(k) == Some(&b':') && b.get(k + 1) == Some(&b' ')).then_some((v, k + 2))
+}
+
+/// The HOSTNAME word at `i` unless that word is a tag. One scan decides the
+/// common case (a word that runs into a space).
+#[inline]
+fn host_shape(b: &[u8], i: usize) -> Option<(usize, usize)> {
+    let j = byte_scan::tag_end(b, i, b.len().min(i + MAX_HOSTNAME + 1));
+    match b.get(j) {
+        None | Some(b' ') => (j > i && j - i <= MAX_HOSTNAME).then_some((i, j)),
+        Some(b':' | b'[') if tag_shape(b, i).is_some() => None,
+        _ => word_shape(b, i),
+    }
 }
 
 /// A word of at most 255 bytes up to the next space: its byte range.

@@ -667,7 +667,9 @@ mod tests {
         let nine: String = (0..9).map(|i| format!(" p{i}=\"v{i}\"")).collect();
         let texts = [
             r#"[a x="1" y="2\"q"][b][c z="\]\\"]"#.to_owned(),
-            (0..7).map(|i| format!("[e{i} k=\"{i}\" l=\"x\"]")).collect(),
+            (0..7)
+                .map(|i| format!("[e{i} k=\"{i}\" l=\"x\"]"))
+                .collect(),
             format!("[big{nine}][after m=\"1\"]"),
             format!("[x a=\"1\"][big{nine}][after m=\"1\"]"),
         ];
