@@ -679,7 +679,8 @@ mod tests {
                 raw: indexed.raw,
                 index: SdIndex::default(),
             };
-            let read = |sd: &StructuredData<'_>| -> Vec<(String, Vec<(String, String, bool)>)> {
+            type Read = Vec<(String, Vec<(String, String, bool)>)>;
+            let read = |sd: &StructuredData<'_>| -> Read {
                 sd.elements()
                     .map(|e| {
                         let ps = e
