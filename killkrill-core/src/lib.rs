@@ -27,9 +27,13 @@
 //!   bounded, backpressured).
 //! - [`transform`]: configurable per-event transforms (filter, enrich,
 //!   rename/drop, redact, sample, parse-a-field) that workers run.
+//! - [`syslog`]: RFC 5424 and RFC 3164 parsing, zero-copy, strict or lenient.
+//! - [`framing`]: RFC 6587 framing of syslog streams (octet counting and
+//!   LF/CRLF/NUL delimiters) as a tokio-util decoder, and datagrams.
 #![deny(missing_docs)]
 
 pub mod event;
+pub mod framing;
 pub mod json_logs;
 pub mod loki;
 pub mod media_type;
@@ -38,4 +42,5 @@ pub mod prometheus;
 pub mod proto_records;
 pub mod remote_write;
 pub mod snappy;
+pub mod syslog;
 pub mod transform;

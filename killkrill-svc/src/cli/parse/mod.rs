@@ -161,6 +161,17 @@ impl<O: Write, E: Write> Emitter<O, E> {
         writeln!(self.err, "{what}")
     }
 
+    /// True when records are printed (`--output json`); a format may skip
+    /// building records otherwise and call [`Emitter::count`].
+    pub fn wants_records(&self) -> bool {
+        self.output == Output::Json
+    }
+
+    /// Counts one item without printing it (`--output count`).
+    pub fn count(&mut self) {
+        self.items += 1;
+    }
+
     /// Errors reported so far.
     pub fn errors(&self) -> u64 {
         self.errors

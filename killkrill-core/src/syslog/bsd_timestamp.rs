@@ -1,0 +1,465 @@
+//! RFC 3164 timestamps as real senders write them, and the year and zone
+//! they leave out.
+//!
+//! Accepted at the start of the header:
+//! - BSD `Mmm dd hh:mm:ss` (day padded with a space or a zero, or not at all),
+//!   optionally with a year after the day (`Jan 12 2011 06:30:00`, Cisco ASA)
+//!   and a fraction (`.483`);
+//! - Cisco IOS `*Mar  1 18:48:50.483 UTC:` (a leading `*` or `.` says whether
+//!   the clock was synchronised; a zone abbreviation and a colon may follow);
+//! - RFC 3339 (`2019-02-13T21:53:30.605850+00:00`, rsyslog's forward format),
+//!   with or without an offset.
+//!
+//! A BSD timestamp has no year: the year is the one that puts the message
+//! closest to "now" (a `Dec 31` message received on Jan 1 is from last year).
+//! Only then is the day checked, so `Feb 29` is valid only when the inferred
+//! year is a leap year. A timestamp without an offset is in the configured
+//! zone; of zone abbreviations only `UTC`, `GMT` and `Z` are understood,
+//! because the others are ambiguous (`IST`, `CST`).
+
+use jiff::tz::TimeZone;
+
+use super::error::{ParseError, ParseErrorKind};
+use super::options::{Clock, ParseOptions};
+use super::timestamp::{Rules, parse_rfc3339};
+use crate::event::{
+    NANOS_PER_SEC, Timestamp, civil_from_days, days_from_civil, days_in_month, is_leap_year,
+};
+
+/// A timestamp found at the start of an RFC 3164 header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Found {
+    pub ts: Timestamp,
+    /// Position after the timestamp (and its colon, if any).
+    pub end: usize,
+    /// The timestamp ended with `:` (Cisco style): no HOSTNAME follows.
+    pub colon: bool,
+}
+
+const LOOSE_3339: Rules = Rules {
+    max_frac: 9,
+    offset_required: false,
+};
+
+#[inline]
+fn err(col: usize, what: &'static str) -> ParseError {
+    ParseError::new(ParseErrorKind::Timestamp, col, what)
+}
+
+/// The month number of a three-letter English abbreviation, any case.
+#[inline]
+fn month(b: &[u8]) -> Option<u32> {
+    let m = [
+        b.first()?.to_ascii_lowercase(),
+        b.get(1)?.to_ascii_lowercase(),
+        b.get(2)?.to_ascii_lowercase(),
+    ];
+    Some(match &m {
+        b"jan" => 1,
+        b"feb" => 2,
+        b"mar" => 3,
+        b"apr" => 4,
+        b"may" => 5,
+        b"jun" => 6,
+        b"jul" => 7,
+        b"aug" => 8,
+        b"sep" => 9,
+        b"oct" => 10,
+        b"nov" => 11,
+        b"dec" => 12,
+        _ => return None,
+    })
+}
+
+#[inline]
+fn two_digits(b: &[u8], i: usize, max: u32, what: &'static str) -> Result<u32, ParseError> {
+    match (b.get(i), b.get(i + 1)) {
+        (Some(c1 @ b'0'..=b'9'), Some(c2 @ b'0'..=b'9')) => {
+            let v = u32::from(c1 - b'0') * 10 + u32::from(c2 - b'0');
+            if v > max { Err(err(i, what)) } else { Ok(v) }
+        }
+        (Some(b'0'..=b'9'), _) => Err(err(i + 1, what)),
+        _ => Err(err(i, what)),
+    }
+}
+
+/// Looks for a timestamp at `pos`. `Ok(None)`: nothing there that looks like
+/// one. `Err`: it starts like a timestamp but is not a valid one.
+pub(crate) fn parse(
+    b: &[u8],
+    pos: usize,
+    opts: &ParseOptions,
+    now: &Now,
+) -> Result<Option<Found>, ParseError> {
+    let mut i = pos;
+    match b.get(i) {
+        Some(b'0'..=b'9') => {
+            if b.get(i + 4) != Some(&b'-') || !b[i..i + 4].iter().all(u8::is_ascii_digit) {
+                return Ok(None);
+            }
+            let p = parse_rfc3339(b, i, LOOSE_3339)?;
+            let ts = match p.offset {
+                Some(off) => p.with_offset(off),
+                None => local_to_utc(&opts.time_zone, p.local_secs, p.nanos),
+            }
+            .ok_or(err(i, "a time between 1678 and 2261"))?;
+            return finish(b, p.end, ts, opts).map(Some);
+        }
+        Some(b'*' | b'.') if month(&b[i + 1..]).is_some() => i += 1,
+        _ => {}
+    }
+    let Some(mon) = month(&b[i..]) else {
+        return Ok(None);
+    };
+    i += 3;
+    if b.get(i) != Some(&b' ') {
+        return Ok(None);
+    }
+    i += 1;
+    if b.get(i) == Some(&b' ') {
+        i += 1;
+    }
+    let day_col = i;
+    let mut day = 0u32;
+    while let Some(c @ b'0'..=b'9') = b.get(i) {
+        if i - day_col == 2 {
+            return Ok(None);
+        }
+        day = day * 10 + u32::from(c - b'0');
+        i += 1;
+    }
+    if i == day_col || b.get(i) != Some(&b' ') {
+        return Ok(None);
+    }
+    i += 1;
+    if !b.get(i).is_some_and(u8::is_ascii_digit) {
+        return Ok(None);
+    }
+    // `Mmm dd` and a digit: from here on it is a timestamp or an error.
+    if !(1..=31).contains(&day) {
+        return Err(err(day_col, "a day of the month (1-31)"));
+    }
+    let mut year = None;
+    if b.get(i + 4) == Some(&b' ')
+        && b.get(i..i + 4)
+            .is_some_and(|y| y.iter().all(u8::is_ascii_digit))
+    {
+        let y = b[i..i + 4]
+            .iter()
+            .fold(0i32, |a, c| a * 10 + i32::from(c - b'0'));
+        if !(1678..=2261).contains(&y) {
+            return Err(err(i, "a year between 1678 and 2261"));
+        }
+        year = Some(y);
+        i += 5;
+    }
+    let h = two_digits(b, i, 23, "an hour (00-23)")?;
+    if b.get(i + 2) != Some(&b':') {
+        return Err(err(i + 2, "':' after the hour"));
+    }
+    let mi = two_digits(b, i + 3, 59, "a minute (00-59)")?;
+    if b.get(i + 5) != Some(&b':') {
+        return Err(err(i + 5, "':' after the minute"));
+    }
+    let s = two_digits(b, i + 6, 60, "a second (00-60)")?;
+    i += 8;
+    let mut nanos = 0u32;
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        let start = i;
+        while let Some(c @ b'0'..=b'9') = b.get(i) {
+            if i - start == 9 {
+                return Err(err(i, "at most 9 fraction digits"));
+            }
+            nanos = nanos * 10 + u32::from(c - b'0');
+            i += 1;
+        }
+        if i == start {
+            return Err(err(i, "a digit after '.'"));
+        }
+        for _ in i - start..9 {
+            nanos *= 10;
+        }
+    }
+    // An optional zone abbreviation, only in the Cisco form `... UTC:`.
+    let mut utc = false;
+    if b.get(i) == Some(&b' ') {
+        let z = i + 1;
+        let mut k = z;
+        while k < b.len() && k - z < 5 && b[k].is_ascii_alphabetic() {
+            k += 1;
+        }
+        if k > z && b.get(k) == Some(&b':') && matches!(b.get(k + 1), None | Some(b' ')) {
+            let zone = &b[z..k];
+            utc = zone.eq_ignore_ascii_case(b"UTC")
+                || zone.eq_ignore_ascii_case(b"GMT")
+                || zone.eq_ignore_ascii_case(b"Z");
+            i = k;
+        }
+    }
+    let sod = i64::from(h * 3600 + mi * 60 + s);
+    let (year, days) = match year {
+        Some(y) => (y, days_from_civil(y, mon, day)),
+        None => now.get(&opts.clock).closest(mon, day, sod),
+    };
+    if day > days_in_month(year, mon) {
+        return Err(ParseError::new(
+            ParseErrorKind::TimestampDateNonexistent,
+            day_col,
+            "a day that exists in that month of the (inferred) year",
+        ));
+    }
+    let local_secs = days * 86_400 + sod;
+    let ts = if utc {
+        local_secs
+            .checked_mul(NANOS_PER_SEC)
+            .map(|n| Timestamp::from_nanos(n + i64::from(nanos)))
+    } else {
+        local_to_utc(&opts.time_zone, local_secs, nanos)
+    }
+    .ok_or(err(pos, "a time between 1678 and 2261"))?;
+    finish(b, i, ts, opts).map(Some)
+}
+
+/// The end of a timestamp: a space, the end, or (Cisco) a colon.
+fn finish(b: &[u8], i: usize, ts: Timestamp, _opts: &ParseOptions) -> Result<Found, ParseError> {
+    match b.get(i) {
+        None | Some(b' ') => Ok(Found {
+            ts,
+            end: i,
+            colon: false,
+        }),
+        Some(b':') if matches!(b.get(i + 1), None | Some(b' ')) => Ok(Found {
+            ts,
+            end: i + 1,
+            colon: true,
+        }),
+        Some(_) => Err(err(i, "a space after the timestamp")),
+    }
+}
+
+/// The year that puts `month`/`day` at `sod` seconds of the day closest to
+/// `now` (of the year before, the same year and the year after; a tie goes
+/// to the earlier year).
+pub fn infer_year(month: u32, day: u32, sod: i64, now: Timestamp) -> i32 {
+    NowYear::new(now).closest(month, day, sod).0
+}
+
+/// Days before the first of each month, in common and leap years.
+const MONTH_START: [[u16; 12]; 2] = [
+    [0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334],
+    [0, 31, 60, 91, 121, 152, 182, 213, 244, 274, 305, 335],
+];
+
+/// "Now" split for year inference: its seconds, its year, and the day
+/// numbers of January 1 of the years around it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NowYear {
+    secs: i64,
+    year: i32,
+    /// Days since the epoch of Jan 1 of `year - 1`, `year`, `year + 1`.
+    year_starts: [i64; 3],
+}
+
+impl NowYear {
+    fn new(now: Timestamp) -> Self {
+        let secs = now.as_nanos().div_euclid(NANOS_PER_SEC);
+        let year = civil_from_days(secs.div_euclid(86_400)).0;
+        NowYear {
+            secs,
+            year,
+            year_starts: [
+                days_from_civil(year - 1, 1, 1),
+                days_from_civil(year, 1, 1),
+                days_from_civil(year + 1, 1, 1),
+            ],
+        }
+    }
+
+    /// The closest candidate year and the day number of `month`/`day` in it
+    /// (a day past the month's end counts into the next month, which only
+    /// matters for closeness: the caller rejects such days).
+    #[inline]
+    fn closest(&self, month: u32, day: u32, sod: i64) -> (i32, i64) {
+        let mut best = (self.year, 0i64);
+        let mut best_gap = i64::MAX;
+        for (k, start) in self.year_starts.iter().enumerate() {
+            let year = self.year - 1 + k as i32;
+            let leap = usize::from(is_leap_year(year));
+            let days =
+                start + i64::from(MONTH_START[leap][(month as usize - 1) % 12]) + i64::from(day)
+                    - 1;
+            let gap = (days * 86_400 + sod - self.secs).abs();
+            if gap < best_gap {
+                best = (year, days);
+                best_gap = gap;
+            }
+        }
+        best
+    }
+}
+
+/// "Now" for year inference: split once for a fixed clock, per message for
+/// the system clock.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Now {
+    fixed: Option<NowYear>,
+}
+
+impl Now {
+    pub(crate) fn new(clock: &Clock) -> Self {
+        Now {
+            fixed: match clock {
+                Clock::Fixed(t) => Some(NowYear::new(*t)),
+                Clock::System => None,
+            },
+        }
+    }
+
+    #[inline]
+    fn get(&self, clock: &Clock) -> NowYear {
+        self.fixed.unwrap_or_else(|| NowYear::new(clock.now()))
+    }
+}
+
+/// Seconds of a civil time in `tz` → UTC instant. Fixed offsets (UTC
+/// included) are computed directly; named zones go through jiff's tzdb,
+/// resolving gaps and folds the way RFC 5545 "compatible" does.
+pub(crate) fn local_to_utc(tz: &TimeZone, local_secs: i64, nanos: u32) -> Option<Timestamp> {
+    let utc_secs = match tz.to_fixed_offset() {
+        Ok(off) => local_secs - i64::from(off.seconds()),
+        Err(_) => {
+            let days = local_secs.div_euclid(86_400);
+            let sod = local_secs.rem_euclid(86_400);
+            let (y, m, d) = civil_from_days(days);
+            let dt = jiff::civil::DateTime::new(
+                i16::try_from(y).ok()?,
+                m as i8,
+                d as i8,
+                (sod / 3600) as i8,
+                (sod / 60 % 60) as i8,
+                (sod % 60) as i8,
+                0,
+            )
+            .ok()?;
+            tz.to_ambiguous_timestamp(dt).compatible().ok()?.as_second()
+        }
+    };
+    utc_secs
+        .checked_mul(NANOS_PER_SEC)?
+        .checked_add(i64::from(nanos))
+        .map(Timestamp::from_nanos)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::syslog::options::Clock;
+
+    fn now(s: &str) -> Timestamp {
+        Timestamp::parse_rfc3339(s).unwrap()
+    }
+
+    #[test]
+    fn year_is_the_one_closest_to_now() {
+        let cases: &[(u32, u32, &str, i32)] = &[
+            (12, 31, "2026-01-01T00:10:00Z", 2025),
+            (1, 1, "2025-12-31T23:50:00Z", 2026),
+            (6, 15, "2026-06-14T00:00:00Z", 2026),
+            (7, 1, "2026-01-01T00:00:00Z", 2026),
+            (7, 3, "2026-01-01T00:00:00Z", 2025),
+        ];
+        for (m, d, n, want) in cases {
+            assert_eq!(infer_year(*m, *d, 0, now(n)), *want, "{m}/{d} at {n}");
+        }
+    }
+
+    #[test]
+    fn variants() {
+        let opts = ParseOptions::default().with_clock(Clock::Fixed(now("2026-03-10T12:00:00Z")));
+        let cases: &[(&str, &str, usize, bool)] = &[
+            ("Mar  1 18:48:50 host", "2026-03-01T18:48:50Z", 15, false),
+            ("Mar 01 18:48:50 host", "2026-03-01T18:48:50Z", 15, false),
+            ("Mar 1 18:48:50 host", "2026-03-01T18:48:50Z", 14, false),
+            (
+                "*Mar  1 18:48:50.483 UTC: %SYS",
+                "2026-03-01T18:48:50.483Z",
+                25,
+                true,
+            ),
+            (".Mar  1 18:48:50: %SYS", "2026-03-01T18:48:50Z", 17, true),
+            (
+                "Jan 12 2011 06:30:00: %ASA",
+                "2011-01-12T06:30:00Z",
+                21,
+                true,
+            ),
+            (
+                "2019-02-13T21:53:30.605850+01:00 h",
+                "2019-02-13T20:53:30.60585Z",
+                32,
+                false,
+            ),
+            ("2019-02-13T21:53:30 h", "2019-02-13T21:53:30Z", 19, false),
+            ("Feb 29 00:00:00", "2028-02-29T00:00:00Z", 15, false),
+        ];
+        for (text, want, end, colon) in cases {
+            let opts = if text.starts_with("Feb 29") {
+                opts.clone()
+                    .with_clock(Clock::Fixed(now("2028-03-01T00:00:00Z")))
+            } else {
+                opts.clone()
+            };
+            let f = parse(text.as_bytes(), 0, &opts, &Now::new(&opts.clock))
+                .unwrap()
+                .unwrap();
+            assert_eq!((f.ts, f.end, f.colon), (now(want), *end, *colon), "{text}");
+        }
+        for not_ts in [
+            "pyapp: hi",
+            "Mayday",
+            "Mar x",
+            "Mar 123 x",
+            "12345",
+            "Jan 5 meeting",
+        ] {
+            assert_eq!(
+                parse(not_ts.as_bytes(), 0, &opts, &Now::new(&opts.clock)).unwrap(),
+                None,
+                "{not_ts}"
+            );
+        }
+        let bad: &[(&str, ParseErrorKind, usize)] = &[
+            ("Mar 32 00:00:00 h", ParseErrorKind::Timestamp, 4),
+            ("Mar  1 24:00:00 h", ParseErrorKind::Timestamp, 7),
+            ("Mar  1 10:00 h", ParseErrorKind::Timestamp, 12),
+            (
+                "Feb 29 10:00:00 h",
+                ParseErrorKind::TimestampDateNonexistent,
+                4,
+            ),
+            ("Mar  1 10:00:00x", ParseErrorKind::Timestamp, 15),
+        ];
+        for (text, kind, col) in bad {
+            let e = parse(text.as_bytes(), 0, &opts, &Now::new(&opts.clock)).unwrap_err();
+            assert_eq!((e.kind(), e.column()), (*kind, *col), "{text}");
+        }
+    }
+
+    #[test]
+    fn named_zone_applies_when_no_offset() {
+        let opts = ParseOptions::default()
+            .with_clock(Clock::Fixed(now("2020-01-20T00:00:00Z")))
+            .with_time_zone_name("Europe/Paris")
+            .unwrap();
+        let winter = parse(b"Jan  5 15:33:03 h", 0, &opts, &Now::new(&opts.clock))
+            .unwrap()
+            .unwrap();
+        assert_eq!(winter.ts, now("2020-01-05T14:33:03Z"));
+        let opts = opts.with_clock(Clock::Fixed(now("2020-07-01T00:00:00Z")));
+        let summer = parse(b"Jul  5 15:33:03 h", 0, &opts, &Now::new(&opts.clock))
+            .unwrap()
+            .unwrap();
+        assert_eq!(summer.ts, now("2020-07-05T13:33:03Z"));
+    }
+}

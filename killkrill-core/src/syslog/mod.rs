@@ -1,0 +1,237 @@
+//! Syslog parsing: RFC 5424 and RFC 3164/BSD, zero-copy over `&[u8]`.
+//!
+//! ```
+//! use killkrill_core::syslog::{ParseOptions, SyslogParser, Protocol};
+//! use killkrill_core::event::{Severity, Timestamp};
+//!
+//! let parser = SyslogParser::new(ParseOptions::default());
+//! let frame = br#"<165>1 2003-10-11T22:14:15.003Z web1 evntslog - ID47 [ex@32473 iut="3"] An event"#;
+//! let msg = parser.parse_lenient(frame);
+//! assert_eq!(msg.protocol, Protocol::Rfc5424);
+//! assert_eq!(msg.severity, Some(Severity::Notice));
+//! assert_eq!(msg.hostname, Some("web1"));
+//! assert_eq!(msg.structured_data.element("ex@32473").unwrap().param("iut").unwrap(), "3");
+//! assert_eq!(msg.message, Some(&b"An event"[..]));
+//!
+//! // Into the owned event model; the receive time is used only when the
+//! // message has no timestamp of its own.
+//! let record = msg.to_record(Timestamp::now());
+//! assert_eq!(record.host.as_deref(), Some("web1"));
+//! ```
+//!
+//! # Why it is built this way
+//!
+//! - **Framing is elsewhere.** A parser gets exactly one message; how bytes
+//!   on a TCP stream become messages is [`crate::framing`]'s job, so the same
+//!   parser serves UDP, TCP, TLS, files and embedders.
+//! - **Borrowed, not copied.** [`SyslogMessage`] points into the frame; the
+//!   structured data is validated but only unescaped when read. A receiver
+//!   that filters or counts messages never allocates; one that keeps them
+//!   calls [`SyslogMessage::to_record`] once.
+//! - **Lenient never loses, strict never guesses.** One grammar per format.
+//!   Strict mode rejects anything outside it with a [`ParseError`] that names
+//!   the column and what was expected. Lenient mode (the default) never
+//!   fails: a message it cannot parse is kept whole as the message, with the
+//!   header fields that were complete before the failure and
+//!   [`SyslogMessage::parse_error`] set. Lenient mode does not "repair"
+//!   messages by dropping the parts it does not understand.
+//! - **RFC 3164 is a family, not a grammar.** Its variants (no PRI, no
+//!   timestamp, RFC 3339 timestamps, Cisco sequence numbers, IPv6 hosts,
+//!   `tag[pid]:`) are recognised by shape; see `rfc3164.rs` and
+//!   `bsd_timestamp.rs` for the exact rules, and `docs/src/syslog.md`.
+//! - **Auto-detection** is the one the RFCs allow: `<PRI>1 ` starts RFC 5424,
+//!   anything else is RFC 3164.
+
+mod bsd_timestamp;
+mod byte_scan;
+mod error;
+mod format;
+mod key_value;
+mod message;
+mod msg_body;
+mod options;
+mod pri;
+mod rfc3164;
+mod rfc5424;
+mod structured_data;
+mod timestamp;
+mod to_record;
+
+pub use bsd_timestamp::infer_year;
+pub use error::{ParseError, ParseErrorKind};
+pub use format::format_rfc5424;
+pub use jiff::tz::TimeZone;
+pub use key_value::{KeyValue, KeyValues};
+pub use message::{Protocol, SyslogMessage};
+pub use msg_body::BOM;
+pub use options::{Clock, Format, Mode, ParseOptions, UnknownTimeZone, time_zone_by_name};
+pub use structured_data::{
+    MAX_SD_NAME, SdElementRef, SdElements, SdParamRef, SdParams, StructuredData,
+};
+pub use to_record::SEQUENCE_ATTRIBUTE;
+
+/// A configured syslog parser. Cheap to clone, `Send + Sync`, and stateless
+/// between messages, so one instance can serve every connection.
+#[derive(Debug, Clone)]
+pub struct SyslogParser {
+    options: ParseOptions,
+    now: bsd_timestamp::Now,
+}
+
+impl Default for SyslogParser {
+    fn default() -> Self {
+        SyslogParser::new(ParseOptions::default())
+    }
+}
+
+impl SyslogParser {
+    /// A parser with these options.
+    pub fn new(options: ParseOptions) -> Self {
+        let now = bsd_timestamp::Now::new(&options.clock);
+        SyslogParser { options, now }
+    }
+
+    /// The options in use.
+    pub fn options(&self) -> &ParseOptions {
+        &self.options
+    }
+
+    /// Parses one frame in the configured [`Mode`].
+    ///
+    /// # Errors
+    /// Only in [`Mode::Strict`]: the [`ParseError`] of the first byte that
+    /// does not fit the grammar. In lenient mode this always returns `Ok`.
+    pub fn parse<'a>(&self, frame: &'a [u8]) -> Result<SyslogMessage<'a>, ParseError> {
+        match self.options.mode {
+            Mode::Strict => self.parse_strict(frame),
+            Mode::Lenient => Ok(self.parse_lenient(frame)),
+        }
+    }
+
+    /// Parses one frame strictly, whatever the configured mode.
+    ///
+    /// # Errors
+    /// The [`ParseError`] of the first byte that does not fit the grammar.
+    pub fn parse_strict<'a>(&self, frame: &'a [u8]) -> Result<SyslogMessage<'a>, ParseError> {
+        let (protocol, pri_optional) = self.protocol(frame, 0, true);
+        let mut msg = SyslogMessage::empty(protocol);
+        self.parse_into(frame, 0, pri_optional, true, &mut msg)?;
+        Ok(msg)
+    }
+
+    /// Parses one frame leniently, whatever the configured mode: never
+    /// fails; see [`Mode::Lenient`].
+    pub fn parse_lenient<'a>(&self, frame: &'a [u8]) -> SyslogMessage<'a> {
+        let start = frame
+            .iter()
+            .position(|c| !c.is_ascii_whitespace())
+            .unwrap_or(frame.len());
+        let (protocol, pri_optional) = self.protocol(frame, start, false);
+        let mut msg = SyslogMessage::empty(protocol);
+        if let Err(e) = self.parse_into(frame, start, pri_optional, false, &mut msg) {
+            msg.keep_raw(frame, e);
+        }
+        msg
+    }
+
+    fn protocol(&self, frame: &[u8], start: usize, strict: bool) -> (Protocol, bool) {
+        match self.options.format {
+            Format::Rfc5424 => (Protocol::Rfc5424, false),
+            Format::Rfc3164 => (Protocol::Rfc3164, false),
+            Format::Auto => detect(frame, start, strict),
+        }
+    }
+
+    fn parse_into<'a>(
+        &self,
+        frame: &'a [u8],
+        start: usize,
+        pri_optional: bool,
+        strict: bool,
+        msg: &mut SyslogMessage<'a>,
+    ) -> Result<(), ParseError> {
+        match msg.protocol {
+            Protocol::Rfc5424 => rfc5424::parse(frame, start, pri_optional, &self.options, msg),
+            Protocol::Rfc3164 => {
+                rfc3164::parse(frame, start, strict, &self.options, &self.now, msg)
+            }
+        }
+    }
+}
+
+/// `<PRI>1 ` is RFC 5424; in lenient mode so is a PRI-less `1 ` followed by
+/// a timestamp or `-`. Everything else is RFC 3164.
+fn detect(b: &[u8], start: usize, strict: bool) -> (Protocol, bool) {
+    let rest = &b[start..];
+    if rest.first() == Some(&b'<') {
+        if let Some(gt) = rest.iter().take(5).position(|&c| c == b'>')
+            && rest.get(gt + 1..gt + 3) == Some(b"1 ")
+        {
+            return (Protocol::Rfc5424, false);
+        }
+        return (Protocol::Rfc3164, false);
+    }
+    if !strict && rest.starts_with(b"1 ") && matches!(rest.get(2), Some(b'0'..=b'9' | b'-')) {
+        return (Protocol::Rfc5424, true);
+    }
+    (Protocol::Rfc3164, false)
+}
+
+/// Parses one frame leniently with the default options (auto-detection,
+/// UTC for zone-less RFC 3164 timestamps, the system clock for their year).
+pub fn parse(frame: &[u8]) -> SyslogMessage<'_> {
+    SyslogParser::default().parse_lenient(frame)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detection() {
+        let cases: &[(&str, Protocol, bool)] = &[
+            ("<13>1 - - - - - -", Protocol::Rfc5424, false),
+            ("<13>Feb  5 17:32:18 h t: m", Protocol::Rfc3164, false),
+            ("<13>10 x", Protocol::Rfc3164, false),
+            (
+                "1 2020-05-22T14:59:09Z h a - - - m",
+                Protocol::Rfc5424,
+                true,
+            ),
+            ("1 apple", Protocol::Rfc3164, false),
+            ("hello", Protocol::Rfc3164, false),
+        ];
+        for (text, proto, no_pri) in cases {
+            assert_eq!(
+                detect(text.as_bytes(), 0, false),
+                (*proto, *no_pri),
+                "{text}"
+            );
+        }
+        assert_eq!(
+            detect(b"1 2020-05-22T14:59:09Z h", 0, true),
+            (Protocol::Rfc3164, false)
+        );
+    }
+
+    #[test]
+    fn lenient_keeps_the_frame_and_the_complete_header_fields() {
+        let frame = b"<29>1 2016-01-15T01:00:43Z hn S - - [meta escape=\"]\"] tail";
+        let msg = parse(frame);
+        assert_eq!(msg.message, Some(&frame[..]));
+        assert_eq!(msg.hostname, Some("hn"));
+        assert_eq!(msg.appname, Some("S"));
+        assert!(msg.structured_data.is_empty());
+        let e = msg.parse_error.unwrap();
+        assert_eq!((e.kind(), e.column()), (ParseErrorKind::SdParamEscape, 50));
+        let strict = SyslogParser::default().parse_strict(frame).unwrap_err();
+        assert_eq!(strict, e);
+    }
+
+    #[test]
+    fn parser_is_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<SyslogParser>();
+        check::<SyslogMessage<'static>>();
+    }
+}

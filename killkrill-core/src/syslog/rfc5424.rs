@@ -1,0 +1,215 @@
+//! RFC 5424: `<PRI>VERSION SP TIMESTAMP SP HOSTNAME SP APP-NAME SP PROCID SP
+//! MSGID SP STRUCTURED-DATA [SP MSG]`.
+//!
+//! One grammar, read left to right with byte scans; fields are stored into
+//! the message as soon as they are complete, so when the grammar fails the
+//! lenient caller still has every header field before the failure. Error
+//! columns follow go-syslog's (the first byte that cannot continue the
+//! grammar), which the conformance corpus checks.
+
+use super::byte_scan;
+use super::error::{ParseError, ParseErrorKind};
+use super::message::SyslogMessage;
+use super::msg_body::{check_compliant, strip_bom};
+use super::options::ParseOptions;
+use super::pri::{parse_pri, split_pri};
+use super::structured_data;
+use super::timestamp::{RFC5424, parse_rfc3339};
+
+/// Field length limits (RFC 5424 §6).
+const MAX_HOSTNAME: usize = 255;
+const MAX_APPNAME: usize = 48;
+const MAX_PROCID: usize = 128;
+const MAX_MSGID: usize = 32;
+
+/// Parses `b[pos..]` as RFC 5424 into `msg`. With `pri_optional`, a missing
+/// PRI is accepted (lenient auto-detection of `1 2020-...` lines).
+pub(crate) fn parse<'a>(
+    b: &'a [u8],
+    pos: usize,
+    pri_optional: bool,
+    opts: &ParseOptions,
+    msg: &mut SyslogMessage<'a>,
+) -> Result<(), ParseError> {
+    let mut i = pos;
+    if !(pri_optional && b.get(i) != Some(&b'<')) {
+        let (pri, next) = parse_pri(b, i)?;
+        (msg.facility, msg.severity) = split_pri(pri);
+        i = next;
+    }
+    i = version(b, i, msg)?;
+    i = timestamp(b, i, msg)?;
+    i = header_fields(b, i, msg)?;
+    // STRUCTURED-DATA
+    let sd_end = match b.get(i) {
+        Some(b'-') => i + 1,
+        Some(b'[') => {
+            let scan = structured_data::scan(b, i)?;
+            msg.structured_data = scan.data;
+            scan.end
+        }
+        _ => {
+            return Err(ParseError::new(
+                ParseErrorKind::StructuredData,
+                i,
+                "'-' or '[' to start STRUCTURED-DATA",
+            ));
+        }
+    };
+    match b.get(sd_end) {
+        None => Ok(()),
+        Some(b' ') => {
+            let body = &b[sd_end + 1..];
+            let (text, bom) = strip_bom(body);
+            if bom && opts.compliant_msg {
+                check_compliant(text, sd_end + 4)?;
+            }
+            msg.bom = bom;
+            msg.message = if text.is_empty() { None } else { Some(text) };
+            Ok(())
+        }
+        Some(_) => Err(ParseError::new(
+            ParseErrorKind::Parse,
+            sd_end,
+            "a space before MSG, or the end of the message",
+        )),
+    }
+}
+
+/// `NONZERO-DIGIT 0*2DIGIT SP`.
+fn version(b: &[u8], pos: usize, msg: &mut SyslogMessage<'_>) -> Result<usize, ParseError> {
+    let mut v = match b.get(pos) {
+        Some(c @ b'1'..=b'9') => u16::from(c - b'0'),
+        _ => {
+            return Err(ParseError::new(
+                ParseErrorKind::Version,
+                pos,
+                "a VERSION digit 1-9",
+            ));
+        }
+    };
+    let mut i = pos + 1;
+    while let Some(c @ b'0'..=b'9') = b.get(i) {
+        if i - pos == 3 {
+            msg.version = Some(v);
+            return Err(ParseError::new(
+                ParseErrorKind::Version,
+                i,
+                "a space after at most 3 VERSION digits",
+            ));
+        }
+        v = v * 10 + u16::from(c - b'0');
+        i += 1;
+    }
+    msg.version = Some(v);
+    sp(b, i)
+}
+
+/// Expects a space at `i` and returns the position after it.
+#[inline]
+fn sp(b: &[u8], i: usize) -> Result<usize, ParseError> {
+    if b.get(i) == Some(&b' ') {
+        Ok(i + 1)
+    } else {
+        Err(ParseError::new(ParseErrorKind::Parse, i, "a space"))
+    }
+}
+
+/// `NILVALUE / FULL-DATE "T" FULL-TIME` then SP.
+fn timestamp(b: &[u8], i: usize, msg: &mut SyslogMessage<'_>) -> Result<usize, ParseError> {
+    match b.get(i) {
+        Some(b'-') => sp(b, i + 1),
+        Some(b'0'..=b'9') => {
+            let p = parse_rfc3339(b, i, RFC5424)?;
+            let ts = p.with_offset(p.offset.unwrap_or(0)).ok_or(ParseError::new(
+                ParseErrorKind::Timestamp,
+                i,
+                "a time between 1678 and 2261",
+            ))?;
+            msg.timestamp = Some(ts);
+            sp(b, p.end)
+        }
+        _ => Err(ParseError::new(
+            ParseErrorKind::Timestamp,
+            i,
+            "a TIMESTAMP or '-'",
+        )),
+    }
+}
+
+#[inline]
+fn is_print(c: u8) -> bool {
+    (33..=126).contains(&c)
+}
+
+/// HOSTNAME, APP-NAME, PROCID and MSGID. They are located first and turned
+/// into text with one UTF-8 check over the four (printable US-ASCII always
+/// passes), which costs less than four checks.
+fn header_fields<'a>(
+    b: &'a [u8],
+    pos: usize,
+    msg: &mut SyslogMessage<'a>,
+) -> Result<usize, ParseError> {
+    const FIELDS: [(usize, ParseErrorKind); 4] = [
+        (MAX_HOSTNAME, ParseErrorKind::Hostname),
+        (MAX_APPNAME, ParseErrorKind::Appname),
+        (MAX_PROCID, ParseErrorKind::Procid),
+        (MAX_MSGID, ParseErrorKind::Msgid),
+    ];
+    let mut ends = [0usize; 4];
+    let mut i = pos;
+    for (k, (max, kind)) in FIELDS.into_iter().enumerate() {
+        match field(b, i, max, kind) {
+            Ok(end) => {
+                ends[k] = end;
+                i = end + 1;
+            }
+            Err(e) => {
+                set_fields(b, pos, &ends[..k], msg);
+                return Err(e);
+            }
+        }
+    }
+    set_fields(b, pos, &ends, msg);
+    Ok(i)
+}
+
+/// Stores the fields that end at `ends` (each followed by one space).
+fn set_fields<'a>(b: &'a [u8], pos: usize, ends: &[usize], msg: &mut SyslogMessage<'a>) {
+    let Some(&last) = ends.last() else {
+        return;
+    };
+    // Validated printable US-ASCII, so this cannot fail.
+    let Ok(text) = std::str::from_utf8(&b[pos..last]) else {
+        return;
+    };
+    let mut start = 0;
+    let mut values = [None; 4];
+    for (k, &end) in ends.iter().enumerate() {
+        let v = text.get(start..end - pos).filter(|v| *v != "-");
+        values[k] = v;
+        start = end - pos + 1;
+    }
+    [msg.hostname, msg.appname, msg.procid, msg.msgid] = values;
+}
+
+/// A header field of 1..=`max` printable US-ASCII bytes at `pos`, followed
+/// by a space; returns the position of that space.
+#[inline]
+fn field(b: &[u8], pos: usize, max: usize, kind: ParseErrorKind) -> Result<usize, ParseError> {
+    let lim = b.len().min(pos + max);
+    let i = byte_scan::print_end(b, pos, lim);
+    if i == pos {
+        return Err(ParseError::new(
+            kind,
+            pos,
+            "printable US-ASCII or '-' (the field is empty)",
+        ));
+    }
+    match b.get(i) {
+        Some(b' ') => Ok(i),
+        None => Err(ParseError::new(ParseErrorKind::Parse, i, "a space")),
+        Some(&c) if is_print(c) => Err(ParseError::new(kind, i, "a space: the field is too long")),
+        Some(_) => Err(ParseError::new(kind, i, "printable US-ASCII")),
+    }
+}

@@ -1,0 +1,709 @@
+//! RFC 5424 STRUCTURED-DATA: validated once, read without copying.
+//!
+//! Parsing a message only *validates* its SD-ELEMENTs (grammar, escapes,
+//! UTF-8, duplicate SD-IDs) and remembers the text they occupy. Reading them
+//! through [`StructuredData::elements`] walks that text again; the walk cannot
+//! fail, allocates nothing, and unescapes a value only when it contains a
+//! backslash ([`SdParamRef::value`] returns a `Cow`). Messages whose
+//! structured data nobody reads therefore pay only for the validation.
+
+use std::borrow::Cow;
+
+use super::byte_scan;
+use super::error::{ParseError, ParseErrorKind};
+use crate::event::SdElement;
+
+/// Longest SD-ID or PARAM-NAME (RFC 5424 §6.3.2, §6.3.3).
+pub const MAX_SD_NAME: usize = 32;
+
+/// The structured data of one message, borrowed from the input.
+///
+/// Empty when the message had `-` (or, for RFC 3164, none). Two values are
+/// equal when their text is.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StructuredData<'a> {
+    raw: &'a str,
+    index: SdIndex,
+}
+
+impl PartialEq for StructuredData<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.raw == other.raw
+    }
+}
+
+impl Eq for StructuredData<'_> {}
+
+/// Where the scan found each element's SD-ID end and closing `]`, and each
+/// parameter's `=` and closing quote, so reading the structured data needs
+/// no second scan. Holds the first [`INDEXED_ELEMENTS`] elements (with at
+/// most [`INDEXED_PARAMS`] parameters in all) of texts shorter than 64 KiB;
+/// anything beyond is found by scanning.
+#[derive(Debug, Clone, Copy, Default)]
+struct SdIndex {
+    /// Elements recorded.
+    len: u8,
+    /// `(id_end, close)` offsets into the text, per element.
+    marks: [(u16, u16); INDEXED_ELEMENTS],
+    /// `(first, count)` of each element's parameters in `params`.
+    runs: [(u8, u8); INDEXED_ELEMENTS],
+    /// `(eq, value_end)` offsets into the text, per parameter.
+    params: [(u16, u16); INDEXED_PARAMS],
+    /// Bit k: parameter k's value has an escape.
+    escaped: u16,
+}
+
+const INDEXED_ELEMENTS: usize = 4;
+const INDEXED_PARAMS: usize = 12;
+
+/// Where an indexed element's parameters are.
+#[derive(Debug, Clone, Copy)]
+struct ParamRun<'s> {
+    index: &'s SdIndex,
+    /// Offset of the SD-ID's end (where the first parameter's space is).
+    id_end: usize,
+    first: usize,
+    count: usize,
+}
+
+/// One SD-ELEMENT. Its text borrows from the message (`'a`); `'s` is the
+/// borrow of the [`StructuredData`] it came from.
+#[derive(Debug, Clone, Copy)]
+pub struct SdElementRef<'s, 'a> {
+    id: &'a str,
+    params: &'a str,
+    raw: &'a str,
+    run: Option<ParamRun<'s>>,
+}
+
+impl PartialEq for SdElementRef<'_, '_> {
+    fn eq(&self, other: &Self) -> bool {
+        (self.id, self.params) == (other.id, other.params)
+    }
+}
+
+impl Eq for SdElementRef<'_, '_> {}
+
+/// One SD-PARAM, borrowed; the value is still escaped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SdParamRef<'a> {
+    name: &'a str,
+    raw_value: &'a str,
+    escaped: bool,
+}
+
+/// Iterator over the elements of [`StructuredData`].
+#[derive(Debug, Clone)]
+pub struct SdElements<'s, 'a> {
+    data: &'s StructuredData<'a>,
+    pos: usize,
+    next_mark: usize,
+}
+
+/// Iterator over the parameters of an [`SdElementRef`].
+#[derive(Debug, Clone)]
+pub struct SdParams<'s, 'a> {
+    rest: &'a str,
+    raw: &'a str,
+    run: Option<ParamRun<'s>>,
+    next: usize,
+}
+
+impl<'a> StructuredData<'a> {
+    /// No structured data.
+    pub const EMPTY: StructuredData<'static> = StructuredData {
+        raw: "",
+        index: SdIndex {
+            len: 0,
+            marks: [(0, 0); INDEXED_ELEMENTS],
+            runs: [(0, 0); INDEXED_ELEMENTS],
+            params: [(0, 0); INDEXED_PARAMS],
+            escaped: 0,
+        },
+    };
+
+    /// Validates `text` as STRUCTURED-DATA (`-` or one or more `[...]`).
+    ///
+    /// # Errors
+    /// A [`ParseError`] with the column inside `text`.
+    pub fn parse(text: &'a str) -> Result<Self, ParseError> {
+        if text == "-" {
+            return Ok(StructuredData::EMPTY);
+        }
+        let b = text.as_bytes();
+        if b.first() != Some(&b'[') {
+            return Err(ParseError::new(
+                ParseErrorKind::StructuredData,
+                0,
+                "'-' or '[' to start STRUCTURED-DATA",
+            ));
+        }
+        let scan = scan(b, 0)?;
+        if scan.end != b.len() {
+            return Err(ParseError::new(
+                ParseErrorKind::Parse,
+                scan.end,
+                "'[' or the end of STRUCTURED-DATA",
+            ));
+        }
+        Ok(scan.data)
+    }
+
+    /// True when there are no elements.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.raw.is_empty()
+    }
+
+    /// The elements as written (escapes intact), `""` when empty.
+    #[inline]
+    pub fn as_str(&self) -> &'a str {
+        self.raw
+    }
+
+    /// The elements, in order.
+    #[inline]
+    pub fn elements(&self) -> SdElements<'_, 'a> {
+        SdElements {
+            data: self,
+            pos: 0,
+            next_mark: 0,
+        }
+    }
+
+    /// The first element with SD-ID `id`.
+    pub fn element(&self, id: &str) -> Option<SdElementRef<'_, 'a>> {
+        self.elements().find(|e| e.id == id)
+    }
+
+    /// Owned, unescaped copies of the elements (for [`LogRecord`](crate::event::LogRecord)).
+    pub fn to_elements(&self) -> Vec<SdElement> {
+        self.elements()
+            .map(|e| SdElement {
+                id: e.id.to_owned(),
+                params: e
+                    .params()
+                    .map(|p| (p.name.to_owned(), p.value().into_owned()))
+                    .collect(),
+            })
+            .collect()
+    }
+}
+
+impl<'s, 'a> SdElementRef<'s, 'a> {
+    /// The SD-ID.
+    #[inline]
+    pub fn id(&self) -> &'a str {
+        self.id
+    }
+
+    /// The parameters, in order (a name may repeat).
+    #[inline]
+    pub fn params(&self) -> SdParams<'s, 'a> {
+        SdParams {
+            rest: self.params,
+            raw: self.raw,
+            run: self.run,
+            next: 0,
+        }
+    }
+
+    /// The unescaped value of the first parameter called `name`.
+    pub fn param(&self, name: &str) -> Option<Cow<'a, str>> {
+        self.params().find(|p| p.name == name).map(|p| p.value())
+    }
+}
+
+impl<'a> SdParamRef<'a> {
+    /// The PARAM-NAME.
+    #[inline]
+    pub fn name(&self) -> &'a str {
+        self.name
+    }
+
+    /// The value as written, with `\"`, `\\` and `\]` still escaped.
+    #[inline]
+    pub fn raw_value(&self) -> &'a str {
+        self.raw_value
+    }
+
+    /// The unescaped value; borrowed unless it contained an escape.
+    #[inline]
+    pub fn value(&self) -> Cow<'a, str> {
+        if !self.escaped {
+            return Cow::Borrowed(self.raw_value);
+        }
+        let mut out = String::with_capacity(self.raw_value.len());
+        let mut chars = self.raw_value.chars();
+        while let Some(c) = chars.next() {
+            if c == '\\' {
+                // Validation allowed only `\"`, `\\` and `\]`.
+                if let Some(next) = chars.next() {
+                    out.push(next);
+                }
+            } else {
+                out.push(c);
+            }
+        }
+        Cow::Owned(out)
+    }
+}
+
+impl<'s, 'a> Iterator for SdElements<'s, 'a> {
+    type Item = SdElementRef<'s, 'a>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        let data: &'s StructuredData<'a> = self.data;
+        let raw = data.raw;
+        let mut run = None;
+        let (id_end, close) = if self.next_mark < usize::from(data.index.len) {
+            let index = &data.index;
+            let (id_end, close) = index.marks[self.next_mark];
+            let (first, count) = index.runs[self.next_mark];
+            run = Some(ParamRun {
+                index,
+                id_end: usize::from(id_end),
+                first: usize::from(first),
+                count: usize::from(count),
+            });
+            self.next_mark += 1;
+            (usize::from(id_end), usize::from(close))
+        } else {
+            // Past the index: walk the validated text `[ID( NAME="VALUE")*]`.
+            let b = raw.as_bytes();
+            if b.get(self.pos) != Some(&b'[') {
+                return None;
+            }
+            let mut i = byte_scan::sd_name_end(b, self.pos + 1, b.len());
+            let id_end = i;
+            while b.get(i) == Some(&b' ') {
+                i = byte_scan::byte_end(b, i, b.len(), b'"');
+                let (close, _) = closing_quote(b, i + 1)?;
+                i = close + 1;
+            }
+            (id_end, i)
+        };
+        let el = SdElementRef {
+            id: raw.get(self.pos + 1..id_end)?,
+            params: raw.get(id_end..close)?,
+            raw,
+            run,
+        };
+        self.pos = close + 1;
+        Some(el)
+    }
+}
+
+impl<'s, 'a> Iterator for SdParams<'s, 'a> {
+    type Item = SdParamRef<'a>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some(run) = &self.run {
+            if self.next >= run.count {
+                return None;
+            }
+            // The name starts after the space that follows the SD-ID or the
+            // previous value's closing quote.
+            let k = run.first + self.next;
+            let (eq, end) = run.index.params[k];
+            let (eq, end) = (usize::from(eq), usize::from(end));
+            let name_start = 1 + if self.next == 0 {
+                run.id_end
+            } else {
+                usize::from(run.index.params[k - 1].1) + 1
+            };
+            let p = SdParamRef {
+                name: self.raw.get(name_start..eq)?,
+                raw_value: self.raw.get(eq + 2..end)?,
+                escaped: run.index.escaped >> k & 1 == 1,
+            };
+            self.next += 1;
+            return Some(p);
+        }
+        // Validated text: `( NAME="VALUE")*`.
+        let b = self.rest.as_bytes();
+        if b.first() != Some(&b' ') {
+            return None;
+        }
+        let eq = byte_scan::byte_end(b, 1, b.len(), b'=');
+        let value_start = eq + 2;
+        let (value_end, escaped) = closing_quote(b, value_start)?;
+        let p = SdParamRef {
+            name: self.rest.get(1..eq)?,
+            raw_value: self.rest.get(value_start..value_end)?,
+            escaped,
+        };
+        self.rest = self.rest.get(value_end + 1..)?;
+        Some(p)
+    }
+}
+
+/// Position of the first unescaped `"` at or after `i` in validated text,
+/// and whether a backslash came before it.
+#[inline]
+fn closing_quote(b: &[u8], mut i: usize) -> Option<(usize, bool)> {
+    let mut escaped = false;
+    loop {
+        i = byte_scan::quote_or_backslash(b, i);
+        match *b.get(i)? {
+            b'"' => return Some((i, escaped)),
+            _ => {
+                escaped = true;
+                i += 2;
+            }
+        }
+    }
+}
+
+/// What [`scan`] found.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Scan<'a> {
+    /// The elements, indexed.
+    pub data: StructuredData<'a>,
+    /// Position after the last `]`.
+    pub end: usize,
+    /// Every element had at least one parameter.
+    pub all_have_params: bool,
+}
+
+#[inline]
+fn is_sd_name(c: u8) -> bool {
+    (33..=126).contains(&c) && c != b'=' && c != b']' && c != b'"'
+}
+
+/// Reads an SD-NAME at `start` and returns the position after it.
+#[inline]
+fn name(b: &[u8], start: usize, kind: ParseErrorKind) -> Result<usize, ParseError> {
+    let lim = b.len().min(start + MAX_SD_NAME);
+    let i = byte_scan::sd_name_end(b, start, lim);
+    if i == start {
+        return Err(ParseError::new(
+            kind,
+            start,
+            "a name of printable US-ASCII other than '=', ']', '\"' and space",
+        ));
+    }
+    if i == start + MAX_SD_NAME && b.get(i).is_some_and(|&c| is_sd_name(c)) {
+        return Err(ParseError::new(kind, i, "at most 32 characters in a name"));
+    }
+    Ok(i)
+}
+
+/// SD-IDs seen so far in one message, for the duplicate check. The first
+/// few live on the stack; only a pathological message spills to the heap.
+struct IdSet<'a> {
+    inline: [&'a [u8]; 8],
+    len: usize,
+    spill: Vec<&'a [u8]>,
+}
+
+impl<'a> IdSet<'a> {
+    fn new() -> Self {
+        IdSet {
+            inline: [&[]; 8],
+            len: 0,
+            spill: Vec::new(),
+        }
+    }
+
+    fn insert(&mut self, id: &'a [u8]) -> bool {
+        let n = self.len.min(self.inline.len());
+        if self.inline[..n].contains(&id) || self.spill.contains(&id) {
+            return false;
+        }
+        if self.len < self.inline.len() {
+            self.inline[self.len] = id;
+        } else {
+            self.spill.push(id);
+        }
+        self.len += 1;
+        true
+    }
+}
+
+/// Validates SD-ELEMENTs starting at `b[pos] == '['` and returns where they
+/// end. Checks the grammar, the escapes, duplicate SD-IDs and that the
+/// whole text is UTF-8.
+pub(crate) fn scan(b: &[u8], pos: usize) -> Result<Scan<'_>, ParseError> {
+    use ParseErrorKind::{SdId, SdIdDuplicate, SdParam, SdParamEscape};
+    let sd_kind = ParseErrorKind::StructuredData;
+    let mut i = pos;
+    let mut ids = IdSet::new();
+    let mut all_have_params = true;
+    let mut index = SdIndex::default();
+    let mut indexed = 0u8;
+    let mut indexing = true;
+    let mut n_params = 0usize;
+    while b.get(i) == Some(&b'[') {
+        let id_start = i + 1;
+        i = name(b, id_start, SdId)?;
+        match b.get(i) {
+            Some(b' ' | b']') => {}
+            None => return Err(ParseError::new(sd_kind, i, "']' to close the element")),
+            Some(_) => {
+                return Err(ParseError::new(
+                    SdId,
+                    i,
+                    "an SD-ID of printable US-ASCII other than '=', ']', '\"' and space",
+                ));
+            }
+        }
+        let id_end = i;
+        if !ids.insert(&b[id_start..i]) {
+            return Err(ParseError::new(
+                SdIdDuplicate,
+                i,
+                "an SD-ID not already used in this message",
+            ));
+        }
+        let mut params = 0usize;
+        let first = n_params;
+        loop {
+            match b.get(i) {
+                Some(b']') => {
+                    // Offsets into the text; only used when it is < 64 KiB.
+                    if indexing
+                        && usize::from(indexed) < INDEXED_ELEMENTS
+                        && n_params <= INDEXED_PARAMS
+                    {
+                        let k = usize::from(indexed);
+                        index.marks[k] = ((id_end - pos) as u16, (i - pos) as u16);
+                        index.runs[k] = (first as u8, (n_params - first) as u8);
+                        indexed += 1;
+                    } else {
+                        indexing = false;
+                    }
+                    i += 1;
+                    break;
+                }
+                Some(b' ') => {
+                    i = name(b, i + 1, SdParam)?;
+                    if b.get(i) != Some(&b'=') {
+                        return Err(ParseError::new(SdParam, i, "'=' after the parameter name"));
+                    }
+                    let eq = i;
+                    let mut escaped = false;
+                    i += 1;
+                    if b.get(i) != Some(&b'"') {
+                        return Err(ParseError::new(SdParam, i, "'\"' to open the value"));
+                    }
+                    i += 1;
+                    loop {
+                        let j = byte_scan::value_stop(b, i);
+                        if j == b.len() {
+                            return Err(ParseError::new(
+                                SdParam,
+                                b.len(),
+                                "'\"' to close the value",
+                            ));
+                        }
+                        match b[j] {
+                            b'"' => {
+                                i = j + 1;
+                                break;
+                            }
+                            b'\\' => match b.get(j + 1) {
+                                Some(b'"' | b'\\' | b']') => {
+                                    escaped = true;
+                                    i = j + 2;
+                                }
+                                None => {
+                                    return Err(ParseError::new(
+                                        SdParam,
+                                        j + 1,
+                                        "'\"' to close the value",
+                                    ));
+                                }
+                                Some(_) => {
+                                    return Err(ParseError::new(
+                                        SdParamEscape,
+                                        j + 1,
+                                        "'\"', '\\' or ']' after a backslash",
+                                    ));
+                                }
+                            },
+                            _ => {
+                                return Err(ParseError::new(
+                                    SdParamEscape,
+                                    j,
+                                    "']' escaped as '\\]' inside a value",
+                                ));
+                            }
+                        }
+                    }
+                    if indexing && n_params < INDEXED_PARAMS {
+                        index.params[n_params] = ((eq - pos) as u16, (i - 1 - pos) as u16);
+                        index.escaped |= u16::from(escaped) << n_params;
+                    }
+                    n_params += 1;
+                    params += 1;
+                    match b.get(i) {
+                        Some(b' ' | b']') => {}
+                        None => {
+                            return Err(ParseError::new(sd_kind, i, "']' to close the element"));
+                        }
+                        Some(_) => {
+                            return Err(ParseError::new(
+                                SdParam,
+                                i,
+                                "a space or ']' after the value",
+                            ));
+                        }
+                    }
+                }
+                None => {
+                    return Err(ParseError::new(sd_kind, i, "']' to close the element"));
+                }
+                Some(_) => {
+                    return Err(ParseError::new(SdParam, i, "a space or ']'"));
+                }
+            }
+        }
+        all_have_params &= params > 0;
+    }
+    let text = match std::str::from_utf8(&b[pos..i]) {
+        Ok(text) => text,
+        Err(e) => {
+            return Err(ParseError::new(
+                SdParam,
+                pos + e.valid_up_to(),
+                "valid UTF-8 in the value",
+            ));
+        }
+    };
+    index.len = if text.len() <= usize::from(u16::MAX) {
+        indexed
+    } else {
+        0
+    };
+    Ok(Scan {
+        data: self::StructuredData { raw: text, index },
+        end: i,
+        all_have_params,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn elements_and_params_in_order() {
+        let sd = StructuredData::parse(
+            r#"[exampleSDID@32473 iut="3" eventSource="App" eventID="1011"][examplePriority@32473 class="high"][e]"#,
+        )
+        .unwrap();
+        let got: Vec<(String, Vec<(String, String)>)> = sd
+            .elements()
+            .map(|e| {
+                (
+                    e.id().to_owned(),
+                    e.params()
+                        .map(|p| (p.name().to_owned(), p.value().into_owned()))
+                        .collect(),
+                )
+            })
+            .collect();
+        let want = vec![
+            (
+                "exampleSDID@32473".to_owned(),
+                vec![
+                    ("iut".to_owned(), "3".to_owned()),
+                    ("eventSource".to_owned(), "App".to_owned()),
+                    ("eventID".to_owned(), "1011".to_owned()),
+                ],
+            ),
+            (
+                "examplePriority@32473".to_owned(),
+                vec![("class".to_owned(), "high".to_owned())],
+            ),
+            ("e".to_owned(), vec![]),
+        ];
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn escapes_are_removed_only_when_present() {
+        let sd = StructuredData::parse(r#"[m a="plain" b="q\"uo\\te\]" c="" d="κόσμε"]"#).unwrap();
+        let e = sd.element("m").unwrap();
+        assert!(matches!(e.param("a"), Some(Cow::Borrowed("plain"))));
+        assert_eq!(e.param("b").unwrap(), "q\"uo\\te]");
+        assert!(matches!(e.param("b"), Some(Cow::Owned(_))));
+        assert_eq!(e.param("c").unwrap(), "");
+        assert_eq!(e.param("d").unwrap(), "κόσμε");
+        assert_eq!(e.param("zz"), None);
+    }
+
+    #[test]
+    fn errors() {
+        use ParseErrorKind::{Parse, SdId, SdIdDuplicate, SdParam, SdParamEscape};
+        let sd_kind = ParseErrorKind::StructuredData;
+        let cases: &[(&str, ParseErrorKind, usize)] = &[
+            ("x", sd_kind, 0),
+            ("[]", SdId, 1),
+            ("[ ]", SdId, 1),
+            ("[a=b]", SdId, 2),
+            ("[a][a]", SdIdDuplicate, 5),
+            ("[a b]", SdParam, 4),
+            ("[a b=c]", SdParam, 5),
+            (r#"[a b="c"d]"#, SdParam, 8),
+            (r#"[a b="]"]"#, SdParamEscape, 6),
+            (r#"[a b="\n"]"#, SdParamEscape, 7),
+            (r#"[a b="c""#, sd_kind, 8),
+            (r#"[a b="c"]x"#, Parse, 9),
+            ("[abcdefghijklmnopqrstuvwxyzABCDEFG]", SdId, 33),
+        ];
+        for (text, kind, col) in cases {
+            let e = StructuredData::parse(text).unwrap_err();
+            assert_eq!((e.kind(), e.column()), (*kind, *col), "{text}");
+        }
+        assert!(StructuredData::parse("-").unwrap().is_empty());
+    }
+
+    #[test]
+    fn index_and_scan_read_the_same() {
+        let nine: String = (0..9).map(|i| format!(" p{i}=\"v{i}\"")).collect();
+        let texts = [
+            r#"[a x="1" y="2\"q"][b][c z="\]\\"]"#.to_owned(),
+            (0..7)
+                .map(|i| format!("[e{i} k=\"{i}\" l=\"x\"]"))
+                .collect(),
+            format!("[big{nine}][after m=\"1\"]"),
+            format!("[x a=\"1\"][big{nine}][after m=\"1\"]"),
+        ];
+        for text in &texts {
+            let indexed = StructuredData::parse(text).unwrap();
+            let scanned = StructuredData {
+                raw: indexed.raw,
+                index: SdIndex::default(),
+            };
+            type Read = Vec<(String, Vec<(String, String, bool)>)>;
+            let read = |sd: &StructuredData<'_>| -> Read {
+                sd.elements()
+                    .map(|e| {
+                        let ps = e
+                            .params()
+                            .map(|p| (p.name().to_owned(), p.value().into_owned(), p.escaped))
+                            .collect();
+                        (e.id().to_owned(), ps)
+                    })
+                    .collect()
+            };
+            assert_eq!(read(&indexed), read(&scanned), "{text}");
+            assert!(indexed.index.len > 0, "{text}");
+        }
+    }
+
+    #[test]
+    fn many_elements_spill_the_duplicate_set() {
+        let text: String = (0..20).map(|i| format!("[id{i}]")).collect();
+        assert_eq!(StructuredData::parse(&text).unwrap().elements().count(), 20);
+        let dup = format!("{text}[id15]");
+        assert_eq!(
+            StructuredData::parse(&dup).unwrap_err().kind(),
+            ParseErrorKind::SdIdDuplicate
+        );
+    }
+}
