@@ -85,7 +85,7 @@ fn sample(
     FamilySample {
         sample: MetricSample {
             tenant: None,
-            name,
+            name: name.into(),
             labels: Labels::from_pairs(pairs),
             value,
             timestamp: ts,

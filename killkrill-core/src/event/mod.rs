@@ -18,7 +18,7 @@ pub use facility::{Facility, UnknownFacility};
 pub use fields::{FieldValue, SdElement, format_float};
 pub use id::{EventId, EventIdGenerator, InvalidEventId};
 pub use log::LogRecord;
-pub use metric::{Exemplar, Label, Labels, MetricMetadata, MetricSample, MetricType};
+pub use metric::{Exemplar, Label, Labels, MetricMetadata, MetricSample, MetricText, MetricType};
 pub use severity::{Severity, UnknownSeverity};
 pub use tenant::{InvalidTenant, Tenant};
 pub use timestamp::{

@@ -73,12 +73,12 @@ fn check_names(f: &MetricFamily) -> Result<(), EncodeError> {
     for s in &f.samples {
         let name = &s.sample.name;
         if !is_valid_metric_name(name) {
-            return Err(EncodeError::InvalidMetricName(name.clone()));
+            return Err(EncodeError::InvalidMetricName(name.to_string()));
         }
         let exemplar_labels = s.exemplar.iter().flat_map(|e| e.labels.iter());
         for l in s.sample.labels.iter().chain(exemplar_labels) {
             if !is_valid_label_name(&l.name) || l.name == "__name__" {
-                return Err(EncodeError::InvalidLabelName(l.name.clone(), name.clone()));
+                return Err(EncodeError::InvalidLabelName(l.name.to_string(), name.to_string()));
             }
         }
     }
@@ -149,13 +149,13 @@ fn text_family(f: &MetricFamily, out: &mut String) -> Result<(), EncodeError> {
         for s in samples {
             let m = &s.sample;
             if s.exemplar.is_some() {
-                return Err(EncodeError::ExemplarInText(m.name.clone()));
+                return Err(EncodeError::ExemplarInText(m.name.to_string()));
             }
             series(out, &m.name, &m.labels, m.value);
             if let Some(t) = m.timestamp {
                 let ns = t.as_nanos();
                 if ns % 1_000_000 != 0 {
-                    return Err(EncodeError::SubMillisecondTimestamp(m.name.clone()));
+                    return Err(EncodeError::SubMillisecondTimestamp(m.name.to_string()));
                 }
                 write!(out, " {}", ns / 1_000_000).expect("writing to a String cannot fail");
             }

@@ -11,7 +11,7 @@ use std::fmt;
 use super::error::{ErrorKind, Found};
 use super::escape::{scan_quoted, unescape};
 use super::lexer::{is_blank, is_label_char, is_label_start, skip_blank};
-use crate::event::{Label, Labels};
+use crate::event::{Label, Labels, MetricText};
 
 /// The labels of one sample or exemplar, borrowed from the input.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -64,8 +64,8 @@ impl<'a> LabelSet<'a> {
         for (name, value) in self.iter() {
             if !value.is_empty() {
                 v.push(Label {
-                    name: name.to_owned(),
-                    value: value.into_owned(),
+                    name: MetricText::from(name),
+                    value: MetricText::from(value.as_ref()),
                 });
             }
         }

@@ -6,7 +6,7 @@
 
 use super::error::{ErrorKind, ParseError};
 use super::labels::LabelSet;
-use crate::event::{Exemplar, MetricSample, MetricType, Timestamp};
+use crate::event::{Exemplar, MetricSample, MetricText, MetricType, Timestamp};
 
 /// One sample line, borrowed from the input.
 #[derive(Debug, Clone, PartialEq)]
@@ -86,7 +86,7 @@ impl<'a> Sample<'a> {
     pub fn to_metric_sample(&self) -> Result<MetricSample, ParseError> {
         Ok(MetricSample {
             tenant: None,
-            name: self.name.to_owned(),
+            name: MetricText::from(self.name),
             labels: self.labels.to_labels(),
             value: self.value,
             timestamp: self.timestamp()?,

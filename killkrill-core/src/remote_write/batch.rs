@@ -1,6 +1,8 @@
 //! The result of decoding one request: samples, exemplars, metadata and a report.
 
-use crate::event::{Exemplar, Labels, MetricMetadata, MetricSample, MetricType, Timestamp};
+use crate::event::{
+    Exemplar, Labels, MetricMetadata, MetricSample, MetricText, MetricType, Timestamp,
+};
 
 use super::error::{RemoteWriteError, SeriesProblem};
 use super::histogram::NativeHistogram;
@@ -111,7 +113,7 @@ impl BatchBuilder {
     /// One float sample; the last sample of a series may take the name and labels.
     pub fn sample(
         &mut self,
-        name: String,
+        name: MetricText,
         labels: Labels,
         kind: MetricType,
         value: f64,
@@ -152,7 +154,7 @@ impl BatchBuilder {
         let mut push = |suffix: &str, labels: Labels, value: f64| {
             self.batch.samples.push(MetricSample {
                 tenant: None,
-                name: format!("{name}{suffix}"),
+                name: compact_str::format_compact!("{name}{suffix}"),
                 labels,
                 value,
                 timestamp: Some(ts),

@@ -5,7 +5,7 @@
 //! label (as Prometheus's own receiver does), and an empty value means "no label",
 //! as everywhere in Prometheus.
 
-use crate::event::{Label, Labels};
+use crate::event::{Label, Labels, MetricText};
 
 use super::error::SeriesProblem;
 
@@ -18,7 +18,7 @@ use super::error::SeriesProblem;
 pub(super) fn split_name(
     mut labels: Vec<Label>,
     max_labels: usize,
-) -> Result<(String, Labels), SeriesProblem> {
+) -> Result<(MetricText, Labels), SeriesProblem> {
     if labels.len() > max_labels {
         return Err(SeriesProblem::TooManyLabels {
             count: labels.len(),
@@ -32,7 +32,7 @@ pub(super) fn split_name(
         labels.sort_unstable_by(|a, b| a.name.cmp(&b.name));
     }
     if let Some(w) = labels.windows(2).find(|w| w[0].name == w[1].name) {
-        return Err(SeriesProblem::DuplicateLabel(w[0].name.clone()));
+        return Err(SeriesProblem::DuplicateLabel(w[0].name.to_string()));
     }
     let name = match labels.binary_search_by(|l| l.name.as_str().cmp("__name__")) {
         Ok(i) => labels.remove(i).value,
@@ -49,7 +49,7 @@ pub(super) fn split_name(
 pub(super) fn exemplar_labels(mut labels: Vec<Label>) -> Result<Labels, SeriesProblem> {
     labels.sort_unstable_by(|a, b| a.name.cmp(&b.name));
     if let Some(w) = labels.windows(2).find(|w| w[0].name == w[1].name) {
-        return Err(SeriesProblem::DuplicateLabel(w[0].name.clone()));
+        return Err(SeriesProblem::DuplicateLabel(w[0].name.to_string()));
     }
     labels.retain(|l| !l.value.is_empty() && l.name != "__name__");
     Ok(Labels::from_sorted(labels))
@@ -101,7 +101,7 @@ mod tests {
         ];
         for (input, want) in cases {
             let got =
-                split_name(l(input), 3).map(|(n, ls)| (n, serde_json::to_string(&ls).unwrap()));
+                split_name(l(input), 3).map(|(n, ls)| (n.to_string(), serde_json::to_string(&ls).unwrap()));
             let want = want.clone().map(|(n, j)| (n.to_owned(), j.to_owned()));
             assert_eq!(got, want, "{input:?}");
         }

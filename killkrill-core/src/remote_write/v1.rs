@@ -145,8 +145,8 @@ pub(super) fn add_series(
             .labels
             .iter()
             .map(|l| Label {
-                name: l.name.clone(),
-                value: l.value.clone(),
+                name: l.name.as_str().into(),
+                value: l.value.as_str().into(),
             })
             .collect();
         let exemplar = Exemplar {
@@ -200,8 +200,8 @@ pub(super) fn convert(
             .labels
             .into_iter()
             .map(|l| Label {
-                name: l.name,
-                value: l.value,
+                name: l.name.into(),
+                value: l.value.into(),
             })
             .collect();
         let samples: Vec<(f64, i64)> = ts.samples.iter().map(|s| (s.value, s.timestamp)).collect();

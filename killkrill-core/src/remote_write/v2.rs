@@ -62,8 +62,8 @@ fn resolve_labels(
         .enumerate()
         .map(|(i, pair)| {
             Ok(Label {
-                name: symbol(symbols, pair[0], || format!("{field}[{}]", 2 * i))?.to_owned(),
-                value: symbol(symbols, pair[1], || format!("{field}[{}]", 2 * i + 1))?.to_owned(),
+                name: symbol(symbols, pair[0], || format!("{field}[{}]", 2 * i))?.into(),
+                value: symbol(symbols, pair[1], || format!("{field}[{}]", 2 * i + 1))?.into(),
             })
         })
         .collect()

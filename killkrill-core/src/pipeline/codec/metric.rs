@@ -7,7 +7,9 @@
 
 use super::CodecError;
 use super::wire::{Reader, Writer};
-use crate::event::{Label, Labels, MetricMetadata, MetricSample, MetricType, Tenant, Timestamp};
+use crate::event::{
+    Label, Labels, MetricMetadata, MetricSample, MetricText, MetricType, Tenant, Timestamp,
+};
 
 const TENANT_MASK: u8 = 3; // 0 none, 1 batch's, 2 explicit
 const HAS_TIMESTAMP: u8 = 1 << 2;
@@ -84,13 +86,13 @@ pub(super) fn decode(
         return Err(rd.invalid(at, "metric sample flags"));
     }
     let kind = decode_type(rd)?;
-    let name = rd.string("metric name")?;
+    let name = MetricText::from(rd.str("metric name")?);
     let n = rd.count(2, "label count")?;
     let mut labels: Vec<Label> = Vec::with_capacity(n);
     for _ in 0..n {
         let l_at = rd.pos();
-        let name = rd.string("label name")?;
-        let value = rd.string("label value")?;
+        let name = MetricText::from(rd.str("label name")?);
+        let value = MetricText::from(rd.str("label value")?);
         if labels.last().is_some_and(|prev| prev.name >= name) {
             return Err(rd.invalid(l_at, "label order (names must be sorted and unique)"));
         }

@@ -321,7 +321,7 @@ prop_compose! {
     ) -> MetricSample {
         MetricSample {
             tenant: match tenant_mode { 0 => None, 1 => Some(batch_tenant.clone()), _ => Some(other) },
-            name,
+            name: name.into(),
             labels: Labels::from_pairs(labels),
             value: f64::from_bits(value),
             timestamp: ts.map(Timestamp::from_nanos),

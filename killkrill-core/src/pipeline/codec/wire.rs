@@ -213,12 +213,15 @@ impl<'a> Reader<'a> {
 
     #[inline]
     pub(super) fn string(&mut self, what: &'static str) -> Result<String, CodecError> {
+        self.str(what).map(str::to_owned)
+    }
+
+    /// A length-prefixed UTF-8 string, borrowed from the input.
+    #[inline]
+    pub(super) fn str(&mut self, what: &'static str) -> Result<&'a str, CodecError> {
         let at = self.pos;
         let b = self.bytes(what)?;
-        match std::str::from_utf8(b) {
-            Ok(s) => Ok(s.to_owned()),
-            Err(_) => Err(self.invalid(at, what)),
-        }
+        std::str::from_utf8(b).map_err(|_| self.invalid(at, what))
     }
 
     #[inline]
