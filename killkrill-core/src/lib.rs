@@ -11,8 +11,11 @@
 //! those stop at the crate that owns them.
 //!
 //! Modules:
+//! - [`aggregate`]: exact windowed aggregation of metric samples into
+//!   mergeable rollups (count/sum/min/max/first/last/increase, DDSketch).
 //! - [`event`]: the event model (log records, metric samples, timestamps,
 //!   severities, facilities, tenants, ids) and the canonical JSON form.
 #![deny(missing_docs)]
 
+pub mod aggregate;
 pub mod event;
