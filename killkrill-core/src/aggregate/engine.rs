@@ -196,6 +196,12 @@ impl Aggregator {
                 expiry = expiry.max(r.window_end(starts[i]).as_nanos());
             }
         }
+        // Event time advances the tenant's high-water mark whatever happens
+        // to the sample (a rejection must not stall the closing of windows).
+        let hw = &mut self.tenants[ti].high_water;
+        if hw.is_none_or(|h| ts > h) {
+            *hw = Some(ts);
+        }
         let aggregate_late = !late.is_empty() && self.settings.late == LatePolicy::Aggregate;
         if !on_time.is_empty() || aggregate_late {
             self.aggregate_into(
@@ -232,10 +238,6 @@ impl Aggregator {
                 }
                 LatePolicy::Aggregate => self.counters.late_aggregated += 1,
             }
-        }
-        let hw = &mut self.tenants[ti].high_water;
-        if hw.is_none_or(|h| ts > h) {
-            *hw = Some(ts);
         }
         Ok(())
     }
