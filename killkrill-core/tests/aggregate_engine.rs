@@ -11,7 +11,10 @@ use killkrill_core::aggregate::{
 use killkrill_core::event::{Labels, MetricSample, Tenant, Timestamp};
 
 fn engine(json: serde_json::Value) -> Aggregator {
-    serde_json::from_value::<AggregateConfig>(json).unwrap().build().unwrap()
+    serde_json::from_value::<AggregateConfig>(json)
+        .unwrap()
+        .build()
+        .unwrap()
 }
 
 fn s(tenant: &str, name: &str, label: &str, secs: i64, v: f64) -> MetricSample {
@@ -64,10 +67,16 @@ fn lateness_routing_table() {
             LatePolicy::Drop => assert_eq!(c.late_dropped, u64::from(is_late), "{what}"),
             LatePolicy::Output => {
                 assert_eq!(c.late_output, u64::from(is_late), "{what}");
-                let got: Vec<(usize, Vec<usize>)> =
-                    r.late.iter().map(|l| (l.index, l.resolutions.iter().collect())).collect();
-                let want: Vec<(usize, Vec<usize>)> =
-                    if is_late { vec![(0, late.to_vec())] } else { vec![] };
+                let got: Vec<(usize, Vec<usize>)> = r
+                    .late
+                    .iter()
+                    .map(|l| (l.index, l.resolutions.iter().collect()))
+                    .collect();
+                let want: Vec<(usize, Vec<usize>)> = if is_late {
+                    vec![(0, late.to_vec())]
+                } else {
+                    vec![]
+                };
                 assert_eq!(got, want, "{what}");
             }
             LatePolicy::Aggregate => assert_eq!(c.late_aggregated, u64::from(is_late), "{what}"),
@@ -85,7 +94,14 @@ fn lateness_routing_table() {
         if is_late {
             let by_metric = e.late_by_metric(10);
             assert_eq!(by_metric.len(), 1);
-            assert_eq!((by_metric[0].tenant.as_str(), by_metric[0].metric.as_str(), by_metric[0].count), ("t", "m", 1));
+            assert_eq!(
+                (
+                    by_metric[0].tenant.as_str(),
+                    by_metric[0].metric.as_str(),
+                    by_metric[0].count
+                ),
+                ("t", "m", 1)
+            );
         }
     }
 }
@@ -95,7 +111,10 @@ fn watermarks_are_per_tenant() {
     let mut e = engine(serde_json::json!({"resolutions": ["10s"], "allowed_lateness": "0s"}));
     e.aggregate(BatchId(1), &[s("fast", "m", "a", 1000, 1.0)]);
     // Another tenant far behind is not late: its own watermark is unset.
-    let r = e.aggregate(BatchId(2), &[s("slow", "m", "a", 5, 1.0), s("fast", "m", "a", 5, 1.0)]);
+    let r = e.aggregate(
+        BatchId(2),
+        &[s("slow", "m", "a", 5, 1.0), s("fast", "m", "a", 5, 1.0)],
+    );
     assert_eq!(r.aggregated, 1);
     assert_eq!(r.late_count, 1);
     let late = e.late_by_metric(5);
@@ -128,8 +147,15 @@ fn cardinality_limit_table() {
     for (i, (tenant, metric, label, t, rejected)) in steps.iter().enumerate() {
         let r = e.aggregate(BatchId(i as u128), &[s(tenant, metric, label, *t, 1.0)]);
         let got: Vec<RejectReason> = r.rejected.iter().map(|x| x.reason).collect();
-        let want = if *rejected { vec![RejectReason::Cardinality] } else { vec![] };
-        assert_eq!(got, want, "step {i}: {tenant} {metric}{{id={label}}} at {t}");
+        let want = if *rejected {
+            vec![RejectReason::Cardinality]
+        } else {
+            vec![]
+        };
+        assert_eq!(
+            got, want,
+            "step {i}: {tenant} {metric}{{id={label}}} at {t}"
+        );
     }
     assert_eq!(e.counters().rejected_cardinality, 4);
     let offenders = e.cardinality_offenders(10);
@@ -148,7 +174,9 @@ fn cardinality_limit_table() {
 #[test]
 fn flush_evicts_closed_windows_and_forgets_series() {
     let mut e = engine(serde_json::json!({"resolutions": ["10s", "1m"], "allowed_lateness": "5s"}));
-    let batch: Vec<MetricSample> = (0..5).map(|i| s("t", "m", &format!("s{i}"), 1, 1.0)).collect();
+    let batch: Vec<MetricSample> = (0..5)
+        .map(|i| s("t", "m", &format!("s{i}"), 1, 1.0))
+        .collect();
     e.aggregate(BatchId(1), &batch);
     assert_eq!((e.open_windows(), e.series_count()), (10, 5));
     let f = e.flush();
@@ -164,8 +192,14 @@ fn flush_evicts_closed_windows_and_forgets_series() {
     // t=70 → watermark 65: everything before 60 closes.
     e.aggregate(BatchId(3), &[s("t", "m", "s0", 70, 1.0)]);
     e.flush();
-    assert_eq!((e.open_windows(), e.series_count(), e.metric_count()), (2, 1, 1));
-    assert_eq!(f.high_water, vec![(Tenant::new("t").unwrap(), Timestamp::from_secs(15))]);
+    assert_eq!(
+        (e.open_windows(), e.series_count(), e.metric_count()),
+        (2, 1, 1)
+    );
+    assert_eq!(
+        f.high_water,
+        vec![(Tenant::new("t").unwrap(), Timestamp::from_secs(15))]
+    );
 }
 
 #[test]
@@ -173,16 +207,30 @@ fn open_window_bound_rejects_and_recovers() {
     let mut e = engine(serde_json::json!({
         "resolutions": ["10s", "1m"], "allowed_lateness": "0s", "max_open_windows": 4,
     }));
-    let r = e.aggregate(BatchId(1), &[s("t", "m", "a", 1, 1.0), s("t", "m", "b", 1, 1.0), s("t", "m", "c", 1, 1.0)]);
+    let r = e.aggregate(
+        BatchId(1),
+        &[
+            s("t", "m", "a", 1, 1.0),
+            s("t", "m", "b", 1, 1.0),
+            s("t", "m", "c", 1, 1.0),
+        ],
+    );
     assert_eq!(r.rejected.len(), 1);
-    assert_eq!((r.rejected[0].index, r.rejected[0].reason), (2, RejectReason::OpenWindows));
+    assert_eq!(
+        (r.rejected[0].index, r.rejected[0].reason),
+        (2, RejectReason::OpenWindows)
+    );
     assert!(e.needs_flush());
     // Same series, same windows: no new window needed, accepted.
     let r = e.aggregate(BatchId(2), &[s("t", "m", "a", 2, 1.0)]);
     assert!(r.rejected.is_empty());
     // After t=60 everything closes; flushing frees the memory.
     e.aggregate(BatchId(3), &[s("t", "x", "z", 60, 1.0)]);
-    assert_eq!(e.counters().rejected_open_windows, 2, "t=60 needs 2 windows too");
+    assert_eq!(
+        e.counters().rejected_open_windows,
+        2,
+        "t=60 needs 2 windows too"
+    );
     e.flush();
     let r = e.aggregate(BatchId(4), &[s("t", "m", "c", 61, 1.0)]);
     assert!(r.rejected.is_empty(), "{r:?}");
@@ -206,16 +254,32 @@ fn rejected_samples_are_reported_and_counted() {
     let got: Vec<(usize, RejectReason)> = r.rejected.iter().map(|x| (x.index, x.reason)).collect();
     assert_eq!(
         got,
-        [(0, RejectReason::NonFinite), (1, RejectReason::NonFinite), (2, RejectReason::MissingTimestamp)]
+        [
+            (0, RejectReason::NonFinite),
+            (1, RejectReason::NonFinite),
+            (2, RejectReason::MissingTimestamp)
+        ]
     );
     let c = e.counters();
-    assert_eq!((c.received, c.aggregated, c.rejected_non_finite, c.rejected_missing_timestamp), (4, 1, 2, 1));
+    assert_eq!(
+        (
+            c.received,
+            c.aggregated,
+            c.rejected_non_finite,
+            c.rejected_missing_timestamp
+        ),
+        (4, 1, 2, 1)
+    );
     // A sample without tenant belongs to the default tenant.
     let mut anon = s("t", "m", "a", 1, 1.0);
     anon.tenant = None;
     e.aggregate(BatchId(2), &[anon]);
     let f = e.flush();
-    let tenants: Vec<&str> = f.partials.iter().map(|p| p.key.series.tenant.as_str()).collect();
+    let tenants: Vec<&str> = f
+        .partials
+        .iter()
+        .map(|p| p.key.series.tenant.as_str())
+        .collect();
     assert_eq!(tenants, ["default", "t"]);
 }
 
@@ -249,22 +313,51 @@ impl metrics::GaugeFn for Handle {
 
 impl Capture {
     fn handle(&self, key: &metrics::Key, gauge: bool) -> Arc<Handle> {
-        let labels: Vec<String> = key.labels().map(|l| format!("{}={}", l.key(), l.value())).collect();
-        Arc::new(Handle(format!("{}{{{}}}", key.name(), labels.join(",")), self.0.clone(), gauge))
+        let labels: Vec<String> = key
+            .labels()
+            .map(|l| format!("{}={}", l.key(), l.value()))
+            .collect();
+        Arc::new(Handle(
+            format!("{}{{{}}}", key.name(), labels.join(",")),
+            self.0.clone(),
+            gauge,
+        ))
     }
 }
 
 impl metrics::Recorder for Capture {
-    fn describe_counter(&self, _: metrics::KeyName, _: Option<metrics::Unit>, _: metrics::SharedString) {}
-    fn describe_gauge(&self, _: metrics::KeyName, _: Option<metrics::Unit>, _: metrics::SharedString) {}
-    fn describe_histogram(&self, _: metrics::KeyName, _: Option<metrics::Unit>, _: metrics::SharedString) {}
+    fn describe_counter(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_gauge(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_histogram(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
     fn register_counter(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Counter {
         metrics::Counter::from_arc(self.handle(key, false))
     }
     fn register_gauge(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
         metrics::Gauge::from_arc(self.handle(key, true))
     }
-    fn register_histogram(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Histogram {
+    fn register_histogram(
+        &self,
+        _: &metrics::Key,
+        _: &metrics::Metadata<'_>,
+    ) -> metrics::Histogram {
         metrics::Histogram::noop()
     }
 }
@@ -278,7 +371,12 @@ fn self_metrics_reach_the_facade() {
         }));
         e.aggregate(
             BatchId(1),
-            &[s("t", "m", "a", 20, 1.0), s("t", "m", "b", 20, 1.0), s("t", "m", "a", 5, 1.0), s("t", "m", "a", 1, f64::NAN)],
+            &[
+                s("t", "m", "a", 20, 1.0),
+                s("t", "m", "b", 20, 1.0),
+                s("t", "m", "a", 5, 1.0),
+                s("t", "m", "a", 1, f64::NAN),
+            ],
         );
         e.aggregate(BatchId(2), &[s("t", "m", "a", 35, 1.0)]);
         e.flush();
@@ -288,8 +386,14 @@ fn self_metrics_reach_the_facade() {
         ("killkrill_aggregate_samples_total{outcome=received}", 5.0),
         ("killkrill_aggregate_samples_total{outcome=aggregated}", 2.0),
         ("killkrill_aggregate_late_samples_total{action=drop}", 1.0),
-        ("killkrill_aggregate_rejected_samples_total{reason=cardinality}", 1.0),
-        ("killkrill_aggregate_rejected_samples_total{reason=non_finite}", 1.0),
+        (
+            "killkrill_aggregate_rejected_samples_total{reason=cardinality}",
+            1.0,
+        ),
+        (
+            "killkrill_aggregate_rejected_samples_total{reason=non_finite}",
+            1.0,
+        ),
         ("killkrill_aggregate_windows_closed_total{}", 1.0),
         ("killkrill_aggregate_partials_flushed_total{}", 2.0),
         ("killkrill_aggregate_open_windows{}", 1.0),

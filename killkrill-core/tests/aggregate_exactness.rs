@@ -27,7 +27,11 @@ fn sample((series, ms, v): Raw) -> MetricSample {
     let tenant = if series % 2 == 0 { "a" } else { "b" };
     MetricSample {
         tenant: Some(Tenant::new(tenant).unwrap()),
-        name: if series < 4 { "requests_total".into() } else { "latency".into() },
+        name: if series < 4 {
+            "requests_total".into()
+        } else {
+            "latency".into()
+        },
         labels: Labels::from_pairs([("instance", format!("i{}", series % 3))]),
         value: v,
         timestamp: Some(Timestamp::from_millis(ms)),
@@ -78,7 +82,12 @@ fn run_whole(cfg: &AggregateConfig, raw: &[Raw]) -> Flush {
     e.flush()
 }
 
-fn run_split(cfg: &AggregateConfig, raw: &[Raw], cuts: &[usize], flush_every: usize) -> Vec<PartialRollup> {
+fn run_split(
+    cfg: &AggregateConfig,
+    raw: &[Raw],
+    cuts: &[usize],
+    flush_every: usize,
+) -> Vec<PartialRollup> {
     let mut e = cfg.build().unwrap();
     let mut bounds: Vec<usize> = cuts.iter().map(|c| c % (raw.len() + 1)).collect();
     bounds.push(0);

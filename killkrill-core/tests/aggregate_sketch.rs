@@ -125,12 +125,17 @@ proptest! {
 #[test]
 fn collapsing_keeps_upper_quantiles() {
     let params = SketchParams::new(0.01, 256).unwrap(); // covers a factor of ~166
-    let xs: Vec<f64> = (0..10_000).map(|i| 10f64.powf(-6.0 + 12.0 * f64::from(i) / 10_000.0)).collect();
+    let xs: Vec<f64> = (0..10_000)
+        .map(|i| 10f64.powf(-6.0 + 12.0 * f64::from(i) / 10_000.0))
+        .collect();
     let s = sketch(params, &xs);
     for q in [0.9, 0.95, 0.99, 1.0] {
         let exact = xs[(q * (xs.len() - 1) as f64).floor() as usize];
         let got = s.quantile(q).unwrap();
-        assert!((got - exact).abs() <= 0.01 * exact, "q {q}: {got} vs {exact}");
+        assert!(
+            (got - exact).abs() <= 0.01 * exact,
+            "q {q}: {got} vs {exact}"
+        );
     }
     // The low end collapsed: its estimate is far off (and says so by design).
     let low = s.quantile(0.01).unwrap();
@@ -151,7 +156,13 @@ fn agrees_with_sketches_ddsketch_within_alpha() {
         let exact = xs[(q * (xs.len() - 1) as f64).floor() as usize];
         let a = mine.quantile(q).unwrap();
         let b = theirs.quantile(q).unwrap().unwrap();
-        assert!((a - exact).abs() <= 0.01 * exact, "mine q {q}: {a} vs {exact}");
-        assert!((b - exact).abs() <= 0.0101 * exact, "theirs q {q}: {b} vs {exact}");
+        assert!(
+            (a - exact).abs() <= 0.01 * exact,
+            "mine q {q}: {a} vs {exact}"
+        );
+        assert!(
+            (b - exact).abs() <= 0.0101 * exact,
+            "theirs q {q}: {b} vs {exact}"
+        );
     }
 }
