@@ -358,18 +358,26 @@ impl Aggregator {
                 Some(k) => &mut series.windows[k],
                 None => {
                     opened += 1;
-                    series.windows.push(OpenWindow {
-                        res: i as u8,
-                        start: starts[i],
-                        chain: None,
-                        partial: None,
-                    });
+                    // Keep windows sorted by (resolution, start): partials
+                    // then come out of a flush already in key order.
+                    let k = series
+                        .windows
+                        .partition_point(|w| (w.res as usize, w.start) < (i, starts[i]));
+                    series.windows.insert(
+                        k,
+                        OpenWindow {
+                            res: i as u8,
+                            start: starts[i],
+                            chain: None,
+                            partial: None,
+                        },
+                    );
                     let end = self.settings.resolutions[i]
                         .window_end(starts[i])
                         .as_nanos();
                     let t = &mut self.tenants[ti];
                     t.next_close = t.next_close.min(end);
-                    series.windows.last_mut().expect("just pushed")
+                    &mut series.windows[k]
                 }
             };
             match w.partial.as_mut() {
@@ -457,13 +465,18 @@ impl Aggregator {
     /// acknowledging [`Flush::batches`].
     pub fn flush(&mut self) -> Flush {
         let before = self.counters;
-        let mut partials = Vec::new();
         let resolutions = &self.settings.resolutions;
-        for at in std::mem::take(&mut self.dirty) {
+        // Sort the (few) touched series, not the (many) partials: partials
+        // come out in key order with cheap moves.
+        let mut dirty = std::mem::take(&mut self.dirty);
+        dirty.sort_unstable_by(|a, b| self.series.key(*a).cmp(&self.series.key(*b)));
+        let mut partials = Vec::with_capacity(dirty.len() * resolutions.len());
+        for at in dirty {
             let Some((key, s)) = self.series.get_mut(at) else {
                 continue;
             };
             s.dirty = false;
+            let from = partials.len();
             for w in &mut s.windows {
                 if let Some(rollup) = w.partial.take() {
                     partials.push(PartialRollup {
@@ -491,9 +504,14 @@ impl Aggregator {
                     rollup: w.partial,
                 });
             }
+            let mine = &mut partials[from..];
+            let order = |a: &PartialRollup| (a.key.resolution, a.key.window_start, a.key.late);
+            if !mine.is_sorted_by_key(order) {
+                mine.sort_unstable_by(|a, b| order(a).cmp(&order(b)));
+            }
         }
         self.evict();
-        partials.sort_by(|a, b| a.key.cmp(&b.key));
+        debug_assert!(partials.windows(2).all(|w| w[0].key < w[1].key));
         self.counters.partials_flushed += partials.len() as u64;
         self.counters.flushes += 1;
         self.counters

@@ -161,6 +161,8 @@ impl ExactSum {
     #[inline]
     fn ensure(&mut self, lo: i32, hi: i32) {
         if self.limbs.is_empty() {
+            // Room for values a few binades apart without reallocating.
+            self.limbs.reserve(6);
             self.base = lo;
             self.limbs.resize((hi - lo + 1) as usize, 0);
             return;
