@@ -2,6 +2,9 @@
 //! cardinality limits and their report, the open-window bound, rejected
 //! samples, and the self-metrics sent to the `metrics` facade.
 
+// Test helpers outside #[test] functions panic on purpose: that is the failure report.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 

@@ -2,6 +2,9 @@
 //! in any grouping and order, equal the rollups of the whole stream — and
 //! the counter increase equals a naive reference.
 
+// Test helpers outside #[test] functions panic on purpose: that is the failure report.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 
 use killkrill_core::aggregate::{

@@ -8,6 +8,9 @@
 //! acknowledging it, so the queue redelivers K and everything after it to a
 //! fresh engine.
 
+// Test helpers outside #[test] functions panic on purpose: that is the failure report.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 
 use killkrill_core::aggregate::{

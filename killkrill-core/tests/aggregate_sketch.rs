@@ -2,6 +2,9 @@
 //! bound against exact quantiles, exact associative/commutative merging,
 //! serialisation round trips, and decoding of arbitrary bytes never panics.
 
+// Test helpers outside #[test] functions panic on purpose: that is the failure report.
+#![allow(clippy::unwrap_used)]
+
 use killkrill_core::aggregate::{DdSketch, Point, Rollup, SketchParams};
 use killkrill_core::event::Timestamp;
 use proptest::prelude::*;

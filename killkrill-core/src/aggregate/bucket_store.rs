@@ -151,7 +151,9 @@ mod tests {
 
     #[test]
     fn collapses_lowest() {
-        let cases: &[(&[i32], u32, &[(i32, u64)])] = &[
+        /// (indices added, max buckets, resulting buckets)
+        type Case<'a> = (&'a [i32], u32, &'a [(i32, u64)]);
+        let cases: &[Case] = &[
             (&[5, 5, 7], 4, &[(5, 2), (7, 1)]),
             (&[1, 2, 3, 4, 5], 3, &[(3, 3), (4, 1), (5, 1)]),
             (&[10, 0], 3, &[(8, 1), (10, 1)]),

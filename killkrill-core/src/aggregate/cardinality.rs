@@ -39,11 +39,14 @@ pub(crate) struct MetricEntry {
     pub(crate) min_expiry: i64,
 }
 
+/// (tenant, metric name).
+type MetricName = (Tenant, Arc<str>);
+
 /// Metric entries by (tenant, name).
 #[derive(Debug, Default)]
 pub(crate) struct MetricTable {
-    index: HashMap<(Tenant, Arc<str>), u32>,
-    entries: Vec<Option<((Tenant, Arc<str>), MetricEntry)>>,
+    index: HashMap<MetricName, u32>,
+    entries: Vec<Option<(MetricName, MetricEntry)>>,
     free: Vec<u32>,
 }
 

@@ -275,7 +275,9 @@ mod tests {
 
     #[test]
     fn increase_table() {
-        let cases: &[(&[(i64, f64)], Option<f64>, u64, bool)] = &[
+        /// (points, increase, resets, exact)
+        type Case<'a> = (&'a [(i64, f64)], Option<f64>, u64, bool);
+        let cases: &[Case] = &[
             (&[], None, 0, true),
             (&[(1, 5.0)], Some(0.0), 0, true),
             (

@@ -507,7 +507,7 @@ impl Aggregator {
             let mine = &mut partials[from..];
             let order = |a: &PartialRollup| (a.key.resolution, a.key.window_start, a.key.late);
             if !mine.is_sorted_by_key(order) {
-                mine.sort_unstable_by(|a, b| order(a).cmp(&order(b)));
+                mine.sort_unstable_by_key(order);
             }
         }
         self.evict();

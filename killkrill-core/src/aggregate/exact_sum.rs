@@ -114,7 +114,7 @@ impl ExactSum {
         for (i, l) in other.limbs.iter().enumerate() {
             self.limbs[at + i] += l;
         }
-        self.pending = self.pending + other.pending.max(1);
+        self.pending += other.pending.max(1);
         if self.pending >= CARRY_EVERY {
             self.carry();
         }
@@ -194,8 +194,7 @@ fn normalize(base: &mut i32, limbs: &mut Vec<i64>) {
         limbs[i + 1] += c;
     }
     // The top limb holds the sign; split off what does not fit in 32 bits.
-    loop {
-        let Some(&top) = limbs.last() else { break };
+    while let Some(&top) = limbs.last() {
         let c = top >> LIMB_BITS;
         if c == 0 || c == -1 {
             break;
