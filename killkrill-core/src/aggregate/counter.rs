@@ -139,11 +139,18 @@ impl CounterState {
     /// the engine across flushes); it is updated when the point is taken.
     #[inline]
     pub(crate) fn push(&mut self, p: Point, chain: &mut Option<Point>) {
-        if let Some(last) = *chain
-            && !in_sequence(last, p)
-        {
-            self.out_of_order += 1;
-            return;
+        if let Some(last) = *chain {
+            if !in_sequence(last, p) {
+                self.out_of_order += 1;
+                return;
+            }
+            if p.timestamp == last.timestamp {
+                // An exact duplicate: its delta is 0 and the chain point
+                // stays. Not recording it keeps every segment starting
+                // strictly after its `prev`, which is what makes the order
+                // of segments — and so merging — independent of grouping.
+                return;
+            }
         }
         match self.segments.last_mut() {
             Some(seg) if Some(seg.last) == *chain => {
@@ -310,6 +317,31 @@ mod tests {
             assert_eq!(s.resets(), *resets, "{pts:?}");
             assert_eq!(s.is_exact(), *exact, "{pts:?}");
         }
+    }
+
+    #[test]
+    fn duplicates_do_not_make_merging_depend_on_grouping() {
+        // One chain split into three partials; the middle one is only a
+        // duplicate of the first point (found by the property test).
+        let mut chain = None;
+        let mut parts = Vec::new();
+        for pts in [&[(0, 0.0)][..], &[(0, 0.0)], &[(1, 0.0)]] {
+            let mut s = CounterState::default();
+            for (t, v) in pts {
+                s.push(p(*t, *v), &mut chain);
+            }
+            parts.push(s);
+        }
+        let (a, b, c) = (&parts[0], &parts[1], &parts[2]);
+        let mut ab_c = a.clone();
+        ab_c.merge(b);
+        ab_c.merge(c);
+        let mut ac_b = a.clone();
+        ac_b.merge(c);
+        ac_b.merge(b);
+        assert_eq!(ab_c, ac_b);
+        assert_eq!(ab_c, state(&[(0, 0.0), (0, 0.0), (1, 0.0)]));
+        assert_eq!(ab_c.segments.len(), 1);
     }
 
     #[test]

@@ -44,6 +44,10 @@ pub struct ExactSum {
     /// Additions since the last carry pass (a bound on limb magnitudes in
     /// units of 2³²).
     pending: u32,
+    /// While `limbs` is empty, the sum is exactly this one value (or zero):
+    /// most partial rollups hold one sample, and this spares them an
+    /// allocation.
+    single: Option<f64>,
 }
 
 impl ExactSum {
@@ -53,6 +57,7 @@ impl ExactSum {
             limbs: Vec::new(),
             base: 0,
             pending: 0,
+            single: None,
         }
     }
 
@@ -61,6 +66,21 @@ impl ExactSum {
     #[inline]
     pub fn add(&mut self, x: f64) {
         debug_assert!(x.is_finite(), "ExactSum::add({x})");
+        if self.limbs.is_empty() {
+            match self.single.take() {
+                None => {
+                    self.single = Some(x);
+                    return;
+                }
+                Some(y) => self.add_limbs(y),
+            }
+        }
+        self.add_limbs(x);
+    }
+
+    /// Adds a finite value to the limbs.
+    #[inline]
+    fn add_limbs(&mut self, x: f64) {
         let bits = x.to_bits();
         let exp_field = ((bits >> 52) & 0x7ff) as i64;
         let frac = bits & ((1u64 << 52) - 1);
@@ -101,8 +121,14 @@ impl ExactSum {
 
     /// Adds another exact sum (exactly).
     pub fn merge(&mut self, other: &ExactSum) {
+        if let Some(y) = other.single {
+            self.add(y);
+        }
         if other.limbs.is_empty() {
             return;
+        }
+        if let Some(y) = self.single.take() {
+            self.add_limbs(y);
         }
         if self.pending.saturating_add(other.pending) >= CARRY_EVERY {
             self.carry();
@@ -123,6 +149,10 @@ impl ExactSum {
     /// The exact sum rounded to the nearest `f64` (ties to even); ±Inf when
     /// its magnitude exceeds `f64::MAX` after rounding.
     pub fn value(&self) -> f64 {
+        if self.limbs.is_empty() {
+            // `+ 0.0` turns a lone -0.0 into 0.0, as the limbs would.
+            return self.single.map_or(0.0, |v| v + 0.0);
+        }
         let (base, limbs) = self.canonical();
         let Some(&top) = limbs.last() else {
             return 0.0;
@@ -141,6 +171,11 @@ impl ExactSum {
     /// signed and non-zero, no zero limbs at either end. Two sums are equal
     /// exactly when their canonical forms are.
     pub(crate) fn canonical(&self) -> (i32, Vec<i64>) {
+        if let Some(y) = self.single {
+            let mut t = ExactSum::new();
+            t.add_limbs(y);
+            return t.canonical();
+        }
         let mut limbs = self.limbs.clone();
         let mut base = self.base;
         normalize(&mut base, &mut limbs);
@@ -154,6 +189,7 @@ impl ExactSum {
             limbs,
             base,
             pending: 1,
+            single: None,
         }
     }
 
