@@ -10,7 +10,8 @@
 //! Input: 1,000 series (10 metric names × 100 label sets of 3 labels, one
 //! tenant) scraped every 10 s, 100 batches of 1,000 samples (1,000 s of
 //! data), 3 resolutions (10 s, 1 min, 1 h), the engine flushed after every
-//! batch as the pipeline does.
+//! batch (the simplest idempotency scheme: flush key = batch id) or after
+//! every 10 batches (a flush covering several batches, with a ledger).
 //!
 //! Run: `cargo bench --workspace --bench aggregate`
 
@@ -112,7 +113,12 @@ fn bench(c: &mut Criterion) {
     g.sample_size(15);
     g.measurement_time(Duration::from_secs(8));
 
-    for (name, sketch) in [("engine_sketch_on", true), ("engine_sketch_off", false)] {
+    let cases = [
+        ("engine_sketch_on", true, 1),
+        ("engine_sketch_off", false, 1),
+        ("engine_sketch_on_flush_every_10", true, 10),
+    ];
+    for (name, sketch, flush_every) in cases {
         let cfg = config(sketch);
         g.bench_function(name, |b| {
             b.iter_batched(
@@ -122,9 +128,11 @@ fn bench(c: &mut Criterion) {
                     for (i, batch) in batches.iter().enumerate() {
                         let r = engine.aggregate(BatchId(i as u128), batch);
                         debug_assert!(r.rejected.is_empty());
-                        partials += engine.flush().partials.len();
+                        if (i + 1) % flush_every == 0 {
+                            partials += engine.flush().partials.len();
+                        }
                     }
-                    black_box(partials)
+                    black_box(partials + engine.flush().partials.len())
                 },
                 BatchSize::LargeInput,
             );

@@ -20,6 +20,11 @@
 //! needs the neighbouring points. The result of merging is the same for any
 //! grouping and order of the partials.
 //!
+//! An exact duplicate of the window's last counter point (same time, same
+//! value) adds nothing and is not recorded, so every segment starts strictly
+//! after its `prev`: segments of one chain are ordered by time, which is what
+//! makes fusing independent of the merge grouping.
+//!
 //! What stays exact and what does not is tracked, never guessed:
 //! `out_of_order` counts samples the engine could not put in sequence (a
 //! timestamp before the window's last counter point, or the same timestamp

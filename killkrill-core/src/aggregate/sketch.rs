@@ -281,14 +281,7 @@ impl DdSketch {
         }
         w.varint(self.zero);
         for store in [&self.positive, &self.negative] {
-            let (offset, counts) = store.dense();
-            w.varint(counts.len() as u64);
-            if !counts.is_empty() {
-                w.zigzag(i64::from(offset));
-                for c in counts {
-                    w.varint(*c);
-                }
-            }
+            encode_store(&mut w, store);
         }
     }
 
@@ -334,41 +327,13 @@ impl DdSketch {
         s.zero = r.varint("zero count")?;
         let (lo, hi) = params.mapping.index_range();
         let mut total = s.zero;
-        for (which, name) in [(0, "positive store"), (1, "negative store")] {
-            let n = r.bounded(name, u64::from(max_buckets))? as usize;
-            if n == 0 {
-                continue;
-            }
-            let at_off = r.pos();
-            let offset = r.zigzag("bucket offset")?;
-            let last = offset.saturating_add(n as i64 - 1);
-            if offset < i64::from(lo) || last > i64::from(hi) {
-                return Err(r.error_at(
-                    at_off,
-                    format!("bucket indices {offset}..={last} outside {lo}..={hi}"),
-                ));
-            }
-            let mut counts = Vec::with_capacity(n);
-            for _ in 0..n {
-                let c = r.varint("bucket count")?;
-                total = total
-                    .checked_add(c)
-                    .ok_or_else(|| r.error_at(r.pos(), "bucket counts overflow"))?;
-                counts.push(c);
-            }
-            if counts.first() == Some(&0) || counts.last() == Some(&0) {
-                return Err(r.error_at(
-                    at_off,
-                    format!("{name} starts or ends with an empty bucket"),
-                ));
-            }
-            let store = BucketStore::from_dense(offset as i32, counts);
-            if which == 0 {
-                s.positive = store;
-            } else {
-                s.negative = store;
-            }
-        }
+        let limits = StoreLimits {
+            max_buckets,
+            lo: lo.into(),
+            hi: hi.into(),
+        };
+        s.positive = decode_store(r, "positive store", &limits, &mut total)?;
+        s.negative = decode_store(r, "negative store", &limits, &mut total)?;
         if total != s.count {
             return Err(r.error_at(
                 at_count,
@@ -377,6 +342,129 @@ impl DdSketch {
         }
         Ok(s)
     }
+}
+
+/// Store layouts in the blob.
+const STORE_EMPTY: u8 = 0;
+/// Every slot from the lowest to the highest index, one count each.
+const STORE_DENSE: u8 = 1;
+/// Only non-empty buckets, as (gap to the previous index, count) pairs:
+/// smaller when values are spread thin over many orders of magnitude.
+const STORE_SPARSE: u8 = 2;
+
+/// Writes a store in whichever layout is smaller.
+fn encode_store(w: &mut Writer<'_>, store: &BucketStore) {
+    let (offset, counts) = store.dense();
+    if counts.is_empty() {
+        w.u8(STORE_EMPTY);
+        return;
+    }
+    let nonempty = counts.iter().filter(|c| **c > 0).count();
+    if counts.len() <= 2 * nonempty {
+        w.u8(STORE_DENSE);
+        w.varint(counts.len() as u64);
+        w.zigzag(i64::from(offset));
+        for c in counts {
+            w.varint(*c);
+        }
+    } else {
+        w.u8(STORE_SPARSE);
+        w.varint(nonempty as u64);
+        let mut prev: Option<i32> = None;
+        for (i, c) in store.buckets() {
+            match prev {
+                None => w.zigzag(i64::from(i)),
+                Some(p) => w.varint((i - p) as u64),
+            }
+            w.varint(c);
+            prev = Some(i);
+        }
+    }
+}
+
+/// What a decoded store must respect.
+struct StoreLimits {
+    max_buckets: u32,
+    lo: i64,
+    hi: i64,
+}
+
+/// Reads and validates one store, adding its counts to `total`.
+fn decode_store(
+    r: &mut Reader<'_>,
+    name: &str,
+    limits: &StoreLimits,
+    total: &mut u64,
+) -> Result<BucketStore, DecodeError> {
+    let at = r.pos();
+    let layout = r.u8(name)?;
+    let max = u64::from(limits.max_buckets);
+    let (offset, counts) = match layout {
+        STORE_EMPTY => return Ok(BucketStore::default()),
+        STORE_DENSE => {
+            let n = r.bounded(name, max)? as usize;
+            let at_off = r.pos();
+            let offset = r.zigzag("bucket offset")?;
+            let mut counts = Vec::with_capacity(n);
+            for _ in 0..n {
+                counts.push(r.varint("bucket count")?);
+            }
+            if counts.first().is_none_or(|c| *c == 0) || counts.last().is_none_or(|c| *c == 0) {
+                return Err(r.error_at(
+                    at_off,
+                    format!("{name} is empty or starts or ends with an empty bucket"),
+                ));
+            }
+            (offset, counts)
+        }
+        STORE_SPARSE => {
+            let n = r.bounded(name, max)?;
+            if n == 0 {
+                return Err(r.error_at(at, format!("{name} is sparse with no bucket")));
+            }
+            let at_off = r.pos();
+            let first = r.zigzag("bucket index")?;
+            let mut pairs = vec![(first, r.varint("bucket count")?)];
+            let mut index = first;
+            for _ in 1..n {
+                let at_gap = r.pos();
+                let gap = r.varint("bucket gap")?;
+                index = index.saturating_add(i64::try_from(gap).unwrap_or(i64::MAX));
+                if gap == 0 || i128::from(index) - i128::from(first) >= i128::from(max) {
+                    return Err(r.error_at(
+                        at_gap,
+                        format!("{name} spans more than {max} buckets or repeats an index"),
+                    ));
+                }
+                pairs.push((index, r.varint("bucket count")?));
+            }
+            if pairs.iter().any(|(_, c)| *c == 0) {
+                return Err(r.error_at(at_off, format!("{name} lists an empty bucket")));
+            }
+            let mut counts = vec![0u64; (index - first + 1) as usize];
+            for (i, c) in pairs {
+                counts[(i - first) as usize] = c;
+            }
+            (first, counts)
+        }
+        other => return Err(r.error_at(at, format!("unknown {name} layout {other}"))),
+    };
+    let last = offset.saturating_add(counts.len() as i64 - 1);
+    if offset < limits.lo || last > limits.hi {
+        return Err(r.error_at(
+            at,
+            format!(
+                "bucket indices {offset}..={last} outside {}..={}",
+                limits.lo, limits.hi
+            ),
+        ));
+    }
+    for c in &counts {
+        *total = total
+            .checked_add(*c)
+            .ok_or_else(|| r.error_at(at, "bucket counts overflow"))?;
+    }
+    Ok(BucketStore::from_dense(offset as i32, counts))
 }
 
 #[cfg(test)]
@@ -405,6 +493,24 @@ mod tests {
             );
         }
         assert_eq!(DdSketch::new(p).quantile(0.5), None);
+    }
+
+    #[test]
+    fn wide_sparse_sketches_encode_compactly() {
+        let mut s = DdSketch::new(SketchParams::default());
+        for x in [1e-4, 3e-2, 1.0, 40.0, 1e4] {
+            s.add(x);
+        }
+        let b = s.to_bytes();
+        assert!(b.len() < 50, "{} bytes", b.len());
+        assert_eq!(DdSketch::from_bytes(&b).unwrap(), s);
+        let mut dense = DdSketch::new(SketchParams::default());
+        for i in 0..1000 {
+            dense.add(1.0 + f64::from(i) / 1000.0);
+        }
+        let b = dense.to_bytes();
+        assert!(b.len() < 110, "{} bytes", b.len());
+        assert_eq!(DdSketch::from_bytes(&b).unwrap(), dense);
     }
 
     #[test]
