@@ -63,7 +63,9 @@ pub struct PartialRollup {
 pub struct Flush {
     /// The batches aggregated since the previous flush, in arrival order.
     pub batches: Vec<BatchId>,
-    /// Their partial rollups, sorted by key.
+    /// Their partial rollups: series in the order they were first seen
+    /// since the previous flush, each series' partials ordered by
+    /// (resolution, window start, late). Deterministic for a given stream.
     pub partials: Vec<PartialRollup>,
     /// Each tenant's high-water mark (latest event time seen), to store with
     /// the partials and give back to a restarted engine with

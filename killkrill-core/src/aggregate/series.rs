@@ -165,12 +165,6 @@ impl<T> SeriesTable<T> {
         Some((&*k, v))
     }
 
-    /// The key in `at`.
-    #[inline]
-    pub(crate) fn key(&self, at: u32) -> Option<&Arc<SeriesKey>> {
-        self.slots.get(at as usize)?.entry.as_ref().map(|(k, _)| k)
-    }
-
     /// Slots in use, in slot order.
     pub(crate) fn slots(&self) -> impl Iterator<Item = u32> + '_ {
         self.slots
