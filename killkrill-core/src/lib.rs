@@ -11,6 +11,8 @@
 //! those stop at the crate that owns them.
 //!
 //! Modules:
+//! - [`aggregate`]: exact windowed aggregation of metric samples into
+//!   mergeable rollups (count/sum/min/max/first/last/increase, DDSketch).
 //! - [`event`]: the event model (log records, metric samples, timestamps,
 //!   severities, facilities, tenants, ids) and the canonical JSON form.
 //! - [`json_logs`]: JSON logs (one object, an array, or NDJSON) into log
@@ -32,6 +34,7 @@
 //!   LF/CRLF/NUL delimiters) as a tokio-util decoder, and datagrams.
 #![deny(missing_docs)]
 
+pub mod aggregate;
 pub mod event;
 pub mod framing;
 pub mod json_logs;

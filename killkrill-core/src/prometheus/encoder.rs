@@ -78,7 +78,10 @@ fn check_names(f: &MetricFamily) -> Result<(), EncodeError> {
         let exemplar_labels = s.exemplar.iter().flat_map(|e| e.labels.iter());
         for l in s.sample.labels.iter().chain(exemplar_labels) {
             if !is_valid_label_name(&l.name) || l.name == "__name__" {
-                return Err(EncodeError::InvalidLabelName(l.name.to_string(), name.to_string()));
+                return Err(EncodeError::InvalidLabelName(
+                    l.name.to_string(),
+                    name.to_string(),
+                ));
             }
         }
     }

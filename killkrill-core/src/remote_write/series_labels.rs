@@ -100,8 +100,8 @@ mod tests {
             ),
         ];
         for (input, want) in cases {
-            let got =
-                split_name(l(input), 3).map(|(n, ls)| (n.to_string(), serde_json::to_string(&ls).unwrap()));
+            let got = split_name(l(input), 3)
+                .map(|(n, ls)| (n.to_string(), serde_json::to_string(&ls).unwrap()));
             let want = want.clone().map(|(n, j)| (n.to_owned(), j.to_owned()));
             assert_eq!(got, want, "{input:?}");
         }
