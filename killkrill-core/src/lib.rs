@@ -13,6 +13,14 @@
 //! Modules:
 //! - [`event`]: the event model (log records, metric samples, timestamps,
 //!   severities, facilities, tenants, ids) and the canonical JSON form.
+//! - [`storage`]: the storage traits (the DAL boundary), errors with a
+//!   retry hint, compaction and retention over any store, an in-memory store.
+//! - [`logblock`]: log block encoding, summaries, bloom filters, tokenizer.
+//! - [`logquery`]: the log query engine over blocks (filters, merge,
+//!   cursor pagination, volume histogram).
 #![deny(missing_docs)]
 
 pub mod event;
+pub mod logblock;
+pub mod logquery;
+pub mod storage;
