@@ -310,14 +310,7 @@ async fn connect_mysql(cfg: &StoreConfig, acquire: Duration) -> Result<Backend, 
             }
         };
         let state = if cfg.galera.enabled {
-            let status: Option<String> = sqlx::query("SHOW STATUS LIKE 'wsrep_ready'")
-                .fetch_optional(&mut conn)
-                .await
-                .map_err(|e| db_error("reading wsrep_ready", e))?
-                .map(|r| r.try_get::<String, _>(1))
-                .transpose()
-                .map_err(|e| db_error("reading wsrep_ready", e))?;
-            NodeState::from_status(status.as_deref())
+            node_state(&mut conn).await?
         } else {
             NodeState::Ready
         };
@@ -350,6 +343,29 @@ async fn connect_mysql(cfg: &StoreConfig, acquire: Duration) -> Result<Backend, 
         return Ok(Backend::MySql(pool));
     }
     Err(last.unwrap_or_else(|| StoreError::invalid("no MySQL address configured")))
+}
+
+/// Asks a server whether it is a ready Galera node.
+async fn node_state(conn: &mut sqlx::MySqlConnection) -> Result<NodeState, StoreError> {
+    let on: Option<i64> = match sqlx::query("SELECT CAST(@@wsrep_on AS SIGNED)").fetch_one(&mut *conn).await {
+        Ok(r) => Some(r.try_get::<i64, _>(0).map_err(|e| db_error("reading wsrep_on", e))?),
+        Err(sqlx::Error::Database(db))
+            if db
+                .try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
+                .is_some_and(|m| m.number() == 1193) =>
+        {
+            None
+        }
+        Err(e) => return Err(db_error("reading wsrep_on", e)),
+    };
+    let ready: Option<String> = sqlx::query("SHOW STATUS LIKE 'wsrep_ready'")
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(|e| db_error("reading wsrep_ready", e))?
+        .map(|r| r.try_get::<String, _>(1))
+        .transpose()
+        .map_err(|e| db_error("reading wsrep_ready", e))?;
+    Ok(NodeState::from_status(on, ready.as_deref()))
 }
 
 /// Sets `wsrep_sync_wait` on a new connection. A server that does not know

@@ -22,9 +22,9 @@
 //!   over during operation is left to a proxy in front of the cluster
 //!   (MaxScale, HAProxy) or to a restart: sqlx pools talk to one address.
 //!
-//! On a MariaDB without the Galera provider, `wsrep_sync_wait` can be set but
-//! has no effect and `wsrep_ready` is absent; both are logged once and the
-//! store works as on plain MySQL.
+//! On a MariaDB without the Galera provider (`wsrep_on=0`), `wsrep_sync_wait`
+//! can be set but has no effect; on MySQL it is an unknown variable. Both are
+//! logged and counted, and the store works as on plain MySQL.
 
 /// Most block bytes one write transaction carries in Galera mode (well
 /// under the default `wsrep_max_ws_size` of 2 GiB and typical
@@ -34,21 +34,24 @@ pub const MAX_TX_BYTES: usize = 16 << 20;
 /// What a node said about its cluster state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NodeState {
-    /// `wsrep_ready=ON`.
+    /// `wsrep_on` and `wsrep_ready=ON`.
     Ready,
-    /// `wsrep_ready` is something else (`OFF` while joining or desynced).
+    /// `wsrep_on` but `wsrep_ready` is something else (`OFF` while joining,
+    /// or when the node lost the primary component).
     NotReady(String),
-    /// No `wsrep_ready` status: not a Galera node.
+    /// `wsrep_on` is off or unknown: not a Galera node (plain MariaDB shows
+    /// `wsrep_ready=OFF` too, so `wsrep_on` has to be asked first).
     Standalone,
 }
 
 impl NodeState {
-    /// From the value of `SHOW STATUS LIKE 'wsrep_ready'` (None: no row).
-    pub fn from_status(v: Option<&str>) -> Self {
-        match v {
-            None => NodeState::Standalone,
-            Some(s) if s.eq_ignore_ascii_case("ON") => NodeState::Ready,
-            Some(s) => NodeState::NotReady(s.to_owned()),
+    /// From `@@wsrep_on` (None: unknown variable, i.e. MySQL) and the value
+    /// of `SHOW STATUS LIKE 'wsrep_ready'` (None: no row).
+    pub fn from_status(wsrep_on: Option<i64>, ready: Option<&str>) -> Self {
+        match (wsrep_on, ready) {
+            (None | Some(0), _) | (_, None) => NodeState::Standalone,
+            (_, Some(s)) if s.eq_ignore_ascii_case("ON") => NodeState::Ready,
+            (_, Some(s)) => NodeState::NotReady(s.to_owned()),
         }
     }
 }
@@ -72,8 +75,15 @@ mod tests {
         assert_eq!(parse_node("db1"), ("db1".into(), 3306));
         assert_eq!(parse_node("db1:3307"), ("db1".into(), 3307));
         assert_eq!(parse_node("db1:x"), ("db1:x".into(), 3306));
-        assert_eq!(NodeState::from_status(Some("ON")), NodeState::Ready);
-        assert_eq!(NodeState::from_status(Some("OFF")), NodeState::NotReady("OFF".into()));
-        assert_eq!(NodeState::from_status(None), NodeState::Standalone);
+        let cases = [
+            (Some(1), Some("ON"), NodeState::Ready),
+            (Some(1), Some("OFF"), NodeState::NotReady("OFF".into())),
+            (Some(0), Some("OFF"), NodeState::Standalone),
+            (None, None, NodeState::Standalone),
+            (Some(1), None, NodeState::Standalone),
+        ];
+        for (on, ready, want) in cases {
+            assert_eq!(NodeState::from_status(on, ready), want, "{on:?} {ready:?}");
+        }
     }
 }

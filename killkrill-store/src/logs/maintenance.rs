@@ -50,7 +50,12 @@ impl Store {
             Backend::Postgres(p) => {
                 let mut tx = p.begin().await.ctx("beginning a compaction")?;
                 delete_sources!(self, tx, tenant, sources);
-                copy_blocks(&mut tx, &merged).await?;
+                let bytes: usize = merged.iter().map(|b| b.payload.len()).sum();
+                if bytes >= super::write::COPY_MIN_BYTES {
+                    copy_blocks(&mut tx, &merged).await?;
+                } else {
+                    insert_rows!(self, tx, &merged, 64);
+                }
                 tx.commit().await.ctx("committing a compaction")?;
             }
             Backend::MySql(p) => {

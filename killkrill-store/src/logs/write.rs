@@ -25,6 +25,12 @@ use crate::error::Context;
 
 /// Registry rows per statement (4 binds each, under every bind limit).
 const REGISTRY_ROWS: usize = 1_000;
+/// Smallest write that goes through PostgreSQL COPY. sqlx does not set
+/// `TCP_NODELAY`, and COPY sends its data and its end marker as two writes,
+/// so the end marker can wait for a delayed ACK (up to 40 ms on Linux).
+/// Measured: a 2-block write took ~40 ms by COPY and ~2 ms by INSERT. Big
+/// writes amortise the wait and gain from COPY; small ones use INSERT.
+pub(crate) const COPY_MIN_BYTES: usize = 4 << 20;
 /// Block bytes per multi-row INSERT statement (MySQL packet size).
 pub(crate) const INSERT_BYTES: usize = 4 << 20;
 
@@ -155,7 +161,12 @@ impl Store {
                 let mut tx = p.begin().await.ctx("beginning a block write")?;
                 let new = register!(self, tx, group);
                 let fresh = pick(&new);
-                copy_blocks(&mut tx, &fresh).await?;
+                let bytes: usize = fresh.iter().map(|b| b.payload.len()).sum();
+                if bytes >= COPY_MIN_BYTES {
+                    copy_blocks(&mut tx, &fresh).await?;
+                } else {
+                    insert_rows!(self, tx, &fresh, 64);
+                }
                 tx.commit().await.ctx("committing a block write")?;
                 fresh
             }
@@ -183,5 +194,37 @@ impl Store {
             blocks_skipped: group.len() - fresh.len(),
             records_written: fresh.iter().map(|b| u64::from(b.summary.count)).sum(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use killkrill_core::event::{EventId, LogRecord, Tenant, Timestamp};
+    use killkrill_core::logblock::{BlockOptions, build_blocks};
+
+    use super::*;
+
+    #[test]
+    fn transactions_split_by_tenant_and_bytes() {
+        let rec = |t: &str, i: u128| LogRecord {
+            id: Some(EventId::from_u128(i)),
+            tenant: Some(Tenant::new(t).unwrap()),
+            timestamp: Timestamp::from_nanos(i as i64),
+            message: Some(vec![b'x'; 100]),
+            ..LogRecord::default()
+        };
+        let mut recs: Vec<LogRecord> = (0..40).map(|i| rec("a", i)).collect();
+        recs.extend((40..50).map(|i| rec("b", i)));
+        let opts = BlockOptions { max_records: 5, threads: 1, ..BlockOptions::default() };
+        let blocks = build_blocks(recs, &opts).unwrap();
+        assert_eq!(blocks.len(), 10);
+        let one = blocks[0].payload.len() + blocks[0].summary.tokens.as_ref().unwrap().byte_len();
+        let groups = transactions(&blocks, one * 3);
+        let sizes: Vec<(String, usize)> =
+            groups.iter().map(|g| (g[0].summary.tenant.to_string(), g.len())).collect();
+        assert!(groups.iter().all(|g| g.iter().all(|b| b.summary.tenant == g[0].summary.tenant)));
+        assert!(sizes.iter().all(|(_, n)| *n <= 3), "{sizes:?}");
+        assert_eq!(sizes.iter().map(|(_, n)| n).sum::<usize>(), 10);
+        assert_eq!(transactions(&blocks, usize::MAX).len(), 2, "one per tenant");
     }
 }
