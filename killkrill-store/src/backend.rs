@@ -16,7 +16,9 @@ use killkrill_core::logblock::BlockOptions;
 use killkrill_core::storage::{ErrorKind, StoreError};
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 use sqlx::{Connection, Executor, Row};
 
 use crate::config::{DbType, SqliteSync, StoreConfig};
@@ -104,7 +106,8 @@ impl Store {
                 Ok(b) => break b,
                 Err(e) if e.kind() == ErrorKind::Retryable && started.elapsed() < limit => {
                     attempt += 1;
-                    let wait = backoff(&cfg.retry, attempt).min(limit.saturating_sub(started.elapsed()));
+                    let wait =
+                        backoff(&cfg.retry, attempt).min(limit.saturating_sub(started.elapsed()));
                     metrics::counter!("killkrill_store_connect_retries_total").increment(1);
                     tracing::warn!(db = %cfg.db_type, attempt, wait_ms = wait.as_millis() as u64, error = %e, "database unreachable, retrying");
                     tokio::time::sleep(wait).await;
@@ -210,7 +213,9 @@ async fn connect_once(cfg: &StoreConfig) -> Result<Backend, StoreError> {
             let c = sqlx::PgConnection::connect_with(&opts)
                 .await
                 .map_err(|e| db_error("connecting to PostgreSQL", e))?;
-            c.close().await.map_err(|e| db_error("connecting to PostgreSQL", e))?;
+            c.close()
+                .await
+                .map_err(|e| db_error("connecting to PostgreSQL", e))?;
             let pool = PgPoolOptions::new()
                 .max_connections(cfg.pool_size)
                 .acquire_timeout(acquire)
@@ -265,7 +270,9 @@ async fn connect_once(cfg: &StoreConfig) -> Result<Backend, StoreError> {
 
 async fn connect_mysql(cfg: &StoreConfig, acquire: Duration) -> Result<Backend, StoreError> {
     let base = match &cfg.url {
-        Some(u) => MySqlConnectOptions::from_str(u).map_err(|e| db_error("parsing DATABASE_URL", e))?,
+        Some(u) => {
+            MySqlConnectOptions::from_str(u).map_err(|e| db_error("parsing DATABASE_URL", e))?
+        }
         None => {
             let mut o = MySqlConnectOptions::new();
             if let Some(h) = &cfg.host {
@@ -287,7 +294,8 @@ async fn connect_mysql(cfg: &StoreConfig, acquire: Duration) -> Result<Backend, 
         }
     };
     // Galera: the configured nodes in order; otherwise the one address.
-    let candidates: Vec<MySqlConnectOptions> = if cfg.galera.enabled && !cfg.galera.nodes.is_empty() {
+    let candidates: Vec<MySqlConnectOptions> = if cfg.galera.enabled && !cfg.galera.nodes.is_empty()
+    {
         cfg.galera
             .nodes
             .iter()
@@ -314,11 +322,15 @@ async fn connect_mysql(cfg: &StoreConfig, acquire: Duration) -> Result<Backend, 
         } else {
             NodeState::Ready
         };
-        conn.close().await.map_err(|e| db_error("connecting to MySQL", e))?;
+        conn.close()
+            .await
+            .map_err(|e| db_error("connecting to MySQL", e))?;
         match state {
             NodeState::Ready => {}
             NodeState::Standalone => {
-                tracing::warn!("GALERA_MODE is on but the server has no wsrep provider: running as plain MySQL/MariaDB");
+                tracing::warn!(
+                    "GALERA_MODE is on but the server has no wsrep provider: running as plain MySQL/MariaDB"
+                );
             }
             NodeState::NotReady(s) => {
                 last = Some(StoreError::new(
@@ -347,8 +359,14 @@ async fn connect_mysql(cfg: &StoreConfig, acquire: Duration) -> Result<Backend, 
 
 /// Asks a server whether it is a ready Galera node.
 async fn node_state(conn: &mut sqlx::MySqlConnection) -> Result<NodeState, StoreError> {
-    let on: Option<i64> = match sqlx::query("SELECT CAST(@@wsrep_on AS SIGNED)").fetch_one(&mut *conn).await {
-        Ok(r) => Some(r.try_get::<i64, _>(0).map_err(|e| db_error("reading wsrep_on", e))?),
+    let on: Option<i64> = match sqlx::query("SELECT CAST(@@wsrep_on AS SIGNED)")
+        .fetch_one(&mut *conn)
+        .await
+    {
+        Ok(r) => Some(
+            r.try_get::<i64, _>(0)
+                .map_err(|e| db_error("reading wsrep_on", e))?,
+        ),
         Err(sqlx::Error::Database(db))
             if db
                 .try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
@@ -372,7 +390,9 @@ async fn node_state(conn: &mut sqlx::MySqlConnection) -> Result<NodeState, Store
 /// the variable (MySQL without Galera) is tolerated with a warning.
 async fn set_sync_wait(conn: &mut sqlx::MySqlConnection, w: u8) -> Result<(), sqlx::Error> {
     match conn
-        .execute(sqlx::AssertSqlSafe(format!("SET SESSION wsrep_sync_wait = {w}")))
+        .execute(sqlx::AssertSqlSafe(format!(
+            "SET SESSION wsrep_sync_wait = {w}"
+        )))
         .await
     {
         Ok(_) => Ok(()),
@@ -382,7 +402,9 @@ async fn set_sync_wait(conn: &mut sqlx::MySqlConnection, w: u8) -> Result<(), sq
                 .is_some_and(|m| m.number() == 1193) =>
         {
             metrics::counter!("killkrill_store_galera_sync_wait_unsupported_total").increment(1);
-            tracing::warn!("server does not know wsrep_sync_wait (not MariaDB/Galera): reads may not see writes made on other nodes");
+            tracing::warn!(
+                "server does not know wsrep_sync_wait (not MariaDB/Galera): reads may not see writes made on other nodes"
+            );
             Ok(())
         }
         Err(e) => Err(e),

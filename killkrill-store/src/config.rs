@@ -339,11 +339,9 @@ impl StoreConfig {
     /// # Errors
     /// [`ConfigError`] for the first problem found.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.db_type != DbType::Sqlite
-            && self.url.is_none()
-            && self.host.is_none()
-            && !(self.galera.enabled && !self.galera.nodes.is_empty())
-        {
+        let has_nodes = self.galera.enabled && !self.galera.nodes.is_empty();
+        let has_address = self.url.is_some() || self.host.is_some() || has_nodes;
+        if self.db_type != DbType::Sqlite && !has_address {
             return Err(ConfigError::MissingConnection(self.db_type));
         }
         if self.galera.enabled && self.db_type != DbType::Mysql {
@@ -393,11 +391,15 @@ fn parse_var<T: FromStr>(
     match var(name) {
         None => Ok(None),
         Some(v) if v.trim().is_empty() => Ok(None),
-        Some(v) => v.trim().parse().map(Some).map_err(|_| ConfigError::Invalid {
-            name,
-            value: v,
-            expected,
-        }),
+        Some(v) => v
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| ConfigError::Invalid {
+                name,
+                value: v,
+                expected,
+            }),
     }
 }
 
@@ -433,14 +435,18 @@ mod tests {
 
     #[test]
     fn bad_db_type_names_the_valid_values() {
-        let err = StoreConfig::from_env(env(&[("DB_TYPE", "oracle")]), DbType::Sqlite, ".")
-            .unwrap_err();
+        let err =
+            StoreConfig::from_env(env(&[("DB_TYPE", "oracle")]), DbType::Sqlite, ".").unwrap_err();
         assert_eq!(
             err.to_string(),
             "unknown DB_TYPE \"oracle\": expected one of postgres, mysql, sqlite"
         );
         let err = serde_json::from_str::<StoreConfig>(r#"{"db_type":"mongo"}"#).unwrap_err();
-        assert!(err.to_string().contains("expected one of postgres, mysql, sqlite"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("expected one of postgres, mysql, sqlite"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -462,7 +468,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.db_type, DbType::Mysql);
-        assert_eq!((c.host.as_deref(), c.port, c.pool_size), (Some("db1"), Some(3307), 4));
+        assert_eq!(
+            (c.host.as_deref(), c.port, c.pool_size),
+            (Some("db1"), Some(3307), 4)
+        );
         assert_eq!(c.galera.nodes, vec!["a", "b:3307", "c"]);
         assert!(c.galera.enabled);
         let s = StoreConfig::from_env(env(&[]), DbType::Sqlite, "/data").unwrap();
@@ -473,7 +482,10 @@ mod tests {
             (&[("DB_POOL_SIZE", "0")], "invalid DB_POOL_SIZE=\"0\""),
             (&[("GALERA_MODE", "maybe")], "invalid GALERA_MODE"),
             (&[("GALERA_MODE", "true")], "false unless DB_TYPE=mysql"),
-            (&[("DB_SQLITE_SYNCHRONOUS", "sometimes")], "full, normal or off"),
+            (
+                &[("DB_SQLITE_SYNCHRONOUS", "sometimes")],
+                "full, normal or off",
+            ),
         ];
         for (vars, want) in cases {
             let err = StoreConfig::from_env(env(vars), DbType::Sqlite, ".").unwrap_err();
@@ -483,11 +495,16 @@ mod tests {
 
     #[test]
     fn unknown_keys_and_block_size_range() {
-        let err = serde_json::from_str::<StoreConfig>(r#"{"db_type":"sqlite","pool":3}"#)
-            .unwrap_err();
+        let err =
+            serde_json::from_str::<StoreConfig>(r#"{"db_type":"sqlite","pool":3}"#).unwrap_err();
         assert!(err.to_string().contains("unknown field `pool`"), "{err}");
         let mut c = StoreConfig::sqlite(".");
         c.logs.block_records = 100;
-        assert!(c.validate().unwrap_err().to_string().contains("1000 to 8000"));
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("1000 to 8000")
+        );
     }
 }

@@ -6,7 +6,9 @@
 
 use async_trait::async_trait;
 use killkrill_core::event::{Tenant, Timestamp};
-use killkrill_core::storage::{DeadLetter, DeadLetterId, DeadLetterStore, ErrorKind, NewDeadLetter, StoreError};
+use killkrill_core::storage::{
+    DeadLetter, DeadLetterId, DeadLetterStore, ErrorKind, NewDeadLetter, StoreError,
+};
 use sqlx::{AssertSqlSafe, Row};
 use xxhash_rust::xxh3::Xxh3;
 
@@ -56,7 +58,8 @@ impl Store {
             tx.commit().await.ctx("committing a dead letter")?;
             id
         });
-        metrics::counter!("killkrill_store_dead_letters_total", "kind" => l.kind.clone()).increment(1);
+        metrics::counter!("killkrill_store_dead_letters_total", "kind" => l.kind.clone())
+            .increment(1);
         Ok(DeadLetterId(id))
     }
 
@@ -96,28 +99,32 @@ impl Store {
             v
         });
         rows.into_iter()
-            .map(|(id, tenant, kind, payload, error, attempts, first, last)| {
-                Ok(DeadLetter {
-                    id: DeadLetterId(id),
-                    tenant: Tenant::new(&tenant)
-                        .map_err(|e| StoreError::with_source(ErrorKind::Fatal, "stored tenant name", e))?,
-                    kind,
-                    payload,
-                    error,
-                    attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
-                    first_failure: Timestamp::from_nanos(first),
-                    last_failure: Timestamp::from_nanos(last),
-                })
-            })
+            .map(
+                |(id, tenant, kind, payload, error, attempts, first, last)| {
+                    Ok(DeadLetter {
+                        id: DeadLetterId(id),
+                        tenant: Tenant::new(&tenant).map_err(|e| {
+                            StoreError::with_source(ErrorKind::Fatal, "stored tenant name", e)
+                        })?,
+                        kind,
+                        payload,
+                        error,
+                        attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+                        first_failure: Timestamp::from_nanos(first),
+                        last_failure: Timestamp::from_nanos(last),
+                    })
+                },
+            )
             .collect()
     }
 
     async fn delete_dl(&self, ids: &[DeadLetterId]) -> Result<u64, StoreError> {
         let mut total = 0;
         for chunk in ids.chunks(500) {
-            let sql = self
-                .dialect
-                .sql(&format!("DELETE FROM dead_letters WHERE id IN {}", Dialect::tuple(chunk.len())));
+            let sql = self.dialect.sql(&format!(
+                "DELETE FROM dead_letters WHERE id IN {}",
+                Dialect::tuple(chunk.len())
+            ));
             total += with_writer!(&self.backend, pool => {
                 let mut q = sqlx::query(AssertSqlSafe(sql));
                 for id in chunk {
@@ -142,10 +149,16 @@ impl DeadLetterStore for Store {
         after: Option<DeadLetterId>,
         limit: usize,
     ) -> Result<Vec<DeadLetter>, StoreError> {
-        retry(&self.cfg.retry, "list_dead_letters", || self.list_dl(tenant, after, limit)).await
+        retry(&self.cfg.retry, "list_dead_letters", || {
+            self.list_dl(tenant, after, limit)
+        })
+        .await
     }
 
     async fn delete_dead_letters(&self, ids: &[DeadLetterId]) -> Result<u64, StoreError> {
-        retry(&self.cfg.retry, "delete_dead_letters", || self.delete_dl(ids)).await
+        retry(&self.cfg.retry, "delete_dead_letters", || {
+            self.delete_dl(ids)
+        })
+        .await
     }
 }

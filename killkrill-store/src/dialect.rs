@@ -121,9 +121,18 @@ mod tests {
         assert_eq!(pg.sql("a = ? AND b IN (?, ?)"), "a = $1 AND b IN ($2, $3)");
         assert_eq!(my.sql("a = ?"), "a = ?");
         assert_eq!(Dialect::rows(2, 2), "(?, ?), (?, ?)");
-        assert!(pg.insert_registry(1).ends_with("VALUES ($1, $2, $3, $4) ON CONFLICT (tenant, block_id) DO NOTHING"));
+        assert!(
+            pg.insert_registry(1)
+                .ends_with("VALUES ($1, $2, $3, $4) ON CONFLICT (tenant, block_id) DO NOTHING")
+        );
         assert!(my.insert_registry(1).contains("ON DUPLICATE KEY UPDATE"));
-        assert_eq!(my.bounded_delete("DELETE FROM t WHERE a = ?", Some(5)), "DELETE FROM t WHERE a = ? LIMIT 5");
-        assert_eq!(pg.bounded_delete("DELETE FROM t WHERE a = ?", pg.delete_step(true)), "DELETE FROM t WHERE a = $1");
+        assert_eq!(
+            my.bounded_delete("DELETE FROM t WHERE a = ?", Some(5)),
+            "DELETE FROM t WHERE a = ? LIMIT 5"
+        );
+        assert_eq!(
+            pg.bounded_delete("DELETE FROM t WHERE a = ?", pg.delete_step(true)),
+            "DELETE FROM t WHERE a = $1"
+        );
     }
 }

@@ -96,9 +96,15 @@ mod tests {
     fn non_database_errors() {
         let cases: Vec<(sqlx::Error, ErrorKind)> = vec![
             (sqlx::Error::PoolTimedOut, ErrorKind::Retryable),
-            (sqlx::Error::Io(std::io::Error::other("reset")), ErrorKind::Retryable),
+            (
+                sqlx::Error::Io(std::io::Error::other("reset")),
+                ErrorKind::Retryable,
+            ),
             (sqlx::Error::RowNotFound, ErrorKind::NotFound),
-            (sqlx::Error::Configuration("bad url".into()), ErrorKind::Invalid),
+            (
+                sqlx::Error::Configuration("bad url".into()),
+                ErrorKind::Invalid,
+            ),
             (sqlx::Error::PoolClosed, ErrorKind::Fatal),
         ];
         for (e, want) in cases {

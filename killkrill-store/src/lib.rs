@@ -35,4 +35,7 @@ pub mod migrate;
 pub mod retry;
 
 pub use backend::{Backend, Store};
-pub use config::{ConfigError, DbType, GaleraConfig, LogBlockConfig, RetryConfig, SqliteConfig, SqliteSync, StoreConfig};
+pub use config::{
+    ConfigError, DbType, GaleraConfig, LogBlockConfig, RetryConfig, SqliteConfig, SqliteSync,
+    StoreConfig,
+};

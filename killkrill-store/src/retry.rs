@@ -31,7 +31,11 @@ pub fn backoff(cfg: &RetryConfig, attempt: u32) -> Duration {
 ///
 /// # Errors
 /// The last error.
-pub async fn retry<T, F, Fut>(cfg: &RetryConfig, op_name: &'static str, mut op: F) -> Result<T, StoreError>
+pub async fn retry<T, F, Fut>(
+    cfg: &RetryConfig,
+    op_name: &'static str,
+    mut op: F,
+) -> Result<T, StoreError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, StoreError>>,

@@ -47,7 +47,10 @@ fn galera_config(url: &str, db: &str, nodes: Vec<String>) -> StoreConfig {
         ".",
     )
     .expect("config");
-    assert!(cfg.url.is_none(), "{url}: nodes, not a URL, pick the server");
+    assert!(
+        cfg.url.is_none(),
+        "{url}: nodes, not a URL, pick the server"
+    );
     cfg.retry.attempts = 40;
     cfg.retry.initial_backoff_ms = 50;
     cfg.retry.max_backoff_ms = 300;
@@ -56,7 +59,9 @@ fn galera_config(url: &str, db: &str, nodes: Vec<String>) -> StoreConfig {
 }
 
 async fn sync_wait(store: &Store) -> i64 {
-    let Pools::MySql(pool) = store.backend() else { panic!("not mysql") };
+    let Pools::MySql(pool) = store.backend() else {
+        panic!("not mysql")
+    };
     sqlx::query("SELECT CAST(@@SESSION.wsrep_sync_wait AS SIGNED)")
         .fetch_one(pool)
         .await
@@ -67,7 +72,10 @@ async fn sync_wait(store: &Store) -> i64 {
 
 async fn wsrep_ready(url: &str) -> Option<bool> {
     let mut c = MySqlConnection::connect(url).await.ok()?;
-    let r = sqlx::query("SHOW STATUS LIKE 'wsrep_ready'").fetch_one(&mut c).await.ok()?;
+    let r = sqlx::query("SHOW STATUS LIKE 'wsrep_ready'")
+        .fetch_one(&mut c)
+        .await
+        .ok()?;
     let v: String = r.try_get(1).ok()?;
     Some(v == "ON")
 }
@@ -80,12 +88,18 @@ async fn set_ready(url: &str, ready: bool) {
         return;
     }
     let addr = if ready { "gcomm://" } else { "" };
-    let mut c = MySqlConnection::connect(url).await.expect("connect to change wsrep_cluster_address");
+    let mut c = MySqlConnection::connect(url)
+        .await
+        .expect("connect to change wsrep_cluster_address");
     if let Err(e) = c
-        .execute(sqlx::AssertSqlSafe(format!("SET GLOBAL wsrep_cluster_address = '{addr}'")))
+        .execute(sqlx::AssertSqlSafe(format!(
+            "SET GLOBAL wsrep_cluster_address = '{addr}'"
+        )))
         .await
     {
-        eprintln!("changing wsrep_cluster_address: {e} (the provider restart may drop the connection)");
+        eprintln!(
+            "changing wsrep_cluster_address: {e} (the provider restart may drop the connection)"
+        );
     }
     for _ in 0..200 {
         if wsrep_ready(url).await == Some(ready) {
@@ -99,54 +113,117 @@ async fn set_ready(url: &str, ready: bool) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn galera_mode_on_a_real_galera_node() {
     let Ok(url) = std::env::var("KILLKRILL_TEST_GALERA_URL") else {
-        eprintln!("skipping galera: KILLKRILL_TEST_GALERA_URL is not set (scripts/galera-node starts a node)");
+        eprintln!(
+            "skipping galera: KILLKRILL_TEST_GALERA_URL is not set (scripts/galera-node starts a node)"
+        );
         return;
     };
     set_ready(&url, true).await; // a previous run may have died mid-test
     let (_, db) = support::mysql_database(&url).await;
     let node = host_port(&url);
-    let opts = BlockOptions { max_records: 100, threads: 2, ..BlockOptions::default() };
+    let opts = BlockOptions {
+        max_records: 100,
+        threads: 2,
+        ..BlockOptions::default()
+    };
 
     // An unreachable first node is skipped; migrations run without GET_LOCK.
     let cfg = galera_config(&url, &db, vec!["127.0.0.1:1".into(), node.clone()]);
-    let store = Store::open(cfg.clone()).await.expect("open in galera mode").with_block_options(opts.clone());
-    assert_eq!(sync_wait(&store).await, 1, "wsrep_sync_wait set per connection");
+    let store = Store::open(cfg.clone())
+        .await
+        .expect("open in galera mode")
+        .with_block_options(opts.clone());
+    assert_eq!(
+        sync_wait(&store).await,
+        1,
+        "wsrep_sync_wait set per connection"
+    );
 
     // Writes, reads, compaction and retention work as on any backend.
     let t = Tenant::new("galera").unwrap();
-    let data: Vec<_> = (0..1500).map(|i| record(&t, i, T0 + i as i64 * NANOS_PER_SEC / 100)).collect();
+    let data: Vec<_> = (0..1500)
+        .map(|i| record(&t, i, T0 + i as i64 * NANOS_PER_SEC / 100))
+        .collect();
     for chunk in data.chunks(250) {
         store.write_records(chunk.to_vec()).await.expect("write");
     }
-    let again = store.write_records(data[..250].to_vec()).await.expect("rewrite");
+    let again = store
+        .write_records(data[..250].to_vec())
+        .await
+        .expect("rewrite");
     assert_eq!(again.blocks_written, 0);
-    let copts = CompactionOptions { target_records: 400, small_below: 200, block: opts.clone(), ..CompactionOptions::default() };
+    let copts = CompactionOptions {
+        target_records: 400,
+        small_below: 200,
+        block: opts.clone(),
+        ..CompactionOptions::default()
+    };
     compact_tenant(&store, &t, &copts).await.expect("compact");
-    let q = query(&t, LogFilter { text: Some("disk".into()), ..LogFilter::default() }, Order::NewestFirst, 50);
+    let q = query(
+        &t,
+        LogFilter {
+            text: Some("disk".into()),
+            ..LogFilter::default()
+        },
+        Order::NewestFirst,
+        50,
+    );
     assert_eq!(walk(&store, q.clone()).await, naive(&data, &q));
 
     // A real deadlock (error 1213, what certification conflicts also
     // return) is classified retryable.
-    let mut admin = MySqlConnection::connect(&url).await.expect("connect to the galera node");
-    admin.execute(sqlx::AssertSqlSafe(format!("CREATE TABLE {db}.dl (id INT PRIMARY KEY, v INT)"))).await.expect("create");
-    admin.execute(sqlx::AssertSqlSafe(format!("INSERT INTO {db}.dl VALUES (1, 0), (2, 0)"))).await.expect("insert");
-    let scoped = format!("{}/{db}", url.rsplit_once('/').expect("url has a database").0);
+    let mut admin = MySqlConnection::connect(&url)
+        .await
+        .expect("connect to the galera node");
+    admin
+        .execute(sqlx::AssertSqlSafe(format!(
+            "CREATE TABLE {db}.dl (id INT PRIMARY KEY, v INT)"
+        )))
+        .await
+        .expect("create");
+    admin
+        .execute(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO {db}.dl VALUES (1, 0), (2, 0)"
+        )))
+        .await
+        .expect("insert");
+    let scoped = format!(
+        "{}/{db}",
+        url.rsplit_once('/').expect("url has a database").0
+    );
     let mut a = MySqlConnection::connect(&scoped).await.expect("a");
     let mut b = MySqlConnection::connect(&scoped).await.expect("b");
     a.execute("BEGIN").await.expect("begin a");
     b.execute("BEGIN").await.expect("begin b");
-    a.execute("UPDATE dl SET v = 1 WHERE id = 1").await.expect("a1");
-    b.execute("UPDATE dl SET v = 2 WHERE id = 2").await.expect("b2");
+    a.execute("UPDATE dl SET v = 1 WHERE id = 1")
+        .await
+        .expect("a1");
+    b.execute("UPDATE dl SET v = 2 WHERE id = 2")
+        .await
+        .expect("b2");
     let blocked = tokio::spawn(async move {
-        let r = a.execute("UPDATE dl SET v = 1 WHERE id = 2").await.map(|_| ());
+        let r = a
+            .execute("UPDATE dl SET v = 1 WHERE id = 2")
+            .await
+            .map(|_| ());
         (a, r)
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let rb = b.execute("UPDATE dl SET v = 2 WHERE id = 1").await.map(|_| ());
+    let rb = b
+        .execute("UPDATE dl SET v = 2 WHERE id = 1")
+        .await
+        .map(|_| ());
     let (_a, ra) = blocked.await.expect("join");
     let err = ra.err().or(rb.err()).expect("one side deadlocks");
-    assert_eq!(killkrill_store::error::kind_of(&err), ErrorKind::Retryable, "{err}");
-    assert!(err.to_string().contains("1213") || err.to_string().to_lowercase().contains("deadlock"), "{err}");
+    assert_eq!(
+        killkrill_store::error::kind_of(&err),
+        ErrorKind::Retryable,
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("1213") || err.to_string().to_lowercase().contains("deadlock"),
+        "{err}"
+    );
 
     // The node loses its primary component (wsrep_ready=OFF, error 1047 for
     // every statement); a write retries with backoff until it is back.
@@ -158,9 +235,15 @@ async fn galera_mode_on_a_real_galera_node() {
     });
     let started = Instant::now();
     let more: Vec<_> = (5000..5100).map(|i| record(&t, i, T0 + i as i64)).collect();
-    let rep = store.write_records(more.clone()).await.expect("write survives a not-ready node");
+    let rep = store
+        .write_records(more.clone())
+        .await
+        .expect("write survives a not-ready node");
     assert_eq!(rep.records_written, 100);
-    assert!(started.elapsed() >= Duration::from_millis(1000), "the write waited for the node");
+    assert!(
+        started.elapsed() >= Duration::from_millis(1000),
+        "the write waited for the node"
+    );
     heal.await.expect("heal");
 
     // Start-up against a node that is not ready yet: retried, not fatal.
@@ -171,21 +254,32 @@ async fn galera_mode_on_a_real_galera_node() {
         set_ready(&u, true).await;
     });
     let started = Instant::now();
-    let second = Store::connect(galera_config(&url, &db, vec![node])).await.expect("connect retried until ready");
+    let second = Store::connect(galera_config(&url, &db, vec![node]))
+        .await
+        .expect("connect retried until ready");
     assert!(started.elapsed() >= Duration::from_millis(1000));
     heal.await.expect("heal");
-    let all = walk(&second, query(&t, LogFilter::default(), Order::OldestFirst, 1000)).await;
+    let all = walk(
+        &second,
+        query(&t, LogFilter::default(), Order::OldestFirst, 1000),
+    )
+    .await;
     assert_eq!(all.len(), 1600);
 
     second.close().await;
     store.close().await;
     let mut admin = MySqlConnection::connect(&url).await.expect("connect");
-    admin.execute(sqlx::AssertSqlSafe(format!("DROP DATABASE {db}"))).await.expect("drop");
+    admin
+        .execute(sqlx::AssertSqlSafe(format!("DROP DATABASE {db}")))
+        .await
+        .expect("drop");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn galera_mode_on_plain_mariadb_runs_as_plain_mysql() {
-    let Some(url) = support::mysql_url().await else { return };
+    let Some(url) = support::mysql_url().await else {
+        return;
+    };
     let (_, db) = support::mysql_database(&url).await;
     let cfg = galera_config(&url, &db, vec![host_port(&url)]);
     let store = Store::open(cfg).await.expect("open");
@@ -198,5 +292,7 @@ async fn galera_mode_on_plain_mariadb_runs_as_plain_mysql() {
     assert_eq!(walk(&store, q.clone()).await, naive(&data, &q));
     store.close().await;
     let mut c = MySqlConnection::connect(&url).await.expect("connect");
-    c.execute(sqlx::AssertSqlSafe(format!("DROP DATABASE {db}"))).await.expect("drop");
+    c.execute(sqlx::AssertSqlSafe(format!("DROP DATABASE {db}")))
+        .await
+        .expect("drop");
 }

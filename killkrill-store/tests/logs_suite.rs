@@ -29,19 +29,97 @@ fn filters() -> Vec<(&'static str, LogFilter)> {
     let f = LogFilter::default;
     vec![
         ("none", f()),
-        ("severity err", LogFilter { min_severity: Some(Severity::Error), ..f() }),
-        ("severity emerg", LogFilter { min_severity: Some(Severity::Emergency), ..f() }),
-        ("host", LogFilter { host: Some("web2".into()), ..f() }),
-        ("absent host", LogFilter { host: Some("nope".into()), ..f() }),
-        ("app", LogFilter { app: Some("cron".into()), ..f() }),
-        ("source", LogFilter { source: Some("http".into()), ..f() }),
-        ("sd field", LogFilter { fields: vec![("origin.ip".into(), "10.0.0.1".into())], ..f() }),
-        ("attr field", LogFilter { fields: vec![("user".into(), "2".into())], ..f() }),
-        ("text one token", LogFilter { text: Some("TIMEOUT".into()), ..f() }),
-        ("text two tokens", LogFilter { text: Some("disk full".into()), ..f() }),
-        ("text rare", LogFilter { text: Some("request 77".into()), ..f() }),
-        ("text in field value", LogFilter { text: Some("10.0.0.2".into()), ..f() }),
-        ("text absent", LogFilter { text: Some("zebra".into()), ..f() }),
+        (
+            "severity err",
+            LogFilter {
+                min_severity: Some(Severity::Error),
+                ..f()
+            },
+        ),
+        (
+            "severity emerg",
+            LogFilter {
+                min_severity: Some(Severity::Emergency),
+                ..f()
+            },
+        ),
+        (
+            "host",
+            LogFilter {
+                host: Some("web2".into()),
+                ..f()
+            },
+        ),
+        (
+            "absent host",
+            LogFilter {
+                host: Some("nope".into()),
+                ..f()
+            },
+        ),
+        (
+            "app",
+            LogFilter {
+                app: Some("cron".into()),
+                ..f()
+            },
+        ),
+        (
+            "source",
+            LogFilter {
+                source: Some("http".into()),
+                ..f()
+            },
+        ),
+        (
+            "sd field",
+            LogFilter {
+                fields: vec![("origin.ip".into(), "10.0.0.1".into())],
+                ..f()
+            },
+        ),
+        (
+            "attr field",
+            LogFilter {
+                fields: vec![("user".into(), "2".into())],
+                ..f()
+            },
+        ),
+        (
+            "text one token",
+            LogFilter {
+                text: Some("TIMEOUT".into()),
+                ..f()
+            },
+        ),
+        (
+            "text two tokens",
+            LogFilter {
+                text: Some("disk full".into()),
+                ..f()
+            },
+        ),
+        (
+            "text rare",
+            LogFilter {
+                text: Some("request 77".into()),
+                ..f()
+            },
+        ),
+        (
+            "text in field value",
+            LogFilter {
+                text: Some("10.0.0.2".into()),
+                ..f()
+            },
+        ),
+        (
+            "text absent",
+            LogFilter {
+                text: Some("zebra".into()),
+                ..f()
+            },
+        ),
         (
             "combined",
             LogFilter {
@@ -71,7 +149,12 @@ async fn every_filter_in_both_orders_matches_the_reference() {
                     let q = query(&tenant, filter.clone(), order, limit);
                     let want = naive(&data, &q);
                     let got = walk(b.store.as_ref(), q).await;
-                    assert_eq!(ids(&got), ids(&want), "{}: {name} {order:?} limit {limit}", b.name);
+                    assert_eq!(
+                        ids(&got),
+                        ids(&want),
+                        "{}: {name} {order:?} limit {limit}",
+                        b.name
+                    );
                     if limit == 100 {
                         assert_eq!(got, want, "{}: {name}: records differ", b.name);
                     }
@@ -80,8 +163,16 @@ async fn every_filter_in_both_orders_matches_the_reference() {
         }
         // A time range cuts exactly.
         let mut q = query(&tenant, LogFilter::default(), Order::NewestFirst, 10);
-        q.range = TimeRange::new(Timestamp::from_nanos(T0 + 5 * NANOS_PER_SEC), Timestamp::from_nanos(T0 + 9 * NANOS_PER_SEC));
-        assert_eq!(ids(&walk(b.store.as_ref(), q.clone()).await), ids(&naive(&data, &q)), "{}: range", b.name);
+        q.range = TimeRange::new(
+            Timestamp::from_nanos(T0 + 5 * NANOS_PER_SEC),
+            Timestamp::from_nanos(T0 + 9 * NANOS_PER_SEC),
+        );
+        assert_eq!(
+            ids(&walk(b.store.as_ref(), q.clone()).await),
+            ids(&naive(&data, &q)),
+            "{}: range",
+            b.name
+        );
         // Tenants never see each other's records.
         let q = query(&other, LogFilter::default(), Order::NewestFirst, 1000);
         let got = walk(b.store.as_ref(), q).await;
@@ -96,12 +187,23 @@ async fn bad_limits_and_cursors_are_invalid_queries() {
     let tenant = Tenant::new("limits").unwrap();
     let b = memory();
     for limit in [0, 10_001] {
-        let err = query_logs(b.store.as_ref(), &query(&tenant, LogFilter::default(), Order::NewestFirst, limit))
-            .await
-            .unwrap_err();
-        assert!(err.to_string().contains("limit must be between 1 and 10000"), "{err}");
+        let err = query_logs(
+            b.store.as_ref(),
+            &query(&tenant, LogFilter::default(), Order::NewestFirst, limit),
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("limit must be between 1 and 10000"),
+            "{err}"
+        );
     }
-    assert!("garbage".parse::<killkrill_core::logquery::Cursor>().is_err());
+    assert!(
+        "garbage"
+            .parse::<killkrill_core::logquery::Cursor>()
+            .is_err()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -152,7 +254,12 @@ async fn cursor_walks_without_gaps_or_repeats_while_blocks_arrive() {
             let want = naive(&want, &q0);
             let got_ids: std::collections::HashSet<_> = ids(&got).into_iter().collect();
             for r in &want {
-                assert!(got_ids.contains(&r.id), "{}: {order:?} missing {:?}", b.name, r.id);
+                assert!(
+                    got_ids.contains(&r.id),
+                    "{}: {order:?} missing {:?}",
+                    b.name,
+                    r.id
+                );
             }
         }
         b.cleanup().await;
@@ -174,25 +281,42 @@ async fn rewrites_are_no_ops_even_after_compaction() {
         }
         assert_eq!(written, 95);
         let again = b.write(batches[3].clone(), &opts).await;
-        assert_eq!((again.blocks_written, again.blocks_skipped), (0, 1), "{}", b.name);
+        assert_eq!(
+            (again.blocks_written, again.blocks_skipped),
+            (0, 1),
+            "{}",
+            b.name
+        );
         let copts = CompactionOptions {
             target_records: 40,
             small_below: 20,
             block: opts.clone(),
             ..CompactionOptions::default()
         };
-        let rep = compact_tenant(b.store.as_ref(), &tenant, &copts).await.unwrap();
-        assert!(rep.merges >= 2 && rep.blocks_in > rep.blocks_out, "{}: {rep:?}", b.name);
+        let rep = compact_tenant(b.store.as_ref(), &tenant, &copts)
+            .await
+            .unwrap();
+        assert!(
+            rep.merges >= 2 && rep.blocks_in > rep.blocks_out,
+            "{}: {rep:?}",
+            b.name
+        );
         // Redelivery after the block was merged away: still a no-op.
         for batch in &batches {
             let r = b.write(batch.clone(), &opts).await;
-            assert_eq!(r.blocks_written, 0, "{}: rewrite after compaction stored a block", b.name);
+            assert_eq!(
+                r.blocks_written, 0,
+                "{}: rewrite after compaction stored a block",
+                b.name
+            );
         }
         let all_q = query(&tenant, LogFilter::default(), Order::OldestFirst, 1000);
         let got = walk(b.store.as_ref(), all_q.clone()).await;
         assert_eq!(got, naive(&data, &all_q), "{}", b.name);
         // Compacting again finds nothing left to merge under the target.
-        let rep2 = compact_tenant(b.store.as_ref(), &tenant, &copts).await.unwrap();
+        let rep2 = compact_tenant(b.store.as_ref(), &tenant, &copts)
+            .await
+            .unwrap();
         assert_eq!(rep2.conflicts, 0);
         assert_eq!(walk(b.store.as_ref(), all_q).await.len(), 95);
         b.cleanup().await;
@@ -227,14 +351,31 @@ async fn compaction_merges_small_blocks_and_keeps_results() {
             block: opts.clone(),
             ..CompactionOptions::default()
         };
-        let rep = compact_tenant(b.store.as_ref(), &tenant, &copts).await.unwrap();
+        let rep = compact_tenant(b.store.as_ref(), &tenant, &copts)
+            .await
+            .unwrap();
         let after = count_blocks().await;
-        assert_eq!(after.len(), 40 - rep.blocks_in + rep.blocks_out, "{}", b.name);
-        assert!(after.len() <= 8, "{}: {} blocks after compaction", b.name, after.len());
+        assert_eq!(
+            after.len(),
+            40 - rep.blocks_in + rep.blocks_out,
+            "{}",
+            b.name
+        );
+        assert!(
+            after.len() <= 8,
+            "{}: {} blocks after compaction",
+            b.name,
+            after.len()
+        );
         assert_eq!(after.iter().map(|s| u64::from(s.count)).sum::<u64>(), 120);
         for (name, filter) in filters() {
             let q = query(&tenant, filter, Order::NewestFirst, 13);
-            assert_eq!(ids(&walk(b.store.as_ref(), q.clone()).await), ids(&naive(&data, &q)), "{}: {name}", b.name);
+            assert_eq!(
+                ids(&walk(b.store.as_ref(), q.clone()).await),
+                ids(&naive(&data, &q)),
+                "{}: {name}",
+                b.name
+            );
         }
         // A merge whose source vanished is a conflict, not a change.
         if let Some(sql) = &b.sql {
@@ -243,7 +384,12 @@ async fn compaction_merges_small_blocks_and_keeps_results() {
                 .replace_blocks(&tenant, &[killkrill_core::logblock::BlockId(42)], &[])
                 .await
                 .unwrap_err();
-            assert_eq!(err.kind(), killkrill_core::storage::ErrorKind::Conflict, "{}", b.name);
+            assert_eq!(
+                err.kind(),
+                killkrill_core::storage::ErrorKind::Conflict,
+                "{}",
+                b.name
+            );
         }
         b.cleanup().await;
     }
@@ -255,29 +401,49 @@ async fn retention_deletes_whole_old_blocks_per_tenant() {
     let keep = Tenant::new("keep").unwrap();
     let short = Tenant::new("short").unwrap();
     for b in all(opts.clone()).await {
-        let old = (0..30).map(|i| record(&short, i, T0 + i as i64)).collect::<Vec<_>>();
-        let new = (30..60).map(|i| record(&short, i, T0 + 100 * NANOS_PER_SEC + i as i64)).collect::<Vec<_>>();
+        let old = (0..30)
+            .map(|i| record(&short, i, T0 + i as i64))
+            .collect::<Vec<_>>();
+        let new = (30..60)
+            .map(|i| record(&short, i, T0 + 100 * NANOS_PER_SEC + i as i64))
+            .collect::<Vec<_>>();
         b.write(old.clone(), &opts).await;
         b.write(new.clone(), &opts).await;
-        b.write((0..30).map(|i| record(&keep, i, T0 + i as i64)).collect(), &opts).await;
+        b.write(
+            (0..30).map(|i| record(&keep, i, T0 + i as i64)).collect(),
+            &opts,
+        )
+        .await;
         let now = Timestamp::from_nanos(T0 + 150 * NANOS_PER_SEC);
         let policy = RetentionPolicy {
             default_max_age_nanos: 365 * 86_400 * NANOS_PER_SEC,
             per_tenant: vec![(short.clone(), 100 * NANOS_PER_SEC)],
             registry_max_age_nanos: 100 * 365 * 86_400 * NANOS_PER_SEC,
         };
-        let rep = apply_retention(b.store.as_ref(), now, &policy).await.unwrap();
+        let rep = apply_retention(b.store.as_ref(), now, &policy)
+            .await
+            .unwrap();
         assert_eq!((rep.blocks, rep.registry_entries), (3, 0), "{}", b.name);
-        let got = walk(b.store.as_ref(), query(&short, LogFilter::default(), Order::OldestFirst, 100)).await;
+        let got = walk(
+            b.store.as_ref(),
+            query(&short, LogFilter::default(), Order::OldestFirst, 100),
+        )
+        .await;
         assert_eq!(ids(&got), ids(&new), "{}", b.name);
-        let kept = walk(b.store.as_ref(), query(&keep, LogFilter::default(), Order::OldestFirst, 100)).await;
+        let kept = walk(
+            b.store.as_ref(),
+            query(&keep, LogFilter::default(), Order::OldestFirst, 100),
+        )
+        .await;
         assert_eq!(kept.len(), 30);
         // The registry forgets ids by write time; then an old batch is new again.
         let forget_all = RetentionPolicy {
             registry_max_age_nanos: -NANOS_PER_SEC * 3600,
             ..policy
         };
-        let rep = apply_retention(b.store.as_ref(), Timestamp::now(), &forget_all).await.unwrap();
+        let rep = apply_retention(b.store.as_ref(), Timestamp::now(), &forget_all)
+            .await
+            .unwrap();
         assert!(rep.registry_entries >= 6, "{}: {rep:?}", b.name);
         b.cleanup().await;
     }
@@ -291,7 +457,10 @@ async fn volume_matches_counting_records() {
     for b in all(opts.clone()).await {
         b.write(data.clone(), &opts).await;
         for (name, filter) in filters() {
-            let range = TimeRange::new(Timestamp::from_nanos(T0 - 2 * NANOS_PER_SEC), Timestamp::from_nanos(T0 + 14 * NANOS_PER_SEC));
+            let range = TimeRange::new(
+                Timestamp::from_nanos(T0 - 2 * NANOS_PER_SEC),
+                Timestamp::from_nanos(T0 + 14 * NANOS_PER_SEC),
+            );
             let q = VolumeQuery {
                 tenant: tenant.clone(),
                 range,
@@ -306,12 +475,29 @@ async fn volume_matches_counting_records() {
             for bucket in &got.buckets {
                 let inside: Vec<&LogRecord> = recs
                     .iter()
-                    .filter(|r| r.timestamp >= bucket.start && r.timestamp.as_nanos() < bucket.start.as_nanos() + 2 * NANOS_PER_SEC)
+                    .filter(|r| {
+                        r.timestamp >= bucket.start
+                            && r.timestamp.as_nanos() < bucket.start.as_nanos() + 2 * NANOS_PER_SEC
+                    })
                     .collect();
-                assert_eq!(bucket.total, inside.len() as u64, "{}: {name} at {:?}", b.name, bucket.start);
+                assert_eq!(
+                    bucket.total,
+                    inside.len() as u64,
+                    "{}: {name} at {:?}",
+                    b.name,
+                    bucket.start
+                );
                 for code in 0..9u8 {
-                    let n = inside.iter().filter(|r| r.severity.map_or(8, |s| s.code()) == code).count();
-                    assert_eq!(bucket.by_severity[usize::from(code)], n as u64, "{}: {name} sev {code}", b.name);
+                    let n = inside
+                        .iter()
+                        .filter(|r| r.severity.map_or(8, |s| s.code()) == code)
+                        .count();
+                    assert_eq!(
+                        bucket.by_severity[usize::from(code)],
+                        n as u64,
+                        "{}: {name} sev {code}",
+                        b.name
+                    );
                 }
             }
             if name == "none" || name == "severity err" {
@@ -335,20 +521,52 @@ async fn dead_letters_upsert_list_delete() {
             attempts: 5,
             failed_at: Timestamp::from_nanos(at),
         };
-        let a = store.put_dead_letter(&letter(b"batch-a", 10)).await.unwrap();
-        let a2 = store.put_dead_letter(&letter(b"batch-a", 20)).await.unwrap();
-        let c = store.put_dead_letter(&letter(b"batch-c\xff", 15)).await.unwrap();
+        let a = store
+            .put_dead_letter(&letter(b"batch-a", 10))
+            .await
+            .unwrap();
+        let a2 = store
+            .put_dead_letter(&letter(b"batch-a", 20))
+            .await
+            .unwrap();
+        let c = store
+            .put_dead_letter(&letter(b"batch-c\xff", 15))
+            .await
+            .unwrap();
         assert_eq!(a, a2, "{}: same payload, same entry", b.name);
         assert_ne!(a, c);
         let list = store.list_dead_letters(Some(&t), None, 10).await.unwrap();
         assert_eq!(list.len(), 2, "{}", b.name);
-        assert_eq!((list[0].attempts, list[0].first_failure.as_nanos(), list[0].last_failure.as_nanos()), (10, 10, 20));
+        assert_eq!(
+            (
+                list[0].attempts,
+                list[0].first_failure.as_nanos(),
+                list[0].last_failure.as_nanos()
+            ),
+            (10, 10, 20)
+        );
         assert_eq!(list[0].error, "failed at 20");
         assert_eq!(list[1].payload, b"batch-c\xff");
-        let page2 = store.list_dead_letters(None, Some(list[0].id), 10).await.unwrap();
+        let page2 = store
+            .list_dead_letters(None, Some(list[0].id), 10)
+            .await
+            .unwrap();
         assert_eq!(page2.len(), 1);
-        assert_eq!(store.delete_dead_letters(&[a, DeadLetterId(i64::MAX)]).await.unwrap(), 1);
-        assert_eq!(store.list_dead_letters(Some(&t), None, 10).await.unwrap().len(), 1);
+        assert_eq!(
+            store
+                .delete_dead_letters(&[a, DeadLetterId(i64::MAX)])
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(
+            store
+                .list_dead_letters(Some(&t), None, 10)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
         b.cleanup().await;
     }
 }
@@ -360,7 +578,10 @@ async fn bad_db_type_and_unreachable_server_are_clear_errors() {
         _ => None,
     };
     let err = StoreConfig::from_env(env, DbType::Sqlite, ".").unwrap_err();
-    assert_eq!(err.to_string(), "unknown DB_TYPE \"oracle\": expected one of postgres, mysql, sqlite");
+    assert_eq!(
+        err.to_string(),
+        "unknown DB_TYPE \"oracle\": expected one of postgres, mysql, sqlite"
+    );
     // A server nobody listens on: retried for connect_for_secs, then a
     // retryable error (not a panic, not a hang).
     let mut cfg = StoreConfig::from_url(DbType::Postgres, "postgres://u@127.0.0.1:1/x");
@@ -368,8 +589,15 @@ async fn bad_db_type_and_unreachable_server_are_clear_errors() {
     cfg.retry.initial_backoff_ms = 100;
     let started = std::time::Instant::now();
     let err = Store::connect(cfg).await.unwrap_err();
-    assert_eq!(err.kind(), killkrill_core::storage::ErrorKind::Retryable, "{err}");
-    assert!(started.elapsed() >= std::time::Duration::from_millis(900), "retried for a second");
+    assert_eq!(
+        err.kind(),
+        killkrill_core::storage::ErrorKind::Retryable,
+        "{err}"
+    );
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(900),
+        "retried for a second"
+    );
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
 }
 
@@ -430,10 +658,23 @@ async fn large_writes_round_trip_through_the_bulk_paths() {
     assert!(bytes > 5 << 20, "{bytes}");
     for b in all(opts.clone()).await {
         let rep = b.store.write_blocks(&blocks).await.unwrap();
-        assert_eq!((rep.blocks_written, rep.records_written), (6, 3000), "{}", b.name);
+        assert_eq!(
+            (rep.blocks_written, rep.records_written),
+            (6, 3000),
+            "{}",
+            b.name
+        );
         let q = query(&t, LogFilter::default(), Order::OldestFirst, 1000);
-        assert_eq!(walk(b.store.as_ref(), q.clone()).await, naive(&data, &q), "{}", b.name);
-        assert_eq!(b.store.write_blocks(&blocks).await.unwrap().blocks_skipped, 6);
+        assert_eq!(
+            walk(b.store.as_ref(), q.clone()).await,
+            naive(&data, &q),
+            "{}",
+            b.name
+        );
+        assert_eq!(
+            b.store.write_blocks(&blocks).await.unwrap().blocks_skipped,
+            6
+        );
         b.cleanup().await;
     }
 }

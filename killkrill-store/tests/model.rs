@@ -10,7 +10,9 @@ mod support;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use killkrill_core::event::{EventId, FieldValue, LogRecord, NANOS_PER_SEC, SdElement, Severity, Tenant, Timestamp};
+use killkrill_core::event::{
+    EventId, FieldValue, LogRecord, NANOS_PER_SEC, SdElement, Severity, Tenant, Timestamp,
+};
 use killkrill_core::logblock::BlockOptions;
 use killkrill_core::logquery::{LogFilter, LogQuery, Order};
 use killkrill_core::storage::{CompactionOptions, TimeRange, compact_tenant};
@@ -21,6 +23,11 @@ use support::{Backend, naive, walk};
 const T0: i64 = 1_764_000_000 * NANOS_PER_SEC;
 const WORDS: [&str; 6] = ["alpha", "Beta", "gamma", "delta", "ERR", "x1"];
 
+/// ts, id, severity, host, app, source, words, invalid UTF-8, sd, attribute.
+type RawRecord = (i64, u128, Option<u8>, u8, u8, u8, Vec<usize>, bool, u8, u8);
+/// filter, order, page size, optional range in tenths of a second.
+type CaseQuery = (LogFilter, Order, usize, Option<(i64, i64)>);
+
 #[derive(Debug, Clone)]
 struct Case {
     records: Vec<LogRecord>,
@@ -29,10 +36,10 @@ struct Case {
     dup: Option<usize>,
     block: usize,
     compact: Option<(usize, usize)>,
-    queries: Vec<(LogFilter, Order, usize, Option<(i64, i64)>)>,
+    queries: Vec<CaseQuery>,
 }
 
-fn arb_record() -> impl Strategy<Value = (i64, u128, Option<u8>, u8, u8, u8, Vec<usize>, bool, u8, u8)> {
+fn arb_record() -> impl Strategy<Value = RawRecord> {
     (
         0i64..40,
         any::<u128>(),
@@ -47,10 +54,15 @@ fn arb_record() -> impl Strategy<Value = (i64, u128, Option<u8>, u8, u8, u8, Vec
     )
 }
 
-fn build(tenant: &Tenant, raw: &(i64, u128, Option<u8>, u8, u8, u8, Vec<usize>, bool, u8, u8)) -> LogRecord {
+fn build(tenant: &Tenant, raw: &RawRecord) -> LogRecord {
     let (ts, id, sev, host, app, source, words, bad_utf8, sd, attr) = raw;
     let pick = |i: u8, from: &[&str]| from.get(usize::from(i)).map(|s| (*s).to_owned());
-    let mut message: Vec<u8> = words.iter().map(|&w| WORDS[w]).collect::<Vec<_>>().join(" ").into_bytes();
+    let mut message: Vec<u8> = words
+        .iter()
+        .map(|&w| WORDS[w])
+        .collect::<Vec<_>>()
+        .join(" ")
+        .into_bytes();
     if *bad_utf8 {
         message.extend_from_slice(b" \xff\xfe");
     }
@@ -66,13 +78,23 @@ fn build(tenant: &Tenant, raw: &(i64, u128, Option<u8>, u8, u8, u8, Vec<usize>, 
             0 => Vec::new(),
             n => vec![SdElement {
                 id: "origin".into(),
-                params: vec![("ip".into(), format!("10.0.0.{n}")), ("ip".into(), "10.9.9.9".into())],
+                params: vec![
+                    ("ip".into(), format!("10.0.0.{n}")),
+                    ("ip".into(), "10.9.9.9".into()),
+                ],
             }],
         },
-        message: if words.is_empty() && !bad_utf8 { None } else { Some(message) },
+        message: if words.is_empty() && !bad_utf8 {
+            None
+        } else {
+            Some(message)
+        },
         attributes: match attr {
             0 => Vec::new(),
-            n => vec![("user".into(), FieldValue::Int(i64::from(*n))), ("ok".into(), FieldValue::Bool(n % 2 == 0))],
+            n => vec![
+                ("user".into(), FieldValue::Int(i64::from(*n))),
+                ("ok".into(), FieldValue::Bool(n % 2 == 0)),
+            ],
         },
         ..LogRecord::default()
     }
@@ -94,19 +116,39 @@ fn arb_some_filter() -> impl Strategy<Value = LogFilter> {
             ("user", "2"),
             ("ok", "true"),
         ])),
-        prop::option::of(prop::sample::select(vec!["alpha", "beta GAMMA", "err", "10", "nothing", "x1 alpha"])),
+        prop::option::of(prop::sample::select(vec![
+            "alpha",
+            "beta GAMMA",
+            "err",
+            "10",
+            "nothing",
+            "x1 alpha",
+        ])),
     )
         .prop_map(|(sev, host, app, source, field, text)| LogFilter {
             min_severity: sev.and_then(Severity::from_code),
             host: host.map(str::to_owned),
             app: app.map(str::to_owned),
             source: source.map(str::to_owned),
-            fields: field.map(|(n, v)| vec![(n.to_owned(), v.to_owned())]).unwrap_or_default(),
+            fields: field
+                .map(|(n, v)| vec![(n.to_owned(), v.to_owned())])
+                .unwrap_or_default(),
             text: text.map(str::to_owned),
         })
 }
 
-fn arb_case() -> impl Strategy<Value = (Vec<(i64, u128, Option<u8>, u8, u8, u8, Vec<usize>, bool, u8, u8)>, Vec<bool>, Vec<u32>, Option<usize>, usize, Option<(usize, usize)>, Vec<(LogFilter, bool, usize, Option<(i64, i64)>)>)> {
+#[allow(clippy::type_complexity)]
+fn arb_case() -> impl Strategy<
+    Value = (
+        Vec<RawRecord>,
+        Vec<bool>,
+        Vec<u32>,
+        Option<usize>,
+        usize,
+        Option<(usize, usize)>,
+        Vec<(LogFilter, bool, usize, Option<(i64, i64)>)>,
+    ),
+> {
     (
         prop::collection::vec(arb_record(), 0..50),
         prop::collection::vec(any::<bool>(), 50),
@@ -114,7 +156,15 @@ fn arb_case() -> impl Strategy<Value = (Vec<(i64, u128, Option<u8>, u8, u8, u8, 
         prop::option::of(0usize..50),
         1usize..6,
         prop::option::of((2usize..12, 1usize..12)),
-        prop::collection::vec((arb_filter(), any::<bool>(), 1usize..8, prop::option::of((0i64..45, 0i64..45))), 1..4),
+        prop::collection::vec(
+            (
+                arb_filter(),
+                any::<bool>(),
+                1usize..8,
+                prop::option::of((0i64..45, 0i64..45)),
+            ),
+            1..4,
+        ),
     )
 }
 
@@ -131,30 +181,47 @@ where
         .enable_all()
         .build()
         .expect("runtime");
-    let Some(backend) = rt.block_on(open()) else { return };
+    let Some(backend) = rt.block_on(open()) else {
+        return;
+    };
     let mut runner = TestRunner::new(Config {
         cases,
         failure_persistence: None,
         ..Config::default()
     });
     let name = backend.name;
-    let result = runner.run(&arb_case(), |(raw, cuts, shuffle, dup, block, compact, queries)| {
-        let n = CASE.fetch_add(1, Ordering::Relaxed);
-        let tenant = Tenant::new(&format!("m{n}")).expect("tenant");
-        let case = Case {
-            records: raw.iter().map(|r| build(&tenant, r)).collect(),
-            cuts,
-            shuffle,
-            dup,
-            block,
-            compact,
-            queries: queries
-                .into_iter()
-                .map(|(f, newest, limit, range)| (f, if newest { Order::NewestFirst } else { Order::OldestFirst }, limit, range))
-                .collect(),
-        };
-        rt.block_on(check(&backend, &tenant, &case)).map_err(TestCaseError::fail)
-    });
+    let result = runner.run(
+        &arb_case(),
+        |(raw, cuts, shuffle, dup, block, compact, queries)| {
+            let n = CASE.fetch_add(1, Ordering::Relaxed);
+            let tenant = Tenant::new(&format!("m{n}")).expect("tenant");
+            let case = Case {
+                records: raw.iter().map(|r| build(&tenant, r)).collect(),
+                cuts,
+                shuffle,
+                dup,
+                block,
+                compact,
+                queries: queries
+                    .into_iter()
+                    .map(|(f, newest, limit, range)| {
+                        (
+                            f,
+                            if newest {
+                                Order::NewestFirst
+                            } else {
+                                Order::OldestFirst
+                            },
+                            limit,
+                            range,
+                        )
+                    })
+                    .collect(),
+            };
+            rt.block_on(check(&backend, &tenant, &case))
+                .map_err(TestCaseError::fail)
+        },
+    );
     rt.block_on(backend.cleanup());
     if let Err(e) = result {
         panic!("{name}: {e}");
@@ -181,11 +248,17 @@ async fn check(b: &Backend, tenant: &Tenant, c: &Case) -> Result<(), String> {
     for &i in &order {
         b.write(batches[i].clone(), &opts).await;
     }
-    let dup = c.dup.filter(|_| !batches.is_empty()).map(|d| d % batches.len());
+    let dup = c
+        .dup
+        .filter(|_| !batches.is_empty())
+        .map(|d| d % batches.len());
     if let Some(d) = dup {
         let r = b.write(batches[d].clone(), &opts).await;
         if r.blocks_written != 0 {
-            return Err(format!("rewrite of batch {d} stored {} blocks", r.blocks_written));
+            return Err(format!(
+                "rewrite of batch {d} stored {} blocks",
+                r.blocks_written
+            ));
         }
     }
     if let Some((target, small)) = c.compact {
@@ -195,11 +268,16 @@ async fn check(b: &Backend, tenant: &Tenant, c: &Case) -> Result<(), String> {
             block: opts.clone(),
             ..CompactionOptions::default()
         };
-        compact_tenant(b.store.as_ref(), tenant, &copts).await.map_err(|e| e.to_string())?;
+        compact_tenant(b.store.as_ref(), tenant, &copts)
+            .await
+            .map_err(|e| e.to_string())?;
         if let Some(d) = dup {
             let r = b.write(batches[d].clone(), &opts).await;
             if r.blocks_written != 0 {
-                return Err(format!("rewrite of batch {d} after compaction stored {} blocks", r.blocks_written));
+                return Err(format!(
+                    "rewrite of batch {d} after compaction stored {} blocks",
+                    r.blocks_written
+                ));
             }
         }
     }
@@ -239,7 +317,10 @@ fn model_memory() {
 
 #[test]
 fn model_sqlite() {
-    run(|| async { Some(support::sqlite(BlockOptions::default()).await) }, 48);
+    run(
+        || async { Some(support::sqlite(BlockOptions::default()).await) },
+        48,
+    );
 }
 
 #[test]

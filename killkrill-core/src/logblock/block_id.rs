@@ -74,7 +74,10 @@ mod tests {
         assert_eq!(a, BlockId::for_records(&t, ids));
         assert_ne!(a, BlockId::for_records(&Tenant::new("b").unwrap(), ids));
         assert_ne!(a, BlockId::for_records(&t, [ids[1], ids[0]]));
-        assert_ne!(BlockId::for_merge(&t, &[a], 0), BlockId::for_merge(&t, &[a], 1));
+        assert_ne!(
+            BlockId::for_merge(&t, &[a], 0),
+            BlockId::for_merge(&t, &[a], 1)
+        );
         assert_eq!(BlockId::from_slice(&a.to_bytes()), Some(a));
         assert_eq!(BlockId::from_slice(&[1, 2]), None);
         assert_eq!(format!("{}", BlockId(255)), format!("{:0>32}", "ff"));

@@ -81,13 +81,17 @@ fn approx_size(r: &LogRecord) -> usize {
         + s(&r.msgid)
         + s(&r.source)
         + s(&r.parse_error)
-        + r
-            .structured_data
+        + r.structured_data
             .iter()
-            .map(|e| e.id.len() + e.params.iter().map(|(k, v)| k.len() + v.len() + 2).sum::<usize>())
+            .map(|e| {
+                e.id.len()
+                    + e.params
+                        .iter()
+                        .map(|(k, v)| k.len() + v.len() + 2)
+                        .sum::<usize>()
+            })
             .sum::<usize>()
-        + r
-            .attributes
+        + r.attributes
             .iter()
             .map(|(k, v)| k.len() + v.to_text().len() + 2)
             .sum::<usize>()
@@ -105,10 +109,16 @@ pub fn build_blocks(
 ) -> Result<Vec<EncodedBlock>, BlockError> {
     for (index, r) in records.iter().enumerate() {
         if r.id.is_none() {
-            return Err(BlockError::InvalidRecord { index, reason: "has no id" });
+            return Err(BlockError::InvalidRecord {
+                index,
+                reason: "has no id",
+            });
         }
         if r.tenant.is_none() {
-            return Err(BlockError::InvalidRecord { index, reason: "has no tenant" });
+            return Err(BlockError::InvalidRecord {
+                index,
+                reason: "has no tenant",
+            });
         }
     }
     records.sort_by(|a, b| {
@@ -260,7 +270,9 @@ fn note<'a>(set: &mut Vec<&'a str>, missing: &mut bool, v: Option<&'a str>) {
     match v {
         None => *missing = true,
         Some(v) => {
-            if set.last() != Some(&v) && (set.len() > 4 * super::summary::EXACT_SET_MAX || !set.contains(&v)) {
+            if set.last() != Some(&v)
+                && (set.len() > 4 * super::summary::EXACT_SET_MAX || !set.contains(&v))
+            {
                 set.push(v);
             }
         }

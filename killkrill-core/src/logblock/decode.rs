@@ -9,7 +9,12 @@
 use super::BlockError;
 use super::encode::PAYLOAD_VERSION;
 use super::wire::{Reader, unzigzag};
-use crate::event::{EventId, Facility, FieldValue, LogRecord, SdElement, Severity, Tenant, Timestamp};
+use crate::event::{
+    EventId, Facility, FieldValue, LogRecord, SdElement, Severity, Tenant, Timestamp,
+};
+
+/// A record's structured data and attributes.
+pub type Fields = (Vec<SdElement>, Vec<(String, FieldValue)>);
 
 /// Largest frame accepted (decompressed bytes).
 pub const MAX_FRAME_BYTES: usize = 256 << 20;
@@ -180,7 +185,11 @@ impl DecodedBlock {
             if l > 0 {
                 let b = &frame[s as usize..(s + l - 1) as usize];
                 if std::str::from_utf8(b).is_err() {
-                    return Err(BlockError::corrupt("frame", s as usize, "parse_error is not UTF-8"));
+                    return Err(BlockError::corrupt(
+                        "frame",
+                        s as usize,
+                        "parse_error is not UTF-8",
+                    ));
                 }
             }
         }
@@ -270,7 +279,7 @@ impl DecodedBlock {
     /// # Errors
     /// Never for a block that decoded (it was validated); kept as a result so
     /// a bug here is an error, not a panic.
-    pub fn fields(&self, i: usize) -> Result<(Vec<SdElement>, Vec<(String, FieldValue)>), BlockError> {
+    pub fn fields(&self, i: usize) -> Result<Fields, BlockError> {
         let start = self.fields[i] as usize;
         let mut r = Reader::new(&self.frame[start..], "fields");
         let nsd = r.len(MAX_FRAME_BYTES)?;

@@ -95,7 +95,9 @@ pub(crate) fn encode_frame(records: &[LogRecord]) -> Vec<u8> {
     dict_column(&mut out, records, |r| r.source.as_deref());
 
     bytes_column(&mut out, records, |r| r.message.as_deref());
-    bytes_column(&mut out, records, |r| r.parse_error.as_deref().map(str::as_bytes));
+    bytes_column(&mut out, records, |r| {
+        r.parse_error.as_deref().map(str::as_bytes)
+    });
 
     for r in records {
         put_u64(&mut out, r.structured_data.len() as u64);

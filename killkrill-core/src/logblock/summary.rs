@@ -82,7 +82,9 @@ impl ValueSet {
     /// Whether a record with value `v` may be in the block.
     pub fn may_contain(&self, v: &str) -> bool {
         match self {
-            ValueSet::Exact { values, .. } => values.binary_search_by(|x| x.as_str().cmp(v)).is_ok(),
+            ValueSet::Exact { values, .. } => {
+                values.binary_search_by(|x| x.as_str().cmp(v)).is_ok()
+            }
             ValueSet::Bloom(b) => b.may_contain(xxh3_64(v.as_bytes())),
         }
     }
@@ -159,7 +161,9 @@ pub struct BlockSummary {
 impl BlockSummary {
     /// Records with severity at or above `min` (code ≤ `min.code()`).
     pub fn count_at_or_above(&self, min: Severity) -> u32 {
-        self.severity_counts[..=usize::from(min.code())].iter().sum()
+        self.severity_counts[..=usize::from(min.code())]
+            .iter()
+            .sum()
     }
 
     /// The `summary` column: severity counts and the three value sets.

@@ -131,7 +131,10 @@ fn batches_are_cut_sorted_deduplicated_and_summarised() {
     let blocks = build_blocks(records.clone(), &opts).unwrap();
     assert_eq!(blocks.len(), 2);
     let s0 = &blocks[0].summary;
-    assert_eq!((s0.min_ts.as_nanos(), s0.max_ts.as_nanos(), s0.count), (10, 20, 2));
+    assert_eq!(
+        (s0.min_ts.as_nanos(), s0.max_ts.as_nanos(), s0.count),
+        (10, 20, 2)
+    );
     assert_eq!(s0.severity_counts[NO_SEVERITY], 1);
     assert!(s0.hosts.all_equal("a"));
     let s1 = &blocks[1].summary;
@@ -152,6 +155,9 @@ fn batches_are_cut_sorted_deduplicated_and_summarised() {
     no_id[2].id = None;
     assert_eq!(
         build_blocks(no_id, &opts).unwrap_err(),
-        BlockError::InvalidRecord { index: 2, reason: "has no id" }
+        BlockError::InvalidRecord {
+            index: 2,
+            reason: "has no id"
+        }
     );
 }

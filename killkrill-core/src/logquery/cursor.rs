@@ -68,7 +68,10 @@ mod tests {
             id: EventId::from_u128(u128::MAX - 3),
         };
         let s = c.to_string();
-        assert!(s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        assert!(
+            s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        );
         assert_eq!(s.parse::<Cursor>(), Ok(c));
         for bad in ["", "abc", "!!!!", &s[..s.len() - 2]] {
             assert_eq!(bad.parse::<Cursor>(), Err(InvalidCursor), "{bad}");

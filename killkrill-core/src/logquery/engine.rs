@@ -94,7 +94,18 @@ pub async fn query_logs(store: &dyn LogStore, q: &LogQuery) -> Result<LogPage, Q
             } else {
                 None
             };
-            collect(&block, id, &filter, &range, cursor, worst, want, newest, &mut pending, &q.tenant)?;
+            collect(
+                &block,
+                id,
+                &filter,
+                &range,
+                cursor,
+                worst,
+                want,
+                newest,
+                &mut pending,
+                &q.tenant,
+            )?;
             pending.sort_by(|a, b| if newest { b.0.cmp(&a.0) } else { a.0.cmp(&b.0) });
             pending.dedup_by(|b, a| a.0 == b.0);
             pending.truncate(want);

@@ -8,7 +8,9 @@
 
 use super::LogFilter;
 use crate::logblock::tokenizer::for_each_token;
-use crate::logblock::{BlockError, BlockSummary, DecodedBlock, field_hash, query_tokens, token_hash};
+use crate::logblock::{
+    BlockError, BlockSummary, DecodedBlock, field_hash, query_tokens, token_hash,
+};
 
 /// A filter ready to run.
 #[derive(Debug, Clone, Default)]
@@ -95,7 +97,10 @@ impl CompiledFilter {
     pub fn all_match_values(&self, s: &BlockSummary) -> bool {
         self.host.as_deref().is_none_or(|h| s.hosts.all_equal(h))
             && self.app.as_deref().is_none_or(|a| s.apps.all_equal(a))
-            && self.source.as_deref().is_none_or(|x| s.sources.all_equal(x))
+            && self
+                .source
+                .as_deref()
+                .is_none_or(|x| s.sources.all_equal(x))
     }
 
     /// Whether record `i` of `b` matches (time range is checked by the caller).

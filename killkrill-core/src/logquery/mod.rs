@@ -20,11 +20,11 @@
 //! alone where that is exact.
 
 pub mod cursor;
-mod scan;
 pub mod engine;
 mod error;
 pub mod filter;
 mod query;
+mod scan;
 pub mod volume;
 
 pub use cursor::Cursor;

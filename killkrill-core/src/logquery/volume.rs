@@ -65,12 +65,17 @@ pub struct VolumeResult {
 /// # Errors
 /// [`QueryError::Invalid`] for a step ≤ 0, an unbounded range or more than
 /// [`MAX_BUCKETS`] buckets; store and decode errors.
-pub async fn query_volume(store: &dyn LogStore, q: &VolumeQuery) -> Result<VolumeResult, QueryError> {
+pub async fn query_volume(
+    store: &dyn LogStore,
+    q: &VolumeQuery,
+) -> Result<VolumeResult, QueryError> {
     if q.step_nanos <= 0 {
         return Err(QueryError::Invalid("step must be positive".into()));
     }
     if q.range.start == Timestamp::MIN || q.range.end == Timestamp::MAX {
-        return Err(QueryError::Invalid("a volume query needs a bounded range".into()));
+        return Err(QueryError::Invalid(
+            "a volume query needs a bounded range".into(),
+        ));
     }
     let width = i128::from(q.range.end.as_nanos()) - i128::from(q.range.start.as_nanos());
     let n = if width <= 0 {
@@ -94,9 +99,16 @@ pub async fn query_volume(store: &dyn LogStore, q: &VolumeQuery) -> Result<Volum
             ..VolumeBucket::default()
         })
         .collect();
-    let bucket_of = |t: Timestamp| ((i128::from(t.as_nanos()) - i128::from(start)) / i128::from(step)) as usize;
+    let bucket_of =
+        |t: Timestamp| ((i128::from(t.as_nanos()) - i128::from(start)) / i128::from(step)) as usize;
     let mut out = VolumeResult::default();
-    let mut scan = SummaryScan::new(store, &q.tenant, q.range, ScanOrder::OldestFirst, Some(&filter));
+    let mut scan = SummaryScan::new(
+        store,
+        &q.tenant,
+        q.range,
+        ScanOrder::OldestFirst,
+        Some(&filter),
+    );
     let mut to_decode: Vec<BlockSummary> = Vec::new();
     while let Some(s) = scan.next().await? {
         let from_summary = filter.summary_answerable()
@@ -116,11 +128,29 @@ pub async fn query_volume(store: &dyn LogStore, q: &VolumeQuery) -> Result<Volum
         } else {
             to_decode.push(s);
             if to_decode.len() >= 16 {
-                decode_into(store, q, &filter, &mut to_decode, &mut buckets, &bucket_of, &mut out).await?;
+                decode_into(
+                    store,
+                    q,
+                    &filter,
+                    &mut to_decode,
+                    &mut buckets,
+                    &bucket_of,
+                    &mut out,
+                )
+                .await?;
             }
         }
     }
-    decode_into(store, q, &filter, &mut to_decode, &mut buckets, &bucket_of, &mut out).await?;
+    decode_into(
+        store,
+        q,
+        &filter,
+        &mut to_decode,
+        &mut buckets,
+        &bucket_of,
+        &mut out,
+    )
+    .await?;
     out.buckets = buckets;
     Ok(out)
 }

@@ -16,7 +16,9 @@
 
 use super::{ErrorKind, LogStore, ScanOrder, TimeRange};
 use crate::event::{LogRecord, Tenant};
-use crate::logblock::{BlockId, BlockOptions, BlockSummary, DecodedBlock, EncodedBlock, encode_block};
+use crate::logblock::{
+    BlockId, BlockOptions, BlockSummary, DecodedBlock, EncodedBlock, encode_block,
+};
 use crate::logquery::QueryError;
 use crate::logquery::scan_for_compaction;
 
@@ -97,7 +99,12 @@ pub async fn compact_tenant(
         }
         let span_ok = run.first().is_none_or(|f| {
             let lo = f.min_ts.min(s.min_ts);
-            let hi = run.iter().map(|r| r.max_ts).max().unwrap_or(s.max_ts).max(s.max_ts);
+            let hi = run
+                .iter()
+                .map(|r| r.max_ts)
+                .max()
+                .unwrap_or(s.max_ts)
+                .max(s.max_ts);
             i128::from(hi.as_nanos()) - i128::from(lo.as_nanos()) <= i128::from(opts.max_span_nanos)
         });
         if !span_ok || run_count + s.count as usize > opts.target_records {
@@ -174,4 +181,3 @@ async fn merge_group(
         Err(e) => Err(e.into()),
     }
 }
-

@@ -66,7 +66,10 @@ impl LogStore for MemoryLogStore {
         Ok(rep)
     }
 
-    async fn block_summaries(&self, req: &SummaryRequest<'_>) -> Result<Vec<BlockSummary>, StoreError> {
+    async fn block_summaries(
+        &self,
+        req: &SummaryRequest<'_>,
+    ) -> Result<Vec<BlockSummary>, StoreError> {
         let g = self.lock()?;
         let mut out: Vec<BlockSummary> = g
             .blocks
@@ -82,8 +85,8 @@ impl LogStore for MemoryLogStore {
             })
             .collect();
         match req.order {
-            ScanOrder::NewestFirst => out.sort_by(|a, b| (b.max_ts, b.id).cmp(&(a.max_ts, a.id))),
-            ScanOrder::OldestFirst => out.sort_by(|a, b| (a.min_ts, a.id).cmp(&(b.min_ts, b.id))),
+            ScanOrder::NewestFirst => out.sort_by_key(|s| std::cmp::Reverse((s.max_ts, s.id))),
+            ScanOrder::OldestFirst => out.sort_by_key(|s| (s.min_ts, s.id)),
         }
         out.truncate(req.limit);
         if !req.with_tokens {
@@ -117,7 +120,10 @@ impl LogStore for MemoryLogStore {
         merged: &[EncodedBlock],
     ) -> Result<(), StoreError> {
         let mut g = self.lock()?;
-        if sources.iter().any(|s| !g.blocks.contains_key(&(tenant.clone(), *s))) {
+        if sources
+            .iter()
+            .any(|s| !g.blocks.contains_key(&(tenant.clone(), *s)))
+        {
             return Err(StoreError::new(
                 ErrorKind::Conflict,
                 "a block to compact is gone (compacted or deleted concurrently)",
@@ -132,7 +138,11 @@ impl LogStore for MemoryLogStore {
         Ok(())
     }
 
-    async fn delete_blocks_before(&self, tenant: &Tenant, cutoff: Timestamp) -> Result<u64, StoreError> {
+    async fn delete_blocks_before(
+        &self,
+        tenant: &Tenant,
+        cutoff: Timestamp,
+    ) -> Result<u64, StoreError> {
         let mut g = self.lock()?;
         let before = g.blocks.len();
         g.blocks

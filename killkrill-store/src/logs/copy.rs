@@ -44,7 +44,10 @@ pub(crate) fn copy_payload(blocks: &[&EncodedBlock], created_at: i64) -> Vec<u8>
 }
 
 /// COPYs blocks into `log_blocks` on an open transaction.
-pub(crate) async fn copy_blocks(conn: &mut PgConnection, blocks: &[&EncodedBlock]) -> Result<(), StoreError> {
+pub(crate) async fn copy_blocks(
+    conn: &mut PgConnection,
+    blocks: &[&EncodedBlock],
+) -> Result<(), StoreError> {
     if blocks.is_empty() {
         return Ok(());
     }

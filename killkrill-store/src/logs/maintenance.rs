@@ -31,7 +31,11 @@ macro_rules! delete_sources {
         for id in $sources {
             q = q.bind(id.to_bytes().to_vec());
         }
-        let n = q.execute(&mut *$tx).await.ctx("deleting compacted blocks")?.rows_affected();
+        let n = q
+            .execute(&mut *$tx)
+            .await
+            .ctx("deleting compacted blocks")?
+            .rows_affected();
         if n != $sources.len() as u64 {
             return Err(gone());
         }
@@ -75,7 +79,13 @@ impl Store {
     }
 
     /// Runs a delete, in bounded steps where the dialect wants them.
-    async fn bounded_delete(&self, sql: &str, big_rows: bool, tenant: &Tenant, before: i64) -> Result<u64, StoreError> {
+    async fn bounded_delete(
+        &self,
+        sql: &str,
+        big_rows: bool,
+        tenant: &Tenant,
+        before: i64,
+    ) -> Result<u64, StoreError> {
         let step = self.dialect.delete_step(big_rows);
         let sql = self.dialect.bounded_delete(sql, step);
         let mut total = 0;
@@ -97,7 +107,11 @@ impl Store {
         }
     }
 
-    pub(super) async fn delete_before(&self, tenant: &Tenant, cutoff: Timestamp) -> Result<u64, StoreError> {
+    pub(super) async fn delete_before(
+        &self,
+        tenant: &Tenant,
+        cutoff: Timestamp,
+    ) -> Result<u64, StoreError> {
         self.bounded_delete(
             "DELETE FROM log_blocks WHERE tenant = ? AND max_ts < ?",
             true,
@@ -107,7 +121,11 @@ impl Store {
         .await
     }
 
-    pub(super) async fn trim_registry(&self, tenant: &Tenant, before: Timestamp) -> Result<u64, StoreError> {
+    pub(super) async fn trim_registry(
+        &self,
+        tenant: &Tenant,
+        before: Timestamp,
+    ) -> Result<u64, StoreError> {
         self.bounded_delete(
             "DELETE FROM log_block_ids WHERE tenant = ? AND written_at < ?",
             false,
@@ -132,7 +150,8 @@ impl Store {
         names
             .iter()
             .map(|n| {
-                Tenant::new(n).map_err(|e| StoreError::with_source(ErrorKind::Fatal, "stored tenant name", e))
+                Tenant::new(n)
+                    .map_err(|e| StoreError::with_source(ErrorKind::Fatal, "stored tenant name", e))
             })
             .collect()
     }

@@ -54,13 +54,21 @@ impl LogStore for Store {
             report.blocks_skipped += r.blocks_skipped;
             report.records_written += r.records_written;
         }
-        metrics::counter!("killkrill_store_log_blocks_written_total").increment(report.blocks_written as u64);
-        metrics::counter!("killkrill_store_log_blocks_skipped_total").increment(report.blocks_skipped as u64);
+        metrics::counter!("killkrill_store_log_blocks_written_total")
+            .increment(report.blocks_written as u64);
+        metrics::counter!("killkrill_store_log_blocks_skipped_total")
+            .increment(report.blocks_skipped as u64);
         Ok(report)
     }
 
-    async fn block_summaries(&self, req: &SummaryRequest<'_>) -> Result<Vec<BlockSummary>, StoreError> {
-        retry(&self.cfg.retry, "block_summaries", || self.read_summaries(req)).await
+    async fn block_summaries(
+        &self,
+        req: &SummaryRequest<'_>,
+    ) -> Result<Vec<BlockSummary>, StoreError> {
+        retry(&self.cfg.retry, "block_summaries", || {
+            self.read_summaries(req)
+        })
+        .await
     }
 
     async fn block_payloads(
@@ -68,7 +76,10 @@ impl LogStore for Store {
         tenant: &Tenant,
         ids: &[BlockId],
     ) -> Result<Vec<(BlockId, Vec<u8>)>, StoreError> {
-        retry(&self.cfg.retry, "block_payloads", || self.read_payloads(tenant, ids)).await
+        retry(&self.cfg.retry, "block_payloads", || {
+            self.read_payloads(tenant, ids)
+        })
+        .await
     }
 
     async fn replace_blocks(
@@ -77,11 +88,21 @@ impl LogStore for Store {
         sources: &[BlockId],
         merged: &[EncodedBlock],
     ) -> Result<(), StoreError> {
-        retry(&self.cfg.retry, "replace_blocks", || self.replace_tx(tenant, sources, merged)).await
+        retry(&self.cfg.retry, "replace_blocks", || {
+            self.replace_tx(tenant, sources, merged)
+        })
+        .await
     }
 
-    async fn delete_blocks_before(&self, tenant: &Tenant, cutoff: Timestamp) -> Result<u64, StoreError> {
-        retry(&self.cfg.retry, "delete_blocks_before", || self.delete_before(tenant, cutoff)).await
+    async fn delete_blocks_before(
+        &self,
+        tenant: &Tenant,
+        cutoff: Timestamp,
+    ) -> Result<u64, StoreError> {
+        retry(&self.cfg.retry, "delete_blocks_before", || {
+            self.delete_before(tenant, cutoff)
+        })
+        .await
     }
 
     async fn trim_block_registry(
@@ -89,7 +110,10 @@ impl LogStore for Store {
         tenant: &Tenant,
         written_before: Timestamp,
     ) -> Result<u64, StoreError> {
-        retry(&self.cfg.retry, "trim_block_registry", || self.trim_registry(tenant, written_before)).await
+        retry(&self.cfg.retry, "trim_block_registry", || {
+            self.trim_registry(tenant, written_before)
+        })
+        .await
     }
 
     async fn log_tenants(&self) -> Result<Vec<Tenant>, StoreError> {

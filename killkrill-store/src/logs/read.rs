@@ -13,8 +13,16 @@ use crate::with_pool;
 /// Ids per payload SELECT.
 const IDS_PER_SELECT: usize = 256;
 
-fn corrupt(tenant: &Tenant, what: &str, e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
-    StoreError::with_source(ErrorKind::Fatal, format!("stored {what} of tenant {tenant} is damaged"), e)
+fn corrupt(
+    tenant: &Tenant,
+    what: &str,
+    e: impl std::error::Error + Send + Sync + 'static,
+) -> StoreError {
+    StoreError::with_source(
+        ErrorKind::Fatal,
+        format!("stored {what} of tenant {tenant} is damaged"),
+        e,
+    )
 }
 
 /// The SELECT for one summary page.
@@ -41,11 +49,19 @@ pub(crate) fn summaries_sql(d: Dialect, order: ScanOrder, after: bool, tokens: b
 }
 
 impl Store {
-    pub(super) async fn read_summaries(&self, req: &SummaryRequest<'_>) -> Result<Vec<BlockSummary>, StoreError> {
+    pub(super) async fn read_summaries(
+        &self,
+        req: &SummaryRequest<'_>,
+    ) -> Result<Vec<BlockSummary>, StoreError> {
         if req.range.is_empty() || req.limit == 0 {
             return Ok(Vec::new());
         }
-        let sql = summaries_sql(self.dialect, req.order, req.after.is_some(), req.with_tokens);
+        let sql = summaries_sql(
+            self.dialect,
+            req.order,
+            req.after.is_some(),
+            req.with_tokens,
+        );
         let tenant = req.tenant;
         let rows = with_pool!(&self.backend, pool => {
             let mut q = sqlx::query(AssertSqlSafe(sql))
@@ -78,10 +94,18 @@ impl Store {
         });
         rows.into_iter()
             .map(|(raw_id, min, max, count, summary, tokens)| {
-                let id = BlockId::from_slice(&raw_id)
-                    .ok_or_else(|| StoreError::new(ErrorKind::Fatal, format!("block id of {} bytes", raw_id.len())))?;
-                let count = u32::try_from(count)
-                    .map_err(|_| StoreError::new(ErrorKind::Fatal, format!("block {id} has record_count {count}")))?;
+                let id = BlockId::from_slice(&raw_id).ok_or_else(|| {
+                    StoreError::new(
+                        ErrorKind::Fatal,
+                        format!("block id of {} bytes", raw_id.len()),
+                    )
+                })?;
+                let count = u32::try_from(count).map_err(|_| {
+                    StoreError::new(
+                        ErrorKind::Fatal,
+                        format!("block {id} has record_count {count}"),
+                    )
+                })?;
                 BlockSummary::from_columns(
                     tenant.clone(),
                     id,

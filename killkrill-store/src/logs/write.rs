@@ -149,12 +149,19 @@ impl Store {
     }
 
     /// One write transaction for blocks of one tenant.
-    pub(super) async fn write_tx(&self, group: &[&EncodedBlock]) -> Result<WriteReport, StoreError> {
+    pub(super) async fn write_tx(
+        &self,
+        group: &[&EncodedBlock],
+    ) -> Result<WriteReport, StoreError> {
         if group.is_empty() {
             return Ok(WriteReport::default());
         }
         let pick = |new: &HashSet<BlockId>| -> Vec<&EncodedBlock> {
-            group.iter().copied().filter(|b| new.contains(&b.summary.id)).collect()
+            group
+                .iter()
+                .copied()
+                .filter(|b| new.contains(&b.summary.id))
+                .collect()
         };
         let fresh: Vec<&EncodedBlock> = match &self.backend {
             Backend::Postgres(p) => {
@@ -215,14 +222,24 @@ mod tests {
         };
         let mut recs: Vec<LogRecord> = (0..40).map(|i| rec("a", i)).collect();
         recs.extend((40..50).map(|i| rec("b", i)));
-        let opts = BlockOptions { max_records: 5, threads: 1, ..BlockOptions::default() };
+        let opts = BlockOptions {
+            max_records: 5,
+            threads: 1,
+            ..BlockOptions::default()
+        };
         let blocks = build_blocks(recs, &opts).unwrap();
         assert_eq!(blocks.len(), 10);
         let one = blocks[0].payload.len() + blocks[0].summary.tokens.as_ref().unwrap().byte_len();
         let groups = transactions(&blocks, one * 3);
-        let sizes: Vec<(String, usize)> =
-            groups.iter().map(|g| (g[0].summary.tenant.to_string(), g.len())).collect();
-        assert!(groups.iter().all(|g| g.iter().all(|b| b.summary.tenant == g[0].summary.tenant)));
+        let sizes: Vec<(String, usize)> = groups
+            .iter()
+            .map(|g| (g[0].summary.tenant.to_string(), g.len()))
+            .collect();
+        assert!(
+            groups
+                .iter()
+                .all(|g| g.iter().all(|b| b.summary.tenant == g[0].summary.tenant))
+        );
         assert!(sizes.iter().all(|(_, n)| *n <= 3), "{sizes:?}");
         assert_eq!(sizes.iter().map(|(_, n)| n).sum::<usize>(), 10);
         assert_eq!(transactions(&blocks, usize::MAX).len(), 2, "one per tenant");

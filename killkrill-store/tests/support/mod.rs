@@ -10,7 +10,9 @@
 
 use std::sync::Arc;
 
-use killkrill_core::event::{EventId, FieldValue, LogRecord, SdElement, Severity, Tenant, Timestamp};
+use killkrill_core::event::{
+    EventId, FieldValue, LogRecord, SdElement, Severity, Tenant, Timestamp,
+};
 use killkrill_core::logblock::BlockOptions;
 use killkrill_core::logquery::{LogFilter, LogQuery, Order, query_logs};
 use killkrill_core::storage::{LogStore, MemoryLogStore, TimeRange};
@@ -53,7 +55,9 @@ fn with_db(url: &str, db: &str) -> String {
         None => (url, None),
     };
     let scheme_end = base.find("://").map_or(0, |i| i + 3);
-    let path_start = base[scheme_end..].find('/').map_or(base.len(), |i| i + scheme_end);
+    let path_start = base[scheme_end..]
+        .find('/')
+        .map_or(base.len(), |i| i + scheme_end);
     let mut out = format!("{}/{db}", &base[..path_start]);
     if let Some(q) = query {
         out.push('?');
@@ -66,7 +70,10 @@ pub async fn sqlite(opts: BlockOptions) -> Backend {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut cfg = StoreConfig::sqlite(dir.path());
     cfg.sqlite.synchronous = killkrill_store::SqliteSync::Off;
-    let store = Store::open(cfg).await.expect("open sqlite").with_block_options(opts);
+    let store = Store::open(cfg)
+        .await
+        .expect("open sqlite")
+        .with_block_options(opts);
     Backend {
         name: "sqlite",
         store: Arc::new(store.clone()),
@@ -82,7 +89,9 @@ pub async fn postgres(opts: BlockOptions) -> Option<Backend> {
         return None;
     };
     let schema = unique("kk_test");
-    let mut c = sqlx::PgConnection::connect(&url).await.expect("connect to postgres");
+    let mut c = sqlx::PgConnection::connect(&url)
+        .await
+        .expect("connect to postgres");
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
         .execute(&mut c)
         .await
@@ -116,7 +125,9 @@ pub async fn mysql_url() -> Option<String> {
 /// Creates a fresh database and returns its URL.
 pub async fn mysql_database(url: &str) -> (String, String) {
     let db = unique("kk_test");
-    let mut c = sqlx::MySqlConnection::connect(url).await.expect("connect to mysql");
+    let mut c = sqlx::MySqlConnection::connect(url)
+        .await
+        .expect("connect to mysql");
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}")))
         .execute(&mut c)
         .await
@@ -185,7 +196,11 @@ impl Backend {
     }
 
     /// Encodes and writes records with this backend's block options.
-    pub async fn write(&self, records: Vec<LogRecord>, opts: &BlockOptions) -> killkrill_core::storage::WriteReport {
+    pub async fn write(
+        &self,
+        records: Vec<LogRecord>,
+        opts: &BlockOptions,
+    ) -> killkrill_core::storage::WriteReport {
         let blocks = killkrill_core::logblock::build_blocks(records, opts).expect("encode");
         self.store.write_blocks(&blocks).await.expect("write")
     }
@@ -193,23 +208,36 @@ impl Backend {
 
 pub const HOSTS: [&str; 3] = ["web1", "web2", "db1"];
 pub const APPS: [&str; 3] = ["nginx", "postgres", "cron"];
-pub const WORDS: [&str; 8] = ["timeout", "upstream", "connect", "Error", "user", "login", "disk", "full"];
+pub const WORDS: [&str; 8] = [
+    "timeout", "upstream", "connect", "Error", "user", "login", "disk", "full",
+];
 
 /// A deterministic record.
 pub fn record(tenant: &Tenant, i: u64, ts: i64) -> LogRecord {
     let h = i.wrapping_mul(0x9E37_79B9_7F4A_7C15);
     let w = |k: u64| WORDS[((h >> k) % WORDS.len() as u64) as usize];
     LogRecord {
-        id: Some(EventId::from_parts(ts.max(0) as u64 / 1_000_000, u128::from(i))),
+        id: Some(EventId::from_parts(
+            ts.max(0) as u64 / 1_000_000,
+            u128::from(i),
+        )),
         tenant: Some(tenant.clone()),
         timestamp: Timestamp::from_nanos(ts),
-        severity: if i % 7 == 0 { None } else { Severity::from_code((h % 8) as u8) },
+        severity: if i.is_multiple_of(7) {
+            None
+        } else {
+            Severity::from_code((h % 8) as u8)
+        },
         facility: None,
-        host: if i % 11 == 0 { None } else { Some(HOSTS[(i % 3) as usize].into()) },
+        host: if i.is_multiple_of(11) {
+            None
+        } else {
+            Some(HOSTS[(i % 3) as usize].into())
+        },
         app: Some(APPS[((i / 3) % 3) as usize].into()),
         procid: Some((100 + i % 5).to_string()),
         msgid: None,
-        structured_data: if i % 4 == 0 {
+        structured_data: if i.is_multiple_of(4) {
             vec![SdElement {
                 id: "origin".into(),
                 params: vec![("ip".into(), format!("10.0.0.{}", i % 3))],
@@ -218,8 +246,15 @@ pub fn record(tenant: &Tenant, i: u64, ts: i64) -> LogRecord {
             Vec::new()
         },
         message: Some(format!("{} {} {} request {i}", w(8), w(16), w(24)).into_bytes()),
-        source: Some(if i % 2 == 0 { "syslog-udp" } else { "http" }.into()),
-        attributes: if i % 5 == 0 {
+        source: Some(
+            if i.is_multiple_of(2) {
+                "syslog-udp"
+            } else {
+                "http"
+            }
+            .into(),
+        ),
+        attributes: if i.is_multiple_of(5) {
             vec![("user".into(), FieldValue::Int((i % 4) as i64))]
         } else {
             Vec::new()
@@ -232,21 +267,32 @@ pub fn record(tenant: &Tenant, i: u64, ts: i64) -> LogRecord {
 pub fn naive(records: &[LogRecord], q: &LogQuery) -> Vec<LogRecord> {
     let mut seen = std::collections::HashSet::new();
     let f = &q.filter;
-    let tokens = f.text.as_deref().map(killkrill_core::logblock::query_tokens).unwrap_or_default();
+    let tokens = f
+        .text
+        .as_deref()
+        .map(killkrill_core::logblock::query_tokens)
+        .unwrap_or_default();
     let mut out: Vec<LogRecord> = records
         .iter()
         .filter(|r| r.tenant.as_ref() == Some(&q.tenant) && q.range.contains(r.timestamp))
         .filter(|r| seen.insert(r.id))
-        .filter(|r| f.min_severity.is_none_or(|m| r.severity.is_some_and(|s| s <= m)))
+        .filter(|r| {
+            f.min_severity
+                .is_none_or(|m| r.severity.is_some_and(|s| s <= m))
+        })
         .filter(|r| f.host.is_none() || r.host == f.host)
         .filter(|r| f.app.is_none() || r.app == f.app)
         .filter(|r| f.source.is_none() || r.source == f.source)
         .filter(|r| {
             f.fields.iter().all(|(n, v)| {
-                r.structured_data
+                r.structured_data.iter().any(|el| {
+                    el.params
+                        .iter()
+                        .any(|(k, pv)| format!("{}.{}", el.id, k) == *n && pv == v)
+                }) || r
+                    .attributes
                     .iter()
-                    .any(|el| el.params.iter().any(|(k, pv)| format!("{}.{}", el.id, k) == *n && pv == v))
-                    || r.attributes.iter().any(|(k, av)| k == n && av.to_text() == v.as_str())
+                    .any(|(k, av)| k == n && av.to_text() == v.as_str())
             })
         })
         .filter(|r| {
@@ -254,11 +300,17 @@ pub fn naive(records: &[LogRecord], q: &LogQuery) -> Vec<LogRecord> {
             for el in &r.structured_data {
                 texts.extend(el.params.iter().map(|(_, v)| v.as_bytes().to_vec()));
             }
-            texts.extend(r.attributes.iter().map(|(_, v)| v.to_text().as_bytes().to_vec()));
+            texts.extend(
+                r.attributes
+                    .iter()
+                    .map(|(_, v)| v.to_text().as_bytes().to_vec()),
+            );
             let mut have = Vec::new();
             let mut buf = Vec::new();
             for t in &texts {
-                killkrill_core::logblock::tokenizer::for_each_token(t, &mut buf, |tok| have.push(tok.to_vec()));
+                killkrill_core::logblock::tokenizer::for_each_token(t, &mut buf, |tok| {
+                    have.push(tok.to_vec())
+                });
             }
             tokens.iter().all(|q| have.contains(q))
         })
@@ -272,7 +324,11 @@ pub fn naive(records: &[LogRecord], q: &LogQuery) -> Vec<LogRecord> {
         let key = (c.timestamp, Some(c.id));
         out.retain(|r| {
             let k = (r.timestamp, r.id);
-            if q.order == Order::NewestFirst { k < key } else { k > key }
+            if q.order == Order::NewestFirst {
+                k < key
+            } else {
+                k > key
+            }
         });
     }
     out
