@@ -25,6 +25,8 @@
 //! - [`dead_letter`]: the dead-letter table.
 
 pub mod backend;
+#[doc(hidden)]
+pub mod bench_support;
 pub mod config;
 pub mod dead_letter;
 pub mod dialect;

@@ -6,7 +6,7 @@
 //! `log_block_ids` (the registry of every block id written from a batch,
 //! which makes rewrites idempotent even after compaction).
 
-mod copy;
+pub(crate) mod copy;
 mod maintenance;
 mod read;
 pub(crate) mod write;
