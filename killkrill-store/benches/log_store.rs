@@ -183,6 +183,7 @@ async fn open(kind: &str, dir: &std::path::Path) -> Option<Db> {
             let store = Store::open(StoreConfig::from_url(DbType::Mysql, scoped)).await.unwrap();
             Some(Db { name: "mysql".into(), store, cleanup: Some((url, format!("DROP DATABASE {uniq}"))) })
         }
+        "none" => None,
         other => panic!("unknown backend {other}"),
     }
 }
@@ -402,12 +403,14 @@ fn main() {
     // Encoding alone (no database), single batch, all threads.
     let sample = generate(a.write_sample, 0, a.records, 7, &tenant);
     let raw_msg: usize = sample.iter().map(|r| r.message.as_ref().map_or(0, Vec::len)).sum();
+    let copy = sample.clone();
     let s = Instant::now();
-    let sample_blocks = build_blocks(sample.clone(), &opts).unwrap();
+    let sample_blocks = build_blocks(copy, &opts).unwrap();
     let enc_rate = a.write_sample as f64 / s.elapsed().as_secs_f64();
     let one = BlockOptions { threads: 1, ..opts.clone() };
+    let copy = sample.clone();
     let s = Instant::now();
-    let _ = build_blocks(sample.clone(), &one).unwrap();
+    let _ = build_blocks(copy, &one).unwrap();
     let enc1 = a.write_sample as f64 / s.elapsed().as_secs_f64();
     let payload: usize = sample_blocks.iter().map(|b| b.payload.len() + b.summary.summary_bytes().len() + b.summary.token_bytes().len()).sum();
     let tokens: usize = sample_blocks.iter().map(|b| b.summary.token_bytes().len()).sum();

@@ -8,12 +8,11 @@
 //! batch yields the same block ids (see [`BlockId`]).
 
 use std::collections::HashSet;
-use std::hash::{BuildHasherDefault, Hasher};
 
-use super::summary::{NO_SEVERITY, ValueSet, field_hash};
+use super::summary::{NO_SEVERITY, ValueSet, field_hash_with};
 use super::tokenizer::{for_each_token, token_hash};
 use super::{BlockError, BlockId, BlockSummary, Bloom, encode_payload};
-use crate::event::{LogRecord, Tenant, Timestamp};
+use crate::event::{FieldValue, LogRecord, Tenant, Timestamp};
 
 /// How blocks are cut and encoded.
 #[derive(Debug, Clone, PartialEq)]
@@ -52,25 +51,7 @@ pub struct EncodedBlock {
     pub payload: Vec<u8>,
 }
 
-/// Hashes are already uniform: use them as they are.
-#[derive(Default)]
-struct IdentityHasher(u64);
-
-impl Hasher for IdentityHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
-        }
-    }
-    fn write_u64(&mut self, v: u64) {
-        self.0 = v;
-    }
-}
-
-type HashSet64 = HashSet<u64, BuildHasherDefault<IdentityHasher>>;
+type HashSet64 = HashSet<u64, super::hashing::FastBuild>;
 
 fn approx_size(r: &LogRecord) -> usize {
     let s = |o: &Option<String>| o.as_ref().map_or(0, String::len);
@@ -93,7 +74,14 @@ fn approx_size(r: &LogRecord) -> usize {
             .sum::<usize>()
         + r.attributes
             .iter()
-            .map(|(k, v)| k.len() + v.to_text().len() + 2)
+            .map(|(k, v)| {
+                k.len()
+                    + 2
+                    + match v {
+                        FieldValue::Str(s) => s.len(),
+                        _ => 24,
+                    }
+            })
             .sum::<usize>()
 }
 
@@ -121,9 +109,12 @@ pub fn build_blocks(
             });
         }
     }
-    records.sort_by(|a, b| {
-        (a.tenant.as_ref(), a.timestamp, a.id).cmp(&(b.tenant.as_ref(), b.timestamp, b.id))
-    });
+    // Receivers mostly hand over batches already in order; checking is
+    // cheaper than moving ~300-byte records around.
+    let key = |r: &LogRecord| (r.tenant.clone(), r.timestamp, r.id);
+    if !records.is_sorted_by(|a, b| (a.tenant.as_ref(), a.timestamp, a.id) <= (b.tenant.as_ref(), b.timestamp, b.id)) {
+        records.sort_by_cached_key(key);
+    }
     records.dedup_by(|b, a| a.tenant == b.tenant && a.id == b.id && a.timestamp == b.timestamp);
 
     // Cut points: tenant changes, record count, byte size.
@@ -210,36 +201,52 @@ pub fn encode_block(
     let (mut host_missing, mut app_missing, mut source_missing) = (false, false, false);
     let mut buf = Vec::new();
     let mut name_buf = String::new();
+    let mut field_buf = Vec::new();
+    let mut text_buf = String::new();
+    // Direct-mapped cache of recently added hashes: common tokens repeat in
+    // almost every record, and a cache hit is far cheaper than a set insert.
+    let mut recent = vec![0u64; 4096];
+    let mut add = |h: u64| {
+        let slot = &mut recent[(h as usize) & 4095];
+        if *slot != h {
+            *slot = h;
+            tokens.insert(h);
+        }
+    };
     for r in records {
         severity_counts[r.severity.map_or(NO_SEVERITY, |s| usize::from(s.code()))] += 1;
         note(&mut hosts, &mut host_missing, r.host.as_deref());
         note(&mut apps, &mut app_missing, r.app.as_deref());
         note(&mut sources, &mut source_missing, r.source.as_deref());
         if let Some(m) = &r.message {
-            for_each_token(m, &mut buf, |t| {
-                tokens.insert(token_hash(t));
-            });
+            for_each_token(m, &mut buf, |t| add(token_hash(t)));
         }
         for el in &r.structured_data {
             for (k, v) in &el.params {
-                for_each_token(v.as_bytes(), &mut buf, |t| {
-                    tokens.insert(token_hash(t));
-                });
+                for_each_token(v.as_bytes(), &mut buf, |t| add(token_hash(t)));
                 name_buf.clear();
                 name_buf.push_str(&el.id);
                 name_buf.push('.');
                 name_buf.push_str(k);
-                tokens.insert(field_hash(&name_buf, v));
+                add(field_hash_with(&mut field_buf, &name_buf, v));
             }
         }
         for (k, v) in &r.attributes {
-            let text = v.to_text();
-            for_each_token(text.as_bytes(), &mut buf, |t| {
-                tokens.insert(token_hash(t));
-            });
-            tokens.insert(field_hash(k, &text));
+            let text: &str = match v {
+                FieldValue::Str(s) => s,
+                other => {
+                    use std::fmt::Write as _;
+                    text_buf.clear();
+                    // Writing into a String cannot fail.
+                    let _infallible = write!(text_buf, "{other}");
+                    &text_buf
+                }
+            };
+            for_each_token(text.as_bytes(), &mut buf, |t| add(token_hash(t)));
+            add(field_hash_with(&mut field_buf, k, text));
         }
     }
+    drop(add);
     let mut bloom = Bloom::with_capacity(tokens.len(), opts.bloom_fp);
     for h in tokens {
         bloom.insert(h);

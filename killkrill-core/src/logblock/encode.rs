@@ -44,8 +44,26 @@ pub const PAYLOAD_VERSION: u8 = 1;
 /// [`BlockError::Compress`] if zstd fails.
 pub fn encode_payload(records: &[LogRecord], zstd_level: i32) -> Result<Vec<u8>, BlockError> {
     let frame = encode_frame(records);
-    let compressed = zstd::bulk::compress(&frame, zstd_level)
-        .map_err(|e| BlockError::Compress(e.to_string()))?;
+    // One compression context per thread and level, reused: allocating a
+    // fresh one per block showed up as page faults in profiles.
+    thread_local! {
+        static COMPRESSOR: std::cell::RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    let compressed = COMPRESSOR.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.as_ref().is_none_or(|(l, _)| *l != zstd_level) {
+            let comp = zstd::bulk::Compressor::new(zstd_level)
+                .map_err(|e| BlockError::Compress(e.to_string()))?;
+            *c = Some((zstd_level, comp));
+        }
+        match c.as_mut() {
+            Some((_, comp)) => comp
+                .compress(&frame)
+                .map_err(|e| BlockError::Compress(e.to_string())),
+            None => Err(BlockError::Compress("no compressor".into())),
+        }
+    })?;
     let mut out = Vec::with_capacity(compressed.len() + 11);
     out.push(PAYLOAD_VERSION);
     put_u64(&mut out, frame.len() as u64);
@@ -139,7 +157,7 @@ fn dict_column<'a>(
     records: &'a [LogRecord],
     get: impl Fn(&'a LogRecord) -> Option<&'a str>,
 ) {
-    let mut dict: HashMap<&'a str, u64> = HashMap::new();
+    let mut dict: HashMap<&'a str, u64, super::hashing::FastBuild> = HashMap::default();
     let mut order: Vec<&'a str> = Vec::new();
     let mut idx: Vec<u64> = Vec::with_capacity(records.len());
     for r in records {

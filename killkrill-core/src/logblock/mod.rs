@@ -21,6 +21,7 @@ mod builder;
 mod decode;
 mod encode;
 mod error;
+mod hashing;
 mod summary;
 pub mod tokenizer;
 mod wire;

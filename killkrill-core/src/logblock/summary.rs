@@ -29,11 +29,16 @@ const SUMMARY_VERSION: u8 = 1;
 /// The hash a `name=value` field pair is entered into the token filter with
 /// (a different seed from tokens, so `a=b` never aliases a token).
 pub fn field_hash(name: &str, value: &str) -> u64 {
-    let mut buf = Vec::with_capacity(name.len() + value.len() + 1);
+    field_hash_with(&mut Vec::new(), name, value)
+}
+
+/// [`field_hash`] with a reusable scratch buffer (the encoder's hot path).
+pub(crate) fn field_hash_with(buf: &mut Vec<u8>, name: &str, value: &str) -> u64 {
+    buf.clear();
     buf.extend_from_slice(name.as_bytes());
     buf.push(0);
     buf.extend_from_slice(value.as_bytes());
-    xxh3_64_with_seed(&buf, 0x6669_656c_645f_6b76)
+    xxh3_64_with_seed(buf, 0x6669_656c_645f_6b76)
 }
 
 /// The distinct values of one column in a block.

@@ -16,10 +16,22 @@
 
 use xxhash_rust::xxh3::xxh3_64;
 
+/// Word-byte lookup table: one load instead of four comparisons per byte.
+static WORD: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = b.is_ascii_alphanumeric() || b == b'_' || b >= 0x80;
+        i += 1;
+    }
+    t
+};
+
 /// Whether `b` belongs to a token.
 #[inline]
 pub fn is_word_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'_' || b >= 0x80
+    WORD[usize::from(b)]
 }
 
 /// Calls `f` with each token of `text`, lower-cased, in order (repeats
