@@ -33,6 +33,7 @@ struct Args {
     backends: Vec<String>,
     iterations: usize,
     dir: std::path::PathBuf,
+    bloom_sweep: bool,
 }
 
 fn args() -> Args {
@@ -42,6 +43,7 @@ fn args() -> Args {
         backends: vec!["sqlite".into(), "postgres".into(), "mysql".into()],
         iterations: 40,
         dir: std::env::temp_dir().join("killkrill-bench"),
+        bloom_sweep: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -52,6 +54,7 @@ fn args() -> Args {
             "--backends" => a.backends = v().split(',').map(str::to_owned).collect(),
             "--iterations" => a.iterations = v().parse().expect("number"),
             "--dir" => a.dir = v().into(),
+            "--bloom-sweep" => a.bloom_sweep = true,
             "--bench" => {}
             other => panic!("unknown argument {other}"),
         }
@@ -423,6 +426,32 @@ fn main() {
         payload as f64 / a.write_sample as f64,
         tokens as f64 / a.write_sample as f64
     );
+
+    if a.bloom_sweep {
+        // Token bloom size vs measured false-positive rate: for tokens that
+        // occur nowhere, how many blocks would a query still decode?
+        let absent: Vec<u64> = (0..2_000)
+            .map(|i| killkrill_core::logblock::token_hash(format!("absent{i}x").as_bytes()))
+            .collect();
+        for fp in [0.001, 0.005, 0.01, 0.02, 0.05, 0.1] {
+            let o = BlockOptions { bloom_fp: fp, ..opts.clone() };
+            let blocks = build_blocks(sample.clone(), &o).unwrap();
+            let bloom_bytes: usize = blocks.iter().map(|b| b.summary.token_bytes().len()).sum();
+            let total: usize = blocks.iter().map(|b| b.payload.len() + b.summary.token_bytes().len() + b.summary.summary_bytes().len()).sum();
+            let mut maybe = 0usize;
+            for b in &blocks {
+                let t = b.summary.tokens.as_ref().unwrap();
+                maybe += absent.iter().filter(|&&h| t.may_contain(h)).count();
+            }
+            println!(
+                "bloom fp target {fp:<6}: {:.2} bloom bytes/record ({:.1}% of stored), measured false-positive rate {:.4}",
+                bloom_bytes as f64 / a.write_sample as f64,
+                100.0 * bloom_bytes as f64 / total as f64,
+                maybe as f64 / (absent.len() * blocks.len()) as f64
+            );
+        }
+        return;
+    }
 
     // The big store: encoded once, written to every backend as blocks.
     let mut big: Vec<EncodedBlock> = Vec::new();
