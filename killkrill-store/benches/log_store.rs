@@ -25,7 +25,16 @@ use sqlx::{AssertSqlSafe, Connection, Executor};
 
 const DAY: i64 = 86_400 * NANOS_PER_SEC;
 const T0: i64 = 1_764_000_000 * NANOS_PER_SEC;
-const RARE: [&str; 8] = ["zebracorn", "quokkafail", "narwhalpanic", "axolotlfault", "okapierr", "dugongstall", "tapirjam", "numbatloop"];
+const RARE: [&str; 8] = [
+    "zebracorn",
+    "quokkafail",
+    "narwhalpanic",
+    "axolotlfault",
+    "okapierr",
+    "dugongstall",
+    "tapirjam",
+    "numbatloop",
+];
 
 struct Args {
     records: usize,
@@ -76,15 +85,64 @@ impl Rng {
     }
 }
 
-const VERBS: [&str; 12] = ["GET", "POST", "PUT", "DELETE", "accepted", "closed", "opened", "started", "finished", "retrying", "failed", "timed out"];
-const NOUNS: [&str; 16] = ["connection", "request", "session", "upstream", "client", "worker", "query", "transaction", "cache", "job", "socket", "handshake", "user", "token", "payload", "stream"];
-const PATHS: [&str; 10] = ["/api/v1/users", "/api/v1/orders", "/healthz", "/metrics", "/login", "/api/v1/items", "/static/app.js", "/api/v2/search", "/logout", "/api/v1/cart"];
+const VERBS: [&str; 12] = [
+    "GET",
+    "POST",
+    "PUT",
+    "DELETE",
+    "accepted",
+    "closed",
+    "opened",
+    "started",
+    "finished",
+    "retrying",
+    "failed",
+    "timed out",
+];
+const NOUNS: [&str; 16] = [
+    "connection",
+    "request",
+    "session",
+    "upstream",
+    "client",
+    "worker",
+    "query",
+    "transaction",
+    "cache",
+    "job",
+    "socket",
+    "handshake",
+    "user",
+    "token",
+    "payload",
+    "stream",
+];
+const PATHS: [&str; 10] = [
+    "/api/v1/users",
+    "/api/v1/orders",
+    "/healthz",
+    "/metrics",
+    "/login",
+    "/api/v1/items",
+    "/static/app.js",
+    "/api/v2/search",
+    "/logout",
+    "/api/v1/cart",
+];
 
 /// A realistic record: ~200-byte message, 20 hosts, 8 apps, skewed
 /// severities, request ids (high-cardinality tokens), rare tokens 1 in 250k.
-fn make(rng: &mut Rng, ids: &EventIdGenerator, tenant: &Tenant, ts: i64, rare_every: u64) -> LogRecord {
+fn make(
+    rng: &mut Rng,
+    ids: &EventIdGenerator,
+    tenant: &Tenant,
+    ts: i64,
+    rare_every: u64,
+) -> LogRecord {
     let host = format!("web{:02}", rng.below(20));
-    let app = ["nginx", "api", "worker", "postgres", "redis", "auth", "cron", "billing"][rng.below(8) as usize];
+    let app = [
+        "nginx", "api", "worker", "postgres", "redis", "auth", "cron", "billing",
+    ][rng.below(8) as usize];
     let sev = match rng.below(1000) {
         0..=1 => Severity::Critical,
         2..=11 => Severity::Error,
@@ -130,7 +188,13 @@ fn make(rng: &mut Rng, ids: &EventIdGenerator, tenant: &Tenant, ts: i64, rare_ev
         procid: Some(rng.below(30_000).to_string()),
         msgid: None,
         structured_data: if rng.below(10) == 0 {
-            vec![SdElement { id: "meta@1".into(), params: vec![("region".into(), ["eu", "us", "ap"][rng.below(3) as usize].into())] }]
+            vec![SdElement {
+                id: "meta@1".into(),
+                params: vec![(
+                    "region".into(),
+                    ["eu", "us", "ap"][rng.below(3) as usize].into(),
+                )],
+            }]
         } else {
             Vec::new()
         },
@@ -167,24 +231,44 @@ async fn open(kind: &str, dir: &std::path::Path) -> Option<Db> {
             let _ = std::fs::remove_dir_all(&d);
             let mut cfg = StoreConfig::sqlite(&d);
             cfg.sqlite.synchronous = SqliteSync::Normal;
-            Some(Db { name: "sqlite".into(), store: Store::open(cfg).await.unwrap(), cleanup: None })
+            Some(Db {
+                name: "sqlite".into(),
+                store: Store::open(cfg).await.unwrap(),
+                cleanup: None,
+            })
         }
         "postgres" => {
             let url = std::env::var("KILLKRILL_TEST_POSTGRES_URL").ok()?;
             let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
-            c.execute(AssertSqlSafe(format!("CREATE SCHEMA {uniq}"))).await.unwrap();
+            c.execute(AssertSqlSafe(format!("CREATE SCHEMA {uniq}")))
+                .await
+                .unwrap();
             let sep = if url.contains('?') { '&' } else { '?' };
             let scoped = format!("{url}{sep}options=-c%20search_path%3D{uniq}");
-            let store = Store::open(StoreConfig::from_url(DbType::Postgres, scoped)).await.unwrap();
-            Some(Db { name: "postgres".into(), store, cleanup: Some((url, format!("DROP SCHEMA {uniq} CASCADE"))) })
+            let store = Store::open(StoreConfig::from_url(DbType::Postgres, scoped))
+                .await
+                .unwrap();
+            Some(Db {
+                name: "postgres".into(),
+                store,
+                cleanup: Some((url, format!("DROP SCHEMA {uniq} CASCADE"))),
+            })
         }
         "mysql" => {
             let url = std::env::var("KILLKRILL_TEST_MYSQL_URL").ok()?;
             let mut c = sqlx::MySqlConnection::connect(&url).await.unwrap();
-            c.execute(AssertSqlSafe(format!("CREATE DATABASE {uniq}"))).await.unwrap();
+            c.execute(AssertSqlSafe(format!("CREATE DATABASE {uniq}")))
+                .await
+                .unwrap();
             let scoped = format!("{}/{uniq}", url.rsplit_once('/').unwrap().0);
-            let store = Store::open(StoreConfig::from_url(DbType::Mysql, scoped)).await.unwrap();
-            Some(Db { name: "mysql".into(), store, cleanup: Some((url, format!("DROP DATABASE {uniq}"))) })
+            let store = Store::open(StoreConfig::from_url(DbType::Mysql, scoped))
+                .await
+                .unwrap();
+            Some(Db {
+                name: "mysql".into(),
+                store,
+                cleanup: Some((url, format!("DROP DATABASE {uniq}"))),
+            })
         }
         "none" => None,
         other => panic!("unknown backend {other}"),
@@ -235,7 +319,13 @@ async fn bare_limit(db: &Db, blocks: &[EncodedBlock], dir: &std::path::Path) -> 
     let ddl_cols = "(tenant TEXT, block_id {B}, min_ts BIGINT, max_ts BIGINT, record_count BIGINT, summary {B}, tokens {B}, payload {B}, created_at BIGINT)";
     match db.store.backend() {
         Pools::Sqlite { writer, .. } => {
-            sqlx::query(AssertSqlSafe(format!("CREATE TABLE bare {}", ddl_cols.replace("{B}", "BLOB")))).execute(writer).await.unwrap();
+            sqlx::query(AssertSqlSafe(format!(
+                "CREATE TABLE bare {}",
+                ddl_cols.replace("{B}", "BLOB")
+            )))
+            .execute(writer)
+            .await
+            .unwrap();
             let started = Instant::now();
             let mut tx = writer.begin().await.unwrap();
             for b in blocks {
@@ -258,33 +348,60 @@ async fn bare_limit(db: &Db, blocks: &[EncodedBlock], dir: &std::path::Path) -> 
             records as f64 / started.elapsed().as_secs_f64()
         }
         Pools::Postgres(pool) => {
-            sqlx::query(AssertSqlSafe(format!("CREATE TABLE bare {}", ddl_cols.replace("{B}", "BYTEA")))).execute(pool).await.unwrap();
-            sqlx::query("ALTER TABLE bare ALTER COLUMN payload SET STORAGE EXTERNAL").execute(pool).await.unwrap();
+            sqlx::query(AssertSqlSafe(format!(
+                "CREATE TABLE bare {}",
+                ddl_cols.replace("{B}", "BYTEA")
+            )))
+            .execute(pool)
+            .await
+            .unwrap();
+            sqlx::query("ALTER TABLE bare ALTER COLUMN payload SET STORAGE EXTERNAL")
+                .execute(pool)
+                .await
+                .unwrap();
             let refs: Vec<&EncodedBlock> = blocks.iter().collect();
             let file = dir.join("blocks.pgcopy");
-            std::fs::write(&file, killkrill_store::bench_support::pg_copy_payload(&refs)).unwrap();
+            std::fs::write(
+                &file,
+                killkrill_store::bench_support::pg_copy_payload(&refs),
+            )
+            .unwrap();
             let url = std::env::var("KILLKRILL_TEST_POSTGRES_URL").unwrap();
-            let schema: String = sqlx::query_scalar("SELECT current_schema()").fetch_one(pool).await.unwrap();
+            let schema: String = sqlx::query_scalar("SELECT current_schema()")
+                .fetch_one(pool)
+                .await
+                .unwrap();
             let started = Instant::now();
             let st = std::process::Command::new("psql")
                 .arg(&url)
                 .arg("-q")
                 .arg("-c")
-                .arg(format!("\\copy {schema}.bare FROM '{}' WITH (FORMAT binary)", file.display()))
+                .arg(format!(
+                    "\\copy {schema}.bare FROM '{}' WITH (FORMAT binary)",
+                    file.display()
+                ))
                 .status()
                 .unwrap();
             assert!(st.success());
             records as f64 / started.elapsed().as_secs_f64()
         }
         Pools::MySql(pool) => {
-            sqlx::query(AssertSqlSafe(format!("CREATE TABLE bare {} ENGINE=InnoDB", ddl_cols.replace("{B}", "LONGBLOB").replace("TEXT", "VARCHAR(64)"))))
-                .execute(pool)
-                .await
-                .unwrap();
+            sqlx::query(AssertSqlSafe(format!(
+                "CREATE TABLE bare {} ENGINE=InnoDB",
+                ddl_cols
+                    .replace("{B}", "LONGBLOB")
+                    .replace("TEXT", "VARCHAR(64)")
+            )))
+            .execute(pool)
+            .await
+            .unwrap();
             let started = Instant::now();
             let mut tx = pool.begin().await.unwrap();
             for chunk in blocks.chunks(16) {
-                let sql = format!("INSERT INTO bare VALUES {}", vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", "));
+                let sql = format!(
+                    "INSERT INTO bare VALUES {}",
+                    vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ")
+                );
                 let mut q = sqlx::query(AssertSqlSafe(sql));
                 for b in chunk {
                     let s = &b.summary;
@@ -310,16 +427,25 @@ async fn bare_limit(db: &Db, blocks: &[EncodedBlock], dir: &std::path::Path) -> 
 async fn stored_bytes(db: &Db, dir: &std::path::Path) -> u64 {
     match db.store.backend() {
         Pools::Sqlite { writer, .. } => {
-            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(writer).await.unwrap();
+            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(writer)
+                .await
+                .unwrap();
             let p = dir.join("sqlite").join("killkrill.db");
             std::fs::metadata(p).unwrap().len()
         }
         Pools::Postgres(pool) => {
-            let v: i64 = sqlx::query_scalar("SELECT pg_total_relation_size('log_blocks')").fetch_one(pool).await.unwrap();
+            let v: i64 = sqlx::query_scalar("SELECT pg_total_relation_size('log_blocks')")
+                .fetch_one(pool)
+                .await
+                .unwrap();
             v as u64
         }
         Pools::MySql(pool) => {
-            sqlx::query("ANALYZE TABLE log_blocks").execute(pool).await.unwrap();
+            sqlx::query("ANALYZE TABLE log_blocks")
+                .execute(pool)
+                .await
+                .unwrap();
             let v: i64 = sqlx::query_scalar(
                 "SELECT CAST(data_length + index_length AS SIGNED) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = 'log_blocks'",
             )
@@ -354,13 +480,44 @@ where
 
 async fn queries(store: &dyn LogStore, tenant: &Tenant, iterations: usize) {
     let day = TimeRange::new(Timestamp::from_nanos(T0), Timestamp::from_nanos(T0 + DAY));
-    let page = |filter: LogFilter| LogQuery { tenant: tenant.clone(), range: day, filter, order: Order::NewestFirst, limit: 100, cursor: None };
+    let page = |filter: LogFilter| LogQuery {
+        tenant: tenant.clone(),
+        range: day,
+        filter,
+        order: Order::NewestFirst,
+        limit: 100,
+        cursor: None,
+    };
     let cases: Vec<(&str, Box<dyn Fn(usize) -> LogFilter>)> = vec![
         ("newest page (100)", Box::new(|_| LogFilter::default())),
-        ("severity >= err page", Box::new(|_| LogFilter { min_severity: Some(Severity::Error), ..LogFilter::default() })),
-        ("host page", Box::new(|i| LogFilter { host: Some(format!("web{:02}", i % 20)), ..LogFilter::default() })),
-        ("rare token (24 h)", Box::new(|i| LogFilter { text: Some(RARE[i % RARE.len()].into()), ..LogFilter::default() })),
-        ("common token page", Box::new(|i| LogFilter { text: Some(NOUNS[i % NOUNS.len()].into()), ..LogFilter::default() })),
+        (
+            "severity >= err page",
+            Box::new(|_| LogFilter {
+                min_severity: Some(Severity::Error),
+                ..LogFilter::default()
+            }),
+        ),
+        (
+            "host page",
+            Box::new(|i| LogFilter {
+                host: Some(format!("web{:02}", i % 20)),
+                ..LogFilter::default()
+            }),
+        ),
+        (
+            "rare token (24 h)",
+            Box::new(|i| LogFilter {
+                text: Some(RARE[i % RARE.len()].into()),
+                ..LogFilter::default()
+            }),
+        ),
+        (
+            "common token page",
+            Box::new(|i| LogFilter {
+                text: Some(NOUNS[i % NOUNS.len()].into()),
+                ..LogFilter::default()
+            }),
+        ),
     ];
     for (name, f) in &cases {
         let hits = std::cell::Cell::new(0usize);
@@ -383,7 +540,12 @@ async fn queries(store: &dyn LogStore, tenant: &Tenant, iterations: usize) {
     }
     let info = std::cell::Cell::new((0, 0));
     let (p50, p99) = timed(iterations.min(10), |_| {
-        let q = VolumeQuery { tenant: tenant.clone(), range: day, filter: LogFilter::default(), step_nanos: 300 * NANOS_PER_SEC };
+        let q = VolumeQuery {
+            tenant: tenant.clone(),
+            range: day,
+            filter: LogFilter::default(),
+            step_nanos: 300 * NANOS_PER_SEC,
+        };
         let info = &info;
         async move {
             let v = query_volume(store, &q).await.unwrap();
@@ -392,31 +554,53 @@ async fn queries(store: &dyn LogStore, tenant: &Tenant, iterations: usize) {
     })
     .await;
     let (from_summary, decoded) = info.get();
-    println!("  {:<24} p50 {p50:>8.2} ms  p99 {p99:>8.2} ms  ({from_summary} blocks from summaries, {decoded} decoded)", "volume 24 h / 5 min");
+    println!(
+        "  {:<24} p50 {p50:>8.2} ms  p99 {p99:>8.2} ms  ({from_summary} blocks from summaries, {decoded} decoded)",
+        "volume 24 h / 5 min"
+    );
 }
 
 fn main() {
     let a = args();
     std::fs::create_dir_all(&a.dir).unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     let tenant = Tenant::new("bench").unwrap();
     let opts = BlockOptions::default();
-    println!("# log store benchmark: {} records, write sample {}, block {} records, zstd {}, bloom fp {}", a.records, a.write_sample, opts.max_records, opts.zstd_level, opts.bloom_fp);
+    println!(
+        "# log store benchmark: {} records, write sample {}, block {} records, zstd {}, bloom fp {}",
+        a.records, a.write_sample, opts.max_records, opts.zstd_level, opts.bloom_fp
+    );
 
     // Encoding alone (no database), single batch, all threads.
     let sample = generate(a.write_sample, 0, a.records, 7, &tenant);
-    let raw_msg: usize = sample.iter().map(|r| r.message.as_ref().map_or(0, Vec::len)).sum();
+    let raw_msg: usize = sample
+        .iter()
+        .map(|r| r.message.as_ref().map_or(0, Vec::len))
+        .sum();
     let copy = sample.clone();
     let s = Instant::now();
     let sample_blocks = build_blocks(copy, &opts).unwrap();
     let enc_rate = a.write_sample as f64 / s.elapsed().as_secs_f64();
-    let one = BlockOptions { threads: 1, ..opts.clone() };
+    let one = BlockOptions {
+        threads: 1,
+        ..opts.clone()
+    };
     let copy = sample.clone();
     let s = Instant::now();
     let _ = build_blocks(copy, &one).unwrap();
     let enc1 = a.write_sample as f64 / s.elapsed().as_secs_f64();
-    let payload: usize = sample_blocks.iter().map(|b| b.payload.len() + b.summary.summary_bytes().len() + b.summary.token_bytes().len()).sum();
-    let tokens: usize = sample_blocks.iter().map(|b| b.summary.token_bytes().len()).sum();
+    let payload: usize = sample_blocks
+        .iter()
+        .map(|b| b.payload.len() + b.summary.summary_bytes().len() + b.summary.token_bytes().len())
+        .sum();
+    let tokens: usize = sample_blocks
+        .iter()
+        .map(|b| b.summary.token_bytes().len())
+        .sum();
     println!(
         "encode: {:.0} records/s ({} threads), {:.0} records/s (1 thread); {:.1} message bytes/record -> {:.1} stored bytes/record ({:.1} of them token bloom)",
         enc_rate,
@@ -434,10 +618,20 @@ fn main() {
             .map(|i| killkrill_core::logblock::token_hash(format!("absent{i}x").as_bytes()))
             .collect();
         for fp in [0.001, 0.005, 0.01, 0.02, 0.05, 0.1] {
-            let o = BlockOptions { bloom_fp: fp, ..opts.clone() };
+            let o = BlockOptions {
+                bloom_fp: fp,
+                ..opts.clone()
+            };
             let blocks = build_blocks(sample.clone(), &o).unwrap();
             let bloom_bytes: usize = blocks.iter().map(|b| b.summary.token_bytes().len()).sum();
-            let total: usize = blocks.iter().map(|b| b.payload.len() + b.summary.token_bytes().len() + b.summary.summary_bytes().len()).sum();
+            let total: usize = blocks
+                .iter()
+                .map(|b| {
+                    b.payload.len()
+                        + b.summary.token_bytes().len()
+                        + b.summary.summary_bytes().len()
+                })
+                .sum();
             let mut maybe = 0usize;
             for b in &blocks {
                 let t = b.summary.tokens.as_ref().unwrap();
@@ -464,7 +658,12 @@ fn main() {
         big.extend(build_blocks(recs, &opts).unwrap());
         done += n;
     }
-    println!("generated and encoded {} records into {} blocks in {:.1}s", a.records, big.len(), s.elapsed().as_secs_f64());
+    println!(
+        "generated and encoded {} records into {} blocks in {:.1}s",
+        a.records,
+        big.len(),
+        s.elapsed().as_secs_f64()
+    );
 
     for kind in &a.backends {
         rt.block_on(async {

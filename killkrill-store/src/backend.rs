@@ -76,6 +76,7 @@ pub struct Store {
     pub(crate) dialect: Dialect,
     pub(crate) cfg: StoreConfig,
     pub(crate) blocks: BlockOptions,
+    pub(crate) token_cache: std::sync::Arc<crate::logs::token_cache::TokenCache>,
 }
 
 impl Store {
@@ -123,11 +124,15 @@ impl Store {
             threads,
             ..BlockOptions::default()
         };
+        let token_cache = std::sync::Arc::new(crate::logs::token_cache::TokenCache::new(
+            cfg.logs.token_cache_mb.saturating_mul(1 << 20),
+        ));
         Ok(Store {
             backend,
             dialect: Dialect(cfg.db_type),
             cfg,
             blocks,
+            token_cache,
         })
     }
 

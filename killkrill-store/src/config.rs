@@ -171,6 +171,8 @@ pub struct LogBlockConfig {
     pub zstd_level: i32,
     /// Bloom filter false-positive target, 0.0001..=0.1.
     pub bloom_fp: f64,
+    /// Memory for cached token filters, MiB (0 turns the cache off).
+    pub token_cache_mb: usize,
 }
 
 impl Default for LogBlockConfig {
@@ -179,6 +181,7 @@ impl Default for LogBlockConfig {
             block_records: 4096,
             zstd_level: 1,
             bloom_fp: 0.01,
+            token_cache_mb: 256,
         }
     }
 }

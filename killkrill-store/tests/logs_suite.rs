@@ -633,7 +633,7 @@ async fn write_records_encodes_on_workers_and_round_trips_every_field() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_writes_round_trip_through_the_bulk_paths() {
-    // Over 4 MiB of incompressible payload in one write: PostgreSQL takes
+    // Over 1 MiB (in fact 5) of incompressible payload in one write: PostgreSQL takes
     // the binary COPY path, MySQL splits its multi-row INSERTs under the
     // packet size.
     let opts = small_blocks(500);

@@ -112,7 +112,9 @@ pub fn build_blocks(
     // Receivers mostly hand over batches already in order; checking is
     // cheaper than moving ~300-byte records around.
     let key = |r: &LogRecord| (r.tenant.clone(), r.timestamp, r.id);
-    if !records.is_sorted_by(|a, b| (a.tenant.as_ref(), a.timestamp, a.id) <= (b.tenant.as_ref(), b.timestamp, b.id)) {
+    if !records.is_sorted_by(|a, b| {
+        (a.tenant.as_ref(), a.timestamp, a.id) <= (b.tenant.as_ref(), b.timestamp, b.id)
+    }) {
         records.sort_by_cached_key(key);
     }
     records.dedup_by(|b, a| a.tenant == b.tenant && a.id == b.id && a.timestamp == b.timestamp);
@@ -265,7 +267,7 @@ pub fn encode_block(
             hosts: ValueSet::build(hosts, host_missing, opts.bloom_fp),
             apps: ValueSet::build(apps, app_missing, opts.bloom_fp),
             sources: ValueSet::build(sources, source_missing, opts.bloom_fp),
-            tokens: Some(bloom),
+            tokens: Some(std::sync::Arc::new(bloom)),
         },
         payload,
     })

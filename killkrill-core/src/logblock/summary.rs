@@ -159,8 +159,9 @@ pub struct BlockSummary {
     /// Sources.
     pub sources: ValueSet,
     /// Token filter over message tokens, field-value tokens and
-    /// `name=value` field pairs; `None` when not fetched.
-    pub tokens: Option<Bloom>,
+    /// `name=value` field pairs; `None` when not fetched. Shared: blocks
+    /// are immutable, so stores may cache filters across queries.
+    pub tokens: Option<std::sync::Arc<Bloom>>,
 }
 
 impl BlockSummary {
@@ -187,7 +188,10 @@ impl BlockSummary {
     /// The `tokens` column (empty filter when absent).
     pub fn token_bytes(&self) -> Vec<u8> {
         let mut out = Vec::new();
-        self.tokens.clone().unwrap_or_default().write(&mut out);
+        match &self.tokens {
+            Some(t) => t.write(&mut out),
+            None => Bloom::default().write(&mut out),
+        }
         out
     }
 
@@ -224,7 +228,10 @@ impl BlockSummary {
         if !r.is_empty() {
             return Err(r.err("trailing bytes"));
         }
-        let tokens = tokens.map(Bloom::from_bytes).transpose()?;
+        let tokens = tokens
+            .map(Bloom::from_bytes)
+            .transpose()?
+            .map(std::sync::Arc::new);
         Ok(BlockSummary {
             tenant,
             id,
@@ -257,7 +264,7 @@ mod tests {
             hosts: ValueSet::build(names.iter().map(String::as_str).collect(), false, 0.01),
             apps: ValueSet::build(vec!["b", "a", "b"], true, 0.01),
             sources: ValueSet::default(),
-            tokens: Some(Bloom::with_capacity(3, 0.01)),
+            tokens: Some(std::sync::Arc::new(Bloom::with_capacity(3, 0.01))),
         };
         let back = BlockSummary::from_columns(
             s.tenant.clone(),

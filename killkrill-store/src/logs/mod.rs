@@ -9,6 +9,7 @@
 pub(crate) mod copy;
 mod maintenance;
 mod read;
+pub(crate) mod token_cache;
 pub(crate) mod write;
 
 use async_trait::async_trait;

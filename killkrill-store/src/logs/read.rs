@@ -1,7 +1,10 @@
 //! Reading block summaries (keyset-paginated) and payloads.
 
 use killkrill_core::event::{Tenant, Timestamp};
-use killkrill_core::logblock::{BlockId, BlockSummary};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use killkrill_core::logblock::{BlockId, BlockSummary, Bloom};
 use killkrill_core::storage::{ErrorKind, ScanOrder, StoreError, SummaryRequest};
 use sqlx::{AssertSqlSafe, Row};
 
@@ -26,12 +29,8 @@ fn corrupt(
 }
 
 /// The SELECT for one summary page.
-pub(crate) fn summaries_sql(d: Dialect, order: ScanOrder, after: bool, tokens: bool) -> String {
-    let cols = if tokens {
-        "block_id, min_ts, max_ts, record_count, summary, tokens"
-    } else {
-        "block_id, min_ts, max_ts, record_count, summary"
-    };
+pub(crate) fn summaries_sql(d: Dialect, order: ScanOrder, after: bool) -> String {
+    let cols = "block_id, min_ts, max_ts, record_count, summary";
     let (after_sql, order_sql) = match order {
         ScanOrder::NewestFirst => (
             " AND (max_ts < ? OR (max_ts = ? AND block_id < ?))",
@@ -56,12 +55,9 @@ impl Store {
         if req.range.is_empty() || req.limit == 0 {
             return Ok(Vec::new());
         }
-        let sql = summaries_sql(
-            self.dialect,
-            req.order,
-            req.after.is_some(),
-            req.with_tokens,
-        );
+        // Token filters come from the cache (or a second query), never in
+        // the page query: most of them are usually cached.
+        let sql = summaries_sql(self.dialect, req.order, req.after.is_some());
         let tenant = req.tenant;
         let rows = with_pool!(&self.backend, pool => {
             let mut q = sqlx::query(AssertSqlSafe(sql))
@@ -83,17 +79,13 @@ impl Store {
                 let max: i64 = r.try_get(2).ctx("reading a block summary")?;
                 let count: i64 = r.try_get(3).ctx("reading a block summary")?;
                 let summary: Vec<u8> = r.try_get(4).ctx("reading a block summary")?;
-                let tokens: Option<Vec<u8>> = if req.with_tokens {
-                    Some(r.try_get(5).ctx("reading a block summary")?)
-                } else {
-                    None
-                };
-                out.push((raw_id, min, max, count, summary, tokens));
+                out.push((raw_id, min, max, count, summary));
             }
             out
         });
-        rows.into_iter()
-            .map(|(raw_id, min, max, count, summary, tokens)| {
+        let mut out: Vec<BlockSummary> = rows
+            .into_iter()
+            .map(|(raw_id, min, max, count, summary)| {
                 let id = BlockId::from_slice(&raw_id).ok_or_else(|| {
                     StoreError::new(
                         ErrorKind::Fatal,
@@ -113,11 +105,73 @@ impl Store {
                     Timestamp::from_nanos(max),
                     count,
                     &summary,
-                    tokens.as_deref(),
+                    None,
                 )
                 .map_err(|e| corrupt(tenant, "block summary", e))
             })
-            .collect()
+            .collect::<Result<_, _>>()?;
+        if req.with_tokens {
+            self.attach_tokens(tenant, &mut out).await?;
+        }
+        Ok(out)
+    }
+
+    /// Fills in token filters from the cache, fetching the missing ones.
+    async fn attach_tokens(
+        &self,
+        tenant: &Tenant,
+        out: &mut [BlockSummary],
+    ) -> Result<(), StoreError> {
+        let ids: Vec<BlockId> = out.iter().map(|s| s.id).collect();
+        let cached = self.token_cache.get_many(tenant, &ids);
+        let missing: Vec<BlockId> = ids
+            .iter()
+            .zip(&cached)
+            .filter(|(_, c)| c.is_none())
+            .map(|(id, _)| *id)
+            .collect();
+        for (s, c) in out.iter_mut().zip(cached) {
+            s.tokens = c;
+        }
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let mut fetched: HashMap<BlockId, Arc<Bloom>> = HashMap::with_capacity(missing.len());
+        for chunk in missing.chunks(IDS_PER_SELECT) {
+            let sql = self.dialect.sql(&format!(
+                "SELECT block_id, tokens FROM log_blocks WHERE tenant = ? AND block_id IN {}",
+                Dialect::tuple(chunk.len())
+            ));
+            let rows: Vec<(Vec<u8>, Vec<u8>)> = with_pool!(&self.backend, pool => {
+                let mut q = sqlx::query(AssertSqlSafe(sql)).bind(tenant.as_str());
+                for id in chunk {
+                    q = q.bind(id.to_bytes().to_vec());
+                }
+                let mut v = Vec::with_capacity(chunk.len());
+                for r in q.fetch_all(pool).await.ctx("fetching token filters")? {
+                    v.push((
+                        r.try_get::<Vec<u8>, _>(0).ctx("reading a token filter")?,
+                        r.try_get::<Vec<u8>, _>(1).ctx("reading a token filter")?,
+                    ));
+                }
+                v
+            });
+            for (raw, bytes) in rows {
+                let id = BlockId::from_slice(&raw)
+                    .ok_or_else(|| StoreError::new(ErrorKind::Fatal, "block id of wrong length"))?;
+                let bloom = Arc::new(
+                    Bloom::from_bytes(&bytes).map_err(|e| corrupt(tenant, "token filter", e))?,
+                );
+                self.token_cache.put(tenant, id, bloom.clone());
+                fetched.insert(id, bloom);
+            }
+        }
+        for s in out.iter_mut().filter(|s| s.tokens.is_none()) {
+            // A block deleted between the two queries keeps no filter; the
+            // engine then treats it as a candidate and finds it gone.
+            s.tokens = fetched.get(&s.id).cloned();
+        }
+        Ok(())
     }
 
     pub(super) async fn read_payloads(
