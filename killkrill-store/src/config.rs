@@ -180,7 +180,7 @@ impl Default for LogBlockConfig {
         LogBlockConfig {
             block_records: 4096,
             zstd_level: 1,
-            bloom_fp: 0.01,
+            bloom_fp: 0.001,
             token_cache_mb: 256,
         }
     }

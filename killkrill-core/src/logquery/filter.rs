@@ -59,6 +59,11 @@ impl CompiledFilter {
         self.bloom_keys.is_empty() && self.fields.is_empty()
     }
 
+    /// Whether severity is the only condition (or there is none).
+    pub fn needs_only_severity(&self) -> bool {
+        self.summary_answerable() && self.host.is_none() && self.app.is_none() && self.source.is_none()
+    }
+
     /// The severity code bound, if any.
     pub fn min_severity_code(&self) -> Option<u8> {
         self.min_sev

@@ -19,7 +19,7 @@ use super::filter::CompiledFilter;
 use super::scan::SummaryScan;
 use super::{LogFilter, QueryError};
 use crate::event::{Tenant, Timestamp};
-use crate::logblock::{BlockSummary, DecodedBlock};
+use crate::logblock::{BlockSummary, DecodedBlock, decode_times};
 use crate::storage::{LogStore, ScanOrder, TimeRange};
 
 /// Most buckets one volume query may ask for.
@@ -175,8 +175,22 @@ async fn decode_into(
             block: id,
             source,
         };
-        let block = DecodedBlock::decode(&q.tenant, &payload).map_err(corrupt)?;
         out.blocks_decoded += 1;
+        if filter.needs_only_severity() {
+            // Only time and severity matter: skip the other columns.
+            let (ts, sev) = decode_times(&payload).map_err(corrupt)?;
+            let max = filter.min_severity_code();
+            for (t, s) in ts.into_iter().zip(sev) {
+                let t = Timestamp::from_nanos(t);
+                if q.range.contains(t) && max.is_none_or(|m| s <= m) {
+                    let b = &mut buckets[bucket_of(t)];
+                    b.by_severity[usize::from(s)] += 1;
+                    b.total += 1;
+                }
+            }
+            continue;
+        }
+        let block = DecodedBlock::decode(&q.tenant, &payload).map_err(corrupt)?;
         for i in 0..block.len() {
             let t = block.timestamp(i);
             if q.range.contains(t) && filter.matches(&block, i).map_err(corrupt)? {
