@@ -29,7 +29,7 @@ mod wire;
 pub use block_id::BlockId;
 pub use bloom::Bloom;
 pub use builder::{BlockOptions, EncodedBlock, build_blocks, encode_block};
-pub use decode::{DecodedBlock, Fields, decode_times, MAX_BLOCK_RECORDS, MAX_FRAME_BYTES};
+pub use decode::{DecodedBlock, Fields, MAX_BLOCK_RECORDS, MAX_FRAME_BYTES, decode_times};
 pub use encode::{PAYLOAD_VERSION, encode_payload};
 pub use error::BlockError;
 pub use summary::{BlockSummary, EXACT_SET_MAX, NO_SEVERITY, ValueSet, field_hash};

@@ -61,7 +61,10 @@ impl CompiledFilter {
 
     /// Whether severity is the only condition (or there is none).
     pub fn needs_only_severity(&self) -> bool {
-        self.summary_answerable() && self.host.is_none() && self.app.is_none() && self.source.is_none()
+        self.summary_answerable()
+            && self.host.is_none()
+            && self.app.is_none()
+            && self.source.is_none()
     }
 
     /// The severity code bound, if any.
