@@ -53,11 +53,18 @@ fn records(n: usize) -> Vec<LogRecord> {
 
 fn bench(c: &mut Criterion) {
     let recs = records(4096);
-    let opts = BlockOptions { threads: 1, ..BlockOptions::default() };
+    let opts = BlockOptions {
+        threads: 1,
+        ..BlockOptions::default()
+    };
     let mut g = c.benchmark_group("logblock_4096");
     g.throughput(Throughput::Elements(recs.len() as u64));
     g.bench_function("encode_block", |b| {
-        b.iter_batched(|| recs.clone(), |r| build_blocks(r, &opts).unwrap(), criterion::BatchSize::LargeInput)
+        b.iter_batched(
+            || recs.clone(),
+            |r| build_blocks(r, &opts).unwrap(),
+            criterion::BatchSize::LargeInput,
+        )
     });
     g.bench_function("baseline_json_lines_zstd_encode", |b| {
         b.iter_batched(
@@ -76,7 +83,12 @@ fn bench(c: &mut Criterion) {
     let block = build_blocks(recs.clone(), &opts).unwrap().remove(0);
     let tenant = Tenant::new("bench").unwrap();
     g.bench_function("decode_block_all_records", |b| {
-        b.iter(|| DecodedBlock::decode(&tenant, &block.payload).unwrap().records().unwrap())
+        b.iter(|| {
+            DecodedBlock::decode(&tenant, &block.payload)
+                .unwrap()
+                .records()
+                .unwrap()
+        })
     });
     let mut lines = Vec::new();
     for rec in &recs {
