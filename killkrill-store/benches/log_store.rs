@@ -488,7 +488,8 @@ async fn queries(store: &dyn LogStore, tenant: &Tenant, iterations: usize) {
         limit: 100,
         cursor: None,
     };
-    let cases: Vec<(&str, Box<dyn Fn(usize) -> LogFilter>)> = vec![
+    type MakeFilter = Box<dyn Fn(usize) -> LogFilter>;
+    let cases: Vec<(&str, MakeFilter)> = vec![
         ("newest page (100)", Box::new(|_| LogFilter::default())),
         (
             "severity >= err page",

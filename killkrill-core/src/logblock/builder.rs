@@ -251,7 +251,6 @@ pub fn encode_block(
             add(field_hash_with(&mut field_buf, k, text));
         }
     }
-    drop(add);
     let mut bloom = Bloom::with_capacity(tokens.len(), opts.bloom_fp);
     for h in tokens {
         bloom.insert(h);
