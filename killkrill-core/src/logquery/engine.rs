@@ -16,7 +16,7 @@ use super::scan::SummaryScan;
 use super::{Cursor, LogPage, LogQuery, MAX_PAGE_SIZE, QueryError};
 use crate::event::{EventId, LogRecord, Timestamp};
 use crate::logblock::{BlockId, BlockSummary, DecodedBlock};
-use crate::storage::{LogStore, ScanOrder, TimeRange};
+use crate::storage::{ErrorKind, LogStore, ScanOrder, StoreError, TimeRange};
 
 type Key = (Timestamp, EventId);
 
@@ -30,6 +30,26 @@ const MAX_FETCH: usize = 16;
 /// text with too many tokens; store errors; [`QueryError::Corrupt`] for a
 /// block that does not decode.
 pub async fn query_logs(store: &dyn LogStore, q: &LogQuery) -> Result<LogPage, QueryError> {
+    for _ in 0..MAX_RESTARTS {
+        // `None`: a block listed by the scan was gone when its payload was
+        // fetched (compacted into another block, or expired). The scan's
+        // view is stale, so start again rather than return a page with a
+        // hole in it.
+        if let Some(page) = query_once(store, q).await? {
+            return Ok(page);
+        }
+    }
+    Err(QueryError::Store(StoreError::new(
+        ErrorKind::Conflict,
+        "blocks kept changing under the query (compaction or retention); retry",
+    )))
+}
+
+/// How often a query restarts when blocks vanish under it.
+pub(crate) const MAX_RESTARTS: usize = 5;
+
+/// One attempt; `None` when a listed block vanished before it was read.
+async fn query_once(store: &dyn LogStore, q: &LogQuery) -> Result<Option<LogPage>, QueryError> {
     if q.limit == 0 || q.limit > MAX_PAGE_SIZE {
         return Err(QueryError::Invalid(format!(
             "limit must be between 1 and {MAX_PAGE_SIZE}, got {}",
@@ -80,6 +100,9 @@ pub async fn query_logs(store: &dyn LogStore, q: &LogQuery) -> Result<LogPage, Q
         fetch = (fetch * 2).min(MAX_FETCH);
         let ids: Vec<BlockId> = round.iter().map(|s| s.id).collect();
         let payloads = store.block_payloads(&q.tenant, &ids).await?;
+        if payloads.len() != ids.len() {
+            return Ok(None);
+        }
         for (id, payload) in payloads {
             let block = DecodedBlock::decode(&q.tenant, &payload).map_err(|source| {
                 QueryError::Corrupt {
@@ -127,11 +150,11 @@ pub async fn query_logs(store: &dyn LogStore, q: &LogQuery) -> Result<LogPage, Q
     } else {
         None
     };
-    Ok(LogPage {
+    Ok(Some(LogPage {
         records: pending.into_iter().map(|(_, r)| r).collect(),
         next_cursor,
         blocks_decoded: decoded,
-    })
+    }))
 }
 
 /// Whether `key` sorts strictly before everything block `next` can hold.

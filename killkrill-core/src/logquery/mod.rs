@@ -27,6 +27,9 @@ mod query;
 mod scan;
 pub mod volume;
 
+#[cfg(test)]
+mod tests;
+
 pub use cursor::Cursor;
 pub use engine::query_logs;
 pub use error::QueryError;

@@ -69,6 +69,22 @@ pub async fn query_volume(
     store: &dyn LogStore,
     q: &VolumeQuery,
 ) -> Result<VolumeResult, QueryError> {
+    for _ in 0..super::engine::MAX_RESTARTS {
+        if let Some(v) = volume_once(store, q).await? {
+            return Ok(v);
+        }
+    }
+    Err(QueryError::Store(crate::storage::StoreError::new(
+        crate::storage::ErrorKind::Conflict,
+        "blocks kept changing under the volume query (compaction or retention); retry",
+    )))
+}
+
+/// One attempt; `None` when a listed block vanished before it was read.
+async fn volume_once(
+    store: &dyn LogStore,
+    q: &VolumeQuery,
+) -> Result<Option<VolumeResult>, QueryError> {
     if q.step_nanos <= 0 {
         return Err(QueryError::Invalid("step must be positive".into()));
     }
@@ -127,8 +143,8 @@ pub async fn query_volume(
             out.blocks_from_summary += 1;
         } else {
             to_decode.push(s);
-            if to_decode.len() >= 16 {
-                decode_into(
+            if to_decode.len() >= 16
+                && !decode_into(
                     store,
                     q,
                     &filter,
@@ -137,11 +153,13 @@ pub async fn query_volume(
                     &bucket_of,
                     &mut out,
                 )
-                .await?;
+                .await?
+            {
+                return Ok(None);
             }
         }
     }
-    decode_into(
+    if !decode_into(
         store,
         q,
         &filter,
@@ -150,9 +168,12 @@ pub async fn query_volume(
         &bucket_of,
         &mut out,
     )
-    .await?;
+    .await?
+    {
+        return Ok(None);
+    }
     out.buckets = buckets;
-    Ok(out)
+    Ok(Some(out))
 }
 
 async fn decode_into(
@@ -163,13 +184,17 @@ async fn decode_into(
     buckets: &mut [VolumeBucket],
     bucket_of: &impl Fn(Timestamp) -> usize,
     out: &mut VolumeResult,
-) -> Result<(), QueryError> {
+) -> Result<bool, QueryError> {
     if batch.is_empty() {
-        return Ok(());
+        return Ok(true);
     }
     let ids: Vec<_> = batch.iter().map(|s| s.id).collect();
     batch.clear();
-    for (id, payload) in store.block_payloads(&q.tenant, &ids).await? {
+    let payloads = store.block_payloads(&q.tenant, &ids).await?;
+    if payloads.len() != ids.len() {
+        return Ok(false);
+    }
+    for (id, payload) in payloads {
         let corrupt = |source| QueryError::Corrupt {
             tenant: q.tenant.to_string(),
             block: id,
@@ -200,5 +225,5 @@ async fn decode_into(
             }
         }
     }
-    Ok(())
+    Ok(true)
 }
