@@ -32,12 +32,19 @@
 //! - [`syslog`]: RFC 5424 and RFC 3164 parsing, zero-copy, strict or lenient.
 //! - [`framing`]: RFC 6587 framing of syslog streams (octet counting and
 //!   LF/CRLF/NUL delimiters) as a tokio-util decoder, and datagrams.
+//! - [`storage`]: the storage traits (the DAL boundary), errors with a
+//!   retry hint, compaction and retention over any store, an in-memory store.
+//! - [`logblock`]: log block encoding, summaries, bloom filters, tokenizer.
+//! - [`logquery`]: the log query engine over blocks (filters, merge,
+//!   cursor pagination, volume histogram).
 #![deny(missing_docs)]
 
 pub mod aggregate;
 pub mod event;
 pub mod framing;
 pub mod json_logs;
+pub mod logblock;
+pub mod logquery;
 pub mod loki;
 pub mod media_type;
 pub mod pipeline;
@@ -45,5 +52,6 @@ pub mod prometheus;
 pub mod proto_records;
 pub mod remote_write;
 pub mod snappy;
+pub mod storage;
 pub mod syslog;
 pub mod transform;

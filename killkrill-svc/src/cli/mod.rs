@@ -9,6 +9,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod migrate;
 pub mod parse;
 
 /// Killkrill: log and metrics ingestion.
@@ -25,6 +26,8 @@ pub struct Cli {
 pub enum Command {
     /// Parse a byte stream on stdin and print canonical records or a summary.
     Parse(parse::ParseArgs),
+    /// Apply the database schema (migrations) and exit.
+    Migrate(migrate::MigrateArgs),
     /// Print the version.
     Version,
 }
@@ -53,6 +56,12 @@ where
             let stderr = std::io::stderr().lock();
             parse::run(&args, stdin, stdout, stderr)
         }
+        Command::Migrate(args) => migrate::run(
+            &args,
+            |k| std::env::var(k).ok(),
+            std::io::stdout().lock(),
+            std::io::stderr().lock(),
+        ),
         Command::Version => {
             let mut out = std::io::stdout().lock();
             match writeln!(out, "killkrill {}", env!("CARGO_PKG_VERSION")) {

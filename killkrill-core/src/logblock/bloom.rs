@@ -1,0 +1,167 @@
+//! A plain bloom filter over 64-bit hashes, sized per block.
+//!
+//! Each block sizes its own filter from its number of distinct keys and a
+//! target false-positive rate, so a block of repetitive messages gets a small
+//! filter and a block full of request ids a big one. Probe positions come
+//! from one 64-bit hash by Kirsch–Mitzenmacher double hashing
+//! (`h1 + i·h2`), which is as good as k independent hashes for this use.
+//!
+//! Serialised form: `k` (1 byte), bit count (varint), then the bit array as
+//! little-endian 64-bit words.
+
+use super::BlockError;
+use super::wire::{Reader, put_u64};
+
+/// A bloom filter.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Bloom {
+    k: u8,
+    bits: u64,
+    words: Vec<u64>,
+}
+
+/// Largest filter accepted when decoding (bits): 64 Mbit = 8 MiB.
+const MAX_BITS: u64 = 1 << 26;
+
+impl Bloom {
+    /// A filter for `n` distinct keys at false-positive rate `fp` (e.g. 0.01).
+    pub fn with_capacity(n: usize, fp: f64) -> Self {
+        if n == 0 {
+            return Bloom::default();
+        }
+        let fp = fp.clamp(1e-6, 0.5);
+        let ln2 = std::f64::consts::LN_2;
+        let bits = ((-(n as f64) * fp.ln()) / (ln2 * ln2)).ceil().max(64.0);
+        let bits = (bits as u64).clamp(64, MAX_BITS);
+        let k = ((bits as f64 / n as f64) * ln2).round().clamp(1.0, 16.0) as u8;
+        let words = vec![0u64; bits.div_ceil(64) as usize];
+        Bloom {
+            k,
+            bits: words.len() as u64 * 64,
+            words,
+        }
+    }
+
+    /// Adds a key by its hash.
+    #[inline]
+    pub fn insert(&mut self, hash: u64) {
+        if self.bits == 0 {
+            return;
+        }
+        let (mut h, step) = Self::probes(hash);
+        for _ in 0..self.k {
+            let bit = h % self.bits;
+            self.words[(bit / 64) as usize] |= 1 << (bit % 64);
+            h = h.wrapping_add(step);
+        }
+    }
+
+    /// Whether the key may have been added (false means certainly not).
+    #[inline]
+    pub fn may_contain(&self, hash: u64) -> bool {
+        if self.bits == 0 {
+            return false;
+        }
+        let (mut h, step) = Self::probes(hash);
+        for _ in 0..self.k {
+            let bit = h % self.bits;
+            if self.words[(bit / 64) as usize] & (1 << (bit % 64)) == 0 {
+                return false;
+            }
+            h = h.wrapping_add(step);
+        }
+        true
+    }
+
+    #[inline]
+    fn probes(hash: u64) -> (u64, u64) {
+        // Second hash: a multiplicative remix; forced odd so it never sticks.
+        let h2 = (hash.rotate_left(32).wrapping_mul(0x9E37_79B9_7F4A_7C15)) | 1;
+        (hash, h2)
+    }
+
+    /// Size of the bit array in bytes.
+    pub fn byte_len(&self) -> usize {
+        self.words.len() * 8
+    }
+
+    /// Appends the serialised form.
+    pub fn write(&self, out: &mut Vec<u8>) {
+        out.push(self.k);
+        put_u64(out, self.bits);
+        out.reserve(self.words.len() * 8);
+        for w in &self.words {
+            out.extend_from_slice(&w.to_le_bytes());
+        }
+    }
+
+    pub(crate) fn read(r: &mut Reader<'_>) -> Result<Self, BlockError> {
+        let k = r.u8()?;
+        let bits = r.u64()?;
+        if bits % 64 != 0 || bits > MAX_BITS || (bits > 0 && k == 0) || k > 16 {
+            return Err(r.err(format!("bloom with {bits} bits and k={k}")));
+        }
+        let raw = r.take((bits / 8) as usize)?;
+        let words = raw
+            .chunks_exact(8)
+            .map(|c| {
+                let mut a = [0u8; 8];
+                a.copy_from_slice(c);
+                u64::from_le_bytes(a)
+            })
+            .collect();
+        Ok(Bloom { k, bits, words })
+    }
+
+    /// Decodes a filter written by [`write`](Self::write).
+    ///
+    /// # Errors
+    /// [`BlockError::Corrupt`] when the bytes are not a filter.
+    pub fn from_bytes(b: &[u8]) -> Result<Self, BlockError> {
+        let mut r = Reader::new(b, "bloom");
+        let f = Self::read(&mut r)?;
+        if !r.is_empty() {
+            return Err(r.err("trailing bytes"));
+        }
+        Ok(f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::logblock::token_hash;
+
+    #[test]
+    fn no_false_negatives_and_bounded_false_positives() {
+        let n = 5_000;
+        let mut b = Bloom::with_capacity(n, 0.01);
+        for i in 0..n {
+            b.insert(token_hash(format!("tok{i}").as_bytes()));
+        }
+        for i in 0..n {
+            assert!(b.may_contain(token_hash(format!("tok{i}").as_bytes())));
+        }
+        let fp = (0..100_000)
+            .filter(|i| b.may_contain(token_hash(format!("other{i}").as_bytes())))
+            .count();
+        assert!(fp < 1_500, "false positives {fp} of 100000 at target 1%");
+        let back = {
+            let mut out = Vec::new();
+            b.write(&mut out);
+            Bloom::from_bytes(&out).unwrap()
+        };
+        assert_eq!(back, b);
+    }
+
+    #[test]
+    fn empty_filter_contains_nothing_and_bad_bytes_are_errors() {
+        let b = Bloom::with_capacity(0, 0.01);
+        assert!(!b.may_contain(1));
+        let mut out = Vec::new();
+        b.write(&mut out);
+        assert_eq!(Bloom::from_bytes(&out).unwrap(), b);
+        assert!(Bloom::from_bytes(&[7, 64, 0]).is_err());
+        assert!(Bloom::from_bytes(&[7, 65]).is_err());
+    }
+}

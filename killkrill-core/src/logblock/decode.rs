@@ -1,0 +1,391 @@
+//! Block payload decoding into a columnar view.
+//!
+//! Decoding validates everything once (lengths, UTF-8, tags) and keeps the
+//! columns as offsets into the decompressed frame. The query engine then
+//! filters on cheap columns (time, severity, host) and materialises a
+//! [`LogRecord`] only for the records it returns, which is what makes a
+//! selective query over a 4,096-record block cheap.
+
+use super::BlockError;
+use super::encode::PAYLOAD_VERSION;
+use super::wire::{Reader, unzigzag};
+use crate::event::{
+    EventId, Facility, FieldValue, LogRecord, SdElement, Severity, Tenant, Timestamp,
+};
+
+/// A record's structured data and attributes.
+pub type Fields = (Vec<SdElement>, Vec<(String, FieldValue)>);
+
+/// Largest frame accepted (decompressed bytes).
+pub const MAX_FRAME_BYTES: usize = 256 << 20;
+/// Most records accepted in one block.
+pub const MAX_BLOCK_RECORDS: usize = 1 << 20;
+
+#[derive(Debug, Clone, Default)]
+struct Dict {
+    values: Vec<String>,
+    idx: Vec<u32>,
+}
+
+impl Dict {
+    fn read(r: &mut Reader<'_>, n: usize) -> Result<Self, BlockError> {
+        let len = r.len(n)?;
+        let mut values = Vec::with_capacity(len);
+        for _ in 0..len {
+            values.push(r.str()?.to_owned());
+        }
+        let mut idx = Vec::with_capacity(n);
+        for _ in 0..n {
+            idx.push(r.len(len)? as u32);
+        }
+        Ok(Dict { values, idx })
+    }
+
+    #[inline]
+    fn get(&self, i: usize) -> Option<&str> {
+        match self.idx[i] {
+            0 => None,
+            k => Some(self.values[k as usize - 1].as_str()),
+        }
+    }
+}
+
+/// A decoded block: columns over one decompressed frame.
+#[derive(Debug, Clone)]
+pub struct DecodedBlock {
+    tenant: Tenant,
+    frame: Vec<u8>,
+    ts: Vec<i64>,
+    ids: Vec<EventId>,
+    sev: Vec<u8>,
+    fac: Vec<u8>,
+    host: Dict,
+    app: Dict,
+    procid: Dict,
+    msgid: Dict,
+    source: Dict,
+    /// (start, 1 + length) into `frame`; 0 = none.
+    msg: Vec<(u32, u32)>,
+    perr: Vec<(u32, u32)>,
+    /// Start of each record's fields in `frame`.
+    fields: Vec<u32>,
+}
+
+fn bytes_column(r: &mut Reader<'_>, n: usize) -> Result<Vec<(u32, u32)>, BlockError> {
+    let mut lens = Vec::with_capacity(n);
+    for _ in 0..n {
+        lens.push(r.len(MAX_FRAME_BYTES)?);
+    }
+    let mut out = Vec::with_capacity(n);
+    for l in lens {
+        if l == 0 {
+            out.push((0, 0));
+        } else {
+            let start = r.pos();
+            r.take(l - 1)?;
+            out.push((start as u32, l as u32));
+        }
+    }
+    Ok(out)
+}
+
+fn skip_fields(r: &mut Reader<'_>) -> Result<(), BlockError> {
+    let sd = r.len(MAX_FRAME_BYTES)?;
+    for _ in 0..sd {
+        r.str()?;
+        let p = r.len(MAX_FRAME_BYTES)?;
+        for _ in 0..p {
+            r.str()?;
+            r.str()?;
+        }
+    }
+    let a = r.len(MAX_FRAME_BYTES)?;
+    for _ in 0..a {
+        r.str()?;
+        match r.u8()? {
+            0..=2 => {}
+            3 => {
+                r.u64()?;
+            }
+            4 => {
+                r.take(8)?;
+            }
+            5 => {
+                r.str()?;
+            }
+            t => return Err(r.err(format!("unknown attribute tag {t}"))),
+        }
+    }
+    Ok(())
+}
+
+/// Timestamps and severity codes of a payload, without the other columns:
+/// what the volume histogram needs from a block its summary cannot answer.
+///
+/// # Errors
+/// [`BlockError::Corrupt`] as for [`DecodedBlock::decode`].
+pub fn decode_times(payload: &[u8]) -> Result<(Vec<i64>, Vec<u8>), BlockError> {
+    let mut r = Reader::new(payload, "payload");
+    let v = r.u8()?;
+    if v != PAYLOAD_VERSION {
+        return Err(r.err(format!("unknown payload version {v}")));
+    }
+    let raw_len = r.len(MAX_FRAME_BYTES)?;
+    let frame = zstd::bulk::decompress(&payload[r.pos()..], raw_len)
+        .map_err(|e| BlockError::corrupt("payload", r.pos(), format!("zstd: {e}")))?;
+    let mut r = Reader::new(&frame, "frame");
+    let n = r.len(MAX_BLOCK_RECORDS)?;
+    let mut ts = Vec::with_capacity(n);
+    let mut prev = 0i64;
+    for _ in 0..n {
+        prev = prev.wrapping_add(unzigzag(r.u64()?));
+        ts.push(prev);
+    }
+    for _ in 0..2 * n {
+        r.u64()?;
+    }
+    let sev = r.take(n)?.to_vec();
+    if let Some(bad) = sev.iter().find(|&&s| s > 8) {
+        return Err(r.err(format!("severity code {bad}")));
+    }
+    Ok((ts, sev))
+}
+
+impl DecodedBlock {
+    /// Decompresses and validates a payload of `tenant`.
+    ///
+    /// # Errors
+    /// [`BlockError::Corrupt`] for an unknown version, a bad zstd frame, or
+    /// any column that does not parse.
+    pub fn decode(tenant: &Tenant, payload: &[u8]) -> Result<Self, BlockError> {
+        let mut r = Reader::new(payload, "payload");
+        let v = r.u8()?;
+        if v != PAYLOAD_VERSION {
+            return Err(r.err(format!("unknown payload version {v}")));
+        }
+        let raw_len = r.len(MAX_FRAME_BYTES)?;
+        let rest = &payload[r.pos()..];
+        let frame = zstd::bulk::decompress(rest, raw_len)
+            .map_err(|e| BlockError::corrupt("payload", r.pos(), format!("zstd: {e}")))?;
+        if frame.len() != raw_len {
+            return Err(BlockError::corrupt(
+                "payload",
+                1,
+                format!("frame is {} bytes, header says {raw_len}", frame.len()),
+            ));
+        }
+        Self::from_frame(tenant.clone(), frame)
+    }
+
+    pub(crate) fn from_frame(tenant: Tenant, frame: Vec<u8>) -> Result<Self, BlockError> {
+        let mut r = Reader::new(&frame, "frame");
+        let n = r.len(MAX_BLOCK_RECORDS)?;
+        let mut ts = Vec::with_capacity(n);
+        let mut prev = 0i64;
+        for _ in 0..n {
+            prev = prev.wrapping_add(unzigzag(r.u64()?));
+            ts.push(prev);
+        }
+        let mut hi = Vec::with_capacity(n);
+        let mut p = 0u64;
+        for _ in 0..n {
+            p = p.wrapping_add(unzigzag(r.u64()?) as u64);
+            hi.push(p);
+        }
+        let mut ids = Vec::with_capacity(n);
+        let mut p = 0u64;
+        for h in hi {
+            p = p.wrapping_add(unzigzag(r.u64()?) as u64);
+            ids.push(EventId::from_u128((u128::from(h) << 64) | u128::from(p)));
+        }
+        let sev = r.take(n)?.to_vec();
+        if let Some(bad) = sev.iter().find(|&&s| s > 8) {
+            return Err(r.err(format!("severity code {bad}")));
+        }
+        let fac = r.take(n)?.to_vec();
+        if let Some(bad) = fac.iter().find(|&&f| f > 23 && f != 255) {
+            return Err(r.err(format!("facility code {bad}")));
+        }
+        let host = Dict::read(&mut r, n)?;
+        let app = Dict::read(&mut r, n)?;
+        let procid = Dict::read(&mut r, n)?;
+        let msgid = Dict::read(&mut r, n)?;
+        let source = Dict::read(&mut r, n)?;
+        let msg = bytes_column(&mut r, n)?;
+        let perr = bytes_column(&mut r, n)?;
+        for &(s, l) in &perr {
+            if l > 0 {
+                let b = &frame[s as usize..(s + l - 1) as usize];
+                if std::str::from_utf8(b).is_err() {
+                    return Err(BlockError::corrupt(
+                        "frame",
+                        s as usize,
+                        "parse_error is not UTF-8",
+                    ));
+                }
+            }
+        }
+        let mut fields = Vec::with_capacity(n);
+        for _ in 0..n {
+            fields.push(r.pos() as u32);
+            skip_fields(&mut r)?;
+        }
+        if !r.is_empty() {
+            return Err(r.err("trailing bytes"));
+        }
+        Ok(DecodedBlock {
+            tenant,
+            frame,
+            ts,
+            ids,
+            sev,
+            fac,
+            host,
+            app,
+            procid,
+            msgid,
+            source,
+            msg,
+            perr,
+            fields,
+        })
+    }
+
+    /// Number of records.
+    pub fn len(&self) -> usize {
+        self.ts.len()
+    }
+
+    /// True when the block has no records.
+    pub fn is_empty(&self) -> bool {
+        self.ts.is_empty()
+    }
+
+    /// Timestamp of record `i`.
+    #[inline]
+    pub fn timestamp(&self, i: usize) -> Timestamp {
+        Timestamp::from_nanos(self.ts[i])
+    }
+
+    /// Id of record `i`.
+    #[inline]
+    pub fn id(&self, i: usize) -> EventId {
+        self.ids[i]
+    }
+
+    /// Severity code of record `i` (8 = none).
+    #[inline]
+    pub fn severity_code(&self, i: usize) -> u8 {
+        self.sev[i]
+    }
+
+    /// Host of record `i`.
+    #[inline]
+    pub fn host(&self, i: usize) -> Option<&str> {
+        self.host.get(i)
+    }
+
+    /// App of record `i`.
+    #[inline]
+    pub fn app(&self, i: usize) -> Option<&str> {
+        self.app.get(i)
+    }
+
+    /// Source of record `i`.
+    #[inline]
+    pub fn source(&self, i: usize) -> Option<&str> {
+        self.source.get(i)
+    }
+
+    /// Message bytes of record `i`.
+    #[inline]
+    pub fn message(&self, i: usize) -> Option<&[u8]> {
+        match self.msg[i] {
+            (_, 0) => None,
+            (s, l) => Some(&self.frame[s as usize..(s + l - 1) as usize]),
+        }
+    }
+
+    /// Structured data and attributes of record `i`.
+    ///
+    /// # Errors
+    /// Never for a block that decoded (it was validated); kept as a result so
+    /// a bug here is an error, not a panic.
+    pub fn fields(&self, i: usize) -> Result<Fields, BlockError> {
+        let start = self.fields[i] as usize;
+        let mut r = Reader::new(&self.frame[start..], "fields");
+        let nsd = r.len(MAX_FRAME_BYTES)?;
+        let mut sd = Vec::with_capacity(nsd);
+        for _ in 0..nsd {
+            let id = r.str()?.to_owned();
+            let np = r.len(MAX_FRAME_BYTES)?;
+            let mut params = Vec::with_capacity(np);
+            for _ in 0..np {
+                params.push((r.str()?.to_owned(), r.str()?.to_owned()));
+            }
+            sd.push(SdElement { id, params });
+        }
+        let na = r.len(MAX_FRAME_BYTES)?;
+        let mut attrs = Vec::with_capacity(na);
+        for _ in 0..na {
+            let k = r.str()?.to_owned();
+            let v = match r.u8()? {
+                0 => FieldValue::Null,
+                1 => FieldValue::Bool(false),
+                2 => FieldValue::Bool(true),
+                3 => FieldValue::Int(unzigzag(r.u64()?)),
+                4 => FieldValue::Float(r.f64()?),
+                5 => FieldValue::Str(r.str()?.to_owned()),
+                t => return Err(r.err(format!("unknown attribute tag {t}"))),
+            };
+            attrs.push((k, v));
+        }
+        Ok((sd, attrs))
+    }
+
+    /// Whether record `i` has structured data or attributes at all.
+    #[inline]
+    pub fn has_fields(&self, i: usize) -> bool {
+        // Two zero varints (no SD elements, no attributes) are two 0 bytes.
+        let s = self.fields[i] as usize;
+        self.frame.get(s..s + 2) != Some(&[0, 0])
+    }
+
+    /// Materialises record `i`.
+    ///
+    /// # Errors
+    /// See [`fields`](Self::fields).
+    pub fn record(&self, i: usize) -> Result<LogRecord, BlockError> {
+        let (structured_data, attributes) = self.fields(i)?;
+        let parse_error = match self.perr[i] {
+            (_, 0) => None,
+            (s, l) => Some(
+                String::from_utf8_lossy(&self.frame[s as usize..(s + l - 1) as usize]).into_owned(),
+            ),
+        };
+        Ok(LogRecord {
+            id: Some(self.ids[i]),
+            tenant: Some(self.tenant.clone()),
+            timestamp: self.timestamp(i),
+            severity: Severity::from_code(self.sev[i]),
+            facility: Facility::from_code(self.fac[i]),
+            host: self.host.get(i).map(str::to_owned),
+            app: self.app.get(i).map(str::to_owned),
+            procid: self.procid.get(i).map(str::to_owned),
+            msgid: self.msgid.get(i).map(str::to_owned),
+            structured_data,
+            message: self.message(i).map(<[u8]>::to_vec),
+            source: self.source.get(i).map(str::to_owned),
+            attributes,
+            parse_error,
+        })
+    }
+
+    /// Materialises every record.
+    ///
+    /// # Errors
+    /// See [`fields`](Self::fields).
+    pub fn records(&self) -> Result<Vec<LogRecord>, BlockError> {
+        (0..self.len()).map(|i| self.record(i)).collect()
+    }
+}

@@ -1,0 +1,220 @@
+//! The newest/oldest-first merge over pruned blocks, with cursor pagination.
+//!
+//! Blocks are opened in order of their newest record (newest first) or
+//! oldest record (oldest first). After each round of opened blocks, a
+//! pending record is *final* when it sorts strictly before anything the next
+//! unopened candidate can hold (newest first: its timestamp is greater than
+//! that block's `max_ts`). The query stops once `limit + 1` final records are
+//! known — the extra one says whether a next page exists — or no candidate
+//! is left. Blocks whose spans overlap (late or out-of-order data, a batch
+//! from a slow receiver) are handled by the same rule; records with the same
+//! `(timestamp, id)` (a duplicate that slipped past the registry) are
+//! returned once.
+
+use super::filter::CompiledFilter;
+use super::scan::SummaryScan;
+use super::{Cursor, LogPage, LogQuery, MAX_PAGE_SIZE, QueryError};
+use crate::event::{EventId, LogRecord, Timestamp};
+use crate::logblock::{BlockId, BlockSummary, DecodedBlock};
+use crate::storage::{ErrorKind, LogStore, ScanOrder, StoreError, TimeRange};
+
+type Key = (Timestamp, EventId);
+
+/// Most blocks fetched in one round trip.
+const MAX_FETCH: usize = 16;
+
+/// Runs one page of a log query.
+///
+/// # Errors
+/// [`QueryError::Invalid`] for a limit outside 1..=[`MAX_PAGE_SIZE`] or a
+/// text with too many tokens; store errors; [`QueryError::Corrupt`] for a
+/// block that does not decode.
+pub async fn query_logs(store: &dyn LogStore, q: &LogQuery) -> Result<LogPage, QueryError> {
+    for _ in 0..MAX_RESTARTS {
+        // `None`: a block listed by the scan was gone when its payload was
+        // fetched (compacted into another block, or expired). The scan's
+        // view is stale, so start again rather than return a page with a
+        // hole in it.
+        if let Some(page) = query_once(store, q).await? {
+            return Ok(page);
+        }
+    }
+    Err(QueryError::Store(StoreError::new(
+        ErrorKind::Conflict,
+        "blocks kept changing under the query (compaction or retention); retry",
+    )))
+}
+
+/// How often a query restarts when blocks vanish under it.
+pub(crate) const MAX_RESTARTS: usize = 5;
+
+/// One attempt; `None` when a listed block vanished before it was read.
+async fn query_once(store: &dyn LogStore, q: &LogQuery) -> Result<Option<LogPage>, QueryError> {
+    if q.limit == 0 || q.limit > MAX_PAGE_SIZE {
+        return Err(QueryError::Invalid(format!(
+            "limit must be between 1 and {MAX_PAGE_SIZE}, got {}",
+            q.limit
+        )));
+    }
+    let filter = CompiledFilter::new(&q.filter).ok_or_else(|| {
+        QueryError::Invalid(format!(
+            "full-text query has more than {} distinct tokens",
+            super::filter::MAX_QUERY_TOKENS
+        ))
+    })?;
+    let newest = q.order == ScanOrder::NewestFirst;
+    // A cursor narrows the range: nothing at or beyond it is wanted.
+    let mut range = q.range;
+    if let Some(c) = q.cursor {
+        if newest {
+            range.end = range.end.min(c.timestamp.saturating_add_nanos(1));
+        } else {
+            range.start = range.start.max(c.timestamp);
+        }
+    }
+    let cursor: Option<Key> = q.cursor.map(|c| (c.timestamp, c.id));
+    let want = q.limit + 1;
+
+    let mut scan = SummaryScan::new(store, &q.tenant, range, q.order, Some(&filter));
+    let mut pending: Vec<(Key, LogRecord)> = Vec::new();
+    let mut decoded = 0usize;
+    let mut fetch = 1usize;
+    loop {
+        let mut round: Vec<BlockSummary> = Vec::new();
+        while round.len() < fetch {
+            match scan.next().await? {
+                Some(s) => round.push(s),
+                None => break,
+            }
+            // Stop early if the next candidate cannot contribute any more.
+            if pending.len() >= want
+                && let Some(next) = scan.peek().await?
+                && is_final(&pending[want - 1].0, next, newest)
+            {
+                break;
+            }
+        }
+        if round.is_empty() {
+            break;
+        }
+        fetch = (fetch * 2).min(MAX_FETCH);
+        let ids: Vec<BlockId> = round.iter().map(|s| s.id).collect();
+        let payloads = store.block_payloads(&q.tenant, &ids).await?;
+        if payloads.len() != ids.len() {
+            return Ok(None);
+        }
+        for (id, payload) in payloads {
+            let block = DecodedBlock::decode(&q.tenant, &payload).map_err(|source| {
+                QueryError::Corrupt {
+                    tenant: q.tenant.to_string(),
+                    block: id,
+                    source,
+                }
+            })?;
+            decoded += 1;
+            let worst = if pending.len() >= want {
+                Some(pending[want - 1].0)
+            } else {
+                None
+            };
+            collect(
+                &block,
+                id,
+                &filter,
+                &range,
+                cursor,
+                worst,
+                want,
+                newest,
+                &mut pending,
+                &q.tenant,
+            )?;
+            pending.sort_by(|a, b| if newest { b.0.cmp(&a.0) } else { a.0.cmp(&b.0) });
+            pending.dedup_by(|b, a| a.0 == b.0);
+            pending.truncate(want);
+        }
+        if pending.len() >= want {
+            match scan.peek().await? {
+                None => break,
+                Some(next) if is_final(&pending[want - 1].0, next, newest) => break,
+                Some(_) => {}
+            }
+        }
+    }
+    let next_cursor = if pending.len() > q.limit {
+        pending.truncate(q.limit);
+        pending.last().map(|(k, _)| Cursor {
+            timestamp: k.0,
+            id: k.1,
+        })
+    } else {
+        None
+    };
+    Ok(Some(LogPage {
+        records: pending.into_iter().map(|(_, r)| r).collect(),
+        next_cursor,
+        blocks_decoded: decoded,
+    }))
+}
+
+/// Whether `key` sorts strictly before everything block `next` can hold.
+fn is_final(key: &Key, next: &BlockSummary, newest: bool) -> bool {
+    if newest {
+        key.0 > next.max_ts
+    } else {
+        key.0 < next.min_ts
+    }
+}
+
+/// Adds the block's matching records that can still make the page.
+#[allow(clippy::too_many_arguments)]
+fn collect(
+    block: &DecodedBlock,
+    id: BlockId,
+    filter: &CompiledFilter,
+    range: &TimeRange,
+    cursor: Option<Key>,
+    worst: Option<Key>,
+    want: usize,
+    newest: bool,
+    pending: &mut Vec<(Key, LogRecord)>,
+    tenant: &crate::event::Tenant,
+) -> Result<(), QueryError> {
+    let n = block.len();
+    let corrupt = |source| QueryError::Corrupt {
+        tenant: tenant.to_string(),
+        block: id,
+        source,
+    };
+    let mut taken = 0;
+    // Records in a block are sorted by (timestamp, id) ascending: walk them
+    // in result order so the walk can stop after `want` matches.
+    for k in 0..n {
+        let i = if newest { n - 1 - k } else { k };
+        let key = (block.timestamp(i), block.id(i));
+        if !range.contains(key.0) {
+            continue;
+        }
+        if let Some(c) = cursor {
+            let beyond = if newest { key < c } else { key > c };
+            if !beyond {
+                continue;
+            }
+        }
+        if let Some(w) = worst {
+            let before = if newest { key > w } else { key < w };
+            if !before {
+                break;
+            }
+        }
+        if !filter.matches(block, i).map_err(corrupt)? {
+            continue;
+        }
+        pending.push((key, block.record(i).map_err(corrupt)?));
+        taken += 1;
+        if taken >= want {
+            break;
+        }
+    }
+    Ok(())
+}

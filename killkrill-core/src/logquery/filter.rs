@@ -1,0 +1,195 @@
+//! A [`LogFilter`] prepared for one query: block pruning and exact
+//! per-record matching.
+//!
+//! Pruning may keep a block that has no match (a bloom false positive, or a
+//! host that occurs only in records of another severity); matching is exact.
+//! Matching checks cheap columns first (severity, host, app, source) and
+//! touches message and fields only for records that pass them.
+
+use super::LogFilter;
+use crate::logblock::tokenizer::for_each_token;
+use crate::logblock::{
+    BlockError, BlockSummary, DecodedBlock, field_hash, query_tokens, token_hash,
+};
+
+/// A filter ready to run.
+#[derive(Debug, Clone, Default)]
+pub struct CompiledFilter {
+    min_sev: Option<u8>,
+    host: Option<String>,
+    app: Option<String>,
+    source: Option<String>,
+    fields: Vec<(String, String)>,
+    tokens: Vec<Vec<u8>>,
+    /// Token hashes and field-pair hashes the bloom must hold.
+    bloom_keys: Vec<u64>,
+}
+
+/// Most distinct tokens in a full-text query.
+pub const MAX_QUERY_TOKENS: usize = 32;
+
+impl CompiledFilter {
+    /// Prepares `f`; `None` when it has more than [`MAX_QUERY_TOKENS`] tokens.
+    pub fn new(f: &LogFilter) -> Option<Self> {
+        let tokens = f.text.as_deref().map(query_tokens).unwrap_or_default();
+        if tokens.len() > MAX_QUERY_TOKENS {
+            return None;
+        }
+        let mut bloom_keys: Vec<u64> = tokens.iter().map(|t| token_hash(t)).collect();
+        bloom_keys.extend(f.fields.iter().map(|(n, v)| field_hash(n, v)));
+        Some(CompiledFilter {
+            min_sev: f.min_severity.map(|s| s.code()),
+            host: f.host.clone(),
+            app: f.app.clone(),
+            source: f.source.clone(),
+            fields: f.fields.clone(),
+            tokens,
+            bloom_keys,
+        })
+    }
+
+    /// Whether pruning needs the token bloom filter.
+    pub fn needs_tokens(&self) -> bool {
+        !self.bloom_keys.is_empty()
+    }
+
+    /// Whether only severity/host/app/source conditions are present, which
+    /// block summaries can sometimes answer exactly.
+    pub fn summary_answerable(&self) -> bool {
+        self.bloom_keys.is_empty() && self.fields.is_empty()
+    }
+
+    /// Whether severity is the only condition (or there is none).
+    pub fn needs_only_severity(&self) -> bool {
+        self.summary_answerable()
+            && self.host.is_none()
+            && self.app.is_none()
+            && self.source.is_none()
+    }
+
+    /// The severity code bound, if any.
+    pub fn min_severity_code(&self) -> Option<u8> {
+        self.min_sev
+    }
+
+    /// Whether the block may hold a match (false: certainly not).
+    pub fn may_match(&self, s: &BlockSummary) -> bool {
+        if let Some(m) = self.min_sev
+            && s.severity_counts[..=usize::from(m)].iter().all(|&c| c == 0)
+        {
+            return false;
+        }
+        if let Some(h) = &self.host
+            && !s.hosts.may_contain(h)
+        {
+            return false;
+        }
+        if let Some(a) = &self.app
+            && !s.apps.may_contain(a)
+        {
+            return false;
+        }
+        if let Some(x) = &self.source
+            && !s.sources.may_contain(x)
+        {
+            return false;
+        }
+        match &s.tokens {
+            Some(b) => self.bloom_keys.iter().all(|&k| b.may_contain(k)),
+            None => true,
+        }
+    }
+
+    /// Whether every record of the block matches the host/app/source
+    /// conditions (so its severity counts can be used as they are).
+    pub fn all_match_values(&self, s: &BlockSummary) -> bool {
+        self.host.as_deref().is_none_or(|h| s.hosts.all_equal(h))
+            && self.app.as_deref().is_none_or(|a| s.apps.all_equal(a))
+            && self
+                .source
+                .as_deref()
+                .is_none_or(|x| s.sources.all_equal(x))
+    }
+
+    /// Whether record `i` of `b` matches (time range is checked by the caller).
+    ///
+    /// # Errors
+    /// When the record's fields do not decode.
+    pub fn matches(&self, b: &DecodedBlock, i: usize) -> Result<bool, BlockError> {
+        if let Some(m) = self.min_sev
+            && b.severity_code(i) > m
+        {
+            return Ok(false);
+        }
+        if self.host.is_some() && b.host(i) != self.host.as_deref() {
+            return Ok(false);
+        }
+        if self.app.is_some() && b.app(i) != self.app.as_deref() {
+            return Ok(false);
+        }
+        if self.source.is_some() && b.source(i) != self.source.as_deref() {
+            return Ok(false);
+        }
+        if self.fields.is_empty() && self.tokens.is_empty() {
+            return Ok(true);
+        }
+        let mut found: u64 = 0;
+        let all: u64 = if self.tokens.is_empty() {
+            0
+        } else {
+            (1u64 << self.tokens.len()) - 1
+        };
+        let mut buf = Vec::new();
+        if all != 0
+            && let Some(m) = b.message(i)
+        {
+            self.mark(m, &mut found, &mut buf);
+        }
+        if self.fields.is_empty() && found == all {
+            return Ok(true);
+        }
+        if !b.has_fields(i) {
+            return Ok(self.fields.is_empty() && found == all);
+        }
+        let (sd, attrs) = b.fields(i)?;
+        for (name, value) in &self.fields {
+            let in_sd = sd.iter().any(|el| {
+                name.len() > el.id.len()
+                    && name.starts_with(el.id.as_str())
+                    && name.as_bytes()[el.id.len()] == b'.'
+                    && el
+                        .params
+                        .iter()
+                        .any(|(k, v)| v == value && &name[el.id.len() + 1..] == k)
+            });
+            let in_attrs = !in_sd
+                && attrs
+                    .iter()
+                    .any(|(k, v)| k == name && v.to_text() == value.as_str());
+            if !in_sd && !in_attrs {
+                return Ok(false);
+            }
+        }
+        if found != all {
+            for el in &sd {
+                for (_, v) in &el.params {
+                    self.mark(v.as_bytes(), &mut found, &mut buf);
+                }
+            }
+            for (_, v) in &attrs {
+                self.mark(v.to_text().as_bytes(), &mut found, &mut buf);
+            }
+        }
+        Ok(found == all)
+    }
+
+    fn mark(&self, text: &[u8], found: &mut u64, buf: &mut Vec<u8>) {
+        for_each_token(text, buf, |t| {
+            for (k, q) in self.tokens.iter().enumerate() {
+                if q.as_slice() == t {
+                    *found |= 1 << k;
+                }
+            }
+        });
+    }
+}

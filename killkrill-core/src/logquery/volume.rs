@@ -1,0 +1,229 @@
+//! Log volume: record counts per time bucket, split by severity — the
+//! histogram log UIs draw above the results.
+//!
+//! A block is counted from its summary alone, without fetching its payload,
+//! when all of these hold:
+//! - the filter has no full-text and no field conditions,
+//! - every host/app/source condition is satisfied by *every* record of the
+//!   block (its exact value set is that one value and no record lacks it),
+//! - the block's whole span `[min_ts, max_ts]` lies inside the query range
+//!   and inside one bucket.
+//!
+//! The severity condition never forces a decode: the per-severity counts
+//! are exact. Every other candidate block (after pruning) is decoded and its
+//! records counted one by one. Blocks from a steady stream span seconds to a
+//! minute, so with a step of a minute or more most blocks are counted from
+//! summaries; a block that straddles a bucket edge is decoded.
+
+use super::filter::CompiledFilter;
+use super::scan::SummaryScan;
+use super::{LogFilter, QueryError};
+use crate::event::{Tenant, Timestamp};
+use crate::logblock::{BlockSummary, DecodedBlock, decode_times};
+use crate::storage::{LogStore, ScanOrder, TimeRange};
+
+/// Most buckets one volume query may ask for.
+pub const MAX_BUCKETS: usize = 11_000;
+
+/// A volume query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeQuery {
+    /// Whose records.
+    pub tenant: Tenant,
+    /// Which instants; buckets start at `range.start`.
+    pub range: TimeRange,
+    /// Which records.
+    pub filter: LogFilter,
+    /// Bucket width in nanoseconds.
+    pub step_nanos: i64,
+}
+
+/// Counts of one bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct VolumeBucket {
+    /// Bucket start (inclusive); the bucket ends at start + step.
+    pub start: Timestamp,
+    /// Matching records.
+    pub total: u64,
+    /// Per severity code 0..=7, then records without severity.
+    pub by_severity: [u64; 9],
+}
+
+/// The histogram and how it was computed.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct VolumeResult {
+    /// One entry per bucket, in time order (empty buckets included).
+    pub buckets: Vec<VolumeBucket>,
+    /// Blocks counted from their summary.
+    pub blocks_from_summary: usize,
+    /// Blocks fetched and decoded.
+    pub blocks_decoded: usize,
+}
+
+/// Computes the volume histogram.
+///
+/// # Errors
+/// [`QueryError::Invalid`] for a step ≤ 0, an unbounded range or more than
+/// [`MAX_BUCKETS`] buckets; store and decode errors.
+pub async fn query_volume(
+    store: &dyn LogStore,
+    q: &VolumeQuery,
+) -> Result<VolumeResult, QueryError> {
+    for _ in 0..super::engine::MAX_RESTARTS {
+        if let Some(v) = volume_once(store, q).await? {
+            return Ok(v);
+        }
+    }
+    Err(QueryError::Store(crate::storage::StoreError::new(
+        crate::storage::ErrorKind::Conflict,
+        "blocks kept changing under the volume query (compaction or retention); retry",
+    )))
+}
+
+/// One attempt; `None` when a listed block vanished before it was read.
+async fn volume_once(
+    store: &dyn LogStore,
+    q: &VolumeQuery,
+) -> Result<Option<VolumeResult>, QueryError> {
+    if q.step_nanos <= 0 {
+        return Err(QueryError::Invalid("step must be positive".into()));
+    }
+    if q.range.start == Timestamp::MIN || q.range.end == Timestamp::MAX {
+        return Err(QueryError::Invalid(
+            "a volume query needs a bounded range".into(),
+        ));
+    }
+    let width = i128::from(q.range.end.as_nanos()) - i128::from(q.range.start.as_nanos());
+    let n = if width <= 0 {
+        0
+    } else {
+        ((width + i128::from(q.step_nanos) - 1) / i128::from(q.step_nanos)) as u128
+    };
+    if n > MAX_BUCKETS as u128 {
+        return Err(QueryError::Invalid(format!(
+            "{n} buckets requested, at most {MAX_BUCKETS}: use a larger step or a shorter range"
+        )));
+    }
+    let filter = CompiledFilter::new(&q.filter).ok_or_else(|| {
+        QueryError::Invalid("full-text query has too many distinct tokens".into())
+    })?;
+    let start = q.range.start.as_nanos();
+    let step = q.step_nanos;
+    let mut buckets: Vec<VolumeBucket> = (0..n as i64)
+        .map(|i| VolumeBucket {
+            start: Timestamp::from_nanos(start + i * step),
+            ..VolumeBucket::default()
+        })
+        .collect();
+    let bucket_of =
+        |t: Timestamp| ((i128::from(t.as_nanos()) - i128::from(start)) / i128::from(step)) as usize;
+    let mut out = VolumeResult::default();
+    let mut scan = SummaryScan::new(
+        store,
+        &q.tenant,
+        q.range,
+        ScanOrder::OldestFirst,
+        Some(&filter),
+    );
+    let mut to_decode: Vec<BlockSummary> = Vec::new();
+    while let Some(s) = scan.next().await? {
+        let from_summary = filter.summary_answerable()
+            && filter.all_match_values(&s)
+            && q.range.covers(s.min_ts, s.max_ts)
+            && bucket_of(s.min_ts) == bucket_of(s.max_ts);
+        if from_summary {
+            let b = &mut buckets[bucket_of(s.min_ts)];
+            let max_code = filter.min_severity_code().map_or(8, usize::from);
+            for (code, &c) in s.severity_counts.iter().enumerate() {
+                if code <= max_code && (code < 8 || filter.min_severity_code().is_none()) {
+                    b.by_severity[code] += u64::from(c);
+                    b.total += u64::from(c);
+                }
+            }
+            out.blocks_from_summary += 1;
+        } else {
+            to_decode.push(s);
+            if to_decode.len() >= 16
+                && !decode_into(
+                    store,
+                    q,
+                    &filter,
+                    &mut to_decode,
+                    &mut buckets,
+                    &bucket_of,
+                    &mut out,
+                )
+                .await?
+            {
+                return Ok(None);
+            }
+        }
+    }
+    if !decode_into(
+        store,
+        q,
+        &filter,
+        &mut to_decode,
+        &mut buckets,
+        &bucket_of,
+        &mut out,
+    )
+    .await?
+    {
+        return Ok(None);
+    }
+    out.buckets = buckets;
+    Ok(Some(out))
+}
+
+async fn decode_into(
+    store: &dyn LogStore,
+    q: &VolumeQuery,
+    filter: &CompiledFilter,
+    batch: &mut Vec<BlockSummary>,
+    buckets: &mut [VolumeBucket],
+    bucket_of: &impl Fn(Timestamp) -> usize,
+    out: &mut VolumeResult,
+) -> Result<bool, QueryError> {
+    if batch.is_empty() {
+        return Ok(true);
+    }
+    let ids: Vec<_> = batch.iter().map(|s| s.id).collect();
+    batch.clear();
+    let payloads = store.block_payloads(&q.tenant, &ids).await?;
+    if payloads.len() != ids.len() {
+        return Ok(false);
+    }
+    for (id, payload) in payloads {
+        let corrupt = |source| QueryError::Corrupt {
+            tenant: q.tenant.to_string(),
+            block: id,
+            source,
+        };
+        out.blocks_decoded += 1;
+        if filter.needs_only_severity() {
+            // Only time and severity matter: skip the other columns.
+            let (ts, sev) = decode_times(&payload).map_err(corrupt)?;
+            let max = filter.min_severity_code();
+            for (t, s) in ts.into_iter().zip(sev) {
+                let t = Timestamp::from_nanos(t);
+                if q.range.contains(t) && max.is_none_or(|m| s <= m) {
+                    let b = &mut buckets[bucket_of(t)];
+                    b.by_severity[usize::from(s)] += 1;
+                    b.total += 1;
+                }
+            }
+            continue;
+        }
+        let block = DecodedBlock::decode(&q.tenant, &payload).map_err(corrupt)?;
+        for i in 0..block.len() {
+            let t = block.timestamp(i);
+            if q.range.contains(t) && filter.matches(&block, i).map_err(corrupt)? {
+                let b = &mut buckets[bucket_of(t)];
+                b.by_severity[usize::from(block.severity_code(i))] += 1;
+                b.total += 1;
+            }
+        }
+    }
+    Ok(true)
+}

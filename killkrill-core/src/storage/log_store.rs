@@ -1,0 +1,133 @@
+//! The log store trait: blocks in, summaries and payloads out.
+
+use async_trait::async_trait;
+
+use super::{StoreError, TimeRange};
+use crate::event::{Tenant, Timestamp};
+use crate::logblock::{BlockId, BlockSummary, EncodedBlock};
+
+/// Which end of time a scan starts from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum ScanOrder {
+    /// By `(max_ts, block_id)` descending: the order the newest-first merge
+    /// opens blocks in.
+    #[default]
+    NewestFirst,
+    /// By `(min_ts, block_id)` ascending.
+    OldestFirst,
+}
+
+/// One page of a block-summary scan.
+#[derive(Debug, Clone)]
+pub struct SummaryRequest<'a> {
+    /// Whose blocks.
+    pub tenant: &'a Tenant,
+    /// Only blocks whose `[min_ts, max_ts]` overlaps this range.
+    pub range: TimeRange,
+    /// Sort order of the page.
+    pub order: ScanOrder,
+    /// Continue strictly after this sort key: `(max_ts, id)` for
+    /// [`ScanOrder::NewestFirst`], `(min_ts, id)` for
+    /// [`ScanOrder::OldestFirst`].
+    pub after: Option<(Timestamp, BlockId)>,
+    /// At most this many summaries.
+    pub limit: usize,
+    /// Also fetch the token bloom filter (bigger; only needed for full-text
+    /// and field filters).
+    pub with_tokens: bool,
+}
+
+/// What a write did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct WriteReport {
+    /// Blocks stored by this call.
+    pub blocks_written: usize,
+    /// Blocks skipped because a block with the same id was written before
+    /// (a redelivered batch), even if it has since been compacted away.
+    pub blocks_skipped: usize,
+    /// Records in the blocks stored by this call.
+    pub records_written: u64,
+}
+
+/// Durable storage of log blocks for one or many tenants.
+///
+/// Implementations must make [`write_blocks`](LogStore::write_blocks)
+/// idempotent per block id for as long as the block registry keeps the id
+/// (compaction never removes registry entries; only
+/// [`trim_block_registry`](LogStore::trim_block_registry) does), and
+/// [`replace_blocks`](LogStore::replace_blocks) atomic.
+#[async_trait]
+pub trait LogStore: Send + Sync {
+    /// Stores blocks whose ids were never written before; skips the others.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Retryable`](super::ErrorKind::Retryable) for connection
+    /// trouble (nothing or a whole block was stored: a block is never half
+    /// written), other kinds as classified by the backend.
+    async fn write_blocks(&self, blocks: &[EncodedBlock]) -> Result<WriteReport, StoreError>;
+
+    /// One page of block summaries in scan order.
+    ///
+    /// # Errors
+    /// Backend errors; [`ErrorKind::Fatal`](super::ErrorKind::Fatal) when a
+    /// stored summary does not decode.
+    async fn block_summaries(
+        &self,
+        req: &SummaryRequest<'_>,
+    ) -> Result<Vec<BlockSummary>, StoreError>;
+
+    /// The payloads of the given blocks of `tenant`, in any order; ids that
+    /// no longer exist (compacted or deleted meanwhile) are left out.
+    ///
+    /// # Errors
+    /// Backend errors.
+    async fn block_payloads(
+        &self,
+        tenant: &Tenant,
+        ids: &[BlockId],
+    ) -> Result<Vec<(BlockId, Vec<u8>)>, StoreError>;
+
+    /// Atomically deletes the `sources` blocks of `tenant` and stores
+    /// `merged` (compaction). Either everything happens or nothing.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Conflict`](super::ErrorKind::Conflict) when a source
+    /// block no longer exists (another compactor or retention got there
+    /// first); nothing was changed then.
+    async fn replace_blocks(
+        &self,
+        tenant: &Tenant,
+        sources: &[BlockId],
+        merged: &[EncodedBlock],
+    ) -> Result<(), StoreError>;
+
+    /// Retention: deletes every block of `tenant` whose newest record is
+    /// older than `cutoff`; returns how many blocks went.
+    ///
+    /// # Errors
+    /// Backend errors.
+    async fn delete_blocks_before(
+        &self,
+        tenant: &Tenant,
+        cutoff: Timestamp,
+    ) -> Result<u64, StoreError>;
+
+    /// Forgets written block ids registered before `written_before` (wall
+    /// clock), after which a redelivery of such an old batch would be stored
+    /// again. Returns how many ids went.
+    ///
+    /// # Errors
+    /// Backend errors.
+    async fn trim_block_registry(
+        &self,
+        tenant: &Tenant,
+        written_before: Timestamp,
+    ) -> Result<u64, StoreError>;
+
+    /// Every tenant that has at least one block (for background compaction
+    /// and retention).
+    ///
+    /// # Errors
+    /// Backend errors.
+    async fn log_tenants(&self) -> Result<Vec<Tenant>, StoreError>;
+}

@@ -1,0 +1,123 @@
+//! Log blocks in SQL: the [`LogStore`] implementation.
+//!
+//! The SQL only stores and fetches blocks; pruning, decoding, filtering and
+//! merging are core's query engine. Tables (see `migrations/`):
+//! `log_blocks` (one row per block, summary columns + payload) and
+//! `log_block_ids` (the registry of every block id written from a batch,
+//! which makes rewrites idempotent even after compaction).
+
+pub(crate) mod copy;
+mod maintenance;
+mod read;
+pub(crate) mod token_cache;
+pub(crate) mod write;
+
+use async_trait::async_trait;
+use killkrill_core::event::{LogRecord, Tenant, Timestamp};
+use killkrill_core::logblock::{BlockId, BlockSummary, EncodedBlock, build_blocks};
+use killkrill_core::storage::{ErrorKind, LogStore, StoreError, SummaryRequest, WriteReport};
+
+use crate::backend::Store;
+use crate::retry::retry;
+
+impl Store {
+    /// Encodes records into blocks on blocking worker threads (in parallel
+    /// across blocks) and writes them: the ingest path.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Invalid`] when a record has no id or tenant; write
+    /// errors as for [`LogStore::write_blocks`].
+    pub async fn write_records(&self, records: Vec<LogRecord>) -> Result<WriteReport, StoreError> {
+        let blocks = self.encode(records).await?;
+        self.write_blocks(&blocks).await
+    }
+
+    /// Encodes records into blocks on blocking worker threads.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Invalid`] when a record has no id or tenant.
+    pub async fn encode(&self, records: Vec<LogRecord>) -> Result<Vec<EncodedBlock>, StoreError> {
+        let opts = self.blocks.clone();
+        tokio::task::spawn_blocking(move || build_blocks(records, &opts))
+            .await
+            .map_err(|e| StoreError::with_source(ErrorKind::Fatal, "block encoder thread", e))?
+            .map_err(|e| StoreError::with_source(ErrorKind::Invalid, "encoding log blocks", e))
+    }
+}
+
+#[async_trait]
+impl LogStore for Store {
+    async fn write_blocks(&self, blocks: &[EncodedBlock]) -> Result<WriteReport, StoreError> {
+        let mut report = WriteReport::default();
+        for group in write::transactions(blocks, self.tx_byte_limit()) {
+            let r = retry(&self.cfg.retry, "write_blocks", || self.write_tx(&group)).await?;
+            report.blocks_written += r.blocks_written;
+            report.blocks_skipped += r.blocks_skipped;
+            report.records_written += r.records_written;
+        }
+        metrics::counter!("killkrill_store_log_blocks_written_total")
+            .increment(report.blocks_written as u64);
+        metrics::counter!("killkrill_store_log_blocks_skipped_total")
+            .increment(report.blocks_skipped as u64);
+        Ok(report)
+    }
+
+    async fn block_summaries(
+        &self,
+        req: &SummaryRequest<'_>,
+    ) -> Result<Vec<BlockSummary>, StoreError> {
+        retry(&self.cfg.retry, "block_summaries", || {
+            self.read_summaries(req)
+        })
+        .await
+    }
+
+    async fn block_payloads(
+        &self,
+        tenant: &Tenant,
+        ids: &[BlockId],
+    ) -> Result<Vec<(BlockId, Vec<u8>)>, StoreError> {
+        retry(&self.cfg.retry, "block_payloads", || {
+            self.read_payloads(tenant, ids)
+        })
+        .await
+    }
+
+    async fn replace_blocks(
+        &self,
+        tenant: &Tenant,
+        sources: &[BlockId],
+        merged: &[EncodedBlock],
+    ) -> Result<(), StoreError> {
+        retry(&self.cfg.retry, "replace_blocks", || {
+            self.replace_tx(tenant, sources, merged)
+        })
+        .await
+    }
+
+    async fn delete_blocks_before(
+        &self,
+        tenant: &Tenant,
+        cutoff: Timestamp,
+    ) -> Result<u64, StoreError> {
+        retry(&self.cfg.retry, "delete_blocks_before", || {
+            self.delete_before(tenant, cutoff)
+        })
+        .await
+    }
+
+    async fn trim_block_registry(
+        &self,
+        tenant: &Tenant,
+        written_before: Timestamp,
+    ) -> Result<u64, StoreError> {
+        retry(&self.cfg.retry, "trim_block_registry", || {
+            self.trim_registry(tenant, written_before)
+        })
+        .await
+    }
+
+    async fn log_tenants(&self) -> Result<Vec<Tenant>, StoreError> {
+        retry(&self.cfg.retry, "log_tenants", || self.tenants()).await
+    }
+}

@@ -1,0 +1,120 @@
+//! A memory-bounded cache of block token filters.
+//!
+//! A full-text query over a day has to test every block's token bloom
+//! filter; at 10M records a day that is ~55 MB of filters, and moving them
+//! out of the database on every query dominated rare-token latency. Blocks
+//! are immutable (a block id always names the same records, so the same
+//! filter), which makes caching trivially correct: entries never go stale,
+//! they only become unused when a block is compacted away or expires, and
+//! then age out. Eviction is by a byte budget, oldest use first.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use killkrill_core::event::Tenant;
+use killkrill_core::logblock::{BlockId, Bloom};
+
+#[derive(Default)]
+struct Inner {
+    map: HashMap<(Tenant, BlockId), (Arc<Bloom>, u64)>,
+    bytes: usize,
+    clock: u64,
+}
+
+/// See the module docs.
+pub(crate) struct TokenCache {
+    inner: Mutex<Inner>,
+    budget: usize,
+}
+
+impl std::fmt::Debug for TokenCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenCache")
+            .field("budget", &self.budget)
+            .finish()
+    }
+}
+
+impl TokenCache {
+    pub(crate) fn new(budget: usize) -> Self {
+        TokenCache {
+            inner: Mutex::new(Inner::default()),
+            budget,
+        }
+    }
+
+    /// Cached filters for `ids`, `None` where missing.
+    pub(crate) fn get_many(&self, tenant: &Tenant, ids: &[BlockId]) -> Vec<Option<Arc<Bloom>>> {
+        let Ok(mut g) = self.inner.lock() else {
+            return vec![None; ids.len()];
+        };
+        g.clock += 1;
+        let now = g.clock;
+        ids.iter()
+            .map(|id| {
+                g.map.get_mut(&(tenant.clone(), *id)).map(|(b, used)| {
+                    *used = now;
+                    b.clone()
+                })
+            })
+            .collect()
+    }
+
+    pub(crate) fn put(&self, tenant: &Tenant, id: BlockId, bloom: Arc<Bloom>) {
+        if self.budget == 0 {
+            return;
+        }
+        let Ok(mut g) = self.inner.lock() else { return };
+        g.clock += 1;
+        let now = g.clock;
+        let size = bloom.byte_len() + 64;
+        if let Some((old, _)) = g.map.insert((tenant.clone(), id), (bloom, now)) {
+            g.bytes -= old.byte_len() + 64;
+        }
+        g.bytes += size;
+        if g.bytes > self.budget {
+            // Drop the least recently used half: amortised O(1) per insert.
+            let mut ages: Vec<u64> = g.map.values().map(|(_, u)| *u).collect();
+            let mid = ages.len() / 2;
+            let (_, cut, _) = ages.select_nth_unstable(mid);
+            let cut = *cut;
+            let mut freed = 0;
+            g.map.retain(|_, (b, used)| {
+                let keep = *used > cut;
+                if !keep {
+                    freed += b.byte_len() + 64;
+                }
+                keep
+            });
+            g.bytes -= freed;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hits_misses_and_budget() {
+        let t = Tenant::default();
+        let b = Arc::new(Bloom::with_capacity(100, 0.01));
+        let per = b.byte_len() + 64;
+        let c = TokenCache::new(per * 4);
+        for i in 0..4 {
+            c.put(&t, BlockId(i), b.clone());
+        }
+        assert!(c.get_many(&t, &[BlockId(0), BlockId(9)])[0].is_some());
+        assert!(c.get_many(&t, &[BlockId(9)])[0].is_none());
+        c.put(&t, BlockId(4), b.clone()); // over budget: the older half goes
+        let got = c.get_many(&t, &[BlockId(0), BlockId(1), BlockId(4)]);
+        assert!(got[0].is_some(), "recently used survives");
+        assert!(got[1].is_none(), "least recently used evicted");
+        assert!(got[2].is_some());
+        let other = Tenant::new("x").unwrap();
+        assert!(
+            c.get_many(&other, &[BlockId(0)])[0].is_none(),
+            "tenant-scoped"
+        );
+    }
+}
