@@ -159,11 +159,10 @@ impl PySyslogParser {
             .iter()
             .map(|m| m.extract::<Input<'_>>())
             .collect::<PyResult<Vec<_>>>()?;
-        let frames: Vec<&[u8]> = inputs.iter().map(Input::bytes).collect();
         let parsed = py.detach(|| {
-            let mut out = Vec::with_capacity(frames.len());
-            for (i, f) in frames.iter().enumerate() {
-                match self.parse_one(f) {
+            let mut out = Vec::with_capacity(inputs.len());
+            for (i, input) in inputs.iter().enumerate() {
+                match self.parse_one(input.bytes()) {
                     Ok(p) => out.push(p),
                     Err(e) => return Err((i, e)),
                 }
