@@ -281,3 +281,26 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(py_datagram_message, m)?)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn framing_modes_by_name() {
+        let cases: &[(&str, usize, Option<FramingMode>)] = &[
+            ("auto", 10, Some(FramingMode::Auto)),
+            ("octet_counting", 10, Some(FramingMode::OctetCounting)),
+            ("non_transparent", 1, Some(FramingMode::NonTransparent)),
+            ("lines", 10, None),
+            ("auto", 0, None),
+        ];
+        for (name, max, want) in cases {
+            let got = framing_config(name, *max).ok().map(|c| c.mode);
+            assert_eq!(got, *want, "{name} {max}");
+            if let Some(mode) = want {
+                assert_eq!(mode_name(*mode), *name);
+            }
+        }
+    }
+}

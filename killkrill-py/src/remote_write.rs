@@ -238,3 +238,22 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(remote_write_version, m)?)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_by_name() {
+        for (name, want) in [
+            ("1.0", Some(RemoteWriteVersion::V1)),
+            ("v1", Some(RemoteWriteVersion::V1)),
+            ("2", Some(RemoteWriteVersion::V2)),
+            ("2.0", Some(RemoteWriteVersion::V2)),
+            ("3.0", None),
+        ] {
+            assert_eq!(version_by_name(name).ok(), want, "{name}");
+        }
+        assert_eq!(version_name(RemoteWriteVersion::V2), "2.0");
+    }
+}

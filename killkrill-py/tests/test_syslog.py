@@ -350,3 +350,20 @@ def test_parse_stream_large_input():
     items = killkrill.SyslogParser(strict=True).parse_stream(data)
     assert len(items) == 20000
     assert items[-1].text == "message number 19999"
+
+
+def test_threads_share_one_parser():
+    """The parser is stateless and the GIL is released while parsing a
+    stream, so threads can share it; every thread gets its own results."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    parser = killkrill.SyslogParser(strict=True)
+
+    def work(n):
+        data = b"".join(b"<13>1 - host app - - - thread %d line %d\n" % (n, i) for i in range(5000))
+        items = parser.parse_stream(data)
+        return n, len(items), items[-1].text
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = sorted(pool.map(work, range(8)))
+    assert results == [(n, 5000, f"thread {n} line 4999") for n in range(8)]
