@@ -7,7 +7,7 @@
 //! layers (body limit, decompression, routing) are rewritten into the same
 //! shape by [`json_errors`].
 
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use killkrill_core::pipeline::QueueError;
 use metrics::counter;
@@ -108,10 +108,24 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The endpoint label of a request path.
+pub fn endpoint_of(path: &str) -> &'static str {
+    match path {
+        "/api/v1/logs" => "logs",
+        "/loki/api/v1/push" => "loki",
+        "/api/v1/write" => "remote_write",
+        "/api/v1/import/prometheus" => "prometheus_import",
+        p if p.starts_with("/metrics/job/") => "pushgateway",
+        "/healthz" | "/readyz" | "/metrics" => "ops",
+        _ => "other",
+    }
+}
+
 /// Rewrites error responses that are not JSON (made by layers or axum's
-/// extractors) into the `{"error", "detail"}` shape, keeping the status
-/// and the text as the detail.
-pub async fn json_errors(resp: Response) -> Response {
+/// extractors: body limit, decompression, routing) into the
+/// `{"error", "detail"}` shape, keeping the status and the text as the
+/// detail, and counts them (the handlers count their own).
+pub async fn json_errors(uri: Uri, resp: Response) -> Response {
     let status = resp.status();
     if !(status.is_client_error() || status.is_server_error()) {
         return resp;
@@ -124,6 +138,8 @@ pub async fn json_errors(resp: Response) -> Response {
     if is_json {
         return resp;
     }
+    counter!(HTTP_REJECTED, "endpoint" => endpoint_of(uri.path()), "status" => status.as_str().to_owned())
+        .increment(1);
     let (parts, body) = resp.into_parts();
     let text = match axum::body::to_bytes(body, 64 * 1024).await {
         Ok(b) => String::from_utf8_lossy(&b).trim().to_owned(),
