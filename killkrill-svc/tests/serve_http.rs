@@ -275,6 +275,16 @@ async fn metric_ingest_is_parsed_enqueued_and_counted() {
     h.shutdown().await;
 }
 
+/// Method, path, headers, body, expected status, text the error must contain.
+type BadCase<'a> = (
+    &'a str,
+    &'a str,
+    &'a [(&'a str, &'a str)],
+    &'a [u8],
+    u16,
+    &'a str,
+);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_is_a_4xx_json_naming_where_and_is_counted() {
     let dir = tempfile::tempdir().unwrap();
@@ -288,7 +298,7 @@ async fn bad_input_is_a_4xx_json_naming_where_and_is_counted() {
     ];
     let big = vec![b' '; 4096];
     let bomb = gzip(&vec![b'{'; 100_000]);
-    let cases: &[(&str, &str, &[(&str, &str)], &[u8], u16, &str)] = &[
+    let cases: &[BadCase<'_>] = &[
         (
             "POST",
             "/api/v1/logs",
