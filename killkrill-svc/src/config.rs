@@ -436,6 +436,15 @@ impl ServeConfig {
                 ),
             ));
         }
+        if self.syslog.batch_max_events > self.queue.max_events {
+            return Err(err(
+                "syslog.batch_max_events",
+                format!(
+                    "{} is more than queue.max_events ({}): such a batch could never be enqueued",
+                    self.syslog.batch_max_events, self.queue.max_events
+                ),
+            ));
+        }
         if self.workers.count > 256 {
             return Err(err("workers.count", "must be at most 256".into()));
         }

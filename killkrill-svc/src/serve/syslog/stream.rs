@@ -119,8 +119,19 @@ async fn connection<S: AsyncRead + Unpin>(
     let mut pending: Vec<LogRecord> = Vec::new();
     let mut first_pending: Option<Instant> = None;
     let mut last_read = Instant::now();
-    loop {
-        if pending.len() >= ctx.cfg.batch_max_events {
+    let max = ctx.cfg.batch_max_events;
+    'conn: loop {
+        // Cut what is buffered into batches; a full batch is enqueued (and
+        // the socket not read) before the next is cut.
+        loop {
+            let before = pending.len();
+            frames(&ctx, name, &mut framer, &mut buf, false, &mut pending, max);
+            if before == 0 && !pending.is_empty() {
+                first_pending = Some(Instant::now());
+            }
+            if pending.len() < max {
+                break;
+            }
             if !flush(&ctx, name, &mut pending, &shutdown).await {
                 return;
             }
@@ -154,30 +165,35 @@ async fn connection<S: AsyncRead + Unpin>(
                     break;
                 }
             }
-            Ok(Ok(0)) => {
-                frames(&ctx, name, &mut framer, &mut buf, true, &mut pending);
-                break;
-            }
-            Ok(Ok(_)) => {
+            Ok(Ok(n)) => {
                 last_read = Instant::now();
-                let before = pending.len();
-                frames(&ctx, name, &mut framer, &mut buf, false, &mut pending);
-                if before == 0 && !pending.is_empty() {
-                    first_pending = Some(last_read);
+                if n == 0 {
+                    break 'conn;
                 }
             }
             Ok(Err(e)) => {
                 counter!(CONNECTIONS_CLOSED, "listener" => name, "reason" => "io").increment(1);
                 tracing::debug!(listener = name, %peer, error = %e, "connection read failed");
-                frames(&ctx, name, &mut framer, &mut buf, true, &mut pending);
                 break;
             }
+        }
+    }
+    // End of stream (or error, idle, shutdown): what is buffered is cut with
+    // end-of-stream rules (a last frame without its delimiter is kept).
+    loop {
+        frames(&ctx, name, &mut framer, &mut buf, true, &mut pending, max);
+        if pending.len() < max {
+            break;
+        }
+        if !flush(&ctx, name, &mut pending, &shutdown).await {
+            return;
         }
     }
     flush(&ctx, name, &mut pending, &shutdown).await;
 }
 
-/// Cuts every complete frame out of `buf` (all of it at the end of the stream).
+/// Cuts complete frames out of `buf` (all of it at the end of the stream)
+/// until `out` holds `max` records.
 fn frames(
     ctx: &SyslogCtx,
     name: &'static str,
@@ -185,9 +201,10 @@ fn frames(
     buf: &mut BytesMut,
     eof: bool,
     out: &mut Vec<LogRecord>,
+    max: usize,
 ) {
     let received = Timestamp::now();
-    loop {
+    while out.len() < max {
         let next = if eof {
             framer.decode_eof(buf)
         } else {
