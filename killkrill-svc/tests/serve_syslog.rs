@@ -359,3 +359,111 @@ async fn util_linux_logger_rfc5424_over_udp_and_tcp() {
     );
     h.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn udp_drops_are_counted_when_the_queue_stays_full() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.workers.count = 0;
+    cfg.queue.max_events = 2;
+    cfg.syslog.batch_max_events = 2;
+    cfg.workers.drain_timeout_secs = 1;
+    let h = serve::start(cfg).await.unwrap();
+    let s = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    for i in 0..4 {
+        s.send_to(
+            format!("<13>1 - h a - - - d{i}").as_bytes(),
+            h.syslog_udp.unwrap(),
+        )
+        .await
+        .unwrap();
+    }
+    let addr = h.http.unwrap();
+    let start = std::time::Instant::now();
+    loop {
+        let m = scrape(addr).await;
+        let dropped = metric_sum(
+            &m,
+            "killkrill_syslog_dropped_messages_total",
+            &[("listener", "syslog-udp"), ("reason", "queue_full")],
+        );
+        if dropped == 2.0 {
+            assert_eq!(
+                metric_sum(
+                    &m,
+                    "killkrill_syslog_messages_total",
+                    &[("listener", "syslog-udp")]
+                ),
+                4.0
+            );
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(8), "{m}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(h.queue.stats().await.unwrap().events, Some(2));
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_connection_limits_idle_timeout_and_oversized_frames() {
+    use tokio::io::AsyncReadExt;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.syslog.max_connections = 1;
+    cfg.syslog.idle_timeout_secs = 1;
+    cfg.syslog.max_frame_bytes = 64;
+    let h = serve::start(cfg).await.unwrap();
+    let tcp = h.syslog_tcp.unwrap();
+    let mut first = TcpStream::connect(tcp).await.unwrap();
+    first.write_all(b"<13>1 - h a - - - kept\n").await.unwrap();
+    // Octet-counted frame over the limit: skipped by its length, counted;
+    // then a delimited one over the limit: skipped to the newline.
+    let long = format!("<13>1 - h a - - - {}", "x".repeat(100));
+    first
+        .write_all(format!("{} {long}", long.len()).as_bytes())
+        .await
+        .unwrap();
+    first
+        .write_all(format!("{long}\n<13>1 - h a - - - after long\n").as_bytes())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // A second connection is over the limit of one: closed at once.
+    let mut second = TcpStream::connect(tcp).await.unwrap();
+    let mut buf = [0u8; 8];
+    let n = tokio::time::timeout(Duration::from_secs(3), second.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap_or(0);
+    assert_eq!(n, 0, "the server closed the connection over the limit");
+    // The first is closed by the server after a second of silence.
+    let n = tokio::time::timeout(Duration::from_secs(5), first.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap_or(0);
+    assert_eq!(n, 0, "the idle connection was closed");
+    let records = wait_stored(&h.store, 2).await;
+    assert_eq!(records.len(), 2, "{records:?}");
+    by_message(&records, "kept");
+    by_message(&records, "after long");
+    let m = scrape(h.http.unwrap()).await;
+    let closed = |reason| {
+        metric_sum(
+            &m,
+            "killkrill_syslog_connections_closed_total",
+            &[("listener", "syslog-tcp"), ("reason", reason)],
+        )
+    };
+    assert_eq!((closed("limit"), closed("idle")), (1.0, 1.0), "{m}");
+    assert_eq!(
+        metric_sum(
+            &m,
+            "killkrill_syslog_bad_frames_total",
+            &[("listener", "syslog-tcp"), ("kind", "too_long")]
+        ),
+        2.0,
+        "{m}"
+    );
+    h.shutdown().await;
+}
