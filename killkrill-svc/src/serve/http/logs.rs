@@ -19,7 +19,7 @@ use killkrill_core::pipeline::self_metrics as pm;
 use killkrill_core::snappy::SnappyError;
 use metrics::counter;
 
-use super::{ApiError, AppState, body, content_type};
+use super::{ApiError, AppState, body, content_type, parse_body};
 use crate::serve::self_metrics::HTTP_ACCEPTED;
 
 /// `POST /api/v1/logs`.
@@ -34,17 +34,25 @@ pub async fn post_logs(
         ..JsonLogLimits::DEFAULT
     };
     let parser = JsonLogParser::new(limits, Mode::Strict);
-    let mut records = Vec::new();
-    if let Err(e) = parser.parse_body(&b, Timestamp::now(), &mut records) {
-        pm::parsed("json", 0, 1);
-        let err = if e.is_body_too_large() {
-            ApiError::too_large(e.to_string())
-        } else {
-            ApiError::bad_request("invalid JSON logs", e.to_string())
-        };
-        return Err(err.counted(EP));
-    }
-    pm::parsed("json", records.len(), 0);
+    let records = parse_body(b.len(), move || {
+        let mut records = Vec::new();
+        match parser.parse_body(&b, Timestamp::now(), &mut records) {
+            Ok(_) => {
+                pm::parsed("json", records.len(), 0);
+                Ok(records)
+            }
+            Err(e) => {
+                pm::parsed("json", 0, 1);
+                let err = if e.is_body_too_large() {
+                    ApiError::too_large(e.to_string())
+                } else {
+                    ApiError::bad_request("invalid JSON logs", e.to_string())
+                };
+                Err(err.counted(EP))
+            }
+        }
+    })
+    .await?;
     let n = records.len();
     if n > 0 {
         let batch = s.ingest.log_batch("http", records);
@@ -76,16 +84,19 @@ pub async fn post_loki(
         max_body_bytes: s.max_body_bytes.max(loki::Limits::default().max_body_bytes),
         ..loki::Limits::default()
     };
-    let records = loki::decode(&b, encoding, &limits).map_err(|e| {
-        pm::parsed("loki", 0, 1);
-        let err = match &e {
-            LokiError::TooLarge { .. } | LokiError::Snappy(SnappyError::TooLarge { .. }) => {
-                ApiError::too_large(e.to_string())
-            }
-            _ => ApiError::bad_request("invalid Loki push", e.to_string()),
-        };
-        err.counted(EP)
-    })?;
+    let records = parse_body(b.len(), move || {
+        loki::decode(&b, encoding, &limits).map_err(|e| {
+            pm::parsed("loki", 0, 1);
+            let err = match &e {
+                LokiError::TooLarge { .. } | LokiError::Snappy(SnappyError::TooLarge { .. }) => {
+                    ApiError::too_large(e.to_string())
+                }
+                _ => ApiError::bad_request("invalid Loki push", e.to_string()),
+            };
+            err.counted(EP)
+        })
+    })
+    .await?;
     pm::parsed("loki", records.len(), 0);
     if !records.is_empty() {
         let batch = s.ingest.log_batch("loki", records);

@@ -19,7 +19,7 @@ use killkrill_core::remote_write::{self, RemoteWriteError, RemoteWriteVersion};
 use killkrill_core::snappy::SnappyError;
 use metrics::counter;
 
-use super::{ApiError, AppState, body, content_type};
+use super::{ApiError, AppState, body, content_type, parse_body};
 use crate::serve::self_metrics::HTTP_ACCEPTED;
 
 /// `POST /api/v1/write`.
@@ -46,7 +46,7 @@ pub async fn post_remote_write(
         }
     }
     let b = body(EP, b)?;
-    let decoded =
+    let decoded = parse_body(b.len(), move || {
         remote_write::decode(&b, version, &remote_write::Limits::default()).map_err(|e| {
             pm::parsed("remote_write", 0, 1);
             let err = match &e {
@@ -56,7 +56,9 @@ pub async fn post_remote_write(
                 _ => ApiError::bad_request("invalid remote write request", e.to_string()),
             };
             err.counted(EP)
-        })?;
+        })
+    })
+    .await?;
     let report = decoded.report;
     pm::parsed("remote_write", decoded.samples.len(), 0);
     // Exemplars have no place in the batch model yet: counted, not kept, and
@@ -102,7 +104,10 @@ pub async fn post_import(
     const EP: &str = "prometheus_import";
     let b = body(EP, b)?;
     let format = exposition_format(&headers);
-    let (samples, metadata) = parse_exposition(&b, format).map_err(|e| e.counted(EP))?;
+    let (samples, metadata) = parse_body(b.len(), move || {
+        parse_exposition(&b, format).map_err(|e| e.counted(EP))
+    })
+    .await?;
     accept(&s, EP, "prometheus_import", samples, metadata).await
 }
 
@@ -137,7 +142,10 @@ async fn push(
     let grouping = grouping_labels(&job, &rest).map_err(|e| e.counted(EP))?;
     let b = body(EP, b)?;
     let format = exposition_format(&headers);
-    let (mut samples, metadata) = parse_exposition(&b, format).map_err(|e| e.counted(EP))?;
+    let (mut samples, metadata) = parse_body(b.len(), move || {
+        parse_exposition(&b, format).map_err(|e| e.counted(EP))
+    })
+    .await?;
     for (i, smp) in samples.iter_mut().enumerate() {
         for (name, value) in &grouping {
             match smp.labels.get(name) {

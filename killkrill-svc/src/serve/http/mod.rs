@@ -97,6 +97,25 @@ fn body(endpoint: &'static str, b: Result<Bytes, BytesRejection>) -> Result<Byte
     })
 }
 
+/// Bodies larger than this are parsed on the blocking pool, so a 16 MiB
+/// JSON body does not stall the other requests on its runtime thread.
+const INLINE_PARSE_BYTES: usize = 64 * 1024;
+
+/// Runs a parser inline for small bodies and on the blocking pool for large
+/// ones.
+async fn parse_body<T: Send + 'static>(
+    len: usize,
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    if len <= INLINE_PARSE_BYTES {
+        return f();
+    }
+    tokio::task::spawn_blocking(f).await.map_err(|e| {
+        tracing::error!(error = %e, "parser task failed");
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error", None)
+    })?
+}
+
 fn content_type(headers: &axum::http::HeaderMap) -> Option<&str> {
     headers
         .get(axum::http::header::CONTENT_TYPE)
