@@ -467,3 +467,92 @@ async fn tcp_connection_limits_idle_timeout_and_oversized_frames() {
     );
     h.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_client_certificates_are_required_when_a_client_ca_is_set() {
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertifiedIssuer, ExtendedKeyUsagePurpose, IsCa,
+        KeyPair,
+    };
+    use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+    let dir = tempfile::tempdir().unwrap();
+    let server = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let mut client_params = CertificateParams::new(vec!["client.example".to_owned()]).unwrap();
+    client_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let client_key = KeyPair::generate().unwrap();
+    let client_cert = client_params.signed_by(&client_key, &ca).unwrap();
+    let write = |name: &str, text: String| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    let mut cfg = config(&dir.path().join("data"));
+    cfg.syslog_tls = cfg.syslog_tcp;
+    cfg.tls.cert = Some(write("cert.pem", server.cert.pem()));
+    cfg.tls.key = Some(write("key.pem", server.signing_key.serialize_pem()));
+    cfg.tls.client_ca = Some(write("ca.pem", ca.pem()));
+    let h = serve::start(cfg).await.unwrap();
+    let tls_addr = h.syslog_tls.unwrap();
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(server.cert.der().clone()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = || {
+        rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots.clone())
+    };
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(client_key.serialize_der()));
+    let with_cert = builder()
+        .with_client_auth_cert(vec![client_cert.der().clone()], key)
+        .unwrap();
+    let without = builder().with_no_client_auth();
+    let name = ServerName::try_from("localhost").unwrap();
+
+    let tcp = TcpStream::connect(tls_addr).await.unwrap();
+    let mut ok = tokio_rustls::TlsConnector::from(Arc::new(with_cert))
+        .connect(name.clone(), tcp)
+        .await
+        .unwrap();
+    ok.write_all(b"<13>1 - mtls-host app - - - with a client certificate\n")
+        .await
+        .unwrap();
+    ok.shutdown().await.unwrap();
+
+    let tcp = TcpStream::connect(tls_addr).await.unwrap();
+    // TLS 1.3: the client may finish its side before the server refuses, so
+    // the failure can show on the write or later; either way nothing is stored.
+    if let Ok(mut s) = tokio_rustls::TlsConnector::from(Arc::new(without))
+        .connect(name, tcp)
+        .await
+    {
+        let _ = s
+            .write_all(b"<13>1 - anon app - - - without a certificate\n")
+            .await;
+        let _ = s.shutdown().await;
+    }
+    let records = wait_stored(&h.store, 1).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let records = if records.len() == 1 {
+        support::stored(&h.store).await
+    } else {
+        records
+    };
+    assert_eq!(records.len(), 1, "{records:?}");
+    by_message(&records, "with a client certificate");
+    let m = scrape(h.http.unwrap()).await;
+    assert_eq!(
+        metric_sum(
+            &m,
+            "killkrill_syslog_connections_closed_total",
+            &[("listener", "syslog-tls"), ("reason", "tls_handshake")]
+        ),
+        1.0,
+        "{m}"
+    );
+    h.shutdown().await;
+}
