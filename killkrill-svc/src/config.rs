@@ -10,7 +10,8 @@
 //! `__` between a section and its key (`KILLKRILL_SYSLOG__IDLE_TIMEOUT_SECS`
 //! is `syslog.idle_timeout_secs`). A value that reads as a TOML number or
 //! boolean is one; anything else is a string. An unknown key is an error in
-//! every layer. The database is chosen by the standard variables
+//! every layer (`KILLKRILL_TEST_*`, the test suites' variables, are not
+//! read). The database is chosen by the standard variables
 //! (`DB_TYPE`, `DATABASE_URL`, ...; see `killkrill_store::config`), not here:
 //! with none of them set, `serve` uses SQLite under `data_dir`.
 
@@ -23,6 +24,10 @@ use serde::{Deserialize, Serialize};
 
 /// Prefix of the environment variables read.
 pub const ENV_PREFIX: &str = "KILLKRILL_";
+
+/// Variables with this prefix (`KILLKRILL_TEST_POSTGRES_URL`, ...) belong
+/// to the test suites and are not configuration.
+pub const TEST_ENV_PREFIX: &str = "KILLKRILL_TEST_";
 
 /// A listen address, or off (`""`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -311,6 +316,9 @@ impl ServeConfig {
             let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
                 continue;
             };
+            if name.starts_with(TEST_ENV_PREFIX) {
+                continue; // the test suites' database URLs, not configuration
+            }
             if rest.is_empty() {
                 continue;
             }
@@ -603,6 +611,7 @@ mod tests {
             ("KILLKRILL_SYSLOG_TCP", "127.0.0.1:2002"),
             ("KILLKRILL_SYSLOG__IDLE_TIMEOUT_SECS", "9"),
             ("PATH", "/bin"),
+            ("KILLKRILL_TEST_POSTGRES_URL", "postgres://x"),
         ];
         let c = load(Some(file), &env, &[("syslog_tcp", "")]).unwrap();
         assert_eq!(c.http.to_string(), "127.0.0.1:1000");

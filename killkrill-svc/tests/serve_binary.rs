@@ -136,7 +136,10 @@ fn check_config_names_the_key_and_exits_2() {
         }
         c.output().unwrap()
     };
-    let ok = run(&["check-config", "--http", "127.0.0.1:9999"], &[]);
+    let ok = run(
+        &["check-config", "--http", "127.0.0.1:9999"],
+        &[("KILLKRILL_TEST_POSTGRES_URL", "postgres://x")],
+    );
     assert!(
         ok.status.success(),
         "{}",
