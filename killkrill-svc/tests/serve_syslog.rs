@@ -556,3 +556,39 @@ async fn tls_client_certificates_are_required_when_a_client_ca_is_set() {
     );
     h.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_takes_what_senders_already_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = serve::start(config(dir.path())).await.unwrap();
+    let mut c = TcpStream::connect(h.syslog_tcp.unwrap()).await.unwrap();
+    let lines: String = (0..3000)
+        .map(|i| format!("<13>1 - h a - - - tcp {i}\n"))
+        .collect();
+    c.write_all(lines.as_bytes()).await.unwrap();
+    let u = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    for i in 0..200 {
+        u.send_to(
+            format!("<13>1 - h a - - - udp {i}").as_bytes(),
+            h.syslog_udp.unwrap(),
+        )
+        .await
+        .unwrap();
+    }
+    // Shut down at once, with the TCP connection still open.
+    let report = h.shutdown().await;
+    assert_eq!(report.left_in_queue, 0);
+    drop(c);
+    let h = serve::start(config(dir.path())).await.unwrap();
+    let records = support::stored(&h.store).await;
+    let tcp = records
+        .iter()
+        .filter(|r| r.source.as_deref() == Some("syslog-tcp"))
+        .count();
+    let udp = records
+        .iter()
+        .filter(|r| r.source.as_deref() == Some("syslog-udp"))
+        .count();
+    assert_eq!((tcp, udp), (3000, 200));
+    h.shutdown().await;
+}

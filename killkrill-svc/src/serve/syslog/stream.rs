@@ -7,8 +7,9 @@
 //! (more are closed on accept and counted). Backpressure: while a batch
 //! waits for room in the queue the connection is not read, so the sender's
 //! TCP window fills and it slows down; nothing is dropped. At shutdown the
-//! listener stops accepting, every connection stops reading, enqueues what
-//! it holds (waiting at most the drain time) and closes.
+//! listener stops accepting; every connection reads what its sender already
+//! sent until the stream is quiet for 100 ms (at most 2 s), enqueues what it
+//! holds (waiting at most the drain time) and closes.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -28,6 +29,11 @@ use tokio_util::codec::Decoder;
 
 use super::{SyslogCtx, dropped};
 use crate::serve::self_metrics::{BACKPRESSURE, CONNECTIONS, CONNECTIONS_CLOSED, CONNECTIONS_OPEN};
+
+/// At shutdown, a connection is read until it is quiet this long...
+const CLOSING_QUIET: Duration = Duration::from_millis(100);
+/// ...or at most this long.
+const CLOSING_MAX: Duration = Duration::from_secs(2);
 
 /// How long a TLS handshake may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -120,6 +126,7 @@ async fn connection<S: AsyncRead + Unpin>(
     let mut first_pending: Option<Instant> = None;
     let mut last_read = Instant::now();
     let max = ctx.cfg.batch_max_events;
+    let mut closing: Option<Instant> = None;
     'conn: loop {
         // Cut what is buffered into batches; a full batch is enqueued (and
         // the socket not read) before the next is cut.
@@ -141,15 +148,29 @@ async fn connection<S: AsyncRead + Unpin>(
         if let Some(t) = first_pending {
             deadline = deadline.min(t + linger);
         }
+        if let Some(until) = closing {
+            deadline = until.min(Instant::now() + CLOSING_QUIET);
+        }
         if buf.capacity() - buf.len() < 8 * 1024 {
             buf.reserve(64 * 1024);
         }
-        let read = tokio::select! {
-            biased;
-            () = shutdown.requested() => break,
-            r = tokio::time::timeout_at(deadline, stream.read_buf(&mut buf)) => r,
+        let read = if closing.is_some() {
+            tokio::time::timeout_at(deadline, stream.read_buf(&mut buf)).await
+        } else {
+            tokio::select! {
+                biased;
+                () = shutdown.requested() => {
+                    // Read what the sender already sent (it is in our socket
+                    // buffer, acknowledged at the TCP level) until the stream
+                    // goes quiet, then close.
+                    closing = Some(Instant::now() + CLOSING_MAX);
+                    continue 'conn;
+                }
+                r = tokio::time::timeout_at(deadline, stream.read_buf(&mut buf)) => r,
+            }
         };
         match read {
+            Err(_elapsed) if closing.is_some() => break,
             Err(_elapsed) => {
                 let now = Instant::now();
                 if first_pending.is_some_and(|t| now >= t + linger) {

@@ -71,6 +71,24 @@ pub async fn run_udp(socket: UdpSocket, ctx: Arc<SyslogCtx>, mut shutdown: Shutd
             }
         }
     }
+    // Datagrams already in the socket's receive buffer were sent before the
+    // shutdown: take them too.
+    let mut errors = 0;
+    while errors < 100 {
+        match socket.try_recv_from(&mut buf) {
+            Ok((n, _)) => {
+                let msg = datagram_message(&buf[..n]);
+                if !msg.is_empty() {
+                    pending.push(ctx.record(LISTENER, msg, Timestamp::now()));
+                }
+                if pending.len() >= ctx.cfg.batch_max_events {
+                    flush(&ctx, &mut pending, ctx.drain).await;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(_) => errors += 1, // ICMP errors and the like
+        }
+    }
     flush(&ctx, &mut pending, ctx.drain).await;
 }
 
