@@ -111,6 +111,8 @@ pub struct ServeConfig {
     pub queue: QueueConfig,
     /// The workers that write batches to the store.
     pub workers: WorkersConfig,
+    /// Background compaction and retention of the log store.
+    pub maintenance: MaintenanceConfig,
 }
 
 impl Default for ServeConfig {
@@ -128,6 +130,7 @@ impl Default for ServeConfig {
             syslog: SyslogConfig::default(),
             queue: QueueConfig::default(),
             workers: WorkersConfig::default(),
+            maintenance: MaintenanceConfig::default(),
         }
     }
 }
@@ -231,6 +234,25 @@ impl Default for WorkersConfig {
         WorkersConfig {
             count: 2,
             drain_timeout_secs: 30,
+        }
+    }
+}
+
+/// Background store maintenance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MaintenanceConfig {
+    /// Seconds between compaction (and retention) passes; 0 turns both off.
+    pub interval_secs: u64,
+    /// Delete log blocks older than this many days; 0 keeps everything.
+    pub retention_days: u64,
+}
+
+impl Default for MaintenanceConfig {
+    fn default() -> Self {
+        MaintenanceConfig {
+            interval_secs: 60,
+            retention_days: 0,
         }
     }
 }
@@ -451,6 +473,12 @@ impl ServeConfig {
                     "{} is more than queue.max_events ({}): such a batch could never be enqueued",
                     self.syslog.batch_max_events, self.queue.max_events
                 ),
+            ));
+        }
+        if self.maintenance.retention_days > 100 * 365 {
+            return Err(err(
+                "maintenance.retention_days",
+                "must be at most 36500 (0 keeps everything)".into(),
             ));
         }
         if self.workers.count > 256 {

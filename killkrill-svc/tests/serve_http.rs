@@ -562,3 +562,59 @@ async fn shutdown_drains_what_was_acknowledged_and_restart_keeps_it() {
     by_message(&records, "after restart");
     h.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_batches_are_compacted_in_the_background() {
+    use killkrill_core::event::Tenant;
+    use killkrill_core::logquery::{LogFilter, LogQuery, Order, query_logs};
+    use killkrill_core::storage::TimeRange;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.maintenance.interval_secs = 1;
+    let h = serve::start(cfg).await.unwrap();
+    let addr = h.http.unwrap();
+    for i in 0..12 {
+        let r = http(
+            addr,
+            "POST",
+            "/api/v1/logs",
+            &[],
+            format!("{{\"msg\":\"small {i}\"}}").as_bytes(),
+        )
+        .await;
+        assert_eq!(r.status, 200);
+    }
+    wait_stored(&h.store, 12).await;
+    let q = LogQuery {
+        tenant: Tenant::default(),
+        range: TimeRange::ALL,
+        filter: LogFilter::default(),
+        order: Order::OldestFirst,
+        limit: 100,
+        cursor: None,
+    };
+    let start = std::time::Instant::now();
+    loop {
+        let page = query_logs(&h.store, &q).await.unwrap();
+        assert_eq!(
+            page.records.len(),
+            12,
+            "nothing lost or doubled while compacting"
+        );
+        if page.blocks_decoded == 1 {
+            break;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "still {} blocks",
+            page.blocks_decoded
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let m = scrape(addr).await;
+    assert!(
+        metric_sum(&m, "killkrill_compaction_merges_total", &[]) >= 1.0,
+        "{m}"
+    );
+    h.shutdown().await;
+}

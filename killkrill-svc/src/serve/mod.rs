@@ -19,6 +19,7 @@
 
 pub mod http;
 pub mod ingest;
+pub mod maintenance;
 pub mod self_metrics;
 pub mod sinks;
 pub mod syslog;
@@ -267,6 +268,11 @@ pub async fn start_with(
             listeners_shutdown.clone(),
         )));
     }
+    listeners.push(tokio::spawn(maintenance::run(
+        store.clone(),
+        config.maintenance.clone(),
+        listeners_shutdown.clone(),
+    )));
     if let Some(h) = metrics_handle {
         let mut sd = listeners_shutdown.clone();
         listeners.push(tokio::spawn(async move {

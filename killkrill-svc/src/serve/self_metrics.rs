@@ -45,6 +45,9 @@ pub const ALL: &[&str] = &[
     BACKPRESSURE,
     super::sinks::METRIC_SAMPLES_UNSTORED,
     super::sinks::METRIC_METADATA_UNSTORED,
+    super::maintenance::COMPACTION_MERGES,
+    super::maintenance::RETENTION_BLOCKS,
+    super::maintenance::MAINTENANCE_ERRORS,
 ];
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
