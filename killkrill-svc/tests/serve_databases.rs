@@ -26,6 +26,7 @@ async fn round_trip(store: StoreConfig) {
         StartOptions {
             store: Some(store),
             metric_sink: None,
+            queue: None,
         },
     )
     .await

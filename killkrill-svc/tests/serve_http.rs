@@ -618,3 +618,84 @@ async fn small_batches_are_compacted_in_the_background() {
     );
     h.shutdown().await;
 }
+
+/// Records what the workers hand to the metric seam.
+#[derive(Default)]
+struct RecordingMetricSink(std::sync::Mutex<Vec<killkrill_core::event::MetricSample>>);
+
+#[async_trait::async_trait]
+impl serve::sinks::MetricSink for RecordingMetricSink {
+    fn name(&self) -> &str {
+        "recording"
+    }
+
+    async fn write_metrics(
+        &self,
+        batches: &[std::sync::Arc<killkrill_core::pipeline::Batch>],
+    ) -> Result<(), killkrill_core::pipeline::SinkError> {
+        let mut v = self.0.lock().unwrap();
+        for b in batches {
+            v.extend(b.metrics.iter().cloned());
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_queue_and_the_metric_sink_plug_in() {
+    use killkrill_core::pipeline::{MemoryQueue, MemoryQueueConfig, Queue};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let queue = Arc::new(MemoryQueue::new(MemoryQueueConfig::default()));
+    let sink = Arc::new(RecordingMetricSink::default());
+    let h = serve::start_with(
+        config(dir.path()),
+        serve::StartOptions {
+            store: None,
+            metric_sink: Some(sink.clone()),
+            queue: Some(queue.clone()),
+        },
+    )
+    .await
+    .unwrap();
+    assert!(h.metric_counts.is_none());
+    let push = b"# TYPE temp_celsius gauge\ntemp_celsius{room=\"a\"} 21.5 1764064800000\n";
+    let r = http(
+        h.http.unwrap(),
+        "POST",
+        "/metrics/job/sensors/site/x",
+        &[],
+        push,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let start = std::time::Instant::now();
+    while sink.0.lock().unwrap().is_empty() && start.elapsed() < std::time::Duration::from_secs(10)
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let got = sink.0.lock().unwrap().clone();
+    assert_eq!(got.len(), 1);
+    let s = &got[0];
+    assert_eq!((s.name.as_str(), s.value), ("temp_celsius", 21.5));
+    assert_eq!(s.tenant.as_ref().map(|t| t.as_str()), Some("default"));
+    assert_eq!(
+        (
+            s.labels.get("room"),
+            s.labels.get("job"),
+            s.labels.get("site")
+        ),
+        (Some("a"), Some("sensors"), Some("x"))
+    );
+    assert_eq!(
+        s.timestamp.map(|t| t.as_nanos()),
+        Some(1_764_064_800_000_000_000)
+    );
+    let q = queue.stats().await.unwrap();
+    assert_eq!(
+        (q.batches, q.in_flight),
+        (0, 0),
+        "the batch went through the queue passed in and was acknowledged"
+    );
+    h.shutdown().await;
+}

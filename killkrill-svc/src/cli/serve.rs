@@ -154,6 +154,7 @@ pub fn run(args: &ServeArgs, mut out: impl Write, mut err: impl Write) -> ExitCo
             StartOptions {
                 store: Some(store),
                 metric_sink: None,
+                queue: None,
             },
         )
         .await

@@ -14,8 +14,9 @@
 //! then stop the workers (each finishes and acknowledges the group in hand)
 //! and close the store.
 //!
-//! The queue is an `Arc<dyn Queue>`: the in-memory queue today, a durable
-//! one (SQLite under `data_dir`, Redis Streams) by changing [`build_queue`].
+//! The queue is an `Arc<dyn Queue>`: the in-memory queue by default, a
+//! durable one (SQLite under `data_dir`, Redis Streams) through
+//! [`StartOptions::queue`].
 
 pub mod http;
 pub mod ingest;
@@ -72,6 +73,10 @@ pub struct StartOptions {
     pub store: Option<StoreConfig>,
     /// Where metric samples go; a [`CountingMetricSink`] when `None`.
     pub metric_sink: Option<Arc<dyn MetricSink>>,
+    /// The queue between receivers and workers (a durable one); the
+    /// in-memory queue bounded by `[queue]` when `None`. Either way it is
+    /// wrapped in [`MeteredQueue`] for the enqueue counters.
+    pub queue: Option<Arc<dyn Queue>>,
 }
 
 /// A running `serve`.
@@ -147,7 +152,10 @@ pub async fn start_with(
     }
     let store = Store::open(store_cfg).await?;
 
-    let queue = build_queue(&config.queue);
+    let queue: Arc<dyn Queue> = match options.queue {
+        Some(q) => Arc::new(MeteredQueue::new(DynQueue(q))),
+        None => build_queue(&config.queue),
+    };
     let ingest = Arc::new(Ingest::new(queue.clone(), tenant));
     let drain = Duration::from_secs(config.workers.drain_timeout_secs);
     let (listeners_trigger, listeners_shutdown) = shutdown_channel();
@@ -311,6 +319,53 @@ fn build_queue(cfg: &QueueConfig) -> Arc<dyn Queue> {
         max_bytes: cfg.max_bytes,
         ..MemoryQueueConfig::default()
     })))
+}
+
+/// An `Arc<dyn Queue>` as a `Queue`, so [`MeteredQueue`] can wrap it.
+struct DynQueue(Arc<dyn Queue>);
+
+#[async_trait::async_trait]
+impl Queue for DynQueue {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+
+    async fn enqueue(
+        &self,
+        batch: killkrill_core::pipeline::Batch,
+        wait: Duration,
+    ) -> Result<(), killkrill_core::pipeline::QueueError> {
+        self.0.enqueue(batch, wait).await
+    }
+
+    async fn dequeue(
+        &self,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<killkrill_core::pipeline::Delivery>, killkrill_core::pipeline::QueueError> {
+        self.0.dequeue(max, wait).await
+    }
+
+    async fn ack(
+        &self,
+        ids: &[killkrill_core::pipeline::DeliveryId],
+    ) -> Result<(), killkrill_core::pipeline::QueueError> {
+        self.0.ack(ids).await
+    }
+
+    async fn nack(
+        &self,
+        id: killkrill_core::pipeline::DeliveryId,
+        retry_after: Duration,
+    ) -> Result<(), killkrill_core::pipeline::QueueError> {
+        self.0.nack(id, retry_after).await
+    }
+
+    async fn stats(
+        &self,
+    ) -> Result<killkrill_core::pipeline::QueueStats, killkrill_core::pipeline::QueueError> {
+        self.0.stats().await
+    }
 }
 
 impl ServeHandle {
