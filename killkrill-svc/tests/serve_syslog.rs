@@ -575,10 +575,17 @@ async fn shutdown_takes_what_senders_already_sent() {
         .await
         .unwrap();
     }
-    // Shut down at once, with the TCP connection still open.
+    // A connection made just before the shutdown (perhaps still in the
+    // accept backlog) is read too.
+    let mut late = TcpStream::connect(h.syslog_tcp.unwrap()).await.unwrap();
+    let late_lines: String = (0..50)
+        .map(|i| format!("<13>1 - h a - - - late {i}\n"))
+        .collect();
+    late.write_all(late_lines.as_bytes()).await.unwrap();
+    // Shut down at once, with the TCP connections still open.
     let report = h.shutdown().await;
     assert_eq!(report.left_in_queue, 0);
-    drop(c);
+    drop((c, late));
     let h = serve::start(config(dir.path())).await.unwrap();
     let records = support::stored(&h.store).await;
     let tcp = records
@@ -589,6 +596,6 @@ async fn shutdown_takes_what_senders_already_sent() {
         .iter()
         .filter(|r| r.source.as_deref() == Some("syslog-udp"))
         .count();
-    assert_eq!((tcp, udp), (3000, 200));
+    assert_eq!((tcp, udp), (3050, 200));
     h.shutdown().await;
 }

@@ -21,7 +21,7 @@ use killkrill_core::framing::{Frame, FramingConfig, FramingMode, SyslogFramer};
 use killkrill_core::pipeline::{QueueError, Shutdown};
 use metrics::{counter, gauge};
 use tokio::io::{AsyncRead, AsyncReadExt};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
@@ -76,35 +76,56 @@ pub async fn run_stream_listener(
             drop(tcp);
             continue;
         }
-        let _ = tcp.set_nodelay(true);
-        counter!(CONNECTIONS, "listener" => name).increment(1);
-        let ctx = ctx.clone();
-        let shutdown = shutdown.clone();
-        match &tls {
-            None => {
-                conns.spawn(connection(tcp, name, peer, ctx, shutdown));
-            }
-            Some(acceptor) => {
-                let acceptor = acceptor.clone();
-                conns.spawn(async move {
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                        Ok(Ok(stream)) => connection(stream, name, peer, ctx, shutdown).await,
-                        Ok(Err(e)) => {
-                            counter!(CONNECTIONS_CLOSED, "listener" => name, "reason" => "tls_handshake").increment(1);
-                            tracing::info!(listener = name, %peer, error = %e, "TLS handshake failed");
-                        }
-                        Err(_) => {
-                            counter!(CONNECTIONS_CLOSED, "listener" => name, "reason" => "tls_handshake").increment(1);
-                            tracing::info!(listener = name, %peer, "TLS handshake timed out");
-                        }
-                    }
-                });
-            }
-        }
+        spawn_connection(&mut conns, tcp, peer, name, &ctx, tls.as_ref(), &shutdown);
+    }
+    // Connections that completed their handshake before the shutdown wait
+    // in the accept backlog, their senders already writing: take them too
+    // (they start in closing mode, reading until quiet).
+    while let Ok(Ok((tcp, peer))) =
+        tokio::time::timeout(Duration::from_millis(5), listener.accept()).await
+    {
+        spawn_connection(&mut conns, tcp, peer, name, &ctx, tls.as_ref(), &shutdown);
     }
     drop(listener);
     while conns.join_next().await.is_some() {}
     gauge!(CONNECTIONS_OPEN, "listener" => name).set(0.0);
+}
+
+/// Counts and spawns one connection task (after the TLS handshake, for TLS).
+fn spawn_connection(
+    conns: &mut JoinSet<()>,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    name: &'static str,
+    ctx: &Arc<SyslogCtx>,
+    tls: Option<&TlsAcceptor>,
+    shutdown: &Shutdown,
+) {
+    let _ = tcp.set_nodelay(true);
+    counter!(CONNECTIONS, "listener" => name).increment(1);
+    let ctx = ctx.clone();
+    let shutdown = shutdown.clone();
+    match tls {
+        None => {
+            conns.spawn(connection(tcp, name, peer, ctx, shutdown));
+        }
+        Some(acceptor) => {
+            let acceptor = acceptor.clone();
+            conns.spawn(async move {
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                    Ok(Ok(stream)) => connection(stream, name, peer, ctx, shutdown).await,
+                    Ok(Err(e)) => {
+                        counter!(CONNECTIONS_CLOSED, "listener" => name, "reason" => "tls_handshake").increment(1);
+                        tracing::info!(listener = name, %peer, error = %e, "TLS handshake failed");
+                    }
+                    Err(_) => {
+                        counter!(CONNECTIONS_CLOSED, "listener" => name, "reason" => "tls_handshake").increment(1);
+                        tracing::info!(listener = name, %peer, "TLS handshake timed out");
+                    }
+                }
+            });
+        }
+    }
 }
 
 /// Reads one connection until EOF, idle timeout, error or shutdown.
