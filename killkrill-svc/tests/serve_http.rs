@@ -409,6 +409,17 @@ async fn bad_input_is_a_4xx_json_naming_where_and_is_counted() {
             400,
             "grouping key",
         ),
+        (
+            "PUT",
+            "/metrics/job/j",
+            &[(
+                "Content-Type",
+                "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited",
+            )],
+            b"\x05",
+            415,
+            "text format",
+        ),
         ("GET", "/nope", &[], b"", 404, ""),
     ];
     for (method, path, headers, body, status, detail) in cases {

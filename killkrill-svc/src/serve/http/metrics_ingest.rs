@@ -103,7 +103,7 @@ pub async fn post_import(
 ) -> Result<Response, ApiError> {
     const EP: &str = "prometheus_import";
     let b = body(EP, b)?;
-    let format = exposition_format(&headers);
+    let format = exposition_format(&headers).map_err(|e| e.counted(EP))?;
     let (samples, metadata) = parse_body(b.len(), move || {
         parse_exposition(&b, format).map_err(|e| e.counted(EP))
     })
@@ -141,7 +141,7 @@ async fn push(
     const EP: &str = "pushgateway";
     let grouping = grouping_labels(&job, &rest).map_err(|e| e.counted(EP))?;
     let b = body(EP, b)?;
-    let format = exposition_format(&headers);
+    let format = exposition_format(&headers).map_err(|e| e.counted(EP))?;
     let (mut samples, metadata) = parse_body(b.len(), move || {
         parse_exposition(&b, format).map_err(|e| e.counted(EP))
     })
@@ -190,10 +190,16 @@ async fn accept(
         .into_response())
 }
 
-fn exposition_format(headers: &HeaderMap) -> Format {
-    match content_type(headers) {
-        Some(ct) if ct.to_ascii_lowercase().contains("openmetrics") => Format::OpenMetrics,
-        _ => Format::Text,
+/// Text 0.0.4 unless the `Content-Type` says OpenMetrics; the protobuf
+/// exposition (the Go client's push default) is refused with 415.
+fn exposition_format(headers: &HeaderMap) -> Result<Format, ApiError> {
+    match content_type(headers).map(str::to_ascii_lowercase) {
+        Some(ct) if ct.contains("openmetrics") => Ok(Format::OpenMetrics),
+        Some(ct) if ct.contains("protobuf") => Err(ApiError::unsupported(
+            "unsupported exposition format",
+            format!("{ct}: send the text format (text/plain; version=0.0.4) or OpenMetrics text"),
+        )),
+        _ => Ok(Format::Text),
     }
 }
 
