@@ -292,8 +292,10 @@ pub async fn start_with(
             }
         }));
     }
+    let show = |a: Option<SocketAddr>| a.map_or_else(|| "off".to_owned(), |a| a.to_string());
     tracing::info!(
-        http = ?http_addr, syslog_udp = ?udp_addr, syslog_tcp = ?tcp_addr, syslog_tls = ?tls_addr,
+        http = %show(http_addr), syslog_udp = %show(udp_addr), syslog_tcp = %show(tcp_addr),
+        syslog_tls = %show(tls_addr),
         db = %store.db_type(), workers = config.workers.count, "killkrill serve started"
     );
     Ok(ServeHandle {
