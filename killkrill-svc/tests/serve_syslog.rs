@@ -599,3 +599,41 @@ async fn shutdown_takes_what_senders_already_sent() {
     assert_eq!((tcp, udp), (3050, 200));
     h.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_udp_datagram_is_received_or_counted_as_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    // A stalled listener (full queue, no worker) and the smallest receive
+    // buffer the kernel allows: most datagrams overflow it.
+    cfg.workers.count = 0;
+    cfg.queue.max_events = 2;
+    cfg.syslog.batch_max_events = 2;
+    cfg.syslog.udp_recv_buffer_bytes = 1;
+    cfg.workers.drain_timeout_secs = 1;
+    let h = serve::start(cfg).await.unwrap();
+    let target = h.syslog_udp.unwrap();
+    let s = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let sent = 300;
+    for i in 0..sent {
+        let msg = format!("<13>1 - h a - - - overflow {i} {}", "x".repeat(250));
+        s.send_to(msg.as_bytes(), target).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    h.shutdown().await;
+    let m = killkrill_svc::serve::self_metrics::handle()
+        .unwrap()
+        .render();
+    let received = metric_sum(
+        &m,
+        "killkrill_syslog_messages_total",
+        &[("listener", "syslog-udp")],
+    );
+    let kernel = metric_sum(
+        &m,
+        "killkrill_syslog_udp_kernel_drops_total",
+        &[("listener", "syslog-udp")],
+    );
+    assert!(kernel > 0.0, "{m}");
+    assert_eq!(received + kernel, f64::from(sent), "{m}");
+}

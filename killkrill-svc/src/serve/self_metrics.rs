@@ -21,6 +21,9 @@ pub const SYSLOG_PARSE_ERRORS: &str = "killkrill_syslog_parse_errors_total";
 pub const SYSLOG_BAD_FRAMES: &str = "killkrill_syslog_bad_frames_total";
 /// Syslog messages dropped (`listener`, `reason` = `queue_full` | `shutdown` | `too_large`).
 pub const SYSLOG_DROPPED: &str = "killkrill_syslog_dropped_messages_total";
+/// Datagrams the kernel dropped before we read them: the UDP socket's
+/// receive buffer was full (`listener`; Linux only).
+pub const UDP_KERNEL_DROPS: &str = "killkrill_syslog_udp_kernel_drops_total";
 /// Connections accepted (`listener`).
 pub const CONNECTIONS: &str = "killkrill_syslog_connections_total";
 /// Connections refused or closed by the server (`listener`, `reason` =
@@ -39,6 +42,7 @@ pub const ALL: &[&str] = &[
     SYSLOG_PARSE_ERRORS,
     SYSLOG_BAD_FRAMES,
     SYSLOG_DROPPED,
+    UDP_KERNEL_DROPS,
     CONNECTIONS,
     CONNECTIONS_CLOSED,
     CONNECTIONS_OPEN,

@@ -12,6 +12,7 @@ use tokio::net::UdpSocket;
 use tokio::time::Instant;
 
 use super::{SyslogCtx, dropped};
+use crate::serve::self_metrics::UDP_KERNEL_DROPS;
 
 const LISTENER: &str = "syslog-udp";
 
@@ -42,6 +43,10 @@ pub async fn run_udp(socket: UdpSocket, ctx: Arc<SyslogCtx>, mut shutdown: Shutd
     let mut pending = Vec::new();
     let mut since: Option<Instant> = None;
     let linger = Duration::from_millis(ctx.cfg.batch_linger_ms);
+    let max = ctx.cfg.batch_max_events;
+    let port = socket.local_addr().map(|a| a.port()).unwrap_or(0);
+    let mut stats = tokio::time::interval(Duration::from_secs(5));
+    stats.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         let flush_at = since.map(|t| t + linger);
         tokio::select! {
@@ -51,15 +56,22 @@ pub async fn run_udp(socket: UdpSocket, ctx: Arc<SyslogCtx>, mut shutdown: Shutd
                 flush(&ctx, &mut pending, ctx.drain.min(Duration::from_secs(1))).await;
                 since = None;
             }
+            _ = stats.tick() => publish_kernel_drops(port),
             r = socket.recv_from(&mut buf) => match r {
                 Ok((n, _peer)) => {
-                    let msg = datagram_message(&buf[..n]);
-                    if msg.is_empty() {
-                        continue;
+                    take(&ctx, &buf[..n], &mut pending);
+                    // Take what else is waiting without another trip
+                    // through the select.
+                    while pending.len() < max {
+                        match socket.try_recv_from(&mut buf) {
+                            Ok((n, _)) => take(&ctx, &buf[..n], &mut pending),
+                            Err(_) => break, // would block (or an ICMP error)
+                        }
                     }
-                    pending.push(ctx.record(LISTENER, msg, Timestamp::now()));
-                    since.get_or_insert_with(Instant::now);
-                    if pending.len() >= ctx.cfg.batch_max_events {
+                    if !pending.is_empty() {
+                        since.get_or_insert_with(Instant::now);
+                    }
+                    if pending.len() >= max {
                         flush(&ctx, &mut pending, Duration::from_secs(1)).await;
                         since = None;
                     }
@@ -72,24 +84,64 @@ pub async fn run_udp(socket: UdpSocket, ctx: Arc<SyslogCtx>, mut shutdown: Shutd
         }
     }
     // Datagrams already in the socket's receive buffer were sent before the
-    // shutdown: take them too.
+    // shutdown: take them too, within one drain time in total.
+    let deadline = Instant::now() + ctx.drain;
+    let left = || deadline.saturating_duration_since(Instant::now());
     let mut errors = 0;
     while errors < 100 {
         match socket.try_recv_from(&mut buf) {
             Ok((n, _)) => {
-                let msg = datagram_message(&buf[..n]);
-                if !msg.is_empty() {
-                    pending.push(ctx.record(LISTENER, msg, Timestamp::now()));
-                }
-                if pending.len() >= ctx.cfg.batch_max_events {
-                    flush(&ctx, &mut pending, ctx.drain).await;
+                take(&ctx, &buf[..n], &mut pending);
+                if pending.len() >= max {
+                    flush(&ctx, &mut pending, left()).await;
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
             Err(_) => errors += 1, // ICMP errors and the like
         }
     }
-    flush(&ctx, &mut pending, ctx.drain).await;
+    flush(&ctx, &mut pending, left()).await;
+    publish_kernel_drops(port);
+}
+
+/// One datagram's record (empty datagrams are ignored).
+fn take(ctx: &SyslogCtx, datagram: &[u8], pending: &mut Vec<killkrill_core::event::LogRecord>) {
+    let msg = datagram_message(datagram);
+    if !msg.is_empty() {
+        pending.push(ctx.record(LISTENER, msg, Timestamp::now()));
+    }
+}
+
+/// Datagrams the kernel dropped because the socket's receive buffer was
+/// full (Linux: the `drops` column of `/proc/net/udp` and `udp6` for our
+/// port), published as a counter. Elsewhere, nothing is published.
+fn publish_kernel_drops(port: u16) {
+    if port == 0 {
+        return;
+    }
+    let want = format!(":{port:04X}");
+    let mut drops = 0u64;
+    let mut found = false;
+    for file in ["/proc/net/udp", "/proc/net/udp6"] {
+        let Ok(text) = std::fs::read_to_string(file) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let mut cols = line.split_whitespace();
+            let local = cols.nth(1).unwrap_or("");
+            if local.ends_with(&want) {
+                found = true;
+                drops += line
+                    .split_whitespace()
+                    .last()
+                    .and_then(|d| d.parse::<u64>().ok())
+                    .unwrap_or(0);
+            }
+        }
+    }
+    if found {
+        metrics::counter!(UDP_KERNEL_DROPS, "listener" => LISTENER).absolute(drops);
+    }
 }
 
 async fn sleep_until_opt(t: Option<Instant>) {
