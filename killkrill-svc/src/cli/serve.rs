@@ -179,7 +179,7 @@ pub fn run(args: &ServeArgs, mut out: impl Write, mut err: impl Write) -> ExitCo
         wait_for_signal().await;
         tracing::info!("shutdown requested");
         let report = handle.shutdown().await;
-        if report.left_in_queue > 0 {
+        if report.lost > 0 {
             ExitCode::FAILURE
         } else {
             ExitCode::SUCCESS

@@ -111,9 +111,11 @@ pub struct ShutdownReport {
     pub dead_lettered: u64,
     /// Deliveries given back to the queue (not written) at shutdown.
     pub nacked: u64,
-    /// Batches still in the queue when the workers stopped (lost with the
-    /// in-memory queue; logged).
+    /// Batches still in the queue when the workers stopped.
     pub left_in_queue: u64,
+    /// Of those, lost: all of them with the in-memory queue, none with a
+    /// durable one (they are delivered after the restart).
+    pub lost: u64,
 }
 
 /// Starts `serve` with SQLite under `config.data_dir`.
@@ -409,10 +411,19 @@ impl ServeHandle {
         }
         report.left_in_queue = self.queue.stats().await.map(|s| s.batches).unwrap_or(0);
         if report.left_in_queue > 0 {
-            tracing::error!(
-                batches = report.left_in_queue,
-                "batches left in the in-memory queue at shutdown are lost"
-            );
+            if self.queue.name() == "memory" {
+                report.lost = report.left_in_queue;
+                tracing::error!(
+                    batches = report.lost,
+                    "batches left in the in-memory queue at shutdown are lost"
+                );
+            } else {
+                tracing::info!(
+                    batches = report.left_in_queue,
+                    queue = self.queue.name(),
+                    "batches left in the durable queue for the next start"
+                );
+            }
         }
         self.store.close().await;
         tracing::info!(?report, "killkrill serve stopped");
