@@ -20,6 +20,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use killkrill_core::transform::{BuildContext, TransformChain, TransformConfig};
 use serde::{Deserialize, Serialize};
 
 /// Prefix of the environment variables read.
@@ -84,7 +85,7 @@ impl<'de> Deserialize<'de> for ListenAddr {
 
 /// Everything `killkrill serve` runs with. Every key has a default, so an
 /// empty file (or none) is a valid configuration.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServeConfig {
     /// Directory of the embedded SQLite database (`killkrill.db`); created
@@ -113,6 +114,10 @@ pub struct ServeConfig {
     pub workers: WorkersConfig,
     /// Background compaction and retention of the log store.
     pub maintenance: MaintenanceConfig,
+    /// Transforms the workers run on log records, in order (`[[transforms]]`
+    /// tables; see `docs/src/pipeline.md`). None by default. File only.
+    #[serde(skip_serializing)]
+    pub transforms: Vec<TransformConfig>,
 }
 
 impl Default for ServeConfig {
@@ -131,6 +136,7 @@ impl Default for ServeConfig {
             queue: QueueConfig::default(),
             workers: WorkersConfig::default(),
             maintenance: MaintenanceConfig::default(),
+            transforms: Vec::new(),
         }
     }
 }
@@ -481,6 +487,13 @@ impl ServeConfig {
                 "must be at most 36500 (0 keeps everything)".into(),
             ));
         }
+        if let Err(e) = self.build_transforms() {
+            return Err(ConfigError {
+                origin: origin_of(origins, "transforms"),
+                key: e.key,
+                problem: e.message,
+            });
+        }
         if self.workers.count > 256 {
             return Err(err("workers.count", "must be at most 256".into()));
         }
@@ -503,6 +516,16 @@ impl ServeConfig {
             }
         }
         Ok(())
+    }
+
+    /// The running transform chain.
+    ///
+    /// # Errors
+    /// The first transform config error, naming its key (`transforms[1].regex`).
+    pub fn build_transforms(
+        &self,
+    ) -> Result<TransformChain, killkrill_core::transform::ConfigError> {
+        TransformChain::build("transforms", &self.transforms, &BuildContext::from_system())
     }
 
     /// True when the TLS listener runs.
@@ -626,7 +649,8 @@ mod tests {
     #[test]
     fn no_configuration_at_all_is_valid() {
         let c = load(None, &[], &[]).unwrap();
-        assert_eq!(c, ServeConfig::default());
+        assert_eq!(c.to_toml(), ServeConfig::default().to_toml());
+        assert!(c.transforms.is_empty());
         assert_eq!(c.http.to_string(), "127.0.0.1:8080");
         assert!(!c.tls_enabled());
     }
@@ -689,6 +713,18 @@ mod tests {
                 "unknown field `bogus`",
             ),
             (Some("http = ["), &[], &[], "not valid TOML"),
+            (
+                Some("[[transforms]]\ntype = \"filter\"\nregex = \"(\"\n"),
+                &[],
+                &[],
+                "transforms[0].regex",
+            ),
+            (
+                Some("[[transforms]]\ntype = \"nope\"\n"),
+                &[],
+                &[],
+                "transforms[0]",
+            ),
             (
                 None,
                 &[],

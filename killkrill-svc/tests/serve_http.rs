@@ -710,3 +710,58 @@ async fn the_queue_and_the_metric_sink_plug_in() {
     );
     h.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transforms_from_the_config_file_run_in_the_workers() {
+    use killkrill_svc::config::{Layers, ServeConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("killkrill.toml");
+    std::fs::write(
+        &file,
+        r#"
+[[transforms]]
+type = "filter"
+action = "drop"
+regex = "^health"
+
+[[transforms]]
+type = "enrich"
+fields = { "attributes.env" = "test" }
+"#,
+    )
+    .unwrap();
+    let loaded = ServeConfig::load(&Layers {
+        file: Some(file),
+        env: vec![],
+        flags: vec![],
+    })
+    .unwrap();
+    assert_eq!(loaded.transforms.len(), 2);
+    let mut cfg = config(&dir.path().join("data"));
+    cfg.transforms = loaded.transforms;
+    let h = serve::start(cfg).await.unwrap();
+    let body = b"{\"msg\":\"health check ok\"}\n{\"msg\":\"real work\"}\n";
+    let r = http(h.http.unwrap(), "POST", "/api/v1/logs", &[], body).await;
+    assert_eq!(r.json()["accepted"].as_u64(), Some(2), "both were received");
+    let records = wait_stored(&h.store, 1).await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let records = if records.len() == 1 {
+        stored(&h.store).await
+    } else {
+        records
+    };
+    assert_eq!(records.len(), 1, "{records:?}");
+    let r = by_message(&records, "real work");
+    assert_eq!(r.attribute("env"), Some(&FieldValue::Str("test".into())));
+    let m = scrape(h.http.unwrap()).await;
+    assert_eq!(
+        metric_sum(
+            &m,
+            "killkrill_dropped_events_total",
+            &[("stage", "transform"), ("reason", "filtered")]
+        ),
+        1.0,
+        "{m}"
+    );
+    h.shutdown().await;
+}

@@ -121,9 +121,13 @@ pub fn check_config(args: &ConfigArgs, mut out: impl Write, mut err: impl Write)
             store.host.as_deref().unwrap_or("(GALERA_NODES)")
         ),
     };
+    let transforms = match cfg.transforms.len() {
+        0 => String::new(),
+        n => format!("; {n} transforms"),
+    };
     match write!(
         out,
-        "# configuration is valid; database: {db}\n{}",
+        "# configuration is valid; database: {db}{transforms}\n{}",
         cfg.to_toml()
     ) {
         Ok(()) => ExitCode::SUCCESS,

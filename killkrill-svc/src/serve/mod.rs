@@ -212,6 +212,11 @@ pub async fn start_with(
         Arc::new(LogStoreSink::new(store.clone())),
         Arc::new(MetricSinkAdapter::new(metric_sink)),
     ]));
+    let transforms = Arc::new(
+        config
+            .build_transforms()
+            .map_err(|e| StartError::Config(e.to_string()))?,
+    );
     let dead_letter = Arc::new(StoreDeadLetter::new(store.clone()));
     let worker_cfg = WorkerConfig {
         drain_timeout: drain,
@@ -225,6 +230,7 @@ pub async fn start_with(
                 dead_letter.clone(),
                 worker_cfg.clone(),
             )
+            .with_transforms(transforms.clone())
             .spawn(workers_shutdown.clone())
         })
         .collect();
