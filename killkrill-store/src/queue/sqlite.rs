@@ -52,7 +52,7 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 use sqlx::{Connection, Row};
-use tokio::sync::{Mutex, Notify};
+use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard, Notify};
 use tokio::time::Instant;
 
 use super::{backend, file_undecodable};
@@ -147,7 +147,8 @@ pub struct SqliteQueue {
     opts: SqliteQueueOptions,
     path: PathBuf,
     codec: BatchCodec,
-    conn: Mutex<SqliteConnection>,
+    /// `None` after [`SqliteQueue::shutdown`].
+    conn: Mutex<Option<SqliteConnection>>,
     held: Held,
     acked_since_vacuum: AtomicU64,
     closed: AtomicBool,
@@ -259,7 +260,7 @@ impl SqliteQueue {
             opts,
             path,
             codec,
-            conn: Mutex::new(conn),
+            conn: Mutex::new(Some(conn)),
             held: Held {
                 batches: AtomicU64::new(batches as u64),
                 events: AtomicU64::new(events as u64),
@@ -285,12 +286,30 @@ impl SqliteQueue {
         self.writable.notify_waiters();
     }
 
+    /// Closes for new batches, then closes the file (checkpointing the WAL).
+    /// Every later call fails with [`QueueError::Closed`]; deliveries not
+    /// acknowledged by then come back after their visibility timeout when
+    /// the file is opened again.
+    pub async fn shutdown(&self) {
+        self.close();
+        let conn = self.conn.lock().await.take();
+        if let Some(c) = conn
+            && let Err(e) = c.close().await
+        {
+            tracing::warn!(error = %e, path = %self.path.display(), "closing the queue file");
+        }
+    }
+
+    async fn conn(&self) -> Result<MappedMutexGuard<'_, SqliteConnection>, QueueError> {
+        MutexGuard::try_map(self.conn.lock().await, Option::as_mut).map_err(|_| QueueError::Closed)
+    }
+
     /// Pages of the file and free pages in it (space accounting, tests).
     ///
     /// # Errors
     /// [`QueueError::Backend`].
     pub async fn pages(&self) -> Result<(u64, u64), QueueError> {
-        let mut c = self.conn.lock().await;
+        let mut c = self.conn().await?;
         let pages: i64 = sqlx::query_scalar("PRAGMA page_count")
             .fetch_one(&mut *c)
             .await
@@ -307,7 +326,7 @@ impl SqliteQueue {
     /// # Errors
     /// [`QueueError::Backend`].
     pub async fn quarantined(&self) -> Result<u64, QueueError> {
-        let mut c = self.conn.lock().await;
+        let mut c = self.conn().await?;
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM undecodable")
             .fetch_one(&mut *c)
             .await
@@ -342,7 +361,7 @@ impl SqliteQueue {
 
     async fn insert(&self, batch: &Batch, payload: &[u8]) -> Result<(), QueueError> {
         let now = now_ms();
-        let mut c = self.conn.lock().await;
+        let mut c = self.conn().await?;
         sqlx::query(
             "INSERT INTO queue (batch_id, events, bytes, enqueued_ms, state, visible_at, payload) VALUES (?, ?, ?, ?, 0, ?, ?)",
         )
@@ -363,7 +382,7 @@ impl SqliteQueue {
     async fn take(&self, max: usize) -> Result<(Vec<Delivery>, Option<i64>), QueueError> {
         let now = now_ms();
         let until = now.saturating_add(ms(self.opts.visibility_timeout));
-        let mut c = self.conn.lock().await;
+        let mut c = self.conn().await?;
         let rows = sqlx::query(
             "UPDATE queue SET state = 1, deliveries = deliveries + 1, visible_at = ?
              WHERE seq IN (SELECT seq FROM queue WHERE visible_at <= ? ORDER BY seq LIMIT ?)
@@ -426,7 +445,7 @@ impl SqliteQueue {
         deliveries: u32,
         payload: &[u8],
     ) -> Result<(), QueueError> {
-        let mut c = self.conn.lock().await;
+        let mut c = self.conn().await?;
         let mut tx = c.begin().await.map_err(|e| db("quarantining", e))?;
         if !filed {
             sqlx::query(
@@ -465,7 +484,7 @@ impl SqliteQueue {
             return Ok(());
         }
         self.acked_since_vacuum.store(0, Ordering::Relaxed);
-        let mut c = self.conn.lock().await;
+        let mut c = self.conn().await?;
         let free: i64 = sqlx::query_scalar("PRAGMA freelist_count")
             .fetch_one(&mut *c)
             .await
@@ -573,7 +592,7 @@ impl Queue for SqliteQueue {
             .collect();
         let (mut events, mut bytes, mut n) = (0u64, 0u64, 0u64);
         {
-            let mut c = self.conn.lock().await;
+            let mut c = self.conn().await?;
             let mut tx = c.begin().await.map_err(|e| db("acknowledging", e))?;
             for chunk in seqs.chunks(500) {
                 let sql = format!(
@@ -615,7 +634,7 @@ impl Queue for SqliteQueue {
         } else {
             (DELAYED, now_ms().saturating_add(ms(retry_after)))
         };
-        let mut c = self.conn.lock().await;
+        let mut c = self.conn().await?;
         sqlx::query(
             "UPDATE queue SET state = ?, visible_at = ? WHERE seq = ? AND deliveries = ? AND state = ?",
         )
@@ -634,7 +653,7 @@ impl Queue for SqliteQueue {
 
     async fn stats(&self) -> Result<QueueStats, QueueError> {
         let now = now_ms();
-        let mut c = self.conn.lock().await;
+        let mut c = self.conn().await?;
         let in_flight: i64 =
             sqlx::query_scalar("SELECT COUNT(*) FROM queue WHERE state > 0 AND state = 1")
                 .fetch_one(&mut *c)
