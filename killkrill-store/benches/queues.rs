@@ -18,9 +18,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use killkrill_core::event::{LogRecord, Severity, Tenant, Timestamp};
-use killkrill_core::pipeline::{
-    Batch, BatchCodec, BatchId, MemoryQueue, MemoryQueueConfig, Queue,
-};
+use killkrill_core::pipeline::{Batch, BatchCodec, BatchId, MemoryQueue, MemoryQueueConfig, Queue};
 use killkrill_store::config::SqliteSync;
 use killkrill_store::queue::{
     RedisQueueOptions, RedisStreamsQueue, SqliteQueue, SqliteQueueOptions,
@@ -39,8 +37,12 @@ fn batch(id: u128) -> Batch {
             host: Some(format!("web{}", i % 8)),
             app: Some("nginx".into()),
             message: Some(
-                format!("GET /api/v1/items/{i} HTTP/1.1 200 {} \"curl/8.5\" rt=0.0{}", 500 + i, i % 10)
-                    .into_bytes(),
+                format!(
+                    "GET /api/v1/items/{i} HTTP/1.1 200 {} \"curl/8.5\" rt=0.0{}",
+                    500 + i,
+                    i % 10
+                )
+                .into_bytes(),
             ),
             ..LogRecord::default()
         })
@@ -67,7 +69,10 @@ async fn round(q: &Arc<dyn Queue>, batches: Vec<Batch>, concurrent: bool) {
     }
     let mut got = 0;
     while got < BATCHES {
-        let ds = q.dequeue(BATCHES - got, Duration::from_secs(5)).await.unwrap();
+        let ds = q
+            .dequeue(BATCHES - got, Duration::from_secs(5))
+            .await
+            .unwrap();
         assert!(!ds.is_empty(), "queue ran dry");
         got += ds.len();
         let ids: Vec<_> = ds.iter().map(|d| d.id).collect();
@@ -120,7 +125,9 @@ fn raw_xadd(url: &str, payload: &[u8]) {
     let key = format!("kkbench:{{raw-{}}}:stream", std::process::id());
     for (clients, pipeline) in [("1", "1"), ("50", "16")] {
         let out = std::process::Command::new("redis-benchmark")
-            .args(["-h", host, "-p", port, "-q", "-n", "20000", "-c", clients, "-P", pipeline])
+            .args([
+                "-h", host, "-p", port, "-q", "-n", "20000", "-c", clients, "-P", pipeline,
+            ])
             .args(["XADD", &key, "*", "b", &arg])
             .output();
         match out {

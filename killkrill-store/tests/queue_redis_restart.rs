@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use killkrill_core::pipeline::{Queue, QueueError};
@@ -31,7 +31,14 @@ fn free_port() -> u16 {
 fn start_server(port: u16, dir: &Path) -> Option<Child> {
     let child = Command::new("redis-server")
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "yes", "--appendfsync", "always"])
+        .args([
+            "--save",
+            "",
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "always",
+        ])
         .arg("--dir")
         .arg(dir)
         .stdout(Stdio::null())
@@ -46,7 +53,10 @@ fn start_server(port: u16, dir: &Path) -> Option<Child> {
     };
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(std::time::Instant::now() < deadline, "redis-server did not start");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "redis-server did not start"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     Some(child)
@@ -72,8 +82,9 @@ async fn redis_restart_under_load_loses_nothing_acknowledged() {
     let q = Arc::new(RedisStreamsQueue::connect(&url, opts).await.unwrap());
 
     let stop = Arc::new(AtomicBool::new(false));
+    let count = Arc::new(AtomicUsize::new(0));
     let producer = {
-        let (q, stop) = (q.clone(), stop.clone());
+        let (q, stop, count) = (q.clone(), stop.clone(), count.clone());
         tokio::spawn(async move {
             let (mut acked, mut errors) = (Vec::new(), 0u32);
             let mut i = 1u128;
@@ -81,12 +92,17 @@ async fn redis_restart_under_load_loses_nothing_acknowledged() {
                 match q.enqueue(batch(i, 10), Duration::from_secs(1)).await {
                     Ok(()) => {
                         acked.push(i);
+                        count.fetch_add(1, Ordering::SeqCst);
                         i += 1;
                     }
                     // A receiver answers 503 and the sender retries; the
                     // same batch id is sent again.
                     Err(e @ QueueError::Backend { .. }) => {
-                        assert_eq!(e.kind(), killkrill_core::pipeline::ErrorKind::Retryable, "{e}");
+                        assert_eq!(
+                            e.kind(),
+                            killkrill_core::pipeline::ErrorKind::Retryable,
+                            "{e}"
+                        );
                         errors += 1;
                         tokio::time::sleep(Duration::from_millis(20)).await;
                     }
@@ -100,13 +116,21 @@ async fn redis_restart_under_load_loses_nothing_acknowledged() {
     server.kill().unwrap(); // SIGKILL mid-load
     server.wait().unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
+    let before_restart = count.load(Ordering::SeqCst);
     let mut server = start_server(port, dir.path()).unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     stop.store(true, Ordering::SeqCst);
     let (acked, errors) = producer.await.unwrap();
     assert!(errors > 0, "the restart was not noticed");
-    let after_restart = acked.len();
-    assert!(after_restart > 20, "only {after_restart} batches acknowledged");
+    assert!(
+        before_restart > 20,
+        "only {before_restart} batches before the restart"
+    );
+    let after_restart = acked.len() - before_restart;
+    assert!(
+        after_restart > 20,
+        "only {after_restart} batches after the restart"
+    );
 
     // Everything acknowledged is there, once or (for a retried send whose
     // first reply was lost) twice.
