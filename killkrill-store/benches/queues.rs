@@ -165,16 +165,18 @@ fn queues(c: &mut Criterion) {
         ("sqlite_normal", SqliteSync::Normal),
         ("sqlite_full", SqliteSync::Full),
     ] {
-        let q = rt
-            .block_on(SqliteQueue::open(
+        let q: Arc<dyn Queue> = Arc::new(
+            rt.block_on(SqliteQueue::open(
                 dir.path().join(format!("{name}.db")),
                 SqliteQueueOptions {
                     synchronous: sync,
                     ..SqliteQueueOptions::default()
                 },
             ))
-            .unwrap();
-        bench_queue(c, &rt, name, Arc::new(q), false);
+            .unwrap(),
+        );
+        bench_queue(c, &rt, name, q.clone(), false);
+        bench_queue(c, &rt, &format!("{name}_concurrent"), q, true);
     }
     match redis_url() {
         Some(url) => {

@@ -216,3 +216,44 @@ async fn redis_quarantines_undecodable_entries() {
     assert_eq!((s.batches, s.in_flight), (1, 1));
     f.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_group_commits_concurrent_enqueues_and_survives_cancelled_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.db");
+    let q = Arc::new(open_sqlite(&path, shape(1_000, 3)).await);
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..200 {
+        let q = q.clone();
+        set.spawn(async move { q.enqueue(batch(i, 3), Duration::from_secs(5)).await });
+    }
+    while let Some(r) = set.join_next().await {
+        r.unwrap().unwrap();
+    }
+    // An enqueue whose caller gives up (a client hanging up) after the
+    // batch was handed over: stored, and counted, all the same.
+    // Polled exactly once, then dropped.
+    let finished = tokio::select! {
+        biased;
+        r = q.enqueue(batch(500, 3), Duration::ZERO) => Some(r),
+        () = std::future::ready(()) => None,
+    };
+    assert!(
+        finished.is_none(),
+        "the enqueue finished in its first poll: {finished:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let s = q.stats().await.unwrap();
+    assert_eq!((s.batches, s.events), (201, Some(603)));
+    let all = collect(&*q, 201, Duration::from_secs(5)).await;
+    let mut got = ids(&all);
+    got.sort_unstable();
+    let mut want: Vec<u128> = (0..200).collect();
+    want.push(500);
+    assert_eq!(got, want);
+    q.shutdown().await;
+    // The counters agree with the file.
+    let q = open_sqlite(&path, shape(1_000, 3)).await;
+    let s = q.stats().await.unwrap();
+    assert_eq!((s.batches, s.events, s.in_flight), (201, Some(603), 201));
+}
