@@ -257,3 +257,40 @@ async fn sqlite_group_commits_concurrent_enqueues_and_survives_cancelled_ones() 
     let s = q.stats().await.unwrap();
     assert_eq!((s.batches, s.events, s.in_flight), (201, Some(603), 201));
 }
+
+#[tokio::test]
+async fn redis_forgets_idle_consumers_without_pending_entries() {
+    let Some(f) = make(Kind::Redis, "consumers", shape(100, 1)).await else {
+        return;
+    };
+    let r = f.redis.clone().unwrap();
+    let url = redis_url().unwrap();
+    let group = f.redis_group.clone().unwrap();
+    let ghost = |name: &str| {
+        let mut o = redis_options(&group, shape(100, 1));
+        o.consumer = Some(name.into());
+        o.forget_consumers_after = Duration::from_millis(100);
+        o
+    };
+    // "idle" takes and acknowledges a batch; "holder" keeps one pending.
+    r.try_enqueue(batch(1, 1)).await.unwrap();
+    r.try_enqueue(batch(2, 1)).await.unwrap();
+    let idle = RedisStreamsQueue::connect(&url, ghost("idle"))
+        .await
+        .unwrap();
+    let d = idle.dequeue(1, Duration::ZERO).await.unwrap();
+    assert_eq!(ids(&d), [1]);
+    idle.ack(&[d[0].id]).await.unwrap();
+    let holder = RedisStreamsQueue::connect(&url, ghost("holder"))
+        .await
+        .unwrap();
+    assert_eq!(ids(&holder.dequeue(1, Duration::ZERO).await.unwrap()), [2]);
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let judge = RedisStreamsQueue::connect(&url, ghost("judge"))
+        .await
+        .unwrap();
+    assert_eq!(judge.forget_idle_consumers().await.unwrap(), 1);
+    assert_eq!(judge.forget_idle_consumers().await.unwrap(), 0);
+    assert_eq!(judge.stats().await.unwrap().in_flight, 1);
+    f.finish().await;
+}

@@ -79,8 +79,12 @@ pub struct RedisQueueOptions {
     pub poll_interval: Duration,
     /// Timeout of every non-blocking command.
     pub command_timeout: Duration,
-    /// How often acknowledged leftovers are trimmed.
+    /// How often acknowledged leftovers are trimmed (and idle consumers
+    /// forgotten).
     pub trim_interval: Duration,
+    /// Consumers with nothing pending and idle this long are removed from
+    /// the group (every restarted process is a new consumer).
+    pub forget_consumers_after: Duration,
     /// Connect with the Redis Cluster client.
     pub cluster: bool,
     /// Compression of stored batches.
@@ -119,6 +123,7 @@ impl Default for RedisQueueOptions {
             poll_interval: Duration::from_secs(1),
             command_timeout: Duration::from_secs(5),
             trim_interval: Duration::from_secs(30),
+            forget_consumers_after: Duration::from_secs(3600),
             cluster: false,
             compression: Compression::None,
             dead_letter: None,
@@ -554,6 +559,58 @@ impl RedisStreamsQueue {
         if let Err(e) = self.trim_acknowledged().await {
             tracing::warn!(error = %e, stream = %self.key, "trimming acknowledged entries failed");
         }
+        if let Err(e) = self.forget_idle_consumers().await {
+            tracing::warn!(error = %e, stream = %self.key, "removing idle consumers failed");
+        }
+    }
+
+    /// Removes consumers of this queue's group that hold no pending entry
+    /// and have been idle longer than `forget_consumers_after` (never this
+    /// one). A consumer with pending entries is kept: removing it would drop
+    /// them from the pending list, out of reach of `XAUTOCLAIM`. Returns how
+    /// many were removed.
+    ///
+    /// # Errors
+    /// [`QueueError::Backend`].
+    pub async fn forget_idle_consumers(&self) -> Result<u64, QueueError> {
+        let mut conn = self.conn.clone();
+        let consumers: Vec<std::collections::HashMap<String, Value>> = redis::cmd("XINFO")
+            .arg("CONSUMERS")
+            .arg(&self.key)
+            .arg(&self.opts.group)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| rerr("XINFO CONSUMERS", &e))?;
+        let limit = self.opts.forget_consumers_after.as_millis() as i64;
+        let mut removed = 0;
+        for c in consumers {
+            let int = |k: &str| match c.get(k) {
+                Some(Value::Int(i)) => *i,
+                _ => -1,
+            };
+            let name = match c.get("name") {
+                Some(Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
+                Some(Value::SimpleString(s)) => s.clone(),
+                _ => continue,
+            };
+            if name == self.consumer || int("pending") != 0 || int("idle") < limit {
+                continue;
+            }
+            let pending: i64 = redis::cmd("XGROUP")
+                .arg("DELCONSUMER")
+                .arg(&self.key)
+                .arg(&self.opts.group)
+                .arg(&name)
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| rerr("XGROUP DELCONSUMER", &e))?;
+            if pending > 0 {
+                // It read something between the listing and the removal.
+                tracing::warn!(consumer = %name, pending, "removed consumer had pending entries");
+            }
+            removed += 1;
+        }
+        Ok(removed)
     }
 
     /// Deletes the stream and its quarantine (tests, and taking a queue out
