@@ -23,6 +23,7 @@
 //! - [`galera`]: what Galera mode changes.
 //! - `logs/`: the `LogStore` implementation.
 //! - [`dead_letter`]: the dead-letter table.
+//! - [`queue`]: the durable queues (SQLite file, Redis Streams) and their config.
 
 pub mod backend;
 #[doc(hidden)]
@@ -34,6 +35,7 @@ pub mod error;
 pub mod galera;
 pub(crate) mod logs;
 pub mod migrate;
+pub mod queue;
 pub mod retry;
 
 pub use backend::{Backend, Store};

@@ -1,0 +1,398 @@
+//! The queue configuration: which queue, and its settings, as one typed,
+//! tagged value (`type = "memory" | "sqlite" | "redis"`), validated once
+//! into a running queue by [`build_queue`].
+//!
+//! ```toml
+//! [queue]
+//! type = "sqlite"
+//! path = "./killkrill-data/queue.db"
+//! synchronous = "full"
+//! max_events = 1000000
+//! ```
+//!
+//! Unknown keys are errors, and every validation error names the key.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use killkrill_core::pipeline::{Compression, MemoryQueue, MemoryQueueConfig, Queue, QueueError};
+use serde::{Deserialize, Serialize};
+
+use super::{RedisQueueOptions, RedisStreamsQueue, SqliteQueue, SqliteQueueOptions};
+use crate::config::SqliteSync;
+
+/// Which queue, with its settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum QueueConfig {
+    /// In process: fastest, not durable.
+    Memory(MemoryQueueSettings),
+    /// A SQLite file of its own: durable, one process.
+    Sqlite(SqliteQueueSettings),
+    /// Redis Streams: durable as Redis is, shared by many processes.
+    Redis(RedisQueueSettings),
+}
+
+impl Default for QueueConfig {
+    /// The embedded default: the SQLite queue.
+    fn default() -> Self {
+        QueueConfig::Sqlite(SqliteQueueSettings::default())
+    }
+}
+
+/// `type = "memory"`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MemoryQueueSettings {
+    /// Most events held.
+    pub max_events: u64,
+    /// Most estimated bytes held.
+    pub max_bytes: u64,
+    /// Redelivery of an unacknowledged batch after this many ms.
+    pub visibility_timeout_ms: u64,
+}
+
+impl Default for MemoryQueueSettings {
+    fn default() -> Self {
+        MemoryQueueSettings {
+            max_events: 100_000,
+            max_bytes: 64 << 20,
+            visibility_timeout_ms: 60_000,
+        }
+    }
+}
+
+/// Compression of stored batches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum StoredCompression {
+    /// Plain (fastest).
+    #[default]
+    None,
+    /// zstd level 1 (about a third of the size for typical logs).
+    Zstd,
+}
+
+impl StoredCompression {
+    fn build(self) -> Compression {
+        match self {
+            StoredCompression::None => Compression::None,
+            StoredCompression::Zstd => Compression::Zstd(1),
+        }
+    }
+}
+
+/// `type = "sqlite"`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SqliteQueueSettings {
+    /// The queue's own file (not the store's database).
+    pub path: PathBuf,
+    /// `full`: fsync every commit (survives power loss); `normal`: survives
+    /// a process crash, a power loss may lose the last commits; `off`: tests.
+    pub synchronous: SqliteSync,
+    /// Most events held.
+    pub max_events: u64,
+    /// Most stored bytes held.
+    pub max_bytes: u64,
+    /// Redelivery of an unacknowledged batch after this many ms.
+    pub visibility_timeout_ms: u64,
+    /// Compression of stored batches.
+    pub compression: StoredCompression,
+}
+
+impl Default for SqliteQueueSettings {
+    fn default() -> Self {
+        let o = SqliteQueueOptions::default();
+        SqliteQueueSettings {
+            path: PathBuf::from("./killkrill-data/queue.db"),
+            synchronous: o.synchronous,
+            max_events: o.max_events,
+            max_bytes: o.max_bytes,
+            visibility_timeout_ms: 60_000,
+            compression: StoredCompression::None,
+        }
+    }
+}
+
+/// `type = "redis"`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisQueueSettings {
+    /// `redis://` or `rediss://` (TLS); for a cluster, any node.
+    pub url: String,
+    /// Use the Redis Cluster client.
+    pub cluster: bool,
+    /// Key prefix.
+    pub prefix: String,
+    /// Stream kind (`ingest`, `logs`, `metrics`).
+    pub kind: String,
+    /// Tenant group this stream serves.
+    pub tenant_group: String,
+    /// Consumer group of the workers.
+    pub group: String,
+    /// Consumer name (default: host, pid and a random suffix).
+    pub consumer: Option<String>,
+    /// Most entries (batches) in the stream.
+    pub max_len: u64,
+    /// Largest encoded batch, bytes.
+    pub max_batch_bytes: u64,
+    /// An unacknowledged delivery idle this many ms is claimed again.
+    pub visibility_timeout_ms: u64,
+    /// Longest blocking read, ms.
+    pub poll_interval_ms: u64,
+    /// Timeout of other commands, ms.
+    pub command_timeout_ms: u64,
+    /// Compression of stored batches.
+    pub compression: StoredCompression,
+}
+
+impl Default for RedisQueueSettings {
+    fn default() -> Self {
+        let o = RedisQueueOptions::default();
+        RedisQueueSettings {
+            url: "redis://127.0.0.1:6379".into(),
+            cluster: false,
+            prefix: o.prefix,
+            kind: o.kind,
+            tenant_group: o.tenant_group,
+            group: o.group,
+            consumer: None,
+            max_len: o.max_len,
+            max_batch_bytes: o.max_batch_bytes,
+            visibility_timeout_ms: 60_000,
+            poll_interval_ms: 1_000,
+            command_timeout_ms: 5_000,
+            compression: StoredCompression::None,
+        }
+    }
+}
+
+/// A queue setting is invalid, or the queue could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueueConfigError {
+    /// A key has a value out of range.
+    #[error("invalid queue.{key}: {message}")]
+    Invalid {
+        /// The key, e.g. `max_events`.
+        key: &'static str,
+        /// What is wrong and what is expected.
+        message: String,
+    },
+    /// Opening or connecting failed.
+    #[error("opening the {queue} queue: {source}")]
+    Open {
+        /// `sqlite` or `redis`.
+        queue: &'static str,
+        /// Why.
+        source: QueueError,
+    },
+}
+
+fn positive(key: &'static str, v: u64) -> Result<(), QueueConfigError> {
+    if v == 0 {
+        return Err(QueueConfigError::Invalid {
+            key,
+            message: "must be greater than 0".into(),
+        });
+    }
+    Ok(())
+}
+
+fn name_part(key: &'static str, v: &str) -> Result<(), QueueConfigError> {
+    if v.is_empty()
+        || v.chars()
+            .any(|c| c.is_whitespace() || matches!(c, '{' | '}'))
+    {
+        return Err(QueueConfigError::Invalid {
+            key,
+            message: format!("{v:?} must be non-empty, without spaces or braces"),
+        });
+    }
+    Ok(())
+}
+
+impl QueueConfig {
+    /// Checks every value.
+    ///
+    /// # Errors
+    /// [`QueueConfigError::Invalid`] naming the first bad key.
+    pub fn validate(&self) -> Result<(), QueueConfigError> {
+        match self {
+            QueueConfig::Memory(m) => {
+                positive("max_events", m.max_events)?;
+                positive("max_bytes", m.max_bytes)?;
+                positive("visibility_timeout_ms", m.visibility_timeout_ms)
+            }
+            QueueConfig::Sqlite(s) => {
+                if s.path.as_os_str().is_empty() {
+                    return Err(QueueConfigError::Invalid {
+                        key: "path",
+                        message: "must name the queue file".into(),
+                    });
+                }
+                positive("max_events", s.max_events)?;
+                positive("max_bytes", s.max_bytes)?;
+                positive("visibility_timeout_ms", s.visibility_timeout_ms)
+            }
+            QueueConfig::Redis(r) => {
+                if !(r.url.starts_with("redis://") || r.url.starts_with("rediss://")) {
+                    return Err(QueueConfigError::Invalid {
+                        key: "url",
+                        message: "must start with redis:// or rediss://".into(),
+                    });
+                }
+                name_part("prefix", &r.prefix)?;
+                name_part("kind", &r.kind)?;
+                name_part("tenant_group", &r.tenant_group)?;
+                name_part("group", &r.group)?;
+                if let Some(c) = &r.consumer {
+                    name_part("consumer", c)?;
+                }
+                positive("max_len", r.max_len)?;
+                positive("max_batch_bytes", r.max_batch_bytes)?;
+                positive("visibility_timeout_ms", r.visibility_timeout_ms)?;
+                positive("poll_interval_ms", r.poll_interval_ms)?;
+                positive("command_timeout_ms", r.command_timeout_ms)?;
+                if r.poll_interval_ms >= r.visibility_timeout_ms {
+                    return Err(QueueConfigError::Invalid {
+                        key: "poll_interval_ms",
+                        message: format!(
+                            "{} must be below visibility_timeout_ms ({})",
+                            r.poll_interval_ms, r.visibility_timeout_ms
+                        ),
+                    });
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Validates `config` and opens the queue it describes.
+///
+/// # Errors
+/// [`QueueConfigError::Invalid`] for a bad value; [`QueueConfigError::Open`]
+/// when the file cannot be opened or Redis cannot be reached.
+pub async fn build_queue(config: &QueueConfig) -> Result<Arc<dyn Queue>, QueueConfigError> {
+    config.validate()?;
+    Ok(match config {
+        QueueConfig::Memory(m) => Arc::new(MemoryQueue::new(MemoryQueueConfig {
+            max_events: usize::try_from(m.max_events).unwrap_or(usize::MAX),
+            max_bytes: usize::try_from(m.max_bytes).unwrap_or(usize::MAX),
+            visibility_timeout: Duration::from_millis(m.visibility_timeout_ms),
+        })),
+        QueueConfig::Sqlite(s) => Arc::new(
+            SqliteQueue::open(
+                &s.path,
+                SqliteQueueOptions {
+                    synchronous: s.synchronous,
+                    max_events: s.max_events,
+                    max_bytes: s.max_bytes,
+                    visibility_timeout: Duration::from_millis(s.visibility_timeout_ms),
+                    compression: s.compression.build(),
+                    ..SqliteQueueOptions::default()
+                },
+            )
+            .await
+            .map_err(|source| QueueConfigError::Open {
+                queue: "sqlite",
+                source,
+            })?,
+        ),
+        QueueConfig::Redis(r) => Arc::new(
+            RedisStreamsQueue::connect(
+                &r.url,
+                RedisQueueOptions {
+                    prefix: r.prefix.clone(),
+                    kind: r.kind.clone(),
+                    tenant_group: r.tenant_group.clone(),
+                    group: r.group.clone(),
+                    consumer: r.consumer.clone(),
+                    max_len: r.max_len,
+                    max_batch_bytes: r.max_batch_bytes,
+                    visibility_timeout: Duration::from_millis(r.visibility_timeout_ms),
+                    poll_interval: Duration::from_millis(r.poll_interval_ms),
+                    command_timeout: Duration::from_millis(r.command_timeout_ms),
+                    cluster: r.cluster,
+                    compression: r.compression.build(),
+                    ..RedisQueueOptions::default()
+                },
+            )
+            .await
+            .map_err(|source| QueueConfigError::Open {
+                queue: "redis",
+                source,
+            })?,
+        ),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn parse(toml_text: &str) -> Result<QueueConfig, String> {
+        toml::from_str::<QueueConfig>(toml_text).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn selects_each_queue_with_defaults() {
+        assert!(matches!(
+            parse("type = \"memory\"").unwrap(),
+            QueueConfig::Memory(_)
+        ));
+        let QueueConfig::Sqlite(s) = parse("type = \"sqlite\"\nsynchronous = \"full\"").unwrap()
+        else {
+            panic!("not sqlite")
+        };
+        assert_eq!(s.synchronous, SqliteSync::Full);
+        assert_eq!(s.max_events, 1_000_000);
+        let QueueConfig::Redis(r) =
+            parse("type = \"redis\"\nurl = \"rediss://cache:6380\"\nmax_len = 5").unwrap()
+        else {
+            panic!("not redis")
+        };
+        assert_eq!((r.url.as_str(), r.max_len), ("rediss://cache:6380", 5));
+        assert_eq!(QueueConfig::default().validate(), Ok(()));
+    }
+
+    #[test]
+    fn unknown_types_and_keys_are_errors() {
+        let e = parse("type = \"kafka\"").unwrap_err();
+        assert!(e.contains("kafka") && e.contains("sqlite"), "{e}");
+        let e = parse("type = \"sqlite\"\nfsync = \"full\"").unwrap_err();
+        assert!(e.contains("fsync"), "{e}");
+        let e = parse("type = \"sqlite\"\nsynchronous = \"sometimes\"").unwrap_err();
+        assert!(e.contains("sometimes"), "{e}");
+    }
+
+    #[test]
+    fn validation_names_the_key() {
+        let cases: &[(&str, &str)] = &[
+            ("type = \"memory\"\nmax_events = 0", "queue.max_events"),
+            ("type = \"sqlite\"\npath = \"\"", "queue.path"),
+            (
+                "type = \"sqlite\"\nvisibility_timeout_ms = 0",
+                "queue.visibility_timeout_ms",
+            ),
+            ("type = \"redis\"\nurl = \"http://x\"", "queue.url"),
+            ("type = \"redis\"\nkind = \"a b\"", "queue.kind"),
+            (
+                "type = \"redis\"\ntenant_group = \"{x}\"",
+                "queue.tenant_group",
+            ),
+            ("type = \"redis\"\nmax_len = 0", "queue.max_len"),
+            (
+                "type = \"redis\"\npoll_interval_ms = 5000\nvisibility_timeout_ms = 1000",
+                "queue.poll_interval_ms",
+            ),
+        ];
+        for (text, key) in cases {
+            let e = parse(text).unwrap().validate().unwrap_err().to_string();
+            assert!(e.starts_with(&format!("invalid {key}:")), "{text}: {e}");
+        }
+    }
+}

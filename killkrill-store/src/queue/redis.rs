@@ -1,0 +1,775 @@
+//! The scale-out queue: Redis Streams with a consumer group.
+//!
+//! One queue is one stream, named for its kind and tenant group with a hash
+//! tag (`killkrill:{logs:default}:stream`), so the stream and its quarantine
+//! stream land in the same Redis Cluster slot, and different kinds or tenant
+//! groups spread over the cluster. Many receivers `XADD` to it; many workers
+//! read it through one consumer group, each process as its own consumer.
+//!
+//! How the contract of core's `Queue` maps onto Streams:
+//! - **Durable when `enqueue` returns**: the server has answered the `XADD`
+//!   (durability is then Redis's: `appendonly yes` with `appendfsync
+//!   always|everysec`, and replicas).
+//! - **Bounded**: a Lua script checks `XLEN` against `max_len` and adds in
+//!   one step, so concurrent receivers cannot overshoot; a full stream makes
+//!   `enqueue` poll until `wait` passes, then answer `Full`. The stream is
+//!   never trimmed by `MAXLEN` on add: that would drop unacknowledged
+//!   batches.
+//! - **Deliveries**: `XREADGROUP ... BLOCK` on a connection of its own for
+//!   each blocking reader (a blocking read on the shared multiplexed
+//!   connection would stall every other caller), with a response timeout
+//!   above the block time. Reads block at most `poll_interval` so that
+//!   reclaimable entries are noticed while idle.
+//! - **Visibility timeout**: `XAUTOCLAIM` takes entries idle in the group's
+//!   pending list for longer than `visibility_timeout` (a worker died or is
+//!   stuck); the delivery count Redis keeps becomes `attempts`.
+//! - **nack** sets the entry's idle time with `XCLAIM ... IDLE ... JUSTID` so
+//!   that `XAUTOCLAIM` picks it up after `retry_after`, without counting a
+//!   delivery.
+//! - **ack** is `XACK` + `XDEL` in one `MULTI`; `trim_acknowledged` (run
+//!   every `trim_interval`) removes, with `XTRIM MINID`, only entries older
+//!   than every pending or undelivered entry of every group — leftovers of
+//!   an ack whose `XDEL` did not happen.
+//! - `rediss://` URLs use TLS (rustls); `cluster = true` uses the cluster
+//!   client.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use killkrill_core::pipeline::{
+    Batch, BatchCodec, Compression, DeadLetter, Delivery, DeliveryId, ErrorKind, Queue, QueueError,
+    QueueStats,
+};
+use redis::aio::{
+    ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection,
+};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
+use redis::{AsyncConnectionConfig, Client, Cmd, Pipeline, RedisError, RedisFuture, Value};
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+use super::{backend, file_undecodable};
+
+/// Settings of a [`RedisStreamsQueue`].
+#[derive(Clone)]
+pub struct RedisQueueOptions {
+    /// First part of every key.
+    pub prefix: String,
+    /// What the stream carries (`logs`, `metrics`, `ingest`).
+    pub kind: String,
+    /// Which tenant group the stream serves.
+    pub tenant_group: String,
+    /// The consumer group workers read through.
+    pub group: String,
+    /// This process's consumer name; `None` makes one from the host name,
+    /// the process id and a random suffix.
+    pub consumer: Option<String>,
+    /// Most entries (batches) in the stream, delivered or not.
+    pub max_len: u64,
+    /// Largest encoded batch accepted.
+    pub max_batch_bytes: u64,
+    /// A delivery idle (unacknowledged) for this long is claimed again.
+    pub visibility_timeout: Duration,
+    /// Longest single `XREADGROUP BLOCK` (how soon an idle reader notices
+    /// reclaimable entries).
+    pub poll_interval: Duration,
+    /// Timeout of every non-blocking command.
+    pub command_timeout: Duration,
+    /// How often acknowledged leftovers are trimmed (and idle consumers
+    /// forgotten).
+    pub trim_interval: Duration,
+    /// Consumers with nothing pending and idle this long are removed from
+    /// the group (every restarted process is a new consumer).
+    pub forget_consumers_after: Duration,
+    /// Connect with the Redis Cluster client.
+    pub cluster: bool,
+    /// Compression of stored batches.
+    pub compression: Compression,
+    /// Where undecodable entries go; `None` moves them to the
+    /// `...:undecodable` stream.
+    pub dead_letter: Option<Arc<dyn DeadLetter>>,
+}
+
+impl std::fmt::Debug for RedisQueueOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisQueueOptions")
+            .field("prefix", &self.prefix)
+            .field("kind", &self.kind)
+            .field("tenant_group", &self.tenant_group)
+            .field("group", &self.group)
+            .field("consumer", &self.consumer)
+            .field("max_len", &self.max_len)
+            .field("visibility_timeout", &self.visibility_timeout)
+            .field("cluster", &self.cluster)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for RedisQueueOptions {
+    fn default() -> Self {
+        RedisQueueOptions {
+            prefix: "killkrill".into(),
+            kind: "ingest".into(),
+            tenant_group: "default".into(),
+            group: "workers".into(),
+            consumer: None,
+            max_len: 100_000,
+            max_batch_bytes: 64 << 20,
+            visibility_timeout: Duration::from_secs(60),
+            poll_interval: Duration::from_secs(1),
+            command_timeout: Duration::from_secs(5),
+            trim_interval: Duration::from_secs(30),
+            forget_consumers_after: Duration::from_secs(3600),
+            cluster: false,
+            compression: Compression::None,
+            dead_letter: None,
+        }
+    }
+}
+
+/// The stream key for a kind and tenant group; the braces are the Cluster
+/// hash tag, shared with the quarantine stream.
+pub fn stream_key(prefix: &str, kind: &str, tenant_group: &str) -> String {
+    format!("{prefix}:{{{kind}:{tenant_group}}}:stream")
+}
+
+fn quarantine_key(prefix: &str, kind: &str, tenant_group: &str) -> String {
+    format!("{prefix}:{{{kind}:{tenant_group}}}:undecodable")
+}
+
+/// Adds only when the stream holds fewer than ARGV[1] entries.
+const ADD_IF_ROOM: &str = "if redis.call('XLEN', KEYS[1]) >= tonumber(ARGV[1]) then return false end \
+return redis.call('XADD', KEYS[1], '*', 'b', ARGV[2])";
+
+/// A standalone or cluster connection.
+#[derive(Clone)]
+enum Conn {
+    Managed(ConnectionManager),
+    Plain(MultiplexedConnection),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::Managed(c) => c.req_packed_command(cmd),
+            Conn::Plain(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Managed(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Plain(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Managed(c) => c.get_db(),
+            Conn::Plain(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+// One per queue: the size difference does not matter.
+#[allow(clippy::large_enum_variant)]
+enum Connector {
+    Single(Client),
+    Cluster(ClusterClient),
+}
+
+fn rerr(what: &str, e: &RedisError) -> QueueError {
+    let kind = if e.is_io_error()
+        || e.is_timeout()
+        || e.is_connection_dropped()
+        || matches!(
+            e.code(),
+            Some("LOADING" | "BUSY" | "TRYAGAIN" | "MASTERDOWN" | "CLUSTERDOWN")
+        ) {
+        ErrorKind::Retryable
+    } else {
+        ErrorKind::Permanent
+    };
+    backend(format!("redis queue: {what}: {e}"), kind)
+}
+
+/// Stream ids `ms-seq` as one u128, and back.
+fn parse_id(id: &str) -> Option<u128> {
+    let (ms, seq) = id.split_once('-')?;
+    Some((u128::from(ms.parse::<u64>().ok()?) << 64) | u128::from(seq.parse::<u64>().ok()?))
+}
+
+fn format_id(v: u128) -> String {
+    format!("{}-{}", (v >> 64) as u64, v as u64)
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+fn default_consumer() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|s| s.trim().to_owned())
+        })
+        .unwrap_or_else(|| "host".into());
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!("{host}-{}-{nanos:08x}", std::process::id())
+}
+
+/// A bounded, at-least-once queue on one Redis stream (see the module docs).
+pub struct RedisStreamsQueue {
+    opts: RedisQueueOptions,
+    codec: BatchCodec,
+    key: String,
+    quarantine: String,
+    consumer: String,
+    connector: Connector,
+    conn: Conn,
+    /// Idle dedicated connections for blocking reads.
+    blocking: Mutex<Vec<Conn>>,
+    last_trim_ms: AtomicU64,
+}
+
+impl RedisStreamsQueue {
+    /// Connects to `url` (`redis://` or `rediss://`) and creates the
+    /// consumer group if it does not exist (with the stream).
+    ///
+    /// # Errors
+    /// [`QueueError::Backend`] when the URL is invalid or Redis cannot be
+    /// reached.
+    pub async fn connect(url: &str, opts: RedisQueueOptions) -> Result<Self, QueueError> {
+        let connector = if opts.cluster {
+            Connector::Cluster(
+                ClusterClient::builder(vec![url.to_owned()])
+                    .response_timeout(opts.command_timeout)
+                    .connection_timeout(opts.command_timeout)
+                    .build()
+                    .map_err(|e| rerr("cluster URL", &e))?,
+            )
+        } else {
+            Connector::Single(Client::open(url).map_err(|e| rerr("URL", &e))?)
+        };
+        let conn = match &connector {
+            Connector::Single(c) => Conn::Managed(
+                c.get_connection_manager_with_config(
+                    ConnectionManagerConfig::new()
+                        .set_response_timeout(Some(opts.command_timeout))
+                        .set_connection_timeout(Some(opts.command_timeout))
+                        .set_number_of_retries(3),
+                )
+                .await
+                .map_err(|e| rerr("connecting", &e))?,
+            ),
+            Connector::Cluster(c) => Conn::Cluster(
+                c.get_async_connection()
+                    .await
+                    .map_err(|e| rerr("connecting", &e))?,
+            ),
+        };
+        let key = stream_key(&opts.prefix, &opts.kind, &opts.tenant_group);
+        let quarantine = quarantine_key(&opts.prefix, &opts.kind, &opts.tenant_group);
+        let consumer = opts.consumer.clone().unwrap_or_else(default_consumer);
+        let q = RedisStreamsQueue {
+            codec: BatchCodec::new().with_compression(opts.compression),
+            key,
+            quarantine,
+            consumer,
+            connector,
+            conn,
+            blocking: Mutex::new(Vec::new()),
+            last_trim_ms: AtomicU64::new(now_ms()),
+            opts,
+        };
+        q.create_group().await?;
+        Ok(q)
+    }
+
+    /// The stream's key.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// This process's consumer name.
+    pub fn consumer(&self) -> &str {
+        &self.consumer
+    }
+
+    async fn create_group(&self) -> Result<(), QueueError> {
+        let r: Result<(), RedisError> = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(&self.key)
+            .arg(&self.opts.group)
+            .arg("0")
+            .arg("MKSTREAM")
+            .query_async(&mut self.conn.clone())
+            .await;
+        match r {
+            Ok(()) => Ok(()),
+            Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
+            Err(e) => Err(rerr("creating the consumer group", &e)),
+        }
+    }
+
+    async fn blocking_conn(&self) -> Result<Conn, QueueError> {
+        if let Some(c) = self.blocking.lock().await.pop() {
+            return Ok(c);
+        }
+        let timeout = self.opts.poll_interval + self.opts.command_timeout;
+        match &self.connector {
+            Connector::Single(c) => Ok(Conn::Plain(
+                c.get_multiplexed_async_connection_with_config(
+                    &AsyncConnectionConfig::new()
+                        .set_response_timeout(Some(timeout))
+                        .set_connection_timeout(Some(self.opts.command_timeout)),
+                )
+                .await
+                .map_err(|e| rerr("opening a reader connection", &e))?,
+            )),
+            // A cluster connection of its own, so the blocking read has its
+            // own node connections.
+            Connector::Cluster(c) => Ok(Conn::Cluster(
+                c.get_async_connection_with_config(
+                    redis::cluster::ClusterConfig::new().set_response_timeout(timeout),
+                )
+                .await
+                .map_err(|e| rerr("opening a reader connection", &e))?,
+            )),
+        }
+    }
+
+    /// Turns stream entries into deliveries; undecodable ones are filed or
+    /// quarantined and acknowledged.
+    async fn deliveries(
+        &self,
+        entries: Vec<StreamId>,
+        counts: &[u32],
+    ) -> Result<Vec<Delivery>, QueueError> {
+        let mut out = Vec::with_capacity(entries.len());
+        for (i, e) in entries.into_iter().enumerate() {
+            let attempts = counts.get(i).copied().unwrap_or(1).max(1);
+            let Some(id) = parse_id(&e.id) else {
+                continue;
+            };
+            let bytes = match e.map.get("b") {
+                Some(Value::BulkString(b)) => b.clone(),
+                _ => Vec::new(),
+            };
+            match self.codec.decode(&bytes) {
+                Ok(batch) => out.push(Delivery {
+                    id: DeliveryId::from_u128(id),
+                    batch: Arc::new(batch),
+                    attempts,
+                }),
+                Err(err) => {
+                    let filed = file_undecodable(
+                        "redis",
+                        self.opts.dead_letter.as_ref(),
+                        &bytes,
+                        &err,
+                        attempts,
+                    )
+                    .await;
+                    if !filed {
+                        let _: String = redis::cmd("XADD")
+                            .arg(&self.quarantine)
+                            .arg("*")
+                            .arg("b")
+                            .arg(&bytes[..])
+                            .arg("error")
+                            .arg(err.to_string())
+                            .arg("id")
+                            .arg(&e.id)
+                            .query_async(&mut self.conn.clone())
+                            .await
+                            .map_err(|e| rerr("quarantining an entry", &e))?;
+                    }
+                    self.ack(&[DeliveryId::from_u128(id)]).await?;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Claims entries idle longer than the visibility timeout.
+    async fn reclaim(&self, max: usize) -> Result<Vec<Delivery>, QueueError> {
+        let mut conn = self.conn.clone();
+        let reply: StreamAutoClaimReply = redis::cmd("XAUTOCLAIM")
+            .arg(&self.key)
+            .arg(&self.opts.group)
+            .arg(&self.consumer)
+            .arg(self.opts.visibility_timeout.as_millis() as u64)
+            .arg("0-0")
+            .arg("COUNT")
+            .arg(max)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| rerr("XAUTOCLAIM", &e))?;
+        if reply.claimed.is_empty() {
+            return Ok(Vec::new());
+        }
+        // The delivery counts, which XAUTOCLAIM has just raised.
+        let mut p = redis::pipe();
+        for e in &reply.claimed {
+            p.cmd("XPENDING")
+                .arg(&self.key)
+                .arg(&self.opts.group)
+                .arg(&e.id)
+                .arg(&e.id)
+                .arg(1);
+        }
+        let pending: Vec<Vec<(String, String, u64, u64)>> = p
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| rerr("XPENDING", &e))?;
+        let counts: Vec<u32> = pending
+            .iter()
+            .map(|v| {
+                v.first()
+                    .map_or(1, |p| u32::try_from(p.3).unwrap_or(u32::MAX))
+            })
+            .collect();
+        metrics::counter!("killkrill_queue_reclaimed_batches_total", "queue" => "redis")
+            .increment(reply.claimed.len() as u64);
+        self.deliveries(reply.claimed, &counts).await
+    }
+
+    async fn read_new(&self, max: usize, block: Duration) -> Result<Vec<Delivery>, QueueError> {
+        let mut conn = self.blocking_conn().await?;
+        let mut cmd = redis::cmd("XREADGROUP");
+        cmd.arg("GROUP")
+            .arg(&self.opts.group)
+            .arg(&self.consumer)
+            .arg("COUNT")
+            .arg(max);
+        let block_ms = block.as_millis() as u64;
+        if block_ms > 0 {
+            cmd.arg("BLOCK").arg(block_ms);
+        }
+        cmd.arg("STREAMS").arg(&self.key).arg(">");
+        let r: Result<Option<StreamReadReply>, RedisError> = cmd.query_async(&mut conn).await;
+        match r {
+            Ok(reply) => {
+                self.blocking.lock().await.push(conn);
+                let entries: Vec<StreamId> = reply
+                    .map(|r| r.keys.into_iter().flat_map(|k| k.ids).collect())
+                    .unwrap_or_default();
+                let ones = vec![1; entries.len()];
+                self.deliveries(entries, &ones).await
+            }
+            Err(e) => {
+                // The connection is dropped, not reused.
+                if e.code() == Some("NOGROUP") {
+                    // The stream was deleted under us: recreate the group.
+                    self.create_group().await?;
+                    return Ok(Vec::new());
+                }
+                Err(rerr("XREADGROUP", &e))
+            }
+        }
+    }
+
+    /// Removes entries that every consumer group has acknowledged (older than
+    /// each group's oldest pending and oldest undelivered entry). Returns how
+    /// many were removed.
+    ///
+    /// # Errors
+    /// [`QueueError::Backend`].
+    pub async fn trim_acknowledged(&self) -> Result<u64, QueueError> {
+        let mut conn = self.conn.clone();
+        let groups: Vec<std::collections::HashMap<String, Value>> = redis::cmd("XINFO")
+            .arg("GROUPS")
+            .arg(&self.key)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| rerr("XINFO GROUPS", &e))?;
+        let mut floor: Option<u128> = None;
+        for g in groups {
+            let text = |k: &str| match g.get(k) {
+                Some(Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
+                Some(Value::SimpleString(s)) => s.clone(),
+                _ => String::new(),
+            };
+            let name = text("name");
+            let Some(last) = parse_id(&text("last-delivered-id")) else {
+                return Ok(0);
+            };
+            // Everything after the last delivered id is still to be read.
+            let mut keep = last.saturating_add(1);
+            let summary: (u64, Option<String>, Option<String>, Value) = redis::cmd("XPENDING")
+                .arg(&self.key)
+                .arg(&name)
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| rerr("XPENDING", &e))?;
+            if let Some(min) = summary.1.as_deref().and_then(parse_id) {
+                keep = keep.min(min);
+            }
+            floor = Some(floor.map_or(keep, |f: u128| f.min(keep)));
+        }
+        let Some(floor) = floor else {
+            return Ok(0);
+        };
+        let n: u64 = redis::cmd("XTRIM")
+            .arg(&self.key)
+            .arg("MINID")
+            .arg(format_id(floor))
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| rerr("XTRIM", &e))?;
+        if n > 0 {
+            metrics::counter!("killkrill_queue_trimmed_entries_total", "queue" => "redis")
+                .increment(n);
+        }
+        Ok(n)
+    }
+
+    async fn maybe_trim(&self) {
+        let now = now_ms();
+        let last = self.last_trim_ms.load(Ordering::Relaxed);
+        if now.saturating_sub(last) < self.opts.trim_interval.as_millis() as u64
+            || self
+                .last_trim_ms
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        if let Err(e) = self.trim_acknowledged().await {
+            tracing::warn!(error = %e, stream = %self.key, "trimming acknowledged entries failed");
+        }
+        if let Err(e) = self.forget_idle_consumers().await {
+            tracing::warn!(error = %e, stream = %self.key, "removing idle consumers failed");
+        }
+    }
+
+    /// Removes consumers of this queue's group that hold no pending entry
+    /// and have been idle longer than `forget_consumers_after` (never this
+    /// one). A consumer with pending entries is kept: removing it would drop
+    /// them from the pending list, out of reach of `XAUTOCLAIM`. Returns how
+    /// many were removed.
+    ///
+    /// # Errors
+    /// [`QueueError::Backend`].
+    pub async fn forget_idle_consumers(&self) -> Result<u64, QueueError> {
+        let mut conn = self.conn.clone();
+        let consumers: Vec<std::collections::HashMap<String, Value>> = redis::cmd("XINFO")
+            .arg("CONSUMERS")
+            .arg(&self.key)
+            .arg(&self.opts.group)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| rerr("XINFO CONSUMERS", &e))?;
+        let limit = self.opts.forget_consumers_after.as_millis() as i64;
+        let mut removed = 0;
+        for c in consumers {
+            let int = |k: &str| match c.get(k) {
+                Some(Value::Int(i)) => *i,
+                _ => -1,
+            };
+            let name = match c.get("name") {
+                Some(Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
+                Some(Value::SimpleString(s)) => s.clone(),
+                _ => continue,
+            };
+            if name == self.consumer || int("pending") != 0 || int("idle") < limit {
+                continue;
+            }
+            let pending: i64 = redis::cmd("XGROUP")
+                .arg("DELCONSUMER")
+                .arg(&self.key)
+                .arg(&self.opts.group)
+                .arg(&name)
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| rerr("XGROUP DELCONSUMER", &e))?;
+            if pending > 0 {
+                // It read something between the listing and the removal.
+                tracing::warn!(consumer = %name, pending, "removed consumer had pending entries");
+            }
+            removed += 1;
+        }
+        Ok(removed)
+    }
+
+    /// Deletes the stream and its quarantine (tests, and taking a queue out
+    /// of service).
+    ///
+    /// # Errors
+    /// [`QueueError::Backend`].
+    pub async fn destroy(&self) -> Result<(), QueueError> {
+        let _: u64 = redis::cmd("DEL")
+            .arg(&self.key)
+            .arg(&self.quarantine)
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(|e| rerr("DEL", &e))?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Queue for RedisStreamsQueue {
+    fn name(&self) -> &str {
+        "redis"
+    }
+
+    async fn enqueue(&self, batch: Batch, wait: Duration) -> Result<(), QueueError> {
+        let payload = self
+            .codec
+            .encode_to_vec(&batch)
+            .map_err(|e| backend(format!("encoding a batch: {e}"), ErrorKind::Permanent))?;
+        if payload.len() as u64 > self.opts.max_batch_bytes {
+            return Err(QueueError::TooLarge {
+                size: payload.len() as u64,
+                limit: self.opts.max_batch_bytes,
+                unit: "bytes",
+            });
+        }
+        let start = Instant::now();
+        let deadline = start + wait;
+        let mut pause = Duration::from_millis(5);
+        let mut conn = self.conn.clone();
+        loop {
+            let added: Option<String> = redis::cmd("EVAL")
+                .arg(ADD_IF_ROOM)
+                .arg(1)
+                .arg(&self.key)
+                .arg(self.opts.max_len)
+                .arg(&payload[..])
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| rerr("XADD", &e))?;
+            if added.is_some() {
+                return Ok(());
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(QueueError::Full {
+                    waited: start.elapsed(),
+                });
+            }
+            // Room appears when another process acknowledges: poll.
+            tokio::time::sleep(pause.min(deadline - now)).await;
+            pause = (pause * 2).min(Duration::from_millis(200));
+        }
+    }
+
+    async fn dequeue(&self, max: usize, wait: Duration) -> Result<Vec<Delivery>, QueueError> {
+        let max = max.max(1);
+        let deadline = Instant::now() + wait;
+        self.maybe_trim().await;
+        loop {
+            let back = self.reclaim(max).await?;
+            if !back.is_empty() {
+                return Ok(back);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            let block = left.min(self.opts.poll_interval);
+            let new = self.read_new(max, block).await?;
+            if !new.is_empty() || Instant::now() >= deadline {
+                return Ok(new);
+            }
+        }
+    }
+
+    async fn ack(&self, ids: &[DeliveryId]) -> Result<(), QueueError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<String> = ids.iter().map(|i| format_id(i.as_u128())).collect();
+        let mut p = redis::pipe();
+        p.atomic()
+            .cmd("XACK")
+            .arg(&self.key)
+            .arg(&self.opts.group)
+            .arg(&ids)
+            .ignore()
+            .cmd("XDEL")
+            .arg(&self.key)
+            .arg(&ids)
+            .ignore();
+        let () = p
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(|e| rerr("XACK/XDEL", &e))?;
+        Ok(())
+    }
+
+    async fn nack(&self, id: DeliveryId, retry_after: Duration) -> Result<(), QueueError> {
+        let idle = self
+            .opts
+            .visibility_timeout
+            .saturating_sub(retry_after)
+            .as_millis() as u64;
+        let _: Value = redis::cmd("XCLAIM")
+            .arg(&self.key)
+            .arg(&self.opts.group)
+            .arg(&self.consumer)
+            .arg(0)
+            .arg(format_id(id.as_u128()))
+            .arg("IDLE")
+            .arg(idle)
+            .arg("JUSTID")
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(|e| rerr("XCLAIM", &e))?;
+        Ok(())
+    }
+
+    async fn stats(&self) -> Result<QueueStats, QueueError> {
+        let mut p = redis::pipe();
+        p.cmd("XLEN")
+            .arg(&self.key)
+            .cmd("XPENDING")
+            .arg(&self.key)
+            .arg(&self.opts.group)
+            .cmd("XRANGE")
+            .arg(&self.key)
+            .arg("-")
+            .arg("+")
+            .arg("COUNT")
+            .arg(1);
+        #[allow(clippy::type_complexity)]
+        let (len, pending, first): (
+            u64,
+            (u64, Option<String>, Option<String>, Value),
+            Vec<(String, Value)>,
+        ) = p
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(|e| rerr("stats", &e))?;
+        let oldest = first
+            .first()
+            .and_then(|(id, _)| parse_id(id))
+            .map(|v| Duration::from_millis(now_ms().saturating_sub((v >> 64) as u64)));
+        Ok(QueueStats {
+            batches: len,
+            events: None,
+            bytes: None,
+            in_flight: pending.0,
+            oldest_unacked: oldest,
+        })
+    }
+}

@@ -1,0 +1,296 @@
+//! What only the durable queues do: space reclamation, quarantine of bytes
+//! that no longer decode, exclusive ownership of the SQLite file, trimming
+//! of acknowledged Redis entries.
+#![allow(clippy::unwrap_used, clippy::print_stderr)]
+
+mod queue_support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use killkrill_core::pipeline::{DeadLetterReason, MemoryDeadLetter, Queue, QueueError};
+use killkrill_store::queue::{RedisStreamsQueue, SqliteQueue, SqliteQueueOptions};
+use queue_support::*;
+use sqlx::Connection;
+
+fn shape(batches: u64, events: u64) -> Shape {
+    Shape {
+        batches,
+        events,
+        visibility: Duration::from_secs(30),
+    }
+}
+
+#[tokio::test]
+async fn sqlite_gives_space_back_after_acks() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.db");
+    let q = SqliteQueue::open(
+        &path,
+        SqliteQueueOptions {
+            vacuum_free_pages: 16,
+            ..sqlite_options(shape(10_000, 10))
+        },
+    )
+    .await
+    .unwrap();
+    for i in 0..300 {
+        let mut b = batch(i, 10);
+        for r in &mut b.logs {
+            r.message = Some(vec![b'x'; 1_000]);
+        }
+        q.try_enqueue(b).await.unwrap();
+    }
+    let (full, _) = q.pages().await.unwrap();
+    assert!(full > 500, "{full} pages for ~3 MB");
+    let ds = collect(&q, 300, Duration::from_secs(10)).await;
+    assert_eq!(ds.len(), 300);
+    for chunk in ds.chunks(50) {
+        let ids: Vec<_> = chunk.iter().map(|d| d.id).collect();
+        q.ack(&ids).await.unwrap();
+    }
+    let (pages, free) = q.pages().await.unwrap();
+    assert!(pages < full / 10, "{pages} pages left of {full}");
+    assert!(free <= 16, "{free} free pages");
+    let s = q.stats().await.unwrap();
+    assert_eq!((s.batches, s.events, s.bytes), (0, Some(0), Some(0)));
+}
+
+#[tokio::test]
+async fn sqlite_refuses_a_second_owner_and_oversized_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.db");
+    let q = open_sqlite(&path, shape(10, 1)).await;
+    q.try_enqueue(batch(1, 1)).await.unwrap();
+    // A second process (or queue object) cannot use the same file.
+    let second = SqliteQueue::open(&path, sqlite_options(shape(10, 1))).await;
+    assert!(
+        matches!(second, Err(QueueError::Backend { .. })),
+        "second owner opened the queue"
+    );
+    assert_eq!(
+        q.try_enqueue(batch(2, 11)).await.unwrap_err(),
+        QueueError::TooLarge {
+            size: 11,
+            limit: 10,
+            unit: "events"
+        }
+    );
+    q.close();
+    assert_eq!(
+        q.try_enqueue(batch(3, 1)).await.unwrap_err(),
+        QueueError::Closed
+    );
+    // Closed for new batches, not for the ones held.
+    assert_eq!(ids(&q.dequeue(5, Duration::ZERO).await.unwrap()), [1]);
+}
+
+async fn corrupt_first_row(path: &std::path::Path) {
+    let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    let n = sqlx::query(
+        "UPDATE queue SET payload = X'4B4B42FF00' WHERE seq = (SELECT MIN(seq) FROM queue)",
+    )
+    .execute(&mut c)
+    .await
+    .unwrap()
+    .rows_affected();
+    assert_eq!(n, 1);
+    c.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn sqlite_quarantines_or_dead_letters_undecodable_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.db");
+    {
+        let q = open_sqlite(&path, shape(100, 1)).await;
+        for i in 1..=3 {
+            q.try_enqueue(batch(i, 1)).await.unwrap();
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    corrupt_first_row(&path).await;
+    // Without a dead-letter store: quarantined in the file, the rest flows.
+    let q = open_sqlite(&path, shape(100, 1)).await;
+    let ds = q.dequeue(10, Duration::ZERO).await.unwrap();
+    assert_eq!(ids(&ds), [2, 3]);
+    assert_eq!(q.quarantined().await.unwrap(), 1);
+    assert_eq!(q.stats().await.unwrap().batches, 2);
+    q.ack(&[ds[0].id, ds[1].id]).await.unwrap();
+    q.try_enqueue(batch(4, 1)).await.unwrap();
+    q.try_enqueue(batch(5, 1)).await.unwrap();
+    drop(q);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    corrupt_first_row(&path).await;
+    // With one: filed there, with the reason and the bytes.
+    let dl = Arc::new(MemoryDeadLetter::new(10));
+    let q = SqliteQueue::open(
+        &path,
+        SqliteQueueOptions {
+            dead_letter: Some(dl.clone()),
+            visibility_timeout: Duration::from_millis(100),
+            ..sqlite_options(shape(100, 1))
+        },
+    )
+    .await
+    .unwrap();
+    let ds = q.dequeue(10, Duration::ZERO).await.unwrap();
+    assert_eq!(ids(&ds), [5]);
+    let letters = dl.entries();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].reason, DeadLetterReason::Undecodable);
+    assert!(!letters[0].error.is_empty());
+    assert_eq!(q.quarantined().await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn redis_trims_only_acknowledged_entries() {
+    let Some(f) = make(Kind::Redis, "trim", shape(100, 1)).await else {
+        return;
+    };
+    let r = f.redis.clone().unwrap();
+    for i in 1..=4 {
+        r.try_enqueue(batch(i, 1)).await.unwrap();
+    }
+    let ds = r.dequeue(3, Duration::ZERO).await.unwrap();
+    assert_eq!(ids(&ds), [1, 2, 3]);
+    // Acknowledge 1 and 3 without deleting them (as if XDEL had been lost).
+    let url = redis_url().unwrap();
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    let id_text = |d: &killkrill_core::pipeline::Delivery| {
+        let v = d.id.as_u128();
+        format!("{}-{}", (v >> 64) as u64, v as u64)
+    };
+    let n: u64 = redis::cmd("XACK")
+        .arg(r.key())
+        .arg("workers")
+        .arg(id_text(&ds[0]))
+        .arg(id_text(&ds[2]))
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(n, 2);
+    // Only 1 goes: 2 is pending, 3 is acknowledged but newer than 2, 4 is
+    // undelivered.
+    assert_eq!(r.trim_acknowledged().await.unwrap(), 1);
+    assert_eq!(r.stats().await.unwrap().batches, 3);
+    r.ack(&[ds[1].id]).await.unwrap();
+    assert_eq!(r.trim_acknowledged().await.unwrap(), 1);
+    // 4 has not been read: it stays.
+    assert_eq!(r.trim_acknowledged().await.unwrap(), 0);
+    assert_eq!(ids(&r.dequeue(5, Duration::ZERO).await.unwrap()), [4]);
+    f.finish().await;
+}
+
+#[tokio::test]
+async fn redis_quarantines_undecodable_entries() {
+    let Some(f) = make(Kind::Redis, "poison", shape(100, 1)).await else {
+        return;
+    };
+    let r: Arc<RedisStreamsQueue> = f.redis.clone().unwrap();
+    let url = redis_url().unwrap();
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    let _: String = redis::cmd("XADD")
+        .arg(r.key())
+        .arg("*")
+        .arg("b")
+        .arg(&b"not a batch"[..])
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    r.try_enqueue(batch(2, 1)).await.unwrap();
+    let ds = r.dequeue(10, Duration::ZERO).await.unwrap();
+    assert_eq!(ids(&ds), [2]);
+    let quarantine = r.key().replace(":stream", ":undecodable");
+    let n: u64 = redis::cmd("XLEN")
+        .arg(&quarantine)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    let s = r.stats().await.unwrap();
+    assert_eq!((s.batches, s.in_flight), (1, 1));
+    f.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_group_commits_concurrent_enqueues_and_survives_cancelled_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.db");
+    let q = Arc::new(open_sqlite(&path, shape(1_000, 3)).await);
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..200 {
+        let q = q.clone();
+        set.spawn(async move { q.enqueue(batch(i, 3), Duration::from_secs(5)).await });
+    }
+    while let Some(r) = set.join_next().await {
+        r.unwrap().unwrap();
+    }
+    // An enqueue whose caller gives up (a client hanging up) after the
+    // batch was handed over: stored, and counted, all the same.
+    // Polled exactly once, then dropped.
+    let finished = tokio::select! {
+        biased;
+        r = q.enqueue(batch(500, 3), Duration::ZERO) => Some(r),
+        () = std::future::ready(()) => None,
+    };
+    assert!(
+        finished.is_none(),
+        "the enqueue finished in its first poll: {finished:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let s = q.stats().await.unwrap();
+    assert_eq!((s.batches, s.events), (201, Some(603)));
+    let all = collect(&*q, 201, Duration::from_secs(5)).await;
+    let mut got = ids(&all);
+    got.sort_unstable();
+    let mut want: Vec<u128> = (0..200).collect();
+    want.push(500);
+    assert_eq!(got, want);
+    q.shutdown().await;
+    // The counters agree with the file.
+    let q = open_sqlite(&path, shape(1_000, 3)).await;
+    let s = q.stats().await.unwrap();
+    assert_eq!((s.batches, s.events, s.in_flight), (201, Some(603), 201));
+}
+
+#[tokio::test]
+async fn redis_forgets_idle_consumers_without_pending_entries() {
+    let Some(f) = make(Kind::Redis, "consumers", shape(100, 1)).await else {
+        return;
+    };
+    let r = f.redis.clone().unwrap();
+    let url = redis_url().unwrap();
+    let group = f.redis_group.clone().unwrap();
+    let ghost = |name: &str| {
+        let mut o = redis_options(&group, shape(100, 1));
+        o.consumer = Some(name.into());
+        o.forget_consumers_after = Duration::from_millis(100);
+        o
+    };
+    // "idle" takes and acknowledges a batch; "holder" keeps one pending.
+    r.try_enqueue(batch(1, 1)).await.unwrap();
+    r.try_enqueue(batch(2, 1)).await.unwrap();
+    let idle = RedisStreamsQueue::connect(&url, ghost("idle"))
+        .await
+        .unwrap();
+    let d = idle.dequeue(1, Duration::ZERO).await.unwrap();
+    assert_eq!(ids(&d), [1]);
+    idle.ack(&[d[0].id]).await.unwrap();
+    let holder = RedisStreamsQueue::connect(&url, ghost("holder"))
+        .await
+        .unwrap();
+    assert_eq!(ids(&holder.dequeue(1, Duration::ZERO).await.unwrap()), [2]);
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let judge = RedisStreamsQueue::connect(&url, ghost("judge"))
+        .await
+        .unwrap();
+    assert_eq!(judge.forget_idle_consumers().await.unwrap(), 1);
+    assert_eq!(judge.forget_idle_consumers().await.unwrap(), 0);
+    assert_eq!(judge.stats().await.unwrap().in_flight, 1);
+    f.finish().await;
+}
