@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 
-use super::metric_store::{SeriesId, series_id};
+use super::metric_store::{MAX_METRIC_NAME_LEN, SeriesId, series_id};
 use super::sample_codec::encode_samples;
 use super::{ErrorKind, StoreError};
 use crate::event::{Labels, MetricSample, MetricText, Tenant};
@@ -105,9 +105,9 @@ pub fn prepare_samples(
                 s.name
             )));
         };
-        if s.name.is_empty() {
+        if s.name.is_empty() || s.name.len() > MAX_METRIC_NAME_LEN {
             return Err(StoreError::invalid(format!(
-                "metric sample {i} has an empty name"
+                "metric sample {i} has an empty name or one longer than {MAX_METRIC_NAME_LEN} bytes"
             )));
         }
         if let Some(t) = &s.tenant

@@ -16,7 +16,7 @@ use super::label_matcher::matches_all;
 use super::metric_chunk::prepare_samples;
 use super::metric_store::{
     MetricRetentionReport, MetricStore, MetricWriteReport, Series, SeriesId, SeriesInfo,
-    SeriesRollups, series_id,
+    SeriesRollups, seen_bounds, series_id,
 };
 use super::{ErrorKind, LabelMatcher, StoreError, TimeRange};
 use crate::aggregate::{BatchId, PartialRollup, Resolution, Rollup};
@@ -110,8 +110,8 @@ impl MetricStore for MemoryMetricStore {
                     id: s.id,
                     name: s.name.clone(),
                     labels: s.labels.clone(),
-                    first_seen: Timestamp::from_nanos(first.0),
-                    last_seen: Timestamp::from_nanos(last.0),
+                    first_seen: seen_bounds(first.0, last.0).0,
+                    last_seen: seen_bounds(first.0, last.0).1,
                 },
             );
             let pts = d.points.entry(s.id).or_default();
@@ -151,8 +151,16 @@ impl MetricStore for MemoryMetricStore {
                     id,
                     name: k.series.name.clone(),
                     labels: k.series.labels.clone(),
-                    first_seen: p.rollup.first().timestamp,
-                    last_seen: p.rollup.last().timestamp,
+                    first_seen: seen_bounds(
+                        p.rollup.first().timestamp.as_nanos(),
+                        p.rollup.last().timestamp.as_nanos(),
+                    )
+                    .0,
+                    last_seen: seen_bounds(
+                        p.rollup.first().timestamp.as_nanos(),
+                        p.rollup.last().timestamp.as_nanos(),
+                    )
+                    .1,
                 },
             );
             d.rollups.insert(
@@ -179,6 +187,9 @@ impl MetricStore for MemoryMetricStore {
         let Some(d) = g.get(tenant) else {
             return Ok(Vec::new());
         };
+        if range.is_empty() {
+            return Ok(Vec::new());
+        }
         let v: Vec<SeriesInfo> = matching(d, matchers, range).cloned().collect();
         Ok(sorted(v, |s| (s.name.as_str(), &s.labels)))
     }

@@ -14,7 +14,10 @@
 //!
 //! A series is "in" a range when `[first_seen, last_seen]` overlaps it,
 //! where first/last seen are the smallest and largest *sample* timestamps
-//! ever written for it (not wall-clock times).
+//! ever written for it (not wall-clock times), widened to whole hours
+//! ([`SEEN_GRANULARITY`]). The widening is what keeps steady ingest cheap:
+//! a series row changes at most once per hour instead of on every write
+//! (Prometheus' own index is even coarser: two-hour blocks).
 //!
 //! Writes are idempotent: a sample is identified by (tenant, series, ts),
 //! rewriting the same samples in any batching changes no query result, and
@@ -62,6 +65,22 @@ pub fn series_id(name: &str, labels: &Labels) -> SeriesId {
     SeriesId(h.digest())
 }
 
+/// Granularity of [`SeriesInfo::first_seen`] / [`SeriesInfo::last_seen`]:
+/// one hour, in nanoseconds.
+pub const SEEN_GRANULARITY: i64 = 3_600 * crate::event::NANOS_PER_SEC;
+
+/// `[first_seen, last_seen]` of samples from `min` to `max` (ns): `min`
+/// floored and `max` ceiled to [`SEEN_GRANULARITY`] (end inclusive).
+pub fn seen_bounds(min: i64, max: i64) -> (Timestamp, Timestamp) {
+    let g = SEEN_GRANULARITY;
+    let lo = min - min.rem_euclid(g);
+    let hi = (max - max.rem_euclid(g)).saturating_add(g - 1);
+    (Timestamp::from_nanos(lo), Timestamp::from_nanos(hi))
+}
+
+/// Longest metric name accepted, in bytes (the same on every backend).
+pub const MAX_METRIC_NAME_LEN: usize = 1024;
+
 /// A series as the index knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SeriesInfo {
@@ -71,9 +90,10 @@ pub struct SeriesInfo {
     pub name: MetricText,
     /// Labels (without `__name__`).
     pub labels: Labels,
-    /// Smallest sample timestamp written.
+    /// Smallest sample timestamp written, floored to the hour.
     pub first_seen: Timestamp,
-    /// Largest sample timestamp written.
+    /// Largest sample timestamp written, ceiled to the hour (inclusive:
+    /// `hh:59:59.999999999`).
     pub last_seen: Timestamp,
 }
 

@@ -39,8 +39,8 @@ pub use log_store::{LogStore, ScanOrder, SummaryRequest, WriteReport};
 pub use memory::MemoryLogStore;
 pub use metric_memory::MemoryMetricStore;
 pub use metric_store::{
-    MetricRetentionReport, MetricStore, MetricWriteReport, Series, SeriesId, SeriesInfo,
-    SeriesRollups, series_id,
+    MAX_METRIC_NAME_LEN, MetricRetentionReport, MetricStore, MetricWriteReport, SEEN_GRANULARITY,
+    Series, SeriesId, SeriesInfo, SeriesRollups, seen_bounds, series_id,
 };
 pub use range::TimeRange;
 pub use retention::{RetentionPolicy, RetentionReport, apply_retention};
