@@ -72,12 +72,15 @@ fn matcher_pool() -> Vec<LabelMatcher> {
     ]
 }
 
+/// Indexes into the matcher pool, optional range in steps.
+type Query = (Vec<usize>, Option<(i64, i64)>);
+
 #[derive(Debug, Clone)]
 struct Case {
     samples: Vec<RawSample>,
     cuts: Vec<bool>,
     dup: Option<usize>,
-    queries: Vec<(Vec<usize>, Option<(i64, i64)>)>,
+    queries: Vec<Query>,
 }
 
 fn arb_case() -> impl Strategy<Value = Case> {
