@@ -152,6 +152,42 @@ macro_rules! rollup_tx_body {
     }};
 }
 
+/// PostgreSQL: all chunk rows in one statement, columns as arrays
+/// (`UNNEST`); no bind limit, one parse, measured faster than multi-row
+/// VALUES for both small and large writes.
+const PG_INSERT_CHUNKS: &str = "INSERT INTO metric_chunks (tenant, series_id, min_ts, chunk_id, max_ts, sample_count, data) \
+     SELECT $1, * FROM UNNEST($2::int8[], $3::int8[], $4::bytea[], $5::int8[], $6::int8[], $7::bytea[]) \
+     ON CONFLICT (tenant, series_id, min_ts, chunk_id) DO NOTHING";
+
+/// PostgreSQL: inserts chunk rows inside `tx` with arrays.
+async fn pg_insert_chunks(
+    tx: &mut sqlx::PgConnection,
+    tenant: &str,
+    chunks: &[ChunkRow<'_>],
+) -> Result<u64, StoreError> {
+    if chunks.is_empty() {
+        return Ok(0);
+    }
+    let series: Vec<i64> = chunks.iter().map(|c| c.series.as_i64()).collect();
+    let min: Vec<i64> = chunks.iter().map(|c| c.chunk.min_ts).collect();
+    let ids: Vec<&[u8]> = chunks.iter().map(|c| &c.chunk.id[..]).collect();
+    let max: Vec<i64> = chunks.iter().map(|c| c.chunk.max_ts).collect();
+    let count: Vec<i64> = chunks.iter().map(|c| i64::from(c.chunk.count)).collect();
+    let data: Vec<&[u8]> = chunks.iter().map(|c| &c.chunk.data[..]).collect();
+    Ok(sqlx::query(PG_INSERT_CHUNKS)
+        .bind(tenant)
+        .bind(series)
+        .bind(min)
+        .bind(ids)
+        .bind(max)
+        .bind(count)
+        .bind(data)
+        .execute(tx)
+        .await
+        .ctx("inserting metric chunks")?
+        .rows_affected())
+}
+
 impl Store {
     /// One sample write transaction; returns the chunks inserted.
     pub(super) async fn samples_tx(
@@ -163,7 +199,9 @@ impl Store {
         let n = match &self.backend {
             Backend::Postgres(p) => {
                 let mut tx = p.begin().await.ctx("beginning a metric write")?;
-                let n = write_tx_body!(self, tx, tenant, series, chunks);
+                let none: &[ChunkRow<'_>] = &[];
+                write_tx_body!(self, tx, tenant, series, none);
+                let n = pg_insert_chunks(&mut tx, tenant.as_str(), chunks).await?;
                 tx.commit().await.ctx("committing a metric write")?;
                 n
             }
