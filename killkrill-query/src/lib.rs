@@ -11,6 +11,7 @@
 //! `docs/src/promql.md`.
 
 mod aggregate;
+pub mod api;
 mod binary;
 mod engine;
 mod error;
@@ -18,10 +19,12 @@ mod eval;
 mod functions;
 mod histogram;
 mod labels;
+pub mod params;
 mod range_functions;
 mod source;
 mod value;
 
+pub use api::{ApiState, router};
 pub use engine::{Engine, EngineConfig, parse};
 pub use error::{ErrorKind, QueryError};
 pub use functions::supported as supported_functions;
