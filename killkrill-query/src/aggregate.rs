@@ -40,21 +40,50 @@ pub(crate) fn check_supported(a: &AggregateExpr) -> Result<(), QueryError> {
     }
 }
 
+/// Whether a label takes part in the group key.
+fn in_key(name: &str, modifier: Option<&LabelModifier>) -> bool {
+    match modifier {
+        None => false,
+        Some(LabelModifier::Include(ls)) => ls.labels.iter().any(|l| l == name),
+        Some(LabelModifier::Exclude(ls)) => {
+            name != METRIC_NAME && !ls.labels.iter().any(|l| l == name)
+        }
+    }
+}
+
 /// The group key of a label set.
 pub(crate) fn group_key(labels: &[(String, String)], modifier: Option<&LabelModifier>) -> Labels {
-    match modifier {
-        None => Vec::new(),
-        Some(LabelModifier::Include(ls)) => labels
-            .iter()
-            .filter(|(k, _)| ls.labels.iter().any(|l| l == k))
-            .cloned()
-            .collect(),
-        Some(LabelModifier::Exclude(ls)) => labels
-            .iter()
-            .filter(|(k, _)| k != METRIC_NAME && !ls.labels.iter().any(|l| l == k))
-            .cloned()
-            .collect(),
+    labels
+        .iter()
+        .filter(|(k, _)| in_key(k, modifier))
+        .cloned()
+        .collect()
+}
+
+/// Hash of the group key without building it (the hot path of
+/// `sum by (...)` over many series: no allocation per input sample).
+fn group_hash(labels: &[(String, String)], modifier: Option<&LabelModifier>) -> u64 {
+    key_hash(labels.iter().filter(|(k, _)| in_key(k, modifier)))
+}
+
+fn key_hash<'a>(pairs: impl Iterator<Item = &'a (String, String)>) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::hash::DefaultHasher::new();
+    for (k, v) in pairs {
+        k.hash(&mut h);
+        v.hash(&mut h);
     }
+    h.finish()
+}
+
+/// Whether `labels` fall into the group whose key is `key`.
+fn same_group(
+    key: &[(String, String)],
+    labels: &[(String, String)],
+    modifier: Option<&LabelModifier>,
+) -> bool {
+    key.iter()
+        .eq(labels.iter().filter(|(k, _)| in_key(k, modifier)))
 }
 
 struct Group {
@@ -104,17 +133,31 @@ pub(crate) fn eval(ctx: &Ctx, a: &AggregateExpr, ts: i64) -> Result<Value, Query
         }
     }
     let input = eval_vector(ctx, &a.expr, ts)?;
-    let mut index: HashMap<Labels, usize> = HashMap::new();
+    let mut index: HashMap<u64, Vec<usize>> = HashMap::new();
     let mut groups: Vec<Group> = Vec::new();
     for s in input {
-        let mut key = group_key(&s.labels, modifier);
-        if op == "count_values" {
+        let (hash, found, key) = if op == "count_values" {
+            let mut key = group_key(&s.labels, modifier);
             labels::set(&mut key, &value_label, &format_float(s.v));
-        }
-        let gi = match index.get(&key) {
-            Some(&i) => i,
+            let hash = key_hash(key.iter());
+            let found = index
+                .get(&hash)
+                .and_then(|c| c.iter().copied().find(|&i| groups[i].labels == key));
+            (hash, found, Some(key))
+        } else {
+            let hash = group_hash(&s.labels, modifier);
+            let found = index.get(&hash).and_then(|c| {
+                c.iter()
+                    .copied()
+                    .find(|&i| same_group(&groups[i].labels, &s.labels, modifier))
+            });
+            (hash, found, None)
+        };
+        let gi = match found {
+            Some(i) => i,
             None => {
-                index.insert(key.clone(), groups.len());
+                let key = key.unwrap_or_else(|| group_key(&s.labels, modifier));
+                index.entry(hash).or_default().push(groups.len());
                 groups.push(Group {
                     labels: key,
                     value: s.v,

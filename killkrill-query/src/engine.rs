@@ -68,6 +68,9 @@ pub(crate) fn key(vs: &VectorSelector) -> usize {
 /// Evaluation context shared by every step.
 pub(crate) struct Ctx {
     pub data: Fetched,
+    /// Selectors whose series all share one metric name, so dropping the
+    /// name cannot make two of them equal (the duplicate check is skipped).
+    pub one_name: std::collections::HashSet<usize>,
     pub start: i64,
     pub end: i64,
     pub lookback: i64,
@@ -382,6 +385,7 @@ impl Engine {
         let mut needs = Vec::new();
         plan(&expr, start, end, lookback, &mut needs)?;
         let mut data = Fetched::new();
+        let mut one_name = std::collections::HashSet::new();
         let mut samples = 0usize;
         let mut series = 0usize;
         for need in needs {
@@ -423,11 +427,21 @@ impl Engine {
                     limit: self.config.max_samples,
                 });
             }
+            let first = got
+                .first()
+                .map(|s| crate::labels::get(&s.labels, crate::labels::METRIC_NAME));
+            if got
+                .iter()
+                .all(|s| Some(crate::labels::get(&s.labels, crate::labels::METRIC_NAME)) == first)
+            {
+                one_name.insert(key(need.vs));
+            }
             data.insert(key(need.vs), got);
         }
         Ok((
             Ctx {
                 data,
+                one_name,
                 start,
                 end,
                 lookback,

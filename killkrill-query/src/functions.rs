@@ -306,10 +306,15 @@ fn eval_range_function(ctx: &Ctx, c: &Call, ts: i64) -> Result<Vec<Sample>, Quer
             }
         };
         if let Some(v) = v {
-            let mut labels = s.labels.clone();
-            if !keep_name {
-                drop_name(&mut labels);
-            }
+            let labels = if keep_name {
+                s.labels.clone()
+            } else {
+                s.labels
+                    .iter()
+                    .filter(|(k, _)| k != METRIC_NAME)
+                    .cloned()
+                    .collect()
+            };
             out.push(Sample { labels, t: ts, v });
         }
     }
@@ -323,7 +328,9 @@ fn eval_range_function(ctx: &Ctx, c: &Call, ts: i64) -> Result<Vec<Sample>, Quer
             v: 1.0,
         }]);
     }
-    check_unique(&out)?;
+    if !keep_name && !ctx.one_name.contains(&crate::engine::key(&ms.vs)) {
+        check_unique(&out)?;
+    }
     Ok(out)
 }
 

@@ -51,6 +51,15 @@ fn source() -> MemorySource {
     for (le, c) in [("0.1", 10.0), ("0.5", 20.0), ("+Inf", 30.0)] {
         s.add_str(&[("__name__", "lat_bucket"), ("le", le)], vec![(10 * M, c)]);
     }
+    // Same labels as instance "a" under another name.
+    s.add_str(
+        &[
+            ("__name__", "http_requests_copy"),
+            ("job", "api"),
+            ("instance", "a"),
+        ],
+        ts.iter().map(|&t| (t, 1.0)).collect(),
+    );
     // A series that goes stale at 2 min.
     s.add_str(
         &[("__name__", "gone")],
@@ -413,6 +422,23 @@ async fn matching_errors() {
     .await
     .unwrap_err();
     assert!(e.to_string().contains("same labelset"), "{e}");
+    let e = instant(
+        "rate({__name__=~\"http_requests_(total|copy)\", instance=\"a\"}[1m])",
+        2 * M,
+    )
+    .await
+    .unwrap_err();
+    assert!(e.to_string().contains("same labelset"), "{e}");
+    // Keeping the name keeps them apart.
+    check(
+        "last_over_time({__name__=~\"http_requests_(total|copy)\", instance=\"a\"}[1m])",
+        2 * M,
+        &[
+            ("__name__=http_requests_copy,instance=a,job=api", 1.0),
+            (A, 120.0),
+        ],
+    )
+    .await;
 }
 
 #[tokio::test]
