@@ -10,7 +10,7 @@ use promql_parser::parser::{AggregateExpr, LabelModifier};
 use crate::engine::Ctx;
 use crate::error::QueryError;
 use crate::eval::{eval_scalar, eval_string, eval_vector};
-use crate::labels::{self, Labels, METRIC_NAME};
+use crate::labels::{Labels, METRIC_NAME};
 use crate::range_functions::quantile;
 use crate::value::{Sample, Value, format_float};
 
@@ -40,8 +40,12 @@ pub(crate) fn check_supported(a: &AggregateExpr) -> Result<(), QueryError> {
     }
 }
 
-/// Whether a label takes part in the group key.
-fn in_key(name: &str, modifier: Option<&LabelModifier>) -> bool {
+/// Whether a label takes part in the group key (`name_dropped`: the input's
+/// metric name is already gone, as after `rate`).
+fn in_key(name: &str, modifier: Option<&LabelModifier>, name_dropped: bool) -> bool {
+    if name_dropped && name == METRIC_NAME {
+        return false;
+    }
     match modifier {
         None => false,
         Some(LabelModifier::Include(ls)) => ls.labels.iter().any(|l| l == name),
@@ -49,21 +53,6 @@ fn in_key(name: &str, modifier: Option<&LabelModifier>) -> bool {
             name != METRIC_NAME && !ls.labels.iter().any(|l| l == name)
         }
     }
-}
-
-/// The group key of a label set.
-pub(crate) fn group_key(labels: &[(String, String)], modifier: Option<&LabelModifier>) -> Labels {
-    labels
-        .iter()
-        .filter(|(k, _)| in_key(k, modifier))
-        .cloned()
-        .collect()
-}
-
-/// Hash of the group key without building it (the hot path of
-/// `sum by (...)` over many series: no allocation per input sample).
-fn group_hash(labels: &[(String, String)], modifier: Option<&LabelModifier>) -> u64 {
-    key_hash(labels.iter().filter(|(k, _)| in_key(k, modifier)))
 }
 
 fn key_hash<'a>(pairs: impl Iterator<Item = &'a (String, String)>) -> u64 {
@@ -76,16 +65,6 @@ fn key_hash<'a>(pairs: impl Iterator<Item = &'a (String, String)>) -> u64 {
     h.finish()
 }
 
-/// Whether `labels` fall into the group whose key is `key`.
-fn same_group(
-    key: &[(String, String)],
-    labels: &[(String, String)],
-    modifier: Option<&LabelModifier>,
-) -> bool {
-    key.iter()
-        .eq(labels.iter().filter(|(k, _)| in_key(k, modifier)))
-}
-
 struct Group {
     labels: Labels,
     value: f64,
@@ -93,6 +72,163 @@ struct Group {
     count: f64,
     samples: Vec<Sample>,
     values: Vec<f64>,
+}
+
+/// Groups samples and folds each group, without allocating a key per input
+/// sample (the hot path of `sum by (...)` over many series): a group is
+/// found by the hash of its key labels and confirmed by comparing them.
+struct Aggregator<'a> {
+    op: &'a str,
+    modifier: Option<&'a LabelModifier>,
+    value_label: &'a str,
+    index: HashMap<u64, Vec<usize>>,
+    groups: Vec<Group>,
+}
+
+impl<'a> Aggregator<'a> {
+    fn new(op: &'a str, modifier: Option<&'a LabelModifier>, value_label: &'a str) -> Self {
+        Aggregator {
+            op,
+            modifier,
+            value_label,
+            index: HashMap::new(),
+            groups: Vec::new(),
+        }
+    }
+
+    /// The group of a label set, created when new.
+    fn group(&mut self, labels: &[(String, String)], name_dropped: bool, v: f64) -> (usize, bool) {
+        let modifier = self.modifier;
+        if self.op == "count_values" {
+            let mut key: Labels = labels
+                .iter()
+                .filter(|(k, _)| in_key(k, modifier, name_dropped))
+                .cloned()
+                .collect();
+            crate::labels::set(&mut key, self.value_label, &format_float(v));
+            let hash = key_hash(key.iter());
+            if let Some(i) = self
+                .index
+                .get(&hash)
+                .and_then(|c| c.iter().copied().find(|&i| self.groups[i].labels == key))
+            {
+                return (i, false);
+            }
+            return (self.insert(hash, key, v), true);
+        }
+        let keyed = || {
+            labels
+                .iter()
+                .filter(|(k, _)| in_key(k, modifier, name_dropped))
+        };
+        let hash = key_hash(keyed());
+        if let Some(i) = self.index.get(&hash).and_then(|c| {
+            c.iter()
+                .copied()
+                .find(|&i| self.groups[i].labels.iter().eq(keyed()))
+        }) {
+            return (i, false);
+        }
+        (self.insert(hash, keyed().cloned().collect(), v), true)
+    }
+
+    fn insert(&mut self, hash: u64, labels: Labels, v: f64) -> usize {
+        self.index.entry(hash).or_default().push(self.groups.len());
+        self.groups.push(Group {
+            labels,
+            value: if matches!(self.op, "stddev" | "stdvar") {
+                0.0
+            } else {
+                v
+            },
+            mean: v,
+            count: 1.0,
+            samples: Vec::new(),
+            values: Vec::new(),
+        });
+        self.groups.len() - 1
+    }
+
+    /// Adds one value (every operator but `topk`/`bottomk`).
+    fn add(&mut self, labels: &[(String, String)], name_dropped: bool, v: f64) {
+        let (gi, new) = self.group(labels, name_dropped, v);
+        let g = &mut self.groups[gi];
+        if new {
+            if self.op == "quantile" {
+                g.values.push(v);
+            }
+            return;
+        }
+        g.count += 1.0;
+        match self.op {
+            "sum" => g.value += v,
+            "avg" => {
+                if g.mean.is_infinite() {
+                    if v.is_infinite() && (g.mean > 0.0) == (v > 0.0) {
+                        return;
+                    }
+                    if !v.is_infinite() && !v.is_nan() {
+                        return;
+                    }
+                }
+                g.mean += v / g.count - g.mean / g.count;
+            }
+            "max" if g.value < v || g.value.is_nan() => g.value = v,
+            "min" if g.value > v || g.value.is_nan() => g.value = v,
+            "stddev" | "stdvar" => {
+                let delta = v - g.mean;
+                g.mean += delta / g.count;
+                g.value += delta * (v - g.mean);
+            }
+            "quantile" => g.values.push(v),
+            _ => {}
+        }
+    }
+
+    /// Adds a whole sample (`topk`/`bottomk` keep them).
+    fn add_sample(&mut self, s: Sample) {
+        let (gi, _) = self.group(&s.labels, false, s.v);
+        self.groups[gi].samples.push(s);
+    }
+
+    fn finish(self, q: f64, k: usize, ts: i64) -> Vec<Sample> {
+        let mut out = Vec::with_capacity(self.groups.len());
+        for mut g in self.groups {
+            let v = match self.op {
+                "sum" | "min" | "max" => g.value,
+                "avg" => g.mean,
+                "stdvar" => g.value / g.count,
+                "stddev" => (g.value / g.count).sqrt(),
+                "quantile" => quantile(q, &mut g.values),
+                "topk" | "bottomk" => {
+                    let desc = self.op == "topk";
+                    g.samples
+                        .sort_by(|a, b| match (a.v.is_nan(), b.v.is_nan()) {
+                            (true, true) => std::cmp::Ordering::Equal,
+                            (true, false) => std::cmp::Ordering::Greater,
+                            (false, true) => std::cmp::Ordering::Less,
+                            _ if desc => b.v.total_cmp(&a.v),
+                            _ => a.v.total_cmp(&b.v),
+                        });
+                    g.samples.truncate(k);
+                    for mut s in g.samples {
+                        s.t = ts;
+                        out.push(s);
+                    }
+                    continue;
+                }
+                "group" => 1.0,
+                // count, count_values
+                _ => g.count,
+            };
+            out.push(Sample {
+                labels: g.labels,
+                t: ts,
+                v,
+            });
+        }
+        out
+    }
 }
 
 pub(crate) fn eval(ctx: &Ctx, a: &AggregateExpr, ts: i64) -> Result<Value, QueryError> {
@@ -132,117 +268,26 @@ pub(crate) fn eval(ctx: &Ctx, a: &AggregateExpr, ts: i64) -> Result<Value, Query
             _ => {}
         }
     }
-    let input = eval_vector(ctx, &a.expr, ts)?;
-    let mut index: HashMap<u64, Vec<usize>> = HashMap::new();
-    let mut groups: Vec<Group> = Vec::new();
-    for s in input {
-        let (hash, found, key) = if op == "count_values" {
-            let mut key = group_key(&s.labels, modifier);
-            labels::set(&mut key, &value_label, &format_float(s.v));
-            let hash = key_hash(key.iter());
-            let found = index
-                .get(&hash)
-                .and_then(|c| c.iter().copied().find(|&i| groups[i].labels == key));
-            (hash, found, Some(key))
-        } else {
-            let hash = group_hash(&s.labels, modifier);
-            let found = index.get(&hash).and_then(|c| {
-                c.iter()
-                    .copied()
-                    .find(|&i| same_group(&groups[i].labels, &s.labels, modifier))
-            });
-            (hash, found, None)
-        };
-        let gi = match found {
-            Some(i) => i,
-            None => {
-                let key = key.unwrap_or_else(|| group_key(&s.labels, modifier));
-                index.entry(hash).or_default().push(groups.len());
-                groups.push(Group {
-                    labels: key,
-                    value: s.v,
-                    mean: s.v,
-                    count: 1.0,
-                    samples: Vec::new(),
-                    values: Vec::new(),
-                });
-                let g = groups
-                    .last_mut()
-                    .ok_or_else(|| QueryError::exec("empty group"))?;
-                match op.as_str() {
-                    "stddev" | "stdvar" => g.value = 0.0,
-                    "topk" | "bottomk" => g.samples.push(s),
-                    "quantile" => g.values.push(s.v),
-                    _ => {}
-                }
-                continue;
-            }
-        };
-        let g = &mut groups[gi];
-        g.count += 1.0;
-        match op.as_str() {
-            "sum" => g.value += s.v,
-            "avg" => {
-                if g.mean.is_infinite() {
-                    if s.v.is_infinite() && (g.mean > 0.0) == (s.v > 0.0) {
-                        continue;
-                    }
-                    if !s.v.is_infinite() && !s.v.is_nan() {
-                        continue;
-                    }
-                }
-                g.mean += s.v / g.count - g.mean / g.count;
-            }
-            "max" if g.value < s.v || g.value.is_nan() => g.value = s.v,
-            "min" if g.value > s.v || g.value.is_nan() => g.value = s.v,
-            "stddev" | "stdvar" => {
-                let delta = s.v - g.mean;
-                g.mean += delta / g.count;
-                g.value += delta * (s.v - g.mean);
-            }
-            "topk" | "bottomk" => g.samples.push(s),
-            "quantile" => g.values.push(s.v),
-            _ => {}
+    check_supported(a)?;
+    let mut agg = Aggregator::new(&op, modifier, &value_label);
+    if !matches!(op.as_str(), "topk" | "bottomk") {
+        // Fused path: a range function straight into the aggregation, with
+        // no intermediate vector of relabelled samples.
+        if let Some(res) =
+            crate::functions::fold_range_function(ctx, &a.expr, ts, &mut |l, dropped, v| {
+                agg.add(l, dropped, v)
+            })
+        {
+            res?;
+            return Ok(Value::Vector(agg.finish(q, k, ts)));
         }
     }
-    let mut out = Vec::with_capacity(groups.len());
-    for mut g in groups {
-        let v = match op.as_str() {
-            "sum" | "min" | "max" => g.value,
-            "avg" => g.mean,
-            "count" | "count_values" => g.count,
-            "group" => 1.0,
-            "stdvar" => g.value / g.count,
-            "stddev" => (g.value / g.count).sqrt(),
-            "quantile" => quantile(q, &mut g.values),
-            "topk" | "bottomk" => {
-                let desc = op == "topk";
-                g.samples
-                    .sort_by(|a, b| match (a.v.is_nan(), b.v.is_nan()) {
-                        (true, true) => std::cmp::Ordering::Equal,
-                        (true, false) => std::cmp::Ordering::Greater,
-                        (false, true) => std::cmp::Ordering::Less,
-                        _ if desc => b.v.total_cmp(&a.v),
-                        _ => a.v.total_cmp(&b.v),
-                    });
-                g.samples.truncate(k);
-                for mut s in g.samples {
-                    s.t = ts;
-                    out.push(s);
-                }
-                continue;
-            }
-            other => {
-                return Err(QueryError::Unsupported(format!(
-                    "aggregation \"{other}\" is not supported by Killkrill's PromQL engine"
-                )));
-            }
-        };
-        out.push(Sample {
-            labels: g.labels,
-            t: ts,
-            v,
-        });
+    for s in eval_vector(ctx, &a.expr, ts)? {
+        if matches!(op.as_str(), "topk" | "bottomk") {
+            agg.add_sample(s);
+        } else {
+            agg.add(&s.labels, false, s.v);
+        }
     }
-    Ok(Value::Vector(out))
+    Ok(Value::Vector(agg.finish(q, k, ts)))
 }

@@ -1,7 +1,7 @@
 //! Function calls: which functions exist, and the instant-vector ones.
 //! Range functions compute in [`crate::range_functions`].
 
-use promql_parser::parser::{Call, Expr};
+use promql_parser::parser::{Call, Expr, MatrixSelector};
 use regex::Regex;
 
 use crate::engine::{Ctx, duration_ms, window};
@@ -251,22 +251,42 @@ fn absent_labels(e: &Expr) -> Labels {
     out
 }
 
-fn eval_range_function(ctx: &Ctx, c: &Call, ts: i64) -> Result<Vec<Sample>, QueryError> {
-    let name = c.func.name;
-    let (param, matrix_arg) = if name == "quantile_over_time" {
-        (eval_scalar(ctx, arg(c, 0)?, ts)?, arg(c, 1)?)
+type LabelPair = (String, String);
+
+/// The range-vector argument of a range function call.
+fn matrix_arg(c: &Call) -> Result<&MatrixSelector, QueryError> {
+    let e = if c.func.name == "quantile_over_time" {
+        arg(c, 1)?
     } else {
-        (0.0, arg(c, 0)?)
+        arg(c, 0)?
     };
-    let Expr::MatrixSelector(ms) = unparen(matrix_arg) else {
-        return Err(QueryError::Unsupported(format!(
-            "{name}: only a range selector is supported as the range-vector argument"
-        )));
+    match unparen(e) {
+        Expr::MatrixSelector(ms) => Ok(ms),
+        _ => Err(QueryError::Unsupported(format!(
+            "{}: only a range selector is supported as the range-vector argument",
+            c.func.name
+        ))),
+    }
+}
+
+/// Computes a range function for every selected series with data in its
+/// window, handing `(the series' labels, value)` to `f`; returns whether any
+/// series had data in its window.
+fn for_each_range_value(
+    ctx: &Ctx,
+    c: &Call,
+    ts: i64,
+    f: &mut dyn FnMut(&[LabelPair], f64),
+) -> Result<bool, QueryError> {
+    let name = c.func.name;
+    let param = if name == "quantile_over_time" {
+        eval_scalar(ctx, arg(c, 0)?, ts)?
+    } else {
+        0.0
     };
+    let ms = matrix_arg(c)?;
     let hi = ctx.ref_time(&ms.vs, ts);
     let lo = hi - duration_ms(ms.range);
-    let keep_name = name == "last_over_time";
-    let mut out = Vec::new();
     let mut any = false;
     for s in ctx.series(&ms.vs) {
         let w = window(&s.points, lo, hi);
@@ -274,9 +294,6 @@ fn eval_range_function(ctx: &Ctx, c: &Call, ts: i64) -> Result<Vec<Sample>, Quer
             continue;
         }
         any = true;
-        if name == "absent_over_time" {
-            continue;
-        }
         let v = match name {
             "rate" => rf::extrapolated_rate(&w, lo, hi, true, true),
             "increase" => rf::extrapolated_rate(&w, lo, hi, true, false),
@@ -299,6 +316,8 @@ fn eval_range_function(ctx: &Ctx, c: &Call, ts: i64) -> Result<Vec<Sample>, Quer
             "stddev_over_time" => rf::stdvar(&w).map(f64::sqrt),
             "stdvar_over_time" => rf::stdvar(&w),
             "present_over_time" => Some(1.0),
+            // Only whether any series has data matters.
+            "absent_over_time" => return Ok(true),
             other => {
                 return Err(QueryError::Unsupported(format!(
                     "function \"{other}\" is not supported by Killkrill's PromQL engine"
@@ -306,32 +325,71 @@ fn eval_range_function(ctx: &Ctx, c: &Call, ts: i64) -> Result<Vec<Sample>, Quer
             }
         };
         if let Some(v) = v {
-            let labels = if keep_name {
-                s.labels.clone()
-            } else {
-                s.labels
-                    .iter()
-                    .filter(|(k, _)| k != METRIC_NAME)
-                    .cloned()
-                    .collect()
-            };
-            out.push(Sample { labels, t: ts, v });
+            f(&s.labels, v);
         }
     }
+    Ok(any)
+}
+
+fn eval_range_function(ctx: &Ctx, c: &Call, ts: i64) -> Result<Vec<Sample>, QueryError> {
+    let name = c.func.name;
+    let keep_name = name == "last_over_time";
+    let mut out = Vec::new();
+    let any = for_each_range_value(ctx, c, ts, &mut |l, v| {
+        let labels = if keep_name {
+            l.to_vec()
+        } else {
+            l.iter()
+                .filter(|(k, _)| k != METRIC_NAME)
+                .cloned()
+                .collect()
+        };
+        out.push(Sample { labels, t: ts, v });
+    })?;
     if name == "absent_over_time" {
         if any {
             return Ok(Vec::new());
         }
         return Ok(vec![Sample {
-            labels: absent_labels(matrix_arg),
+            labels: absent_labels(&Expr::MatrixSelector(matrix_arg(c)?.clone())),
             t: ts,
             v: 1.0,
         }]);
     }
-    if !keep_name && !ctx.one_name.contains(&crate::engine::key(&ms.vs)) {
+    if !keep_name
+        && !ctx
+            .one_name
+            .contains(&crate::engine::key(&matrix_arg(c)?.vs))
+    {
         check_unique(&out)?;
     }
     Ok(out)
+}
+
+/// When `e` is a range function over a range selector whose output cannot
+/// contain duplicate label sets, folds its values into `f` as
+/// `(the series' labels, whether the metric name counts as dropped, value)`
+/// without building the intermediate vector; `None` when `e` is anything
+/// else (the caller evaluates it normally).
+pub(crate) fn fold_range_function(
+    ctx: &Ctx,
+    e: &Expr,
+    ts: i64,
+    f: &mut dyn FnMut(&[LabelPair], bool, f64),
+) -> Option<Result<(), QueryError>> {
+    let Expr::Call(c) = unparen(e) else {
+        return None;
+    };
+    let name = c.func.name;
+    if !RANGE_FUNCTIONS.contains(&name) || name == "absent_over_time" {
+        return None;
+    }
+    let ms = matrix_arg(c).ok()?;
+    let keep_name = name == "last_over_time";
+    if !keep_name && !ctx.one_name.contains(&crate::engine::key(&ms.vs)) {
+        return None;
+    }
+    Some(for_each_range_value(ctx, c, ts, &mut |l, v| f(l, !keep_name, v)).map(|_| ()))
 }
 
 fn valid_label_name(s: &str) -> bool {

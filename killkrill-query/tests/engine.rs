@@ -306,6 +306,44 @@ async fn aggregations() {
     check("quantile(0.5, http_requests_total)", t, &[("", 120.0)]).await;
     check("quantile(0.75, http_requests_total)", t, &[("", 180.0)]).await;
     check("count_values(\"v\", temp)", t, &[("v=10", 1.0)]).await;
+    // Aggregations fed straight from range functions (the fused path):
+    // the metric name is gone after rate, kept after last_over_time.
+    check(
+        "sum by (__name__) (rate(http_requests_total[1m]))",
+        t,
+        &[("", 3.5)],
+    )
+    .await;
+    check(
+        "sum by (job) (rate(http_requests_total[1m]))",
+        t,
+        &[("job=api", 3.0), ("job=web", 0.5)],
+    )
+    .await;
+    check(
+        "max by (__name__) (last_over_time(http_requests_total[1m]))",
+        t,
+        &[("__name__=http_requests_total", 240.0)],
+    )
+    .await;
+    check(
+        "count_values(\"n\", count_over_time(temp[1m]))",
+        t,
+        &[("n=5", 1.0)],
+    )
+    .await;
+    check(
+        "quantile(0.5, rate(http_requests_total[1m]))",
+        t,
+        &[("", 1.0)],
+    )
+    .await;
+    check(
+        "avg without (instance) (rate(http_requests_total[1m]))",
+        t,
+        &[("job=api", 1.5), ("job=web", 0.5)],
+    )
+    .await;
     check(
         "count_values by (job) (\"v\", http_requests_total > 100)",
         t,
