@@ -1,6 +1,7 @@
 //! The Prometheus HTTP API (`/api/v1/query`, `/query_range`, `/series`,
-//! `/labels`, `/label/{name}/values`, `/metadata`, `/status/buildinfo`) as
-//! axum handlers, so Grafana, promtool and other Prometheus clients work
+//! `/labels`, `/label/{name}/values`, `/metadata`, `/status/buildinfo`,
+//! `/format_query`, and empty `/query_exemplars`, `/rules`, `/alerts` for
+//! the clients that ask) as axum handlers, so Grafana, promtool and other Prometheus clients work
 //! unchanged. GET and POST (form body) are both accepted; every answer uses
 //! Prometheus's envelope `{status, data | errorType, error, warnings}` and its
 //! HTTP codes (400 bad_data, 422 execution, 503 timeout, 500 internal).
@@ -56,6 +57,13 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/label/{name}/values", get(label_values))
         .route("/api/v1/metadata", get(metadata))
         .route("/api/v1/status/buildinfo", get(buildinfo))
+        .route("/api/v1/format_query", get(format_query).post(format_query))
+        .route(
+            "/api/v1/query_exemplars",
+            get(query_exemplars).post(query_exemplars),
+        )
+        .route("/api/v1/rules", get(rules))
+        .route("/api/v1/alerts", get(alerts))
         .with_state(state)
 }
 
@@ -183,8 +191,16 @@ async fn query(
                 Some(t) => parse_time("time", t)?,
                 None => now_ms(),
             };
-            let v = st.engine.instant(q, t, timeout_param(&p)?).await?;
-            Ok(value_json(&v))
+            let started = std::time::Instant::now();
+            let v = st.engine.instant(q, t, timeout_param(&p)?).await;
+            tracing::debug!(
+                query = q,
+                time_ms = t,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                ok = v.is_ok(),
+                "promql instant query"
+            );
+            Ok(value_json(&v?))
         }
         .await,
     )
@@ -216,11 +232,13 @@ async fn query_range(
                 ));
             }
             let q = query_param(&p)?;
+            let started = std::time::Instant::now();
             let v = st
                 .engine
                 .range(q, start, end, step, timeout_param(&p)?)
-                .await?;
-            Ok(value_json(&v))
+                .await;
+            tracing::debug!(query = q, start_ms = start, end_ms = end, step_ms = step, elapsed_ms = started.elapsed().as_millis() as u64, ok = v.is_ok(), "promql range query");
+            Ok(value_json(&v?))
         }
         .await,
     )
@@ -341,6 +359,44 @@ async fn label_values(
 /// Prometheus answers when it knows none.
 async fn metadata() -> Response {
     success(json!({}))
+}
+
+/// Pretty-prints a query (Prometheus's `format_query`).
+async fn format_query(
+    method: Method,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+    body: Bytes,
+) -> Response {
+    let p = params(&method, &headers, raw, &body);
+    reply(query_param(&p).and_then(|q| {
+        let expr = crate::engine::parse(q)?;
+        Ok(Json::String(expr.prettify()))
+    }))
+}
+
+/// Killkrill stores no exemplars: an empty list (Grafana asks by default).
+async fn query_exemplars(
+    method: Method,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+    body: Bytes,
+) -> Response {
+    let p = params(&method, &headers, raw, &body);
+    reply(query_param(&p).and_then(|q| {
+        crate::engine::parse(q)?;
+        Ok(json!([]))
+    }))
+}
+
+/// No recording or alerting rules are evaluated by Killkrill.
+async fn rules() -> Response {
+    success(json!({"groups": []}))
+}
+
+/// No alerts: Killkrill evaluates no alerting rules.
+async fn alerts() -> Response {
+    success(json!({"alerts": []}))
 }
 
 async fn buildinfo() -> Response {

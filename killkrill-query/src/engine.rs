@@ -15,6 +15,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use promql_parser::parser::{AtModifier, Expr, Offset, VectorSelector};
@@ -76,11 +77,30 @@ pub(crate) struct Ctx {
     pub lookback: i64,
     pub deadline: Instant,
     pub timeout: Duration,
+    /// Set when the caller stopped waiting (e.g. the HTTP client went away).
+    pub cancelled: Arc<AtomicBool>,
+}
+
+/// Sets the flag when dropped: the query's future was dropped before the
+/// evaluation on the blocking thread finished, so that evaluation stops at
+/// its next step instead of running to its deadline.
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
 
 impl Ctx {
     pub(crate) fn check_deadline(&self) -> Result<(), QueryError> {
+        if self.cancelled.load(Ordering::Relaxed) {
+            metrics::counter!("killkrill_query_cancelled_total").increment(1);
+            return Err(QueryError::Cancelled);
+        }
         if Instant::now() > self.deadline {
+            metrics::counter!("killkrill_query_limit_exceeded_total", "limit" => "timeout")
+                .increment(1);
             Err(QueryError::Timeout {
                 phase: "evaluation",
                 timeout: self.timeout,
@@ -273,6 +293,7 @@ impl Engine {
     ) -> Result<QueryValue, QueryError> {
         let expr = Box::new(parse(query)?);
         let (ctx, expr) = self.prepare(expr, ts_ms, ts_ms, timeout).await?;
+        let _cancel = CancelOnDrop(ctx.cancelled.clone());
         spawn_eval(move || {
             ctx.check_deadline()?;
             let v = crate::eval::eval(&ctx, &expr, ts_ms)?;
@@ -334,6 +355,7 @@ impl Engine {
             .prepare(Box::new(expr), start_ms, end_ms, timeout)
             .await?;
         let max_samples = self.config.max_samples;
+        let _cancel = CancelOnDrop(ctx.cancelled.clone());
         spawn_eval(move || {
             let mut out: HashMap<Labels, Vec<(i64, f64)>> = HashMap::new();
             let mut total = 0usize;
@@ -447,6 +469,7 @@ impl Engine {
                 lookback,
                 deadline,
                 timeout,
+                cancelled: Arc::new(AtomicBool::new(false)),
             },
             expr,
         ))
@@ -461,5 +484,42 @@ where
     match tokio::task::spawn_blocking(f).await {
         Ok(r) => r,
         Err(e) => Err(QueryError::exec(format!("evaluation task failed: {e}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn ctx(deadline: Instant) -> Ctx {
+        Ctx {
+            data: Fetched::new(),
+            one_name: std::collections::HashSet::new(),
+            start: 0,
+            end: 0,
+            lookback: 300_000,
+            deadline,
+            timeout: Duration::from_secs(1),
+            cancelled: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    #[test]
+    fn dropping_the_caller_cancels_evaluation() {
+        let c = ctx(Instant::now() + Duration::from_secs(60));
+        assert!(c.check_deadline().is_ok());
+        drop(CancelOnDrop(c.cancelled.clone()));
+        assert_eq!(c.check_deadline(), Err(QueryError::Cancelled));
+    }
+
+    #[test]
+    fn deadline_passes() {
+        let c = ctx(Instant::now());
+        std::thread::sleep(Duration::from_millis(2));
+        assert!(matches!(
+            c.check_deadline(),
+            Err(QueryError::Timeout { .. })
+        ));
     }
 }

@@ -37,6 +37,9 @@ pub enum QueryError {
         /// The timeout in force.
         timeout: Duration,
     },
+    /// The caller stopped waiting (the client went away).
+    #[error("query was canceled")]
+    Cancelled,
     /// The data source failed; the text is safe to show to a client.
     #[error("data source: {0}")]
     Source(String),
@@ -53,6 +56,8 @@ pub enum ErrorKind {
     Timeout,
     /// `internal`, HTTP 500.
     Internal,
+    /// `canceled`, HTTP 499 (client closed the request).
+    Canceled,
 }
 
 impl ErrorKind {
@@ -63,6 +68,7 @@ impl ErrorKind {
             ErrorKind::Execution => "execution",
             ErrorKind::Timeout => "timeout",
             ErrorKind::Internal => "internal",
+            ErrorKind::Canceled => "canceled",
         }
     }
 
@@ -73,6 +79,7 @@ impl ErrorKind {
             ErrorKind::Execution => 422,
             ErrorKind::Timeout => 503,
             ErrorKind::Internal => 500,
+            ErrorKind::Canceled => 499,
         }
     }
 }
@@ -87,6 +94,7 @@ impl QueryError {
             | QueryError::TooManySeries { .. } => ErrorKind::Execution,
             QueryError::Timeout { .. } => ErrorKind::Timeout,
             QueryError::Source(_) => ErrorKind::Internal,
+            QueryError::Cancelled => ErrorKind::Canceled,
         }
     }
 

@@ -236,6 +236,21 @@ async fn series_labels_and_values() {
 }
 
 #[tokio::test]
+async fn format_query_exemplars_rules_alerts() {
+    let (st, v) = get("/api/v1/format_query?query=sum%20by(job)(rate(up%5B5m%5D))").await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["data"], "sum by (job) (rate(up[5m]))");
+    let (st, v) = get("/api/v1/format_query?query=sum(").await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
+    let (_, v) = post("/api/v1/query_exemplars", "query=up&start=0&end=10").await;
+    assert_eq!(v, json!({"status": "success", "data": []}));
+    let (_, v) = get("/api/v1/rules").await;
+    assert_eq!(v["data"], json!({"groups": []}));
+    let (_, v) = get("/api/v1/alerts").await;
+    assert_eq!(v["data"], json!({"alerts": []}));
+}
+
+#[tokio::test]
 async fn metadata_and_buildinfo() {
     let (st, v) = get("/api/v1/metadata").await;
     assert_eq!(st, StatusCode::OK);
