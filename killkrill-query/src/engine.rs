@@ -38,6 +38,9 @@ pub struct EngineConfig {
     pub timeout: Duration,
     /// Most steps a range query may have (Prometheus: 11,000).
     pub max_points_per_series: usize,
+    /// Step of a subquery written without one (`x[1h:]`): Prometheus uses
+    /// its global evaluation interval, 1 minute by default.
+    pub default_subquery_step: Duration,
 }
 
 impl Default for EngineConfig {
@@ -48,6 +51,7 @@ impl Default for EngineConfig {
             max_series: 500_000,
             timeout: Duration::from_secs(120),
             max_points_per_series: 11_000,
+            default_subquery_step: Duration::from_secs(60),
         }
     }
 }
@@ -79,6 +83,11 @@ pub(crate) struct Ctx {
     pub timeout: Duration,
     /// Set when the caller stopped waiting (e.g. the HTTP client went away).
     pub cancelled: Arc<AtomicBool>,
+    /// Default subquery step (ms).
+    pub sub_step: i64,
+    /// Inner results of subqueries by (node, time): consecutive steps
+    /// share most of their subquery points, so each is evaluated once.
+    pub sub_cache: std::cell::RefCell<HashMap<(usize, i64), Vec<Sample>>>,
 }
 
 /// Sets the flag when dropped: the query's future was dropped before the
@@ -146,6 +155,61 @@ impl Ctx {
     }
 }
 
+impl Ctx {
+    /// Evaluates a subquery at `ts`: its expression at every multiple of its
+    /// step inside `[ref - range, ref]` (Prometheus aligns subquery steps to
+    /// absolute time), as series. Returns the series and the window.
+    pub(crate) fn eval_subquery(
+        &self,
+        sq: &promql_parser::parser::SubqueryExpr,
+        ts: i64,
+    ) -> Result<(Vec<Series>, i64, i64), QueryError> {
+        let base = match &sq.at {
+            Some(at) => at_ms(at, self.start, self.end),
+            None => ts,
+        };
+        let hi = base - offset_ms(sq.offset.as_ref());
+        let lo = hi - duration_ms(sq.range);
+        let step = sq.step.map_or(self.sub_step, duration_ms).max(1);
+        let node = std::ptr::from_ref(sq) as usize;
+        let mut t = lo.div_euclid(step) * step;
+        if t < lo {
+            t += step;
+        }
+        let mut index: HashMap<Labels, usize> = HashMap::new();
+        let mut out: Vec<Series> = Vec::new();
+        self.sub_cache
+            .borrow_mut()
+            .retain(|(n, at), _| *n != node || *at >= lo);
+        while t <= hi {
+            self.check_deadline()?;
+            let cached = self.sub_cache.borrow().get(&(node, t)).cloned();
+            let samples = match cached {
+                Some(v) => v,
+                None => {
+                    let v = crate::eval::eval_vector(self, &sq.expr, t)?;
+                    self.sub_cache.borrow_mut().insert((node, t), v.clone());
+                    v
+                }
+            };
+            for s in samples {
+                match index.get(&s.labels) {
+                    Some(&i) => out[i].points.push((t, s.v)),
+                    None => {
+                        index.insert(s.labels.clone(), out.len());
+                        out.push(Series {
+                            labels: s.labels,
+                            points: vec![(t, s.v)],
+                        });
+                    }
+                }
+            }
+            t += step;
+        }
+        Ok((out, lo, hi))
+    }
+}
+
 /// Points of one series in `[lo, hi]` without staleness markers.
 pub(crate) fn window(
     points: &[(i64, f64)],
@@ -196,21 +260,32 @@ struct Need<'a> {
     hi: i64,
 }
 
-/// Walks the tree: rejects what we do not support and lists selector windows.
-fn plan<'a>(
-    e: &'a Expr,
+/// What planning needs besides the node: the query's own start and end
+/// (for `@ start()`/`@ end()`), the lookback and the default subquery step.
+struct PlanEnv {
     start: i64,
     end: i64,
     lookback: i64,
+    sub_step: i64,
+}
+
+/// Walks the tree: rejects what we do not support and lists selector
+/// windows. `lo..=hi` are the times the node will be evaluated at (the
+/// query's range, shifted and widened inside subqueries).
+fn plan<'a>(
+    e: &'a Expr,
+    lo: i64,
+    hi: i64,
+    env: &PlanEnv,
     out: &mut Vec<Need<'a>>,
 ) -> Result<(), QueryError> {
     let mut need = |vs: &'a VectorSelector, width: i64| {
         let (lo, hi) = match &vs.at {
             Some(at) => {
-                let t = at_ms(at, start, end);
+                let t = at_ms(at, env.start, env.end);
                 (t, t)
             }
-            None => (start, end),
+            None => (lo, hi),
         };
         let off = offset_ms(vs.offset.as_ref());
         out.push(Need {
@@ -220,32 +295,49 @@ fn plan<'a>(
         });
     };
     match e {
-        Expr::VectorSelector(vs) => need(vs, lookback),
+        Expr::VectorSelector(vs) => need(vs, env.lookback),
         Expr::MatrixSelector(ms) => need(&ms.vs, duration_ms(ms.range)),
         Expr::NumberLiteral(_) | Expr::StringLiteral(_) => {}
-        Expr::Paren(p) => plan(&p.expr, start, end, lookback, out)?,
-        Expr::Unary(u) => plan(&u.expr, start, end, lookback, out)?,
+        Expr::Paren(p) => plan(&p.expr, lo, hi, env, out)?,
+        Expr::Unary(u) => plan(&u.expr, lo, hi, env, out)?,
         Expr::Binary(b) => {
-            plan(&b.lhs, start, end, lookback, out)?;
-            plan(&b.rhs, start, end, lookback, out)?;
+            plan(&b.lhs, lo, hi, env, out)?;
+            plan(&b.rhs, lo, hi, env, out)?;
         }
         Expr::Aggregate(a) => {
             crate::aggregate::check_supported(a)?;
             if let Some(p) = &a.param {
-                plan(p, start, end, lookback, out)?;
+                plan(p, lo, hi, env, out)?;
             }
-            plan(&a.expr, start, end, lookback, out)?;
+            plan(&a.expr, lo, hi, env, out)?;
         }
         Expr::Call(c) => {
             crate::functions::check_supported(c.func.name)?;
             for arg in &c.args.args {
-                plan(arg, start, end, lookback, out)?;
+                plan(arg, lo, hi, env, out)?;
             }
         }
-        Expr::Subquery(_) => {
-            return Err(QueryError::Unsupported(
-                "subqueries are not supported".to_string(),
-            ));
+        Expr::Subquery(sq) => {
+            if sq.step.is_some_and(|s| duration_ms(s) <= 0) || env.sub_step <= 0 {
+                return Err(QueryError::BadData(
+                    "subquery step must be positive".to_string(),
+                ));
+            }
+            let (lo, hi) = match &sq.at {
+                Some(at) => {
+                    let t = at_ms(at, env.start, env.end);
+                    (t, t)
+                }
+                None => (lo, hi),
+            };
+            let off = offset_ms(sq.offset.as_ref());
+            plan(
+                &sq.expr,
+                lo - off - duration_ms(sq.range),
+                hi - off,
+                env,
+                out,
+            )?;
         }
         Expr::Extension(_) => {
             return Err(QueryError::Unsupported(
@@ -405,7 +497,13 @@ impl Engine {
         let deadline = Instant::now() + timeout;
         let lookback = duration_ms(self.config.lookback_delta);
         let mut needs = Vec::new();
-        plan(&expr, start, end, lookback, &mut needs)?;
+        let env = PlanEnv {
+            start,
+            end,
+            lookback,
+            sub_step: duration_ms(self.config.default_subquery_step),
+        };
+        plan(&expr, start, end, &env, &mut needs)?;
         let mut data = Fetched::new();
         let mut one_name = std::collections::HashSet::new();
         let mut samples = 0usize;
@@ -470,6 +568,8 @@ impl Engine {
                 deadline,
                 timeout,
                 cancelled: Arc::new(AtomicBool::new(false)),
+                sub_step: env.sub_step,
+                sub_cache: std::cell::RefCell::new(HashMap::new()),
             },
             expr,
         ))
@@ -502,6 +602,8 @@ mod tests {
             deadline,
             timeout: Duration::from_secs(1),
             cancelled: Arc::new(AtomicBool::new(false)),
+            sub_step: 60_000,
+            sub_cache: std::cell::RefCell::new(HashMap::new()),
         }
     }
 

@@ -50,8 +50,9 @@ pub(crate) fn eval(ctx: &Ctx, e: &Expr, ts: i64) -> Result<Value, QueryError> {
         Expr::Aggregate(a) => crate::aggregate::eval(ctx, a, ts),
         Expr::Binary(b) => crate::binary::eval_binary(ctx, b, ts),
         Expr::Call(c) => crate::functions::eval(ctx, c, ts),
-        Expr::Subquery(_) | Expr::Extension(_) => Err(QueryError::Unsupported(
-            "subqueries and extensions are not supported".to_string(),
+        Expr::Subquery(sq) => Ok(Value::Matrix(ctx.eval_subquery(sq, ts)?.0)),
+        Expr::Extension(_) => Err(QueryError::Unsupported(
+            "extension expressions are not supported".to_string(),
         )),
     }
 }

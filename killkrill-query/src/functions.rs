@@ -1,7 +1,7 @@
 //! Function calls: which functions exist, and the instant-vector ones.
 //! Range functions compute in [`crate::range_functions`].
 
-use promql_parser::parser::{Call, Expr, MatrixSelector};
+use promql_parser::parser::{Call, Expr, MatrixSelector, SubqueryExpr};
 use regex::Regex;
 
 use crate::engine::{Ctx, duration_ms, window};
@@ -254,24 +254,67 @@ fn absent_labels(e: &Expr) -> Labels {
 type LabelPair = (String, String);
 
 /// The range-vector argument of a range function call.
-fn matrix_arg(c: &Call) -> Result<&MatrixSelector, QueryError> {
+enum RangeArg<'a> {
+    Selector(&'a MatrixSelector),
+    Subquery(&'a SubqueryExpr),
+}
+
+fn range_arg(c: &Call) -> Result<RangeArg<'_>, QueryError> {
     let e = if c.func.name == "quantile_over_time" {
         arg(c, 1)?
     } else {
         arg(c, 0)?
     };
     match unparen(e) {
-        Expr::MatrixSelector(ms) => Ok(ms),
+        Expr::MatrixSelector(ms) => Ok(RangeArg::Selector(ms)),
+        Expr::Subquery(sq) => Ok(RangeArg::Subquery(sq)),
         _ => Err(QueryError::Unsupported(format!(
-            "{}: only a range selector is supported as the range-vector argument",
+            "{}: the range-vector argument must be a range selector or a subquery",
             c.func.name
         ))),
     }
 }
 
-/// Computes a range function for every selected series with data in its
-/// window, handing `(the series' labels, value)` to `f`; returns whether any
-/// series had data in its window.
+fn range_value(
+    name: &str,
+    w: &[(i64, f64)],
+    lo: i64,
+    hi: i64,
+    param: f64,
+) -> Result<Option<f64>, QueryError> {
+    Ok(match name {
+        "rate" => rf::extrapolated_rate(w, lo, hi, true, true),
+        "increase" => rf::extrapolated_rate(w, lo, hi, true, false),
+        "delta" => rf::extrapolated_rate(w, lo, hi, false, false),
+        "irate" => rf::instant_value(w, true),
+        "idelta" => rf::instant_value(w, false),
+        "deriv" => rf::deriv(w),
+        "resets" => rf::resets(w),
+        "changes" => rf::changes(w),
+        "avg_over_time" => rf::avg(w),
+        "min_over_time" => rf::min(w),
+        "max_over_time" => rf::max(w),
+        "sum_over_time" => rf::sum(w),
+        "count_over_time" => Some(w.len() as f64),
+        "last_over_time" => w.last().map(|p| p.1),
+        "quantile_over_time" => {
+            let mut vals: Vec<f64> = w.iter().map(|p| p.1).collect();
+            Some(rf::quantile(param, &mut vals))
+        }
+        "stddev_over_time" => rf::stdvar(w).map(f64::sqrt),
+        "stdvar_over_time" => rf::stdvar(w),
+        "present_over_time" | "absent_over_time" => Some(1.0),
+        other => {
+            return Err(QueryError::Unsupported(format!(
+                "function \"{other}\" is not supported by Killkrill's PromQL engine"
+            )));
+        }
+    })
+}
+
+/// Computes a range function for every series with data in its window,
+/// handing `(the series' labels, value)` to `f`; returns whether any series
+/// had data in its window.
 fn for_each_range_value(
     ctx: &Ctx,
     c: &Call,
@@ -284,48 +327,30 @@ fn for_each_range_value(
     } else {
         0.0
     };
-    let ms = matrix_arg(c)?;
-    let hi = ctx.ref_time(&ms.vs, ts);
-    let lo = hi - duration_ms(ms.range);
     let mut any = false;
-    for s in ctx.series(&ms.vs) {
-        let w = window(&s.points, lo, hi);
-        if w.is_empty() {
-            continue;
+    match range_arg(c)? {
+        RangeArg::Selector(ms) => {
+            let hi = ctx.ref_time(&ms.vs, ts);
+            let lo = hi - duration_ms(ms.range);
+            for s in ctx.series(&ms.vs) {
+                let w = window(&s.points, lo, hi);
+                if w.is_empty() {
+                    continue;
+                }
+                any = true;
+                if let Some(v) = range_value(name, &w, lo, hi, param)? {
+                    f(&s.labels, v);
+                }
+            }
         }
-        any = true;
-        let v = match name {
-            "rate" => rf::extrapolated_rate(&w, lo, hi, true, true),
-            "increase" => rf::extrapolated_rate(&w, lo, hi, true, false),
-            "delta" => rf::extrapolated_rate(&w, lo, hi, false, false),
-            "irate" => rf::instant_value(&w, true),
-            "idelta" => rf::instant_value(&w, false),
-            "deriv" => rf::deriv(&w),
-            "resets" => rf::resets(&w),
-            "changes" => rf::changes(&w),
-            "avg_over_time" => rf::avg(&w),
-            "min_over_time" => rf::min(&w),
-            "max_over_time" => rf::max(&w),
-            "sum_over_time" => rf::sum(&w),
-            "count_over_time" => Some(w.len() as f64),
-            "last_over_time" => w.last().map(|p| p.1),
-            "quantile_over_time" => {
-                let mut vals: Vec<f64> = w.iter().map(|p| p.1).collect();
-                Some(rf::quantile(param, &mut vals))
+        RangeArg::Subquery(sq) => {
+            let (series, lo, hi) = ctx.eval_subquery(sq, ts)?;
+            for s in &series {
+                any = true;
+                if let Some(v) = range_value(name, &s.points, lo, hi, param)? {
+                    f(&s.labels, v);
+                }
             }
-            "stddev_over_time" => rf::stdvar(&w).map(f64::sqrt),
-            "stdvar_over_time" => rf::stdvar(&w),
-            "present_over_time" => Some(1.0),
-            // Only whether any series has data matters.
-            "absent_over_time" => return Ok(true),
-            other => {
-                return Err(QueryError::Unsupported(format!(
-                    "function \"{other}\" is not supported by Killkrill's PromQL engine"
-                )));
-            }
-        };
-        if let Some(v) = v {
-            f(&s.labels, v);
         }
     }
     Ok(any)
@@ -350,17 +375,21 @@ fn eval_range_function(ctx: &Ctx, c: &Call, ts: i64) -> Result<Vec<Sample>, Quer
         if any {
             return Ok(Vec::new());
         }
+        let labels = match range_arg(c)? {
+            RangeArg::Selector(ms) => absent_labels(&Expr::MatrixSelector(ms.clone())),
+            RangeArg::Subquery(_) => Vec::new(),
+        };
         return Ok(vec![Sample {
-            labels: absent_labels(&Expr::MatrixSelector(matrix_arg(c)?.clone())),
+            labels,
             t: ts,
             v: 1.0,
         }]);
     }
-    if !keep_name
-        && !ctx
-            .one_name
-            .contains(&crate::engine::key(&matrix_arg(c)?.vs))
-    {
+    let uniform = match range_arg(c)? {
+        RangeArg::Selector(ms) => ctx.one_name.contains(&crate::engine::key(&ms.vs)),
+        RangeArg::Subquery(_) => false,
+    };
+    if !keep_name && !uniform {
         check_unique(&out)?;
     }
     Ok(out)
@@ -384,7 +413,9 @@ pub(crate) fn fold_range_function(
     if !RANGE_FUNCTIONS.contains(&name) || name == "absent_over_time" {
         return None;
     }
-    let ms = matrix_arg(c).ok()?;
+    let RangeArg::Selector(ms) = range_arg(c).ok()? else {
+        return None;
+    };
     let keep_name = name == "last_over_time";
     if !keep_name && !ctx.one_name.contains(&crate::engine::key(&ms.vs)) {
         return None;

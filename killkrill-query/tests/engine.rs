@@ -584,10 +584,87 @@ async fn unsupported_function_is_named() {
         .await
         .unwrap_err();
     assert!(e.to_string().contains("predict_linear"), "{e}");
-    let e = instant("rate(temp[5m:1m])", 0).await.unwrap_err();
-    assert!(e.to_string().contains("subquer"), "{e}");
     let e = instant("sum(", 0).await.unwrap_err();
     assert!(matches!(e, QueryError::BadData(_)));
+}
+
+#[tokio::test]
+async fn subqueries() {
+    let t = 2 * M;
+    // Inner evaluated at 0, 30, 60, 90, 120 s (multiples of the step, window inclusive).
+    check(
+        "max_over_time(http_requests_total{instance=\"a\"}[2m:30s])",
+        t,
+        &[("instance=a,job=api", 120.0)],
+    )
+    .await;
+    check(
+        "count_over_time(http_requests_total{instance=\"a\"}[2m:30s])",
+        t,
+        &[("instance=a,job=api", 5.0)],
+    )
+    .await;
+    check("sum_over_time(vector(1)[1m:15s])", t, &[("", 5.0)]).await;
+    check(
+        "rate(http_requests_total{instance=\"a\"}[1m:15s])",
+        t,
+        &[("instance=a,job=api", 1.0)],
+    )
+    .await;
+    check(
+        "max_over_time(http_requests_total{instance=\"a\"}[1m:30s] offset 1m)",
+        3 * M,
+        &[("instance=a,job=api", 120.0)],
+    )
+    .await;
+    // Default step 1 min: 5m, 6m, ..., 10m.
+    check("count_over_time(vector(1)[5m:])", 10 * M, &[("", 6.0)]).await;
+    // Rates of b at 3, 4, 5, 6 min: 2, 2, 1.5 (the reset at 5 min hides 30), 2.
+    check(
+        "min_over_time(rate(http_requests_total{instance=\"b\"}[1m])[3m:1m])",
+        6 * M,
+        &[("instance=b,job=api", 1.5)],
+    )
+    .await;
+    check(
+        "max_over_time(rate(http_requests_total{instance=\"b\"}[1m])[3m:1m])",
+        6 * M,
+        &[("instance=b,job=api", 2.0)],
+    )
+    .await;
+    match instant("http_requests_total{instance=\"a\"}[1m:30s]", t)
+        .await
+        .unwrap()
+    {
+        QueryValue::Matrix(m) => {
+            assert_eq!(m.len(), 1);
+            assert_eq!(
+                m[0].points,
+                vec![(60_000, 60.0), (90_000, 90.0), (120_000, 120.0)]
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // A range query over a subquery, steps not aligned with the subquery's.
+    let QueryValue::Matrix(m) = engine()
+        .range(
+            "sum_over_time(vector(1)[1m:20s])",
+            10_000,
+            70_000,
+            30_000,
+            None,
+        )
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    // Windows [-50,10], [-20,40], [10,70] s hold the 20 s multiples
+    // {-40,-20,0}, {-20,0,20,40}, {20,40,60}.
+    assert_eq!(
+        m[0].points,
+        vec![(10_000, 3.0), (40_000, 4.0), (70_000, 3.0)]
+    );
 }
 
 #[tokio::test]
