@@ -88,6 +88,9 @@ pub(crate) struct Ctx {
     /// Inner results of subqueries by (node, time): consecutive steps
     /// share most of their subquery points, so each is evaluated once.
     pub sub_cache: std::cell::RefCell<HashMap<(usize, i64), Vec<Sample>>>,
+    /// Points produced by subqueries so far, and the limit for them.
+    pub sub_points: std::cell::Cell<usize>,
+    pub max_samples: usize,
 }
 
 /// Sets the flag when dropped: the query's future was dropped before the
@@ -188,6 +191,14 @@ impl Ctx {
                 Some(v) => v,
                 None => {
                     let v = crate::eval::eval_vector(self, &sq.expr, t)?;
+                    self.sub_points.set(self.sub_points.get() + v.len());
+                    if self.sub_points.get() > self.max_samples {
+                        metrics::counter!("killkrill_query_limit_exceeded_total", "limit" => "max_samples")
+                            .increment(1);
+                        return Err(QueryError::TooManySamples {
+                            limit: self.max_samples,
+                        });
+                    }
                     self.sub_cache.borrow_mut().insert((node, t), v.clone());
                     v
                 }
@@ -570,6 +581,8 @@ impl Engine {
                 cancelled: Arc::new(AtomicBool::new(false)),
                 sub_step: env.sub_step,
                 sub_cache: std::cell::RefCell::new(HashMap::new()),
+                sub_points: std::cell::Cell::new(0),
+                max_samples: self.config.max_samples,
             },
             expr,
         ))
@@ -604,6 +617,8 @@ mod tests {
             cancelled: Arc::new(AtomicBool::new(false)),
             sub_step: 60_000,
             sub_cache: std::cell::RefCell::new(HashMap::new()),
+            sub_points: std::cell::Cell::new(0),
+            max_samples: 1_000,
         }
     }
 

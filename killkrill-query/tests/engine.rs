@@ -751,6 +751,15 @@ async fn limits() {
         matches!(err, QueryError::TooManySamples { limit: 100 }),
         "{err}"
     );
+    // Subquery points count too: vector(1) loads nothing, 601 inner points.
+    let err = e
+        .instant("sum_over_time(vector(1)[10m:1s])", 10 * M, None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, QueryError::TooManySamples { limit: 100 }),
+        "{err}"
+    );
     let cfg = EngineConfig {
         max_series: 2,
         ..EngineConfig::default()
