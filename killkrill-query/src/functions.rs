@@ -31,10 +31,24 @@ const RANGE_FUNCTIONS: &[&str] = &[
     "stdvar_over_time",
     "present_over_time",
     "absent_over_time",
+    "predict_linear",
+    "double_exponential_smoothing",
 ];
 
 const MATH_FUNCTIONS: &[&str] = &[
-    "abs", "ceil", "floor", "sqrt", "exp", "ln", "log2", "log10", "sgn",
+    "abs", "ceil", "floor", "sqrt", "exp", "ln", "log2", "log10", "sgn", "acos", "acosh", "asin",
+    "asinh", "atan", "atanh", "cos", "cosh", "sin", "sinh", "tan", "tanh", "deg", "rad",
+];
+
+const DATE_FUNCTIONS: &[&str] = &[
+    "minute",
+    "hour",
+    "day_of_week",
+    "day_of_month",
+    "day_of_year",
+    "days_in_month",
+    "month",
+    "year",
 ];
 
 const OTHER_FUNCTIONS: &[&str] = &[
@@ -52,6 +66,7 @@ const OTHER_FUNCTIONS: &[&str] = &[
     "sort_desc",
     "timestamp",
     "histogram_quantile",
+    "pi",
 ];
 
 /// Every function this evaluator implements.
@@ -59,6 +74,7 @@ pub fn supported() -> impl Iterator<Item = &'static str> {
     RANGE_FUNCTIONS
         .iter()
         .chain(MATH_FUNCTIONS)
+        .chain(DATE_FUNCTIONS)
         .chain(OTHER_FUNCTIONS)
         .copied()
 }
@@ -96,12 +112,38 @@ pub(crate) fn eval(ctx: &Ctx, c: &Call, ts: i64) -> Result<Value, QueryError> {
             "ln" => f64::ln,
             "log2" => f64::log2,
             "log10" => f64::log10,
+            "acos" => f64::acos,
+            "acosh" => f64::acosh,
+            "asin" => f64::asin,
+            "asinh" => f64::asinh,
+            "atan" => f64::atan,
+            "atanh" => f64::atanh,
+            "cos" => f64::cos,
+            "cosh" => f64::cosh,
+            "sin" => f64::sin,
+            "sinh" => f64::sinh,
+            "tan" => f64::tan,
+            "tanh" => f64::tanh,
+            "deg" => |x: f64| x * 180.0 / std::f64::consts::PI,
+            "rad" => |x: f64| x * std::f64::consts::PI / 180.0,
             _ => sgn,
         };
         return map_values(eval_vector(ctx, arg(c, 0)?, ts)?, f);
     }
+    if DATE_FUNCTIONS.contains(&name) {
+        let v = match c.args.args.first() {
+            Some(e) => eval_vector(ctx, e, ts)?,
+            None => vec![Sample {
+                labels: Vec::new(),
+                t: ts,
+                v: ts as f64 / 1000.0,
+            }],
+        };
+        return map_values(v, |x| date_part(name, x));
+    }
     let out = match name {
         "time" => return Ok(Value::Scalar(ts as f64 / 1000.0)),
+        "pi" => return Ok(Value::Scalar(std::f64::consts::PI)),
         "vector" => vec![Sample {
             labels: Vec::new(),
             t: ts,
@@ -188,6 +230,28 @@ pub(crate) fn eval(ctx: &Ctx, c: &Call, ts: i64) -> Result<Value, QueryError> {
     };
     check_unique(&out)?;
     Ok(Value::Vector(out))
+}
+
+/// A calendar field of a Unix time in seconds, in UTC (Prometheus's
+/// `minute()`, `hour()`, ... functions; the time is truncated to seconds).
+fn date_part(name: &str, secs: f64) -> f64 {
+    if !secs.is_finite() {
+        return f64::NAN;
+    }
+    let Ok(t) = jiff::Timestamp::from_second(secs as i64) else {
+        return f64::NAN;
+    };
+    let d = t.to_zoned(jiff::tz::TimeZone::UTC).datetime();
+    f64::from(match name {
+        "minute" => i32::from(d.minute()),
+        "hour" => i32::from(d.hour()),
+        "day_of_week" => i32::from(d.weekday().to_sunday_zero_offset()),
+        "day_of_month" => i32::from(d.day()),
+        "day_of_year" => i32::from(d.day_of_year()),
+        "days_in_month" => i32::from(d.days_in_month()),
+        "month" => i32::from(d.month()),
+        _ => i32::from(d.year()),
+    })
 }
 
 fn sgn(x: f64) -> f64 {
@@ -280,8 +344,10 @@ fn range_value(
     w: &[(i64, f64)],
     lo: i64,
     hi: i64,
-    param: f64,
+    ts: i64,
+    params: &[f64],
 ) -> Result<Option<f64>, QueryError> {
+    let param = |i: usize| params.get(i).copied().unwrap_or(f64::NAN);
     Ok(match name {
         "rate" => rf::extrapolated_rate(w, lo, hi, true, true),
         "increase" => rf::extrapolated_rate(w, lo, hi, true, false),
@@ -299,11 +365,13 @@ fn range_value(
         "last_over_time" => w.last().map(|p| p.1),
         "quantile_over_time" => {
             let mut vals: Vec<f64> = w.iter().map(|p| p.1).collect();
-            Some(rf::quantile(param, &mut vals))
+            Some(rf::quantile(param(0), &mut vals))
         }
         "stddev_over_time" => rf::stdvar(w).map(f64::sqrt),
         "stdvar_over_time" => rf::stdvar(w),
         "present_over_time" | "absent_over_time" => Some(1.0),
+        "predict_linear" => rf::predict_linear(w, ts, param(0)),
+        "double_exponential_smoothing" => rf::double_exponential_smoothing(w, param(0), param(1)),
         other => {
             return Err(QueryError::Unsupported(format!(
                 "function \"{other}\" is not supported by Killkrill's PromQL engine"
@@ -322,11 +390,28 @@ fn for_each_range_value(
     f: &mut dyn FnMut(&[LabelPair], f64),
 ) -> Result<bool, QueryError> {
     let name = c.func.name;
-    let param = if name == "quantile_over_time" {
-        eval_scalar(ctx, arg(c, 0)?, ts)?
-    } else {
-        0.0
-    };
+    // Scalar arguments besides the range vector.
+    let mut params = Vec::new();
+    for (i, e) in c.args.args.iter().enumerate() {
+        let is_range = if name == "quantile_over_time" {
+            i == 1
+        } else {
+            i == 0
+        };
+        if !is_range {
+            params.push(eval_scalar(ctx, e, ts)?);
+        }
+    }
+    if name == "double_exponential_smoothing" {
+        for (p, what) in params.iter().zip(["smoothing", "trend"]) {
+            if !(*p > 0.0 && *p < 1.0) {
+                return Err(QueryError::exec(format!(
+                    "invalid {what} factor. Expected: 0 < {} < 1, got: {p}",
+                    if what == "smoothing" { "sf" } else { "tf" }
+                )));
+            }
+        }
+    }
     let mut any = false;
     match range_arg(c)? {
         RangeArg::Selector(ms) => {
@@ -338,7 +423,7 @@ fn for_each_range_value(
                     continue;
                 }
                 any = true;
-                if let Some(v) = range_value(name, &w, lo, hi, param)? {
+                if let Some(v) = range_value(name, &w, lo, hi, ts, &params)? {
                     f(&s.labels, v);
                 }
             }
@@ -347,7 +432,7 @@ fn for_each_range_value(
             let (series, lo, hi) = ctx.eval_subquery(sq, ts)?;
             for s in &series {
                 any = true;
-                if let Some(v) = range_value(name, &s.points, lo, hi, param)? {
+                if let Some(v) = range_value(name, &s.points, lo, hi, ts, &params)? {
                     f(&s.labels, v);
                 }
             }

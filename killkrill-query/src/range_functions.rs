@@ -128,6 +128,34 @@ pub(crate) fn deriv(points: &[(i64, f64)]) -> Option<f64> {
     Some(linear_regression(points, points[0].0).0)
 }
 
+/// `predict_linear`: the regression line's value `seconds` after `ts`.
+pub(crate) fn predict_linear(points: &[(i64, f64)], ts: i64, seconds: f64) -> Option<f64> {
+    if points.len() < 2 {
+        return None;
+    }
+    let (slope, intercept) = linear_regression(points, ts);
+    Some(slope * seconds + intercept)
+}
+
+/// `double_exponential_smoothing` (Prometheus 2's `holt_winters`), with
+/// smoothing factor `sf` and trend factor `tf`, both in (0, 1).
+pub(crate) fn double_exponential_smoothing(points: &[(i64, f64)], sf: f64, tf: f64) -> Option<f64> {
+    if points.len() < 2 {
+        return None;
+    }
+    let (mut s0, mut s1) = (0.0, points[0].1);
+    let mut b = points[1].1 - points[0].1;
+    for (i, &(_, v)) in points.iter().enumerate().skip(1) {
+        let x = sf * v;
+        if i > 1 {
+            b = tf * (s1 - s0) + (1.0 - tf) * b;
+        }
+        let y = (1.0 - sf) * (s1 + b);
+        (s0, s1) = (s1, x + y);
+    }
+    Some(s1)
+}
+
 /// `resets`: how often the value went down.
 pub(crate) fn resets(points: &[(i64, f64)]) -> Option<f64> {
     let first = points.first()?;
@@ -307,6 +335,18 @@ mod tests {
         let reset = pts(&[(0, 10.0), (5_000, 4.0)]);
         assert_eq!(instant_value(&reset, true), Some(0.8));
         assert_eq!(instant_value(&reset, false), Some(-6.0));
+    }
+
+    #[test]
+    fn predict_and_smooth() {
+        // y = 2 + 0.5 x (x in s from 0): at ts = 20 s plus 10 s -> 2 + 0.5*30 = 17.
+        let p = pts(&[(0, 2.0), (10_000, 7.0), (20_000, 12.0)]);
+        assert_eq!(predict_linear(&p, 20_000, 10.0), Some(17.0));
+        assert_eq!(predict_linear(&p[..1], 0, 1.0), None);
+        // sf = tf = 0.5 on 1, 2, 4: s1=1, b=1; i=1: x=1, y=0.5*(1+1)=1 -> s=2;
+        // i=2: b=0.5*(2-1)+0.5*1=1, x=2, y=0.5*(2+1)=1.5 -> s=3.5.
+        let q = pts(&[(0, 1.0), (1, 2.0), (2, 4.0)]);
+        assert_eq!(double_exponential_smoothing(&q, 0.5, 0.5), Some(3.5));
     }
 
     #[test]

@@ -564,6 +564,25 @@ async fn instant_functions() {
     check("absent(temp)", t, &[]).await;
     check("timestamp(temp)", 2 * M + 5_000, &[("room=x", 120.0)]).await;
     check("histogram_quantile(0.5, lat_bucket)", 10 * M, &[("", 0.3)]).await;
+    // Calendar functions, UTC: 1970-01-01 was a Thursday.
+    check("hour(vector(18420))", t, &[("", 5.0)]).await;
+    check("minute(vector(18420))", t, &[("", 7.0)]).await;
+    check("day_of_week(vector(0))", t, &[("", 4.0)]).await;
+    check("days_in_month(vector(2678401))", t, &[("", 28.0)]).await;
+    check("month(vector(2678401))", t, &[("", 2.0)]).await;
+    check("day_of_month(vector(2678401))", t, &[("", 1.0)]).await;
+    check("day_of_year(vector(3456000))", t, &[("", 41.0)]).await;
+    check("year(vector(0))", t, &[("", 1970.0)]).await;
+    check("minute()", 61 * M, &[("", 1.0)]).await;
+    check("deg(vector(pi()))", t, &[("", 180.0)]).await;
+    check("rad(vector(180))", t, &[("", std::f64::consts::PI)]).await;
+    // a: 1/s, value 120 at 2 min; in 60 s: 180.
+    check(
+        "predict_linear(http_requests_total{instance=\"a\"}[1m], 60)",
+        t,
+        &[("instance=a,job=api", 180.0)],
+    )
+    .await;
     match instant("sort_desc(http_requests_total)", t).await.unwrap() {
         QueryValue::Vector(v) => {
             let vals: Vec<f64> = v.iter().map(|s| s.v).collect();
@@ -575,15 +594,15 @@ async fn instant_functions() {
 
 #[tokio::test]
 async fn unsupported_function_is_named() {
-    let e = instant("predict_linear(temp[5m], 60)", 0)
+    let e = instant("sort_by_label(temp, \"room\")", 0)
         .await
         .unwrap_err();
     assert!(matches!(e, QueryError::Unsupported(_)));
-    assert!(e.to_string().contains("predict_linear"), "{e}");
-    let e = instant("sum(predict_linear(temp[5m], 60))", 0)
+    assert!(e.to_string().contains("sort_by_label"), "{e}");
+    let e = instant("sum(sort_by_label(temp, \"room\"))", 0)
         .await
         .unwrap_err();
-    assert!(e.to_string().contains("predict_linear"), "{e}");
+    assert!(e.to_string().contains("sort_by_label"), "{e}");
     let e = instant("sum(", 0).await.unwrap_err();
     assert!(matches!(e, QueryError::BadData(_)));
 }

@@ -131,10 +131,10 @@ async fn errors_use_prometheus_types_and_codes() {
             "\"time\"",
         ),
         (
-            "/api/v1/query?query=predict_linear(up%5B5m%5D,1)",
+            "/api/v1/query?query=sort_by_label(up,%22job%22)",
             StatusCode::BAD_REQUEST,
             "bad_data",
-            "predict_linear",
+            "sort_by_label",
         ),
         (
             "/api/v1/query_range?query=up&start=10&end=0&step=1",
