@@ -42,14 +42,21 @@ fn invalid(name: &str, msg: impl std::fmt::Display) -> QueryError {
 /// # Errors
 /// `BadData` naming the parameter.
 pub fn parse_time(name: &str, s: &str) -> Result<i64, QueryError> {
+    // What Prometheus's clients send for "no bound" (Go's min/max times).
+    if s == "-292273086-05-16T16:47:06Z" {
+        return Ok(i64::MIN / 1_000_000);
+    }
+    if s == "292277025-08-18T07:12:54.999999999Z" {
+        return Ok(i64::MAX / 1_000_000);
+    }
     if let Ok(secs) = s.parse::<f64>() {
-        if !secs.is_finite() || secs.abs() > 9.2e15 {
+        if !secs.is_finite() {
             return Err(invalid(
                 name,
                 format!("cannot parse {s:?} to a valid timestamp"),
             ));
         }
-        // Round to milliseconds like Prometheus (nanoseconds truncated to ms).
+        // Milliseconds, saturating at the ends of the i64 range.
         return Ok((secs * 1000.0).round() as i64);
     }
     match s.parse::<jiff::Timestamp>() {
@@ -135,6 +142,9 @@ mod tests {
             parse_time("t", "2015-07-01T22:10:51+02:00").unwrap(),
             1_435_781_451_000
         );
+        // Go's min/max times, as Prometheus clients send them.
+        assert!(parse_time("start", "-9223309901257974").unwrap() < -9_223_000_000_000_000_000);
+        assert!(parse_time("start", "-292273086-05-16T16:47:06Z").unwrap() < -9_000_000_000_000);
         let e = parse_time("start", "yesterday").unwrap_err();
         assert!(e.to_string().contains("invalid parameter \"start\""), "{e}");
     }
