@@ -521,12 +521,12 @@ fn label_replace(ctx: &Ctx, c: &Call, ts: i64) -> Result<Vec<Sample>, QueryError
     let src = eval_string(ctx, arg(c, 3)?, ts)?;
     let re_text = eval_string(ctx, arg(c, 4)?, ts)?;
     let re = Regex::new(&format!("^(?:{re_text})$")).map_err(|e| {
-        QueryError::BadData(format!(
+        QueryError::Execution(format!(
             "invalid regular expression in label_replace(): {re_text}: {e}"
         ))
     })?;
     if !valid_label_name(&dst) {
-        return Err(QueryError::BadData(format!(
+        return Err(QueryError::Execution(format!(
             "invalid destination label name in label_replace(): {dst}"
         )));
     }
@@ -551,7 +551,7 @@ fn label_join(ctx: &Ctx, c: &Call, ts: i64) -> Result<Vec<Sample>, QueryError> {
         srcs.push(eval_string(ctx, e, ts)?);
     }
     if !valid_label_name(&dst) {
-        return Err(QueryError::BadData(format!(
+        return Err(QueryError::Execution(format!(
             "invalid destination label name in label_join(): {dst}"
         )));
     }

@@ -350,6 +350,7 @@ fn instant_queries(g: &Gen) -> Vec<(String, i64)> {
         "-kk_temperature_celsius",
         "2 ^ 3 % 5",
         "kk_requests_total / on(job) kk_requests_total",
+        "label_replace(kk_up, \"0bad\", \"x\", \"job\", \".*\")",
         "\"a string\"",
         "max_over_time(rate(kk_requests_total[5m])[30m:1m])",
         "predict_linear(kk_temperature_celsius[10m], 600)",

@@ -135,6 +135,13 @@ async fn selectors_and_matchers() {
         &[(C, 60.0)],
     )
     .await;
+    // `or` between matcher sets.
+    check(
+        "http_requests_total{instance=\"a\" or instance=\"c\"}",
+        2 * M,
+        &[(A, 120.0), (C, 60.0)],
+    )
+    .await;
     // Between samples the last one within lookback is used.
     check(
         "http_requests_total{instance=\"a\"}",
