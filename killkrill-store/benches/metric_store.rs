@@ -251,6 +251,17 @@ fn writes(c: &mut Criterion) {
         .build()
         .unwrap();
     let tenant = Tenant::new("bench").unwrap();
+    for (what, samples) in [
+        ("100 per series", batch(0)),
+        ("1 per series", shaped(0, SCRAPE_SERIES, 1)),
+    ] {
+        let rows = bare_rows(&tenant, &samples);
+        let bytes: usize = rows.iter().map(|r| r.5.len()).sum();
+        eprintln!(
+            "chunk bytes per sample ({what}): {:.2} (16 bytes raw)",
+            bytes as f64 / samples.len() as f64
+        );
+    }
     for kind in ["sqlite", "postgres", "mysql"] {
         let Some(db) = rt.block_on(open(kind)) else {
             continue;

@@ -263,10 +263,14 @@ async fn connect_once(cfg: &StoreConfig) -> Result<Backend, StoreError> {
                     SqliteSync::Off => SqliteSynchronous::Off,
                 })
                 .busy_timeout(Duration::from_millis(cfg.sqlite.busy_timeout_ms));
+            // The one writer gets a 64 MiB page cache (SQLite's default is
+            // 2 MiB): writes that touch many index pages — a metric write
+            // adds a chunk next to each of its series' older ones — then hit
+            // memory instead of the file.
             let writer = SqlitePoolOptions::new()
                 .max_connections(1)
                 .acquire_timeout(acquire)
-                .connect_with(opts.clone())
+                .connect_with(opts.clone().pragma("cache_size", "-65536"))
                 .await
                 .map_err(|e| db_error("opening the SQLite database", e))?;
             let reader = SqlitePoolOptions::new()

@@ -299,3 +299,58 @@ async fn galera_mode_on_plain_mariadb_runs_as_plain_mysql() {
         .await
         .expect("drop");
 }
+
+/// Metrics in Galera mode: writes (chunk insert-if-absent, series upsert),
+/// a rewrite, reads and retention on a real Galera node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_on_a_real_galera_node() {
+    use killkrill_core::event::{Labels, MetricSample, Timestamp};
+    use killkrill_core::storage::{LabelMatcher, MatchOp, MetricStore, TimeRange};
+
+    let Some(url) = std::env::var("KILLKRILL_TEST_GALERA_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    else {
+        eprintln!(
+            "skipping galera metrics: KILLKRILL_TEST_GALERA_URL is not set (scripts/galera-node starts a node)"
+        );
+        return;
+    };
+    let (_, db) = support::mysql_database(&url).await;
+    let cfg = galera_config(&url, &db, vec![host_port(&url)]);
+    let store = Store::open(cfg).await.expect("open in galera mode");
+    let t = Tenant::new("galera-metrics").unwrap();
+    let samples: Vec<MetricSample> = (0..500)
+        .flat_map(|s| {
+            (0..20).map(move |k| MetricSample {
+                name: "g".into(),
+                labels: Labels::from_pairs([("s", s.to_string())]),
+                value: f64::from(k),
+                timestamp: Some(Timestamp::from_nanos(T0 + i64::from(k) * NANOS_PER_SEC)),
+                ..MetricSample::default()
+            })
+        })
+        .collect();
+    let rep = store.write_samples(&t, &samples).await.expect("write");
+    assert_eq!((rep.series, rep.chunks_written), (500, 500));
+    let again = store.write_samples(&t, &samples).await.expect("rewrite");
+    assert_eq!((again.chunks_written, again.chunks_skipped), (0, 500));
+    let m = LabelMatcher::new("s", MatchOp::Re, "4..").unwrap();
+    let got = store
+        .select_samples(&t, &[m], TimeRange::ALL)
+        .await
+        .expect("read");
+    assert_eq!(got.len(), 100);
+    assert!(got.iter().all(|s| s.points.len() == 20));
+    let ret = store
+        .apply_retention(&t, Timestamp::from_nanos(T0 + 100 * 3_600 * NANOS_PER_SEC))
+        .await
+        .expect("retention");
+    assert_eq!((ret.chunks, ret.series), (500, 500));
+    store.close().await;
+    let mut admin = MySqlConnection::connect(&url).await.expect("connect");
+    admin
+        .execute(sqlx::AssertSqlSafe(format!("DROP DATABASE {db}")))
+        .await
+        .expect("drop");
+}

@@ -583,3 +583,40 @@ async fn bad_samples_are_refused_and_nothing_is_stored() {
         b.cleanup().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_writers_of_one_batch_store_each_chunk_once() {
+    let t = tenant("race");
+    let data: Vec<MetricSample> = (0..400)
+        .flat_map(|i| {
+            let inst = format!("i{i}");
+            (0..5)
+                .map(move |k| sample("race", &[("instance", inst.as_str())], T0 + k * S, k as f64))
+        })
+        .collect();
+    for b in all().await {
+        let mut tasks = Vec::new();
+        for _ in 0..4 {
+            let store = b.store.clone();
+            let (t, data) = (t.clone(), data.clone());
+            tasks.push(tokio::spawn(
+                async move { store.write_samples(&t, &data).await },
+            ));
+        }
+        let mut written = 0;
+        for task in tasks {
+            let rep = task.await.unwrap().unwrap();
+            assert_eq!(rep.chunks_written + rep.chunks_skipped, 400, "{}", b.name);
+            written += rep.chunks_written;
+        }
+        assert_eq!(written, 400, "{}: every chunk stored exactly once", b.name);
+        let got = b
+            .store
+            .select_samples(&t, &[], TimeRange::ALL)
+            .await
+            .unwrap();
+        assert_eq!(got.len(), 400, "{}", b.name);
+        assert!(got.iter().all(|s| s.points.len() == 5), "{}", b.name);
+        b.cleanup().await;
+    }
+}

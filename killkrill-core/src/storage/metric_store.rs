@@ -157,7 +157,9 @@ pub trait MetricStore: Send + Sync {
     /// # Errors
     /// [`ErrorKind::Invalid`](super::ErrorKind::Invalid) naming the first bad
     /// sample (no timestamp, empty name, another tenant); nothing is stored
-    /// then. Backend errors otherwise (all of a transaction or none of it).
+    /// then. Backend errors otherwise: a big call is split into several
+    /// transactions (writeset limits), so a failed call may have stored
+    /// some of its series; retrying the whole call is safe (idempotent).
     async fn write_samples(
         &self,
         tenant: &Tenant,
