@@ -63,6 +63,15 @@ pub fn stream_key(prefix: &str, kind: &str, tenant_group: &str) -> String {
     format!("{prefix}:{{{kind}:{tenant_group}}}:stream")
 }
 
+/// The tenant group of `tenant` when tenants are spread over `groups`
+/// streams (`g0` .. `g{groups-1}`), by a stable hash of the tenant name: a
+/// receiver enqueues to the queue of that group, and each group has its own
+/// workers. `groups = 0` or `1` puts everyone in `g0`.
+pub fn tenant_group(tenant: &killkrill_core::event::Tenant, groups: u32) -> String {
+    let h = xxhash_rust::xxh3::xxh3_64(tenant.as_str().as_bytes());
+    format!("g{}", h % u64::from(groups.max(1)))
+}
+
 fn quarantine_key(prefix: &str, kind: &str, tenant_group: &str) -> String {
     format!("{prefix}:{{{kind}:{tenant_group}}}:undecodable")
 }
@@ -513,5 +522,44 @@ impl Queue for RedisStreamsQueue {
             in_flight: pending.0,
             oldest_unacked: oldest,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use killkrill_core::event::Tenant;
+
+    #[test]
+    fn ids_round_trip_and_keys_carry_one_hash_tag() {
+        for id in [
+            "0-0",
+            "1764000000000-0",
+            "1764000000000-42",
+            "18446744073709551615-18446744073709551615",
+        ] {
+            assert_eq!(format_id(parse_id(id).unwrap()), id);
+        }
+        assert!(parse_id("12").is_none() && parse_id("a-1").is_none());
+        assert!(parse_id("1-0").unwrap() > parse_id("0-99").unwrap());
+        let k = stream_key("killkrill", "logs", "g3");
+        assert_eq!(k, "killkrill:{logs:g3}:stream");
+        assert_eq!(
+            quarantine_key("killkrill", "logs", "g3"),
+            "killkrill:{logs:g3}:undecodable"
+        );
+    }
+
+    #[test]
+    fn tenant_groups_are_stable_and_spread() {
+        let t = |n: &str| Tenant::new(n).unwrap();
+        assert_eq!(tenant_group(&t("acme"), 1), "g0");
+        assert_eq!(tenant_group(&t("acme"), 0), "g0");
+        assert_eq!(tenant_group(&t("acme"), 8), tenant_group(&t("acme"), 8));
+        let used: std::collections::BTreeSet<String> = (0..200)
+            .map(|i| tenant_group(&t(&format!("tenant{i}")), 8))
+            .collect();
+        assert_eq!(used.len(), 8);
     }
 }
