@@ -22,7 +22,9 @@
 //!   reclaimable entries are noticed while idle.
 //! - **Visibility timeout**: `XAUTOCLAIM` takes entries idle in the group's
 //!   pending list for longer than `visibility_timeout` (a worker died or is
-//!   stuck); the delivery count Redis keeps becomes `attempts`.
+//!   stuck); the delivery count Redis keeps becomes `attempts`. It runs at
+//!   most every `poll_interval` (and at once after a local `nack`), so a
+//!   timed-out delivery comes back within the timeout plus that interval.
 //! - **nack** sets the entry's idle time with `XCLAIM ... IDLE ... JUSTID` so
 //!   that `XAUTOCLAIM` picks it up after `retry_after`, without counting a
 //!   delivery.
@@ -34,7 +36,7 @@
 //!   client.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
@@ -124,6 +126,10 @@ pub struct RedisStreamsQueue {
     /// Idle dedicated connections for blocking reads.
     blocking: Mutex<Vec<Conn>>,
     last_trim_ms: AtomicU64,
+    /// When `XAUTOCLAIM` last ran; it runs at most every `poll_interval`...
+    last_reclaim_ms: AtomicU64,
+    /// ...unless this process gave a delivery back.
+    reclaim_now: AtomicBool,
 }
 
 impl RedisStreamsQueue {
@@ -174,6 +180,8 @@ impl RedisStreamsQueue {
             conn,
             blocking: Mutex::new(Vec::new()),
             last_trim_ms: AtomicU64::new(now_ms()),
+            last_reclaim_ms: AtomicU64::new(0),
+            reclaim_now: AtomicBool::new(false),
             opts,
         };
         q.create_group().await?;
@@ -432,9 +440,23 @@ impl Queue for RedisStreamsQueue {
         let deadline = Instant::now() + wait;
         self.maybe_trim().await;
         loop {
-            let back = self.reclaim(max).await?;
-            if !back.is_empty() {
-                return Ok(back);
+            // Reclaiming costs a round trip: at most every poll interval
+            // (so a timed-out delivery comes back within visibility timeout
+            // plus poll interval), and at once after a local nack.
+            let now = now_ms();
+            let last = self.last_reclaim_ms.load(Ordering::Relaxed);
+            if self.reclaim_now.swap(false, Ordering::Relaxed)
+                || now.saturating_sub(last) >= self.opts.poll_interval.as_millis() as u64
+            {
+                self.last_reclaim_ms.store(now, Ordering::Relaxed);
+                let back = self.reclaim(max).await?;
+                if back.len() >= max {
+                    // There may be more: look again next time.
+                    self.reclaim_now.store(true, Ordering::Relaxed);
+                }
+                if !back.is_empty() {
+                    return Ok(back);
+                }
             }
             let left = deadline.saturating_duration_since(Instant::now());
             let block = left.min(self.opts.poll_interval);
@@ -486,6 +508,9 @@ impl Queue for RedisStreamsQueue {
             .query_async(&mut self.conn.clone())
             .await
             .map_err(|e| rerr("XCLAIM", &e))?;
+        if retry_after.is_zero() {
+            self.reclaim_now.store(true, Ordering::Relaxed);
+        }
         Ok(())
     }
 
