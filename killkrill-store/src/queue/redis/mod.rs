@@ -249,13 +249,15 @@ impl RedisStreamsQueue {
         counts: &[u32],
     ) -> Result<Vec<Delivery>, QueueError> {
         let mut out = Vec::with_capacity(entries.len());
-        for (i, e) in entries.into_iter().enumerate() {
+        for (i, mut e) in entries.into_iter().enumerate() {
             let attempts = counts.get(i).copied().unwrap_or(1).max(1);
             let Some(id) = parse_id(&e.id) else {
+                // Redis ids are always `ms-seq`; this is not a Redis stream.
+                tracing::error!(id = %e.id, stream = %self.key, "unreadable stream entry id");
                 continue;
             };
-            let bytes = match e.map.get("b") {
-                Some(Value::BulkString(b)) => b.clone(),
+            let bytes = match e.map.remove("b") {
+                Some(Value::BulkString(b)) => b,
                 _ => Vec::new(),
             };
             match self.codec.decode(&bytes) {
