@@ -27,6 +27,9 @@ use crate::error::db_error;
 use crate::galera::{NodeState, parse_node};
 use crate::retry::backoff;
 
+/// Series rows remembered as stored, per process (~100 bytes each).
+const SERIES_CACHE_ENTRIES: usize = 2_000_000;
+
 /// The pools.
 #[derive(Debug, Clone)]
 pub enum Backend {
@@ -77,6 +80,7 @@ pub struct Store {
     pub(crate) cfg: StoreConfig,
     pub(crate) blocks: BlockOptions,
     pub(crate) token_cache: std::sync::Arc<crate::logs::token_cache::TokenCache>,
+    pub(crate) series_cache: std::sync::Arc<crate::metrics::series_cache::SeriesCache>,
 }
 
 impl Store {
@@ -133,6 +137,9 @@ impl Store {
             cfg,
             blocks,
             token_cache,
+            series_cache: std::sync::Arc::new(crate::metrics::series_cache::SeriesCache::new(
+                SERIES_CACHE_ENTRIES,
+            )),
         })
     }
 

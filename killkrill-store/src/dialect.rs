@@ -10,6 +10,7 @@
 //! | upsert | `ON CONFLICT (…) DO UPDATE SET x = excluded.x` | `ON DUPLICATE KEY UPDATE x = VALUES(x)` | as PostgreSQL |
 //! | bulk block insert | binary `COPY … FROM STDIN` | multi-row `INSERT` under the packet size | prepared `INSERT` per row, one writer |
 //! | bounded deletes | one statement | `DELETE … LIMIT n` in a loop (Galera writeset limits) | one statement |
+//! | chunk insert-if-absent | `ON CONFLICT DO NOTHING` | `INSERT IGNORE` (see [`Dialect::insert_chunks`]) | `ON CONFLICT DO NOTHING` |
 //! | blob types | `BYTEA` | `LONGBLOB` | `BLOB` (migrations only) |
 
 use crate::config::DbType;
@@ -86,6 +87,56 @@ impl Dialect {
             ),
             DbType::Sqlite => format!(
                 "{base} ON CONFLICT (tenant, dedupe_key) DO UPDATE SET attempts = dead_letters.attempts + excluded.attempts, error = excluded.error, last_failure = MAX(dead_letters.last_failure, excluded.last_failure)"
+            ),
+        })
+    }
+
+    /// Upserts series rows (6 columns), widening `[first_seen, last_seen]`.
+    pub fn upsert_series(self, rows: usize) -> String {
+        let values = Self::rows(rows, 6);
+        let base = format!(
+            "INSERT INTO metric_series (tenant, series_id, name, labels, first_seen, last_seen) VALUES {values}"
+        );
+        self.sql(&match self.0 {
+            DbType::Mysql => format!(
+                "{base} ON DUPLICATE KEY UPDATE first_seen = LEAST(first_seen, VALUES(first_seen)), last_seen = GREATEST(last_seen, VALUES(last_seen))"
+            ),
+            DbType::Postgres => format!(
+                "{base} ON CONFLICT (tenant, series_id) DO UPDATE SET first_seen = LEAST(metric_series.first_seen, excluded.first_seen), last_seen = GREATEST(metric_series.last_seen, excluded.last_seen) WHERE excluded.first_seen < metric_series.first_seen OR excluded.last_seen > metric_series.last_seen"
+            ),
+            DbType::Sqlite => format!(
+                "{base} ON CONFLICT (tenant, series_id) DO UPDATE SET first_seen = MIN(metric_series.first_seen, excluded.first_seen), last_seen = MAX(metric_series.last_seen, excluded.last_seen) WHERE excluded.first_seen < metric_series.first_seen OR excluded.last_seen > metric_series.last_seen"
+            ),
+        })
+    }
+
+    /// Inserts sample chunks (7 columns), skipping ids already stored.
+    /// MySQL uses `INSERT IGNORE` here (not `ON DUPLICATE KEY UPDATE`, whose
+    /// affected-row count cannot tell a skip from an insert under sqlx's
+    /// `CLIENT_FOUND_ROWS`): every column is an integer, a validated tenant
+    /// or a blob, so there is nothing IGNORE could silently truncate.
+    pub fn insert_chunks(self, rows: usize) -> String {
+        let values = Self::rows(rows, 7);
+        let cols =
+            "metric_chunks (tenant, series_id, min_ts, chunk_id, max_ts, sample_count, data)";
+        self.sql(&match self.0 {
+            DbType::Mysql => format!("INSERT IGNORE INTO {cols} VALUES {values}"),
+            DbType::Postgres | DbType::Sqlite => format!(
+                "INSERT INTO {cols} VALUES {values} ON CONFLICT (tenant, series_id, min_ts, chunk_id) DO NOTHING"
+            ),
+        })
+    }
+
+    /// Upserts rollup partials (8 columns): a rewritten flush replaces its rows.
+    pub fn upsert_rollups(self, rows: usize) -> String {
+        let values = Self::rows(rows, 8);
+        let base = format!(
+            "INSERT INTO metric_rollups (tenant, series_id, resolution_ns, window_start, late, flush_key, window_end, data) VALUES {values}"
+        );
+        self.sql(&match self.0 {
+            DbType::Mysql => format!("{base} ON DUPLICATE KEY UPDATE data = VALUES(data)"),
+            DbType::Postgres | DbType::Sqlite => format!(
+                "{base} ON CONFLICT (tenant, series_id, resolution_ns, window_start, late, flush_key) DO UPDATE SET data = excluded.data"
             ),
         })
     }

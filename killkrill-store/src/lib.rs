@@ -22,6 +22,8 @@
 //! - [`retry`]: bounded, counted retries with backoff.
 //! - [`galera`]: what Galera mode changes.
 //! - `logs/`: the `LogStore` implementation.
+//! - `metrics/`: the `MetricStore` implementation (series index, sample
+//!   chunks, rollups).
 //! - [`dead_letter`]: the dead-letter table.
 //! - [`queue`]: the durable queues (SQLite file, Redis Streams) and their config.
 
@@ -34,6 +36,7 @@ pub mod dialect;
 pub mod error;
 pub mod galera;
 pub(crate) mod logs;
+pub(crate) mod metrics;
 pub mod migrate;
 pub mod queue;
 pub mod retry;

@@ -1,7 +1,10 @@
 //! # killkrill-svc
 //!
-//! The `killkrill` binary's library: command-line interface and, as they
-//! arrive, the service roles. `main.rs` only calls [`cli::run`], so every
-//! command can be driven in-process by tests.
+//! The `killkrill` binary's library: command-line interface, configuration
+//! and the service ([`serve`]). `main.rs` only calls [`cli::run`], so every
+//! command can be driven in-process by tests, and [`serve::start`] runs the
+//! whole service in-process with the addresses it bound.
 
 pub mod cli;
+pub mod config;
+pub mod serve;

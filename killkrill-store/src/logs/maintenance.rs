@@ -79,7 +79,7 @@ impl Store {
     }
 
     /// Runs a delete, in bounded steps where the dialect wants them.
-    async fn bounded_delete(
+    pub(crate) async fn bounded_delete(
         &self,
         sql: &str,
         big_rows: bool,

@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 
 pub mod migrate;
 pub mod parse;
+pub mod serve;
 
 /// Killkrill: log and metrics ingestion.
 #[derive(Debug, Parser)]
@@ -28,6 +29,12 @@ pub enum Command {
     Parse(parse::ParseArgs),
     /// Apply the database schema (migrations) and exit.
     Migrate(migrate::MigrateArgs),
+    /// Run every role in one process: HTTP and syslog listeners, workers,
+    /// the embedded SQLite store (or DB_TYPE/DATABASE_URL).
+    Serve(serve::ServeArgs),
+    /// Validate the configuration (file, KILLKRILL_* environment, flags)
+    /// and print the effective one, without starting.
+    CheckConfig(serve::ConfigArgs),
     /// Print the version.
     Version,
 }
@@ -62,6 +69,10 @@ where
             std::io::stdout().lock(),
             std::io::stderr().lock(),
         ),
+        Command::Serve(args) => serve::run(&args, std::io::stdout(), std::io::stderr().lock()),
+        Command::CheckConfig(args) => {
+            serve::check_config(&args, std::io::stdout().lock(), std::io::stderr().lock())
+        }
         Command::Version => {
             let mut out = std::io::stdout().lock();
             match writeln!(out, "killkrill {}", env!("CARGO_PKG_VERSION")) {

@@ -1,0 +1,412 @@
+//! The Prometheus HTTP API (`/api/v1/query`, `/query_range`, `/series`,
+//! `/labels`, `/label/{name}/values`, `/metadata`, `/status/buildinfo`,
+//! `/format_query`, and empty `/query_exemplars`, `/rules`, `/alerts` for
+//! the clients that ask) as axum handlers, so Grafana, promtool and other Prometheus clients work
+//! unchanged. GET and POST (form body) are both accepted; every answer uses
+//! Prometheus's envelope `{status, data | errorType, error, warnings}` and its
+//! HTTP codes (400 bad_data, 422 execution, 503 timeout, 500 internal).
+//! Authentication and tenancy are the embedding service's job: it wraps
+//! this router and hands it a tenant-scoped [`SampleSource`].
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::{Map, Value as Json, json};
+
+use crate::engine::{Engine, EngineConfig};
+use crate::error::QueryError;
+use crate::labels::{Labels, Matcher, parse_selector};
+use crate::params::{Params, parse_duration, parse_time};
+use crate::source::{SampleSource, Series};
+use crate::value::{QueryValue, format_float};
+
+/// State of the API router: the engine (which holds the source).
+#[derive(Clone)]
+pub struct ApiState {
+    engine: Engine,
+}
+
+impl ApiState {
+    /// State over `source` with `config`.
+    pub fn new(source: Arc<dyn SampleSource>, config: EngineConfig) -> Self {
+        ApiState {
+            engine: Engine::new(source, config),
+        }
+    }
+
+    /// The engine behind the API.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+}
+
+/// The Prometheus-compatible routes, ready to be nested or merged.
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/api/v1/query", get(query).post(query))
+        .route("/api/v1/query_range", get(query_range).post(query_range))
+        .route("/api/v1/series", get(series).post(series))
+        .route("/api/v1/labels", get(labels).post(labels))
+        .route("/api/v1/label/{name}/values", get(label_values))
+        .route("/api/v1/metadata", get(metadata))
+        .route("/api/v1/status/buildinfo", get(buildinfo))
+        .route("/api/v1/format_query", get(format_query).post(format_query))
+        .route(
+            "/api/v1/query_exemplars",
+            get(query_exemplars).post(query_exemplars),
+        )
+        .route("/api/v1/rules", get(rules))
+        .route("/api/v1/alerts", get(alerts))
+        .with_state(state)
+}
+
+fn params(method: &Method, headers: &HeaderMap, raw: Option<String>, body: &Bytes) -> Params {
+    let mut p = Params::default();
+    if let Some(q) = raw {
+        p.extend_from_form(q.as_bytes());
+    }
+    let is_form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    if method == Method::POST && is_form {
+        p.extend_from_form(body);
+    }
+    p
+}
+
+fn json_response(status: StatusCode, body: &Json) -> Response {
+    let mut resp = (status, body.to_string()).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+fn success(data: Json) -> Response {
+    json_response(StatusCode::OK, &json!({"status": "success", "data": data}))
+}
+
+fn failure(e: &QueryError) -> Response {
+    let kind = e.kind();
+    metrics::counter!("killkrill_promql_api_errors_total", "error_type" => kind.as_str())
+        .increment(1);
+    let status =
+        StatusCode::from_u16(kind.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    json_response(
+        status,
+        &json!({"status": "error", "errorType": kind.as_str(), "error": e.to_string()}),
+    )
+}
+
+fn reply(r: Result<Json, QueryError>) -> Response {
+    match r {
+        Ok(d) => success(d),
+        Err(e) => failure(&e),
+    }
+}
+
+/// A timestamp in seconds as Prometheus writes it (integer when whole).
+fn ts_json(ms: i64) -> Json {
+    if ms % 1000 == 0 {
+        json!(ms / 1000)
+    } else {
+        json!(ms as f64 / 1000.0)
+    }
+}
+
+fn labels_json(l: &Labels) -> Json {
+    let mut m = Map::new();
+    for (k, v) in l {
+        m.insert(k.clone(), Json::String(v.clone()));
+    }
+    Json::Object(m)
+}
+
+fn series_json(s: &Series) -> Json {
+    let values: Vec<Json> = s
+        .points
+        .iter()
+        .map(|&(t, v)| json!([ts_json(t), format_float(v)]))
+        .collect();
+    json!({"metric": labels_json(&s.labels), "values": values})
+}
+
+/// The `data` object of a query answer.
+pub fn value_json(v: &QueryValue) -> Json {
+    let result = match v {
+        QueryValue::Scalar { t, v } => json!([ts_json(*t), format_float(*v)]),
+        QueryValue::String { t, v } => json!([ts_json(*t), v]),
+        QueryValue::Vector(samples) => Json::Array(
+            samples
+                .iter()
+                .map(|s| json!({"metric": labels_json(&s.labels), "value": [ts_json(s.t), format_float(s.v)]}))
+                .collect(),
+        ),
+        QueryValue::Matrix(m) => Json::Array(m.iter().map(series_json).collect()),
+    };
+    json!({"resultType": v.type_name(), "result": result})
+}
+
+fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}
+
+fn timeout_param(p: &Params) -> Result<Option<Duration>, QueryError> {
+    match p.get("timeout") {
+        Some(t) => {
+            let ms = parse_duration("timeout", t)?;
+            Ok(Some(Duration::from_millis(u64::try_from(ms).unwrap_or(0))))
+        }
+        None => Ok(None),
+    }
+}
+
+fn query_param(p: &Params) -> Result<&str, QueryError> {
+    p.get("query").filter(|q| !q.is_empty()).ok_or_else(|| {
+        QueryError::BadData("invalid parameter \"query\": no query given".to_string())
+    })
+}
+
+async fn query(
+    State(st): State<ApiState>,
+    method: Method,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+    body: Bytes,
+) -> Response {
+    let p = params(&method, &headers, raw, &body);
+    reply(
+        async {
+            let q = query_param(&p)?;
+            let t = match p.get("time") {
+                Some(t) => parse_time("time", t)?,
+                None => now_ms(),
+            };
+            let started = std::time::Instant::now();
+            let v = st.engine.instant(q, t, timeout_param(&p)?).await;
+            tracing::debug!(
+                query = q,
+                time_ms = t,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                ok = v.is_ok(),
+                "promql instant query"
+            );
+            Ok(value_json(&v?))
+        }
+        .await,
+    )
+}
+
+async fn query_range(
+    State(st): State<ApiState>,
+    method: Method,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+    body: Bytes,
+) -> Response {
+    let p = params(&method, &headers, raw, &body);
+    reply(
+        async {
+            let missing = |n: &str| QueryError::BadData(format!("invalid parameter \"{n}\": missing"));
+            let start = parse_time("start", p.get("start").ok_or_else(|| missing("start"))?)?;
+            let end = parse_time("end", p.get("end").ok_or_else(|| missing("end"))?)?;
+            if end < start {
+                return Err(QueryError::BadData(
+                    "invalid parameter \"end\": end timestamp must not be before start time"
+                        .to_string(),
+                ));
+            }
+            let step = parse_duration("step", p.get("step").ok_or_else(|| missing("step"))?)?;
+            if step <= 0 {
+                return Err(QueryError::BadData(
+                    "invalid parameter \"step\": zero or negative query resolution step widths are not accepted. Try a positive integer".to_string(),
+                ));
+            }
+            let q = query_param(&p)?;
+            let started = std::time::Instant::now();
+            let v = st
+                .engine
+                .range(q, start, end, step, timeout_param(&p)?)
+                .await;
+            tracing::debug!(query = q, start_ms = start, end_ms = end, step_ms = step, elapsed_ms = started.elapsed().as_millis() as u64, ok = v.is_ok(), "promql range query");
+            Ok(value_json(&v?))
+        }
+        .await,
+    )
+}
+
+/// `start`/`end` of the metadata endpoints in nanoseconds (unbounded when absent).
+fn range_ns(p: &Params) -> Result<(i64, i64), QueryError> {
+    let start = match p.get("start") {
+        Some(s) => parse_time("start", s)?.saturating_mul(1_000_000),
+        None => i64::MIN,
+    };
+    let end = match p.get("end") {
+        Some(s) => parse_time("end", s)?.saturating_mul(1_000_000),
+        None => i64::MAX,
+    };
+    Ok((start, end))
+}
+
+fn matcher_sets(p: &Params) -> Result<Vec<Vec<Matcher>>, QueryError> {
+    let mut out = Vec::new();
+    for m in p.all("match[]") {
+        out.extend(parse_selector(m)?);
+    }
+    Ok(out)
+}
+
+async fn series(
+    State(st): State<ApiState>,
+    method: Method,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+    body: Bytes,
+) -> Response {
+    let p = params(&method, &headers, raw, &body);
+    reply(
+        async {
+            let sets = matcher_sets(&p)?;
+            if sets.is_empty() {
+                return Err(QueryError::BadData(
+                    "no match[] parameter provided".to_string(),
+                ));
+            }
+            let (start, end) = range_ns(&p)?;
+            let mut seen: BTreeSet<Labels> = BTreeSet::new();
+            for set in &sets {
+                seen.extend(st.engine.source().series(set, start, end).await?);
+            }
+            Ok(Json::Array(seen.iter().map(labels_json).collect()))
+        }
+        .await,
+    )
+}
+
+async fn labels(
+    State(st): State<ApiState>,
+    method: Method,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+    body: Bytes,
+) -> Response {
+    let p = params(&method, &headers, raw, &body);
+    reply(
+        async {
+            let (start, end) = range_ns(&p)?;
+            let mut sets = matcher_sets(&p)?;
+            if sets.is_empty() {
+                sets.push(Vec::new());
+            }
+            let mut names = BTreeSet::new();
+            for set in &sets {
+                names.extend(st.engine.source().label_names(set, start, end).await?);
+            }
+            Ok(json!(names))
+        }
+        .await,
+    )
+}
+
+async fn label_values(
+    State(st): State<ApiState>,
+    Path(name): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let mut p = Params::default();
+    if let Some(q) = raw {
+        p.extend_from_form(q.as_bytes());
+    }
+    reply(
+        async {
+            let valid = name
+                .chars()
+                .enumerate()
+                .all(|(i, c)| c == '_' || c.is_ascii_alphabetic() || (i > 0 && c.is_ascii_digit()));
+            if name.is_empty() || !valid {
+                return Err(QueryError::BadData(format!("invalid label name: {name:?}")));
+            }
+            let (start, end) = range_ns(&p)?;
+            let mut sets = matcher_sets(&p)?;
+            if sets.is_empty() {
+                sets.push(Vec::new());
+            }
+            let mut values = BTreeSet::new();
+            for set in &sets {
+                values.extend(
+                    st.engine
+                        .source()
+                        .label_values(&name, set, start, end)
+                        .await?,
+                );
+            }
+            Ok(json!(values))
+        }
+        .await,
+    )
+}
+
+/// Killkrill keeps no metric metadata (HELP/TYPE) yet: an empty object, as
+/// Prometheus answers when it knows none.
+async fn metadata() -> Response {
+    success(json!({}))
+}
+
+/// Pretty-prints a query (Prometheus's `format_query`).
+async fn format_query(
+    method: Method,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+    body: Bytes,
+) -> Response {
+    let p = params(&method, &headers, raw, &body);
+    reply(query_param(&p).and_then(|q| {
+        let expr = crate::engine::parse(q)?;
+        Ok(Json::String(expr.prettify()))
+    }))
+}
+
+/// Killkrill stores no exemplars: an empty list (Grafana asks by default).
+async fn query_exemplars(
+    method: Method,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+    body: Bytes,
+) -> Response {
+    let p = params(&method, &headers, raw, &body);
+    reply(query_param(&p).and_then(|q| {
+        crate::engine::parse(q)?;
+        Ok(json!([]))
+    }))
+}
+
+/// No recording or alerting rules are evaluated by Killkrill.
+async fn rules() -> Response {
+    success(json!({"groups": []}))
+}
+
+/// No alerts: Killkrill evaluates no alerting rules.
+async fn alerts() -> Response {
+    success(json!({"alerts": []}))
+}
+
+async fn buildinfo() -> Response {
+    success(json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "revision": "",
+        "branch": "",
+        "buildUser": "killkrill",
+        "buildDate": "",
+        "goVersion": "",
+        "application": "killkrill",
+    }))
+}

@@ -1,0 +1,33 @@
+//! Killkrill's PromQL engine and Prometheus-compatible HTTP API.
+//!
+//! Parsing is GreptimeDB's `promql-parser`; evaluation is ours, written
+//! after Prometheus's own engine so answers agree to the last bits that
+//! matter (a conformance test runs the same queries against a real
+//! Prometheus). The engine reads samples through the small
+//! [`SampleSource`] trait, so it knows nothing about SQL: the service plugs
+//! its metric store in with an adapter, tests use [`MemorySource`].
+//!
+//! What is supported and how it differs from Prometheus is in
+//! `docs/src/promql.md`.
+
+mod aggregate;
+pub mod api;
+mod binary;
+mod engine;
+mod error;
+mod eval;
+mod functions;
+mod histogram;
+mod labels;
+pub mod params;
+mod range_functions;
+mod source;
+mod value;
+
+pub use api::{ApiState, router};
+pub use engine::{Engine, EngineConfig, parse};
+pub use error::{ErrorKind, QueryError};
+pub use functions::supported as supported_functions;
+pub use labels::{Labels, METRIC_NAME, MatchOp, Matcher, parse_selector};
+pub use source::{MemorySource, SampleSource, Series};
+pub use value::{QueryValue, Sample, format_float, is_stale, stale_nan};

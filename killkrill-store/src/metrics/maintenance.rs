@@ -1,0 +1,75 @@
+//! Metric retention and the tenant list.
+
+use killkrill_core::event::{Tenant, Timestamp};
+use killkrill_core::storage::{ErrorKind, MetricRetentionReport, StoreError};
+use sqlx::Row;
+
+use crate::backend::Store;
+use crate::error::Context;
+use crate::retry::retry;
+use crate::with_pool;
+
+impl Store {
+    /// Deletes chunks, rollups and series older than `cutoff`; each delete
+    /// is its own (bounded, on MySQL) statement, retried on its own.
+    pub(super) async fn metric_retention(
+        &self,
+        tenant: &Tenant,
+        cutoff: Timestamp,
+    ) -> Result<MetricRetentionReport, StoreError> {
+        let c = cutoff.as_nanos();
+        let chunks = retry(&self.cfg.retry, "metric_retention", || {
+            self.bounded_delete(
+                "DELETE FROM metric_chunks WHERE tenant = ? AND max_ts < ?",
+                false,
+                tenant,
+                c,
+            )
+        })
+        .await?;
+        let rollups = retry(&self.cfg.retry, "metric_retention", || {
+            self.bounded_delete(
+                "DELETE FROM metric_rollups WHERE tenant = ? AND window_end <= ?",
+                false,
+                tenant,
+                c,
+            )
+        })
+        .await?;
+        let series = retry(&self.cfg.retry, "metric_retention", || {
+            self.bounded_delete(
+                "DELETE FROM metric_series WHERE tenant = ? AND last_seen < ?",
+                false,
+                tenant,
+                c,
+            )
+        })
+        .await?;
+        Ok(MetricRetentionReport {
+            chunks,
+            rollups,
+            series,
+        })
+    }
+
+    pub(super) async fn metric_tenant_list(&self) -> Result<Vec<Tenant>, StoreError> {
+        let names: Vec<String> = with_pool!(&self.backend, pool => {
+            let rows = sqlx::query("SELECT DISTINCT tenant FROM metric_series ORDER BY tenant")
+                .fetch_all(pool)
+                .await
+                .ctx("listing metric tenants")?;
+            let mut v = Vec::with_capacity(rows.len());
+            for r in rows {
+                v.push(r.try_get::<String, _>(0).ctx("listing metric tenants")?);
+            }
+            v
+        });
+        names
+            .iter()
+            .map(|n| {
+                Tenant::new(n)
+                    .map_err(|e| StoreError::with_source(ErrorKind::Fatal, "stored tenant name", e))
+            })
+            .collect()
+    }
+}

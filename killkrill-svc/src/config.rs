@@ -1,0 +1,752 @@
+//! The service configuration: one typed struct, read from layers.
+//!
+//! Precedence, lowest first: built-in defaults, the TOML file (`--config`),
+//! `KILLKRILL_*` environment variables, command-line flags. The layers are
+//! merged as TOML tables *before* the struct is deserialised once, so every
+//! value — whatever layer it came from — passes the same checks, and an error
+//! names the key and the layer (`http (from KILLKRILL_HTTP): ...`).
+//!
+//! Environment names: `KILLKRILL_` followed by the key in upper case, with
+//! `__` between a section and its key (`KILLKRILL_SYSLOG__IDLE_TIMEOUT_SECS`
+//! is `syslog.idle_timeout_secs`). A value that reads as a TOML number or
+//! boolean is one; anything else is a string. An unknown key is an error in
+//! every layer (`KILLKRILL_TEST_*`, the test suites' variables, are not
+//! read). The database is chosen by the standard variables
+//! (`DB_TYPE`, `DATABASE_URL`, ...; see `killkrill_store::config`), not here:
+//! with none of them set, `serve` uses SQLite under `data_dir`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use killkrill_core::transform::{BuildContext, TransformChain, TransformConfig};
+use serde::{Deserialize, Serialize};
+
+/// Prefix of the environment variables read.
+pub const ENV_PREFIX: &str = "KILLKRILL_";
+
+/// Variables with this prefix (`KILLKRILL_TEST_POSTGRES_URL`, ...) belong
+/// to the test suites and are not configuration.
+pub const TEST_ENV_PREFIX: &str = "KILLKRILL_TEST_";
+
+/// A listen address, or off (`""`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ListenAddr(pub Option<SocketAddr>);
+
+impl ListenAddr {
+    /// Listening on `addr`.
+    pub fn on(addr: SocketAddr) -> Self {
+        ListenAddr(Some(addr))
+    }
+
+    /// Turned off.
+    pub const OFF: ListenAddr = ListenAddr(None);
+
+    /// The address, unless turned off.
+    pub fn get(self) -> Option<SocketAddr> {
+        self.0
+    }
+}
+
+impl fmt::Display for ListenAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(a) => write!(f, "{a}"),
+            None => f.write_str("off"),
+        }
+    }
+}
+
+impl Serialize for ListenAddr {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Some(a) => s.serialize_str(&a.to_string()),
+            None => s.serialize_str(""),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ListenAddr {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        let s = s.trim();
+        if s.is_empty() {
+            return Ok(ListenAddr::OFF);
+        }
+        s.parse::<SocketAddr>().map(ListenAddr::on).map_err(|_| {
+            serde::de::Error::custom(format!(
+                "invalid address {s:?}: expected IP:PORT such as 127.0.0.1:8080 or [::1]:8080 \
+                 (port 0 picks a free port), or an empty string to turn the listener off"
+            ))
+        })
+    }
+}
+
+/// Everything `killkrill serve` runs with. Every key has a default, so an
+/// empty file (or none) is a valid configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServeConfig {
+    /// Directory of the embedded SQLite database (`killkrill.db`); created
+    /// when missing.
+    pub data_dir: PathBuf,
+    /// HTTP listener (ingest, `/healthz`, `/readyz`, `/metrics`).
+    pub http: ListenAddr,
+    /// Syslog over UDP.
+    pub syslog_udp: ListenAddr,
+    /// Syslog over TCP (octet counting and LF/NUL framing on one port).
+    pub syslog_tcp: ListenAddr,
+    /// Syslog over TLS; runs only when `tls.cert` and `tls.key` are set.
+    pub syslog_tls: ListenAddr,
+    /// The tenant every received event belongs to (until authentication
+    /// assigns tenants per caller).
+    pub tenant: String,
+    /// TLS certificate and key.
+    pub tls: TlsConfig,
+    /// HTTP ingest.
+    pub http_ingest: HttpIngestConfig,
+    /// Syslog listeners.
+    pub syslog: SyslogConfig,
+    /// The queue between receivers and workers.
+    pub queue: QueueConfig,
+    /// The workers that write batches to the store.
+    pub workers: WorkersConfig,
+    /// Background compaction and retention of the log store.
+    pub maintenance: MaintenanceConfig,
+    /// Transforms the workers run on log records, in order (`[[transforms]]`
+    /// tables; see `docs/src/pipeline.md`). None by default. File only.
+    #[serde(skip_serializing)]
+    pub transforms: Vec<TransformConfig>,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        let local = |port| ListenAddr::on(SocketAddr::from(([127, 0, 0, 1], port)));
+        ServeConfig {
+            data_dir: PathBuf::from("./killkrill-data"),
+            http: local(8080),
+            syslog_udp: local(5514),
+            syslog_tcp: local(5514),
+            syslog_tls: local(6514),
+            tenant: "default".to_owned(),
+            tls: TlsConfig::default(),
+            http_ingest: HttpIngestConfig::default(),
+            syslog: SyslogConfig::default(),
+            queue: QueueConfig::default(),
+            workers: WorkersConfig::default(),
+            maintenance: MaintenanceConfig::default(),
+            transforms: Vec::new(),
+        }
+    }
+}
+
+/// TLS files (PEM).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// Certificate chain, leaf first.
+    pub cert: Option<PathBuf>,
+    /// Private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: Option<PathBuf>,
+    /// When set, clients must present a certificate signed by one of these CAs.
+    pub client_ca: Option<PathBuf>,
+}
+
+/// HTTP ingest limits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpIngestConfig {
+    /// Largest request body after decompression, bytes (413 above).
+    pub max_body_bytes: usize,
+    /// How long a request waits for room in a full queue before 429, ms.
+    pub enqueue_wait_ms: u64,
+}
+
+impl Default for HttpIngestConfig {
+    fn default() -> Self {
+        HttpIngestConfig {
+            max_body_bytes: 16 << 20,
+            enqueue_wait_ms: 2_000,
+        }
+    }
+}
+
+/// Syslog listener settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SyslogConfig {
+    /// Largest message (frame) accepted, bytes.
+    pub max_frame_bytes: usize,
+    /// Most TCP and TLS connections open at once (each listener); more are
+    /// closed on accept and counted.
+    pub max_connections: usize,
+    /// A connection silent this long is closed, seconds.
+    pub idle_timeout_secs: u64,
+    /// Receive buffer asked for the UDP socket, bytes (the kernel caps it at
+    /// `net.core.rmem_max`).
+    pub udp_recv_buffer_bytes: usize,
+    /// A listener enqueues a batch once it holds this many messages...
+    pub batch_max_events: usize,
+    /// ...or this long after its first message, ms.
+    pub batch_linger_ms: u64,
+}
+
+impl Default for SyslogConfig {
+    fn default() -> Self {
+        SyslogConfig {
+            max_frame_bytes: 64 * 1024,
+            max_connections: 1024,
+            idle_timeout_secs: 300,
+            udp_recv_buffer_bytes: 8 << 20,
+            batch_max_events: 2_000,
+            batch_linger_ms: 100,
+        }
+    }
+}
+
+/// Queue bounds (the in-memory queue; durable queues plug in here later).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueConfig {
+    /// Most events held.
+    pub max_events: usize,
+    /// Most (estimated) bytes held.
+    pub max_bytes: usize,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        QueueConfig {
+            max_events: 200_000,
+            max_bytes: 256 << 20,
+        }
+    }
+}
+
+/// Worker settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkersConfig {
+    /// Worker tasks. 0 runs no worker in this process (a receiver only:
+    /// batches wait in the queue).
+    pub count: usize,
+    /// How long shutdown may take to write the batches in hand, seconds.
+    pub drain_timeout_secs: u64,
+}
+
+impl Default for WorkersConfig {
+    fn default() -> Self {
+        WorkersConfig {
+            count: 2,
+            drain_timeout_secs: 30,
+        }
+    }
+}
+
+/// Background store maintenance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MaintenanceConfig {
+    /// Seconds between compaction (and retention) passes; 0 turns both off.
+    pub interval_secs: u64,
+    /// Delete log blocks older than this many days; 0 keeps everything.
+    pub retention_days: u64,
+}
+
+impl Default for MaintenanceConfig {
+    fn default() -> Self {
+        MaintenanceConfig {
+            interval_secs: 60,
+            retention_days: 0,
+        }
+    }
+}
+
+/// Where a value came from, for error messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// The TOML file.
+    File(PathBuf),
+    /// An environment variable.
+    Env(String),
+    /// A command-line flag.
+    Flag(String),
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::File(p) => write!(f, "from {}", p.display()),
+            Origin::Env(v) => write!(f, "from {v}"),
+            Origin::Flag(n) => write!(f, "from --{n}"),
+        }
+    }
+}
+
+/// A configuration problem, naming the key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The dotted key (`syslog.max_connections`), or the file for file-level
+    /// problems.
+    pub key: String,
+    /// Where the value came from, when known.
+    pub origin: Option<Origin>,
+    /// What is wrong.
+    pub problem: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.origin {
+            Some(o) => write!(f, "{} ({o}): {}", self.key, self.problem),
+            None => write!(f, "{}: {}", self.key, self.problem),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The layers before merging.
+#[derive(Debug, Default, Clone)]
+pub struct Layers {
+    /// The config file, if any.
+    pub file: Option<PathBuf>,
+    /// `(name, value)` of the environment (only `KILLKRILL_*` is read).
+    pub env: Vec<(String, String)>,
+    /// `(key, value, flag name)` from the command line.
+    pub flags: Vec<(String, String, String)>,
+}
+
+impl ServeConfig {
+    /// Merges the layers and validates the result.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the key, the layer and the problem.
+    pub fn load(layers: &Layers) -> Result<ServeConfig, ConfigError> {
+        let mut table = toml::Table::new();
+        let mut origins: BTreeMap<String, Origin> = BTreeMap::new();
+        if let Some(path) = &layers.file {
+            let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+                key: path.display().to_string(),
+                origin: None,
+                problem: format!("cannot read the config file: {e}"),
+            })?;
+            let file: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError {
+                key: path.display().to_string(),
+                origin: None,
+                problem: format!("not valid TOML: {}", e.message()),
+            })?;
+            record_origins(&file, "", &Origin::File(path.clone()), &mut origins);
+            table = file;
+        }
+        for (name, value) in &layers.env {
+            let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            if name.starts_with(TEST_ENV_PREFIX) {
+                continue; // the test suites' database URLs, not configuration
+            }
+            if rest.is_empty() {
+                continue;
+            }
+            let key: Vec<String> = rest.split("__").map(|p| p.to_ascii_lowercase()).collect();
+            let dotted = key.join(".");
+            set_path(&mut table, &key, env_value(value)).map_err(|problem| ConfigError {
+                key: dotted.clone(),
+                origin: Some(Origin::Env(name.clone())),
+                problem,
+            })?;
+            origins.insert(dotted, Origin::Env(name.clone()));
+        }
+        for (key, value, flag) in &layers.flags {
+            let path: Vec<String> = key.split('.').map(str::to_owned).collect();
+            set_path(&mut table, &path, toml::Value::String(value.clone())).map_err(|problem| {
+                ConfigError {
+                    key: key.clone(),
+                    origin: Some(Origin::Flag(flag.clone())),
+                    problem,
+                }
+            })?;
+            origins.insert(key.clone(), Origin::Flag(flag.clone()));
+        }
+        let cfg: ServeConfig = serde_path_to_error::deserialize(toml::Value::Table(table))
+            .map_err(|e| {
+                let key = match e.path().to_string() {
+                    p if p == "." => "(top level)".to_owned(),
+                    p => p,
+                };
+                let origin = origin_of(&origins, &key);
+                ConfigError {
+                    key,
+                    origin,
+                    problem: e.into_inner().to_string(),
+                }
+            })?;
+        cfg.validate(&origins)?;
+        Ok(cfg)
+    }
+
+    fn validate(&self, origins: &BTreeMap<String, Origin>) -> Result<(), ConfigError> {
+        let err = |key: &str, problem: String| ConfigError {
+            key: key.to_owned(),
+            origin: origin_of(origins, key),
+            problem,
+        };
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(err("data_dir", "must not be empty".into()));
+        }
+        if killkrill_core::event::Tenant::new(&self.tenant).is_err() {
+            return Err(err(
+                "tenant",
+                format!("invalid tenant name {:?}", self.tenant),
+            ));
+        }
+        match (&self.tls.cert, &self.tls.key) {
+            (Some(_), None) => {
+                return Err(err(
+                    "tls.key",
+                    "missing: tls.cert is set, so tls.key must be too".into(),
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(err(
+                    "tls.cert",
+                    "missing: tls.key is set, so tls.cert must be too".into(),
+                ));
+            }
+            (None, None) => {
+                if self.syslog_tls.get().is_some() && origins.contains_key("syslog_tls") {
+                    return Err(err(
+                        "syslog_tls",
+                        "a TLS listener needs tls.cert and tls.key (--tls-cert, --tls-key)".into(),
+                    ));
+                }
+                if self.tls.client_ca.is_some() {
+                    return Err(err(
+                        "tls.client_ca",
+                        "set without tls.cert and tls.key".into(),
+                    ));
+                }
+            }
+            (Some(_), Some(_)) => {}
+        }
+        for (key, file) in [
+            ("tls.cert", &self.tls.cert),
+            ("tls.key", &self.tls.key),
+            ("tls.client_ca", &self.tls.client_ca),
+        ] {
+            if let Some(f) = file
+                && let Err(e) = std::fs::metadata(f)
+            {
+                return Err(err(key, format!("cannot read {}: {e}", f.display())));
+            }
+        }
+        let positive: [(&str, u64); 8] = [
+            (
+                "http_ingest.max_body_bytes",
+                self.http_ingest.max_body_bytes as u64,
+            ),
+            ("syslog.max_frame_bytes", self.syslog.max_frame_bytes as u64),
+            ("syslog.max_connections", self.syslog.max_connections as u64),
+            ("syslog.idle_timeout_secs", self.syslog.idle_timeout_secs),
+            (
+                "syslog.batch_max_events",
+                self.syslog.batch_max_events as u64,
+            ),
+            ("syslog.batch_linger_ms", self.syslog.batch_linger_ms),
+            ("queue.max_events", self.queue.max_events as u64),
+            ("queue.max_bytes", self.queue.max_bytes as u64),
+        ];
+        for (key, v) in positive {
+            if v == 0 {
+                return Err(err(key, "must be greater than 0".into()));
+            }
+        }
+        if self.syslog.max_frame_bytes > 16 << 20 {
+            return Err(err(
+                "syslog.max_frame_bytes",
+                format!(
+                    "{} is above the limit of 16 MiB",
+                    self.syslog.max_frame_bytes
+                ),
+            ));
+        }
+        if self.syslog.batch_max_events > self.queue.max_events {
+            return Err(err(
+                "syslog.batch_max_events",
+                format!(
+                    "{} is more than queue.max_events ({}): such a batch could never be enqueued",
+                    self.syslog.batch_max_events, self.queue.max_events
+                ),
+            ));
+        }
+        if self.maintenance.retention_days > 100 * 365 {
+            return Err(err(
+                "maintenance.retention_days",
+                "must be at most 36500 (0 keeps everything)".into(),
+            ));
+        }
+        if let Err(e) = self.build_transforms() {
+            return Err(ConfigError {
+                origin: origin_of(origins, "transforms"),
+                key: e.key,
+                problem: e.message,
+            });
+        }
+        if self.workers.count > 256 {
+            return Err(err("workers.count", "must be at most 256".into()));
+        }
+        let tcp_like = [
+            ("http", self.http.get()),
+            ("syslog_tcp", self.syslog_tcp.get()),
+            (
+                "syslog_tls",
+                self.tls_enabled().then(|| self.syslog_tls.get()).flatten(),
+            ),
+        ];
+        for (i, (ka, a)) in tcp_like.iter().enumerate() {
+            for (kb, b) in &tcp_like[i + 1..] {
+                if let (Some(a), Some(b)) = (a, b)
+                    && a == b
+                    && a.port() != 0
+                {
+                    return Err(err(kb, format!("{b} is also used by {ka}")));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The running transform chain.
+    ///
+    /// # Errors
+    /// The first transform config error, naming its key (`transforms[1].regex`).
+    pub fn build_transforms(
+        &self,
+    ) -> Result<TransformChain, killkrill_core::transform::ConfigError> {
+        TransformChain::build("transforms", &self.transforms, &BuildContext::from_system())
+    }
+
+    /// True when the TLS listener runs.
+    pub fn tls_enabled(&self) -> bool {
+        self.tls.cert.is_some() && self.tls.key.is_some() && self.syslog_tls.get().is_some()
+    }
+
+    /// The SQLite data directory as a path.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// The effective configuration as TOML (for `check-config`).
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_default()
+    }
+}
+
+fn origin_of(origins: &BTreeMap<String, Origin>, key: &str) -> Option<Origin> {
+    // The error path may point inside a value (`syslog.max_connections`) or
+    // at a section (`syslog`): take the longest recorded prefix.
+    let mut k = key;
+    loop {
+        if let Some(o) = origins.get(k) {
+            return Some(o.clone());
+        }
+        match k.rfind('.') {
+            Some(i) => k = &k[..i],
+            None => return None,
+        }
+    }
+}
+
+fn record_origins(
+    t: &toml::Table,
+    prefix: &str,
+    origin: &Origin,
+    out: &mut BTreeMap<String, Origin>,
+) {
+    for (k, v) in t {
+        let key = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        if let toml::Value::Table(inner) = v {
+            record_origins(inner, &key, origin, out);
+        }
+        out.insert(key, origin.clone());
+    }
+}
+
+/// An environment value as TOML: a number or boolean when it reads as one,
+/// else a string.
+fn env_value(v: &str) -> toml::Value {
+    let t = v.trim();
+    if let Ok(i) = t.parse::<i64>() {
+        return toml::Value::Integer(i);
+    }
+    if t.contains('.')
+        && t.chars()
+            .all(|c| c.is_ascii_digit() || c == '.' || c == '-')
+        && let Ok(f) = t.parse::<f64>()
+    {
+        return toml::Value::Float(f);
+    }
+    match t {
+        "true" => toml::Value::Boolean(true),
+        "false" => toml::Value::Boolean(false),
+        _ => toml::Value::String(v.to_owned()),
+    }
+}
+
+fn set_path(table: &mut toml::Table, path: &[String], value: toml::Value) -> Result<(), String> {
+    let Some((last, parents)) = path.split_last() else {
+        return Err("empty key".into());
+    };
+    let mut t = table;
+    for p in parents {
+        let entry = t
+            .entry(p.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        t = match entry {
+            toml::Value::Table(inner) => inner,
+            _ => return Err(format!("{p} is not a section")),
+        };
+    }
+    t.insert(last.clone(), value);
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn load(
+        file: Option<&str>,
+        env: &[(&str, &str)],
+        flags: &[(&str, &str)],
+    ) -> Result<ServeConfig, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let file = file.map(|text| {
+            let p = dir.path().join("killkrill.toml");
+            std::fs::write(&p, text).unwrap();
+            p
+        });
+        ServeConfig::load(&Layers {
+            file,
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            flags: flags
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned(), k.replace('_', "-")))
+                .collect(),
+        })
+    }
+
+    #[test]
+    fn no_configuration_at_all_is_valid() {
+        let c = load(None, &[], &[]).unwrap();
+        assert_eq!(c.to_toml(), ServeConfig::default().to_toml());
+        assert!(c.transforms.is_empty());
+        assert_eq!(c.http.to_string(), "127.0.0.1:8080");
+        assert!(!c.tls_enabled());
+    }
+
+    #[test]
+    fn flags_beat_env_beat_file() {
+        let file = "http = \"127.0.0.1:1000\"\nsyslog_udp = \"127.0.0.1:1001\"\nsyslog_tcp = \"127.0.0.1:1002\"\n[syslog]\nmax_connections = 7\n";
+        let env = [
+            ("KILLKRILL_SYSLOG_UDP", "127.0.0.1:2001"),
+            ("KILLKRILL_SYSLOG_TCP", "127.0.0.1:2002"),
+            ("KILLKRILL_SYSLOG__IDLE_TIMEOUT_SECS", "9"),
+            ("PATH", "/bin"),
+            ("KILLKRILL_TEST_POSTGRES_URL", "postgres://x"),
+        ];
+        let c = load(Some(file), &env, &[("syslog_tcp", "")]).unwrap();
+        assert_eq!(c.http.to_string(), "127.0.0.1:1000");
+        assert_eq!(c.syslog_udp.to_string(), "127.0.0.1:2001");
+        assert_eq!(c.syslog_tcp, ListenAddr::OFF);
+        assert_eq!(c.syslog.max_connections, 7);
+        assert_eq!(c.syslog.idle_timeout_secs, 9);
+    }
+
+    #[test]
+    fn errors_name_the_key_and_the_layer() {
+        type Case<'a> = (
+            Option<&'a str>,
+            &'a [(&'a str, &'a str)],
+            &'a [(&'a str, &'a str)],
+            &'a str,
+        );
+        let cases: &[Case<'_>] = &[
+            (
+                None,
+                &[],
+                &[("http", "nope")],
+                "http (from --http): invalid address \"nope\"",
+            ),
+            (
+                None,
+                &[("KILLKRILL_SYSLOG__MAX_CONNECTIONS", "-1")],
+                &[],
+                "syslog.max_connections (from KILLKRILL_SYSLOG__MAX_CONNECTIONS): invalid value",
+            ),
+            (
+                None,
+                &[("KILLKRILL_NOPE", "1")],
+                &[],
+                "unknown field `nope`",
+            ),
+            (
+                Some("[queue]\nmax_events = 0\n"),
+                &[],
+                &[],
+                "queue.max_events (from ",
+            ),
+            (
+                Some("[syslog]\nbogus = 1\n"),
+                &[],
+                &[],
+                "unknown field `bogus`",
+            ),
+            (Some("http = ["), &[], &[], "not valid TOML"),
+            (
+                Some("[[transforms]]\ntype = \"filter\"\nregex = \"(\"\n"),
+                &[],
+                &[],
+                "transforms[0].regex",
+            ),
+            (
+                Some("[[transforms]]\ntype = \"nope\"\n"),
+                &[],
+                &[],
+                "transforms[0]",
+            ),
+            (
+                None,
+                &[],
+                &[("syslog_tls", "127.0.0.1:6514")],
+                "syslog_tls (from --syslog-tls): a TLS listener needs tls.cert",
+            ),
+            (
+                None,
+                &[],
+                &[("tls.cert", "/nonexistent/cert.pem")],
+                "tls.key: missing",
+            ),
+            (
+                None,
+                &[],
+                &[("http", "127.0.0.1:5514")],
+                "syslog_tcp: 127.0.0.1:5514 is also used by http",
+            ),
+        ];
+        for (file, env, flags, want) in cases {
+            let e = load(*file, env, flags).unwrap_err().to_string();
+            assert!(e.contains(want), "{e:?} should contain {want:?}");
+        }
+    }
+}

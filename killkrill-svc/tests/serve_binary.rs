@@ -1,0 +1,167 @@
+//! The real `killkrill` binary: `serve` on free ports with a fresh data
+//! directory, driven over HTTP and syslog TCP, stopped with SIGTERM, and
+//! the data read back from the SQLite file it left; `check-config` errors.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use killkrill_store::{Store, StoreConfig};
+use support::{by_message, http, metric_sum, scrape, stored};
+use tokio::io::AsyncWriteExt;
+
+fn addr_after(line: &str, key: &str) -> Option<SocketAddr> {
+    let mut words = line.split_whitespace();
+    words.find(|w| *w == key)?;
+    words.next()?.parse().ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_serves_and_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_killkrill"))
+        .args(["serve", "--data-dir"])
+        .arg(&data)
+        .args([
+            "--http",
+            "127.0.0.1:0",
+            "--syslog-udp",
+            "",
+            "--syslog-tcp",
+            "127.0.0.1:0",
+        ])
+        .env_remove("DB_TYPE")
+        .env_remove("DATABASE_URL")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with("killkrill serve: "), "{first:?}");
+    assert!(first.contains("syslog-udp off"), "{first}");
+    assert!(first.contains("syslog-tls off"), "{first}");
+    let http_addr = addr_after(&first, "http").unwrap();
+    let tcp_addr = addr_after(&first, "syslog-tcp").unwrap();
+
+    assert_eq!(
+        http(http_addr, "GET", "/readyz", &[], b"").await.status,
+        200
+    );
+    let r = http(
+        http_addr,
+        "POST",
+        "/api/v1/logs",
+        &[],
+        b"{\"msg\":\"from curl-like client\",\"level\":\"info\"}\n{\"msg\":\"second\"}\n",
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = http(
+        http_addr,
+        "POST",
+        "/api/v1/logs",
+        &[],
+        b"{\"msg\":\"ok\"}\n{broken\n",
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert!(
+        r.json()["detail"].as_str().unwrap().starts_with("line 2"),
+        "{}",
+        r.text()
+    );
+    let mut tcp = tokio::net::TcpStream::connect(tcp_addr).await.unwrap();
+    tcp.write_all(b"<13>1 2026-11-25T10:00:00Z bin-host app - - - over tcp\n")
+        .await
+        .unwrap();
+    tcp.shutdown().await.unwrap();
+    drop(tcp);
+    let m = scrape(http_addr).await;
+    assert_eq!(
+        metric_sum(
+            &m,
+            "killkrill_http_rejected_requests_total",
+            &[("endpoint", "logs"), ("status", "400")]
+        ),
+        1.0,
+        "{m}"
+    );
+
+    // Give the TCP connection a moment to be read, then SIGTERM.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        status.status.success(),
+        "exit {:?}: {}",
+        status.status,
+        String::from_utf8_lossy(&status.stderr)
+    );
+
+    // Everything acknowledged is in the database file it left behind.
+    let store = Store::open(StoreConfig::sqlite(&data)).await.unwrap();
+    let records = stored(&store).await;
+    assert_eq!(records.len(), 3, "{records:?}");
+    by_message(&records, "from curl-like client");
+    assert_eq!(
+        by_message(&records, "over tcp").host.as_deref(),
+        Some("bin-host")
+    );
+    store.close().await;
+}
+
+#[test]
+fn check_config_names_the_key_and_exits_2() {
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_killkrill"));
+        c.args(args);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c.output().unwrap()
+    };
+    let ok = run(
+        &["check-config", "--http", "127.0.0.1:9999"],
+        &[("KILLKRILL_TEST_POSTGRES_URL", "postgres://x")],
+    );
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let text = String::from_utf8_lossy(&ok.stdout);
+    assert!(text.contains("http = \"127.0.0.1:9999\""), "{text}");
+    assert!(text.contains("database: sqlite"), "{text}");
+    let bad = run(&["check-config", "--http", "nope"], &[]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr)
+            .contains("http (from --http): invalid address \"nope\"")
+    );
+    let bad = run(&["check-config"], &[("KILLKRILL_QUEUE__MAX_EVENTS", "0")]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains(
+            "queue.max_events (from KILLKRILL_QUEUE__MAX_EVENTS): must be greater than 0"
+        )
+    );
+    let bad = run(&["check-config"], &[("DB_TYPE", "oracle")]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("DB_TYPE"));
+}
