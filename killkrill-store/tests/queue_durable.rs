@@ -294,3 +294,61 @@ async fn redis_forgets_idle_consumers_without_pending_entries() {
     assert_eq!(judge.stats().await.unwrap().in_flight, 1);
     f.finish().await;
 }
+
+#[tokio::test]
+async fn build_queue_opens_what_the_config_names() {
+    use killkrill_store::queue::build_queue;
+    use killkrill_store::queue::config::{QueueConfig, QueueConfigError, SqliteQueueSettings};
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut texts = vec![
+        "type = \"memory\"".to_owned(),
+        format!(
+            "type = \"sqlite\"\npath = \"{}\"\nsynchronous = \"full\"",
+            dir.path().join("built.db").display()
+        ),
+    ];
+    let group = unique("built");
+    let url = redis_url();
+    if let Some(url) = &url {
+        texts.push(format!(
+            "type = \"redis\"\nurl = \"{url}\"\nprefix = \"kktest\"\ntenant_group = \"{group}\""
+        ));
+    }
+    for (text, name) in texts.iter().zip(["memory", "sqlite", "redis"]) {
+        let config: QueueConfig = toml::from_str(text).unwrap();
+        let q = build_queue(&config).await.unwrap();
+        assert_eq!(q.name(), name);
+        q.try_enqueue(batch(1, 1)).await.unwrap();
+        let d = q.dequeue(1, Duration::from_secs(1)).await.unwrap();
+        assert_eq!(ids(&d), [1]);
+        q.ack(&[d[0].id]).await.unwrap();
+        assert_eq!(q.stats().await.unwrap().batches, 0);
+    }
+    if let Some(url) = url {
+        let client = redis::Client::open(url.as_str()).unwrap();
+        let mut c = client.get_multiplexed_async_connection().await.unwrap();
+        let key = killkrill_store::queue::redis::stream_key("kktest", "ingest", &group);
+        let n: u64 = redis::cmd("DEL")
+            .arg(&key)
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        assert_eq!(n, 1);
+    }
+    let bad = QueueConfig::Sqlite(SqliteQueueSettings {
+        max_bytes: 0,
+        ..SqliteQueueSettings::default()
+    });
+    let e = build_queue(&bad).await.err().unwrap();
+    assert!(
+        matches!(
+            e,
+            QueueConfigError::Invalid {
+                key: "max_bytes",
+                ..
+            }
+        ),
+        "{e}"
+    );
+}

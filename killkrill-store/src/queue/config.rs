@@ -144,6 +144,11 @@ pub struct RedisQueueSettings {
     pub poll_interval_ms: u64,
     /// Timeout of other commands, ms.
     pub command_timeout_ms: u64,
+    /// How often acknowledged leftovers are trimmed and idle consumers
+    /// forgotten, ms.
+    pub trim_interval_ms: u64,
+    /// Consumers idle this long with nothing pending are removed, ms.
+    pub forget_consumers_after_ms: u64,
     /// Compression of stored batches.
     pub compression: StoredCompression,
 }
@@ -164,6 +169,8 @@ impl Default for RedisQueueSettings {
             visibility_timeout_ms: 60_000,
             poll_interval_ms: 1_000,
             command_timeout_ms: 5_000,
+            trim_interval_ms: 30_000,
+            forget_consumers_after_ms: 3_600_000,
             compression: StoredCompression::None,
         }
     }
@@ -255,6 +262,8 @@ impl QueueConfig {
                 positive("visibility_timeout_ms", r.visibility_timeout_ms)?;
                 positive("poll_interval_ms", r.poll_interval_ms)?;
                 positive("command_timeout_ms", r.command_timeout_ms)?;
+                positive("trim_interval_ms", r.trim_interval_ms)?;
+                positive("forget_consumers_after_ms", r.forget_consumers_after_ms)?;
                 if r.poll_interval_ms >= r.visibility_timeout_ms {
                     return Err(QueueConfigError::Invalid {
                         key: "poll_interval_ms",
@@ -315,6 +324,8 @@ pub async fn build_queue(config: &QueueConfig) -> Result<Arc<dyn Queue>, QueueCo
                     visibility_timeout: Duration::from_millis(r.visibility_timeout_ms),
                     poll_interval: Duration::from_millis(r.poll_interval_ms),
                     command_timeout: Duration::from_millis(r.command_timeout_ms),
+                    trim_interval: Duration::from_millis(r.trim_interval_ms),
+                    forget_consumers_after: Duration::from_millis(r.forget_consumers_after_ms),
                     cluster: r.cluster,
                     compression: r.compression.build(),
                     ..RedisQueueOptions::default()

@@ -9,14 +9,14 @@
 //! `attempts` one higher (counted in the store, so the count survives a
 //! restart and the worker's dead-letter rule still fires), `nack` gives one
 //! back after a delay, and a full queue makes `enqueue` wait, then answer
-//! [`QueueError::Full`](killkrill_core::pipeline::QueueError::Full).
+//! [`QueueError::Full`].
 //!
 //! Why two durable queues: [`SqliteQueue`] is the embedded default (one
 //! process, no server, survives a crash of that process); the
 //! [`RedisStreamsQueue`] is for scale-out, where many receivers and many
 //! workers share one queue.
 //!
-//! Both store [`BatchCodec`](killkrill_core::pipeline::BatchCodec) bytes.
+//! Both store [`BatchCodec`] bytes.
 //! Stored bytes that no longer decode never block a queue: they go to the
 //! configured dead-letter store, or, without one (or when filing fails), to
 //! a quarantine next to the queue (a table, or a second stream), and are

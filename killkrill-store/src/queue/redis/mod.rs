@@ -22,7 +22,9 @@
 //!   reclaimable entries are noticed while idle.
 //! - **Visibility timeout**: `XAUTOCLAIM` takes entries idle in the group's
 //!   pending list for longer than `visibility_timeout` (a worker died or is
-//!   stuck); the delivery count Redis keeps becomes `attempts`.
+//!   stuck); the delivery count Redis keeps becomes `attempts`. It runs at
+//!   most every `poll_interval` (and at once after a local `nack`), so a
+//!   timed-out delivery comes back within the timeout plus that interval.
 //! - **nack** sets the entry's idle time with `XCLAIM ... IDLE ... JUSTID` so
 //!   that `XAUTOCLAIM` picks it up after `retry_after`, without counting a
 //!   delivery.
@@ -34,107 +36,42 @@
 //!   client.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use killkrill_core::pipeline::{
-    Batch, BatchCodec, Compression, DeadLetter, Delivery, DeliveryId, ErrorKind, Queue, QueueError,
-    QueueStats,
+    Batch, BatchCodec, Delivery, DeliveryId, ErrorKind, Queue, QueueError, QueueStats,
 };
-use redis::aio::{
-    ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection,
-};
+use redis::aio::ConnectionManagerConfig;
 use redis::cluster::ClusterClient;
-use redis::cluster_async::ClusterConnection;
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
-use redis::{AsyncConnectionConfig, Client, Cmd, Pipeline, RedisError, RedisFuture, Value};
+use redis::{AsyncConnectionConfig, Client, RedisError, Value};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use super::{backend, file_undecodable};
 
-/// Settings of a [`RedisStreamsQueue`].
-#[derive(Clone)]
-pub struct RedisQueueOptions {
-    /// First part of every key.
-    pub prefix: String,
-    /// What the stream carries (`logs`, `metrics`, `ingest`).
-    pub kind: String,
-    /// Which tenant group the stream serves.
-    pub tenant_group: String,
-    /// The consumer group workers read through.
-    pub group: String,
-    /// This process's consumer name; `None` makes one from the host name,
-    /// the process id and a random suffix.
-    pub consumer: Option<String>,
-    /// Most entries (batches) in the stream, delivered or not.
-    pub max_len: u64,
-    /// Largest encoded batch accepted.
-    pub max_batch_bytes: u64,
-    /// A delivery idle (unacknowledged) for this long is claimed again.
-    pub visibility_timeout: Duration,
-    /// Longest single `XREADGROUP BLOCK` (how soon an idle reader notices
-    /// reclaimable entries).
-    pub poll_interval: Duration,
-    /// Timeout of every non-blocking command.
-    pub command_timeout: Duration,
-    /// How often acknowledged leftovers are trimmed (and idle consumers
-    /// forgotten).
-    pub trim_interval: Duration,
-    /// Consumers with nothing pending and idle this long are removed from
-    /// the group (every restarted process is a new consumer).
-    pub forget_consumers_after: Duration,
-    /// Connect with the Redis Cluster client.
-    pub cluster: bool,
-    /// Compression of stored batches.
-    pub compression: Compression,
-    /// Where undecodable entries go; `None` moves them to the
-    /// `...:undecodable` stream.
-    pub dead_letter: Option<Arc<dyn DeadLetter>>,
-}
+mod conn;
+mod maintenance;
+mod options;
 
-impl std::fmt::Debug for RedisQueueOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisQueueOptions")
-            .field("prefix", &self.prefix)
-            .field("kind", &self.kind)
-            .field("tenant_group", &self.tenant_group)
-            .field("group", &self.group)
-            .field("consumer", &self.consumer)
-            .field("max_len", &self.max_len)
-            .field("visibility_timeout", &self.visibility_timeout)
-            .field("cluster", &self.cluster)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Default for RedisQueueOptions {
-    fn default() -> Self {
-        RedisQueueOptions {
-            prefix: "killkrill".into(),
-            kind: "ingest".into(),
-            tenant_group: "default".into(),
-            group: "workers".into(),
-            consumer: None,
-            max_len: 100_000,
-            max_batch_bytes: 64 << 20,
-            visibility_timeout: Duration::from_secs(60),
-            poll_interval: Duration::from_secs(1),
-            command_timeout: Duration::from_secs(5),
-            trim_interval: Duration::from_secs(30),
-            forget_consumers_after: Duration::from_secs(3600),
-            cluster: false,
-            compression: Compression::None,
-            dead_letter: None,
-        }
-    }
-}
+use conn::{Conn, Connector, rerr};
+pub use options::RedisQueueOptions;
 
 /// The stream key for a kind and tenant group; the braces are the Cluster
 /// hash tag, shared with the quarantine stream.
 pub fn stream_key(prefix: &str, kind: &str, tenant_group: &str) -> String {
     format!("{prefix}:{{{kind}:{tenant_group}}}:stream")
+}
+
+/// The tenant group of `tenant` when tenants are spread over `groups`
+/// streams (`g0` .. `g{groups-1}`), by a stable hash of the tenant name: a
+/// receiver enqueues to the queue of that group, and each group has its own
+/// workers. `groups = 0` or `1` puts everyone in `g0`.
+pub fn tenant_group(tenant: &killkrill_core::event::Tenant, groups: u32) -> String {
+    let h = xxhash_rust::xxh3::xxh3_64(tenant.as_str().as_bytes());
+    format!("g{}", h % u64::from(groups.max(1)))
 }
 
 fn quarantine_key(prefix: &str, kind: &str, tenant_group: &str) -> String {
@@ -144,67 +81,6 @@ fn quarantine_key(prefix: &str, kind: &str, tenant_group: &str) -> String {
 /// Adds only when the stream holds fewer than ARGV[1] entries.
 const ADD_IF_ROOM: &str = "if redis.call('XLEN', KEYS[1]) >= tonumber(ARGV[1]) then return false end \
 return redis.call('XADD', KEYS[1], '*', 'b', ARGV[2])";
-
-/// A standalone or cluster connection.
-#[derive(Clone)]
-enum Conn {
-    Managed(ConnectionManager),
-    Plain(MultiplexedConnection),
-    Cluster(ClusterConnection),
-}
-
-impl ConnectionLike for Conn {
-    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        match self {
-            Conn::Managed(c) => c.req_packed_command(cmd),
-            Conn::Plain(c) => c.req_packed_command(cmd),
-            Conn::Cluster(c) => c.req_packed_command(cmd),
-        }
-    }
-
-    fn req_packed_commands<'a>(
-        &'a mut self,
-        pipeline: &'a Pipeline,
-        offset: usize,
-        count: usize,
-    ) -> RedisFuture<'a, Vec<Value>> {
-        match self {
-            Conn::Managed(c) => c.req_packed_commands(pipeline, offset, count),
-            Conn::Plain(c) => c.req_packed_commands(pipeline, offset, count),
-            Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
-        }
-    }
-
-    fn get_db(&self) -> i64 {
-        match self {
-            Conn::Managed(c) => c.get_db(),
-            Conn::Plain(c) => c.get_db(),
-            Conn::Cluster(c) => c.get_db(),
-        }
-    }
-}
-
-// One per queue: the size difference does not matter.
-#[allow(clippy::large_enum_variant)]
-enum Connector {
-    Single(Client),
-    Cluster(ClusterClient),
-}
-
-fn rerr(what: &str, e: &RedisError) -> QueueError {
-    let kind = if e.is_io_error()
-        || e.is_timeout()
-        || e.is_connection_dropped()
-        || matches!(
-            e.code(),
-            Some("LOADING" | "BUSY" | "TRYAGAIN" | "MASTERDOWN" | "CLUSTERDOWN")
-        ) {
-        ErrorKind::Retryable
-    } else {
-        ErrorKind::Permanent
-    };
-    backend(format!("redis queue: {what}: {e}"), kind)
-}
 
 /// Stream ids `ms-seq` as one u128, and back.
 fn parse_id(id: &str) -> Option<u128> {
@@ -250,6 +126,10 @@ pub struct RedisStreamsQueue {
     /// Idle dedicated connections for blocking reads.
     blocking: Mutex<Vec<Conn>>,
     last_trim_ms: AtomicU64,
+    /// When `XAUTOCLAIM` last ran; it runs at most every `poll_interval`...
+    last_reclaim_ms: AtomicU64,
+    /// ...unless this process gave a delivery back.
+    reclaim_now: AtomicBool,
 }
 
 impl RedisStreamsQueue {
@@ -300,6 +180,8 @@ impl RedisStreamsQueue {
             conn,
             blocking: Mutex::new(Vec::new()),
             last_trim_ms: AtomicU64::new(now_ms()),
+            last_reclaim_ms: AtomicU64::new(0),
+            reclaim_now: AtomicBool::new(false),
             opts,
         };
         q.create_group().await?;
@@ -367,13 +249,15 @@ impl RedisStreamsQueue {
         counts: &[u32],
     ) -> Result<Vec<Delivery>, QueueError> {
         let mut out = Vec::with_capacity(entries.len());
-        for (i, e) in entries.into_iter().enumerate() {
+        for (i, mut e) in entries.into_iter().enumerate() {
             let attempts = counts.get(i).copied().unwrap_or(1).max(1);
             let Some(id) = parse_id(&e.id) else {
+                // Redis ids are always `ms-seq`; this is not a Redis stream.
+                tracing::error!(id = %e.id, stream = %self.key, "unreadable stream entry id");
                 continue;
             };
-            let bytes = match e.map.get("b") {
-                Some(Value::BulkString(b)) => b.clone(),
+            let bytes = match e.map.remove("b") {
+                Some(Value::BulkString(b)) => b,
                 _ => Vec::new(),
             };
             match self.codec.decode(&bytes) {
@@ -490,129 +374,6 @@ impl RedisStreamsQueue {
         }
     }
 
-    /// Removes entries that every consumer group has acknowledged (older than
-    /// each group's oldest pending and oldest undelivered entry). Returns how
-    /// many were removed.
-    ///
-    /// # Errors
-    /// [`QueueError::Backend`].
-    pub async fn trim_acknowledged(&self) -> Result<u64, QueueError> {
-        let mut conn = self.conn.clone();
-        let groups: Vec<std::collections::HashMap<String, Value>> = redis::cmd("XINFO")
-            .arg("GROUPS")
-            .arg(&self.key)
-            .query_async(&mut conn)
-            .await
-            .map_err(|e| rerr("XINFO GROUPS", &e))?;
-        let mut floor: Option<u128> = None;
-        for g in groups {
-            let text = |k: &str| match g.get(k) {
-                Some(Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
-                Some(Value::SimpleString(s)) => s.clone(),
-                _ => String::new(),
-            };
-            let name = text("name");
-            let Some(last) = parse_id(&text("last-delivered-id")) else {
-                return Ok(0);
-            };
-            // Everything after the last delivered id is still to be read.
-            let mut keep = last.saturating_add(1);
-            let summary: (u64, Option<String>, Option<String>, Value) = redis::cmd("XPENDING")
-                .arg(&self.key)
-                .arg(&name)
-                .query_async(&mut conn)
-                .await
-                .map_err(|e| rerr("XPENDING", &e))?;
-            if let Some(min) = summary.1.as_deref().and_then(parse_id) {
-                keep = keep.min(min);
-            }
-            floor = Some(floor.map_or(keep, |f: u128| f.min(keep)));
-        }
-        let Some(floor) = floor else {
-            return Ok(0);
-        };
-        let n: u64 = redis::cmd("XTRIM")
-            .arg(&self.key)
-            .arg("MINID")
-            .arg(format_id(floor))
-            .query_async(&mut conn)
-            .await
-            .map_err(|e| rerr("XTRIM", &e))?;
-        if n > 0 {
-            metrics::counter!("killkrill_queue_trimmed_entries_total", "queue" => "redis")
-                .increment(n);
-        }
-        Ok(n)
-    }
-
-    async fn maybe_trim(&self) {
-        let now = now_ms();
-        let last = self.last_trim_ms.load(Ordering::Relaxed);
-        if now.saturating_sub(last) < self.opts.trim_interval.as_millis() as u64
-            || self
-                .last_trim_ms
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_err()
-        {
-            return;
-        }
-        if let Err(e) = self.trim_acknowledged().await {
-            tracing::warn!(error = %e, stream = %self.key, "trimming acknowledged entries failed");
-        }
-        if let Err(e) = self.forget_idle_consumers().await {
-            tracing::warn!(error = %e, stream = %self.key, "removing idle consumers failed");
-        }
-    }
-
-    /// Removes consumers of this queue's group that hold no pending entry
-    /// and have been idle longer than `forget_consumers_after` (never this
-    /// one). A consumer with pending entries is kept: removing it would drop
-    /// them from the pending list, out of reach of `XAUTOCLAIM`. Returns how
-    /// many were removed.
-    ///
-    /// # Errors
-    /// [`QueueError::Backend`].
-    pub async fn forget_idle_consumers(&self) -> Result<u64, QueueError> {
-        let mut conn = self.conn.clone();
-        let consumers: Vec<std::collections::HashMap<String, Value>> = redis::cmd("XINFO")
-            .arg("CONSUMERS")
-            .arg(&self.key)
-            .arg(&self.opts.group)
-            .query_async(&mut conn)
-            .await
-            .map_err(|e| rerr("XINFO CONSUMERS", &e))?;
-        let limit = self.opts.forget_consumers_after.as_millis() as i64;
-        let mut removed = 0;
-        for c in consumers {
-            let int = |k: &str| match c.get(k) {
-                Some(Value::Int(i)) => *i,
-                _ => -1,
-            };
-            let name = match c.get("name") {
-                Some(Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
-                Some(Value::SimpleString(s)) => s.clone(),
-                _ => continue,
-            };
-            if name == self.consumer || int("pending") != 0 || int("idle") < limit {
-                continue;
-            }
-            let pending: i64 = redis::cmd("XGROUP")
-                .arg("DELCONSUMER")
-                .arg(&self.key)
-                .arg(&self.opts.group)
-                .arg(&name)
-                .query_async(&mut conn)
-                .await
-                .map_err(|e| rerr("XGROUP DELCONSUMER", &e))?;
-            if pending > 0 {
-                // It read something between the listing and the removal.
-                tracing::warn!(consumer = %name, pending, "removed consumer had pending entries");
-            }
-            removed += 1;
-        }
-        Ok(removed)
-    }
-
     /// Deletes the stream and its quarantine (tests, and taking a queue out
     /// of service).
     ///
@@ -681,9 +442,23 @@ impl Queue for RedisStreamsQueue {
         let deadline = Instant::now() + wait;
         self.maybe_trim().await;
         loop {
-            let back = self.reclaim(max).await?;
-            if !back.is_empty() {
-                return Ok(back);
+            // Reclaiming costs a round trip: at most every poll interval
+            // (so a timed-out delivery comes back within visibility timeout
+            // plus poll interval), and at once after a local nack.
+            let now = now_ms();
+            let last = self.last_reclaim_ms.load(Ordering::Relaxed);
+            if self.reclaim_now.swap(false, Ordering::Relaxed)
+                || now.saturating_sub(last) >= self.opts.poll_interval.as_millis() as u64
+            {
+                self.last_reclaim_ms.store(now, Ordering::Relaxed);
+                let back = self.reclaim(max).await?;
+                if back.len() >= max {
+                    // There may be more: look again next time.
+                    self.reclaim_now.store(true, Ordering::Relaxed);
+                }
+                if !back.is_empty() {
+                    return Ok(back);
+                }
             }
             let left = deadline.saturating_duration_since(Instant::now());
             let block = left.min(self.opts.poll_interval);
@@ -735,6 +510,9 @@ impl Queue for RedisStreamsQueue {
             .query_async(&mut self.conn.clone())
             .await
             .map_err(|e| rerr("XCLAIM", &e))?;
+        if retry_after.is_zero() {
+            self.reclaim_now.store(true, Ordering::Relaxed);
+        }
         Ok(())
     }
 
@@ -771,5 +549,44 @@ impl Queue for RedisStreamsQueue {
             in_flight: pending.0,
             oldest_unacked: oldest,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use killkrill_core::event::Tenant;
+
+    #[test]
+    fn ids_round_trip_and_keys_carry_one_hash_tag() {
+        for id in [
+            "0-0",
+            "1764000000000-0",
+            "1764000000000-42",
+            "18446744073709551615-18446744073709551615",
+        ] {
+            assert_eq!(format_id(parse_id(id).unwrap()), id);
+        }
+        assert!(parse_id("12").is_none() && parse_id("a-1").is_none());
+        assert!(parse_id("1-0").unwrap() > parse_id("0-99").unwrap());
+        let k = stream_key("killkrill", "logs", "g3");
+        assert_eq!(k, "killkrill:{logs:g3}:stream");
+        assert_eq!(
+            quarantine_key("killkrill", "logs", "g3"),
+            "killkrill:{logs:g3}:undecodable"
+        );
+    }
+
+    #[test]
+    fn tenant_groups_are_stable_and_spread() {
+        let t = |n: &str| Tenant::new(n).unwrap();
+        assert_eq!(tenant_group(&t("acme"), 1), "g0");
+        assert_eq!(tenant_group(&t("acme"), 0), "g0");
+        assert_eq!(tenant_group(&t("acme"), 8), tenant_group(&t("acme"), 8));
+        let used: std::collections::BTreeSet<String> = (0..200)
+            .map(|i| tenant_group(&t(&format!("tenant{i}")), 8))
+            .collect();
+        assert_eq!(used.len(), 8);
     }
 }

@@ -50,8 +50,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use killkrill_core::pipeline::{
-    Batch, BatchCodec, Compression, DeadLetter, Delivery, DeliveryId, ErrorKind, Queue, QueueError,
-    QueueStats,
+    Batch, BatchCodec, Delivery, DeliveryId, ErrorKind, Queue, QueueError, QueueStats,
 };
 use sqlx::sqlite::{
     SqliteAutoVacuum, SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteLockingMode,
@@ -62,56 +61,13 @@ use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard, Notify, mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::{backend, file_undecodable};
+
+mod options;
+mod writer;
+
 use crate::config::SqliteSync;
-
-/// Settings of a [`SqliteQueue`].
-#[derive(Clone)]
-pub struct SqliteQueueOptions {
-    /// Durability of each commit (see the module docs for the trade-off).
-    pub synchronous: SqliteSync,
-    /// Most events held at once.
-    pub max_events: u64,
-    /// Most stored (encoded) bytes held at once.
-    pub max_bytes: u64,
-    /// A delivery not acknowledged within this is delivered again.
-    pub visibility_timeout: Duration,
-    /// Compression of stored batches.
-    pub compression: Compression,
-    /// Free pages tolerated before an incremental vacuum gives them back.
-    pub vacuum_free_pages: u64,
-    /// Where undecodable entries go; `None` quarantines them in the queue
-    /// file's `undecodable` table.
-    pub dead_letter: Option<Arc<dyn DeadLetter>>,
-}
-
-impl std::fmt::Debug for SqliteQueueOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqliteQueueOptions")
-            .field("synchronous", &self.synchronous)
-            .field("max_events", &self.max_events)
-            .field("max_bytes", &self.max_bytes)
-            .field("visibility_timeout", &self.visibility_timeout)
-            .field("compression", &self.compression)
-            .field("vacuum_free_pages", &self.vacuum_free_pages)
-            .field("dead_letter", &self.dead_letter.is_some())
-            .finish()
-    }
-}
-
-impl Default for SqliteQueueOptions {
-    /// `NORMAL`, 1,000,000 events, 1 GiB, 60 s, uncompressed, 1,024 pages.
-    fn default() -> Self {
-        SqliteQueueOptions {
-            synchronous: SqliteSync::Normal,
-            max_events: 1_000_000,
-            max_bytes: 1 << 30,
-            visibility_timeout: Duration::from_secs(60),
-            compression: Compression::None,
-            vacuum_free_pages: 1024,
-            dead_letter: None,
-        }
-    }
-}
+pub use options::SqliteQueueOptions;
+use writer::{Insert, write_loop};
 
 const READY: i64 = 0;
 const LEASED: i64 = 1;
@@ -164,17 +120,6 @@ impl Held {
         self.bytes.fetch_sub(bytes, Ordering::SeqCst);
     }
 }
-
-/// One enqueue handed to the writer task.
-struct Insert {
-    batch_id: [u8; 16],
-    events: i64,
-    payload: Vec<u8>,
-    done: oneshot::Sender<Result<(), QueueError>>,
-}
-
-/// Most inserts committed in one transaction.
-const GROUP_COMMIT_MAX: usize = 256;
 
 /// A durable, bounded queue in a SQLite file (see the module docs).
 pub struct SqliteQueue {
@@ -706,57 +651,4 @@ impl Queue for SqliteQueue {
                 .map(|t| Duration::from_millis(u64::try_from(now - t).unwrap_or(0))),
         })
     }
-}
-
-/// The writer task: commits every enqueue waiting in the channel in one
-/// transaction (group commit: with `synchronous = FULL`, one fsync for all
-/// of them), then answers each.
-async fn write_loop(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Insert>) {
-    while let Some(first) = rx.recv().await {
-        let mut group = vec![first];
-        while group.len() < GROUP_COMMIT_MAX {
-            match rx.try_recv() {
-                Ok(i) => group.push(i),
-                Err(_) => break,
-            }
-        }
-        let result = insert_group(&shared, &group).await;
-        if result.is_ok() {
-            shared.readable.notify_waiters();
-        }
-        for i in group {
-            let size = (i.events as u64, i.payload.len() as u64);
-            if i.done.send(result.clone()).is_err() && result.is_err() {
-                // The caller is gone and cannot give its room back.
-                shared.held.release(1, size.0, size.1);
-            }
-        }
-    }
-}
-
-async fn insert_group(shared: &Shared, group: &[Insert]) -> Result<(), QueueError> {
-    let mut guard = shared.conn.lock().await;
-    let Some(c) = guard.as_mut() else {
-        return Err(QueueError::Closed);
-    };
-    let now = now_ms();
-    let mut tx = c.begin().await.map_err(|e| db("inserting batches", e))?;
-    for i in group {
-        sqlx::query(
-            "INSERT INTO queue (batch_id, events, bytes, enqueued_ms, state, visible_at, payload) VALUES (?, ?, ?, ?, 0, ?, ?)",
-        )
-        .bind(&i.batch_id[..])
-        .bind(i.events)
-        .bind(i.payload.len() as i64)
-        .bind(now)
-        .bind(now)
-        .bind(&i.payload[..])
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| db("inserting a batch", e))?;
-    }
-    tx.commit().await.map_err(|e| db("committing batches", e))?;
-    metrics::histogram!("killkrill_queue_group_commit_batches", "queue" => "sqlite")
-        .record(group.len() as f64);
-    Ok(())
 }

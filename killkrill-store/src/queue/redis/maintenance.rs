@@ -1,0 +1,134 @@
+//! Upkeep of a stream: trimming acknowledged leftovers and forgetting idle
+//! consumers, at most every `trim_interval`, from `dequeue`.
+
+use std::sync::atomic::Ordering;
+
+use killkrill_core::pipeline::QueueError;
+use redis::Value;
+
+use super::{RedisStreamsQueue, format_id, now_ms, parse_id, rerr};
+
+impl RedisStreamsQueue {
+    /// Removes entries that every consumer group has acknowledged (older than
+    /// each group's oldest pending and oldest undelivered entry). Returns how
+    /// many were removed.
+    ///
+    /// # Errors
+    /// [`QueueError::Backend`].
+    pub async fn trim_acknowledged(&self) -> Result<u64, QueueError> {
+        let mut conn = self.conn.clone();
+        let groups: Vec<std::collections::HashMap<String, Value>> = redis::cmd("XINFO")
+            .arg("GROUPS")
+            .arg(&self.key)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| rerr("XINFO GROUPS", &e))?;
+        let mut floor: Option<u128> = None;
+        for g in groups {
+            let text = |k: &str| match g.get(k) {
+                Some(Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
+                Some(Value::SimpleString(s)) => s.clone(),
+                _ => String::new(),
+            };
+            let name = text("name");
+            let Some(last) = parse_id(&text("last-delivered-id")) else {
+                return Ok(0);
+            };
+            // Everything after the last delivered id is still to be read.
+            let mut keep = last.saturating_add(1);
+            let summary: (u64, Option<String>, Option<String>, Value) = redis::cmd("XPENDING")
+                .arg(&self.key)
+                .arg(&name)
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| rerr("XPENDING", &e))?;
+            if let Some(min) = summary.1.as_deref().and_then(parse_id) {
+                keep = keep.min(min);
+            }
+            floor = Some(floor.map_or(keep, |f: u128| f.min(keep)));
+        }
+        let Some(floor) = floor else {
+            return Ok(0);
+        };
+        let n: u64 = redis::cmd("XTRIM")
+            .arg(&self.key)
+            .arg("MINID")
+            .arg(format_id(floor))
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| rerr("XTRIM", &e))?;
+        if n > 0 {
+            metrics::counter!("killkrill_queue_trimmed_entries_total", "queue" => "redis")
+                .increment(n);
+        }
+        Ok(n)
+    }
+
+    pub(super) async fn maybe_trim(&self) {
+        let now = now_ms();
+        let last = self.last_trim_ms.load(Ordering::Relaxed);
+        if now.saturating_sub(last) < self.opts.trim_interval.as_millis() as u64
+            || self
+                .last_trim_ms
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        if let Err(e) = self.trim_acknowledged().await {
+            tracing::warn!(error = %e, stream = %self.key, "trimming acknowledged entries failed");
+        }
+        if let Err(e) = self.forget_idle_consumers().await {
+            tracing::warn!(error = %e, stream = %self.key, "removing idle consumers failed");
+        }
+    }
+
+    /// Removes consumers of this queue's group that hold no pending entry
+    /// and have been idle longer than `forget_consumers_after` (never this
+    /// one). A consumer with pending entries is kept: removing it would drop
+    /// them from the pending list, out of reach of `XAUTOCLAIM`. Returns how
+    /// many were removed.
+    ///
+    /// # Errors
+    /// [`QueueError::Backend`].
+    pub async fn forget_idle_consumers(&self) -> Result<u64, QueueError> {
+        let mut conn = self.conn.clone();
+        let consumers: Vec<std::collections::HashMap<String, Value>> = redis::cmd("XINFO")
+            .arg("CONSUMERS")
+            .arg(&self.key)
+            .arg(&self.opts.group)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| rerr("XINFO CONSUMERS", &e))?;
+        let limit = self.opts.forget_consumers_after.as_millis() as i64;
+        let mut removed = 0;
+        for c in consumers {
+            let int = |k: &str| match c.get(k) {
+                Some(Value::Int(i)) => *i,
+                _ => -1,
+            };
+            let name = match c.get("name") {
+                Some(Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
+                Some(Value::SimpleString(s)) => s.clone(),
+                _ => continue,
+            };
+            if name == self.consumer || int("pending") != 0 || int("idle") < limit {
+                continue;
+            }
+            let pending: i64 = redis::cmd("XGROUP")
+                .arg("DELCONSUMER")
+                .arg(&self.key)
+                .arg(&self.opts.group)
+                .arg(&name)
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| rerr("XGROUP DELCONSUMER", &e))?;
+            if pending > 0 {
+                // It read something between the listing and the removal.
+                tracing::warn!(consumer = %name, pending, "removed consumer had pending entries");
+            }
+            removed += 1;
+        }
+        Ok(removed)
+    }
+}

@@ -1,0 +1,57 @@
+//! [`SqliteQueueOptions`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use killkrill_core::pipeline::{Compression, DeadLetter};
+
+use crate::config::SqliteSync;
+
+/// Settings of a [`SqliteQueue`](super::SqliteQueue).
+#[derive(Clone)]
+pub struct SqliteQueueOptions {
+    /// Durability of each commit (see the module docs for the trade-off).
+    pub synchronous: SqliteSync,
+    /// Most events held at once.
+    pub max_events: u64,
+    /// Most stored (encoded) bytes held at once.
+    pub max_bytes: u64,
+    /// A delivery not acknowledged within this is delivered again.
+    pub visibility_timeout: Duration,
+    /// Compression of stored batches.
+    pub compression: Compression,
+    /// Free pages tolerated before an incremental vacuum gives them back.
+    pub vacuum_free_pages: u64,
+    /// Where undecodable entries go; `None` quarantines them in the queue
+    /// file's `undecodable` table.
+    pub dead_letter: Option<Arc<dyn DeadLetter>>,
+}
+
+impl std::fmt::Debug for SqliteQueueOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteQueueOptions")
+            .field("synchronous", &self.synchronous)
+            .field("max_events", &self.max_events)
+            .field("max_bytes", &self.max_bytes)
+            .field("visibility_timeout", &self.visibility_timeout)
+            .field("compression", &self.compression)
+            .field("vacuum_free_pages", &self.vacuum_free_pages)
+            .field("dead_letter", &self.dead_letter.is_some())
+            .finish()
+    }
+}
+
+impl Default for SqliteQueueOptions {
+    /// `NORMAL`, 1,000,000 events, 1 GiB, 60 s, uncompressed, 1,024 pages.
+    fn default() -> Self {
+        SqliteQueueOptions {
+            synchronous: SqliteSync::Normal,
+            max_events: 1_000_000,
+            max_bytes: 1 << 30,
+            visibility_timeout: Duration::from_secs(60),
+            compression: Compression::None,
+            vacuum_free_pages: 1024,
+            dead_letter: None,
+        }
+    }
+}
