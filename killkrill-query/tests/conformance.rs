@@ -5,9 +5,11 @@
 //! OpenMetrics, turned into TSDB blocks with `promtool tsdb
 //! create-blocks-from openmetrics`, served by a `prometheus` started on a
 //! free 127.0.0.1 port, and loaded into a `MemorySource`. Every query in
-//! [`INSTANT`] and [`RANGE`] then runs against both HTTP APIs; results must
+//! `instant_queries` and `range_queries` then runs against both HTTP APIs
+//! (the comparison fails when Prometheus and Killkrill differ: results must
 //! have the same series, labels and timestamps and values within 1e-9
-//! relative. Skipped (with the reason printed) when `prometheus` or
+//! relative; errors must have the same `errorType`). Skipped (with the
+//! reason printed) when `prometheus` or
 //! `promtool` is not installed: `scripts/install-prometheus` installs them.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
