@@ -22,6 +22,7 @@ mod labels;
 pub mod params;
 mod range_functions;
 mod source;
+mod subquery;
 mod value;
 
 pub use api::{ApiState, router};
