@@ -7,7 +7,7 @@
 //! columns follow go-syslog's (the first byte that cannot continue the
 //! grammar), which the conformance corpus checks.
 
-use super::byte_scan;
+use super::byte_scan::{Blocks, SdClasses};
 use super::error::{ParseError, ParseErrorKind};
 use super::message::SyslogMessage;
 use super::msg_body::{check_compliant, strip_bom};
@@ -39,12 +39,13 @@ pub(crate) fn parse<'a>(
     }
     i = version(b, i, msg)?;
     i = timestamp(b, i, msg)?;
-    i = header_fields(b, i, msg)?;
+    let mut blocks = Blocks::<SdClasses>::new(b, i);
+    i = header_fields(b, i, &mut blocks, msg)?;
     // STRUCTURED-DATA
     let sd_end = match b.get(i) {
         Some(b'-') => i + 1,
         Some(b'[') => {
-            let scan = structured_data::scan(b, i)?;
+            let scan = structured_data::scan_with(b, i, &mut blocks)?;
             msg.structured_data = scan.data;
             scan.end
         }
@@ -148,6 +149,7 @@ fn is_print(c: u8) -> bool {
 fn header_fields<'a>(
     b: &'a [u8],
     pos: usize,
+    blocks: &mut Blocks<'a, SdClasses>,
     msg: &mut SyslogMessage<'a>,
 ) -> Result<usize, ParseError> {
     const FIELDS: [(usize, ParseErrorKind); 4] = [
@@ -159,7 +161,7 @@ fn header_fields<'a>(
     let mut ends = [0usize; 4];
     let mut i = pos;
     for (k, (max, kind)) in FIELDS.into_iter().enumerate() {
-        match field(b, i, max, kind) {
+        match field(b, i, max, kind, blocks) {
             Ok(end) => {
                 ends[k] = end;
                 i = end + 1;
@@ -196,9 +198,15 @@ fn set_fields<'a>(b: &'a [u8], pos: usize, ends: &[usize], msg: &mut SyslogMessa
 /// A header field of 1..=`max` printable US-ASCII bytes at `pos`, followed
 /// by a space; returns the position of that space.
 #[inline]
-fn field(b: &[u8], pos: usize, max: usize, kind: ParseErrorKind) -> Result<usize, ParseError> {
+fn field(
+    b: &[u8],
+    pos: usize,
+    max: usize,
+    kind: ParseErrorKind,
+    blocks: &mut Blocks<'_, SdClasses>,
+) -> Result<usize, ParseError> {
     let lim = b.len().min(pos + max);
-    let i = byte_scan::print_end(b, pos, lim);
+    let i = blocks.next(pos, |c| c.non_print).min(lim);
     if i == pos {
         return Err(ParseError::new(
             kind,

@@ -9,7 +9,7 @@
 
 use std::borrow::Cow;
 
-use super::byte_scan;
+use super::byte_scan::{self, Blocks, SdClasses};
 use super::error::{ParseError, ParseErrorKind};
 use crate::event::SdElement;
 
@@ -375,9 +375,14 @@ fn is_sd_name(c: u8) -> bool {
 
 /// Reads an SD-NAME at `start` and returns the position after it.
 #[inline]
-fn name(b: &[u8], start: usize, kind: ParseErrorKind) -> Result<usize, ParseError> {
+fn name(
+    b: &[u8],
+    start: usize,
+    kind: ParseErrorKind,
+    blocks: &mut Blocks<'_, SdClasses>,
+) -> Result<usize, ParseError> {
     let lim = b.len().min(start + MAX_SD_NAME);
-    let i = byte_scan::sd_name_end(b, start, lim);
+    let i = blocks.next(start, |c| c.name).min(lim);
     if i == start {
         return Err(ParseError::new(
             kind,
@@ -427,6 +432,15 @@ impl<'a> IdSet<'a> {
 /// end. Checks the grammar, the escapes, duplicate SD-IDs and that the
 /// whole text is UTF-8.
 pub(crate) fn scan(b: &[u8], pos: usize) -> Result<Scan<'_>, ParseError> {
+    scan_with(b, pos, &mut Blocks::new(b, pos))
+}
+
+/// [`scan`] with a block cursor over `b` that is at or before `pos`.
+pub(crate) fn scan_with<'a>(
+    b: &'a [u8],
+    pos: usize,
+    blocks: &mut Blocks<'a, SdClasses>,
+) -> Result<Scan<'a>, ParseError> {
     use ParseErrorKind::{SdId, SdIdDuplicate, SdParam, SdParamEscape};
     let sd_kind = ParseErrorKind::StructuredData;
     let mut i = pos;
@@ -438,7 +452,7 @@ pub(crate) fn scan(b: &[u8], pos: usize) -> Result<Scan<'_>, ParseError> {
     let mut n_params = 0usize;
     while b.get(i) == Some(&b'[') {
         let id_start = i + 1;
-        i = name(b, id_start, SdId)?;
+        i = name(b, id_start, SdId, blocks)?;
         match b.get(i) {
             Some(b' ' | b']') => {}
             None => return Err(ParseError::new(sd_kind, i, "']' to close the element")),
@@ -479,7 +493,7 @@ pub(crate) fn scan(b: &[u8], pos: usize) -> Result<Scan<'_>, ParseError> {
                     break;
                 }
                 Some(b' ') => {
-                    i = name(b, i + 1, SdParam)?;
+                    i = name(b, i + 1, SdParam, blocks)?;
                     if b.get(i) != Some(&b'=') {
                         return Err(ParseError::new(SdParam, i, "'=' after the parameter name"));
                     }
@@ -491,7 +505,7 @@ pub(crate) fn scan(b: &[u8], pos: usize) -> Result<Scan<'_>, ParseError> {
                     }
                     i += 1;
                     loop {
-                        let j = byte_scan::value_stop(b, i);
+                        let j = blocks.next(i, |c| c.value);
                         if j == b.len() {
                             return Err(ParseError::new(
                                 SdParam,
