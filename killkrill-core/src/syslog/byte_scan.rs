@@ -95,6 +95,10 @@ pub(crate) fn byte_end(b: &[u8], from: usize, end: usize, x: u8) -> usize {
 pub(crate) trait Classes: Copy {
     /// Classifies one block (bytes past the input are zero).
     fn of(block: &[u8; 64]) -> Self;
+
+    /// Every mask moved down by `by` bits (`by < 64`), with the bits from
+    /// `valid` (< 64) up set: positions past the end of the input.
+    fn past_end(self, by: u32, valid: u32) -> Self;
 }
 
 /// Equal-to-`x` lanes.
@@ -148,6 +152,15 @@ impl Classes for SdClasses {
             value,
         }
     }
+
+    #[inline(always)]
+    fn past_end(self, by: u32, valid: u32) -> Self {
+        SdClasses {
+            non_print: shift_mask(self.non_print, by, valid),
+            name: shift_mask(self.name, by, valid),
+            value: shift_mask(self.value, by, valid),
+        }
+    }
 }
 
 /// What an RFC 3164 HOSTNAME or TAG stops at: a byte up to space, `:`,
@@ -165,6 +178,13 @@ impl Classes for TagClasses {
             [v.simd_lt(u8x16::splat(0x21)) | eq(v, b':') | eq(v, b'[') | eq(v, b']')]
         });
         TagClasses { tag }
+    }
+
+    #[inline(always)]
+    fn past_end(self, by: u32, valid: u32) -> Self {
+        TagClasses {
+            tag: shift_mask(self.tag, by, valid),
+        }
     }
 }
 
@@ -219,7 +239,8 @@ impl<'b, C: Classes> Blocks<'b, C> {
     }
 }
 
-/// Classifies the 64 bytes at `p` (zero-padded past the end).
+/// Classifies the 64 bytes at `p`; every position past the end of `b` is
+/// a stop (the callers clamp what they get to `b.len()`).
 #[inline]
 fn classify<C: Classes>(b: &[u8], p: usize) -> C {
     if let Some(block) = b.get(p..p + 64)
@@ -227,10 +248,24 @@ fn classify<C: Classes>(b: &[u8], p: usize) -> C {
     {
         return C::of(block);
     }
+    let valid = b.len().saturating_sub(p) as u32;
+    // The last 64 bytes of `b`, shifted down to `p`: no copy.
+    if valid > 0
+        && let Some(start) = b.len().checked_sub(64)
+        && let Ok(block) = <&[u8; 64]>::try_from(&b[start..])
+    {
+        return C::of(block).past_end((p - start) as u32, valid);
+    }
     let mut buf = [0u8; 64];
     let rest = b.get(p..).unwrap_or(&[]);
     buf[..rest.len()].copy_from_slice(rest);
-    C::of(&buf)
+    C::of(&buf).past_end(0, valid)
+}
+
+/// `mask` moved down by `by` bits, with every bit from `valid` up set.
+#[inline(always)]
+fn shift_mask(mask: u64, by: u32, valid: u32) -> u64 {
+    (mask >> by) | u64::MAX.checked_shl(valid).unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -87,7 +87,7 @@ impl Default for SyslogParser {
 impl SyslogParser {
     /// A parser with these options.
     pub fn new(options: ParseOptions) -> Self {
-        let now = bsd_timestamp::Now::new(&options.clock);
+        let now = bsd_timestamp::Now::new(&options);
         SyslogParser { options, now }
     }
 
