@@ -39,17 +39,42 @@ pub(crate) fn parse<'a>(
     }
     i = version(b, i, msg)?;
     i = timestamp(b, i, msg)?;
+    let host = i;
     let mut blocks = Blocks::<SdClasses>::new(b, i);
-    i = header_fields(b, i, &mut blocks, msg)?;
+    let ends = header_fields(b, i, &mut blocks, msg)?;
+    i = ends[3] + 1;
     // STRUCTURED-DATA
     let sd_end = match b.get(i) {
-        Some(b'-') => i + 1,
+        Some(b'-') => {
+            set_fields(b, host, &ends, msg);
+            i + 1
+        }
         Some(b'[') => {
-            let scan = structured_data::scan_with(b, i, &mut blocks)?;
-            msg.structured_data = scan.data;
-            scan.end
+            let end = match structured_data::scan_raw(b, i, &mut blocks, &mut msg.structured_data) {
+                Ok(end) => end,
+                Err(e) => {
+                    set_fields(b, host, &ends, msg);
+                    return Err(e);
+                }
+            };
+            // One UTF-8 check for the header fields and the structured
+            // data (the fields are printable US-ASCII, so an error is
+            // always inside the structured data, at the same column).
+            match std::str::from_utf8(&b[host..end]) {
+                Ok(text) => {
+                    set_fields_text(text, host, &ends, msg);
+                    msg.structured_data
+                        .set_validated_text(text.get(i - host..).unwrap_or(""));
+                }
+                Err(e) => {
+                    set_fields(b, host, &ends, msg);
+                    return Err(structured_data::utf8_error(host + e.valid_up_to()));
+                }
+            }
+            end
         }
         _ => {
+            set_fields(b, host, &ends, msg);
             return Err(ParseError::new(
                 ParseErrorKind::StructuredData,
                 i,
@@ -151,7 +176,7 @@ fn header_fields<'a>(
     pos: usize,
     blocks: &mut Blocks<'a, SdClasses>,
     msg: &mut SyslogMessage<'a>,
-) -> Result<usize, ParseError> {
+) -> Result<[usize; 4], ParseError> {
     const FIELDS: [(usize, ParseErrorKind); 4] = [
         (MAX_HOSTNAME, ParseErrorKind::Hostname),
         (MAX_APPNAME, ParseErrorKind::Appname),
@@ -172,8 +197,7 @@ fn header_fields<'a>(
             }
         }
     }
-    set_fields(b, pos, &ends, msg);
-    Ok(i)
+    Ok(ends)
 }
 
 /// Stores the fields that end at `ends` (each followed by one space).
@@ -182,9 +206,14 @@ fn set_fields<'a>(b: &'a [u8], pos: usize, ends: &[usize], msg: &mut SyslogMessa
         return;
     };
     // Validated printable US-ASCII, so this cannot fail.
-    let Ok(text) = std::str::from_utf8(&b[pos..last]) else {
-        return;
-    };
+    if let Ok(text) = std::str::from_utf8(&b[pos..last]) {
+        set_fields_text(text, pos, ends, msg);
+    }
+}
+
+/// [`set_fields`] from `text`, which starts at `pos` and covers the fields.
+#[inline]
+fn set_fields_text<'a>(text: &'a str, pos: usize, ends: &[usize], msg: &mut SyslogMessage<'a>) {
     let mut start = 0;
     let mut values = [None; 4];
     for (k, &end) in ends.iter().enumerate() {
