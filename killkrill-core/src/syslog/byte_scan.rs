@@ -225,7 +225,9 @@ impl<'b, C: Classes> Blocks<'b, C> {
                 if off < 64 {
                     let m = select(&self.classes) >> off;
                     if m != 0 {
-                        return (p + m.trailing_zeros() as usize).min(self.b.len());
+                        // Positions past the end are stops, so this is at
+                        // most `b.len()`.
+                        return p + m.trailing_zeros() as usize;
                     }
                     p = self.base + 64;
                 }

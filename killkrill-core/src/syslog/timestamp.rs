@@ -112,6 +112,59 @@ fn days_from_civil_unsigned(year: u32, month: u32, day: u32) -> i64 {
     i64::from(era * 146_097 + doe) - 719_468
 }
 
+/// A check of eight bytes of `YYYY-MM-DDTHH:MM:SS`: each byte is a digit
+/// or its separator ("SWAR": `x` is the byte XOR its template, which is 0..9
+/// for a digit and 0 for the right separator; adding 0x76, or 0x7F for a
+/// separator, to its low seven bits sets the high bit exactly when `x` is
+/// too large, with no carry into the next byte).
+#[derive(Clone, Copy)]
+struct LayoutCheck {
+    template: u64,
+    add: u64,
+    high: u64,
+}
+
+impl LayoutCheck {
+    /// The check of `LAYOUT[offset..offset + 8]`.
+    const fn new(offset: usize) -> Self {
+        const LAYOUT: &[u8; 19] = b"0000-00-00T00:00:00";
+        let mut c = LayoutCheck {
+            template: 0,
+            add: 0,
+            high: 0,
+        };
+        let mut j = 0;
+        while j < 8 {
+            let q = offset + j;
+            if q < LAYOUT.len() {
+                let (t, a) = match LAYOUT[q] {
+                    b'0' => (b'0', 0x76),
+                    sep => (sep, 0x7f),
+                };
+                c.template |= (t as u64) << (8 * j);
+                c.add |= (a as u64) << (8 * j);
+                c.high |= 0x80 << (8 * j);
+            }
+            j += 1;
+        }
+        c
+    }
+
+    /// Nonzero when a byte of `w` does not fit.
+    #[inline(always)]
+    fn bad(self, w: u64) -> u64 {
+        let x = w ^ self.template;
+        (((x & 0x7f7f_7f7f_7f7f_7f7f) + self.add) | x) & self.high
+    }
+}
+
+/// The three (overlapping) words of the 19-byte layout.
+const LAYOUT_WORDS: [(usize, LayoutCheck); 3] = [
+    (0, LayoutCheck::new(0)),
+    (8, LayoutCheck::new(8)),
+    (11, LayoutCheck::new(11)),
+];
+
 /// The common case of an RFC 5424 timestamp, read without per-digit error
 /// bookkeeping: `None` for anything unusual or invalid, which the careful
 /// path below then reads again and reports with its column. Both accept
@@ -120,15 +173,16 @@ fn days_from_civil_unsigned(year: u32, month: u32, day: u32) -> i64 {
 fn fast_rfc5424(b: &[u8], pos: usize) -> Option<Parsed> {
     let t: &[u8; 20] = b.get(pos..pos + 20)?.try_into().ok()?;
     let d = |i: usize| u32::from(t[i].wrapping_sub(b'0'));
-    let digits_ok = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18]
+    // `YYYY-MM-DDTHH:MM:SS` checked eight bytes at a time.
+    let word = |o: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&t[o..o + 8]);
+        u64::from_le_bytes(w)
+    };
+    if LAYOUT_WORDS
         .iter()
-        .fold(0u32, |acc, &i| acc | u32::from(d(i) > 9));
-    if digits_ok != 0
-        || t[4] != b'-'
-        || t[7] != b'-'
-        || t[10] != b'T'
-        || t[13] != b':'
-        || t[16] != b':'
+        .fold(0, |bad, &(o, check)| bad | check.bad(word(o)))
+        != 0
     {
         return None;
     }
@@ -439,6 +493,31 @@ mod tests {
                         "{year}-{month}-{day}"
                     );
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn layout_check_matches_bytewise() {
+        let good = *b"2003-10-11T22:14:15Z";
+        assert!(fast_rfc5424(&good, 0).is_some());
+        // Every byte of the layout replaced by every value: accepted exactly
+        // when the byte is still a digit where a digit goes, or the same
+        // separator.
+        for k in 0..19 {
+            for v in 0..=255u8 {
+                let mut t = good;
+                t[k] = v;
+                let want = if b"0000-00-00T00:00:00"[k] == b'0' {
+                    v.is_ascii_digit()
+                } else {
+                    v == good[k]
+                };
+                let word = |o: usize| u64::from_le_bytes(t[o..o + 8].try_into().unwrap());
+                let bad = LAYOUT_WORDS
+                    .iter()
+                    .fold(0, |bad, &(o, check)| bad | check.bad(word(o)));
+                assert_eq!(bad == 0, want, "byte {k} = {v:#x}");
             }
         }
     }
