@@ -285,20 +285,21 @@ impl NowYear {
     /// The closest candidate year and the day number of `month`/`day` in it
     /// (a day past the month's end counts into the next month, which only
     /// matters for closeness: the caller rejects such days).
-    #[inline]
+    #[inline(always)]
     fn closest(&self, month: u32, day: u32, sod: i64) -> (i32, i64) {
         let m = (month as usize).wrapping_sub(1) % 12;
-        let mut best = (self.year, 0i64);
-        let mut best_gap = i64::MAX;
-        for (k, starts) in self.month_starts.iter().enumerate() {
-            let days = starts[m] + i64::from(day) - 1;
-            let gap = (days * 86_400 + sod - self.secs).abs();
-            if gap < best_gap {
-                best = (self.year - 1 + k as i32, days);
-                best_gap = gap;
-            }
-        }
-        best
+        let day = i64::from(day) - 1;
+        let gap = |k: usize| ((self.month_starts[k][m] + day) * 86_400 + sod - self.secs).abs();
+        // Ties go to the earlier year.
+        let (g0, g1, g2) = (gap(0), gap(1), gap(2));
+        let k = if g1 < g0 {
+            if g2 < g1 { 2 } else { 1 }
+        } else if g2 < g0 {
+            2
+        } else {
+            0
+        };
+        (self.year - 1 + k as i32, self.month_starts[k][m] + day)
     }
 }
 
@@ -327,7 +328,7 @@ impl Now {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn closest(&self, clock: &Clock, month: u32, day: u32, sod: i64) -> (i32, i64) {
         match &self.fixed {
             Some(now) => now.closest(month, day, sod),
@@ -336,7 +337,7 @@ impl Now {
     }
 
     /// [`local_to_utc`] with the fixed offset worked out in advance.
-    #[inline]
+    #[inline(always)]
     fn local_to_utc(&self, tz: &TimeZone, local_secs: i64, nanos: u32) -> Option<Timestamp> {
         match self.fixed_offset {
             Some(off) => (local_secs - off)
