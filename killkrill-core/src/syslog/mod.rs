@@ -241,6 +241,28 @@ mod tests {
     }
 
     #[test]
+    fn header_fields_may_contain_sd_delimiters() {
+        // `=`, `]` and `"` end an SD-NAME but are printable, so they belong
+        // to a header field; also across a 64-byte block boundary.
+        let host = format!("{}=h]o\"st", "x".repeat(60));
+        let frame = format!("<13>1 - {host} a=p]p\" p\"i]d= m]s=g\" [x@1 k=\"v\"] body");
+        let msg = parse(frame.as_bytes());
+        assert_eq!(msg.parse_error, None);
+        assert_eq!(msg.hostname, Some(host.as_str()));
+        assert_eq!(msg.appname, Some("a=p]p\""));
+        assert_eq!(msg.procid, Some("p\"i]d="));
+        assert_eq!(msg.msgid, Some("m]s=g\""));
+        assert_eq!(msg.message, Some(&b"body"[..]));
+        // An APP-NAME longer than 48 bytes is an error at byte 49 even when
+        // a delimiter comes first.
+        let long = format!("<13>1 - h {}={} p m - -", "a".repeat(40), "b".repeat(10));
+        let e = SyslogParser::default()
+            .parse_strict(long.as_bytes())
+            .unwrap_err();
+        assert_eq!((e.kind(), e.column()), (ParseErrorKind::Appname, 10 + 48));
+    }
+
+    #[test]
     fn parser_is_send_and_sync() {
         fn check<T: Send + Sync>() {}
         check::<SyslogParser>();

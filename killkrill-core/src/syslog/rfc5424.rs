@@ -235,7 +235,13 @@ fn field(
     blocks: &mut Blocks<'_, SdClasses>,
 ) -> Result<usize, ParseError> {
     let lim = b.len().min(pos + max);
-    let i = blocks.next(pos, |c| c.non_print).min(lim);
+    // The SD-NAME stops are the non-printable bytes and `=`, `]`, `"`,
+    // which a header field may contain: step over those.
+    let mut i = blocks.next(pos, |c| c.name);
+    while i < lim && is_print(b[i]) {
+        i = blocks.next(i + 1, |c| c.name);
+    }
+    let i = i.min(lim);
     if i == pos {
         return Err(ParseError::new(
             kind,
