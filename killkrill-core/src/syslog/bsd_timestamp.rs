@@ -289,9 +289,18 @@ impl NowYear {
     fn closest(&self, month: u32, day: u32, sod: i64) -> (i32, i64) {
         let m = (month as usize).wrapping_sub(1) % 12;
         let day = i64::from(day) - 1;
-        let gap = |k: usize| ((self.month_starts[k][m] + day) * 86_400 + sod - self.secs).abs();
+        // Seconds from now to the candidate in each year (written out: as a
+        // closure it was not inlined).
+        let rel = sod - self.secs;
+        let [s0, s1, s2] = [
+            self.month_starts[0][m],
+            self.month_starts[1][m],
+            self.month_starts[2][m],
+        ];
+        let g0 = ((s0 + day) * 86_400 + rel).abs();
+        let g1 = ((s1 + day) * 86_400 + rel).abs();
+        let g2 = ((s2 + day) * 86_400 + rel).abs();
         // Ties go to the earlier year.
-        let (g0, g1, g2) = (gap(0), gap(1), gap(2));
         let k = if g1 < g0 {
             if g2 < g1 { 2 } else { 1 }
         } else if g2 < g0 {
