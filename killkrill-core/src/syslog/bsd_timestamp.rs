@@ -100,7 +100,7 @@ pub(crate) fn parse(
             let p = parse_rfc3339(b, i, LOOSE_3339)?;
             let ts = match p.offset {
                 Some(off) => p.with_offset(off),
-                None => local_to_utc(&opts.time_zone, p.local_secs, p.nanos),
+                None => now.local_to_utc(&opts.time_zone, p.local_secs, p.nanos),
             }
             .ok_or(err(i, "a time between 1678 and 2261"))?;
             return finish(b, p.end, ts, opts).map(Some);
@@ -200,7 +200,7 @@ pub(crate) fn parse(
     let sod = i64::from(h * 3600 + mi * 60 + s);
     let (year, days) = match year {
         Some(y) => (y, days_from_civil(y, mon, day)),
-        None => now.get(&opts.clock).closest(mon, day, sod),
+        None => now.closest(&opts.clock, mon, day, sod),
     };
     if day > days_in_month(year, mon) {
         return Err(ParseError::new(
@@ -215,7 +215,7 @@ pub(crate) fn parse(
             .checked_mul(NANOS_PER_SEC)
             .map(|n| Timestamp::from_nanos(n + i64::from(nanos)))
     } else {
-        local_to_utc(&opts.time_zone, local_secs, nanos)
+        now.local_to_utc(&opts.time_zone, local_secs, nanos)
     }
     .ok_or(err(pos, "a time between 1678 and 2261"))?;
     finish(b, i, ts, opts).map(Some)
@@ -252,73 +252,109 @@ const MONTH_START: [[u16; 12]; 2] = [
 ];
 
 /// "Now" split for year inference: its seconds, its year, and the day
-/// numbers of January 1 of the years around it.
+/// numbers of the first of each month of the years around it.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct NowYear {
     secs: i64,
     year: i32,
-    /// Days since the epoch of Jan 1 of `year - 1`, `year`, `year + 1`.
-    year_starts: [i64; 3],
+    /// Days since the epoch of the first of each month of `year - 1`,
+    /// `year` and `year + 1`.
+    month_starts: [[i64; 12]; 3],
 }
 
 impl NowYear {
     fn new(now: Timestamp) -> Self {
         let secs = now.as_nanos().div_euclid(NANOS_PER_SEC);
         let year = civil_from_days(secs.div_euclid(86_400)).0;
+        let mut month_starts = [[0i64; 12]; 3];
+        for (k, starts) in month_starts.iter_mut().enumerate() {
+            let y = year - 1 + k as i32;
+            let jan1 = days_from_civil(y, 1, 1);
+            let leap = usize::from(is_leap_year(y));
+            for (m, start) in starts.iter_mut().enumerate() {
+                *start = jan1 + i64::from(MONTH_START[leap][m]);
+            }
+        }
         NowYear {
             secs,
             year,
-            year_starts: [
-                days_from_civil(year - 1, 1, 1),
-                days_from_civil(year, 1, 1),
-                days_from_civil(year + 1, 1, 1),
-            ],
+            month_starts,
         }
     }
 
     /// The closest candidate year and the day number of `month`/`day` in it
     /// (a day past the month's end counts into the next month, which only
     /// matters for closeness: the caller rejects such days).
-    #[inline]
+    #[inline(always)]
     fn closest(&self, month: u32, day: u32, sod: i64) -> (i32, i64) {
-        let mut best = (self.year, 0i64);
-        let mut best_gap = i64::MAX;
-        for (k, start) in self.year_starts.iter().enumerate() {
-            let year = self.year - 1 + k as i32;
-            let leap = usize::from(is_leap_year(year));
-            let days =
-                start + i64::from(MONTH_START[leap][(month as usize - 1) % 12]) + i64::from(day)
-                    - 1;
-            let gap = (days * 86_400 + sod - self.secs).abs();
-            if gap < best_gap {
-                best = (year, days);
-                best_gap = gap;
-            }
-        }
-        best
+        let m = (month as usize).wrapping_sub(1) % 12;
+        let day = i64::from(day) - 1;
+        // Seconds from now to the candidate in each year (written out: as a
+        // closure it was not inlined).
+        let rel = sod - self.secs;
+        let [s0, s1, s2] = [
+            self.month_starts[0][m],
+            self.month_starts[1][m],
+            self.month_starts[2][m],
+        ];
+        let g0 = ((s0 + day) * 86_400 + rel).abs();
+        let g1 = ((s1 + day) * 86_400 + rel).abs();
+        let g2 = ((s2 + day) * 86_400 + rel).abs();
+        // Ties go to the earlier year.
+        let k = if g1 < g0 {
+            if g2 < g1 { 2 } else { 1 }
+        } else if g2 < g0 {
+            2
+        } else {
+            0
+        };
+        (self.year - 1 + k as i32, self.month_starts[k][m] + day)
     }
 }
 
-/// "Now" for year inference: split once for a fixed clock, per message for
-/// the system clock.
+/// What the parser fixes once: "now" for year inference (split once for a
+/// fixed clock, per message for the system clock) and the offset of a
+/// fixed time zone.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Now {
     fixed: Option<NowYear>,
+    /// Seconds east of UTC when the configured zone is a fixed offset.
+    fixed_offset: Option<i64>,
 }
 
 impl Now {
-    pub(crate) fn new(clock: &Clock) -> Self {
+    pub(crate) fn new(opts: &ParseOptions) -> Self {
         Now {
-            fixed: match clock {
-                Clock::Fixed(t) => Some(NowYear::new(*t)),
+            fixed: match opts.clock {
+                Clock::Fixed(t) => Some(NowYear::new(t)),
                 Clock::System => None,
             },
+            fixed_offset: opts
+                .time_zone
+                .to_fixed_offset()
+                .ok()
+                .map(|o| i64::from(o.seconds())),
         }
     }
 
-    #[inline]
-    fn get(&self, clock: &Clock) -> NowYear {
-        self.fixed.unwrap_or_else(|| NowYear::new(clock.now()))
+    #[inline(always)]
+    fn closest(&self, clock: &Clock, month: u32, day: u32, sod: i64) -> (i32, i64) {
+        match &self.fixed {
+            Some(now) => now.closest(month, day, sod),
+            None => NowYear::new(clock.now()).closest(month, day, sod),
+        }
+    }
+
+    /// [`local_to_utc`] with the fixed offset worked out in advance.
+    #[inline(always)]
+    fn local_to_utc(&self, tz: &TimeZone, local_secs: i64, nanos: u32) -> Option<Timestamp> {
+        match self.fixed_offset {
+            Some(off) => (local_secs - off)
+                .checked_mul(NANOS_PER_SEC)?
+                .checked_add(i64::from(nanos))
+                .map(Timestamp::from_nanos),
+            None => local_to_utc(tz, local_secs, nanos),
+        }
     }
 }
 
@@ -410,7 +446,7 @@ mod tests {
             } else {
                 opts.clone()
             };
-            let f = parse(text.as_bytes(), 0, &opts, &Now::new(&opts.clock))
+            let f = parse(text.as_bytes(), 0, &opts, &Now::new(&opts))
                 .unwrap()
                 .unwrap();
             assert_eq!((f.ts, f.end, f.colon), (now(want), *end, *colon), "{text}");
@@ -424,7 +460,7 @@ mod tests {
             "Jan 5 meeting",
         ] {
             assert_eq!(
-                parse(not_ts.as_bytes(), 0, &opts, &Now::new(&opts.clock)).unwrap(),
+                parse(not_ts.as_bytes(), 0, &opts, &Now::new(&opts)).unwrap(),
                 None,
                 "{not_ts}"
             );
@@ -441,7 +477,7 @@ mod tests {
             ("Mar  1 10:00:00x", ParseErrorKind::Timestamp, 15),
         ];
         for (text, kind, col) in bad {
-            let e = parse(text.as_bytes(), 0, &opts, &Now::new(&opts.clock)).unwrap_err();
+            let e = parse(text.as_bytes(), 0, &opts, &Now::new(&opts)).unwrap_err();
             assert_eq!((e.kind(), e.column()), (*kind, *col), "{text}");
         }
     }
@@ -452,12 +488,12 @@ mod tests {
             .with_clock(Clock::Fixed(now("2020-01-20T00:00:00Z")))
             .with_time_zone_name("Europe/Paris")
             .unwrap();
-        let winter = parse(b"Jan  5 15:33:03 h", 0, &opts, &Now::new(&opts.clock))
+        let winter = parse(b"Jan  5 15:33:03 h", 0, &opts, &Now::new(&opts))
             .unwrap()
             .unwrap();
         assert_eq!(winter.ts, now("2020-01-05T14:33:03Z"));
         let opts = opts.with_clock(Clock::Fixed(now("2020-07-01T00:00:00Z")));
-        let summer = parse(b"Jul  5 15:33:03 h", 0, &opts, &Now::new(&opts.clock))
+        let summer = parse(b"Jul  5 15:33:03 h", 0, &opts, &Now::new(&opts))
             .unwrap()
             .unwrap();
         assert_eq!(summer.ts, now("2020-07-05T13:33:03Z"));

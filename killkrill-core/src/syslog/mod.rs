@@ -87,7 +87,7 @@ impl Default for SyslogParser {
 impl SyslogParser {
     /// A parser with these options.
     pub fn new(options: ParseOptions) -> Self {
-        let now = bsd_timestamp::Now::new(&options.clock);
+        let now = bsd_timestamp::Now::new(&options);
         SyslogParser { options, now }
     }
 
@@ -121,17 +121,29 @@ impl SyslogParser {
 
     /// Parses one frame leniently, whatever the configured mode: never
     /// fails; see [`Mode::Lenient`].
+    ///
+    /// Inlined so that the message is built directly where the caller keeps
+    /// it: returning the 248-byte struct from a non-inlined function cost a
+    /// `memcpy` per message.
+    #[inline]
     pub fn parse_lenient<'a>(&self, frame: &'a [u8]) -> SyslogMessage<'a> {
+        let mut msg = SyslogMessage::empty(Protocol::Rfc3164);
+        self.parse_lenient_into(frame, &mut msg);
+        msg
+    }
+
+    /// [`parse_lenient`](Self::parse_lenient) into `msg`, which must be
+    /// [`SyslogMessage::empty`].
+    fn parse_lenient_into<'a>(&self, frame: &'a [u8], msg: &mut SyslogMessage<'a>) {
         let start = frame
             .iter()
             .position(|c| !c.is_ascii_whitespace())
             .unwrap_or(frame.len());
         let (protocol, pri_optional) = self.protocol(frame, start, false);
-        let mut msg = SyslogMessage::empty(protocol);
-        if let Err(e) = self.parse_into(frame, start, pri_optional, false, &mut msg) {
+        msg.protocol = protocol;
+        if let Err(e) = self.parse_into(frame, start, pri_optional, false, msg) {
             msg.keep_raw(frame, e);
         }
-        msg
     }
 
     fn protocol(&self, frame: &[u8], start: usize, strict: bool) -> (Protocol, bool) {
@@ -226,6 +238,28 @@ mod tests {
         assert_eq!((e.kind(), e.column()), (ParseErrorKind::SdParamEscape, 50));
         let strict = SyslogParser::default().parse_strict(frame).unwrap_err();
         assert_eq!(strict, e);
+    }
+
+    #[test]
+    fn header_fields_may_contain_sd_delimiters() {
+        // `=`, `]` and `"` end an SD-NAME but are printable, so they belong
+        // to a header field; also across a 64-byte block boundary.
+        let host = format!("{}=h]o\"st", "x".repeat(60));
+        let frame = format!("<13>1 - {host} a=p]p\" p\"i]d= m]s=g\" [x@1 k=\"v\"] body");
+        let msg = parse(frame.as_bytes());
+        assert_eq!(msg.parse_error, None);
+        assert_eq!(msg.hostname, Some(host.as_str()));
+        assert_eq!(msg.appname, Some("a=p]p\""));
+        assert_eq!(msg.procid, Some("p\"i]d="));
+        assert_eq!(msg.msgid, Some("m]s=g\""));
+        assert_eq!(msg.message, Some(&b"body"[..]));
+        // An APP-NAME longer than 48 bytes is an error at byte 49 even when
+        // a delimiter comes first.
+        let long = format!("<13>1 - h {}={} p m - -", "a".repeat(40), "b".repeat(10));
+        let e = SyslogParser::default()
+            .parse_strict(long.as_bytes())
+            .unwrap_err();
+        assert_eq!((e.kind(), e.column()), (ParseErrorKind::Appname, 10 + 48));
     }
 
     #[test]

@@ -8,7 +8,29 @@ use super::error::{ParseError, ParseErrorKind};
 use crate::event::{Facility, Severity};
 
 /// Parses `<PRIVAL>` at `pos`; returns the value and the position after `>`.
+#[inline]
 pub(crate) fn parse_pri(b: &[u8], pos: usize) -> Result<(u8, usize), ParseError> {
+    // The common case, `<d>` to `<ddd>` within range, without the per-digit
+    // error bookkeeping; anything else takes the careful path below.
+    if let Some(&[b'<', d1 @ b'1'..=b'9', c2, c3, c4]) = b.get(pos..pos + 5) {
+        let d1 = d1 - b'0';
+        match (c2, c3, c4) {
+            (b'>', _, _) => return Ok((d1, pos + 3)),
+            (b'0'..=b'9', b'>', _) => return Ok((d1 * 10 + (c2 - b'0'), pos + 4)),
+            (b'0'..=b'9', b'0'..=b'9', b'>') => {
+                let v = u16::from(d1) * 100 + u16::from(c2 - b'0') * 10 + u16::from(c3 - b'0');
+                if v <= 191 {
+                    return Ok((v as u8, pos + 5));
+                }
+            }
+            _ => {}
+        }
+    }
+    parse_pri_careful(b, pos)
+}
+
+/// [`parse_pri`] with the error column of every failure.
+fn parse_pri_careful(b: &[u8], pos: usize) -> Result<(u8, usize), ParseError> {
     if b.get(pos) != Some(&b'<') {
         return Err(ParseError::new(
             ParseErrorKind::Pri,
@@ -90,6 +112,23 @@ mod tests {
         for (text, kind, col) in bad {
             let e = parse_pri(text.as_bytes(), 0).unwrap_err();
             assert_eq!((e.kind(), e.column()), (*kind, *col), "{text}");
+        }
+    }
+
+    #[test]
+    fn fast_path_agrees_with_the_careful_path() {
+        for tail in ["", "x", "xx", " 1 -"] {
+            for body in (0..=999)
+                .map(|v| v.to_string())
+                .chain(["00", "01", "007", "0", "", "a", "1a", "19a", "1000"].map(String::from))
+            {
+                let text = format!("<{body}>{tail}");
+                assert_eq!(
+                    parse_pri(text.as_bytes(), 0),
+                    parse_pri_careful(text.as_bytes(), 0),
+                    "{text}"
+                );
+            }
         }
     }
 

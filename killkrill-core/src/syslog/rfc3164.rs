@@ -25,7 +25,7 @@
 //!   a leading BOM is removed and recorded.
 
 use super::bsd_timestamp;
-use super::byte_scan;
+use super::byte_scan::{self, Blocks, TagClasses};
 use super::error::{ParseError, ParseErrorKind};
 use super::message::SyslogMessage;
 use super::msg_body::strip_bom;
@@ -96,9 +96,14 @@ pub(crate) fn parse<'a>(
 /// them. Their shapes are found on bytes, then one UTF-8 check covers both
 /// (the common case); if that fails, each is checked on its own.
 fn host_and_tag<'a>(b: &'a [u8], i: usize, want_host: bool, msg: &mut SyslogMessage<'a>) -> usize {
-    let host = if want_host { host_shape(b, i) } else { None };
+    let mut blocks = Blocks::<TagClasses>::new(b, i);
+    let host = if want_host {
+        host_shape(b, i, &mut blocks)
+    } else {
+        None
+    };
     let tag_at = host.map_or(i, |(_, end)| skip_spaces(b, end));
-    let tag_r = tag_shape(b, tag_at);
+    let tag_r = tag_shape(b, tag_at, &mut blocks);
     let start = host.map(|h| h.0).or(tag_r.map(|t| t.name.0));
     let end = tag_r.map(|t| t.end).or(host.map(|h| h.1));
     if let (Some(start), Some(end)) = (start, end)
@@ -154,11 +159,13 @@ fn sequence(b: &[u8], i: usize) -> Option<(u64, usize)> {
 /// The HOSTNAME word at `i` unless that word is a tag. One scan decides the
 /// common case (a word that runs into a space).
 #[inline]
-fn host_shape(b: &[u8], i: usize) -> Option<(usize, usize)> {
-    let j = byte_scan::tag_end(b, i, b.len().min(i + MAX_HOSTNAME + 1));
+fn host_shape(b: &[u8], i: usize, blocks: &mut Blocks<'_, TagClasses>) -> Option<(usize, usize)> {
+    let j = blocks
+        .next(i, |c| c.tag)
+        .min(b.len().min(i + MAX_HOSTNAME + 1));
     match b.get(j) {
         None | Some(b' ') => (j > i && j - i <= MAX_HOSTNAME).then_some((i, j)),
-        Some(b':' | b'[') if tag_shape(b, i).is_some() => None,
+        Some(b':' | b'[') if tag_shape(b, i, blocks).is_some() => None,
         _ => word_shape(b, i),
     }
 }
@@ -201,15 +208,17 @@ struct TagShape {
 /// `name[pid]:` (anything may follow) or `name:` followed by a space or the
 /// end: the byte ranges.
 #[inline]
-fn tag_shape(b: &[u8], i: usize) -> Option<TagShape> {
-    let j = byte_scan::tag_end(b, i, b.len().min(i + MAX_TAG + 1));
+fn tag_shape(b: &[u8], i: usize, blocks: &mut Blocks<'_, TagClasses>) -> Option<TagShape> {
+    let j = blocks.next(i, |c| c.tag).min(b.len().min(i + MAX_TAG + 1));
     if j == i || j - i > MAX_TAG {
         return None;
     }
     match b.get(j)? {
         b'[' => {
             let start = j + 1;
-            let k = byte_scan::tag_end(b, start, b.len().min(start + MAX_PID + 1));
+            let k = blocks
+                .next(start, |c| c.tag)
+                .min(b.len().min(start + MAX_PID + 1));
             if b.get(k) != Some(&b']') || b.get(k + 1) != Some(&b':') {
                 return None;
             }
@@ -230,7 +239,7 @@ fn tag_shape(b: &[u8], i: usize) -> Option<TagShape> {
 
 /// A TAG whose parts are UTF-8.
 fn tag(b: &[u8], i: usize) -> Option<Tag<'_>> {
-    let t = tag_shape(b, i)?;
+    let t = tag_shape(b, i, &mut Blocks::new(b, i))?;
     let text = |(a, z): (usize, usize)| std::str::from_utf8(&b[a..z]).ok();
     let pid = match t.pid {
         Some(r) => Some(text(r)?),

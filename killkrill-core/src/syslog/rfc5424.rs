@@ -7,7 +7,7 @@
 //! columns follow go-syslog's (the first byte that cannot continue the
 //! grammar), which the conformance corpus checks.
 
-use super::byte_scan;
+use super::byte_scan::{Blocks, SdClasses};
 use super::error::{ParseError, ParseErrorKind};
 use super::message::SyslogMessage;
 use super::msg_body::{check_compliant, strip_bom};
@@ -39,16 +39,42 @@ pub(crate) fn parse<'a>(
     }
     i = version(b, i, msg)?;
     i = timestamp(b, i, msg)?;
-    i = header_fields(b, i, msg)?;
+    let host = i;
+    let mut blocks = Blocks::<SdClasses>::new(b, i);
+    let ends = header_fields(b, i, &mut blocks, msg)?;
+    i = ends[3] + 1;
     // STRUCTURED-DATA
     let sd_end = match b.get(i) {
-        Some(b'-') => i + 1,
+        Some(b'-') => {
+            set_fields(b, host, &ends, msg);
+            i + 1
+        }
         Some(b'[') => {
-            let scan = structured_data::scan(b, i)?;
-            msg.structured_data = scan.data;
-            scan.end
+            let end = match structured_data::scan_raw(b, i, &mut blocks, &mut msg.structured_data) {
+                Ok(end) => end,
+                Err(e) => {
+                    set_fields(b, host, &ends, msg);
+                    return Err(e);
+                }
+            };
+            // One UTF-8 check for the header fields and the structured
+            // data (the fields are printable US-ASCII, so an error is
+            // always inside the structured data, at the same column).
+            match std::str::from_utf8(&b[host..end]) {
+                Ok(text) => {
+                    set_fields_text(text, host, &ends, msg);
+                    msg.structured_data
+                        .set_validated_text(text.get(i - host..).unwrap_or(""));
+                }
+                Err(e) => {
+                    set_fields(b, host, &ends, msg);
+                    return Err(structured_data::utf8_error(host + e.valid_up_to()));
+                }
+            }
+            end
         }
         _ => {
+            set_fields(b, host, &ends, msg);
             return Err(ParseError::new(
                 ParseErrorKind::StructuredData,
                 i,
@@ -148,8 +174,9 @@ fn is_print(c: u8) -> bool {
 fn header_fields<'a>(
     b: &'a [u8],
     pos: usize,
+    blocks: &mut Blocks<'a, SdClasses>,
     msg: &mut SyslogMessage<'a>,
-) -> Result<usize, ParseError> {
+) -> Result<[usize; 4], ParseError> {
     const FIELDS: [(usize, ParseErrorKind); 4] = [
         (MAX_HOSTNAME, ParseErrorKind::Hostname),
         (MAX_APPNAME, ParseErrorKind::Appname),
@@ -159,7 +186,7 @@ fn header_fields<'a>(
     let mut ends = [0usize; 4];
     let mut i = pos;
     for (k, (max, kind)) in FIELDS.into_iter().enumerate() {
-        match field(b, i, max, kind) {
+        match field(b, i, max, kind, blocks) {
             Ok(end) => {
                 ends[k] = end;
                 i = end + 1;
@@ -170,8 +197,7 @@ fn header_fields<'a>(
             }
         }
     }
-    set_fields(b, pos, &ends, msg);
-    Ok(i)
+    Ok(ends)
 }
 
 /// Stores the fields that end at `ends` (each followed by one space).
@@ -180,9 +206,14 @@ fn set_fields<'a>(b: &'a [u8], pos: usize, ends: &[usize], msg: &mut SyslogMessa
         return;
     };
     // Validated printable US-ASCII, so this cannot fail.
-    let Ok(text) = std::str::from_utf8(&b[pos..last]) else {
-        return;
-    };
+    if let Ok(text) = std::str::from_utf8(&b[pos..last]) {
+        set_fields_text(text, pos, ends, msg);
+    }
+}
+
+/// [`set_fields`] from `text`, which starts at `pos` and covers the fields.
+#[inline]
+fn set_fields_text<'a>(text: &'a str, pos: usize, ends: &[usize], msg: &mut SyslogMessage<'a>) {
     let mut start = 0;
     let mut values = [None; 4];
     for (k, &end) in ends.iter().enumerate() {
@@ -196,9 +227,21 @@ fn set_fields<'a>(b: &'a [u8], pos: usize, ends: &[usize], msg: &mut SyslogMessa
 /// A header field of 1..=`max` printable US-ASCII bytes at `pos`, followed
 /// by a space; returns the position of that space.
 #[inline]
-fn field(b: &[u8], pos: usize, max: usize, kind: ParseErrorKind) -> Result<usize, ParseError> {
+fn field(
+    b: &[u8],
+    pos: usize,
+    max: usize,
+    kind: ParseErrorKind,
+    blocks: &mut Blocks<'_, SdClasses>,
+) -> Result<usize, ParseError> {
     let lim = b.len().min(pos + max);
-    let i = byte_scan::print_end(b, pos, lim);
+    // The SD-NAME stops are the non-printable bytes and `=`, `]`, `"`,
+    // which a header field may contain: step over those.
+    let mut i = blocks.next(pos, |c| c.name);
+    while i < lim && is_print(b[i]) {
+        i = blocks.next(i + 1, |c| c.name);
+    }
+    let i = i.min(lim);
     if i == pos {
         return Err(ParseError::new(
             kind,

@@ -9,7 +9,7 @@
 
 use std::borrow::Cow;
 
-use super::byte_scan;
+use super::byte_scan::{self, Blocks, SdClasses};
 use super::error::{ParseError, ParseErrorKind};
 use crate::event::SdElement;
 
@@ -357,6 +357,20 @@ fn closing_quote(b: &[u8], mut i: usize) -> Option<(usize, bool)> {
     }
 }
 
+impl<'a> StructuredData<'a> {
+    /// Sets the text after [`scan_raw`] filled in the index and the caller
+    /// checked that the text (`b[pos..end]` of the scan) is UTF-8.
+    #[inline]
+    pub(crate) fn set_validated_text(&mut self, text: &'a str) {
+        self.raw = text;
+    }
+}
+
+/// The error for structured data that is not UTF-8 at `col`.
+pub(crate) fn utf8_error(col: usize) -> ParseError {
+    ParseError::new(ParseErrorKind::SdParam, col, "valid UTF-8 in the value")
+}
+
 /// What [`scan`] found.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Scan<'a> {
@@ -375,9 +389,14 @@ fn is_sd_name(c: u8) -> bool {
 
 /// Reads an SD-NAME at `start` and returns the position after it.
 #[inline]
-fn name(b: &[u8], start: usize, kind: ParseErrorKind) -> Result<usize, ParseError> {
+fn name(
+    b: &[u8],
+    start: usize,
+    kind: ParseErrorKind,
+    blocks: &mut Blocks<'_, SdClasses>,
+) -> Result<usize, ParseError> {
     let lim = b.len().min(start + MAX_SD_NAME);
-    let i = byte_scan::sd_name_end(b, start, lim);
+    let i = blocks.next(start, |c| c.name).min(lim);
     if i == start {
         return Err(ParseError::new(
             kind,
@@ -427,18 +446,59 @@ impl<'a> IdSet<'a> {
 /// end. Checks the grammar, the escapes, duplicate SD-IDs and that the
 /// whole text is UTF-8.
 pub(crate) fn scan(b: &[u8], pos: usize) -> Result<Scan<'_>, ParseError> {
+    scan_with(b, pos, &mut Blocks::new(b, pos))
+}
+
+/// [`scan`] with a block cursor over `b`.
+fn scan_with<'a>(
+    b: &'a [u8],
+    pos: usize,
+    blocks: &mut Blocks<'a, SdClasses>,
+) -> Result<Scan<'a>, ParseError> {
+    let mut data = StructuredData::EMPTY;
+    let (end, all_have_params) = scan_raw_params(b, pos, blocks, &mut data.index)?;
+    let text = std::str::from_utf8(&b[pos..end]).map_err(|e| utf8_error(pos + e.valid_up_to()))?;
+    data.raw = text;
+    Ok(Scan {
+        data,
+        end,
+        all_have_params,
+    })
+}
+
+/// Validates the grammar of SD-ELEMENTs at `b[pos] == '['` (everything but
+/// UTF-8, which the caller checks) with a block cursor over `b`, indexing
+/// them into `out` (whose text the caller then sets with
+/// [`StructuredData::set_validated_text`]); returns where they end.
+#[inline]
+pub(crate) fn scan_raw<'a>(
+    b: &'a [u8],
+    pos: usize,
+    blocks: &mut Blocks<'a, SdClasses>,
+    out: &mut StructuredData<'_>,
+) -> Result<usize, ParseError> {
+    scan_raw_params(b, pos, blocks, &mut out.index).map(|(end, _)| end)
+}
+
+/// [`scan_raw`], and whether every element had a parameter.
+fn scan_raw_params<'a>(
+    b: &'a [u8],
+    pos: usize,
+    blocks: &mut Blocks<'a, SdClasses>,
+    index: &mut SdIndex,
+) -> Result<(usize, bool), ParseError> {
     use ParseErrorKind::{SdId, SdIdDuplicate, SdParam, SdParamEscape};
     let sd_kind = ParseErrorKind::StructuredData;
     let mut i = pos;
     let mut ids = IdSet::new();
     let mut all_have_params = true;
-    let mut index = SdIndex::default();
+    index.escaped = 0;
     let mut indexed = 0u8;
     let mut indexing = true;
     let mut n_params = 0usize;
     while b.get(i) == Some(&b'[') {
         let id_start = i + 1;
-        i = name(b, id_start, SdId)?;
+        i = name(b, id_start, SdId, blocks)?;
         match b.get(i) {
             Some(b' ' | b']') => {}
             None => return Err(ParseError::new(sd_kind, i, "']' to close the element")),
@@ -479,7 +539,7 @@ pub(crate) fn scan(b: &[u8], pos: usize) -> Result<Scan<'_>, ParseError> {
                     break;
                 }
                 Some(b' ') => {
-                    i = name(b, i + 1, SdParam)?;
+                    i = name(b, i + 1, SdParam, blocks)?;
                     if b.get(i) != Some(&b'=') {
                         return Err(ParseError::new(SdParam, i, "'=' after the parameter name"));
                     }
@@ -491,7 +551,7 @@ pub(crate) fn scan(b: &[u8], pos: usize) -> Result<Scan<'_>, ParseError> {
                     }
                     i += 1;
                     loop {
-                        let j = byte_scan::value_stop(b, i);
+                        let j = blocks.next(i, |c| c.value);
                         if j == b.len() {
                             return Err(ParseError::new(
                                 SdParam,
@@ -563,26 +623,12 @@ pub(crate) fn scan(b: &[u8], pos: usize) -> Result<Scan<'_>, ParseError> {
         }
         all_have_params &= params > 0;
     }
-    let text = match std::str::from_utf8(&b[pos..i]) {
-        Ok(text) => text,
-        Err(e) => {
-            return Err(ParseError::new(
-                SdParam,
-                pos + e.valid_up_to(),
-                "valid UTF-8 in the value",
-            ));
-        }
-    };
-    index.len = if text.len() <= usize::from(u16::MAX) {
+    index.len = if i - pos <= usize::from(u16::MAX) {
         indexed
     } else {
         0
     };
-    Ok(Scan {
-        data: self::StructuredData { raw: text, index },
-        end: i,
-        all_have_params,
-    })
+    Ok((i, all_have_params))
 }
 
 #[cfg(test)]
