@@ -38,37 +38,50 @@ impl Ingest {
         &self.queue
     }
 
-    /// A batch of log records from `source`, each given an id, the tenant
-    /// and the source.
-    pub fn log_batch(&self, source: &'static str, mut logs: Vec<LogRecord>) -> Batch {
+    /// The tenant of receivers that have no caller identity (syslog
+    /// listeners, and HTTP before authentication assigns one per caller).
+    pub fn default_tenant(&self) -> &Tenant {
+        &self.tenant
+    }
+
+    /// A batch of log records of `tenant` from `source`, each given an id,
+    /// the tenant and the source.
+    pub fn log_batch(
+        &self,
+        tenant: &Tenant,
+        source: &'static str,
+        mut logs: Vec<LogRecord>,
+    ) -> Batch {
         let now = Timestamp::now();
         for r in &mut logs {
             r.id = Some(self.event_ids.next(now));
-            r.tenant = Some(self.tenant.clone());
+            r.tenant = Some(tenant.clone());
             r.source = Some(source.to_owned());
         }
-        let mut b = Batch::new(self.batch_ids.next(now), self.tenant.clone(), now);
+        let mut b = Batch::new(self.batch_ids.next(now), tenant.clone(), now);
         b.source = Some(source.to_owned());
         b.logs = logs;
         b
     }
 
-    /// A batch of metric samples and metadata from `source`; samples get the
-    /// tenant, and the receive time when they carry no timestamp.
+    /// A batch of metric samples and metadata of `tenant` from `source`;
+    /// samples get the tenant, and the receive time when they carry no
+    /// timestamp.
     pub fn metric_batch(
         &self,
+        tenant: &Tenant,
         source: &'static str,
         mut samples: Vec<MetricSample>,
         metadata: Vec<MetricMetadata>,
     ) -> Batch {
         let now = Timestamp::now();
         for s in &mut samples {
-            s.tenant = Some(self.tenant.clone());
+            s.tenant = Some(tenant.clone());
             if s.timestamp.is_none() {
                 s.timestamp = Some(now);
             }
         }
-        let mut b = Batch::new(self.batch_ids.next(now), self.tenant.clone(), now);
+        let mut b = Batch::new(self.batch_ids.next(now), tenant.clone(), now);
         b.source = Some(source.to_owned());
         b.metrics = samples;
         b.metadata = metadata;

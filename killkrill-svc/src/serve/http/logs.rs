@@ -19,12 +19,13 @@ use killkrill_core::pipeline::self_metrics as pm;
 use killkrill_core::snappy::SnappyError;
 use metrics::counter;
 
-use super::{ApiError, AppState, body, content_type, parse_body};
+use super::{ApiError, AppState, Caller, body, content_type, parse_body};
 use crate::serve::self_metrics::HTTP_ACCEPTED;
 
 /// `POST /api/v1/logs`.
 pub async fn post_logs(
     State(s): State<Arc<AppState>>,
+    caller: Caller,
     b: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     const EP: &str = "logs";
@@ -55,7 +56,7 @@ pub async fn post_logs(
     .await?;
     let n = records.len();
     if n > 0 {
-        let batch = s.ingest.log_batch("http", records);
+        let batch = s.ingest.log_batch(&caller.tenant, "http", records);
         s.ingest
             .submit(batch, s.enqueue_wait)
             .await
@@ -72,6 +73,7 @@ pub async fn post_logs(
 /// `POST /loki/api/v1/push`.
 pub async fn post_loki(
     State(s): State<Arc<AppState>>,
+    caller: Caller,
     headers: HeaderMap,
     b: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
@@ -99,7 +101,7 @@ pub async fn post_loki(
     .await?;
     pm::parsed("loki", records.len(), 0);
     if !records.is_empty() {
-        let batch = s.ingest.log_batch("loki", records);
+        let batch = s.ingest.log_batch(&caller.tenant, "loki", records);
         s.ingest
             .submit(batch, s.enqueue_wait)
             .await

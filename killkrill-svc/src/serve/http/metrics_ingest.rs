@@ -19,12 +19,13 @@ use killkrill_core::remote_write::{self, RemoteWriteError, RemoteWriteVersion};
 use killkrill_core::snappy::SnappyError;
 use metrics::counter;
 
-use super::{ApiError, AppState, body, content_type, parse_body};
+use super::{ApiError, AppState, Caller, body, content_type, parse_body};
 use crate::serve::self_metrics::HTTP_ACCEPTED;
 
 /// `POST /api/v1/write`.
 pub async fn post_remote_write(
     State(s): State<Arc<AppState>>,
+    caller: Caller,
     headers: HeaderMap,
     b: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
@@ -69,9 +70,12 @@ pub async fn post_remote_write(
         decoded.exemplars.len(),
     );
     if !decoded.samples.is_empty() || !decoded.metadata.is_empty() {
-        let batch = s
-            .ingest
-            .metric_batch("remote_write", decoded.samples, decoded.metadata);
+        let batch = s.ingest.metric_batch(
+            &caller.tenant,
+            "remote_write",
+            decoded.samples,
+            decoded.metadata,
+        );
         s.ingest
             .submit(batch, s.enqueue_wait)
             .await
@@ -98,6 +102,7 @@ pub async fn post_remote_write(
 /// `POST /api/v1/import/prometheus`.
 pub async fn post_import(
     State(s): State<Arc<AppState>>,
+    caller: Caller,
     headers: HeaderMap,
     b: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
@@ -108,31 +113,34 @@ pub async fn post_import(
         parse_exposition(&b, format).map_err(|e| e.counted(EP))
     })
     .await?;
-    accept(&s, EP, "prometheus_import", samples, metadata).await
+    accept(&s, &caller, EP, "prometheus_import", samples, metadata).await
 }
 
 /// `PUT|POST /metrics/job/{job}`.
 pub async fn push_job(
     State(s): State<Arc<AppState>>,
+    caller: Caller,
     Path(job): Path<String>,
     headers: HeaderMap,
     b: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    push(s, job, String::new(), headers, b).await
+    push(s, caller, job, String::new(), headers, b).await
 }
 
 /// `PUT|POST /metrics/job/{job}/{label}/{value}...`.
 pub async fn push_job_labels(
     State(s): State<Arc<AppState>>,
+    caller: Caller,
     Path((job, labels)): Path<(String, String)>,
     headers: HeaderMap,
     b: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    push(s, job, labels, headers, b).await
+    push(s, caller, job, labels, headers, b).await
 }
 
 async fn push(
     s: Arc<AppState>,
+    caller: Caller,
     job: String,
     rest: String,
     headers: HeaderMap,
@@ -164,11 +172,12 @@ async fn push(
             }
         }
     }
-    accept(&s, EP, "pushgateway", samples, metadata).await
+    accept(&s, &caller, EP, "pushgateway", samples, metadata).await
 }
 
 async fn accept(
     s: &AppState,
+    caller: &Caller,
     endpoint: &'static str,
     source: &'static str,
     samples: Vec<MetricSample>,
@@ -176,7 +185,9 @@ async fn accept(
 ) -> Result<Response, ApiError> {
     let n = samples.len();
     if !samples.is_empty() || !metadata.is_empty() {
-        let batch = s.ingest.metric_batch(source, samples, metadata);
+        let batch = s
+            .ingest
+            .metric_batch(&caller.tenant, source, samples, metadata);
         s.ingest
             .submit(batch, s.enqueue_wait)
             .await

@@ -8,6 +8,7 @@
 //! body limit, which so applies to the *decompressed* bytes (a small gzip
 //! bomb is still a 413).
 
+mod caller;
 mod error;
 mod logs;
 mod metrics_ingest;
@@ -28,6 +29,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tower_http::decompression::RequestDecompressionLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 
+pub use caller::Caller;
 pub use error::ApiError;
 
 use super::ingest::Ingest;
@@ -46,9 +48,29 @@ pub struct AppState {
     pub max_body_bytes: usize,
 }
 
-/// The full router.
+/// The full router: the public operations routes, the ingest routes and
+/// the read routes. Each group is built by its own function so a layer that
+/// needs a permission (ingest, read, admin) applies to a whole group.
 pub fn router(state: Arc<AppState>) -> Router {
-    let limit = state.max_body_bytes;
+    Router::new()
+        .merge(public_routes())
+        .merge(ingest_routes(state.max_body_bytes))
+        .merge(read_routes())
+        .layer(DefaultBodyLimit::disable())
+        .layer(map_response(error::json_errors))
+        .with_state(state)
+}
+
+/// Health, readiness and the process's own metrics: answered to anyone.
+fn public_routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+}
+
+/// Every route that accepts data.
+fn ingest_routes(limit: usize) -> Router<Arc<AppState>> {
     let decompress = || RequestDecompressionLayer::new().gzip(true).zstd(true);
     let plain = Router::new()
         .route("/api/v1/logs", post(logs::post_logs))
@@ -73,16 +95,13 @@ pub fn router(state: Arc<AppState>) -> Router {
     let remote_write = Router::new()
         .route("/api/v1/write", post(metrics_ingest::post_remote_write))
         .layer(RequestBodyLimitLayer::new(limit));
+    Router::new().merge(plain).merge(loki).merge(remote_write)
+}
+
+/// Every route that reads stored data (log and metric queries, the
+/// Prometheus API, live tail).
+fn read_routes() -> Router<Arc<AppState>> {
     Router::new()
-        .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz))
-        .route("/metrics", get(ops::metrics))
-        .merge(plain)
-        .merge(loki)
-        .merge(remote_write)
-        .layer(DefaultBodyLimit::disable())
-        .layer(map_response(error::json_errors))
-        .with_state(state)
 }
 
 /// The body, or the error a client should see.

@@ -283,7 +283,9 @@ async fn flush(
     }
     let records = std::mem::take(pending);
     let n = records.len();
-    let batch = ctx.ingest.log_batch(name, records);
+    let batch = ctx
+        .ingest
+        .log_batch(ctx.ingest.default_tenant(), name, records);
     let wait = Duration::from_millis(500);
     let mut first = true;
     let mut drain_deadline: Option<Instant> = None;

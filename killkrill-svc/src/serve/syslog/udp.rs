@@ -163,7 +163,9 @@ async fn flush(
     }
     let records = std::mem::take(pending);
     let n = records.len();
-    let batch = ctx.ingest.log_batch(LISTENER, records);
+    let batch = ctx
+        .ingest
+        .log_batch(ctx.ingest.default_tenant(), LISTENER, records);
     match ctx.ingest.submit(batch, wait).await {
         Ok(()) => {}
         Err(QueueError::Full { .. }) => dropped(LISTENER, "queue_full", n),
