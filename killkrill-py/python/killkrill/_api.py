@@ -81,8 +81,10 @@ class ApiError(Exception):
     ``too_many_requests``, ``unavailable``, ...). ``message`` is the
     server's ``error`` text, ``detail`` its ``detail`` (where in the input,
     or None), ``body`` the decoded JSON body (or the text when it was not
-    JSON). ``retry_after`` is the ``Retry-After`` header in seconds, when
-    sent. ``accepted`` is set by the push methods: the records or samples
+    JSON). ``parameter`` names the request parameter at fault and
+    ``limit`` the server limit that was exceeded (``query.max_range_secs``,
+    ...), when the server says. ``retry_after`` is the ``Retry-After``
+    header in seconds, when sent. ``accepted`` is set by the push methods: the records or samples
     that earlier requests of the same call had stored before this one failed.
     """
 
@@ -92,6 +94,8 @@ class ApiError(Exception):
     detail: Optional[str]
     body: Any
     retry_after: Optional[float]
+    parameter: Optional[str]
+    limit: Optional[str]
     accepted: Optional[int]
 
     def __init__(
@@ -113,6 +117,9 @@ class ApiError(Exception):
         self.detail = detail
         self.body = body
         self.retry_after = retry_after
+        doc = body if isinstance(body, dict) else {}
+        self.parameter = doc.get("parameter") if isinstance(doc.get("parameter"), str) else None
+        self.limit = doc.get("limit") if isinstance(doc.get("limit"), str) else None
         self.accepted = None
 
 
