@@ -534,6 +534,7 @@ class AsyncTail:
             try:
                 chunk = await _timed(self._resp.chunk(), self._read_timeout)
             except asyncio.TimeoutError:
+                await self.aclose()
                 raise TimeoutError(f"no event from the tail for {self._read_timeout} s") from None
             except (OSError, ProtocolError):
                 if self._closed:

@@ -449,12 +449,14 @@ class Tail:
                 return item
             try:
                 chunk = self._resp.read1(65536)
-            except (socket.timeout, TimeoutError):
-                raise TimeoutError(f"no event from the tail for {self._read_timeout} s") from None
-            except (ValueError, OSError, http.client.IncompleteRead):
-                # Closed from another thread, or the server went away.
+            except Exception as e:
+                # Closed from another thread (http.client then fails in
+                # whatever way the half-closed response leads it to).
                 if self._closed:
                     raise StopIteration from None
+                if isinstance(e, (socket.timeout, TimeoutError)):
+                    self.close()
+                    raise TimeoutError(f"no event from the tail for {self._read_timeout} s") from None
                 raise
             if not chunk:
                 self.close()
