@@ -17,7 +17,6 @@ import json
 import socket
 import threading
 import time
-from pathlib import Path
 from typing import Any, Dict, List
 
 import pytest
@@ -61,9 +60,9 @@ def need_metric_store(c: killkrill.Client) -> None:
 
     def counted():
         text = c._send("GET", "/metrics")[2].decode()
-        return [ln for ln in text.splitlines() if ln.startswith("killkrill_metric_samples_unstored_total")] or (
-            c.query("pyc_probe").series
-        )
+        return [
+            ln for ln in text.splitlines() if ln.startswith("killkrill_metric_samples_unstored_total")
+        ] or (c.query("pyc_probe").series)
 
     found = wait_until("the probe sample to be stored or counted as unstored", counted)
     if isinstance(found, list) and found and isinstance(found[0], str):
@@ -112,7 +111,14 @@ def test_push_logs_then_query_back_exact(client):
     host = unique("exact")
     t0 = recent(60)
     records = [
-        {"ts": rfc(t0), "level": "error", "host": host, "app": "api", "msg": "disk full", "http": {"status": 507}},
+        {
+            "ts": rfc(t0),
+            "level": "error",
+            "host": host,
+            "app": "api",
+            "msg": "disk full",
+            "http": {"status": 507},
+        },
         {"ts": rfc(t0 + 1_000_000), "level": "info", "host": host, "app": "api", "msg": "ok", "user": "bob"},
         {"ts": rfc(t0 + 2_000_000), "host": host, "msg": "no level", "n": 1.5, "flag": True},
     ]
@@ -171,7 +177,7 @@ def test_push_killkrill_records_gzip_and_raw_bodies(client):
     host = unique("records")
     t = recent(30)
     # RFC 5424 allows six fraction digits.
-    line = f"<165>1 {rfc(t)[:-4]}Z {host} evntslog 42 ID47 [ex@32473 iut=\"3\"] An event".encode()
+    line = f'<165>1 {rfc(t)[:-4]}Z {host} evntslog 42 ID47 [ex@32473 iut="3"] An event'.encode()
     msg = killkrill.parse_syslog(line)
     rec = msg.to_record()
     # A SyslogMessage and a LogRecord, gzipped; then a raw NDJSON body.
@@ -217,7 +223,9 @@ def test_pages_have_no_gaps_or_repeats_while_data_arrives(client):
     host = unique("pages")
     t0 = recent(120)
     n = 250
-    client.push_logs({"ts": rfc(t0 + i * 1_000_000), "host": host, "msg": f"seq {i}", "seq": i} for i in range(n))
+    client.push_logs(
+        {"ts": rfc(t0 + i * 1_000_000), "host": host, "msg": f"seq {i}", "seq": i} for i in range(n)
+    )
     stored(client, n, host=host, start=t0 - NS)
 
     pages = client.query_logs(host=host, start=t0 - NS, end=t0 + 10 * NS, page_size=7, order="asc")
@@ -228,7 +236,8 @@ def test_pages_have_no_gaps_or_repeats_while_data_arrives(client):
             # New records inside the queried range, after the cursor: they
             # show up at the end, nothing repeats or is lost.
             client.push_logs(
-                {"ts": rfc(t0 + (n + j) * 1_000_000), "host": host, "msg": "late", "seq": n + j} for j in range(5)
+                {"ts": rfc(t0 + (n + j) * 1_000_000), "host": host, "msg": "late", "seq": n + j}
+                for j in range(5)
             )
             stored(client, n + 5, host=host, start=t0 - NS)
     assert seqs == list(range(n + 5))
@@ -242,7 +251,9 @@ def test_pages_have_no_gaps_or_repeats_while_data_arrives(client):
     assert first.cursor is not None
     rest = [
         r["attributes"]["seq"]
-        for r in client.query_logs(host=host, start=t0 - NS, end=t0 + 10 * NS, page_size=50, cursor=first.cursor)
+        for r in client.query_logs(
+            host=host, start=t0 - NS, end=t0 + 10 * NS, page_size=50, cursor=first.cursor
+        )
     ]
     assert head + rest == list(range(n + 4, -1, -1))
 
@@ -362,8 +373,16 @@ def test_push_metrics_then_promql(client):
     t = recent(300) // (1000 * 1_000_000) * 1000 * 1_000_000  # whole seconds
     samples = [
         killkrill.MetricSample("pyc_requests_total", 10.0, t, {"job": job, "code": "200"}, type="counter"),
-        killkrill.MetricSample("pyc_requests_total", 40.0, t + 60 * NS, {"job": job, "code": "200"}, type="counter"),
-        {"name": "pyc_requests_total", "labels": {"job": job, "code": "500"}, "value": 1, "timestamp": t, "type": "counter"},
+        killkrill.MetricSample(
+            "pyc_requests_total", 40.0, t + 60 * NS, {"job": job, "code": "200"}, type="counter"
+        ),
+        {
+            "name": "pyc_requests_total",
+            "labels": {"job": job, "code": "500"},
+            "value": 1,
+            "timestamp": t,
+            "type": "counter",
+        },
         ("pyc_requests_total", {"job": job, "code": "500"}, 4.0, t + 60 * NS),
         ("pyc_temp", {"job": job, "room": 'a "b"\n'}, -2.5, t + 60 * NS),
     ]
@@ -462,7 +481,11 @@ def test_log_query_errors(client):
     assert e.value.parameter == "cursor"
     with pytest.raises(killkrill.ApiError) as e:
         list(client.query_logs(start=0, end=time.time_ns()))
-    assert (e.value.status, e.value.error_type, e.value.limit) == (422, "limit_exceeded", "query.max_range_secs")
+    assert (e.value.status, e.value.error_type, e.value.limit) == (
+        422,
+        "limit_exceeded",
+        "query.max_range_secs",
+    )
 
 
 def test_unknown_route_and_closed_port(server, client):
@@ -609,11 +632,11 @@ def test_sse_parser():
     p = _api.SseParser()
     assert p.feed(b": heartbeat\n\n") == []
     assert p.comments == 1
-    evs = p.feed(b"event: log\ndata: {\"a\":1}\n\ndata: x\r")
+    evs = p.feed(b'event: log\ndata: {"a":1}\n\ndata: x\r')
     assert evs == [_api.SseEvent("log", '{"a":1}')]
     # The CR is held back: with the LF that follows, it ends one line.
     assert p.feed(b"\ndata: y\r\n\r\n") == [_api.SseEvent("message", "x\ny")]
-    assert p.feed(b"id: 7\nevent: error\ndata:{\"error\":\"slow client\"}\n") == []
+    assert p.feed(b'id: 7\nevent: error\ndata:{"error":"slow client"}\n') == []
     (ev,) = p.feed(b"\n")
     assert (ev.event, ev.id) == ("error", "7")
     with pytest.raises(killkrill.TailDisconnected) as e:
@@ -630,15 +653,29 @@ def test_time_and_duration_arguments():
     assert _api.time_param(1_764_064_800_123_456_789) == "2025-11-25T10:00:00.123456789Z"
     assert _api.time_param(-1) == "1969-12-31T23:59:59.999999999Z"
     assert _api.time_param(1.5) == "1970-01-01T00:00:01.500000000Z"
-    assert _api.time_param(dt.datetime(2026, 1, 2, 3, 4, 5, 6, dt.timezone.utc)) == "2026-01-02T03:04:05.000006000Z"
+    assert (
+        _api.time_param(dt.datetime(2026, 1, 2, 3, 4, 5, 6, dt.timezone.utc))
+        == "2026-01-02T03:04:05.000006000Z"
+    )
     assert _api.time_param(dt.timedelta(seconds=-1), now_ns=2 * NS) == "1970-01-01T00:00:01.000000000Z"
     assert _api.time_param("-15m") == "-15m"
     for bad in (True, None, [], ""):
         with pytest.raises((TypeError, ValueError)):
             _api.time_param(bad)  # type: ignore[arg-type]
-    assert [_api.duration_param(d) for d in (60, 0.5, dt.timedelta(minutes=2), "5m")] == ["60", "0.5", "120", "5m"]
+    assert [_api.duration_param(d) for d in (60, 0.5, dt.timedelta(minutes=2), "5m")] == [
+        "60",
+        "0.5",
+        "120",
+        "5m",
+    ]
     p = _api.log_filter_params("x y", "warning", "h", None, None, {"k": 1, "b": True}, None, None)
-    assert p == [("query", "x y"), ("severity", "warning"), ("host", "h"), ("field.k", "1"), ("field.b", "true")]
+    assert p == [
+        ("query", "x y"),
+        ("severity", "warning"),
+        ("host", "h"),
+        ("field.k", "1"),
+        ("field.b", "true"),
+    ]
 
 
 def test_exposition_encoding_and_batches():
@@ -648,7 +685,7 @@ def test_exposition_encoding_and_batches():
         ("a_total", {}, float("inf")),
         killkrill.MetricSample("c", -1.0, None, {"z": "1"}, type="gauge"),
     ]
-    (body, n), = _api.exposition_batches(samples, 100)
+    ((body, n),) = _api.exposition_batches(samples, 100)
     assert n == 4
     assert body.decode() == (
         'a_total{x="q\\"\\\\\\n"} 1.0 1500\na_total +Inf\nb NaN\n# TYPE c gauge\nc{z="1"} -1.0\n'
@@ -668,12 +705,19 @@ def test_exposition_encoding_and_batches():
 
 def test_errors_from_bodies_that_are_not_the_api_envelope():
     e = _api.error_from_response(502, {"retry-after": "3"}, b"<html>Bad Gateway</html>")
-    assert (e.status, e.error_type, e.message, e.retry_after) == (502, "unavailable", "<html>Bad Gateway</html>", 3.0)
+    assert (e.status, e.error_type, e.message, e.retry_after) == (
+        502,
+        "unavailable",
+        "<html>Bad Gateway</html>",
+        3.0,
+    )
     e = _api.error_from_response(
         422, {}, b'{"status":"error","errorType":"execution","error":"too many samples"}'
     )
     assert (e.error_type, e.message, e.detail) == ("execution", "too many samples", None)
-    e = _api.error_from_response(429, {"retry-after": "1"}, b'{"error":"queue full, retry later","detail":null}')
+    e = _api.error_from_response(
+        429, {"retry-after": "1"}, b'{"error":"queue full, retry later","detail":null}'
+    )
     assert (e.error_type, e.retry_after) == ("too_many_requests", 1.0)
     with pytest.raises(killkrill.ProtocolError):
         _api.decode_json(200, {}, b"not json")

@@ -45,21 +45,6 @@ from ._api import ApiError, ProtocolError, QueryResult, Series, TailDisconnected
 from .aio import AsyncClient, AsyncLogPages, AsyncTail
 from .client import Client, LogPages, Tail
 
-#: The client's names (pure Python), on top of the native module's.
-CLIENT_NAMES = (
-    "ApiError",
-    "AsyncClient",
-    "AsyncLogPages",
-    "AsyncTail",
-    "Client",
-    "LogPages",
-    "ProtocolError",
-    "QueryResult",
-    "Series",
-    "Tail",
-    "TailDisconnected",
-)
-
 __all__ = [
     "Aggregator",
     "ApiError",

@@ -223,7 +223,9 @@ class Endpoint:
         return host if self.port == default else f"{host}:{self.port}"
 
 
-def base_headers(endpoint: Endpoint, api_key: Optional[str], extra: Optional[Mapping[str, str]]) -> Dict[str, str]:
+def base_headers(
+    endpoint: Endpoint, api_key: Optional[str], extra: Optional[Mapping[str, str]]
+) -> Dict[str, str]:
     h = {
         "Host": endpoint.host_header(),
         "User-Agent": USER_AGENT,
@@ -416,9 +418,7 @@ def ingest_form(record: Any) -> Mapping[str, Any]:
     return out
 
 
-def ndjson_batches(
-    records: Iterable[Any], batch_size: int, batch_bytes: int
-) -> Iterator[Tuple[bytes, int]]:
+def ndjson_batches(records: Iterable[Any], batch_size: int, batch_bytes: int) -> Iterator[Tuple[bytes, int]]:
     """NDJSON bodies of at most ``batch_size`` records and about
     ``batch_bytes`` bytes (a single larger record is sent alone), with the
     record count of each."""
@@ -585,7 +585,7 @@ def query_result(data: Any) -> QueryResult:
     if not isinstance(data, dict) or "resultType" not in data:
         raise ProtocolError(f"not a query result: {str(data)[:200]}")
     kind = data["resultType"]
-    result = data.get("result")
+    result: Any = data.get("result")
     if kind == "vector":
         series = [
             Series(dict(s["metric"]), [(ns_from_prometheus(s["value"][0]), float(s["value"][1]))])

@@ -64,8 +64,10 @@ class _Conn:
             while True:
                 line = await self.reader.readline()
                 if not line:
-                    raise _Stale() if reused else ConnectionResetError(
-                        "the server closed the connection before answering"
+                    raise (
+                        _Stale()
+                        if reused
+                        else ConnectionResetError("the server closed the connection before answering")
                     )
                 status, http10 = _status_line(line)
                 hdrs = await self._headers()
@@ -280,6 +282,18 @@ class AsyncClient:
 
     # --- ingest -----------------------------------------------------------------
 
+    async def _push(self, requests: Iterable[_api.Request]) -> int:
+        """Sends the requests in order; the total accepted, or the error of
+        the first refused one with ``accepted`` set to the total before it."""
+        total = 0
+        for req in requests:
+            try:
+                total += await self._call(req)
+            except ApiError as e:
+                e.accepted = total
+                raise
+        return total
+
     async def push_logs(
         self,
         records: Union[Iterable[Any], bytes, bytearray, str],
@@ -288,14 +302,7 @@ class AsyncClient:
         batch_size: Optional[int] = None,
     ) -> int:
         """See :meth:`killkrill.Client.push_logs`."""
-        total = 0
-        for req in _api.push_log_requests(records, gzip, batch_size or self._batch_size):
-            try:
-                total += await self._call(req)
-            except ApiError as e:
-                e.accepted = total
-                raise
-        return total
+        return await self._push(_api.push_log_requests(records, gzip, batch_size or self._batch_size))
 
     async def push_metrics(
         self,
@@ -306,14 +313,9 @@ class AsyncClient:
         batch_size: Optional[int] = None,
     ) -> int:
         """See :meth:`killkrill.Client.push_metrics`."""
-        total = 0
-        for req in _api.push_metric_requests(samples, openmetrics, gzip, batch_size or self._batch_size):
-            try:
-                total += await self._call(req)
-            except ApiError as e:
-                e.accepted = total
-                raise
-        return total
+        return await self._push(
+            _api.push_metric_requests(samples, openmetrics, gzip, batch_size or self._batch_size)
+        )
 
     # --- logs ---------------------------------------------------------------------
 
@@ -466,7 +468,9 @@ class AsyncLogPages:
 class AsyncTail:
     """A live tail stream; see :meth:`killkrill.Client.tail`."""
 
-    def __init__(self, client: AsyncClient, params: List[Tuple[str, str]], read_timeout: Optional[float]) -> None:
+    def __init__(
+        self, client: AsyncClient, params: List[Tuple[str, str]], read_timeout: Optional[float]
+    ) -> None:
         self._client = client
         self._params = params
         self._read_timeout = read_timeout
@@ -495,7 +499,9 @@ class AsyncTail:
         h = dict(c._headers)
         h.update(extra)
         try:
-            resp = await _timed(conn.request("GET", c._endpoint.target(path, params), h, None, False), c._timeout)
+            resp = await _timed(
+                conn.request("GET", c._endpoint.target(path, params), h, None, False), c._timeout
+            )
             self.status = resp.status
             if resp.status >= 400:
                 body = await _timed(resp.read(), c._timeout)

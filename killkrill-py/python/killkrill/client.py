@@ -141,6 +141,18 @@ class Client:
 
     # --- ingest -----------------------------------------------------------------
 
+    def _push(self, requests: Iterable[_api.Request]) -> int:
+        """Sends the requests in order; the total accepted, or the error of
+        the first refused one with ``accepted`` set to the total before it."""
+        total = 0
+        for req in requests:
+            try:
+                total += self._call(req)
+            except ApiError as e:
+                e.accepted = total
+                raise
+        return total
+
     def push_logs(
         self,
         records: Union[Iterable[Any], bytes, bytearray, str],
@@ -161,14 +173,7 @@ class Client:
         fails, the :class:`ApiError` says in ``accepted`` how many records
         the earlier ones stored.
         """
-        total = 0
-        for req in _api.push_log_requests(records, gzip, batch_size or self._batch_size):
-            try:
-                total += self._call(req)
-            except ApiError as e:
-                e.accepted = total
-                raise
-        return total
+        return self._push(_api.push_log_requests(records, gzip, batch_size or self._batch_size))
 
     def push_metrics(
         self,
@@ -187,14 +192,9 @@ class Client:
         ``(name, labels, value[, timestamp_ns])``, encoded as text 0.0.4
         (timestamps in milliseconds, as the format has them).
         """
-        total = 0
-        for req in _api.push_metric_requests(samples, openmetrics, gzip, batch_size or self._batch_size):
-            try:
-                total += self._call(req)
-            except ApiError as e:
-                e.accepted = total
-                raise
-        return total
+        return self._push(
+            _api.push_metric_requests(samples, openmetrics, gzip, batch_size or self._batch_size)
+        )
 
     # --- logs ---------------------------------------------------------------------
 
