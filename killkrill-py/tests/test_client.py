@@ -420,6 +420,33 @@ def test_push_metrics_then_promql(client):
     assert job in client.label_values("job")
 
 
+def test_native_metric_query(client):
+    need(client, "/api/v1/metrics")
+    with pytest.raises(killkrill.ApiError) as e:
+        client.query_metrics("x", aggregation="median-ish", step=60)
+    assert (e.value.status, e.value.parameter) == (400, "aggregation")
+    need_metric_store(client)
+    job = unique("native").replace("-", "_")
+    t = recent(600) // (60 * NS) * 60 * NS
+    client.push_metrics([("pyc_native", {"job": job}, float(i), t + i * 10 * NS) for i in range(12)])
+    sel = {"job": job}
+    res = wait_until(
+        "the samples",
+        lambda: [
+            s
+            for s in client.query_metrics("pyc_native", labels=sel, start=t, end=t + 120 * NS)
+            if len(s.points) == 12
+        ],
+    )
+    assert res[0].labels == {"__name__": "pyc_native", "job": job}
+    assert res[0].points == [(t + i * 10 * NS, float(i)) for i in range(12)]
+    agg = client.query_metrics(
+        "pyc_native", labels=sel, start=t, end=t + 120 * NS, step=60, aggregation="sum"
+    )
+    assert agg.raw["aggregation"] == "sum"
+    assert [p for s in agg for p in s.points] == [(t, 15.0), (t + 60 * NS, 51.0)]
+
+
 def test_push_exposition_text(client):
     need(client, "/api/v1/query")
     need_metric_store(client)

@@ -734,35 +734,46 @@ def path_segment(s: str) -> str:
 
 # --- the native metric query --------------------------------------------------------
 
-_METRIC_TIME_PARAMS = frozenset({"start", "end", "time"})
-_METRIC_DURATION_PARAMS = frozenset({"step", "resolution", "timeout"})
+
+def metrics_params(
+    name: Optional[str],
+    match: Optional[str],
+    labels: Optional[Mapping[str, str]],
+    start: Optional[TimeArg],
+    end: Optional[TimeArg],
+    step: Optional[DurationArg],
+    resolution: Optional[DurationArg],
+    aggregation: Optional[str],
+) -> List[Tuple[str, str]]:
+    """The parameters of ``GET /api/v1/metrics``."""
+    p: List[Tuple[str, str]] = []
+    if name is not None:
+        p.append(("name", name))
+    if match is not None:
+        p.append(("match", match))
+    for k, v in (labels or {}).items():
+        p.append((f"label.{k}", str(v)))
+    p += range_params(start, end)
+    if step is not None:
+        p.append(("step", duration_param(step)))
+    if resolution is not None:
+        p.append(("resolution", duration_param(resolution)))
+    if aggregation is not None:
+        p.append(("aggregation", aggregation))
+    return p
 
 
-def metrics_params(params: Mapping[str, Any]) -> List[Tuple[str, str]]:
-    """Keyword arguments as ``/api/v1/metrics`` parameters: times
-    (``start``, ``end``, ``time``) and durations (``step``,
-    ``resolution``, ``timeout``) converted, lists repeated, None dropped."""
-    now = _time.time_ns()
-    out: List[Tuple[str, str]] = []
-    for k, v in params.items():
-        if v is None:
-            continue
-        values = v if isinstance(v, (list, tuple)) else [v]
-        for x in values:
-            if k in _METRIC_TIME_PARAMS:
-                out.append((k, time_param(x, now)))
-            elif k in _METRIC_DURATION_PARAMS:
-                out.append((k, duration_param(x)))
-            else:
-                out.append((k, _field_text(x)))
-    return out
-
-
-def metrics_data(doc: Any) -> Any:
-    """``data`` of a native metric answer."""
-    if isinstance(doc, dict) and "data" in doc:
-        return doc["data"]
-    raise ProtocolError(f"not a metrics answer: {str(doc)[:200]}")
+def metrics_result(doc: Any) -> QueryResult:
+    """A native metric answer as a matrix: each series' labels with
+    ``__name__``, points ``(timestamp_ns, value)``; ``raw`` keeps
+    ``resolution``, ``aggregation`` and ``step_seconds``."""
+    if not isinstance(doc, dict) or not isinstance(doc.get("data"), list):
+        raise ProtocolError(f"not a metrics answer: {str(doc)[:200]}")
+    series = []
+    for s in doc["data"]:
+        labels = {"__name__": s["name"], **s.get("labels", {})}
+        series.append(Series(labels, [(int(t) * 1_000_000, float(v)) for t, v in s["points"]]))
+    return QueryResult("matrix", series, None, doc)
 
 
 # --- requests, built once for both clients --------------------------------------------
@@ -861,8 +872,8 @@ def req_volume(filters: List[Tuple[str, str]], step: Optional[DurationArg]) -> R
     return Request("GET", "/api/v1/logs/volume", p, result=_volume_data)
 
 
-def req_metrics(params: Mapping[str, Any]) -> Request:
-    return Request("GET", "/api/v1/metrics", metrics_params(params), result=metrics_data)
+def req_metrics(params: List[Tuple[str, str]]) -> Request:
+    return Request("GET", "/api/v1/metrics", params, result=metrics_result)
 
 
 def req_log_page(filters: List[Tuple[str, str]], size: Optional[int], cursor: Optional[str]) -> Request:

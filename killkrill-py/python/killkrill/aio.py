@@ -424,8 +424,20 @@ class AsyncClient:
         """See :meth:`killkrill.Client.label_values`."""
         return await self._call(_api.req_label_values(name, match, start, end))
 
-    async def query_metrics(self, **params: Any) -> Any:
+    async def query_metrics(
+        self,
+        name: Optional[str] = None,
+        *,
+        match: Optional[str] = None,
+        labels: Optional[Mapping[str, str]] = None,
+        start: Optional[TimeArg] = None,
+        end: Optional[TimeArg] = None,
+        step: Optional[DurationArg] = None,
+        resolution: Optional[DurationArg] = None,
+        aggregation: Optional[str] = None,
+    ) -> QueryResult:
         """See :meth:`killkrill.Client.query_metrics`."""
+        params = _api.metrics_params(name, match, labels, start, end, step, resolution, aggregation)
         return await self._call(_api.req_metrics(params))
 
     async def ready(self) -> bool:

@@ -103,7 +103,18 @@ class AsyncClient:
         start: Optional[TimeArg] = None,
         end: Optional[TimeArg] = None,
     ) -> List[str]: ...
-    async def query_metrics(self, **params: Any) -> Any: ...
+    async def query_metrics(
+        self,
+        name: Optional[str] = None,
+        *,
+        match: Optional[str] = None,
+        labels: Optional[Mapping[str, str]] = None,
+        start: Optional[TimeArg] = None,
+        end: Optional[TimeArg] = None,
+        step: Optional[DurationArg] = None,
+        resolution: Optional[DurationArg] = None,
+        aggregation: Optional[str] = None,
+    ) -> QueryResult: ...
     async def ready(self) -> bool: ...
     async def _send(
         self,

@@ -328,10 +328,24 @@ class Client:
         """The values of label ``name``."""
         return self._call(_api.req_label_values(name, match, start, end))
 
-    def query_metrics(self, **params: Any) -> Any:
-        """The native metric query (``GET /api/v1/metrics``): keyword
-        arguments are its query parameters (times and durations converted
-        as elsewhere; a list gives a repeated parameter); returns ``data``."""
+    def query_metrics(
+        self,
+        name: Optional[str] = None,
+        *,
+        match: Optional[str] = None,
+        labels: Optional[Mapping[str, str]] = None,
+        start: Optional[TimeArg] = None,
+        end: Optional[TimeArg] = None,
+        step: Optional[DurationArg] = None,
+        resolution: Optional[DurationArg] = None,
+        aggregation: Optional[str] = None,
+    ) -> QueryResult:
+        """The native metric query (``GET /api/v1/metrics``): series chosen
+        by ``name``, a selector ``match`` and/or ``labels``; raw samples or
+        the rollups of ``resolution`` (``"1m"``, ...); ``aggregation``
+        (``avg``, ``sum``, ``max``, ``increase``, ``p99``, ...) per ``step``.
+        A matrix whose series carry ``__name__``."""
+        params = _api.metrics_params(name, match, labels, start, end, step, resolution, aggregation)
         return self._call(_api.req_metrics(params))
 
     # --- operations -------------------------------------------------------------------

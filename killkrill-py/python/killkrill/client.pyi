@@ -104,7 +104,18 @@ class Client:
         start: Optional[TimeArg] = None,
         end: Optional[TimeArg] = None,
     ) -> List[str]: ...
-    def query_metrics(self, **params: Any) -> Any: ...
+    def query_metrics(
+        self,
+        name: Optional[str] = None,
+        *,
+        match: Optional[str] = None,
+        labels: Optional[Mapping[str, str]] = None,
+        start: Optional[TimeArg] = None,
+        end: Optional[TimeArg] = None,
+        step: Optional[DurationArg] = None,
+        resolution: Optional[DurationArg] = None,
+        aggregation: Optional[str] = None,
+    ) -> QueryResult: ...
     def ready(self) -> bool: ...
     def _send(
         self,
