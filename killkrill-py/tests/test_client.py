@@ -340,6 +340,36 @@ def test_tail_close_from_another_thread_ends_iteration(client):
     assert time.monotonic() - started < 10
 
 
+def test_tail_cut_by_the_server_is_a_connection_error(tmp_path):
+    """A server that dies mid-stream: the tail raises, it does not end as
+    if the stream were complete, and it does not reconnect."""
+    s = Server(tmp_path / "data")
+    try:
+        c = killkrill.Client(s.url)
+        need(c, "/api/v1/logs/tail")
+        tail = c.tail(host="nobody").open()
+        threading.Timer(0.3, s.proc.kill).start()
+        with pytest.raises(ConnectionResetError):
+            next(tail)
+        assert list(tail) == []
+
+        async def main():
+            s2 = Server(tmp_path / "data2")
+            try:
+                async with killkrill.AsyncClient(s2.url) as ac:
+                    atail = await ac.tail(host="nobody").open()
+                    asyncio.get_running_loop().call_later(0.3, s2.proc.kill)
+                    with pytest.raises(ConnectionResetError):
+                        await atail.__anext__()
+                    assert [r async for r in atail] == []
+            finally:
+                s2.stop()
+
+        asyncio.run(main())
+    finally:
+        s.stop()
+
+
 def test_tail_bad_filter_is_an_api_error(client):
     need(client, "/api/v1/logs/tail")
     with pytest.raises(killkrill.ApiError) as e:

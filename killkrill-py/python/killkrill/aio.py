@@ -554,10 +554,13 @@ class AsyncTail:
             except asyncio.TimeoutError:
                 await self.aclose()
                 raise TimeoutError(f"no event from the tail for {self._read_timeout} s") from None
-            except (OSError, ProtocolError):
+            except (OSError, ProtocolError, asyncio.IncompleteReadError) as e:
                 if self._closed:
                     raise StopAsyncIteration from None
-                raise
+                await self.aclose()
+                if isinstance(e, OSError):
+                    raise
+                raise ConnectionResetError(f"the tail's connection was cut: {e}") from e
             if not chunk:
                 await self.aclose()
                 raise StopAsyncIteration

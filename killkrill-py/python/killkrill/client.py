@@ -476,9 +476,12 @@ class Tail:
                 # whatever way the half-closed response leads it to).
                 if self._closed:
                     raise StopIteration from None
+                self.close()
                 if isinstance(e, (socket.timeout, TimeoutError)):
-                    self.close()
                     raise TimeoutError(f"no event from the tail for {self._read_timeout} s") from None
+                if isinstance(e, http.client.HTTPException):
+                    # IncompleteRead and friends: the stream was cut, not ended.
+                    raise ConnectionResetError(f"the tail's connection was cut: {e!r}") from e
                 raise
             if not chunk:
                 self.close()
