@@ -10,6 +10,7 @@ to a missing file they fail.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -74,13 +75,28 @@ class Server:
         self.stderr: List[bytes] = []
         assert self.proc.stdout is not None and self.proc.stderr is not None
         threading.Thread(target=self._drain, args=(self.proc.stderr,), daemon=True).start()
-        first = self.proc.stdout.readline().decode()
-        if not first.startswith("killkrill serve: "):
+        # `killkrill serve: http ADDR ...` (a first start with
+        # authentication prints the bootstrap credentials before it).
+        first = ""
+        for _ in range(20):
+            first = self.proc.stdout.readline().decode()
+            if not first or first.startswith("killkrill serve: http "):
+                break
+        if not first.startswith("killkrill serve: http "):
             self.stop()
             raise RuntimeError(f"killkrill serve did not start: {first!r} {self.log()}")
         words = first.split()
         self.addr = words[words.index("http") + 1]
         self.url = f"http://{self.addr}"
+        # The `ingest,read` key the first start created, when the server
+        # authenticates (None when it does not).
+        creds = data_dir / "bootstrap-credentials.json"
+        self.api_key: Optional[str] = None
+        self.admin: Optional[Dict[str, str]] = None
+        if creds.exists():
+            doc = json.loads(creds.read_text())
+            self.api_key = doc["api_key"]
+            self.admin = doc
         threading.Thread(target=self._drain, args=(self.proc.stdout,), daemon=True).start()
 
     def _drain(self, pipe) -> None:  # type: ignore[no-untyped-def]

@@ -40,7 +40,7 @@ def server(tmp_path_factory):
 
 @pytest.fixture()
 def client(server):
-    with killkrill.Client(server.url, timeout=10) as c:
+    with killkrill.Client(server.url, server.api_key, timeout=10) as c:
         yield c
 
 
@@ -345,7 +345,7 @@ def test_tail_cut_by_the_server_is_a_connection_error(tmp_path):
     if the stream were complete, and it does not reconnect."""
     s = Server(tmp_path / "data")
     try:
-        c = killkrill.Client(s.url)
+        c = killkrill.Client(s.url, s.api_key)
         need(c, "/api/v1/logs/tail")
         tail = c.tail(host="nobody").open()
         threading.Timer(0.3, s.proc.kill).start()
@@ -356,7 +356,7 @@ def test_tail_cut_by_the_server_is_a_connection_error(tmp_path):
         async def main():
             s2 = Server(tmp_path / "data2")
             try:
-                async with killkrill.AsyncClient(s2.url) as ac:
+                async with killkrill.AsyncClient(s2.url, s2.api_key) as ac:
                     atail = await ac.tail(host="nobody").open()
                     asyncio.get_running_loop().call_later(0.3, s2.proc.kill)
                     with pytest.raises(ConnectionResetError):
@@ -571,29 +571,70 @@ def test_keep_alive_survives_a_server_side_close(server, client):
 
 
 def test_api_key_is_sent_as_a_bearer_token(server):
-    # Without authentication configured the server ignores the key; the
-    # header and the redacted repr are the client's part.
     c = killkrill.Client(server.url, api_key="kk_secret")
     assert c._headers["Authorization"] == "Bearer kk_secret"
-    assert "kk_secret" not in repr(c)
-    assert c.ready()
+    assert "kk_secret" not in repr(c) and "api_key=***" in repr(c)
     with pytest.raises(ValueError):
         killkrill.Client(server.url, api_key="a\r\nX-Evil: 1")
     with pytest.raises(ValueError):
         killkrill.Client("http://user:pw@127.0.0.1:1")
 
 
+def test_api_key_authentication(server):
+    """With authentication on (the first start's `ingest,read` key), a
+    request without a key or with a wrong one is a 401 ApiError; the key
+    works as a Bearer token (the client's way) and as X-API-Key."""
+    if server.api_key is None:
+        pytest.skip(
+            "this killkrill build does not authenticate (no bootstrap key): the auth branch is not merged"
+        )
+    host = unique("auth")
+    anonymous = killkrill.Client(server.url)
+    wrong = killkrill.Client(server.url, api_key="kk_" + "x" * 43)
+    for c in (anonymous, wrong):
+        with pytest.raises(killkrill.ApiError) as e:
+            c.push_logs([{"host": host, "msg": "refused"}])
+        assert (e.value.status, e.value.error_type) == (401, "unauthorized"), e.value
+        assert e.value.message
+        with pytest.raises(killkrill.ApiError) as e:
+            list(c.query_logs(host=host))
+        assert e.value.status == 401
+        with pytest.raises(killkrill.ApiError) as e:
+            c.tail(host=host).open()
+        assert e.value.status == 401
+        with pytest.raises(killkrill.ApiError) as e:
+            c.query("1")
+        assert e.value.status == 401
+    assert anonymous.ready()  # public
+
+    bearer = killkrill.Client(server.url, server.api_key)
+    header = killkrill.Client(server.url, headers={"X-API-Key": server.api_key})
+    assert bearer.push_logs([{"host": host, "msg": "bearer"}]) == 1
+    assert header.push_logs([{"host": host, "msg": "header"}]) == 1
+    assert sorted(r["message"] for r in stored(bearer, 2, host=host)) == ["bearer", "header"]
+
+    async def main():
+        async with killkrill.AsyncClient(server.url, api_key="kk_" + "y" * 43) as ac:
+            with pytest.raises(killkrill.ApiError) as e:
+                await ac.push_logs([{"msg": "refused"}])
+            assert e.value.status == 401
+        async with killkrill.AsyncClient(server.url, server.api_key) as ac:
+            assert len(await ac.query_logs(host=host).to_list()) == 2
+
+    asyncio.run(main())
+
+
 # --- asyncio ------------------------------------------------------------------------------
 
 
 def test_async_client_end_to_end(server):
-    sync = killkrill.Client(server.url)
+    sync = killkrill.Client(server.url, server.api_key)
     need(sync, "/api/v1/logs")
     host = unique("async")
     t0 = recent(200)
 
     async def main():
-        async with killkrill.AsyncClient(server.url, timeout=10) as c:
+        async with killkrill.AsyncClient(server.url, server.api_key, timeout=10) as c:
             assert await c.ready()
             n = await c.push_logs(
                 ({"ts": rfc(t0 + i * 1000), "host": host, "msg": f"a{i}", "i": i} for i in range(120)),
@@ -621,13 +662,13 @@ def test_async_client_end_to_end(server):
 
 
 def test_async_tail_and_queries(server):
-    sync = killkrill.Client(server.url)
+    sync = killkrill.Client(server.url, server.api_key)
     need(sync, "/api/v1/logs/tail")
     need(sync, "/api/v1/query")
     host = unique("atail")
 
     async def main():
-        async with killkrill.AsyncClient(server.url) as c:
+        async with killkrill.AsyncClient(server.url, server.api_key) as c:
             async with c.tail(host=host, read_timeout=30) as tail:
                 await c.push_logs([{"host": host, "msg": f"t{i}"} for i in range(2)])
                 got = []
@@ -652,7 +693,7 @@ def test_async_tail_and_queries(server):
 
 def test_async_unknown_route_and_stale_connection(server):
     async def main():
-        async with killkrill.AsyncClient(server.url) as c:
+        async with killkrill.AsyncClient(server.url, server.api_key) as c:
             with pytest.raises(killkrill.ApiError) as e:
                 await c._call(_api.Request("GET", "/nothing", []))
             assert e.value.status == 404
@@ -668,13 +709,15 @@ def test_async_unknown_route_and_stale_connection(server):
 
 
 def test_client_page_examples(server):
-    """docs/src/python-client.md, run with `url` set to the test server."""
-    need(killkrill.Client(server.url), "/api/v1/logs")
-    need(killkrill.Client(server.url), "/api/v1/query")
+    """docs/src/python-client.md, run with `url` and `api_key` set to the
+    test server's."""
+    need(killkrill.Client(server.url, server.api_key), "/api/v1/logs")
+    need(killkrill.Client(server.url, server.api_key), "/api/v1/query")
     path = REPO / "docs" / "src" / "python-client.md"
     text = path.read_text(encoding="utf-8")
     parser = doctest.DocTestParser()
-    test = parser.get_doctest(text, {"url": server.url}, path.name, str(path), 0)
+    globs = {"url": server.url, "api_key": server.api_key}
+    test = parser.get_doctest(text, globs, path.name, str(path), 0)
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     out: List[str] = []
     runner.run(test, out=out.append)
