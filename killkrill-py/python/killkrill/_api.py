@@ -387,6 +387,11 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"{type(o).__name__} is not JSON serializable")
 
 
+# One encoder for every record: `json.dumps` with options builds a new one
+# per call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=_json_default)
+
+
 def ingest_form(record: Any) -> Mapping[str, Any]:
     """A record as ``POST /api/v1/logs`` reads it.
 
@@ -427,13 +432,7 @@ def ndjson_batches(records: Iterable[Any], batch_size: int, batch_bytes: int) ->
     lines: List[bytes] = []
     size = 0
     for r in records:
-        line = json.dumps(
-            ingest_form(r),
-            ensure_ascii=False,
-            separators=(",", ":"),
-            allow_nan=False,
-            default=_json_default,
-        ).encode("utf-8")
+        line = _ENCODER.encode(ingest_form(r)).encode("utf-8")
         if lines and (len(lines) >= batch_size or size + len(line) + 1 > batch_bytes):
             yield b"\n".join(lines) + b"\n", len(lines)
             lines, size = [], 0
