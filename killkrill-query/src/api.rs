@@ -305,7 +305,7 @@ async fn query_range(
 /// `max_range` is configured); an explicit range longer than `max_range`
 /// is refused.
 fn range_ns(p: &Params, cfg: &EngineConfig) -> Result<(i64, i64), QueryError> {
-    let max = cfg.max_range.map(|d| crate::engine::duration_ms(d));
+    let max = cfg.max_range.map(crate::engine::duration_ms);
     let end_ms = match p.get("end") {
         Some(s) => Some(parse_time("end", s)?),
         None => None,

@@ -134,7 +134,7 @@ fn sixty(t: &Tenant, base: Timestamp) -> Vec<LogRecord> {
                     } else {
                         format!("request {i} done")
                     },
-                    attr: (i % 10 == 0).then(|| ("order", FieldValue::Int(i))),
+                    attr: (i % 10 == 0).then_some(("order", FieldValue::Int(i))),
                     sd: (i % 7 == 0).then_some(("origin", "ip", "10.0.0.7")),
                 },
             )

@@ -34,6 +34,9 @@ use crate::serve::self_metrics::HTTP_ACCEPTED;
 
 const EP: &str = "metrics_query";
 
+/// Name, labels and `(ts ns, value)` points of one answered series.
+type OutSeries = (String, killkrill_core::event::Labels, Vec<(i64, f64)>);
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Agg {
     Avg,
@@ -224,7 +227,7 @@ pub async fn get_metrics(
             ));
         }
         let bucket = |t: i64, st: i64| t - t.rem_euclid(st);
-        let mut out: Vec<(String, killkrill_core::event::Labels, Vec<(i64, f64)>)> = Vec::new();
+        let mut out: Vec<OutSeries> = Vec::new();
         let mut loaded = 0usize;
         match resolution {
             None => {

@@ -191,7 +191,7 @@ impl Params {
 pub fn parse_duration(v: &str) -> Result<Duration, String> {
     let v = v.trim();
     if let Ok(secs) = v.parse::<f64>() {
-        if secs.is_finite() && secs >= 0.0 && secs < 1e11 {
+        if (0.0..1e11).contains(&secs) {
             return Ok(Duration::from_secs_f64(secs));
         }
         return Err(format!("{v:?} is not a duration"));
