@@ -371,6 +371,44 @@ def test_tail_cut_by_the_server_is_a_connection_error(tmp_path):
         s.stop()
 
 
+def test_tail_too_slow_is_told_why(tmp_path):
+    """A tail whose buffer overflows (4 events here, and 2,000 records at
+    once) is ended by the server with a reason: TailDisconnected, after the
+    records that did arrive; then the iteration is over."""
+    try:
+        s = Server(tmp_path / "data", env={"KILLKRILL_QUERY__TAIL_BUFFER_EVENTS": "4"})
+    except RuntimeError as e:
+        if "unknown field `query`" in str(e):
+            pytest.skip("this killkrill build has no [query] settings (the read API is not merged)")
+        raise
+    try:
+        c = killkrill.Client(s.url, s.api_key)
+        need(c, "/api/v1/logs/tail")
+        received = []
+        with c.tail(host="burst", read_timeout=30) as tail:
+            c.push_logs([{"host": "burst", "msg": f"r{i}"} for i in range(2000)])
+            with pytest.raises(killkrill.TailDisconnected) as e:
+                for r in tail:
+                    received.append(r)
+            assert list(tail) == []
+        assert (e.value.status, e.value.error_type) == (200, "slow_client")
+        assert e.value.message.startswith("slow client: 4 events were waiting"), e.value.message
+        assert len(received) < 2000
+
+        async def main():
+            async with killkrill.AsyncClient(s.url, s.api_key) as ac:
+                async with ac.tail(host="burst2", read_timeout=30) as atail:
+                    await ac.push_logs([{"host": "burst2", "msg": f"r{i}"} for i in range(2000)])
+                    with pytest.raises(killkrill.TailDisconnected) as e:
+                        async for _ in atail:
+                            pass
+                    assert e.value.error_type == "slow_client"
+
+        asyncio.run(main())
+    finally:
+        s.stop()
+
+
 def test_tail_bad_filter_is_an_api_error(client):
     need(client, "/api/v1/logs/tail")
     with pytest.raises(killkrill.ApiError) as e:
@@ -861,6 +899,9 @@ def test_sse_parser():
     with pytest.raises(killkrill.TailDisconnected) as e:
         _api.tail_item(ev, 200)
     assert (e.value.error_type, e.value.message) == ("error", "slow client")
+    with pytest.raises(killkrill.TailDisconnected) as e:
+        _api.tail_item(_api.SseEvent("error", '{"error":"too slow","reason":"slow_client"}'), 200)
+    assert (e.value.error_type, e.value.message) == ("slow_client", "too slow")
     assert _api.tail_item(_api.SseEvent("heartbeat", ""), 200) is None
     small = _api.SseParser(max_event_bytes=10)
     with pytest.raises(killkrill.ProtocolError):

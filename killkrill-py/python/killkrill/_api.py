@@ -126,7 +126,8 @@ class ApiError(Exception):
 class TailDisconnected(ApiError):
     """The server ended a live tail and said why (for example a client too
     slow to keep up). ``status`` is that of the stream (200), ``error_type``
-    the event name, ``message`` the reason."""
+    the server's reason (``slow_client``, ...; else the event name),
+    ``message`` its explanation."""
 
 
 class ProtocolError(Exception):
@@ -709,17 +710,20 @@ def tail_item(ev: SseEvent, status: int) -> Optional[Dict[str, Any]]:
     if ev.event in HEARTBEAT_EVENTS:
         return None
     if ev.event in CLOSE_EVENTS:
-        reason: Any = ev.data
+        message: Any = ev.data
+        kind = ev.event
         detail = None
         try:
             doc = json.loads(ev.data)
             if isinstance(doc, dict):
-                reason = doc.get("error") or doc.get("reason") or doc.get("message") or ev.data
+                message = doc.get("error") or doc.get("message") or ev.data
+                if isinstance(doc.get("reason"), str):
+                    kind = doc["reason"]
                 d = doc.get("detail")
                 detail = d if isinstance(d, str) else None
         except ValueError:
             pass
-        raise TailDisconnected(status, ev.event, str(reason), detail, ev.data)
+        raise TailDisconnected(status, kind, str(message), detail, ev.data)
     try:
         doc = json.loads(ev.data)
     except ValueError as e:

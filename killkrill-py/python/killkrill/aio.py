@@ -544,7 +544,12 @@ class AsyncTail:
         while True:
             while self._pending:
                 ev = self._pending.pop(0)
-                item = _api.tail_item(ev, self.status or 200)
+                try:
+                    item = _api.tail_item(ev, self.status or 200)
+                except (_api.TailDisconnected, ProtocolError):
+                    # The server ended the stream: nothing more comes.
+                    await self.aclose()
+                    raise
                 if item is None:
                     self._beats += 1
                     continue

@@ -464,7 +464,12 @@ class Tail:
         while True:
             while self._pending:
                 ev = self._pending.pop(0)
-                item = _api.tail_item(ev, self.status or 200)
+                try:
+                    item = _api.tail_item(ev, self.status or 200)
+                except (_api.TailDisconnected, ProtocolError):
+                    # The server ended the stream: nothing more comes.
+                    self.close()
+                    raise
                 if item is None:
                     self._beats += 1
                     continue
