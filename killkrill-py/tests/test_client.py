@@ -617,6 +617,8 @@ def test_api_key_is_sent_as_a_bearer_token(server):
         killkrill.Client(server.url, api_key="a\r\nX-Evil: 1")
     with pytest.raises(ValueError):
         killkrill.Client("http://user:pw@127.0.0.1:1")
+    with pytest.raises(ValueError):
+        killkrill.AsyncClient(server.url, headers={"X-A": "1\r\nX-B: 2"})
 
 
 def test_api_key_authentication(server):

@@ -237,8 +237,10 @@ def base_headers(
         if not api_key or any(c in api_key for c in "\r\n"):
             raise ValueError("api_key must be a non-empty string without line breaks")
         h["Authorization"] = f"Bearer {api_key}"
-    if extra:
-        h.update(extra)
+    for k, v in (extra or {}).items():
+        if not k or any(c in k for c in ":\r\n") or any(c in v for c in "\r\n"):
+            raise ValueError(f"invalid header {k!r}: no colon in the name, no line breaks")
+        h[k] = v
     return h
 
 

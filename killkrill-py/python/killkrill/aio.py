@@ -58,6 +58,7 @@ class _Conn:
         if body is not None:
             head.append(f"Content-Length: {len(body)}")
         data = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1")
+        answered = False
         try:
             self.writer.write(data + body if body is not None else data)
             await self.writer.drain()
@@ -69,13 +70,16 @@ class _Conn:
                         if reused
                         else ConnectionResetError("the server closed the connection before answering")
                     )
+                answered = True
                 status, http10 = _status_line(line)
                 hdrs = await self._headers()
                 if 100 <= status < 200:
                     continue
                 break
         except _STALE as e:
-            if reused:
+            # Only a connection that answered nothing was stale: the server
+            # never read the request, so sending it again stores nothing twice.
+            if reused and not answered:
                 raise _Stale() from e
             raise
         resp = _Response(self, method, status, hdrs)

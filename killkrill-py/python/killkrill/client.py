@@ -126,14 +126,17 @@ class Client:
         for attempt in (0, 1):
             conn, reused = self._take()
             try:
-                conn.request(method, target, body=body, headers=h)
-                resp = conn.getresponse()
+                try:
+                    conn.request(method, target, body=body, headers=h)
+                    resp = conn.getresponse()
+                except _STALE:
+                    # Nothing of an answer came: on a pooled connection the
+                    # server had closed it, and never read this request.
+                    if reused and attempt == 0:
+                        conn.close()
+                        continue
+                    raise
                 data = _read_bounded(resp)
-            except _STALE:
-                conn.close()
-                if reused and attempt == 0:
-                    continue
-                raise
             except BaseException:
                 conn.close()
                 raise
