@@ -207,6 +207,15 @@ fn system_time_ms(t: SystemTime) -> i64 {
     }
 }
 
+/// Counts and builds a `max_range` refusal.
+fn max_range_exceeded(message: String) -> QueryError {
+    metrics::counter!("killkrill_query_limit_exceeded_total", "limit" => "max_range").increment(1);
+    QueryError::LimitExceeded {
+        limit: "max_range",
+        message,
+    }
+}
+
 /// Refuses `[start_ms, end_ms]` when it is longer than `max_range`.
 pub(crate) fn check_range(
     cfg: &EngineConfig,
@@ -216,16 +225,11 @@ pub(crate) fn check_range(
     if let Some(max) = cfg.max_range
         && end_ms.saturating_sub(start_ms) > duration_ms(max)
     {
-        metrics::counter!("killkrill_query_limit_exceeded_total", "limit" => "max_range")
-            .increment(1);
-        return Err(QueryError::LimitExceeded {
-            limit: "max_range",
-            message: format!(
-                "the query range of {}s is longer than the limit max_range = {}s",
-                end_ms.saturating_sub(start_ms) / 1000,
-                max.as_secs()
-            ),
-        });
+        return Err(max_range_exceeded(format!(
+            "the query range of {}s is longer than the limit max_range = {}s",
+            end_ms.saturating_sub(start_ms) / 1000,
+            max.as_secs()
+        )));
     }
     Ok(())
 }
@@ -490,16 +494,11 @@ impl Engine {
             if let Some(max) = self.config.max_range
                 && need.hi.saturating_sub(need.lo) > duration_ms(max).saturating_mul(2)
             {
-                metrics::counter!("killkrill_query_limit_exceeded_total", "limit" => "max_range")
-                    .increment(1);
-                return Err(QueryError::LimitExceeded {
-                    limit: "max_range",
-                    message: format!(
-                        "a selector would read {}s of data, more than twice the limit max_range = {}s",
-                        need.hi.saturating_sub(need.lo) / 1000,
-                        max.as_secs()
-                    ),
-                });
+                return Err(max_range_exceeded(format!(
+                    "a selector would read {}s of data, more than twice the limit max_range = {}s",
+                    need.hi.saturating_sub(need.lo) / 1000,
+                    max.as_secs()
+                )));
             }
             let sets = selector_matchers(need.vs)?;
             let mut got: Vec<Series> = Vec::new();

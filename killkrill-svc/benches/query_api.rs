@@ -200,7 +200,15 @@ async fn engine_load(
 fn filter(case: &str, i: usize) -> LogFilter {
     match case {
         "recent" => LogFilter::default(),
-        "filtered" => LogFilter {
+        "host" => LogFilter {
+            host: Some(format!("web{:02}", i % 20)),
+            ..LogFilter::default()
+        },
+        "severity >= err" => LogFilter {
+            min_severity: Some(Severity::Error),
+            ..LogFilter::default()
+        },
+        "err on one host" => LogFilter {
             min_severity: Some(Severity::Error),
             host: Some(format!("web{:02}", i % 20)),
             ..LogFilter::default()
@@ -350,7 +358,14 @@ async fn run(a: Args) {
     println!(
         "| case | HTTP req/s | p50 | p99 | bytes/resp | engine in-process req/s (p99) | HTTP / engine | HTTP / healthz |"
     );
-    for case in ["recent", "filtered", "full-text", "rare token"] {
+    for case in [
+        "recent",
+        "host",
+        "severity >= err",
+        "err on one host",
+        "full-text",
+        "rare token",
+    ] {
         let http = load(
             addr,
             a.connections,

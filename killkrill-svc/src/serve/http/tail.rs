@@ -184,6 +184,17 @@ async fn next_chunk(
     }
 }
 
+fn slow_client(cfg: &QueryConfig) -> Ended {
+    Ended {
+        reason: "slow_client",
+        message: format!(
+            "slow client: {} events were waiting to be read (query.tail_buffer_events); \
+             the tail is closed, reconnect to resume",
+            cfg.tail_buffer_events
+        ),
+    }
+}
+
 struct Poller {
     store: Store,
     tenant: Tenant,
@@ -327,14 +338,7 @@ impl Poller {
                     if tx.is_closed() {
                         return None;
                     }
-                    return Some(Ended {
-                        reason: "slow_client",
-                        message: format!(
-                            "slow client: {} events were waiting to be read (query.tail_buffer_events); \
-                             the tail is closed, reconnect to resume",
-                            self.cfg.tail_buffer_events
-                        ),
-                    });
+                    return Some(slow_client(&self.cfg));
                 }
                 if let Err(e) = res {
                     tracing::warn!(error = %e, "live tail poll failed");
@@ -350,14 +354,7 @@ impl Poller {
                     Ok(()) => last_sent = tokio::time::Instant::now(),
                     Err(mpsc::error::TrySendError::Closed(_)) => return None,
                     Err(mpsc::error::TrySendError::Full(_)) => {
-                        return Some(Ended {
-                            reason: "slow_client",
-                            message: format!(
-                                "slow client: {} events were waiting to be read (query.tail_buffer_events); \
-                                 the tail is closed, reconnect to resume",
-                                self.cfg.tail_buffer_events
-                            ),
-                        });
+                        return Some(slow_client(&self.cfg));
                     }
                 }
             }
