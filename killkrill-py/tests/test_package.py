@@ -13,7 +13,7 @@ import killkrill._killkrill as native
 PKG = Path(killkrill.__file__).parent
 
 
-STUBS = ("_killkrill.pyi", "client.pyi", "aio.pyi", "_api.pyi")
+STUBS = ("_killkrill.pyi", "client.pyi", "aio.pyi", "_api.pyi", "_errors.pyi", "_sse.pyi")
 
 
 class _Tree:

@@ -1,9 +1,10 @@
 """What the synchronous and the asyncio client share, with no I/O in it.
 
 Request building (query parameters, time and duration arguments, bodies),
-response reading (the JSON envelopes, errors), the Prometheus result types
-and the Server-Sent Events parser live here, so :mod:`killkrill.client` and
-:mod:`killkrill.aio` only move bytes: one behaviour, two transports.
+response reading (the JSON envelopes; the errors are in ``_errors``), the
+Prometheus result types and the Server-Sent Events parser (``_sse``) live
+here, so :mod:`killkrill.client` and :mod:`killkrill.aio` only move bytes:
+one behaviour, two transports.
 """
 
 from __future__ import annotations
@@ -28,7 +29,23 @@ from typing import (
 )
 from urllib.parse import quote, urlencode, urlsplit
 
+from ._errors import (  # noqa: F401  (re-exported)
+    ApiError,
+    ProtocolError,
+    TailDisconnected,
+    decode_json,
+    error_from_response,
+    prometheus_data,
+)
 from ._killkrill import __version__
+from ._sse import (  # noqa: F401  (re-exported)
+    CLOSE_EVENTS,
+    HEARTBEAT_EVENTS,
+    MAX_EVENT_BYTES,
+    SseEvent,
+    SseParser,
+    tail_item,
+)
 
 USER_AGENT = f"killkrill-python/{__version__}"
 
@@ -41,149 +58,11 @@ DEFAULT_BATCH_SIZE = 5_000
 DEFAULT_BATCH_BYTES = 4 << 20
 #: Largest response body the client reads (a larger one is a ProtocolError).
 MAX_RESPONSE_BYTES = 256 << 20
-#: Largest single Server-Sent Events line or event.
-MAX_EVENT_BYTES = 4 << 20
 #: Bodies at least this large are gzipped when ``gzip=None`` (automatic).
 GZIP_MIN_BYTES = 64 << 10
 
 TimeArg = Union[int, float, str, _dt.datetime, _dt.timedelta]
 DurationArg = Union[int, float, str, _dt.timedelta]
-
-# --- errors ---------------------------------------------------------------
-
-# The `errorType` of a native (non-Prometheus) error, from its status.
-_ERROR_TYPES = {
-    400: "bad_data",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    406: "not_acceptable",
-    408: "timeout",
-    413: "too_large",
-    415: "unsupported_media_type",
-    422: "limit_exceeded",
-    429: "too_many_requests",
-    500: "internal",
-    502: "unavailable",
-    503: "unavailable",
-    504: "timeout",
-}
-
-
-class ApiError(Exception):
-    """The server refused a request (any 4xx or 5xx answer).
-
-    ``status`` is the HTTP status; ``error_type`` a short stable word:
-    Prometheus's ``errorType`` (``bad_data``, ``execution``, ``timeout``,
-    ...) on the Prometheus API, else derived from the status (``bad_data``,
-    ``unauthorized``, ``forbidden``, ``too_large``, ``limit_exceeded``,
-    ``too_many_requests``, ``unavailable``, ...). ``message`` is the
-    server's ``error`` text, ``detail`` its ``detail`` (where in the input,
-    or None), ``body`` the decoded JSON body (or the text when it was not
-    JSON). ``parameter`` names the request parameter at fault and
-    ``limit`` the server limit that was exceeded (``query.max_range_secs``,
-    ...), when the server says. ``retry_after`` is the ``Retry-After``
-    header in seconds, when sent. ``accepted`` is set by the push methods: the records or samples
-    that earlier requests of the same call had stored before this one failed.
-    """
-
-    status: int
-    error_type: str
-    message: str
-    detail: Optional[str]
-    body: Any
-    retry_after: Optional[float]
-    parameter: Optional[str]
-    limit: Optional[str]
-    accepted: Optional[int]
-
-    def __init__(
-        self,
-        status: int,
-        error_type: str,
-        message: str,
-        detail: Optional[str] = None,
-        body: Any = None,
-        retry_after: Optional[float] = None,
-    ) -> None:
-        text = f"{status} {error_type}: {message}"
-        if detail:
-            text += f" ({detail})"
-        super().__init__(text)
-        self.status = status
-        self.error_type = error_type
-        self.message = message
-        self.detail = detail
-        self.body = body
-        self.retry_after = retry_after
-        doc = body if isinstance(body, dict) else {}
-        self.parameter = doc.get("parameter") if isinstance(doc.get("parameter"), str) else None
-        self.limit = doc.get("limit") if isinstance(doc.get("limit"), str) else None
-        self.accepted = None
-
-
-class TailDisconnected(ApiError):
-    """The server ended a live tail and said why (for example a client too
-    slow to keep up). ``status`` is that of the stream (200), ``error_type``
-    the server's reason (``slow_client``, ...; else the event name),
-    ``message`` its explanation."""
-
-
-class ProtocolError(Exception):
-    """The server's answer was not HTTP, JSON or SSE as the API defines it
-    (a proxy's HTML page, a truncated body, an oversized event)."""
-
-
-def error_from_response(status: int, headers: Mapping[str, str], body: bytes) -> ApiError:
-    """The :class:`ApiError` for a 4xx/5xx answer."""
-    retry_after: Optional[float] = None
-    ra = headers.get("retry-after")
-    if ra is not None:
-        try:
-            retry_after = float(ra)
-        except ValueError:
-            retry_after = None
-    text = body.decode("utf-8", "replace")
-    try:
-        doc: Any = json.loads(text)
-    except ValueError:
-        doc = None
-    if isinstance(doc, dict) and isinstance(doc.get("error"), str):
-        error_type = doc.get("errorType")
-        if not isinstance(error_type, str):
-            error_type = _ERROR_TYPES.get(status, "error")
-        detail = doc.get("detail")
-        return ApiError(
-            status,
-            error_type,
-            doc["error"],
-            detail if isinstance(detail, str) else None,
-            doc,
-            retry_after,
-        )
-    # Not the API's envelope (a proxy in between, a bare status).
-    snippet = text.strip()[:500] or "(empty body)"
-    return ApiError(status, _ERROR_TYPES.get(status, "error"), snippet, None, text, retry_after)
-
-
-def decode_json(status: int, headers: Mapping[str, str], body: bytes) -> Any:
-    """The JSON of a 2xx answer, or the error of a 4xx/5xx one."""
-    if status >= 400:
-        raise error_from_response(status, headers, body)
-    if not body:
-        return None
-    try:
-        return json.loads(body)
-    except ValueError as e:
-        raise ProtocolError(f"{status} answer is not JSON: {body[:200]!r}") from e
-
-
-def prometheus_data(doc: Any) -> Any:
-    """``data`` of Prometheus's ``{"status": "success", "data": ...}``."""
-    if not isinstance(doc, dict) or doc.get("status") != "success" or "data" not in doc:
-        raise ProtocolError(f"not a Prometheus API answer: {str(doc)[:200]}")
-    return doc["data"]
 
 
 # --- the base URL and headers -----------------------------------------------
@@ -618,119 +497,6 @@ def log_page(doc: Any) -> Tuple[List[Dict[str, Any]], Optional[str]]:
     if cursor is not None and not isinstance(cursor, str):
         cursor = str(cursor)
     return doc["data"], cursor or None
-
-
-# --- Server-Sent Events -------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SseEvent:
-    """One Server-Sent Event: ``event`` (``message`` when the stream named
-    none), ``data`` (its data lines joined by ``\\n``) and ``id``."""
-
-    event: str
-    data: str
-    id: Optional[str] = None
-
-
-class SseParser:
-    """An incremental ``text/event-stream`` parser (the WHATWG rules: lines
-    end with CRLF, LF or CR; ``:`` starts a comment; a blank line
-    dispatches). Feed it what the socket returned; it returns the complete
-    events. Comments (heartbeats) are counted in ``comments``."""
-
-    def __init__(self, max_event_bytes: int = MAX_EVENT_BYTES) -> None:
-        self._buf = b""
-        self._data: List[str] = []
-        self._size = 0
-        self._event = ""
-        self._id: Optional[str] = None
-        self._last_id: Optional[str] = None
-        self._max = max_event_bytes
-        self.comments = 0
-
-    def feed(self, chunk: bytes) -> List[SseEvent]:
-        buf = self._buf + chunk
-        # A CR at the end may be half of a CRLF: keep it for the next chunk.
-        hold = buf.endswith(b"\r")
-        if hold:
-            buf = buf[:-1]
-        buf = buf.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        *lines, rest = buf.split(b"\n")
-        self._buf = rest + (b"\r" if hold else b"")
-        if len(self._buf) > self._max:
-            raise ProtocolError(f"an event-stream line is longer than {self._max} bytes")
-        out: List[SseEvent] = []
-        for raw in lines:
-            ev = self._line(raw.decode("utf-8", "replace"))
-            if ev is not None:
-                out.append(ev)
-        return out
-
-    def _line(self, line: str) -> Optional[SseEvent]:
-        if not line:
-            return self._dispatch()
-        if line.startswith(":"):
-            self.comments += 1
-            return None
-        name, sep, value = line.partition(":")
-        if sep and value.startswith(" "):
-            value = value[1:]
-        if name == "data":
-            self._size += len(value) + 1
-            if self._size > self._max:
-                raise ProtocolError(f"an event is larger than {self._max} bytes")
-            self._data.append(value)
-        elif name == "event":
-            self._event = value
-        elif name == "id":
-            if "\0" not in value:
-                self._id = value
-        # `retry` and unknown fields are ignored: the client never reconnects.
-        return None
-
-    def _dispatch(self) -> Optional[SseEvent]:
-        if self._id is not None:
-            self._last_id = self._id
-        if not self._data:
-            self._event, self._id, self._size = "", None, 0
-            return None
-        ev = SseEvent(self._event or "message", "\n".join(self._data), self._last_id)
-        self._data, self._event, self._id, self._size = [], "", None, 0
-        return ev
-
-
-#: Event names that carry no record and only show the stream is alive.
-HEARTBEAT_EVENTS = frozenset({"heartbeat", "ping", "keepalive"})
-#: Event names with which the server ends a tail and says why.
-CLOSE_EVENTS = frozenset({"error", "close", "disconnect", "lagged", "overflow"})
-
-
-def tail_item(ev: SseEvent, status: int) -> Optional[Dict[str, Any]]:
-    """The record an event carries, None for a heartbeat; raises
-    :class:`TailDisconnected` for the server's closing event."""
-    if ev.event in HEARTBEAT_EVENTS:
-        return None
-    if ev.event in CLOSE_EVENTS:
-        message: Any = ev.data
-        kind = ev.event
-        detail = None
-        try:
-            doc = json.loads(ev.data)
-            if isinstance(doc, dict):
-                message = doc.get("error") or doc.get("message") or ev.data
-                if isinstance(doc.get("reason"), str):
-                    kind = doc["reason"]
-                d = doc.get("detail")
-                detail = d if isinstance(d, str) else None
-        except ValueError:
-            pass
-        raise TailDisconnected(status, kind, str(message), detail, ev.data)
-    try:
-        doc = json.loads(ev.data)
-    except ValueError as e:
-        raise ProtocolError(f"tail event {ev.event!r} is not JSON: {ev.data[:200]!r}") from e
-    return doc
 
 
 def path_segment(s: str) -> str:

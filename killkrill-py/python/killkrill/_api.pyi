@@ -10,44 +10,24 @@ DEFAULT_TIMEOUT: float
 DEFAULT_BATCH_SIZE: int
 DEFAULT_BATCH_BYTES: int
 MAX_RESPONSE_BYTES: int
-MAX_EVENT_BYTES: int
 GZIP_MIN_BYTES: int
 
 TimeArg = Union[int, float, str, _dt.datetime, _dt.timedelta]
 DurationArg = Union[int, float, str, _dt.timedelta]
 LogRecordDict = Dict[str, Any]
 
-class ApiError(Exception):
-    """The server refused a request (4xx/5xx), with what its JSON body said."""
-
-    status: int
-    error_type: str
-    message: str
-    detail: Optional[str]
-    body: Any
-    retry_after: Optional[float]
-    parameter: Optional[str]
-    limit: Optional[str]
-    accepted: Optional[int]
-    def __init__(
-        self,
-        status: int,
-        error_type: str,
-        message: str,
-        detail: Optional[str] = None,
-        body: Any = None,
-        retry_after: Optional[float] = None,
-    ) -> None: ...
-
-class TailDisconnected(ApiError):
-    """The server ended a live tail and said why (``message``)."""
-
-class ProtocolError(Exception):
-    """An answer that is not HTTP, JSON or SSE as the API defines it."""
-
-def error_from_response(status: int, headers: Mapping[str, str], body: bytes) -> ApiError: ...
-def decode_json(status: int, headers: Mapping[str, str], body: bytes) -> Any: ...
-def prometheus_data(doc: Any) -> Any: ...
+from ._errors import ApiError as ApiError
+from ._errors import ProtocolError as ProtocolError
+from ._errors import TailDisconnected as TailDisconnected
+from ._errors import decode_json as decode_json
+from ._errors import error_from_response as error_from_response
+from ._errors import prometheus_data as prometheus_data
+from ._sse import CLOSE_EVENTS as CLOSE_EVENTS
+from ._sse import HEARTBEAT_EVENTS as HEARTBEAT_EVENTS
+from ._sse import MAX_EVENT_BYTES as MAX_EVENT_BYTES
+from ._sse import SseEvent as SseEvent
+from ._sse import SseParser as SseParser
+from ._sse import tail_item as tail_item
 
 @dataclass(frozen=True)
 class Endpoint:
@@ -112,22 +92,6 @@ class QueryResult:
 
 def query_result(data: Any) -> QueryResult: ...
 def log_page(doc: Any) -> Tuple[List[LogRecordDict], Optional[str]]: ...
-
-@dataclass(frozen=True)
-class SseEvent:
-    event: str
-    data: str
-    id: Optional[str] = ...
-
-class SseParser:
-    comments: int
-    def __init__(self, max_event_bytes: int = ...) -> None: ...
-    def feed(self, chunk: bytes) -> List[SseEvent]: ...
-
-HEARTBEAT_EVENTS: frozenset[str]
-CLOSE_EVENTS: frozenset[str]
-
-def tail_item(ev: SseEvent, status: int) -> Optional[LogRecordDict]: ...
 def path_segment(s: str) -> str: ...
 def metrics_params(
     name: Optional[str],
