@@ -588,6 +588,28 @@ async fn read_until(
     c.text()
 }
 
+/// A graceful shutdown is not held open by a live tail: the tail ends with
+/// an error event that says why, and `shutdown` returns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_ends_open_tails_and_tells_the_client() {
+    let mut c = base_config();
+    c.query.tail_poll_ms = 100;
+    let (_d, h, addr) = start(c).await;
+    let (mut s, head) = open_tail(addr, "").await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let stopped = tokio::spawn(h.shutdown());
+    let mut ch = Chunked::default();
+    let text = read_until(&mut s, &mut ch, Duration::from_secs(10), |t| {
+        t.contains("event: error")
+    })
+    .await;
+    assert!(text.contains("\"reason\":\"shutting_down\""), "{text}");
+    tokio::time::timeout(Duration::from_secs(15), stopped)
+        .await
+        .expect("shutdown waited on the open tail")
+        .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tail_streams_records_written_after_it_connected() {
     let mut c = base_config();

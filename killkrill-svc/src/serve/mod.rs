@@ -251,7 +251,11 @@ pub async fn start_with(
             enqueue_wait: Duration::from_millis(config.http_ingest.enqueue_wait_ms),
             max_body_bytes: config.http_ingest.max_body_bytes,
             query: config.query.clone(),
-            tails: http::TailHub::new(config.query.max_tails, log_committed.clone()),
+            tails: http::TailHub::new(
+                config.query.max_tails,
+                log_committed.clone(),
+                listeners_shutdown.clone(),
+            ),
         });
         let app = http::router(state);
         let mut sd = listeners_shutdown.clone();

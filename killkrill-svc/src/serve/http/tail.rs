@@ -28,6 +28,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use killkrill_core::pipeline::Shutdown;
+
 use axum::body::Body;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -66,15 +68,19 @@ pub const TAIL_RECORDS: &str = "killkrill_logs_tail_records_total";
 pub struct TailHub {
     permits: Arc<Semaphore>,
     committed: Arc<Notify>,
+    shutdown: Shutdown,
 }
 
 impl TailHub {
     /// At most `max` tails; `committed` is notified by the log sink after
-    /// each commit.
-    pub fn new(max: usize, committed: Arc<Notify>) -> Arc<Self> {
+    /// each commit; every tail ends (with `event: error`, reason
+    /// `shutting_down`) when `shutdown` fires, so a graceful shutdown is not
+    /// held open by endless streams.
+    pub fn new(max: usize, committed: Arc<Notify>, shutdown: Shutdown) -> Arc<Self> {
         Arc::new(TailHub {
             permits: Arc::new(Semaphore::new(max)),
             committed,
+            shutdown,
         })
     }
 }
@@ -119,6 +125,7 @@ pub async fn get_tail(
         filter,
         cfg,
         committed: s.tails.committed.clone(),
+        shutdown: s.tails.shutdown.clone(),
         sent: HashMap::new(),
     };
     // The initial scan runs before the response starts, so "after it
@@ -201,6 +208,7 @@ struct Poller {
     filter: LogFilter,
     cfg: QueryConfig,
     committed: Arc<Notify>,
+    shutdown: Shutdown,
     /// Ids sent (or seen at connect) with their event time, inside the
     /// grace window.
     sent: HashMap<EventId, Timestamp>,
@@ -286,6 +294,10 @@ impl Poller {
             let until_heartbeat = heartbeat.saturating_sub(last_sent.elapsed());
             tokio::select! {
                 () = tx.closed() => return None,
+                () = self.shutdown.requested() => return Some(Ended {
+                    reason: "shutting_down",
+                    message: "the server is shutting down; reconnect to resume".to_owned(),
+                }),
                 () = tokio::time::sleep(poll.min(until_heartbeat)) => {}
                 () = wake => {
                     // Wake early, but not more often than MIN_POLL.
