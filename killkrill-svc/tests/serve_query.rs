@@ -96,6 +96,32 @@ fn record(t: &Tenant, base: Timestamp, r: Rec) -> LogRecord {
     }
 }
 
+/// A record on host `h`, app `a`, source `s`.
+fn simple(
+    t: &Tenant,
+    base: Timestamp,
+    id: u128,
+    secs: i64,
+    sev: Option<Severity>,
+    msg: String,
+) -> LogRecord {
+    record(
+        t,
+        base,
+        Rec {
+            id,
+            secs,
+            sev,
+            host: "h",
+            app: "a",
+            source: "s",
+            msg,
+            attr: None,
+            sd: None,
+        },
+    )
+}
+
 async fn write_logs(store: &Store, records: Vec<LogRecord>) {
     if records.is_empty() {
         return;
@@ -486,20 +512,13 @@ async fn every_limit_is_a_422_naming_it() {
     for k in 0..40u128 {
         let recs = (0..50u128)
             .map(|i| {
-                record(
+                simple(
                     &t,
                     now,
-                    Rec {
-                        id: 50_000 + k * 100 + i,
-                        secs: -(k as i64) * 60 - i as i64,
-                        sev: Some(Severity::Error),
-                        host: "h",
-                        app: "a",
-                        source: "s",
-                        msg: format!("payload {k} {i} needle"),
-                        attr: None,
-                        sd: None,
-                    },
+                    50_000 + k * 100 + i,
+                    -(k as i64) * 60 - i as i64,
+                    Some(Severity::Error),
+                    format!("payload {k} {i} needle"),
                 )
             })
             .collect();
@@ -621,20 +640,13 @@ async fn tail_streams_records_written_after_it_connected() {
     let before = Timestamp::now();
     write_logs(
         &h.store,
-        vec![record(
+        vec![simple(
             &t,
             before,
-            Rec {
-                id: 1,
-                secs: 0,
-                sev: Some(Severity::Error),
-                host: "h",
-                app: "a",
-                source: "s",
-                msg: "old one".into(),
-                attr: None,
-                sd: None,
-            },
+            1,
+            0,
+            Some(Severity::Error),
+            "old one".into(),
         )],
     )
     .await;
@@ -646,67 +658,25 @@ async fn tail_streams_records_written_after_it_connected() {
     write_logs(
         &h.store,
         vec![
-            record(
+            simple(&t, now, 2, 0, Some(Severity::Error), "tail one".into()),
+            simple(
                 &t,
                 now,
-                Rec {
-                    id: 2,
-                    secs: 0,
-                    sev: Some(Severity::Error),
-                    host: "h",
-                    app: "a",
-                    source: "s",
-                    msg: "tail one".into(),
-                    attr: None,
-                    sd: None,
-                },
+                3,
+                0,
+                Some(Severity::Informational),
+                "filtered out".into(),
             ),
-            record(
-                &t,
-                now,
-                Rec {
-                    id: 3,
-                    secs: 0,
-                    sev: Some(Severity::Informational),
-                    host: "h",
-                    app: "a",
-                    source: "s",
-                    msg: "filtered out".into(),
-                    attr: None,
-                    sd: None,
-                },
-            ),
-            record(
+            simple(
                 &Tenant::new("other").unwrap(),
                 now,
-                Rec {
-                    id: 4,
-                    secs: 0,
-                    sev: Some(Severity::Error),
-                    host: "h",
-                    app: "a",
-                    source: "s",
-                    msg: "other tenant".into(),
-                    attr: None,
-                    sd: None,
-                },
+                4,
+                0,
+                Some(Severity::Error),
+                "other tenant".into(),
             ),
             // Late: event time 2 s before records already streamed.
-            record(
-                &t,
-                now,
-                Rec {
-                    id: 5,
-                    secs: -2,
-                    sev: Some(Severity::Error),
-                    host: "h",
-                    app: "a",
-                    source: "s",
-                    msg: "tail late".into(),
-                    attr: None,
-                    sd: None,
-                },
-            ),
+            simple(&t, now, 5, -2, Some(Severity::Error), "tail late".into()),
         ],
     )
     .await;
@@ -766,20 +736,13 @@ async fn a_slow_tail_client_is_told_and_disconnected() {
     for k in 0..8u128 {
         let recs = (0..500u128)
             .map(|i| {
-                record(
+                simple(
                     &t,
                     now,
-                    Rec {
-                        id: 100 + k * 1000 + i,
-                        secs: 0,
-                        sev: Some(Severity::Error),
-                        host: "h",
-                        app: "a",
-                        source: "s",
-                        msg: format!("slow {k} {i} {big}"),
-                        attr: None,
-                        sd: None,
-                    },
+                    100 + k * 1000 + i,
+                    0,
+                    Some(Severity::Error),
+                    format!("slow {k} {i} {big}"),
                 )
             })
             .collect();
