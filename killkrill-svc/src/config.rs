@@ -114,6 +114,9 @@ pub struct ServeConfig {
     pub workers: WorkersConfig,
     /// Background compaction and retention of the log store.
     pub maintenance: MaintenanceConfig,
+    /// Authentication (`[auth]`; `RELEASE_MODE` and `JWT_SECRET` come from
+    /// the environment).
+    pub auth: crate::auth::AuthConfig,
     /// Transforms the workers run on log records, in order (`[[transforms]]`
     /// tables; see `docs/src/pipeline.md`). None by default. File only.
     #[serde(skip_serializing)]
@@ -136,6 +139,7 @@ impl Default for ServeConfig {
             queue: QueueConfig::default(),
             workers: WorkersConfig::default(),
             maintenance: MaintenanceConfig::default(),
+            auth: crate::auth::AuthConfig::default(),
             transforms: Vec::new(),
         }
     }
@@ -370,7 +374,7 @@ impl ServeConfig {
             })?;
             origins.insert(key.clone(), Origin::Flag(flag.clone()));
         }
-        let cfg: ServeConfig = serde_path_to_error::deserialize(toml::Value::Table(table))
+        let mut cfg: ServeConfig = serde_path_to_error::deserialize(toml::Value::Table(table))
             .map_err(|e| {
                 let key = match e.path().to_string() {
                     p if p == "." => "(top level)".to_owned(),
@@ -383,6 +387,7 @@ impl ServeConfig {
                     problem: e.into_inner().to_string(),
                 }
             })?;
+        cfg.auth.read_env(&layers.env);
         cfg.validate(&origins)?;
         Ok(cfg)
     }
@@ -493,6 +498,9 @@ impl ServeConfig {
                 key: e.key,
                 problem: e.message,
             });
+        }
+        if let Err((key, problem)) = self.auth.validate() {
+            return Err(err(key, problem));
         }
         if self.workers.count > 256 {
             return Err(err("workers.count", "must be at most 256".into()));
@@ -742,6 +750,19 @@ mod tests {
                 &[],
                 &[("http", "127.0.0.1:5514")],
                 "syslog_tcp: 127.0.0.1:5514 is also used by http",
+            ),
+            (
+                Some("[auth]\nmode = \"disabled\"\n"),
+                &[("RELEASE_MODE", "true")],
+                &[],
+                "auth.mode (from ",
+            ),
+            (Some("[auth]\nmode = \"off\"\n"), &[], &[], "auth.mode"),
+            (
+                None,
+                &[("JWT_SECRET", "short")],
+                &[],
+                "JWT_SECRET: must be at least 32 bytes",
             ),
         ];
         for (file, env, flags, want) in cases {
