@@ -215,8 +215,13 @@ fn parse_response(raw: &[u8]) -> Resp {
 
 /// Every stored record of the default tenant, oldest first.
 pub async fn stored(store: &Store) -> Vec<LogRecord> {
+    stored_in(store, &Tenant::default()).await
+}
+
+/// Every stored record of `tenant`, oldest first.
+pub async fn stored_in(store: &Store, tenant: &Tenant) -> Vec<LogRecord> {
     let q = LogQuery {
-        tenant: Tenant::default(),
+        tenant: tenant.clone(),
         range: TimeRange::ALL,
         filter: LogFilter::default(),
         order: Order::OldestFirst,
