@@ -112,6 +112,21 @@ impl Auth {
         })
     }
 
+    /// For the command line: users and keys only. The signing key is random
+    /// and thrown away (the CLI issues no tokens), so no secret is needed.
+    pub fn for_cli(store: &Store, system_tenant: Tenant) -> Self {
+        let cfg = AuthConfig::default();
+        let secret: [u8; 32] = rand::random();
+        Auth {
+            store: store.auth(),
+            jwt: Jwt::new(&secret, &cfg.issuer, &cfg.audience),
+            limiter: AddressLimiter::new(1, Duration::from_secs(1)),
+            cfg,
+            system_tenant,
+            secret_source: SecretSource::Env,
+        }
+    }
+
     /// Whether authentication is off (development).
     pub fn disabled(&self) -> bool {
         self.cfg.mode == AuthMode::Disabled
