@@ -846,3 +846,119 @@ async fn development_and_release_modes() {
     );
     h.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn totp_enrol_confirm_login_replay_recovery_and_reset() {
+    use killkrill_svc::auth::totp;
+    let dir = tempfile::tempdir().unwrap();
+    let h = support::start(config(dir.path())).await.unwrap();
+    let addr = h.http.unwrap();
+    let admin = admin_token(addr).await;
+    let uid = add_user(addr, &admin, "t@x.test", "viewer", None).await;
+    let (access, _) = tokens(addr, "t@x.test", PASSWORD).await;
+    let e = call(
+        addr,
+        "POST",
+        "/api/v1/auth/totp/enrol",
+        Some(&bearer(&access)),
+        b"",
+    )
+    .await;
+    assert_eq!(e.status, 200, "{}", e.text());
+    let secret = e.json()["secret"].as_str().unwrap().to_owned();
+    assert!(
+        e.json()["otpauth_uri"]
+            .as_str()
+            .unwrap()
+            .starts_with("otpauth://totp/Killkrill:t%40x.test?")
+    );
+    // Not on until confirmed: login without a code still works.
+    assert_eq!(login(addr, "t@x.test", PASSWORD).await.status, 200);
+    // Start early in a 30 s step, so the steps below do not move under us.
+    let into = jsonwebtoken::get_current_timestamp() % 30;
+    if into > 10 {
+        tokio::time::sleep(Duration::from_secs(31 - into)).await;
+    }
+    let now = jsonwebtoken::get_current_timestamp();
+    let bad = call(
+        addr,
+        "POST",
+        "/api/v1/auth/totp/confirm",
+        Some(&bearer(&access)),
+        br#"{"code":"000000"}"#,
+    )
+    .await;
+    assert!(
+        bad.status == 400 || totp::code_at(&secret, now).unwrap() == "000000",
+        "{}",
+        bad.text()
+    );
+    let code = totp::code_at(&secret, now).unwrap();
+    let c = call(
+        addr,
+        "POST",
+        "/api/v1/auth/totp/confirm",
+        Some(&bearer(&access)),
+        format!(r#"{{"code":"{code}"}}"#).as_bytes(),
+    )
+    .await;
+    assert_eq!(c.status, 200, "{}", c.text());
+    let recovery: Vec<String> = c.json()["recovery_codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(recovery.len(), 10);
+    let with = |code: String| async move {
+        let b = serde_json::json!({"email": "t@x.test", "password": PASSWORD, "totp": code})
+            .to_string();
+        call(addr, "POST", "/api/v1/auth/login", None, b.as_bytes()).await
+    };
+    // Now the password alone is not enough.
+    let r = login(addr, "t@x.test", PASSWORD).await;
+    assert_eq!(r.status, 401);
+    assert_eq!(r.json()["error"], "second factor required");
+    // The confirming code's step is spent; the next step's code (one step
+    // of skew) works once, then is a replay.
+    assert_eq!(
+        with(code).await.status,
+        401,
+        "the confirming code cannot be replayed"
+    );
+    let next = totp::code_at(&secret, now + 30).unwrap();
+    assert_eq!(with(next.clone()).await.status, 200);
+    assert_eq!(with(next).await.status, 401, "replay");
+    // Two steps ahead is outside the window.
+    assert_eq!(
+        with(totp::code_at(&secret, now + 60).unwrap()).await.status,
+        401
+    );
+    // A recovery code works once.
+    assert_eq!(with(recovery[0].clone()).await.status, 200);
+    assert_eq!(with(recovery[0].clone()).await.status, 401);
+    // Enrolling again while on is refused; an admin reset turns it off.
+    assert_eq!(
+        call(
+            addr,
+            "POST",
+            "/api/v1/auth/totp/enrol",
+            Some(&bearer(&access)),
+            b""
+        )
+        .await
+        .status,
+        409
+    );
+    let r = call(
+        addr,
+        "DELETE",
+        &format!("/api/v1/users/{uid}/totp"),
+        Some(&bearer(&admin)),
+        b"",
+    )
+    .await;
+    assert_eq!(r.status, 204, "{}", r.text());
+    assert_eq!(login(addr, "t@x.test", PASSWORD).await.status, 200);
+    h.shutdown().await;
+}

@@ -16,6 +16,9 @@ CREATE TABLE auth_users (
     password_hash VARCHAR(255) NOT NULL,
     failed_logins BIGINT       NOT NULL DEFAULT 0,
     locked_until  BIGINT       NOT NULL DEFAULT 0,
+    totp_secret   VARCHAR(64)  CHARACTER SET ascii COLLATE ascii_bin NULL,
+    totp_enabled  SMALLINT     NOT NULL DEFAULT 0,
+    totp_last_step BIGINT      NOT NULL DEFAULT 0,
     created_at    BIGINT       NOT NULL,
     updated_at    BIGINT       NOT NULL,
     PRIMARY KEY (id),
@@ -34,6 +37,14 @@ CREATE TABLE auth_refresh_tokens (
     PRIMARY KEY (token_hash),
     KEY auth_refresh_family (family_id),
     KEY auth_refresh_user (user_id)
+) ENGINE = InnoDB;
+
+-- TOTP recovery codes, single use, as SHA-256.
+CREATE TABLE auth_recovery_codes (
+    user_id   BIGINT     NOT NULL,
+    code_hash BINARY(32) NOT NULL,
+    used      SMALLINT   NOT NULL DEFAULT 0,
+    PRIMARY KEY (user_id, code_hash)
 ) ENGINE = InnoDB;
 
 CREATE TABLE auth_api_keys (

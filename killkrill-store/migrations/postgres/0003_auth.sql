@@ -14,6 +14,9 @@ CREATE TABLE auth_users (
     password_hash   TEXT   NOT NULL,
     failed_logins   BIGINT NOT NULL DEFAULT 0,
     locked_until    BIGINT NOT NULL DEFAULT 0,
+    totp_secret     TEXT,
+    totp_enabled    SMALLINT NOT NULL DEFAULT 0,
+    totp_last_step  BIGINT NOT NULL DEFAULT 0,
     created_at      BIGINT NOT NULL,
     updated_at      BIGINT NOT NULL
 );
@@ -30,6 +33,14 @@ CREATE TABLE auth_refresh_tokens (
 );
 CREATE INDEX auth_refresh_family ON auth_refresh_tokens (family_id);
 CREATE INDEX auth_refresh_user ON auth_refresh_tokens (user_id);
+
+-- TOTP recovery codes, single use, as SHA-256.
+CREATE TABLE auth_recovery_codes (
+    user_id   BIGINT   NOT NULL,
+    code_hash BYTEA    NOT NULL,
+    used      SMALLINT NOT NULL DEFAULT 0,
+    PRIMARY KEY (user_id, code_hash)
+);
 
 CREATE TABLE auth_api_keys (
     id         BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

@@ -14,6 +14,9 @@ CREATE TABLE auth_users (
     password_hash   TEXT    NOT NULL,
     failed_logins   INTEGER NOT NULL DEFAULT 0,
     locked_until    INTEGER NOT NULL DEFAULT 0,
+    totp_secret     TEXT,
+    totp_enabled    INTEGER NOT NULL DEFAULT 0,
+    totp_last_step  INTEGER NOT NULL DEFAULT 0,
     created_at      INTEGER NOT NULL,
     updated_at      INTEGER NOT NULL
 );
@@ -30,6 +33,14 @@ CREATE TABLE auth_refresh_tokens (
 ) WITHOUT ROWID;
 CREATE INDEX auth_refresh_family ON auth_refresh_tokens (family_id);
 CREATE INDEX auth_refresh_user ON auth_refresh_tokens (user_id);
+
+-- TOTP recovery codes, single use, as SHA-256.
+CREATE TABLE auth_recovery_codes (
+    user_id   INTEGER NOT NULL,
+    code_hash BLOB    NOT NULL,
+    used      INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (user_id, code_hash)
+) WITHOUT ROWID;
 
 CREATE TABLE auth_api_keys (
     id         INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -16,6 +16,7 @@
 mod audit;
 mod keys;
 mod refresh;
+mod totp;
 mod users;
 
 use std::fmt;
@@ -27,6 +28,7 @@ use killkrill_core::storage::{ErrorKind, StoreError};
 pub use audit::{AuditEntry, AuditRow};
 pub use keys::{ApiKeyRow, NewApiKey};
 pub use refresh::{NewRefreshToken, RefreshUse};
+pub use totp::TotpState;
 pub use users::{NewUser, UserRow};
 
 use crate::backend::Store;

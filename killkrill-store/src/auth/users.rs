@@ -276,10 +276,12 @@ impl AuthStore {
     pub async fn delete_user(&self, id: i64) -> Result<bool, StoreError> {
         let d = self.store.dialect;
         let tokens = d.sql("DELETE FROM auth_refresh_tokens WHERE user_id = ?");
+        let codes = d.sql("DELETE FROM auth_recovery_codes WHERE user_id = ?");
         let user = d.sql("DELETE FROM auth_users WHERE id = ?");
         let n = with_writer!(&self.store.backend, pool => {
             let mut tx = pool.begin().await.ctx("deleting a user")?;
             sqlx::query(AssertSqlSafe(tokens)).bind(id).execute(&mut *tx).await.ctx("deleting a user")?;
+            sqlx::query(AssertSqlSafe(codes)).bind(id).execute(&mut *tx).await.ctx("deleting a user")?;
             let n = sqlx::query(AssertSqlSafe(user)).bind(id).execute(&mut *tx).await.ctx("deleting a user")?.rows_affected();
             tx.commit().await.ctx("deleting a user")?;
             n

@@ -14,6 +14,7 @@
 //! - [`keys`]: API keys and refresh tokens as SHA-256, constant-time compare.
 //! - [`limiter`]: failed logins per client address.
 //! - [`principal`]: roles, scopes, permissions.
+//! - [`totp`]: the TOTP second factor (RFC 6238) and recovery codes.
 //! - [`service`]: [`Auth`], tying them together; [`bootstrap`]: the first start.
 
 pub mod bootstrap;
@@ -24,6 +25,7 @@ pub mod limiter;
 pub mod password;
 pub mod principal;
 pub mod service;
+pub mod totp;
 
 use std::path::Path;
 

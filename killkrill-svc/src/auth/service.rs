@@ -18,7 +18,7 @@ use super::config::{AuthConfig, AuthMode};
 use super::jwt::{Jwt, SecretSource, load_secret};
 use super::limiter::AddressLimiter;
 use super::principal::{Credential, Principal};
-use super::{keys, now_nanos, password};
+use super::{keys, now_nanos, password, totp};
 
 /// Counter of refused credentials, by reason.
 pub const AUTH_REJECTED: &str = "killkrill_auth_rejected_total";
@@ -35,6 +35,10 @@ pub enum AuthError {
     /// Missing or bad credentials (401). The text is for the log only.
     #[error("unauthenticated: {0}")]
     Unauthenticated(String),
+    /// The password was right but the account has TOTP on and no (or no
+    /// valid) code came with it (401 naming the missing factor).
+    #[error("second factor required")]
+    SecondFactor,
     /// Too many failures (429).
     #[error("too many failed logins")]
     RateLimited {
@@ -252,6 +256,7 @@ impl Auth {
         &self,
         email: &str,
         pw: &str,
+        second: Option<&str>,
         addr: Option<IpAddr>,
     ) -> Result<TokenPair, AuthError> {
         let source = addr.map_or_else(|| "unknown".to_owned(), |a| a.to_string());
@@ -287,11 +292,25 @@ impl Auth {
                 retry_after: u64::try_from(secs).unwrap_or(1),
             });
         }
-        let ok = password::verify(
+        let mut ok = password::verify(
             pw.to_owned(),
             user.as_ref().map(|u| u.password_hash.clone()),
         )
         .await;
+        let mut why_failed = "";
+        if ok && let Some(u) = &user {
+            match self.second_factor(u.id, second).await? {
+                SecondFactor::NotEnrolled | SecondFactor::Accepted => {}
+                SecondFactor::Missing => {
+                    counter!(AUTH_LOGINS, "result" => "totp_required").increment(1);
+                    return Err(AuthError::SecondFactor);
+                }
+                SecondFactor::Wrong => {
+                    ok = false;
+                    why_failed = "wrong or reused TOTP code";
+                }
+            }
+        }
         let tenant = user
             .as_ref()
             .map_or(&self.system_tenant, |u| &u.tenant)
@@ -300,7 +319,7 @@ impl Auth {
             if let Some(a) = addr {
                 self.limiter.failed(a, Instant::now());
             }
-            let mut detail = String::new();
+            let mut detail = why_failed.to_owned();
             if let Some(u) = &user {
                 let lock_until = now + i64::try_from(self.cfg.lockout_secs).unwrap_or(0) * NANOS;
                 let n = self
@@ -340,6 +359,78 @@ impl Auth {
         self.audit(&u.tenant, email, "auth.login", email, &source, "ok", "")
             .await;
         Ok(pair)
+    }
+
+    /// Checks the second factor of a user whose password was right.
+    async fn second_factor(&self, id: i64, code: Option<&str>) -> Result<SecondFactor, AuthError> {
+        let st = self.store.totp_state(id).await?;
+        let (Some(secret), true) = (st.secret, st.enabled) else {
+            return Ok(SecondFactor::NotEnrolled);
+        };
+        let Some(code) = code.map(str::trim).filter(|c| !c.is_empty()) else {
+            return Ok(SecondFactor::Missing);
+        };
+        if code.len() > 64 {
+            return Ok(SecondFactor::Wrong);
+        }
+        let now = u64::try_from(now_nanos() / NANOS).unwrap_or(0);
+        if let Some(step) = totp::check(&secret, code, now) {
+            let step = i64::try_from(step).unwrap_or(i64::MAX);
+            return Ok(if self.store.advance_totp_step(id, step).await? {
+                SecondFactor::Accepted
+            } else {
+                SecondFactor::Wrong // replayed
+            });
+        }
+        if self
+            .store
+            .use_recovery_code(id, &keys::digest(code))
+            .await?
+        {
+            counter!(AUTH_LOGINS, "result" => "recovery_code").increment(1);
+            return Ok(SecondFactor::Accepted);
+        }
+        Ok(SecondFactor::Wrong)
+    }
+
+    /// Starts TOTP enrolment: a new pending secret and its `otpauth://` URI.
+    ///
+    /// # Errors
+    /// [`AuthError::Conflict`] when TOTP is already on.
+    pub async fn totp_enrol(&self, u: &UserRow) -> Result<(String, String), AuthError> {
+        if self.store.totp_state(u.id).await?.enabled {
+            return Err(AuthError::Conflict(
+                "TOTP is already on; an admin can reset it".into(),
+            ));
+        }
+        let secret = totp::new_secret();
+        let uri = totp::uri(&secret, &u.email).map_err(AuthError::Internal)?;
+        self.store.set_totp(u.id, Some(&secret), false).await?;
+        Ok((secret, uri))
+    }
+
+    /// Confirms enrolment with a current code; returns the recovery codes
+    /// (shown once).
+    ///
+    /// # Errors
+    /// [`AuthError::Invalid`] without a pending enrolment or with a wrong code.
+    pub async fn totp_confirm(&self, id: i64, code: &str) -> Result<Vec<String>, AuthError> {
+        let st = self.store.totp_state(id).await?;
+        let Some(secret) = st.secret.filter(|_| !st.enabled) else {
+            return Err(AuthError::Invalid(
+                "no pending TOTP enrolment: call enrol first".into(),
+            ));
+        };
+        let now = u64::try_from(now_nanos() / NANOS).unwrap_or(0);
+        let step = totp::check(&secret, code.trim(), now)
+            .ok_or_else(|| AuthError::Invalid("code: wrong TOTP code".into()))?;
+        self.store
+            .enable_totp(id, i64::try_from(step).unwrap_or(i64::MAX))
+            .await?;
+        let codes = totp::recovery_codes();
+        let hashes: Vec<[u8; 32]> = codes.iter().map(|c| keys::digest(c)).collect();
+        self.store.replace_recovery_codes(id, &hashes).await?;
+        Ok(codes)
     }
 
     async fn issue_pair(&self, u: &UserRow, family: [u8; 16]) -> Result<TokenPair, AuthError> {
@@ -603,6 +694,13 @@ impl Auth {
             tracing::error!(error = %err, action, actor, target, result, "audit entry not written");
         }
     }
+}
+
+enum SecondFactor {
+    NotEnrolled,
+    Missing,
+    Accepted,
+    Wrong,
 }
 
 /// The principal of a user row.

@@ -19,6 +19,8 @@ const EP: &str = "auth";
 struct Login {
     email: String,
     password: String,
+    /// A TOTP code or a recovery code, for accounts with TOTP on.
+    totp: Option<String>,
 }
 
 /// `POST /api/v1/auth/login` `{"email", "password"}` → tokens.
@@ -30,7 +32,7 @@ pub async fn login(
     let l: Login = json_body(EP, &b)?;
     let pair = s
         .auth
-        .login(&l.email, &l.password, src.0)
+        .login(&l.email, &l.password, l.totp.as_deref(), src.0)
         .await
         .map_err(|e| ApiError::from(e).counted(EP))?;
     Ok(axum::Json(pair).into_response())
@@ -183,4 +185,77 @@ pub async fn change_password(
         .await;
     r.map_err(|e| ApiError::from(e).counted(EP))?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `POST /api/v1/auth/totp/enrol` → `{"secret", "otpauth_uri"}`: a pending
+/// secret to add to an authenticator app (the URI is what a QR code holds).
+/// Confirm with a code to turn it on.
+pub async fn totp_enrol(
+    State(s): State<Arc<AppState>>,
+    p: Principal,
+    src: Source,
+) -> Result<Response, ApiError> {
+    let u = own_user(&s, &p).await?;
+    let r = s.auth.totp_enrol(&u).await;
+    s.auth
+        .audit(
+            &p.tenant,
+            &p.subject,
+            "totp.enrol",
+            &p.subject,
+            &src.text(),
+            if r.is_ok() { "ok" } else { "failed" },
+            "",
+        )
+        .await;
+    let (secret, uri) = r.map_err(|e| ApiError::from(e).counted(EP))?;
+    Ok(axum::Json(serde_json::json!({ "secret": secret, "otpauth_uri": uri })).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Confirm {
+    code: String,
+}
+
+/// `POST /api/v1/auth/totp/confirm` `{"code"}` → `{"recovery_codes": [...]}`
+/// (shown once); from now on login needs `"totp"`.
+pub async fn totp_confirm(
+    State(s): State<Arc<AppState>>,
+    p: Principal,
+    src: Source,
+    b: Bytes,
+) -> Result<Response, ApiError> {
+    let c: Confirm = json_body(EP, &b)?;
+    let u = own_user(&s, &p).await?;
+    let r = s.auth.totp_confirm(u.id, &c.code).await;
+    s.auth
+        .audit(
+            &p.tenant,
+            &p.subject,
+            "totp.confirm",
+            &p.subject,
+            &src.text(),
+            if r.is_ok() { "ok" } else { "failed" },
+            "",
+        )
+        .await;
+    let codes = r.map_err(|e| ApiError::from(e).counted(EP))?;
+    Ok(axum::Json(serde_json::json!({ "recovery_codes": codes, "note": "each code works once; store them now" })).into_response())
+}
+
+async fn own_user(s: &AppState, p: &Principal) -> Result<killkrill_store::auth::UserRow, ApiError> {
+    let Credential::User { id, .. } = p.credential else {
+        return Err(ApiError::bad_request(
+            "only users have a second factor",
+            "this caller is not a user",
+        )
+        .counted(EP));
+    };
+    s.auth
+        .store()
+        .user(id)
+        .await
+        .map_err(|e| ApiError::from(crate::auth::AuthError::Store(e)))?
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not found", None))
 }

@@ -31,6 +31,11 @@ impl From<AuthError> for ApiError {
                 tracing::info!(reason = %why, "credentials refused");
                 ApiError::new(StatusCode::UNAUTHORIZED, "invalid credentials", None)
             }
+            AuthError::SecondFactor => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "second factor required",
+                Some("this account has TOTP on: send \"totp\" with a code from the authenticator app or a recovery code".into()),
+            ),
             AuthError::RateLimited { retry_after } => ApiError {
                 retry_after: Some(retry_after),
                 ..ApiError::new(

@@ -138,6 +138,8 @@ fn session_routes() -> Routes {
         .route("/api/v1/auth/me", get(auth_api::me))
         .route("/api/v1/auth/logout", post(auth_api::logout))
         .route("/api/v1/auth/password", post(auth_api::change_password))
+        .route("/api/v1/auth/totp/enrol", post(auth_api::totp_enrol))
+        .route("/api/v1/auth/totp/confirm", post(auth_api::totp_confirm))
         .layer(RequestBodyLimitLayer::new(authn::MAX_JSON_BYTES))
 }
 
@@ -162,6 +164,7 @@ fn admin_routes() -> Routes {
                 .patch(users::patch)
                 .delete(users::delete),
         )
+        .route("/api/v1/users/{id}/totp", delete(users::reset_totp))
         .route("/api/v1/tenants", get(tenants::list).post(tenants::create))
         .route("/api/v1/audit", get(tenants::audit))
         .layer(RequestBodyLimitLayer::new(authn::MAX_JSON_BYTES))

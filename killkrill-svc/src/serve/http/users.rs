@@ -244,3 +244,36 @@ pub async fn delete(
         .await;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
+
+/// `DELETE /api/v1/users/{id}/totp` → 204: turns the user's TOTP off and
+/// deletes its recovery codes (a lost phone); the user's sessions end.
+pub async fn reset_totp(
+    State(s): State<Arc<AppState>>,
+    p: Principal,
+    src: Source,
+    Path(id): Path<i64>,
+) -> Result<Response, ApiError> {
+    let u = visible_user(&s, &p, id).await?;
+    s.auth
+        .store()
+        .set_totp(id, None, false)
+        .await
+        .map_err(store_err)?;
+    s.auth
+        .store()
+        .revoke_user_tokens(id)
+        .await
+        .map_err(store_err)?;
+    s.auth
+        .audit(
+            &u.tenant,
+            &p.subject,
+            "totp.reset",
+            &u.email,
+            &src.text(),
+            "ok",
+            "",
+        )
+        .await;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
