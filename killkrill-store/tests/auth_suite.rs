@@ -89,6 +89,29 @@ async fn users_tenants_and_lockout() {
         let u = a.user(id).await.unwrap().unwrap();
         assert_eq!((u.failed_logins, u.locked_until), (0, 0));
 
+        // TOTP: pending, on, steps accepted once, recovery codes once, reset.
+        assert_eq!(a.totp_state(id).await.unwrap().secret, None);
+        assert!(a.set_totp(id, Some("JBSWY3DPEHPK3PXP"), false).await.unwrap());
+        assert!(!a.totp_state(id).await.unwrap().enabled);
+        assert!(a.enable_totp(id, 100).await.unwrap());
+        let st = a.totp_state(id).await.unwrap();
+        assert_eq!(
+            (st.secret.as_deref(), st.enabled, st.last_step),
+            (Some("JBSWY3DPEHPK3PXP"), true, 100),
+            "{}",
+            b.name
+        );
+        assert!(!a.advance_totp_step(id, 100).await.unwrap(), "replay");
+        assert!(!a.advance_totp_step(id, 99).await.unwrap());
+        assert!(a.advance_totp_step(id, 101).await.unwrap());
+        a.replace_recovery_codes(id, &[[1; 32], [2; 32]]).await.unwrap();
+        assert!(a.use_recovery_code(id, &[1; 32]).await.unwrap());
+        assert!(!a.use_recovery_code(id, &[1; 32]).await.unwrap());
+        assert!(!a.use_recovery_code(id2, &[2; 32]).await.unwrap());
+        assert!(a.set_totp(id, None, false).await.unwrap());
+        assert!(!a.use_recovery_code(id, &[2; 32]).await.unwrap());
+        assert_eq!(a.totp_state(id).await.unwrap(), Default::default());
+
         assert!(a.set_password(id, "$argon2id$new", 30).await.unwrap());
         assert_eq!(
             a.user(id).await.unwrap().unwrap().password_hash,
