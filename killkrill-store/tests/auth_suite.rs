@@ -91,7 +91,11 @@ async fn users_tenants_and_lockout() {
 
         // TOTP: pending, on, steps accepted once, recovery codes once, reset.
         assert_eq!(a.totp_state(id).await.unwrap().secret, None);
-        assert!(a.set_totp(id, Some("JBSWY3DPEHPK3PXP"), false).await.unwrap());
+        assert!(
+            a.set_totp(id, Some("JBSWY3DPEHPK3PXP"), false)
+                .await
+                .unwrap()
+        );
         assert!(!a.totp_state(id).await.unwrap().enabled);
         assert!(a.enable_totp(id, 100).await.unwrap());
         let st = a.totp_state(id).await.unwrap();
@@ -104,7 +108,9 @@ async fn users_tenants_and_lockout() {
         assert!(!a.advance_totp_step(id, 100).await.unwrap(), "replay");
         assert!(!a.advance_totp_step(id, 99).await.unwrap());
         assert!(a.advance_totp_step(id, 101).await.unwrap());
-        a.replace_recovery_codes(id, &[[1; 32], [2; 32]]).await.unwrap();
+        a.replace_recovery_codes(id, &[[1; 32], [2; 32]])
+            .await
+            .unwrap();
         assert!(a.use_recovery_code(id, &[1; 32]).await.unwrap());
         assert!(!a.use_recovery_code(id, &[1; 32]).await.unwrap());
         assert!(!a.use_recovery_code(id2, &[2; 32]).await.unwrap());
