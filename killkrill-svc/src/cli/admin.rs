@@ -99,6 +99,22 @@ fn fail(err: &mut impl Write, msg: &str, code: u8) -> ExitCode {
     ExitCode::from(code)
 }
 
+/// Prints the outcome: the message on stdout, or the error on stderr with
+/// its exit code.
+fn finish(
+    result: Result<String, (String, u8)>,
+    out: &mut impl Write,
+    err: &mut impl Write,
+) -> ExitCode {
+    match result {
+        Ok(msg) => match writeln!(out, "{msg}") {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(_) => ExitCode::FAILURE,
+        },
+        Err((msg, code)) => fail(err, &msg, code),
+    }
+}
+
 fn tenant(name: &str) -> Result<Tenant, String> {
     Tenant::new(name).map_err(|e| format!("--tenant: {e}"))
 }
@@ -208,13 +224,7 @@ pub fn run_user(
             }
         }
     });
-    match result {
-        Ok(msg) => match writeln!(out, "{msg}") {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(_) => ExitCode::FAILURE,
-        },
-        Err((msg, code)) => fail(&mut err, &msg, code),
-    }
+    finish(result, &mut out, &mut err)
 }
 
 /// Runs `killkrill apikey ...`.
@@ -287,11 +297,5 @@ pub fn run_apikey(
             }
         }
     });
-    match result {
-        Ok(msg) => match writeln!(out, "{msg}") {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(_) => ExitCode::FAILURE,
-        },
-        Err((msg, code)) => fail(&mut err, &msg, code),
-    }
+    finish(result, &mut out, &mut err)
 }
