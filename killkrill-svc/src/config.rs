@@ -99,8 +99,9 @@ pub struct ServeConfig {
     pub syslog_tcp: ListenAddr,
     /// Syslog over TLS; runs only when `tls.cert` and `tls.key` are set.
     pub syslog_tls: ListenAddr,
-    /// The tenant every received event belongs to (until authentication
-    /// assigns tenants per caller).
+    /// The system tenant: syslog events (no caller identity) belong to it,
+    /// and so does the first admin, whose tenant's admins manage every
+    /// tenant. HTTP callers write to and read from their own tenant.
     pub tenant: String,
     /// TLS certificate and key.
     pub tls: TlsConfig,
