@@ -90,13 +90,44 @@ paths = {
     "/api/v1/rules": {"get": op("Rules (none)", "prometheus", None, PROM)},
     "/api/v1/alerts": {"get": op("Alerts (none)", "prometheus", None, PROM)},
 }
+JSON_BODY = {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}
+AUTH_RESP = {"200": {"description": "OK"}, "400": ERR, "401": ERR, "403": ERR, "404": ERR, "429": ERR}
+idp = [p("id", "Id.", required=True, where="path")]
+paths.update({
+    "/api/v1/auth/login": {"post": op("Log in with email and password (and a TOTP or recovery code when enrolled): an access token and a refresh token", "auth", body=JSON_BODY, responses=AUTH_RESP)},
+    "/api/v1/auth/refresh": {"post": op("Rotate a refresh token (reuse of a rotated one revokes its family)", "auth", body=JSON_BODY, responses=AUTH_RESP)},
+    "/api/v1/auth/me": {"get": op("The caller", "auth", responses=AUTH_RESP)},
+    "/api/v1/auth/logout": {"post": op("Revoke the caller's refresh tokens", "auth", responses=AUTH_RESP)},
+    "/api/v1/auth/password": {"post": op("Change the caller's password (revokes its sessions)", "auth", body=JSON_BODY, responses=AUTH_RESP)},
+    "/api/v1/auth/totp/enrol": {"post": op("Start TOTP enrolment: secret and otpauth URI", "auth", responses=AUTH_RESP)},
+    "/api/v1/auth/totp/confirm": {"post": op("Confirm TOTP enrolment with a code: recovery codes", "auth", body=JSON_BODY, responses=AUTH_RESP)},
+    "/api/v1/api-keys": {"get": op("API keys of the caller's tenant", "admin", responses=AUTH_RESP),
+                         "post": op("Create an API key (the key is shown once)", "admin", body=JSON_BODY, responses=AUTH_RESP)},
+    "/api/v1/api-keys/{id}": {"delete": op("Revoke an API key", "admin", idp, AUTH_RESP)},
+    "/api/v1/users": {"get": op("Users", "admin", responses=AUTH_RESP), "post": op("Create a user", "admin", body=JSON_BODY, responses=AUTH_RESP)},
+    "/api/v1/users/{id}": {"get": op("One user", "admin", idp, AUTH_RESP), "patch": op("Change role, password or lock state", "admin", idp, AUTH_RESP, JSON_BODY),
+                           "delete": op("Delete a user", "admin", idp, AUTH_RESP)},
+    "/api/v1/users/{id}/totp": {"delete": op("Reset a user's TOTP", "admin", idp, AUTH_RESP)},
+    "/api/v1/tenants": {"get": op("Tenants", "admin", responses=AUTH_RESP), "post": op("Create a tenant", "admin", body=JSON_BODY, responses=AUTH_RESP)},
+    "/api/v1/audit": {"get": op("The audit log: who, when, what, from where, result", "admin", responses=AUTH_RESP)},
+})
+PUBLIC = {"/healthz", "/readyz", "/metrics", "/api/v1/auth/login", "/api/v1/auth/refresh"}
+for path, item in paths.items():
+    if path in PUBLIC:
+        for o in item.values():
+            o["security"] = []
 doc = {
     "openapi": "3.0.3",
     "info": {"title": "Killkrill HTTP API", "version": "0.1.0",
              "description": "Ingest, operations and read routes of `killkrill serve`. Every data route is scoped to the caller's tenant. Errors of the native routes are {error, detail, parameter?, limit?}; the Prometheus routes use Prometheus's envelope."},
-    "tags": [{"name": t} for t in ("ops", "ingest", "logs", "metrics", "prometheus")],
+    "tags": [{"name": t} for t in ("ops", "ingest", "logs", "metrics", "prometheus", "auth", "admin")],
+    "security": [{"ApiKey": []}, {"Bearer": []}],
     "paths": paths,
     "components": {
+        "securitySchemes": {
+            "ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+            "Bearer": {"type": "http", "scheme": "bearer", "description": "An API key or a JWT access token from /api/v1/auth/login."},
+        },
         "responses": {
             "Error": {"description": "Refused", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
             "Limit": {"description": "A configured limit was exceeded (`limit` names it, e.g. query.max_range_secs, query.max_series, query.max_points, query.max_buckets, query.timeout_ms, query.max_tails)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},

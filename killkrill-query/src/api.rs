@@ -101,6 +101,21 @@ pub fn router(state: ApiState) -> Router {
     routes::<()>(state)
 }
 
+/// The paths [`routes`] serves (for route tables and permission checks).
+pub const API_PATHS: &[&str] = &[
+    "/api/v1/query",
+    "/api/v1/query_range",
+    "/api/v1/series",
+    "/api/v1/labels",
+    "/api/v1/label/{name}/values",
+    "/api/v1/metadata",
+    "/api/v1/status/buildinfo",
+    "/api/v1/format_query",
+    "/api/v1/query_exemplars",
+    "/api/v1/rules",
+    "/api/v1/alerts",
+];
+
 /// The same routes as a router of any outer state `S`, so a service can
 /// merge them into its own router (and layer them) directly.
 pub fn routes<S: Clone + Send + Sync + 'static>(state: ApiState) -> Router<S> {

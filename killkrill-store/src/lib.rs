@@ -25,8 +25,10 @@
 //! - `metrics/`: the `MetricStore` implementation (series index, sample
 //!   chunks, rollups).
 //! - [`dead_letter`]: the dead-letter table.
+//! - [`auth`]: tenants, users, refresh tokens, API keys, audit log.
 //! - [`queue`]: the durable queues (SQLite file, Redis Streams) and their config.
 
+pub mod auth;
 pub mod backend;
 #[doc(hidden)]
 pub mod bench_support;

@@ -99,8 +99,9 @@ pub struct ServeConfig {
     pub syslog_tcp: ListenAddr,
     /// Syslog over TLS; runs only when `tls.cert` and `tls.key` are set.
     pub syslog_tls: ListenAddr,
-    /// The tenant every received event belongs to (until authentication
-    /// assigns tenants per caller).
+    /// The system tenant: syslog events (no caller identity) belong to it,
+    /// and so does the first admin, whose tenant's admins manage every
+    /// tenant. HTTP callers write to and read from their own tenant.
     pub tenant: String,
     /// TLS certificate and key.
     pub tls: TlsConfig,
@@ -116,6 +117,9 @@ pub struct ServeConfig {
     pub maintenance: MaintenanceConfig,
     /// Limits of the read API (log and metric queries, live tail).
     pub query: QueryConfig,
+    /// Authentication (`[auth]`; `RELEASE_MODE` and `JWT_SECRET` come from
+    /// the environment).
+    pub auth: crate::auth::AuthConfig,
     /// Transforms the workers run on log records, in order (`[[transforms]]`
     /// tables; see `docs/src/pipeline.md`). None by default. File only.
     #[serde(skip_serializing)]
@@ -139,6 +143,7 @@ impl Default for ServeConfig {
             workers: WorkersConfig::default(),
             maintenance: MaintenanceConfig::default(),
             query: QueryConfig::default(),
+            auth: crate::auth::AuthConfig::default(),
             transforms: Vec::new(),
         }
     }
@@ -430,7 +435,7 @@ impl ServeConfig {
             })?;
             origins.insert(key.clone(), Origin::Flag(flag.clone()));
         }
-        let cfg: ServeConfig = serde_path_to_error::deserialize(toml::Value::Table(table))
+        let mut cfg: ServeConfig = serde_path_to_error::deserialize(toml::Value::Table(table))
             .map_err(|e| {
                 let key = match e.path().to_string() {
                     p if p == "." => "(top level)".to_owned(),
@@ -443,6 +448,7 @@ impl ServeConfig {
                     problem: e.into_inner().to_string(),
                 }
             })?;
+        cfg.auth.read_env(&layers.env);
         cfg.validate(&origins)?;
         Ok(cfg)
     }
@@ -596,6 +602,9 @@ impl ServeConfig {
                 key: e.key,
                 problem: e.message,
             });
+        }
+        if let Err((key, problem)) = self.auth.validate() {
+            return Err(err(key, problem));
         }
         if self.workers.count > 256 {
             return Err(err("workers.count", "must be at most 256".into()));
@@ -845,6 +854,19 @@ mod tests {
                 &[],
                 &[("http", "127.0.0.1:5514")],
                 "syslog_tcp: 127.0.0.1:5514 is also used by http",
+            ),
+            (
+                Some("[auth]\nmode = \"disabled\"\n"),
+                &[("RELEASE_MODE", "true")],
+                &[],
+                "auth.mode (from ",
+            ),
+            (Some("[auth]\nmode = \"off\"\n"), &[], &[], "auth.mode"),
+            (
+                None,
+                &[("JWT_SECRET", "short")],
+                &[],
+                "JWT_SECRET: must be at least 32 bytes",
             ),
         ];
         for (file, env, flags, want) in cases {

@@ -5,6 +5,7 @@
 //! command can be driven in-process by tests, and [`serve::start`] runs the
 //! whole service in-process with the addresses it bound.
 
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod serve;

@@ -26,7 +26,7 @@ fn migrates_the_embedded_sqlite_database_idempotently() {
         );
         assert!(stdout.starts_with("migrated sqlite database "), "{stdout}");
         assert!(
-            stdout.contains("killkrill.db: schema has 2 migrations"),
+            stdout.contains("killkrill.db: schema has 3 migrations"),
             "{stdout}"
         );
     }
@@ -117,7 +117,7 @@ fn migrates_server_databases_when_configured() {
             let stdout = String::from_utf8_lossy(&out.stdout);
             assert!(
                 stdout.contains(&format!(
-                    "migrated {db_type} database from DATABASE_URL: schema has 2 migrations"
+                    "migrated {db_type} database from DATABASE_URL: schema has 3 migrations"
                 )),
                 "{stdout}"
             );

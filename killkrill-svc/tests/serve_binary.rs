@@ -42,15 +42,47 @@ async fn the_binary_serves_and_stops_cleanly_on_sigterm() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    // The first start prints the bootstrap credentials once, then the
+    // addresses.
+    let mut boot = String::new();
+    out.read_line(&mut boot).unwrap();
+    assert!(
+        boot.contains("first start: created admin admin@killkrill.local"),
+        "{boot:?}"
+    );
+    let creds = killkrill_svc::auth::bootstrap::BootstrapCredentials::read(&data).unwrap();
+    assert!(
+        boot.contains(&creds.api_key) && boot.contains(&creds.admin_password),
+        "{boot}"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(data.join("bootstrap-credentials.json"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
     let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
+    out.read_line(&mut first).unwrap();
     assert!(first.starts_with("killkrill serve: "), "{first:?}");
     assert!(first.contains("syslog-udp off"), "{first}");
     assert!(first.contains("syslog-tls off"), "{first}");
     let http_addr = addr_after(&first, "http").unwrap();
     let tcp_addr = addr_after(&first, "syslog-tcp").unwrap();
+    let key_header = creds.api_key.clone();
+    let key = [("X-API-Key", key_header.as_str())];
+    let r = http(
+        http_addr,
+        "POST",
+        "/api/v1/logs",
+        &[],
+        b"{\"msg\":\"no key\"}",
+    )
+    .await;
+    assert_eq!(r.status, 401, "{}", r.text());
 
     assert_eq!(
         http(http_addr, "GET", "/readyz", &[], b"").await.status,
@@ -60,7 +92,7 @@ async fn the_binary_serves_and_stops_cleanly_on_sigterm() {
         http_addr,
         "POST",
         "/api/v1/logs",
-        &[],
+        &key,
         b"{\"msg\":\"from curl-like client\",\"level\":\"info\"}\n{\"msg\":\"second\"}\n",
     )
     .await;
@@ -69,7 +101,7 @@ async fn the_binary_serves_and_stops_cleanly_on_sigterm() {
         http_addr,
         "POST",
         "/api/v1/logs",
-        &[],
+        &key,
         b"{\"msg\":\"ok\"}\n{broken\n",
     )
     .await;

@@ -10,7 +10,6 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 
 use killkrill_core::event::{Facility, Severity};
-use killkrill_svc::serve;
 use support::{by_message, config, wait_stored};
 
 fn installed(program: &str, arg: &str) -> bool {
@@ -32,7 +31,7 @@ async fn python_syslog_handler_over_udp_and_tcp() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let h = serve::start(config(dir.path())).await.unwrap();
+    let h = support::start(config(dir.path())).await.unwrap();
     let script = r#"
 import logging, logging.handlers, socket, sys
 for port, socktype, name in [(int(sys.argv[1]), socket.SOCK_DGRAM, "udp"), (int(sys.argv[2]), socket.SOCK_STREAM, "tcp")]:
@@ -98,7 +97,7 @@ async fn openssl_s_client_over_tls() {
     std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
     cfg.tls.cert = Some(cert.clone());
     cfg.tls.key = Some(key);
-    let h = serve::start(cfg).await.unwrap();
+    let h = support::start(cfg).await.unwrap();
     let target = h.syslog_tls.unwrap().to_string();
     let out = tokio::task::spawn_blocking(move || {
         let mut child = Command::new("openssl")
@@ -149,8 +148,9 @@ async fn curl_ndjson_gzip_oversize_and_malformed() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = config(dir.path());
     cfg.http_ingest.max_body_bytes = 64 * 1024;
-    let h = serve::start(cfg).await.unwrap();
+    let h = support::start(cfg).await.unwrap();
     let url = format!("http://{}/api/v1/logs", h.http.unwrap());
+    let key_header = format!("X-API-Key: {}", support::api_key(h.http.unwrap()));
     let files = dir.path().to_path_buf();
     let ndjson = files.join("a.ndjson");
     std::fs::write(
@@ -180,6 +180,8 @@ async fn curl_ndjson_gzip_oversize_and_malformed() {
                 "\n%{http_code}",
                 "-H",
                 "Content-Type: application/x-ndjson",
+                "-H",
+                &key_header,
             ])
             .args(extra)
             .arg("--data-binary")

@@ -9,7 +9,7 @@ mod support;
 
 use killkrill_core::event::Timestamp;
 use killkrill_store::{DbType, StoreConfig};
-use killkrill_svc::serve::{self, StartOptions};
+use killkrill_svc::serve::StartOptions;
 use sqlx::Connection;
 use support::{by_message, config, http, wait_stored};
 use tokio::io::AsyncWriteExt;
@@ -21,7 +21,7 @@ fn unique(prefix: &str) -> String {
 
 async fn round_trip(store: StoreConfig) {
     let dir = tempfile::tempdir().unwrap();
-    let h = serve::start_with(
+    let h = support::start_with(
         config(dir.path()),
         StartOptions {
             store: Some(store),

@@ -27,7 +27,7 @@ fn gzip(b: &[u8]) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_log_format_is_stored_and_read_back() {
     let dir = tempfile::tempdir().unwrap();
-    let h = serve::start(config(dir.path())).await.unwrap();
+    let h = support::start(config(dir.path())).await.unwrap();
     let addr = h.http.unwrap();
 
     // NDJSON.
@@ -166,7 +166,7 @@ async fn every_log_format_is_stored_and_read_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metric_ingest_is_parsed_enqueued_and_counted() {
     let dir = tempfile::tempdir().unwrap();
-    let h = serve::start(config(dir.path())).await.unwrap();
+    let h = support::start(config(dir.path())).await.unwrap();
     let addr = h.http.unwrap();
     let counts = h.metric_counts.clone().unwrap();
 
@@ -299,7 +299,7 @@ async fn bad_input_is_a_4xx_json_naming_where_and_is_counted() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = config(dir.path());
     cfg.http_ingest.max_body_bytes = 1024;
-    let h = serve::start(cfg).await.unwrap();
+    let h = support::start(cfg).await.unwrap();
     let addr = h.http.unwrap();
     let rw1 = [
         ("Content-Type", "application/x-protobuf"),
@@ -487,7 +487,7 @@ async fn a_full_queue_answers_429_with_retry_after() {
     cfg.queue.max_events = 5;
     cfg.http_ingest.enqueue_wait_ms = 50;
     cfg.workers.drain_timeout_secs = 1;
-    let h = serve::start(cfg).await.unwrap();
+    let h = support::start(cfg).await.unwrap();
     let addr = h.http.unwrap();
     let three = b"{\"msg\":\"a\"}\n{\"msg\":\"b\"}\n{\"msg\":\"c\"}\n";
     let r = http(addr, "POST", "/api/v1/logs", &[], three).await;
@@ -531,7 +531,7 @@ async fn a_full_queue_answers_429_with_retry_after() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_drains_what_was_acknowledged_and_restart_keeps_it() {
     let dir = tempfile::tempdir().unwrap();
-    let h = serve::start(config(dir.path())).await.unwrap();
+    let h = support::start(config(dir.path())).await.unwrap();
     let addr = h.http.unwrap();
     assert_eq!(http(addr, "GET", "/healthz", &[], b"").await.status, 200);
     assert_eq!(http(addr, "GET", "/readyz", &[], b"").await.status, 200);
@@ -549,7 +549,7 @@ async fn shutdown_drains_what_was_acknowledged_and_restart_keeps_it() {
     assert_eq!(report.left_in_queue, 0);
     assert_eq!(report.nacked, 0);
 
-    let h = serve::start(config(dir.path())).await.unwrap();
+    let h = support::start(config(dir.path())).await.unwrap();
     let records = stored(&h.store).await;
     assert_eq!(records.len(), sent);
     let mut msgs: Vec<String> = records
@@ -582,7 +582,7 @@ async fn small_batches_are_compacted_in_the_background() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = config(dir.path());
     cfg.maintenance.interval_secs = 1;
-    let h = serve::start(cfg).await.unwrap();
+    let h = support::start(cfg).await.unwrap();
     let addr = h.http.unwrap();
     for i in 0..12 {
         let r = http(
@@ -659,7 +659,7 @@ async fn the_queue_and_the_metric_sink_plug_in() {
     let dir = tempfile::tempdir().unwrap();
     let queue = Arc::new(MemoryQueue::new(MemoryQueueConfig::default()));
     let sink = Arc::new(RecordingMetricSink::default());
-    let h = serve::start_with(
+    let h = support::start_with(
         config(dir.path()),
         serve::StartOptions {
             store: None,
@@ -739,7 +739,7 @@ fields = { "attributes.env" = "test" }
     assert_eq!(loaded.transforms.len(), 2);
     let mut cfg = config(&dir.path().join("data"));
     cfg.transforms = loaded.transforms;
-    let h = serve::start(cfg).await.unwrap();
+    let h = support::start(cfg).await.unwrap();
     let body = b"{\"msg\":\"health check ok\"}\n{\"msg\":\"real work\"}\n";
     let r = http(h.http.unwrap(), "POST", "/api/v1/logs", &[], body).await;
     assert_eq!(r.json()["accepted"].as_u64(), Some(2), "both were received");

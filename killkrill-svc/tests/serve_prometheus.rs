@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use killkrill_core::event::MetricSample;
 use killkrill_core::pipeline::{Batch, SinkError};
-use killkrill_svc::serve::{self, StartOptions, sinks::MetricSink};
+use killkrill_svc::serve::{StartOptions, sinks::MetricSink};
 use support::config;
 
 #[derive(Default)]
@@ -73,7 +73,7 @@ async fn prometheus_remote_writes_node_exporter_series() {
     }
     let dir = tempfile::tempdir().unwrap();
     let sink = Arc::new(Recording::default());
-    let h = serve::start_with(
+    let h = support::start_with(
         config(&dir.path().join("data")),
         StartOptions {
             store: None,
@@ -96,8 +96,9 @@ async fn prometheus_remote_writes_node_exporter_series() {
     std::fs::write(
         &prom_config,
         format!(
-            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: node\n    static_configs:\n      - targets: ['127.0.0.1:{node_port}']\nremote_write:\n  - url: http://{}/api/v1/write\n    queue_config:\n      batch_send_deadline: 1s\n",
-            h.http.unwrap()
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: node\n    static_configs:\n      - targets: ['127.0.0.1:{node_port}']\nremote_write:\n  - url: http://{}/api/v1/write\n    authorization:\n      credentials: {}\n    queue_config:\n      batch_send_deadline: 1s\n",
+            h.http.unwrap(),
+            support::api_key(h.http.unwrap())
         ),
     )
     .unwrap();

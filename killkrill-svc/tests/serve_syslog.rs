@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use killkrill_core::event::{Facility, Severity};
-use killkrill_svc::serve;
 use support::{by_message, config, metric_sum, scrape, wait_stored};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpStream, UdpSocket};
@@ -19,7 +18,7 @@ use tokio::net::{TcpStream, UdpSocket};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn udp_round_trip_keeps_malformed_messages_raw() {
     let dir = tempfile::tempdir().unwrap();
-    let h = serve::start(config(dir.path())).await.unwrap();
+    let h = support::start(config(dir.path())).await.unwrap();
     let target = h.syslog_udp.unwrap();
     let s = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let msgs: [&[u8]; 3] = [
@@ -82,7 +81,7 @@ async fn udp_round_trip_keeps_malformed_messages_raw() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tcp_mixes_both_framings_and_keeps_malformed_lines() {
     let dir = tempfile::tempdir().unwrap();
-    let h = serve::start(config(dir.path())).await.unwrap();
+    let h = support::start(config(dir.path())).await.unwrap();
     let mut c = TcpStream::connect(h.syslog_tcp.unwrap()).await.unwrap();
     let octet = b"<34>1 2026-11-25T10:00:00Z host-a su - - - octet framed";
     let mut stream = format!("{} ", octet.len()).into_bytes();
@@ -137,7 +136,7 @@ async fn tls_round_trip_with_a_self_signed_certificate() {
     cfg.syslog_tls = cfg.syslog_tcp;
     cfg.tls.cert = Some(cert_path);
     cfg.tls.key = Some(key_path);
-    let h = serve::start(cfg).await.unwrap();
+    let h = support::start(cfg).await.unwrap();
     let tls_addr = h.syslog_tls.unwrap();
 
     let mut roots = rustls::RootCertStore::empty();
@@ -216,7 +215,7 @@ async fn a_full_queue_stops_reading_tcp_instead_of_dropping() {
     cfg.queue.max_events = 10;
     cfg.syslog.batch_max_events = 5;
     cfg.workers.drain_timeout_secs = 1;
-    let h = serve::start(cfg).await.unwrap();
+    let h = support::start(cfg).await.unwrap();
     let mut c = TcpStream::connect(h.syslog_tcp.unwrap()).await.unwrap();
     let lines: String = (0..30)
         .map(|i| format!("<13>1 - h a - - - line {i}\n"))
@@ -266,7 +265,7 @@ async fn util_linux_logger_rfc5424_over_udp_and_tcp() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let h = serve::start(config(dir.path())).await.unwrap();
+    let h = support::start(config(dir.path())).await.unwrap();
     let udp = h.syslog_udp.unwrap();
     let tcp = h.syslog_tcp.unwrap();
     let run = |args: &[&str]| {
@@ -368,7 +367,7 @@ async fn udp_drops_are_counted_when_the_queue_stays_full() {
     cfg.queue.max_events = 2;
     cfg.syslog.batch_max_events = 2;
     cfg.workers.drain_timeout_secs = 1;
-    let h = serve::start(cfg).await.unwrap();
+    let h = support::start(cfg).await.unwrap();
     let s = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     for i in 0..4 {
         s.send_to(
@@ -413,7 +412,7 @@ async fn tcp_connection_limits_idle_timeout_and_oversized_frames() {
     cfg.syslog.max_connections = 1;
     cfg.syslog.idle_timeout_secs = 1;
     cfg.syslog.max_frame_bytes = 64;
-    let h = serve::start(cfg).await.unwrap();
+    let h = support::start(cfg).await.unwrap();
     let tcp = h.syslog_tcp.unwrap();
     let mut first = TcpStream::connect(tcp).await.unwrap();
     first.write_all(b"<13>1 - h a - - - kept\n").await.unwrap();
@@ -494,7 +493,7 @@ async fn tls_client_certificates_are_required_when_a_client_ca_is_set() {
     cfg.tls.cert = Some(write("cert.pem", server.cert.pem()));
     cfg.tls.key = Some(write("key.pem", server.signing_key.serialize_pem()));
     cfg.tls.client_ca = Some(write("ca.pem", ca.pem()));
-    let h = serve::start(cfg).await.unwrap();
+    let h = support::start(cfg).await.unwrap();
     let tls_addr = h.syslog_tls.unwrap();
 
     let mut roots = rustls::RootCertStore::empty();
@@ -560,7 +559,7 @@ async fn tls_client_certificates_are_required_when_a_client_ca_is_set() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_takes_what_senders_already_sent() {
     let dir = tempfile::tempdir().unwrap();
-    let h = serve::start(config(dir.path())).await.unwrap();
+    let h = support::start(config(dir.path())).await.unwrap();
     let mut c = TcpStream::connect(h.syslog_tcp.unwrap()).await.unwrap();
     let lines: String = (0..3000)
         .map(|i| format!("<13>1 - h a - - - tcp {i}\n"))
@@ -586,7 +585,7 @@ async fn shutdown_takes_what_senders_already_sent() {
     let report = h.shutdown().await;
     assert_eq!(report.left_in_queue, 0);
     drop((c, late));
-    let h = serve::start(config(dir.path())).await.unwrap();
+    let h = support::start(config(dir.path())).await.unwrap();
     let records = support::stored(&h.store).await;
     let tcp = records
         .iter()
@@ -611,7 +610,7 @@ async fn every_udp_datagram_is_received_or_counted_as_dropped() {
     cfg.syslog.batch_max_events = 2;
     cfg.syslog.udp_recv_buffer_bytes = 1;
     cfg.workers.drain_timeout_secs = 1;
-    let h = serve::start(cfg).await.unwrap();
+    let h = support::start(cfg).await.unwrap();
     let target = h.syslog_udp.unwrap();
     let s = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let sent = 300;

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod admin;
 pub mod migrate;
 pub mod parse;
 pub mod serve;
@@ -35,6 +36,12 @@ pub enum Command {
     /// Validate the configuration (file, KILLKRILL_* environment, flags)
     /// and print the effective one, without starting.
     CheckConfig(serve::ConfigArgs),
+    /// Manage users (add, passwd) in the database.
+    #[command(subcommand)]
+    User(admin::UserCommand),
+    /// Manage API keys (create, revoke) in the database.
+    #[command(subcommand)]
+    Apikey(admin::ApiKeyCommand),
     /// Print the version.
     Version,
 }
@@ -73,6 +80,19 @@ where
         Command::CheckConfig(args) => {
             serve::check_config(&args, std::io::stdout().lock(), std::io::stderr().lock())
         }
+        Command::User(cmd) => admin::run_user(
+            &cmd,
+            |k| std::env::var(k).ok(),
+            std::io::stdin().lock(),
+            std::io::stdout().lock(),
+            std::io::stderr().lock(),
+        ),
+        Command::Apikey(cmd) => admin::run_apikey(
+            &cmd,
+            |k| std::env::var(k).ok(),
+            std::io::stdout().lock(),
+            std::io::stderr().lock(),
+        ),
         Command::Version => {
             let mut out = std::io::stdout().lock();
             match writeln!(out, "killkrill {}", env!("CARGO_PKG_VERSION")) {

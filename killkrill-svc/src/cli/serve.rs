@@ -177,6 +177,13 @@ pub fn run(args: &ServeArgs, mut out: impl Write, mut err: impl Write) -> ExitCo
             show(handle.syslog_tcp),
             show(handle.syslog_tls)
         );
+        if let Some((creds, path)) = &handle.bootstrap {
+            let msg = format!(
+                "killkrill serve: first start: created admin {} with password {} and an ingest,read API key {} (tenant {}); they are also in {} (mode 0600). This is the only time they are printed.",
+                creds.admin_email, creds.admin_password, creds.api_key, creds.tenant, path.display()
+            );
+            let _ = writeln!(out, "{msg}");
+        }
         if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
             // stdout closed: keep serving, the logs say where.
         }

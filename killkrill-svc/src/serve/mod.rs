@@ -38,6 +38,8 @@ use killkrill_store::{Store, StoreConfig};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+use crate::auth::Auth;
+use crate::auth::bootstrap::BootstrapCredentials;
 use crate::config::{QueueConfig, ServeConfig};
 use ingest::Ingest;
 use sinks::{CountingMetricSink, LogStoreSink, MetricSink, MetricSinkAdapter, StoreDeadLetter};
@@ -95,6 +97,11 @@ pub struct ServeHandle {
     pub queue: Arc<dyn Queue>,
     /// The default metric sink's counts, when it is in use.
     pub metric_counts: Option<Arc<CountingMetricSink>>,
+    /// Authentication (users, keys, tokens) of this process.
+    pub auth: Arc<Auth>,
+    /// What the first start created (admin and API key) and the 0600 file
+    /// it wrote them to; `None` when users existed already.
+    pub bootstrap: Option<(BootstrapCredentials, std::path::PathBuf)>,
     listeners_trigger: ShutdownTrigger,
     workers_trigger: ShutdownTrigger,
     listeners: Vec<JoinHandle<()>>,
@@ -153,6 +160,22 @@ pub async fn start_with(
             .map_err(|e| StartError::Config(format!("data_dir {}: {e}", dir.display())))?;
     }
     let store = Store::open(store_cfg).await?;
+    let auth = Arc::new(
+        Auth::build(&config.auth, &store, &config.data_dir, tenant.clone())
+            .map_err(StartError::Config)?,
+    );
+    let bootstrap = if config.auth.bootstrap && !auth.disabled() {
+        crate::auth::bootstrap::run(&auth, &config.data_dir)
+            .await
+            .map_err(|e| StartError::Config(format!("creating the first admin: {e}")))?
+    } else {
+        None
+    };
+    if auth.disabled() {
+        tracing::warn!(
+            "authentication is disabled ([auth] mode = \"disabled\"): every HTTP request is the anonymous caller of the default tenant; never do this outside development"
+        );
+    }
 
     let queue: Arc<dyn Queue> = match options.queue {
         Some(q) => Arc::new(MeteredQueue::new(DynQueue(q))),
@@ -256,8 +279,9 @@ pub async fn start_with(
                 log_committed.clone(),
                 listeners_shutdown.clone(),
             ),
+            auth: auth.clone(),
         });
-        let app = http::router(state);
+        let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
         let mut sd = listeners_shutdown.clone();
         listeners.push(tokio::spawn(async move {
             let served = axum::serve(l, app)
@@ -321,6 +345,8 @@ pub async fn start_with(
         store,
         queue,
         metric_counts,
+        auth,
+        bootstrap,
         listeners_trigger,
         workers_trigger,
         listeners,

@@ -3,15 +3,19 @@
 //! core's query engine.
 #![allow(dead_code, clippy::unwrap_used, clippy::print_stderr)]
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use killkrill_core::event::{LogRecord, Tenant};
 use killkrill_core::logquery::{LogFilter, LogQuery, Order, query_logs};
 use killkrill_core::storage::TimeRange;
 use killkrill_store::Store;
+use killkrill_svc::auth::bootstrap::BootstrapCredentials;
 use killkrill_svc::config::{ListenAddr, ServeConfig};
+use killkrill_svc::serve::{self, ServeHandle, StartOptions};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -29,6 +33,57 @@ pub fn config(dir: &Path) -> ServeConfig {
     c.syslog.batch_linger_ms = 20;
     c.workers.drain_timeout_secs = 10;
     c
+}
+
+/// The bootstrap credentials of each running server, by HTTP address:
+/// [`http`] sends the API key unless the request has its own credentials.
+fn keys() -> &'static Mutex<HashMap<SocketAddr, BootstrapCredentials>> {
+    static K: OnceLock<Mutex<HashMap<SocketAddr, BootstrapCredentials>>> = OnceLock::new();
+    K.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// Remembers the credentials of `h` (from its first start, or the file in
+/// `data_dir` a previous start wrote), so [`http`] authenticates.
+pub fn register(h: &ServeHandle, data_dir: &Path) -> BootstrapCredentials {
+    let creds = match &h.bootstrap {
+        Some((c, _)) => c.clone(),
+        None => BootstrapCredentials::read(data_dir).expect("bootstrap credentials file"),
+    };
+    if let Some(a) = h.http {
+        keys().lock().unwrap().insert(a, creds.clone());
+    }
+    creds
+}
+
+/// The bootstrap credentials of the server at `addr`.
+pub fn creds(addr: SocketAddr) -> BootstrapCredentials {
+    keys()
+        .lock()
+        .unwrap()
+        .get(&addr)
+        .cloned()
+        .expect("registered server")
+}
+
+/// The ingest+read API key of the server at `addr`.
+pub fn api_key(addr: SocketAddr) -> String {
+    creds(addr).api_key
+}
+
+/// `serve::start` and [`register`].
+pub async fn start(cfg: ServeConfig) -> Result<ServeHandle, serve::StartError> {
+    start_with(cfg, StartOptions::default()).await
+}
+
+/// `serve::start_with` and [`register`].
+pub async fn start_with(
+    cfg: ServeConfig,
+    opts: StartOptions,
+) -> Result<ServeHandle, serve::StartError> {
+    let dir = cfg.data_dir.clone();
+    let h = serve::start_with(cfg, opts).await?;
+    register(&h, &dir);
+    Ok(h)
 }
 
 /// An HTTP response.
@@ -62,8 +117,33 @@ impl Resp {
     }
 }
 
-/// One request on a new connection (`Connection: close`).
+/// One request on a new connection (`Connection: close`), with the
+/// server's bootstrap API key unless `headers` carry credentials (an empty
+/// `X-API-Key` value sends none).
 pub async fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Resp {
+    let own = headers.iter().any(|(k, _)| {
+        k.eq_ignore_ascii_case("authorization") || k.eq_ignore_ascii_case("x-api-key")
+    });
+    let key = keys().lock().unwrap().get(&addr).map(|c| c.api_key.clone());
+    let mut all: Vec<(&str, &str)> = headers
+        .iter()
+        .filter(|(k, v)| !(k.eq_ignore_ascii_case("x-api-key") && v.is_empty()))
+        .copied()
+        .collect();
+    if !own && let Some(k) = &key {
+        all.push(("X-API-Key", k.as_str()));
+    }
+    raw_http(addr, method, path, &all, body).await
+}
+
+/// One request exactly as given (no credentials added).
+pub async fn raw_http(
     addr: SocketAddr,
     method: &str,
     path: &str,
@@ -82,8 +162,23 @@ pub async fn http(
     s.write_all(req.as_bytes()).await.unwrap();
     // The server may answer (413) before reading the whole body.
     let _ = s.write_all(body).await;
+    // Read to the end, except for an endless Server-Sent Events stream
+    // (live tail): its head is the answer.
     let mut raw = Vec::new();
-    s.read_to_end(&mut raw).await.unwrap();
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        let n = s.read(&mut buf).await.unwrap();
+        if n == 0 {
+            break;
+        }
+        raw.extend_from_slice(&buf[..n]);
+        if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+            if head.contains("content-type: text/event-stream") {
+                break;
+            }
+        }
+    }
     parse_response(&raw)
 }
 
@@ -114,11 +209,19 @@ fn parse_response(raw: &[u8]) -> Resp {
         let mut out = Vec::new();
         let mut rest = &body[..];
         loop {
-            let nl = rest.windows(2).position(|w| w == b"\r\n").unwrap();
+            // A stream cut short (a live tail read up to its head) ends
+            // the body where it stops.
+            let Some(nl) = rest.windows(2).position(|w| w == b"\r\n") else {
+                break;
+            };
             let size = usize::from_str_radix(std::str::from_utf8(&rest[..nl]).unwrap().trim(), 16)
                 .unwrap();
             rest = &rest[nl + 2..];
             if size == 0 {
+                break;
+            }
+            if rest.len() < size + 2 {
+                out.extend_from_slice(&rest[..size.min(rest.len())]);
                 break;
             }
             out.extend_from_slice(&rest[..size]);
@@ -135,8 +238,13 @@ fn parse_response(raw: &[u8]) -> Resp {
 
 /// Every stored record of the default tenant, oldest first.
 pub async fn stored(store: &Store) -> Vec<LogRecord> {
+    stored_in(store, &Tenant::default()).await
+}
+
+/// Every stored record of `tenant`, oldest first.
+pub async fn stored_in(store: &Store, tenant: &Tenant) -> Vec<LogRecord> {
     let q = LogQuery {
-        tenant: Tenant::default(),
+        tenant: tenant.clone(),
         range: TimeRange::ALL,
         filter: LogFilter::default(),
         order: Order::OldestFirst,

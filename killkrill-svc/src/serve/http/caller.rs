@@ -1,16 +1,18 @@
 //! Who is calling: the identity every handler scopes its work to.
 //!
 //! Handlers never read a tenant from the configuration or the request
-//! themselves; they take a [`Caller`] and use `caller.tenant`. An
-//! authentication layer puts the verified caller into the request's
-//! extensions; without one (no authentication configured yet), the caller
-//! is the anonymous user of the process's default tenant.
+//! themselves; they take a [`Caller`] and use `caller.tenant`. The
+//! authentication layer ([`super::authn::authenticate`]) puts the verified
+//! caller into the request's extensions. Without one the request is refused
+//! (401): there is no fallback to a default tenant. (With `[auth] mode =
+//! "disabled"`, development only, the layer itself inserts the anonymous
+//! caller of the default tenant.)
 
-use std::convert::Infallible;
 use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
+use axum::response::Response;
 use killkrill_core::event::Tenant;
 
 use super::AppState;
@@ -35,16 +37,18 @@ impl Caller {
 }
 
 impl FromRequestParts<Arc<AppState>> for Caller {
-    type Rejection = Infallible;
+    type Rejection = Response;
 
     async fn from_request_parts(
         parts: &mut Parts,
-        state: &Arc<AppState>,
+        _state: &Arc<AppState>,
     ) -> Result<Self, Self::Rejection> {
-        Ok(parts
-            .extensions
-            .get::<Caller>()
-            .cloned()
-            .unwrap_or_else(|| Caller::anonymous(state.ingest.default_tenant().clone())))
+        parts.extensions.get::<Caller>().cloned().ok_or_else(|| {
+            super::authn::unauthorized(
+                "authentication required",
+                "no verified caller",
+                parts.uri.path(),
+            )
+        })
     }
 }

@@ -133,6 +133,11 @@ pub fn endpoint_of(path: &str) -> &'static str {
         "/api/v1/import/prometheus" => "prometheus_import",
         p if p.starts_with("/metrics/job/") => "pushgateway",
         "/healthz" | "/readyz" | "/metrics" => "ops",
+        p if p.starts_with("/api/v1/auth/") => "auth",
+        p if p.starts_with("/api/v1/users") => "users",
+        p if p.starts_with("/api/v1/api-keys") => "api_keys",
+        "/api/v1/tenants" => "tenants",
+        "/api/v1/audit" => "audit",
         p if p.starts_with("/api/v1/") => "prometheus_api",
         _ => "other",
     }

@@ -7,7 +7,17 @@
 //! remote write routes, where the body format itself is snappy), then the
 //! body limit, which so applies to the *decompressed* bytes (a small gzip
 //! bomb is still a 413).
+//!
+//! Authentication (see [`crate::auth`]): every group but the public one is
+//! wrapped in [`authn::authenticate`] (401 without valid credentials) and
+//! its own [`authn::require`] layer with the group's [`Permission`] (403).
+//! Both run before any body is read. [`route_table`] lists every path with
+//! its permission, built by the same functions that build the router, so
+//! the router-walk test covers every route, including ones added later.
 
+mod api_keys;
+mod auth_api;
+pub mod authn;
 mod caller;
 mod error;
 mod logs;
@@ -18,7 +28,10 @@ pub mod prom;
 mod query_logs;
 mod query_metrics;
 pub mod read_params;
+pub mod routes;
 pub mod tail;
+mod tenants;
+mod users;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,8 +40,8 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::extract::rejection::BytesRejection;
 use axum::http::StatusCode;
-use axum::middleware::map_response;
-use axum::routing::{get, post};
+use axum::middleware::{from_fn_with_state, map_response};
+use axum::routing::{delete, get, post};
 use bytes::Bytes;
 use killkrill_store::Store;
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -37,7 +50,10 @@ use tower_http::limit::RequestBodyLimitLayer;
 
 pub use caller::Caller;
 pub use error::ApiError;
+pub use routes::{RouteSpec, Routes};
 pub use tail::TailHub;
+
+use crate::auth::{Auth, Permission};
 
 use super::ingest::Ingest;
 
@@ -57,34 +73,119 @@ pub struct AppState {
     pub query: crate::config::QueryConfig,
     /// Live tails: the concurrency limit and the commit notification.
     pub tails: Arc<TailHub>,
+    /// Authentication.
+    pub auth: Arc<Auth>,
 }
 
-/// The full router: the public operations routes, the ingest routes and
-/// the read routes. Each group is built by its own function so a layer that
-/// needs a permission (ingest, read, admin) applies to a whole group.
+/// The route groups, each with the permission its routes need.
+fn groups(state: Option<&Arc<AppState>>, max_body_bytes: usize) -> Vec<(Permission, Routes)> {
+    vec![
+        (Permission::Public, public_routes()),
+        (Permission::Authenticated, session_routes()),
+        (Permission::Ingest, ingest_routes(max_body_bytes)),
+        (Permission::Read, read_routes(state)),
+        (Permission::Manage, manage_routes()),
+        (Permission::Admin, admin_routes()),
+    ]
+}
+
+/// Every route's path and the permission it needs.
+pub fn route_table() -> Vec<RouteSpec> {
+    groups(None, 1)
+        .into_iter()
+        .flat_map(|(permission, r)| {
+            r.paths
+                .into_iter()
+                .map(move |path| RouteSpec { path, permission })
+        })
+        .collect()
+}
+
+/// The full router: the public operations routes, then every other group
+/// behind authentication and its permission. Each group is built by its own
+/// function so a layer that needs a permission applies to a whole group.
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
-        .merge(public_routes())
-        .merge(ingest_routes(state.max_body_bytes))
-        .merge(read_routes(&state))
+    let mut public = Router::new();
+    let mut protected = Router::new();
+    for (perm, r) in groups(Some(&state), state.max_body_bytes) {
+        if r.paths.is_empty() {
+            continue; // axum refuses a route_layer on no routes
+        }
+        if perm == Permission::Public {
+            public = public.merge(r.router);
+        } else {
+            protected = protected.merge(
+                r.router
+                    .route_layer(from_fn_with_state((state.clone(), perm), authn::require)),
+            );
+        }
+    }
+    let protected = protected.route_layer(from_fn_with_state(state.clone(), authn::authenticate));
+    public
+        .merge(protected)
         .layer(DefaultBodyLimit::disable())
         .layer(map_response(error::json_errors))
         .with_state(state)
 }
 
-/// Health, readiness and the process's own metrics: answered to anyone.
-fn public_routes() -> Router<Arc<AppState>> {
-    Router::new()
+/// Health, readiness and the process's own metrics, and the two login
+/// endpoints: answered to anyone.
+fn public_routes() -> Routes {
+    Routes::new()
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
+        .merge(
+            Routes::new()
+                .route("/api/v1/auth/login", post(auth_api::login))
+                .route("/api/v1/auth/refresh", post(auth_api::refresh))
+                .layer(RequestBodyLimitLayer::new(authn::MAX_JSON_BYTES)),
+        )
+}
+
+/// Any verified caller: its own session.
+fn session_routes() -> Routes {
+    Routes::new()
         .route("/api/v1/openapi.json", get(openapi::get_openapi))
+        .route("/api/v1/auth/me", get(auth_api::me))
+        .route("/api/v1/auth/logout", post(auth_api::logout))
+        .route("/api/v1/auth/password", post(auth_api::change_password))
+        .route("/api/v1/auth/totp/enrol", post(auth_api::totp_enrol))
+        .route("/api/v1/auth/totp/confirm", post(auth_api::totp_confirm))
+        .layer(RequestBodyLimitLayer::new(authn::MAX_JSON_BYTES))
+}
+
+/// Changing resources: API keys.
+fn manage_routes() -> Routes {
+    Routes::new()
+        .route(
+            "/api/v1/api-keys",
+            get(api_keys::list).post(api_keys::create),
+        )
+        .route("/api/v1/api-keys/{id}", delete(api_keys::revoke))
+        .layer(RequestBodyLimitLayer::new(authn::MAX_JSON_BYTES))
+}
+
+/// Users, tenants, the audit log.
+fn admin_routes() -> Routes {
+    Routes::new()
+        .route("/api/v1/users", get(users::list).post(users::create))
+        .route(
+            "/api/v1/users/{id}",
+            get(users::get_one)
+                .patch(users::patch)
+                .delete(users::delete),
+        )
+        .route("/api/v1/users/{id}/totp", delete(users::reset_totp))
+        .route("/api/v1/tenants", get(tenants::list).post(tenants::create))
+        .route("/api/v1/audit", get(tenants::audit))
+        .layer(RequestBodyLimitLayer::new(authn::MAX_JSON_BYTES))
 }
 
 /// Every route that accepts data.
-fn ingest_routes(limit: usize) -> Router<Arc<AppState>> {
+fn ingest_routes(limit: usize) -> Routes {
     let decompress = || RequestDecompressionLayer::new().gzip(true).zstd(true);
-    let plain = Router::new()
+    let plain = Routes::new()
         .route("/api/v1/logs", post(logs::post_logs))
         .route(
             "/api/v1/import/prometheus",
@@ -100,26 +201,28 @@ fn ingest_routes(limit: usize) -> Router<Arc<AppState>> {
         )
         .layer(RequestBodyLimitLayer::new(limit))
         .layer(decompress());
-    let loki = Router::new()
+    let loki = Routes::new()
         .route("/loki/api/v1/push", post(logs::post_loki))
         .layer(RequestBodyLimitLayer::new(limit))
         .layer(decompress().pass_through_unaccepted(true));
-    let remote_write = Router::new()
+    let remote_write = Routes::new()
         .route("/api/v1/write", post(metrics_ingest::post_remote_write))
         .layer(RequestBodyLimitLayer::new(limit));
-    Router::new().merge(plain).merge(loki).merge(remote_write)
+    Routes::new().merge(plain).merge(loki).merge(remote_write)
 }
 
 /// Every route that reads stored data (log and metric queries, the
 /// Prometheus API, live tail). Every handler scopes its reads to the
-/// [`Caller`]'s tenant.
-fn read_routes(state: &Arc<AppState>) -> Router<Arc<AppState>> {
-    Router::new()
+/// [`Caller`]'s tenant. The Prometheus routes are built over the state's
+/// store; without a state (for [`route_table`]) only their paths are listed.
+fn read_routes(state: Option<&Arc<AppState>>) -> Routes {
+    let prom = state.map_or_else(axum::Router::new, prom::routes);
+    Routes::new()
         .route("/api/v1/logs", get(query_logs::get_logs))
         .route("/api/v1/logs/volume", get(query_logs::get_volume))
         .route("/api/v1/logs/tail", get(tail::get_tail))
         .route("/api/v1/metrics", get(query_metrics::get_metrics))
-        .merge(prom::routes(state))
+        .merge_router(killkrill_query::API_PATHS, prom)
 }
 
 /// The body, or the error a client should see.

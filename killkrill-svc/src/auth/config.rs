@@ -1,0 +1,133 @@
+//! `[auth]`: how callers prove who they are.
+
+use serde::{Deserialize, Serialize};
+
+/// Whether requests must carry credentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMode {
+    /// Every route except health, readiness, metrics and login needs
+    /// credentials (the default).
+    #[default]
+    Enabled,
+    /// Development only: every request is the anonymous caller of the
+    /// default tenant with every permission. Refused when
+    /// `RELEASE_MODE=true`.
+    Disabled,
+}
+
+/// Authentication settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// `enabled` (default) or `disabled` (development only).
+    pub mode: AuthMode,
+    /// Lifetime of an access token (JWT), seconds.
+    pub access_ttl_secs: u64,
+    /// Lifetime of a refresh token, seconds.
+    pub refresh_ttl_secs: u64,
+    /// `iss` of the tokens issued and required.
+    pub issuer: String,
+    /// `aud` of the tokens issued and required.
+    pub audience: String,
+    /// Failed logins in a row that lock an account...
+    pub max_failed_logins: u32,
+    /// ...for this long, seconds.
+    pub lockout_secs: u64,
+    /// Failed logins from one client address within `address_window_secs`
+    /// before that address is refused (429) until the window passes.
+    pub address_max_failures: u32,
+    /// The window of `address_max_failures`, seconds.
+    pub address_window_secs: u64,
+    /// Shortest password accepted.
+    pub min_password_length: usize,
+    /// Whether the first start with no users creates an admin and an API
+    /// key (printed once and written to `bootstrap-credentials` in the data
+    /// directory, mode 0600).
+    pub bootstrap: bool,
+    /// `RELEASE_MODE=true` in the environment (not a config key).
+    #[serde(skip)]
+    pub release_mode: bool,
+    /// `JWT_SECRET` from the environment (not a config key; never printed).
+    #[serde(skip)]
+    pub jwt_secret: Option<String>,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            mode: AuthMode::Enabled,
+            access_ttl_secs: 15 * 60,
+            refresh_ttl_secs: 14 * 24 * 3600,
+            issuer: "killkrill".into(),
+            audience: "killkrill".into(),
+            max_failed_logins: 5,
+            lockout_secs: 15 * 60,
+            address_max_failures: 20,
+            address_window_secs: 5 * 60,
+            min_password_length: 12,
+            bootstrap: true,
+            release_mode: false,
+            jwt_secret: None,
+        }
+    }
+}
+
+impl AuthConfig {
+    /// Reads `RELEASE_MODE` and `JWT_SECRET` from `(name, value)` pairs.
+    pub fn read_env(&mut self, env: &[(String, String)]) {
+        for (k, v) in env {
+            match k.as_str() {
+                "RELEASE_MODE" => {
+                    self.release_mode =
+                        matches!(v.trim().to_ascii_lowercase().as_str(), "true" | "1" | "yes");
+                }
+                "JWT_SECRET" if !v.is_empty() => self.jwt_secret = Some(v.clone()),
+                _ => {}
+            }
+        }
+    }
+
+    /// Checks the settings.
+    ///
+    /// # Errors
+    /// `(key, problem)`.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        if self.mode == AuthMode::Disabled && self.release_mode {
+            return Err((
+                "auth.mode",
+                "\"disabled\" is refused when RELEASE_MODE=true: authentication cannot be turned off in release mode".into(),
+            ));
+        }
+        if self.access_ttl_secs == 0 || self.access_ttl_secs > 24 * 3600 {
+            return Err(("auth.access_ttl_secs", "must be between 1 and 86400".into()));
+        }
+        if self.refresh_ttl_secs < self.access_ttl_secs || self.refresh_ttl_secs > 365 * 24 * 3600 {
+            return Err((
+                "auth.refresh_ttl_secs",
+                "must be at least auth.access_ttl_secs and at most a year".into(),
+            ));
+        }
+        if self.max_failed_logins == 0 || self.address_max_failures == 0 {
+            return Err((
+                "auth.max_failed_logins",
+                "the login limits must be greater than 0".into(),
+            ));
+        }
+        if self.min_password_length < 8 {
+            return Err(("auth.min_password_length", "must be at least 8".into()));
+        }
+        if self.issuer.is_empty() || self.audience.is_empty() {
+            return Err((
+                "auth.issuer",
+                "issuer and audience must not be empty".into(),
+            ));
+        }
+        if let Some(s) = &self.jwt_secret
+            && s.len() < 32
+        {
+            return Err(("JWT_SECRET", "must be at least 32 bytes".into()));
+        }
+        Ok(())
+    }
+}

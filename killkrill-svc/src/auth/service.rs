@@ -1,0 +1,729 @@
+//! [`Auth`]: logins, token rotation, credentials on requests, and the
+//! user / key changes (each audited).
+
+use std::net::IpAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use killkrill_core::event::Tenant;
+use killkrill_core::storage::{ErrorKind, StoreError};
+use killkrill_store::Store;
+use killkrill_store::auth::{
+    AuditEntry, AuthStore, NewApiKey, NewRefreshToken, NewUser, RefreshUse, Role, Scope, UserRow,
+};
+use metrics::counter;
+use serde::Serialize;
+
+use super::config::{AuthConfig, AuthMode};
+use super::jwt::{Jwt, SecretSource, load_secret};
+use super::limiter::AddressLimiter;
+use super::principal::{Credential, Principal};
+use super::{keys, now_nanos, password, totp};
+
+/// Counter of refused credentials, by reason.
+pub const AUTH_REJECTED: &str = "killkrill_auth_rejected_total";
+/// Counter of logins, by result.
+pub const AUTH_LOGINS: &str = "killkrill_auth_logins_total";
+
+const NANOS: i64 = 1_000_000_000;
+/// Refresh tokens start with this.
+pub const REFRESH_PREFIX: &str = "kkr_";
+
+/// Why a request or an operation was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// Missing or bad credentials (401). The text is for the log only.
+    #[error("unauthenticated: {0}")]
+    Unauthenticated(String),
+    /// The password was right but the account has TOTP on and no (or no
+    /// valid) code came with it (401 naming the missing factor).
+    #[error("second factor required")]
+    SecondFactor,
+    /// Too many failures (429).
+    #[error("too many failed logins")]
+    RateLimited {
+        /// Seconds to wait.
+        retry_after: u64,
+    },
+    /// Not allowed (403), with a reason the client may see.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    /// Bad input (400), with a reason the client may see.
+    #[error("invalid: {0}")]
+    Invalid(String),
+    /// No such thing (404).
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// Already exists (409).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// Database trouble (503; text for the log only).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Anything else (500; text for the log only).
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+/// An access token and a refresh token.
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenPair {
+    /// JWT for `Authorization: Bearer`.
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    /// Seconds the access token lives.
+    pub expires_in: u64,
+    /// Single-use token for `/api/v1/auth/refresh`.
+    pub refresh_token: String,
+}
+
+/// The authentication service of one process.
+#[derive(Debug)]
+pub struct Auth {
+    store: AuthStore,
+    cfg: AuthConfig,
+    jwt: Jwt,
+    limiter: AddressLimiter,
+    system_tenant: Tenant,
+    secret_source: SecretSource,
+}
+
+impl Auth {
+    /// Loads the signing secret and builds the service.
+    ///
+    /// # Errors
+    /// A message naming what is wrong (`JWT_SECRET` in release mode).
+    pub fn build(
+        cfg: &AuthConfig,
+        store: &Store,
+        data_dir: &Path,
+        system_tenant: Tenant,
+    ) -> Result<Self, String> {
+        cfg.validate().map_err(|(k, p)| format!("{k}: {p}"))?;
+        let (secret, secret_source) =
+            load_secret(cfg.jwt_secret.as_deref(), cfg.release_mode, data_dir)?;
+        Ok(Auth {
+            store: store.auth(),
+            jwt: Jwt::new(&secret, &cfg.issuer, &cfg.audience),
+            limiter: AddressLimiter::new(
+                cfg.address_max_failures,
+                Duration::from_secs(cfg.address_window_secs),
+            ),
+            cfg: cfg.clone(),
+            system_tenant,
+            secret_source,
+        })
+    }
+
+    /// For the command line: users and keys only. The signing key is random
+    /// and thrown away (the CLI issues no tokens), so no secret is needed.
+    pub fn for_cli(store: &Store, system_tenant: Tenant) -> Self {
+        let cfg = AuthConfig::default();
+        let secret: [u8; 32] = rand::random();
+        Auth {
+            store: store.auth(),
+            jwt: Jwt::new(&secret, &cfg.issuer, &cfg.audience),
+            limiter: AddressLimiter::new(1, Duration::from_secs(1)),
+            cfg,
+            system_tenant,
+            secret_source: SecretSource::Env,
+        }
+    }
+
+    /// Whether authentication is off (development).
+    pub fn disabled(&self) -> bool {
+        self.cfg.mode == AuthMode::Disabled
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &AuthConfig {
+        &self.cfg
+    }
+
+    /// The tables.
+    pub fn store(&self) -> &AuthStore {
+        &self.store
+    }
+
+    /// The configured default tenant, whose admins manage every tenant.
+    pub fn system_tenant(&self) -> &Tenant {
+        &self.system_tenant
+    }
+
+    /// Where the signing secret came from.
+    pub fn secret_source(&self) -> SecretSource {
+        self.secret_source
+    }
+
+    /// The caller of a request with these headers: `Ok(None)` when it
+    /// carries no credentials, an error when they are bad.
+    ///
+    /// Accepted: `X-API-Key: <key>`, `Authorization: Bearer <key>`,
+    /// `Authorization: Bearer <access token>`, and `Authorization: Basic`
+    /// with an API key as the password (any user name), for clients that
+    /// only speak basic auth (promtool, Grafana data sources, URL userinfo).
+    ///
+    /// # Errors
+    /// [`AuthError::Unauthenticated`], [`AuthError::Store`].
+    pub async fn authenticate(
+        &self,
+        headers: &axum::http::HeaderMap,
+    ) -> Result<Option<Principal>, AuthError> {
+        let bad = |why: &'static str| {
+            counter!(AUTH_REJECTED, "reason" => why).increment(1);
+            AuthError::Unauthenticated(why.into())
+        };
+        if let Some(v) = headers.get("x-api-key") {
+            let k = v.to_str().map_err(|_| bad("malformed X-API-Key"))?;
+            return self.key_principal(k.trim()).await.map(Some);
+        }
+        let Some(v) = headers.get(axum::http::header::AUTHORIZATION) else {
+            return Ok(None);
+        };
+        let v = v.to_str().map_err(|_| bad("malformed Authorization"))?;
+        let (scheme, token) = v
+            .trim()
+            .split_once(' ')
+            .ok_or_else(|| bad("malformed Authorization"))?;
+        if scheme.eq_ignore_ascii_case("basic") {
+            use base64::Engine as _;
+            let raw = base64::engine::general_purpose::STANDARD
+                .decode(token.trim())
+                .map_err(|_| bad("malformed Basic credentials"))?;
+            let raw = String::from_utf8(raw).map_err(|_| bad("malformed Basic credentials"))?;
+            let (_, password) = raw
+                .split_once(':')
+                .ok_or_else(|| bad("malformed Basic credentials"))?;
+            return self.key_principal(password).await.map(Some);
+        }
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return Err(bad("unsupported Authorization scheme"));
+        }
+        let token = token.trim();
+        if token.starts_with(keys::KEY_PREFIX) {
+            self.key_principal(token).await.map(Some)
+        } else {
+            self.token_principal(token).await.map(Some)
+        }
+    }
+
+    async fn key_principal(&self, key: &str) -> Result<Principal, AuthError> {
+        let bad = |why: &'static str| {
+            counter!(AUTH_REJECTED, "reason" => why).increment(1);
+            AuthError::Unauthenticated(why.into())
+        };
+        if !keys::well_formed(key) {
+            return Err(bad("malformed API key"));
+        }
+        let digest = keys::digest(key);
+        let row = self
+            .store
+            .api_key_by_hash(&digest)
+            .await?
+            .ok_or_else(|| bad("unknown API key"))?;
+        if !keys::same(&row.hash, &digest) {
+            return Err(bad("unknown API key"));
+        }
+        if row.revoked {
+            return Err(bad("revoked API key"));
+        }
+        if row.expires_at.is_some_and(|e| e <= now_nanos()) {
+            return Err(bad("expired API key"));
+        }
+        Ok(Principal {
+            tenant: row.tenant,
+            subject: format!("apikey:{}", row.name),
+            credential: Credential::ApiKey {
+                id: row.id,
+                scopes: row.scopes,
+            },
+        })
+    }
+
+    async fn token_principal(&self, token: &str) -> Result<Principal, AuthError> {
+        let claims = self.jwt.verify(token).map_err(|e| {
+            counter!(AUTH_REJECTED, "reason" => "bad access token").increment(1);
+            AuthError::Unauthenticated(format!("access token: {e}"))
+        })?;
+        let id: i64 = claims
+            .sub
+            .parse()
+            .map_err(|_| AuthError::Unauthenticated("access token: bad sub".into()))?;
+        // The user row decides tenant and role, so a role change or a
+        // deletion takes effect at once, not when the token expires.
+        let user = self.store.user(id).await?.ok_or_else(|| {
+            counter!(AUTH_REJECTED, "reason" => "deleted user").increment(1);
+            AuthError::Unauthenticated("access token of a deleted user".into())
+        })?;
+        Ok(user_principal(&user))
+    }
+
+    /// Checks a password and starts a session.
+    ///
+    /// # Errors
+    /// [`AuthError::Unauthenticated`] for a wrong email or password (the
+    /// same either way), [`AuthError::RateLimited`] when the address or the
+    /// account is locked out, [`AuthError::Store`].
+    pub async fn login(
+        &self,
+        email: &str,
+        pw: &str,
+        second: Option<&str>,
+        addr: Option<IpAddr>,
+    ) -> Result<TokenPair, AuthError> {
+        let source = addr.map_or_else(|| "unknown".to_owned(), |a| a.to_string());
+        let now = now_nanos();
+        if let Some(a) = addr
+            && let Some(retry_after) = self.limiter.blocked(a, Instant::now())
+        {
+            counter!(AUTH_LOGINS, "result" => "address_limited").increment(1);
+            self.audit(
+                &self.system_tenant,
+                email,
+                "auth.login",
+                email,
+                &source,
+                "rate_limited",
+                "",
+            )
+            .await;
+            return Err(AuthError::RateLimited { retry_after });
+        }
+        if email.len() > 255 || pw.len() > password::MAX_PASSWORD_BYTES {
+            return Err(AuthError::Unauthenticated("over-long credentials".into()));
+        }
+        let user = self.store.user_by_email(email).await?;
+        if let Some(u) = &user
+            && u.locked_until > now
+        {
+            counter!(AUTH_LOGINS, "result" => "locked").increment(1);
+            self.audit(&u.tenant, email, "auth.login", email, &source, "locked", "")
+                .await;
+            let secs = (u.locked_until - now) / NANOS + 1;
+            return Err(AuthError::RateLimited {
+                retry_after: u64::try_from(secs).unwrap_or(1),
+            });
+        }
+        let mut ok = password::verify(
+            pw.to_owned(),
+            user.as_ref().map(|u| u.password_hash.clone()),
+        )
+        .await;
+        let mut why_failed = "";
+        if ok && let Some(u) = &user {
+            match self.second_factor(u.id, second).await? {
+                SecondFactor::NotEnrolled | SecondFactor::Accepted => {}
+                SecondFactor::Missing => {
+                    counter!(AUTH_LOGINS, "result" => "totp_required").increment(1);
+                    return Err(AuthError::SecondFactor);
+                }
+                SecondFactor::Wrong => {
+                    ok = false;
+                    why_failed = "wrong or reused TOTP code";
+                }
+            }
+        }
+        let tenant = user
+            .as_ref()
+            .map_or(&self.system_tenant, |u| &u.tenant)
+            .clone();
+        if !ok {
+            if let Some(a) = addr {
+                self.limiter.failed(a, Instant::now());
+            }
+            let mut detail = why_failed.to_owned();
+            if let Some(u) = &user {
+                let lock_until = now + i64::try_from(self.cfg.lockout_secs).unwrap_or(0) * NANOS;
+                let n = self
+                    .store
+                    .login_failed(u.id, self.cfg.max_failed_logins, lock_until)
+                    .await?;
+                if n >= self.cfg.max_failed_logins {
+                    detail = format!(
+                        "account locked for {} s after {n} failures",
+                        self.cfg.lockout_secs
+                    );
+                    counter!(AUTH_LOGINS, "result" => "lockout").increment(1);
+                }
+            }
+            counter!(AUTH_LOGINS, "result" => "failed").increment(1);
+            self.audit(
+                &tenant,
+                email,
+                "auth.login",
+                email,
+                &source,
+                "failed",
+                &detail,
+            )
+            .await;
+            return Err(AuthError::Unauthenticated("wrong email or password".into()));
+        }
+        let Some(u) = user else {
+            return Err(AuthError::Unauthenticated("wrong email or password".into()));
+        };
+        self.store.login_succeeded(u.id).await?;
+        if let Some(a) = addr {
+            self.limiter.succeeded(a);
+        }
+        let pair = self.issue_pair(&u, rand::random()).await?;
+        counter!(AUTH_LOGINS, "result" => "ok").increment(1);
+        self.audit(&u.tenant, email, "auth.login", email, &source, "ok", "")
+            .await;
+        Ok(pair)
+    }
+
+    /// Checks the second factor of a user whose password was right.
+    async fn second_factor(&self, id: i64, code: Option<&str>) -> Result<SecondFactor, AuthError> {
+        let st = self.store.totp_state(id).await?;
+        let (Some(secret), true) = (st.secret, st.enabled) else {
+            return Ok(SecondFactor::NotEnrolled);
+        };
+        let Some(code) = code.map(str::trim).filter(|c| !c.is_empty()) else {
+            return Ok(SecondFactor::Missing);
+        };
+        if code.len() > 64 {
+            return Ok(SecondFactor::Wrong);
+        }
+        let now = u64::try_from(now_nanos() / NANOS).unwrap_or(0);
+        if let Some(step) = totp::check(&secret, code, now) {
+            let step = i64::try_from(step).unwrap_or(i64::MAX);
+            return Ok(if self.store.advance_totp_step(id, step).await? {
+                SecondFactor::Accepted
+            } else {
+                SecondFactor::Wrong // replayed
+            });
+        }
+        if self
+            .store
+            .use_recovery_code(id, &keys::digest(code))
+            .await?
+        {
+            counter!(AUTH_LOGINS, "result" => "recovery_code").increment(1);
+            return Ok(SecondFactor::Accepted);
+        }
+        Ok(SecondFactor::Wrong)
+    }
+
+    /// Starts TOTP enrolment: a new pending secret and its `otpauth://` URI.
+    ///
+    /// # Errors
+    /// [`AuthError::Conflict`] when TOTP is already on.
+    pub async fn totp_enrol(&self, u: &UserRow) -> Result<(String, String), AuthError> {
+        if self.store.totp_state(u.id).await?.enabled {
+            return Err(AuthError::Conflict(
+                "TOTP is already on; an admin can reset it".into(),
+            ));
+        }
+        let secret = totp::new_secret();
+        let uri = totp::uri(&secret, &u.email).map_err(AuthError::Internal)?;
+        self.store.set_totp(u.id, Some(&secret), false).await?;
+        Ok((secret, uri))
+    }
+
+    /// Confirms enrolment with a current code; returns the recovery codes
+    /// (shown once).
+    ///
+    /// # Errors
+    /// [`AuthError::Invalid`] without a pending enrolment or with a wrong code.
+    pub async fn totp_confirm(&self, id: i64, code: &str) -> Result<Vec<String>, AuthError> {
+        let st = self.store.totp_state(id).await?;
+        let Some(secret) = st.secret.filter(|_| !st.enabled) else {
+            return Err(AuthError::Invalid(
+                "no pending TOTP enrolment: call enrol first".into(),
+            ));
+        };
+        let now = u64::try_from(now_nanos() / NANOS).unwrap_or(0);
+        let step = totp::check(&secret, code.trim(), now)
+            .ok_or_else(|| AuthError::Invalid("code: wrong TOTP code".into()))?;
+        self.store
+            .enable_totp(id, i64::try_from(step).unwrap_or(i64::MAX))
+            .await?;
+        let codes = totp::recovery_codes();
+        let hashes: Vec<[u8; 32]> = codes.iter().map(|c| keys::digest(c)).collect();
+        self.store.replace_recovery_codes(id, &hashes).await?;
+        Ok(codes)
+    }
+
+    async fn issue_pair(&self, u: &UserRow, family: [u8; 16]) -> Result<TokenPair, AuthError> {
+        let now = now_nanos();
+        let secs = u64::try_from(now / NANOS).unwrap_or(0);
+        let access = self
+            .jwt
+            .issue(
+                u.id,
+                u.tenant.as_str(),
+                u.role.as_str(),
+                secs,
+                self.cfg.access_ttl_secs,
+            )
+            .map_err(AuthError::Internal)?;
+        let raw: [u8; 32] = rand::random();
+        let refresh = format!(
+            "{REFRESH_PREFIX}{}",
+            base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, raw)
+        );
+        self.store
+            .insert_refresh(
+                &NewRefreshToken {
+                    hash: keys::digest(&refresh),
+                    user_id: u.id,
+                    family,
+                    expires_at: now + i64::try_from(self.cfg.refresh_ttl_secs).unwrap_or(0) * NANOS,
+                },
+                now,
+            )
+            .await?;
+        Ok(TokenPair {
+            access_token: access,
+            token_type: "Bearer",
+            expires_in: self.cfg.access_ttl_secs,
+            refresh_token: refresh,
+        })
+    }
+
+    /// Exchanges a refresh token for a new pair. A token used before
+    /// revokes its whole family (someone copied it).
+    ///
+    /// # Errors
+    /// [`AuthError::Unauthenticated`], [`AuthError::Store`].
+    pub async fn refresh(&self, token: &str, addr: Option<IpAddr>) -> Result<TokenPair, AuthError> {
+        let source = addr.map_or_else(|| "unknown".to_owned(), |a| a.to_string());
+        if !token.starts_with(REFRESH_PREFIX) || token.len() > 128 {
+            return Err(AuthError::Unauthenticated("malformed refresh token".into()));
+        }
+        match self
+            .store
+            .use_refresh(&keys::digest(token), now_nanos())
+            .await?
+        {
+            RefreshUse::Rotated { user_id, family } => {
+                let u = self
+                    .store
+                    .user(user_id)
+                    .await?
+                    .ok_or_else(|| AuthError::Unauthenticated("user deleted".into()))?;
+                self.issue_pair(&u, family).await
+            }
+            RefreshUse::Reused { user_id, revoked } => {
+                counter!(AUTH_REJECTED, "reason" => "refresh token reuse").increment(1);
+                let (tenant, who) = match self.store.user(user_id).await? {
+                    Some(u) => (u.tenant, u.email),
+                    None => (self.system_tenant.clone(), user_id.to_string()),
+                };
+                tracing::warn!(user = %who, revoked, "refresh token reused: family revoked");
+                self.audit(
+                    &tenant,
+                    &who,
+                    "auth.refresh",
+                    &who,
+                    &source,
+                    "reuse_detected",
+                    &format!("{revoked} tokens revoked"),
+                )
+                .await;
+                Err(AuthError::Unauthenticated("refresh token reused".into()))
+            }
+            RefreshUse::Invalid => {
+                counter!(AUTH_REJECTED, "reason" => "bad refresh token").increment(1);
+                Err(AuthError::Unauthenticated("invalid refresh token".into()))
+            }
+        }
+    }
+
+    /// Ends the session of a refresh token (its family).
+    ///
+    /// # Errors
+    /// [`AuthError::Store`].
+    pub async fn logout(&self, token: &str) -> Result<u64, AuthError> {
+        if !token.starts_with(REFRESH_PREFIX) || token.len() > 128 {
+            return Ok(0);
+        }
+        Ok(self.store.revoke_refresh(&keys::digest(token)).await?)
+    }
+
+    /// Checks an email's shape.
+    ///
+    /// # Errors
+    /// [`AuthError::Invalid`].
+    pub fn check_email(email: &str) -> Result<(), AuthError> {
+        let ok = email.len() <= 255
+            && !email.is_empty()
+            && email.chars().all(|c| !c.is_whitespace() && !c.is_control())
+            && email
+                .split_once('@')
+                .is_some_and(|(l, d)| !l.is_empty() && !d.is_empty());
+        if ok {
+            Ok(())
+        } else {
+            Err(AuthError::Invalid(
+                "email: expected name@domain, at most 255 bytes, no spaces".into(),
+            ))
+        }
+    }
+
+    /// Creates a user after checking the email and the password policy.
+    ///
+    /// # Errors
+    /// [`AuthError::Invalid`], [`AuthError::Conflict`], [`AuthError::Store`].
+    pub async fn create_user(
+        &self,
+        email: &str,
+        pw: &str,
+        role: Role,
+        tenant: &Tenant,
+    ) -> Result<i64, AuthError> {
+        Self::check_email(email)?;
+        password::check_policy(pw, self.cfg.min_password_length, email)
+            .map_err(|e| AuthError::Invalid(e.0))?;
+        let hash = password::hash(pw.to_owned())
+            .await
+            .map_err(AuthError::Internal)?;
+        let now = now_nanos();
+        self.store.ensure_tenant(tenant, now).await?;
+        self.store
+            .create_user(
+                &NewUser {
+                    email: email.to_owned(),
+                    tenant: tenant.clone(),
+                    role,
+                    password_hash: hash,
+                },
+                now,
+            )
+            .await
+            .map_err(|e| match e.kind() {
+                ErrorKind::Conflict => AuthError::Conflict(format!("a user {email} exists")),
+                _ => AuthError::Store(e),
+            })
+    }
+
+    /// Sets a password (policy checked) and ends the user's sessions.
+    ///
+    /// # Errors
+    /// [`AuthError::Invalid`], [`AuthError::NotFound`], [`AuthError::Store`].
+    pub async fn set_password(&self, id: i64, pw: &str) -> Result<(), AuthError> {
+        let u = self
+            .store
+            .user(id)
+            .await?
+            .ok_or_else(|| AuthError::NotFound(format!("user {id}")))?;
+        password::check_policy(pw, self.cfg.min_password_length, &u.email)
+            .map_err(|e| AuthError::Invalid(e.0))?;
+        let hash = password::hash(pw.to_owned())
+            .await
+            .map_err(AuthError::Internal)?;
+        self.store.set_password(id, &hash, now_nanos()).await?;
+        self.store.revoke_user_tokens(id).await?;
+        Ok(())
+    }
+
+    /// Changes a role and ends the user's sessions.
+    ///
+    /// # Errors
+    /// [`AuthError::NotFound`], [`AuthError::Store`].
+    pub async fn set_role(&self, id: i64, role: Role) -> Result<(), AuthError> {
+        if !self.store.set_role(id, role, now_nanos()).await? {
+            return Err(AuthError::NotFound(format!("user {id}")));
+        }
+        self.store.revoke_user_tokens(id).await?;
+        Ok(())
+    }
+
+    /// Creates an API key; returns its id and the key (shown once).
+    ///
+    /// # Errors
+    /// [`AuthError::Invalid`] for a bad name, [`AuthError::Store`].
+    pub async fn create_api_key(
+        &self,
+        tenant: &Tenant,
+        name: &str,
+        scopes: Vec<Scope>,
+        expires_at: Option<i64>,
+        created_by: &str,
+    ) -> Result<(i64, String), AuthError> {
+        if name.is_empty() || name.len() > 128 || name.chars().any(char::is_control) {
+            return Err(AuthError::Invalid(
+                "name: 1 to 128 characters, no control characters".into(),
+            ));
+        }
+        if scopes.is_empty() {
+            return Err(AuthError::Invalid(
+                "scopes: at least one of ingest, read, admin".into(),
+            ));
+        }
+        let now = now_nanos();
+        if expires_at.is_some_and(|e| e <= now) {
+            return Err(AuthError::Invalid(
+                "expires_at: must be in the future".into(),
+            ));
+        }
+        self.store.ensure_tenant(tenant, now).await?;
+        let key = keys::generate();
+        let id = self
+            .store
+            .create_api_key(
+                &NewApiKey {
+                    hash: keys::digest(&key),
+                    prefix: keys::shown_prefix(&key),
+                    name: name.to_owned(),
+                    tenant: tenant.clone(),
+                    scopes,
+                    expires_at,
+                    created_by: created_by.to_owned(),
+                },
+                now,
+            )
+            .await?;
+        Ok((id, key))
+    }
+
+    /// Appends to the audit log; a failure is logged and counted, never
+    /// hidden, but does not fail the change it records.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn audit(
+        &self,
+        tenant: &Tenant,
+        actor: &str,
+        action: &str,
+        target: &str,
+        source: &str,
+        result: &str,
+        detail: &str,
+    ) {
+        let e = AuditEntry {
+            at: now_nanos(),
+            tenant: tenant.clone(),
+            actor: actor.to_owned(),
+            action: action.to_owned(),
+            target: target.to_owned(),
+            source: source.to_owned(),
+            result: result.to_owned(),
+            detail: detail.to_owned(),
+        };
+        if let Err(err) = self.store.audit(&e).await {
+            counter!("killkrill_auth_audit_errors_total").increment(1);
+            tracing::error!(error = %err, action, actor, target, result, "audit entry not written");
+        }
+    }
+}
+
+enum SecondFactor {
+    NotEnrolled,
+    Missing,
+    Accepted,
+    Wrong,
+}
+
+/// The principal of a user row.
+pub fn user_principal(u: &UserRow) -> Principal {
+    Principal {
+        tenant: u.tenant.clone(),
+        subject: u.email.clone(),
+        credential: Credential::User {
+            id: u.id,
+            role: u.role,
+        },
+    }
+}
