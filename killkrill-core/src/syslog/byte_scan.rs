@@ -110,10 +110,7 @@ fn eq(v: u8x16, x: u8) -> u8x16 {
 /// Lanes outside printable US-ASCII (33..=126).
 #[inline(always)]
 fn non_print(v: u8x16) -> u8x16 {
-    // One range check: printable bytes are those with `v - 33 < 94`
-    // (wrapping). An add and a compare, where two compares against both
-    // bounds cost two sign flips, two compares and an `or` per lane.
-    (v + u8x16::splat(0u8.wrapping_sub(0x21))).simd_gt(u8x16::splat(0x7e - 0x21))
+    v.simd_lt(u8x16::splat(0x21)) | v.simd_gt(u8x16::splat(0x7e))
 }
 
 /// Applies `f` to the four 16-byte lanes of `block` and joins the masks.
