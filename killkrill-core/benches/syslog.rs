@@ -169,7 +169,40 @@ fn paired_summary() {
 
 criterion_group!(benches, bench);
 
+/// `KK_SYSLOG_PROFILE=rfc5424|rfc3164|loose5424|loose3164`: parse that
+/// corpus 1,000 times and exit, for instruction counts under
+/// `valgrind --tool=callgrind` (repeatable where timings are not).
+fn profile(which: &str) {
+    let now = Timestamp::parse_rfc3339("2026-11-26T00:00:00Z").expect("now");
+    let parser = SyslogParser::new(ParseOptions::default().with_clock(Clock::Fixed(now)));
+    let utc = FixedOffset::east_opt(0).expect("UTC");
+    let corpus = if which.ends_with("5424") {
+        rfc5424_corpus()
+    } else {
+        rfc3164_corpus()
+    };
+    let loose = which.starts_with("loose");
+    for _ in 0..1000 {
+        for m in &corpus {
+            if loose {
+                black_box(parse_message_with_year_tz(
+                    black_box(m.as_str()),
+                    |_| 2026,
+                    Some(utc),
+                    Variant::Either,
+                ));
+            } else {
+                black_box(consume(&parser.parse_lenient(black_box(m.as_bytes()))));
+            }
+        }
+    }
+}
+
 fn main() {
+    if let Ok(which) = std::env::var("KK_SYSLOG_PROFILE") {
+        profile(&which);
+        return;
+    }
     benches();
     Criterion::default().configure_from_args().final_summary();
     if std::env::args().any(|a| a == "--bench") {

@@ -14,7 +14,7 @@ use super::msg_body::{check_compliant, strip_bom};
 use super::options::ParseOptions;
 use super::pri::{parse_pri, split_pri};
 use super::structured_data;
-use super::timestamp::{RFC5424, parse_rfc3339};
+use super::timestamp::{RFC5424, fast_rfc5424, parse_rfc3339};
 
 /// Field length limits (RFC 5424 §6).
 const MAX_HOSTNAME: usize = 255;
@@ -146,7 +146,12 @@ fn timestamp(b: &[u8], i: usize, msg: &mut SyslogMessage<'_>) -> Result<usize, P
     match b.get(i) {
         Some(b'-') => sp(b, i + 1),
         Some(b'0'..=b'9') => {
-            let p = parse_rfc3339(b, i, RFC5424)?;
+            // The common layout inline; anything else (and every error)
+            // through the careful parser, which accepts the same set.
+            let p = match fast_rfc5424(b, i) {
+                Some(p) => p,
+                None => parse_rfc3339(b, i, RFC5424)?,
+            };
             let ts = p.with_offset(p.offset.unwrap_or(0)).ok_or(ParseError::new(
                 ParseErrorKind::Timestamp,
                 i,

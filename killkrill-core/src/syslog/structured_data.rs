@@ -413,7 +413,7 @@ fn name(
 /// SD-IDs seen so far in one message, for the duplicate check. The first
 /// few live on the stack; only a pathological message spills to the heap.
 struct IdSet<'a> {
-    inline: [&'a [u8]; 8],
+    inline: [&'a [u8]; 4],
     len: usize,
     spill: Vec<&'a [u8]>,
 }
@@ -421,7 +421,7 @@ struct IdSet<'a> {
 impl<'a> IdSet<'a> {
     fn new() -> Self {
         IdSet {
-            inline: [&[]; 8],
+            inline: [&[]; 4],
             len: 0,
             spill: Vec::new(),
         }

@@ -169,8 +169,8 @@ const LAYOUT_WORDS: [(usize, LayoutCheck); 3] = [
 /// bookkeeping: `None` for anything unusual or invalid, which the careful
 /// path below then reads again and reports with its column. Both accept
 /// exactly the same timestamps (the corpus and unit tests run both).
-#[inline]
-fn fast_rfc5424(b: &[u8], pos: usize) -> Option<Parsed> {
+#[inline(always)]
+pub(crate) fn fast_rfc5424(b: &[u8], pos: usize) -> Option<Parsed> {
     let t: &[u8; 20] = b.get(pos..pos + 20)?.try_into().ok()?;
     let d = |i: usize| u32::from(t[i].wrapping_sub(b'0'));
     // `YYYY-MM-DDTHH:MM:SS` checked eight bytes at a time.
@@ -193,7 +193,7 @@ fn fast_rfc5424(b: &[u8], pos: usize) -> Option<Parsed> {
     if !(1678..=2261).contains(&year)
         || !(1..=12).contains(&month)
         || day == 0
-        || day > days_in_month(year as i32, month)
+        || (day > 28 && day > days_in_month(year as i32, month))
         || h > 23
         || mi > 59
         || s > 59
