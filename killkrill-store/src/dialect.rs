@@ -141,6 +141,36 @@ impl Dialect {
         })
     }
 
+    /// Records rollup ledger rows (4 columns), leaving recorded batches
+    /// untouched; the affected-row count says how many were new (MySQL:
+    /// `INSERT IGNORE`, as for chunks: binary and integer columns only).
+    pub fn insert_ledger(self, rows: usize) -> String {
+        let values = Self::rows(rows, 4);
+        let cols = "metric_rollup_batches (tenant, batch_id, flush_key, high_water)";
+        self.sql(&match self.0 {
+            DbType::Mysql => format!("INSERT IGNORE INTO {cols} VALUES {values}"),
+            DbType::Postgres | DbType::Sqlite => format!(
+                "INSERT INTO {cols} VALUES {values} ON CONFLICT (tenant, batch_id) DO NOTHING"
+            ),
+        })
+    }
+
+    /// Upserts metric metadata (6 columns): the newest write wins.
+    pub fn upsert_metadata(self, rows: usize) -> String {
+        let values = Self::rows(rows, 6);
+        let base = format!(
+            "INSERT INTO metric_metadata (tenant, family_hash, family, kind, help, unit) VALUES {values}"
+        );
+        self.sql(&match self.0 {
+            DbType::Mysql => format!(
+                "{base} ON DUPLICATE KEY UPDATE kind = VALUES(kind), help = VALUES(help), unit = VALUES(unit)"
+            ),
+            DbType::Postgres | DbType::Sqlite => format!(
+                "{base} ON CONFLICT (tenant, family_hash) DO UPDATE SET kind = excluded.kind, help = excluded.help, unit = excluded.unit"
+            ),
+        })
+    }
+
     /// Rows one bounded delete may remove, or `None` for "all at once".
     /// MySQL/Galera deletes in small steps so no transaction's writeset
     /// grows past the cluster limits (a block row can be a megabyte).

@@ -118,6 +118,8 @@ pub struct ServeConfig {
     /// tables; see `docs/src/pipeline.md`). None by default. File only.
     #[serde(skip_serializing)]
     pub transforms: Vec<TransformConfig>,
+    /// Rollups the workers compute from metric samples (`[rollups]`).
+    pub rollups: RollupsConfig,
 }
 
 impl Default for ServeConfig {
@@ -137,6 +139,34 @@ impl Default for ServeConfig {
             workers: WorkersConfig::default(),
             maintenance: MaintenanceConfig::default(),
             transforms: Vec::new(),
+            rollups: RollupsConfig::default(),
+        }
+    }
+}
+
+/// Rollups: the workers feed every stored metric sample to the aggregation
+/// engine and store its partial rollups exactly once per batch (see
+/// `docs/src/serve.md`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RollupsConfig {
+    /// Compute and store rollups. Default `true`.
+    pub enabled: bool,
+    /// The engine (`[rollups.aggregate]`: `resolutions`, `allowed_lateness`,
+    /// `late_samples`, limits, sketch). As `killkrill_core::aggregate`'s
+    /// defaults, except `late_samples = "aggregate"`: the store merges every
+    /// partial of a window, so a late sample is still counted.
+    pub aggregate: killkrill_core::aggregate::AggregateConfig,
+}
+
+impl Default for RollupsConfig {
+    fn default() -> Self {
+        RollupsConfig {
+            enabled: true,
+            aggregate: killkrill_core::aggregate::AggregateConfig {
+                late_samples: killkrill_core::aggregate::LatePolicy::Aggregate,
+                ..Default::default()
+            },
         }
     }
 }
@@ -491,6 +521,16 @@ impl ServeConfig {
             return Err(ConfigError {
                 origin: origin_of(origins, "transforms"),
                 key: e.key,
+                problem: e.message,
+            });
+        }
+        if self.rollups.enabled
+            && let Err(e) = self.rollups.aggregate.build()
+        {
+            let key = format!("rollups.aggregate.{}", e.key);
+            return Err(ConfigError {
+                origin: origin_of(origins, &key),
+                key,
                 problem: e.message,
             });
         }

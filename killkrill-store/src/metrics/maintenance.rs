@@ -36,6 +36,17 @@ impl Store {
             )
         })
         .await?;
+        // Ledger rows whose flush saw nothing newer than the cutoff: their
+        // rollups are gone, so a redelivery could not double them.
+        retry(&self.cfg.retry, "metric_retention", || {
+            self.bounded_delete(
+                "DELETE FROM metric_rollup_batches WHERE tenant = ? AND high_water < ?",
+                false,
+                tenant,
+                c,
+            )
+        })
+        .await?;
         let series = retry(&self.cfg.retry, "metric_retention", || {
             self.bounded_delete(
                 "DELETE FROM metric_series WHERE tenant = ? AND last_seen < ?",

@@ -3,7 +3,7 @@
 //! ```text
 //!  HTTP (axum) ──────┐                       ┌─► LogStoreSink ──► log blocks (SQLite/PG/MySQL)
 //!  syslog UDP ───────┼─► Ingest ─► Queue ─► Workers ─► FanOut
-//!  syslog TCP / TLS ─┘  (ids, tenant)        └─► MetricSink (counts until the metric store lands)
+//!  syslog TCP / TLS ─┘  (ids, tenant)        └─► StoreMetricSink ──► samples, metadata, rollups
 //! ```
 //!
 //! [`start`] binds every listener (port 0 picks a free one; the handle says
@@ -40,7 +40,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::{QueueConfig, ServeConfig};
 use ingest::Ingest;
-use sinks::{CountingMetricSink, LogStoreSink, MetricSink, MetricSinkAdapter, StoreDeadLetter};
+use sinks::{LogStoreSink, MetricSink, MetricSinkAdapter, StoreDeadLetter};
 
 /// `serve` could not start.
 #[derive(Debug, thiserror::Error)]
@@ -71,7 +71,8 @@ pub enum StartError {
 pub struct StartOptions {
     /// The database; SQLite under `data_dir` when `None`.
     pub store: Option<StoreConfig>,
-    /// Where metric samples go; a [`CountingMetricSink`] when `None`.
+    /// Where metric samples go; a [`sinks::StoreMetricSink`] on the store
+    /// (with rollups as `[rollups]` says) when `None`.
     pub metric_sink: Option<Arc<dyn MetricSink>>,
     /// The queue between receivers and workers (a durable one); the
     /// in-memory queue bounded by `[queue]` when `None`. Either way it is
@@ -93,8 +94,6 @@ pub struct ServeHandle {
     pub store: Store,
     /// The queue.
     pub queue: Arc<dyn Queue>,
-    /// The default metric sink's counts, when it is in use.
-    pub metric_counts: Option<Arc<CountingMetricSink>>,
     listeners_trigger: ShutdownTrigger,
     workers_trigger: ShutdownTrigger,
     listeners: Vec<JoinHandle<()>>,
@@ -201,12 +200,9 @@ pub async fn start_with(
     let udp_addr = udp_socket.as_ref().and_then(|s| local(s.local_addr()));
 
     // Workers.
-    let (metric_sink, metric_counts): (Arc<dyn MetricSink>, _) = match options.metric_sink {
-        Some(s) => (s, None),
-        None => {
-            let c = Arc::new(CountingMetricSink::default());
-            (c.clone(), Some(c))
-        }
+    let metric_sink: Arc<dyn MetricSink> = match options.metric_sink {
+        Some(s) => s,
+        None => sinks::store_metric_sink(&store, &config.rollups).map_err(StartError::Config)?,
     };
     let sink: Arc<dyn Sink> = Arc::new(FanOut::new(vec![
         Arc::new(LogStoreSink::new(store.clone())),
@@ -313,7 +309,6 @@ pub async fn start_with(
         syslog_tls: tls_addr,
         store,
         queue,
-        metric_counts,
         listeners_trigger,
         workers_trigger,
         listeners,

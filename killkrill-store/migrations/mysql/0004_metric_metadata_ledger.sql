@@ -1,0 +1,24 @@
+-- Metric family metadata (TYPE, HELP, UNIT), one row per (tenant, family);
+-- a later write about the same family replaces the row. Family names and
+-- texts are at most 4096 bytes (checked before writing); the key uses a
+-- hash of the family (InnoDB key length limit).
+CREATE TABLE metric_metadata (
+    tenant      VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+    family_hash BINARY(16)  NOT NULL,
+    family      TEXT        CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+    kind        VARCHAR(32) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+    help        TEXT        CHARACTER SET utf8mb4 COLLATE utf8mb4_bin,
+    unit        TEXT        CHARACTER SET utf8mb4 COLLATE utf8mb4_bin,
+    PRIMARY KEY (tenant, family_hash)
+) ENGINE = InnoDB;
+
+-- The rollup ledger: every batch whose rollups are stored, written in the
+-- same transaction as the partials, so a redelivered batch is aggregated
+-- once. high_water is the tenant's latest event time after that flush.
+CREATE TABLE metric_rollup_batches (
+    tenant     VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+    batch_id   BINARY(16) NOT NULL,
+    flush_key  BINARY(16) NOT NULL,
+    high_water BIGINT,
+    PRIMARY KEY (tenant, batch_id)
+) ENGINE = InnoDB;
