@@ -116,9 +116,15 @@ impl Dialect {
     /// `CLIENT_FOUND_ROWS`): every column is an integer, a validated tenant
     /// or a blob, so there is nothing IGNORE could silently truncate.
     pub fn insert_chunks(self, rows: usize) -> String {
+        self.insert_chunks_into("metric_chunks", rows)
+    }
+
+    /// [`insert_chunks`](Self::insert_chunks) into `table`: `metric_chunks`
+    /// or `metric_head_chunks` (same columns, keys of the same columns).
+    pub fn insert_chunks_into(self, table: &str, rows: usize) -> String {
         let values = Self::rows(rows, 7);
         let cols =
-            "metric_chunks (tenant, series_id, min_ts, chunk_id, max_ts, sample_count, data)";
+            format!("{table} (tenant, series_id, min_ts, chunk_id, max_ts, sample_count, data)");
         self.sql(&match self.0 {
             DbType::Mysql => format!("INSERT IGNORE INTO {cols} VALUES {values}"),
             DbType::Postgres | DbType::Sqlite => format!(

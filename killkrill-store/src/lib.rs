@@ -42,6 +42,7 @@ pub mod queue;
 pub mod retry;
 
 pub use backend::{Backend, Store};
+pub use metrics::{HEAD_MAX_SAMPLES, HeadCompactionReport};
 pub use config::{
     ConfigError, DbType, GaleraConfig, LogBlockConfig, RetryConfig, SqliteConfig, SqliteSync,
     StoreConfig,

@@ -282,6 +282,11 @@ pub struct MaintenanceConfig {
     pub interval_secs: u64,
     /// Delete log blocks older than this many days; 0 keeps everything.
     pub retention_days: u64,
+    /// Metric samples written a few per series at a time (scrapes,
+    /// remote_write) wait in the time-major head; each pass merges head
+    /// chunks whose samples are older than this many seconds into full
+    /// per-series chunks. Default 600.
+    pub metric_head_secs: u64,
 }
 
 impl Default for MaintenanceConfig {
@@ -289,6 +294,7 @@ impl Default for MaintenanceConfig {
         MaintenanceConfig {
             interval_secs: 60,
             retention_days: 0,
+            metric_head_secs: 600,
         }
     }
 }

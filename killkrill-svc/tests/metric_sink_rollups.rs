@@ -239,18 +239,23 @@ async fn redelivery(store: &Store) {
     assert!(meta[0].help.as_deref().unwrap().starts_with("jobs done"));
 }
 
-/// Writes cancelled at random points (a worker killed mid-window), the
-/// sink replaced, then every unacknowledged group delivered again: the
-/// rollups equal the model.
+/// Writes cancelled at random points (a worker process killed
+/// mid-window: its task aborted and its connections dropped, so the
+/// database rolls back what it had not committed), a new "process" with
+/// its own connections and sink, then every unacknowledged group delivered
+/// again: the rollups equal the model.
 async fn killed_mid_window(store: &Store) {
     let all = batches(30, 0x1234_5678);
     let mut rng = Rng(7);
     let mut pending: Vec<Vec<Arc<Batch>>> = Vec::new();
-    let mut worker = Arc::new(sink(store));
+    let process = || async { Store::open(store.config().clone()).await.unwrap() };
+    let mut conns = process().await;
+    let mut worker = Arc::new(sink(&conns));
     let mut killed = 0;
     for g in groups(&all, &mut rng) {
         if rng.below(3) == 0 {
-            // Kill: cancel the write after a random delay, start a new sink.
+            // Kill: cancel the write after a random delay, drop the
+            // process's connections, start a new one.
             let w = worker.clone();
             let g2 = g.clone();
             let task = tokio::spawn(async move { w.write_metrics(&g2).await });
@@ -261,7 +266,10 @@ async fn killed_mid_window(store: &Store) {
                 killed += 1;
                 pending.push(g);
             }
-            worker = Arc::new(sink(store));
+            drop(worker);
+            drop(conns);
+            conns = process().await;
+            worker = Arc::new(sink(&conns));
         } else {
             worker.write_metrics(&g).await.unwrap();
         }

@@ -22,3 +22,19 @@ CREATE TABLE metric_rollup_batches (
     high_water BIGINT,
     PRIMARY KEY (tenant, batch_id)
 ) ENGINE = InnoDB;
+
+-- The head: small chunks (a few samples of a series, the shape of one
+-- scrape or remote_write request) in time-major order, so a write appends
+-- instead of touching one index page per series. Background compaction
+-- merges a series' head chunks into full chunks in metric_chunks. Reads
+-- use both tables. A head chunk spans at most one hour (the read bound).
+CREATE TABLE metric_head_chunks (
+    tenant       VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+    min_ts       BIGINT     NOT NULL,
+    series_id    BIGINT     NOT NULL,
+    chunk_id     BINARY(16) NOT NULL,
+    max_ts       BIGINT     NOT NULL,
+    sample_count INT        NOT NULL,
+    data         MEDIUMBLOB NOT NULL,
+    PRIMARY KEY (tenant, min_ts, series_id, chunk_id)
+) ENGINE = InnoDB;

@@ -21,3 +21,19 @@ CREATE TABLE metric_rollup_batches (
     high_water BIGINT,
     PRIMARY KEY (tenant, batch_id)
 );
+
+-- The head: small chunks (a few samples of a series, the shape of one
+-- scrape or remote_write request) in time-major order, so a write appends
+-- instead of touching one index page per series. Background compaction
+-- merges a series' head chunks into full chunks in metric_chunks. Reads
+-- use both tables. A head chunk spans at most one hour (the read bound).
+CREATE TABLE metric_head_chunks (
+    tenant       TEXT   NOT NULL,
+    min_ts       BIGINT NOT NULL,
+    series_id    BIGINT NOT NULL,
+    chunk_id     BYTEA  NOT NULL,
+    max_ts       BIGINT NOT NULL,
+    sample_count BIGINT NOT NULL,
+    data         BYTEA  NOT NULL,
+    PRIMARY KEY (tenant, min_ts, series_id, chunk_id)
+);

@@ -21,3 +21,19 @@ CREATE TABLE metric_rollup_batches (
     high_water INTEGER,
     PRIMARY KEY (tenant, batch_id)
 ) WITHOUT ROWID;
+
+-- The head: small chunks (a few samples of a series, the shape of one
+-- scrape or remote_write request) in time-major order, so a write appends
+-- instead of touching one index page per series. Background compaction
+-- merges a series' head chunks into full chunks in metric_chunks. Reads
+-- use both tables. A head chunk spans at most one hour (the read bound).
+CREATE TABLE metric_head_chunks (
+    tenant       TEXT    NOT NULL,
+    min_ts       INTEGER NOT NULL,
+    series_id    INTEGER NOT NULL,
+    chunk_id     BLOB    NOT NULL,
+    max_ts       INTEGER NOT NULL,
+    sample_count INTEGER NOT NULL,
+    data         BLOB    NOT NULL,
+    PRIMARY KEY (tenant, min_ts, series_id, chunk_id)
+) WITHOUT ROWID;

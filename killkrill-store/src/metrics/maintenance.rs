@@ -36,6 +36,15 @@ impl Store {
             )
         })
         .await?;
+        retry(&self.cfg.retry, "metric_retention", || {
+            self.bounded_delete(
+                "DELETE FROM metric_head_chunks WHERE tenant = ? AND max_ts < ?",
+                false,
+                tenant,
+                c,
+            )
+        })
+        .await?;
         // Ledger rows whose flush saw nothing newer than the cutoff: their
         // rollups are gone, so a redelivery could not double them.
         retry(&self.cfg.retry, "metric_retention", || {

@@ -8,7 +8,13 @@
 //! chunks, the codec, label matching and rollup merging are core's
 //! ([`killkrill_core::storage::metric_chunk`]), shared with the in-memory
 //! model the suite compares against.
+//!
+//! Small chunks (a write with a few samples per series: a scrape or a
+//! remote_write request) go to the time-major head table first and are
+//! merged into full chunks by [`Store::compact_metric_head`] (see
+//! [`head`]).
 
+mod head;
 mod maintenance;
 mod read;
 pub(crate) mod series_cache;
@@ -25,6 +31,8 @@ use killkrill_core::storage::{
     RollupFlushOutcome, Series, SeriesId, SeriesInfo, SeriesRollups, StoreError, TimeRange,
     prepare_metadata, seen_bounds, series_id,
 };
+
+pub use head::{HEAD_MAX_SAMPLES, HeadCompactionReport};
 
 use crate::backend::Store;
 use crate::retry::retry;
@@ -80,7 +88,7 @@ impl MetricStore for Store {
                     series.push(series_row(s)?);
                 }
             }
-            let chunks: Vec<ChunkRow<'_>> = group
+            let (head, chunks): (Vec<ChunkRow<'_>>, Vec<ChunkRow<'_>>) = group
                 .iter()
                 .flat_map(|s| {
                     s.chunks.iter().map(|c| ChunkRow {
@@ -88,16 +96,17 @@ impl MetricStore for Store {
                         chunk: c,
                     })
                 })
-                .collect();
+                .partition(|c| head::belongs_in_head(c.chunk));
             let inserted = retry(&self.cfg.retry, "write_samples", || {
-                self.samples_tx(tenant, &series, &chunks)
+                self.samples_tx(tenant, &series, &chunks, &head)
             })
             .await? as usize;
+            let chunks_len = chunks.len() + head.len();
             let known: Vec<(SeriesId, i64, i64)> =
                 series.iter().map(|s| (s.id, s.first, s.last)).collect();
             self.series_cache.record(tenant, &known);
             rep.chunks_written += inserted;
-            rep.chunks_skipped += chunks.len().saturating_sub(inserted);
+            rep.chunks_skipped += chunks_len.saturating_sub(inserted);
             start = end;
         }
         metrics::counter!("killkrill_store_metric_samples_total").increment(rep.samples);

@@ -16,6 +16,8 @@ use killkrill_core::storage::{
 };
 use sqlx::{AssertSqlSafe, Row};
 
+use super::head::HEAD_MAX_SPAN;
+use super::write::HEAD_TABLE;
 use crate::backend::Store;
 use crate::dialect::Dialect;
 use crate::error::Context;
@@ -135,6 +137,34 @@ impl Store {
             for (id, data) in rows {
                 let pts = out.entry(SeriesId::from_i64(id)).or_default();
                 decode_samples(&data, pts).map_err(|e| corrupt(tenant, "sample chunk", e))?;
+            }
+            // The head: time-major, so bound min_ts from below too.
+            let sql = self.dialect.sql(&format!(
+                "SELECT series_id, data FROM {HEAD_TABLE} WHERE tenant = ? AND min_ts < ? AND min_ts >= ? AND max_ts >= ? AND series_id IN {}",
+                Dialect::tuple(part.len())
+            ));
+            let rows: Vec<(i64, Vec<u8>)> = with_pool!(&self.backend, pool => {
+                let mut q = sqlx::query(AssertSqlSafe(sql))
+                    .bind(tenant.as_str())
+                    .bind(range.end.as_nanos())
+                    .bind(range.start.as_nanos().saturating_sub(HEAD_MAX_SPAN))
+                    .bind(range.start.as_nanos());
+                for id in part {
+                    q = q.bind(id.as_i64());
+                }
+                let rows = q.fetch_all(pool).await.ctx("reading metric head chunks")?;
+                let mut v = Vec::with_capacity(rows.len());
+                for r in rows {
+                    v.push((
+                        r.try_get(0).ctx("reading a metric head chunk")?,
+                        r.try_get(1).ctx("reading a metric head chunk")?,
+                    ));
+                }
+                v
+            });
+            for (id, data) in rows {
+                let pts = out.entry(SeriesId::from_i64(id)).or_default();
+                decode_samples(&data, pts).map_err(|e| corrupt(tenant, "head chunk", e))?;
             }
         }
         let (lo, hi) = (range.start.as_nanos(), range.end.as_nanos());

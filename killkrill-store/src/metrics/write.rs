@@ -17,10 +17,13 @@ use sqlx::AssertSqlSafe;
 use crate::backend::{Backend, Store};
 use crate::error::Context;
 
+/// The head table (see [`super::head`]).
+pub(crate) const HEAD_TABLE: &str = "metric_head_chunks";
+
 /// Series rows per upsert statement (6 binds each).
 const SERIES_ROWS: usize = 500;
 /// Chunk rows per insert statement (7 binds each).
-const CHUNK_ROWS: usize = 500;
+pub(crate) const CHUNK_ROWS: usize = 500;
 /// Rollup rows per upsert statement (8 binds each).
 const ROLLUP_ROWS: usize = 400;
 /// Ledger rows per insert statement (4 binds each).
@@ -107,13 +110,16 @@ macro_rules! upsert_series_rows {
     }};
 }
 
-/// Inserts chunk rows inside `$tx`; evaluates to the number inserted.
+/// Inserts chunk rows into `$table` inside `$tx`; evaluates to the number
+/// inserted.
 macro_rules! insert_chunk_rows {
-    ($self:expr, $tx:expr, $tenant:expr, $chunks:expr) => {{
+    ($self:expr, $tx:expr, $table:expr, $tenant:expr, $chunks:expr) => {{
         let tenant: &str = $tenant;
         let mut inserted = 0u64;
         for part in $chunks.chunks(CHUNK_ROWS) {
-            let mut q = sqlx::query(AssertSqlSafe($self.dialect.insert_chunks(part.len())));
+            let mut q = sqlx::query(AssertSqlSafe(
+                $self.dialect.insert_chunks_into($table, part.len()),
+            ));
             for c in part {
                 q = q
                     .bind(tenant)
@@ -133,6 +139,8 @@ macro_rules! insert_chunk_rows {
         inserted
     }};
 }
+
+pub(crate) use insert_chunk_rows;
 
 /// Records the ledger rows, then upserts series and rollup rows, inside
 /// `$tx`; evaluates to false (nothing written, rolled back by the caller)
@@ -185,13 +193,18 @@ macro_rules! rollup_tx_body {
 /// PostgreSQL: all chunk rows in one statement, columns as arrays
 /// (`UNNEST`); no bind limit, one parse, measured faster than multi-row
 /// VALUES for both small and large writes.
-const PG_INSERT_CHUNKS: &str = "INSERT INTO metric_chunks (tenant, series_id, min_ts, chunk_id, max_ts, sample_count, data) \
-     SELECT $1, * FROM UNNEST($2::int8[], $3::int8[], $4::bytea[], $5::int8[], $6::int8[], $7::bytea[]) \
-     ON CONFLICT (tenant, series_id, min_ts, chunk_id) DO NOTHING";
+fn pg_insert_chunks_sql(table: &str) -> String {
+    format!(
+        "INSERT INTO {table} (tenant, series_id, min_ts, chunk_id, max_ts, sample_count, data) \
+         SELECT $1, * FROM UNNEST($2::int8[], $3::int8[], $4::bytea[], $5::int8[], $6::int8[], $7::bytea[]) \
+         ON CONFLICT (tenant, series_id, min_ts, chunk_id) DO NOTHING"
+    )
+}
 
-/// PostgreSQL: inserts chunk rows inside `tx` with arrays.
-async fn pg_insert_chunks(
+/// PostgreSQL: inserts chunk rows into `table` inside `tx` with arrays.
+pub(super) async fn pg_insert_chunks(
     tx: &mut sqlx::PgConnection,
+    table: &str,
     tenant: &str,
     chunks: &[ChunkRow<'_>],
 ) -> Result<u64, StoreError> {
@@ -204,7 +217,7 @@ async fn pg_insert_chunks(
     let max: Vec<i64> = chunks.iter().map(|c| c.chunk.max_ts).collect();
     let count: Vec<i64> = chunks.iter().map(|c| i64::from(c.chunk.count)).collect();
     let data: Vec<&[u8]> = chunks.iter().map(|c| &c.chunk.data[..]).collect();
-    Ok(sqlx::query(PG_INSERT_CHUNKS)
+    Ok(sqlx::query(AssertSqlSafe(pg_insert_chunks_sql(table)))
         .bind(tenant)
         .bind(series)
         .bind(min)
@@ -219,33 +232,39 @@ async fn pg_insert_chunks(
 }
 
 impl Store {
-    /// One sample write transaction; returns the chunks inserted.
+    /// One sample write transaction: series rows, full chunks into
+    /// `metric_chunks`, small ones into the head; returns the chunks
+    /// inserted.
     pub(super) async fn samples_tx(
         &self,
         tenant: &Tenant,
         series: &[SeriesRow],
         chunks: &[ChunkRow<'_>],
+        head: &[ChunkRow<'_>],
     ) -> Result<u64, StoreError> {
         let t = tenant.as_str();
         let n = match &self.backend {
             Backend::Postgres(p) => {
                 let mut tx = p.begin().await.ctx("beginning a metric write")?;
                 upsert_series_rows!(self, tx, t, series);
-                let n = pg_insert_chunks(&mut tx, t, chunks).await?;
+                let n = pg_insert_chunks(&mut tx, "metric_chunks", t, chunks).await?
+                    + pg_insert_chunks(&mut tx, HEAD_TABLE, t, head).await?;
                 tx.commit().await.ctx("committing a metric write")?;
                 n
             }
             Backend::MySql(p) => {
                 let mut tx = p.begin().await.ctx("beginning a metric write")?;
                 upsert_series_rows!(self, tx, t, series);
-                let n = insert_chunk_rows!(self, tx, t, chunks);
+                let n = insert_chunk_rows!(self, tx, "metric_chunks", t, chunks)
+                    + insert_chunk_rows!(self, tx, HEAD_TABLE, t, head);
                 tx.commit().await.ctx("committing a metric write")?;
                 n
             }
             Backend::Sqlite { writer, .. } => {
                 let mut tx = writer.begin().await.ctx("beginning a metric write")?;
                 upsert_series_rows!(self, tx, t, series);
-                let n = insert_chunk_rows!(self, tx, t, chunks);
+                let n = insert_chunk_rows!(self, tx, "metric_chunks", t, chunks)
+                    + insert_chunk_rows!(self, tx, HEAD_TABLE, t, head);
                 tx.commit().await.ctx("committing a metric write")?;
                 n
             }

@@ -9,16 +9,21 @@
 //!
 //! Rollups exactly once: [`StoreMetricSink`] feeds the samples of each
 //! group to one [`Aggregator`] shared by the workers, flushes it, and stores
-//! the flush with [`MetricStore::write_rollup_flush`], which records every
-//! batch id in a ledger in the same transaction. A redelivered batch that
-//! is in the ledger is not aggregated again (its samples are still written:
-//! that write is idempotent by content); a batch whose flush was not
-//! committed (crash, failed write) is not in the ledger, so it is
+//! the flush with [`MetricStore::write_rollup_flush`], which records each
+//! batch's key in a ledger in the same transaction. The key is a hash of the
+//! batch's tenant and samples (not the queue's batch id), so a redelivery
+//! *and* a client resending the same request are aggregated once. A batch
+//! whose key is in the ledger is not aggregated again (its samples are
+//! still written: that write is idempotent by content); a batch whose flush
+//! was not committed (crash, failed write) is not in the ledger, so it is
 //! aggregated again after the restart or retry. After a failed or refused
 //! write the engine is rebuilt (its in-memory counter chains might hold the
 //! batch), with the tenants' stored high-water marks restored. So each
 //! batch is in the stored rollups exactly once, whatever the grouping,
 //! redelivery, worker count or restarts; partials merge exactly on read.
+//! Not covered: two *different* requests that overlap in part (some equal
+//! samples): the raw store keeps the shared samples once, the rollups count
+//! them twice.
 //!
 //! Idempotency: each batch is encoded into blocks on its own. A block id is
 //! derived from the record ids in the block, so cutting per batch (rather
@@ -254,15 +259,17 @@ impl StoreMetricSink {
         batches: &[&Arc<Batch>],
     ) -> Result<(), SinkError> {
         self.restore_high_water(r, tenant).await?;
+        let keys: Vec<u128> = batches.iter().map(|b| rollup_key(tenant, b)).collect();
         let mut skip: HashSet<u128> = HashSet::new();
         for _ in 0..LEDGER_ROUNDS {
             let flush = {
                 let mut st = lock(&r.state)?;
-                for b in batches {
-                    if skip.contains(&b.id.as_u128()) || b.metrics.is_empty() {
+                let mut seen: HashSet<u128> = HashSet::new();
+                for (b, key) in batches.iter().zip(&keys) {
+                    if b.metrics.is_empty() || skip.contains(key) || !seen.insert(*key) {
                         continue;
                     }
-                    let id = BatchId(b.id.as_u128());
+                    let id = BatchId(*key);
                     if b.metrics.iter().all(|s| s.tenant.as_ref() == Some(tenant)) {
                         st.engine.aggregate(id, &b.metrics);
                     } else {
@@ -359,6 +366,23 @@ impl StoreMetricSink {
         st.engine = engine;
         Ok(())
     }
+}
+
+/// The ledger key of a batch's rollups: a hash of the tenant and of every
+/// sample (series id, timestamp, value bits), not the queue's batch id. A
+/// redelivery has the same content, and so does a client's retry of a
+/// request (a new batch id): both are aggregated once, as the raw store
+/// keeps their samples once.
+fn rollup_key(tenant: &Tenant, b: &Batch) -> u128 {
+    let mut h = xxhash_rust::xxh3::Xxh3Default::new();
+    h.update(tenant.as_str().as_bytes());
+    h.update(&[0xFF]);
+    for s in &b.metrics {
+        h.update(&killkrill_core::storage::series_id(&s.name, &s.labels).0.to_le_bytes());
+        h.update(&s.timestamp.map_or(i64::MIN, Timestamp::as_nanos).to_le_bytes());
+        h.update(&s.value.to_bits().to_le_bytes());
+    }
+    h.digest128()
 }
 
 fn lock(m: &Mutex<RollupState>) -> Result<std::sync::MutexGuard<'_, RollupState>, SinkError> {
