@@ -42,8 +42,8 @@ pub mod queue;
 pub mod retry;
 
 pub use backend::{Backend, Store};
-pub use metrics::{HEAD_MAX_SAMPLES, HeadCompactionReport};
 pub use config::{
     ConfigError, DbType, GaleraConfig, LogBlockConfig, RetryConfig, SqliteConfig, SqliteSync,
     StoreConfig,
 };
+pub use metrics::{HEAD_MAX_SAMPLES, HeadCompactionReport};

@@ -266,8 +266,13 @@ where
     let result = runner.run(&arb_case(), |case| {
         let n = CASE.fetch_add(1, Ordering::Relaxed);
         let tenant = Tenant::new(&format!("mm{n}")).expect("tenant");
-        rt.block_on(check(backend.store.as_ref(), backend.sql_store(), &tenant, &case))
-            .map_err(TestCaseError::fail)
+        rt.block_on(check(
+            backend.store.as_ref(),
+            backend.sql_store(),
+            &tenant,
+            &case,
+        ))
+        .map_err(TestCaseError::fail)
     });
     rt.block_on(backend.cleanup());
     if let Err(e) = result {

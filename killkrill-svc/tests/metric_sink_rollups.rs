@@ -11,23 +11,19 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use killkrill_core::aggregate::{AggregateConfig, Point, Resolution, Rollup};
+use killkrill_core::aggregate::{AggregateConfig, Point, Resolution};
 use killkrill_core::event::{
     Labels, MetricMetadata, MetricSample, MetricType, NANOS_PER_SEC, Tenant, Timestamp,
 };
 use killkrill_core::pipeline::{Batch, BatchId};
 use killkrill_core::storage::{LabelMatcher, MetricStore, TimeRange};
-use killkrill_store::{DbType, Store, StoreConfig};
+use killkrill_store::{Store, StoreConfig};
 use killkrill_svc::serve::sinks::{MetricSink, StoreMetricSink};
-use sqlx::Connection;
+
+mod support;
 
 const T0: i64 = 1_764_000_000 * NANOS_PER_SEC;
 const STEP: i64 = 7 * NANOS_PER_SEC;
-
-fn unique(prefix: &str) -> String {
-    let n = Timestamp::now().as_nanos() as u64 ^ (u64::from(std::process::id()) << 40);
-    format!("{prefix}_{n:x}")
-}
 
 /// A tiny deterministic generator (xorshift).
 struct Rng(u64);
@@ -127,7 +123,10 @@ async fn check(store: &dyn MetricStore, all: &[Arc<Batch>], label: &str) {
                 .select_rollups(&t, &[], r, TimeRange::ALL)
                 .await
                 .unwrap();
-            let want: Vec<_> = model.iter().filter(|((tt, _, _), _)| tt == tenant).collect();
+            let want: Vec<_> = model
+                .iter()
+                .filter(|((tt, _, _), _)| tt == tenant)
+                .collect();
             assert_eq!(stored.len(), want.len(), "{label} {tenant} {res}: series");
             for ((_, name, labels), points) in want {
                 let got = stored
@@ -145,21 +144,8 @@ async fn check(store: &dyn MetricStore, all: &[Arc<Batch>], label: &str) {
                 assert_eq!(got.windows.len(), windows.len(), "{label} {name} {res}");
                 for ((ws, g), (mws, pts)) in got.windows.iter().zip(&windows) {
                     assert_eq!(ws.as_nanos(), *mws, "{label} {name} {res}");
-                    let m = Rollup::from_points(pts.iter().copied(), g.sketch().map(|s| s.params()))
-                        .unwrap();
                     let ctx = format!("{label} {tenant} {name}{labels:?} {res} window {ws:?}");
-                    assert_eq!(g.count(), m.count(), "{ctx}: count");
-                    assert_eq!(g.sum().to_bits(), m.sum().to_bits(), "{ctx}: sum");
-                    assert_eq!(g.min().to_bits(), m.min().to_bits(), "{ctx}: min");
-                    assert_eq!(g.max().to_bits(), m.max().to_bits(), "{ctx}: max");
-                    assert_eq!(g.first(), m.first(), "{ctx}: first");
-                    assert_eq!(g.last(), m.last(), "{ctx}: last");
-                    if g.counter().is_exact() {
-                        assert_eq!(g.increase(), m.increase(), "{ctx}: increase");
-                    }
-                    for q in [0.0, 0.5, 0.99, 1.0] {
-                        assert_eq!(g.quantile(q), m.quantile(q), "{ctx}: q{q}");
-                    }
+                    support::assert_same_rollup(g, pts, &ctx);
                 }
             }
         }
@@ -172,14 +158,13 @@ async fn check_samples(store: &dyn MetricStore, all: &[Arc<Batch>]) {
     for tenant in ["acme", "beta"] {
         let t = Tenant::new(tenant).unwrap();
         let got = store
-            .select_samples(
-                &t,
-                &[LabelMatcher::eq("job", "node")],
-                TimeRange::ALL,
-            )
+            .select_samples(&t, &[LabelMatcher::eq("job", "node")], TimeRange::ALL)
             .await
             .unwrap();
-        let want: Vec<_> = model.iter().filter(|((tt, _, _), _)| tt == tenant).collect();
+        let want: Vec<_> = model
+            .iter()
+            .filter(|((tt, _, _), _)| tt == tenant)
+            .collect();
         assert_eq!(got.len(), want.len());
         for ((_, name, labels), points) in want {
             let s = got
@@ -323,49 +308,20 @@ async fn sqlite_killed_mid_window_is_exact() {
     suite_killed(store).await;
 }
 
-async fn with_postgres(f: impl AsyncFnOnce(Store)) {
-    let Ok(url) = std::env::var("KILLKRILL_TEST_POSTGRES_URL") else {
-        eprintln!("skipping: KILLKRILL_TEST_POSTGRES_URL is not set");
+async fn with_db(db: Option<support::ScopedDb>, f: impl AsyncFnOnce(Store)) {
+    let Some(db) = db else {
         return;
     };
-    let schema = unique("kk_msink");
-    let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-        .execute(&mut c)
-        .await
-        .unwrap();
-    let sep = if url.contains('?') { '&' } else { '?' };
-    let scoped = format!("{url}{sep}options=-c%20search_path%3D{schema}");
-    let store = Store::open(StoreConfig::from_url(DbType::Postgres, scoped))
-        .await
-        .unwrap();
-    f(store).await;
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-        .execute(&mut c)
-        .await
-        .unwrap();
+    f(Store::open(db.config.clone()).await.unwrap()).await;
+    db.drop_db().await;
+}
+
+async fn with_postgres(f: impl AsyncFnOnce(Store)) {
+    with_db(support::postgres_db("kk_msink").await, f).await;
 }
 
 async fn with_mysql(f: impl AsyncFnOnce(Store)) {
-    let Ok(url) = std::env::var("KILLKRILL_TEST_MYSQL_URL") else {
-        eprintln!("skipping: KILLKRILL_TEST_MYSQL_URL is not set");
-        return;
-    };
-    let db = unique("kk_msink");
-    let mut c = sqlx::MySqlConnection::connect(&url).await.unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}")))
-        .execute(&mut c)
-        .await
-        .unwrap();
-    let base = url.rsplit_once('/').map_or(url.as_str(), |(b, _)| b);
-    let store = Store::open(StoreConfig::from_url(DbType::Mysql, format!("{base}/{db}")))
-        .await
-        .unwrap();
-    f(store).await;
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE {db}")))
-        .execute(&mut c)
-        .await
-        .unwrap();
+    with_db(support::mysql_db("kk_msink").await, f).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -291,12 +291,13 @@ async fn metric_ingest_is_parsed_enqueued_and_stored() {
         .await
         .unwrap();
     assert!(
-        meta.iter().any(|m| m.family == "http_requests"
-            || m.family == "http_requests_total"),
+        meta.iter()
+            .any(|m| m.family == "http_requests" || m.family == "http_requests_total"),
         "{meta:?}"
     );
     assert!(
-        meta.iter().any(|m| m.family == "backup_last_success_seconds"),
+        meta.iter()
+            .any(|m| m.family == "backup_last_success_seconds"),
         "{meta:?}"
     );
     let m = scrape(addr).await;

@@ -15,9 +15,8 @@ use async_trait::async_trait;
 use super::label_matcher::matches_all;
 use super::metric_chunk::prepare_samples;
 use super::metric_store::{
-    MetricRetentionReport, MetricStore, MetricWriteReport, RollupFlush, RollupFlushOutcome,
-    Series, SeriesId, SeriesInfo, SeriesRollups, prepare_metadata, seen_bounds, select_matching,
-    series_id,
+    MetricRetentionReport, MetricStore, MetricWriteReport, RollupFlush, RollupFlushOutcome, Series,
+    SeriesId, SeriesInfo, SeriesRollups, prepare_metadata, seen_bounds, select_matching, series_id,
 };
 use super::{ErrorKind, LabelMatcher, StoreError, TimeRange};
 use crate::aggregate::{BatchId, PartialRollup, Resolution, Rollup};
@@ -214,8 +213,7 @@ impl MetricStore for MemoryMetricStore {
 
     async fn rollup_high_water(&self, tenant: &Tenant) -> Result<Option<Timestamp>, StoreError> {
         let g = self.lock()?;
-        Ok(g
-            .get(tenant)
+        Ok(g.get(tenant)
             .and_then(|d| d.ledger.values().copied().flatten().max()))
     }
 

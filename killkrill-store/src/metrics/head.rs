@@ -66,6 +66,12 @@ pub struct HeadCompactionReport {
     pub samples: u64,
 }
 
+/// Head row keys of one series: `(min_ts, chunk_id)`.
+type HeadKeys = Vec<(i64, Vec<u8>)>;
+
+/// One series merged: its new chunks and the head rows they replace.
+type Moved = (SeriesId, Vec<SampleChunk>, HeadKeys);
+
 /// A head row as read: key and data.
 struct HeadRow {
     min_ts: i64,
@@ -102,7 +108,9 @@ impl Store {
             // next step, which continues from there.
             let next_cutoff = rows.last().map_or(cutoff, |r| r.min_ts);
             let rows: Vec<HeadRow> = if full {
-                rows.into_iter().filter(|r| r.min_ts < next_cutoff).collect()
+                rows.into_iter()
+                    .filter(|r| r.min_ts < next_cutoff)
+                    .collect()
             } else {
                 rows
             };
@@ -155,7 +163,7 @@ impl Store {
         tenant: &Tenant,
         rows: Vec<HeadRow>,
     ) -> Result<HeadCompactionReport, StoreError> {
-        let mut by_series: BTreeMap<i64, (Vec<(i64, f64)>, Vec<(i64, Vec<u8>)>)> = BTreeMap::new();
+        let mut by_series: BTreeMap<i64, (Vec<(i64, f64)>, HeadKeys)> = BTreeMap::new();
         for r in rows {
             let e = by_series.entry(r.series).or_default();
             decode_samples(&r.data, &mut e.0).map_err(|e| {
@@ -169,7 +177,7 @@ impl Store {
         }
         let mut rep = HeadCompactionReport::default();
         let limit = self.tx_byte_limit();
-        let mut group: Vec<(SeriesId, Vec<SampleChunk>, Vec<(i64, Vec<u8>)>)> = Vec::new();
+        let mut group: Vec<Moved> = Vec::new();
         let mut bytes = 0usize;
         for (series, (mut points, keys)) in by_series {
             canonical_points(&mut points);
@@ -204,14 +212,15 @@ impl Store {
         Ok(rep)
     }
 
-    async fn move_group(
-        &self,
-        tenant: &Tenant,
-        group: &[(SeriesId, Vec<SampleChunk>, Vec<(i64, Vec<u8>)>)],
-    ) -> Result<(), StoreError> {
+    async fn move_group(&self, tenant: &Tenant, group: &[Moved]) -> Result<(), StoreError> {
         let chunks: Vec<ChunkRow<'_>> = group
             .iter()
-            .flat_map(|(id, cs, _)| cs.iter().map(|c| ChunkRow { series: *id, chunk: c }))
+            .flat_map(|(id, cs, _)| {
+                cs.iter().map(|c| ChunkRow {
+                    series: *id,
+                    chunk: c,
+                })
+            })
             .collect();
         let keys: Vec<(i64, i64, &[u8])> = group
             .iter()

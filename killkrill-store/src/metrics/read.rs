@@ -6,8 +6,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use killkrill_core::aggregate::Resolution;
 use killkrill_core::aggregate::BatchId;
+use killkrill_core::aggregate::Resolution;
 use killkrill_core::event::{Labels, MetricMetadata, MetricType, Tenant, Timestamp};
 use killkrill_core::storage::metric_chunk::canonical_points;
 use killkrill_core::storage::sample_codec::decode_samples;
@@ -112,59 +112,23 @@ impl Store {
             return Ok(out);
         }
         for part in ids.chunks(IDS_PER_SELECT) {
-            let sql = self.dialect.sql(&format!(
-                "SELECT series_id, data FROM metric_chunks WHERE tenant = ? AND min_ts < ? AND max_ts >= ? AND series_id IN {}",
-                Dialect::tuple(part.len())
-            ));
-            let rows: Vec<(i64, Vec<u8>)> = with_pool!(&self.backend, pool => {
-                let mut q = sqlx::query(AssertSqlSafe(sql))
-                    .bind(tenant.as_str())
-                    .bind(range.end.as_nanos())
-                    .bind(range.start.as_nanos());
-                for id in part {
-                    q = q.bind(id.as_i64());
+            // Full chunks, then the head (time-major: its min_ts is bounded
+            // from below too, by the longest span a head chunk may have).
+            for (table, what, min_start) in [
+                ("metric_chunks", "sample chunk", i64::MIN),
+                (
+                    HEAD_TABLE,
+                    "head chunk",
+                    range.start.as_nanos().saturating_sub(HEAD_MAX_SPAN),
+                ),
+            ] {
+                for (id, data) in self
+                    .chunk_data(tenant, table, part, range, min_start)
+                    .await?
+                {
+                    let pts = out.entry(SeriesId::from_i64(id)).or_default();
+                    decode_samples(&data, pts).map_err(|e| corrupt(tenant, what, e))?;
                 }
-                let rows = q.fetch_all(pool).await.ctx("reading metric chunks")?;
-                let mut v = Vec::with_capacity(rows.len());
-                for r in rows {
-                    v.push((
-                        r.try_get(0).ctx("reading a metric chunk")?,
-                        r.try_get(1).ctx("reading a metric chunk")?,
-                    ));
-                }
-                v
-            });
-            for (id, data) in rows {
-                let pts = out.entry(SeriesId::from_i64(id)).or_default();
-                decode_samples(&data, pts).map_err(|e| corrupt(tenant, "sample chunk", e))?;
-            }
-            // The head: time-major, so bound min_ts from below too.
-            let sql = self.dialect.sql(&format!(
-                "SELECT series_id, data FROM {HEAD_TABLE} WHERE tenant = ? AND min_ts < ? AND min_ts >= ? AND max_ts >= ? AND series_id IN {}",
-                Dialect::tuple(part.len())
-            ));
-            let rows: Vec<(i64, Vec<u8>)> = with_pool!(&self.backend, pool => {
-                let mut q = sqlx::query(AssertSqlSafe(sql))
-                    .bind(tenant.as_str())
-                    .bind(range.end.as_nanos())
-                    .bind(range.start.as_nanos().saturating_sub(HEAD_MAX_SPAN))
-                    .bind(range.start.as_nanos());
-                for id in part {
-                    q = q.bind(id.as_i64());
-                }
-                let rows = q.fetch_all(pool).await.ctx("reading metric head chunks")?;
-                let mut v = Vec::with_capacity(rows.len());
-                for r in rows {
-                    v.push((
-                        r.try_get(0).ctx("reading a metric head chunk")?,
-                        r.try_get(1).ctx("reading a metric head chunk")?,
-                    ));
-                }
-                v
-            });
-            for (id, data) in rows {
-                let pts = out.entry(SeriesId::from_i64(id)).or_default();
-                decode_samples(&data, pts).map_err(|e| corrupt(tenant, "head chunk", e))?;
             }
         }
         let (lo, hi) = (range.start.as_nanos(), range.end.as_nanos());
@@ -174,6 +138,41 @@ impl Store {
         }
         out.retain(|_, p| !p.is_empty());
         Ok(out)
+    }
+
+    /// `(series, data)` of the chunks in `table` of the series `ids` that
+    /// overlap `range` and start at or after `min_start`.
+    async fn chunk_data(
+        &self,
+        tenant: &Tenant,
+        table: &str,
+        ids: &[SeriesId],
+        range: TimeRange,
+        min_start: i64,
+    ) -> Result<Vec<(i64, Vec<u8>)>, StoreError> {
+        let sql = self.dialect.sql(&format!(
+            "SELECT series_id, data FROM {table} WHERE tenant = ? AND min_ts < ? AND min_ts >= ? AND max_ts >= ? AND series_id IN {}",
+            Dialect::tuple(ids.len())
+        ));
+        Ok(with_pool!(&self.backend, pool => {
+            let mut q = sqlx::query(AssertSqlSafe(sql))
+                .bind(tenant.as_str())
+                .bind(range.end.as_nanos())
+                .bind(min_start)
+                .bind(range.start.as_nanos());
+            for id in ids {
+                q = q.bind(id.as_i64());
+            }
+            let rows = q.fetch_all(pool).await.ctx("reading metric chunks")?;
+            let mut v = Vec::with_capacity(rows.len());
+            for r in rows {
+                v.push((
+                    r.try_get(0).ctx("reading a metric chunk")?,
+                    r.try_get(1).ctx("reading a metric chunk")?,
+                ));
+            }
+            v
+        }))
     }
 
     /// Raw rollup rows of the series at `resolution` with window start in
@@ -276,32 +275,36 @@ impl Store {
     ) -> Result<Vec<MetricMetadata>, StoreError> {
         let sql = self.dialect.sql(&format!(
             "SELECT family, kind, help, unit FROM metric_metadata WHERE tenant = ?{}",
-            if family.is_some() { " AND family_hash = ?" } else { "" }
+            if family.is_some() {
+                " AND family_hash = ?"
+            } else {
+                ""
+            }
         ));
-        let rows: Vec<(String, String, Option<String>, Option<String>)> =
-            with_pool!(&self.backend, pool => {
-                let mut q = sqlx::query(AssertSqlSafe(sql)).bind(tenant.as_str());
-                if let Some(f) = family {
-                    q = q.bind(super::write::family_hash(f).to_vec());
-                }
-                let mut v = Vec::new();
-                for r in q.fetch_all(pool).await.ctx("reading metric metadata")? {
-                    v.push((
-                        r.try_get(0).ctx("reading metric metadata")?,
-                        r.try_get(1).ctx("reading metric metadata")?,
-                        r.try_get(2).ctx("reading metric metadata")?,
-                        r.try_get(3).ctx("reading metric metadata")?,
-                    ));
-                }
-                v
-            });
+        let rows: Vec<(String, String, Option<String>, Option<String>)> = with_pool!(&self.backend, pool => {
+            let mut q = sqlx::query(AssertSqlSafe(sql)).bind(tenant.as_str());
+            if let Some(f) = family {
+                q = q.bind(super::write::family_hash(f).to_vec());
+            }
+            let mut v = Vec::new();
+            for r in q.fetch_all(pool).await.ctx("reading metric metadata")? {
+                v.push((
+                    r.try_get(0).ctx("reading metric metadata")?,
+                    r.try_get(1).ctx("reading metric metadata")?,
+                    r.try_get(2).ctx("reading metric metadata")?,
+                    r.try_get(3).ctx("reading metric metadata")?,
+                ));
+            }
+            v
+        });
         let mut out = Vec::with_capacity(rows.len());
         for (family_name, kind, help, unit) in rows {
             if family.is_some_and(|f| f != family_name) {
                 continue;
             }
-            let kind = MetricType::from_name(&kind)
-                .ok_or_else(|| corrupt(tenant, "metadata type", format!("unknown type {kind:?}")))?;
+            let kind = MetricType::from_name(&kind).ok_or_else(|| {
+                corrupt(tenant, "metadata type", format!("unknown type {kind:?}"))
+            })?;
             out.push(MetricMetadata {
                 family: family_name,
                 kind,

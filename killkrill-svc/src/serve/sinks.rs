@@ -217,14 +217,21 @@ impl StoreMetricSink {
 
     /// Writes the samples of one tenant's batches (one call, so samples of
     /// a series from several batches share chunks).
-    async fn write_samples(&self, tenant: &Tenant, batches: &[&Arc<Batch>]) -> Result<(), SinkError> {
+    async fn write_samples(
+        &self,
+        tenant: &Tenant,
+        batches: &[&Arc<Batch>],
+    ) -> Result<(), SinkError> {
         let with: Vec<&&Arc<Batch>> = batches.iter().filter(|b| !b.metrics.is_empty()).collect();
         let joined: Vec<MetricSample>;
         let samples: &[MetricSample] = match with.as_slice() {
             [] => return Ok(()),
             [one] => &one.metrics,
             many => {
-                joined = many.iter().flat_map(|b| b.metrics.iter().cloned()).collect();
+                joined = many
+                    .iter()
+                    .flat_map(|b| b.metrics.iter().cloned())
+                    .collect();
                 &joined
             }
         };
@@ -235,7 +242,11 @@ impl StoreMetricSink {
         Ok(())
     }
 
-    async fn write_metadata(&self, tenant: &Tenant, batches: &[&Arc<Batch>]) -> Result<(), SinkError> {
+    async fn write_metadata(
+        &self,
+        tenant: &Tenant,
+        batches: &[&Arc<Batch>],
+    ) -> Result<(), SinkError> {
         let metadata: Vec<MetricMetadata> = batches
             .iter()
             .flat_map(|b| b.metadata.iter().cloned())
@@ -353,10 +364,9 @@ impl StoreMetricSink {
     /// Replaces the engine with a new one that knows the stored high-water
     /// marks (and nothing that was not committed).
     fn rebuild(&self, r: &Rollups) -> Result<(), SinkError> {
-        let mut engine = r
-            .config
-            .build()
-            .map_err(|e| SinkError::permanent(format!("rollups.aggregate.{}: {}", e.key, e.message)))?;
+        let mut engine = r.config.build().map_err(|e| {
+            SinkError::permanent(format!("rollups.aggregate.{}: {}", e.key, e.message))
+        })?;
         let mut st = lock(&r.state)?;
         for (t, hw) in &st.high_water {
             if let Some(hw) = hw {
@@ -378,8 +388,16 @@ fn rollup_key(tenant: &Tenant, b: &Batch) -> u128 {
     h.update(tenant.as_str().as_bytes());
     h.update(&[0xFF]);
     for s in &b.metrics {
-        h.update(&killkrill_core::storage::series_id(&s.name, &s.labels).0.to_le_bytes());
-        h.update(&s.timestamp.map_or(i64::MIN, Timestamp::as_nanos).to_le_bytes());
+        h.update(
+            &killkrill_core::storage::series_id(&s.name, &s.labels)
+                .0
+                .to_le_bytes(),
+        );
+        h.update(
+            &s.timestamp
+                .map_or(i64::MIN, Timestamp::as_nanos)
+                .to_le_bytes(),
+        );
         h.update(&s.value.to_bits().to_le_bytes());
     }
     h.digest128()
