@@ -772,6 +772,18 @@ mod tests {
                 "transforms[0]",
             ),
             (
+                Some("[rollups.aggregate]\nresolutions = [\"1m\", \"0s\"]\n"),
+                &[],
+                &[],
+                "rollups.aggregate.resolutions[1]",
+            ),
+            (
+                Some("[rollups]\nbogus = 1\n"),
+                &[],
+                &[],
+                "unknown field `bogus`",
+            ),
+            (
                 None,
                 &[],
                 &[("syslog_tls", "127.0.0.1:6514")],

@@ -106,7 +106,11 @@ impl Store {
             let full = rows.len() as i64 == STEP_ROWS;
             // A full step may cut a min_ts in two: leave its rows for the
             // next step, which continues from there.
-            let next_cutoff = rows.last().map_or(cutoff, |r| r.min_ts);
+            let next_cutoff = if full {
+                rows.last().map_or(cutoff, |r| r.min_ts)
+            } else {
+                cutoff
+            };
             let rows: Vec<HeadRow> = if full {
                 rows.into_iter()
                     .filter(|r| r.min_ts < next_cutoff)
@@ -117,7 +121,9 @@ impl Store {
             if rows.is_empty() {
                 break;
             }
-            let step = self.compact_rows(tenant, rows).await?;
+            let step = self
+                .compact_rows(tenant, rows, cutoff.min(next_cutoff))
+                .await?;
             rep.head_chunks += step.head_chunks;
             rep.chunks_written += step.chunks_written;
             rep.samples += step.samples;
@@ -162,7 +168,10 @@ impl Store {
         &self,
         tenant: &Tenant,
         rows: Vec<HeadRow>,
+        cutoff: i64,
     ) -> Result<HeadCompactionReport, StoreError> {
+        let lo = rows.iter().map(|r| r.min_ts).min().unwrap_or(cutoff);
+        let expected = rows.len() as u64;
         let mut by_series: BTreeMap<i64, (Vec<(i64, f64)>, HeadKeys)> = BTreeMap::new();
         for r in rows {
             let e = by_series.entry(r.series).or_default();
@@ -179,6 +188,7 @@ impl Store {
         let limit = self.tx_byte_limit();
         let mut group: Vec<Moved> = Vec::new();
         let mut bytes = 0usize;
+        let mut split = false;
         for (series, (mut points, keys)) in by_series {
             canonical_points(&mut points);
             let id = SeriesId::from_i64(series);
@@ -201,18 +211,37 @@ impl Store {
             bytes += chunks.iter().map(|c| c.data.len() + 64).sum::<usize>();
             group.push((id, chunks, keys));
             if bytes >= limit {
-                self.move_group(tenant, &group).await?;
+                self.move_group(tenant, &group, None).await?;
                 group.clear();
                 bytes = 0;
+                split = true;
             }
         }
-        if !group.is_empty() {
-            self.move_group(tenant, &group).await?;
+        if group.is_empty() {
+            return Ok(rep);
+        }
+        // All in one transaction: delete the step's time range at once and
+        // check that it held exactly the rows read (a late write into the
+        // range meanwhile makes the count differ: then by key).
+        if split
+            || !self
+                .move_group(tenant, &group, Some((lo, cutoff, expected)))
+                .await?
+        {
+            self.move_group(tenant, &group, None).await?;
         }
         Ok(rep)
     }
 
-    async fn move_group(&self, tenant: &Tenant, group: &[Moved]) -> Result<(), StoreError> {
+    /// Moves `group`; with `range = (lo, hi, n)` deletes the head rows with
+    /// `lo <= min_ts < hi` and commits only if they were exactly `n`
+    /// (returns false, nothing changed, otherwise); by key without.
+    async fn move_group(
+        &self,
+        tenant: &Tenant,
+        group: &[Moved],
+        range: Option<(i64, i64, u64)>,
+    ) -> Result<bool, StoreError> {
         let chunks: Vec<ChunkRow<'_>> = group
             .iter()
             .flat_map(|(id, cs, _)| {
@@ -227,7 +256,7 @@ impl Store {
             .flat_map(|(id, _, ks)| ks.iter().map(|(m, k)| (*m, id.as_i64(), &k[..])))
             .collect();
         retry(&self.cfg.retry, "compact_metric_head", || {
-            self.move_tx(tenant, &chunks, &keys)
+            self.move_tx(tenant, &chunks, &keys, range)
         })
         .await
     }
@@ -238,11 +267,29 @@ impl Store {
         tenant: &Tenant,
         chunks: &[ChunkRow<'_>],
         keys: &[(i64, i64, &[u8])],
-    ) -> Result<(), StoreError> {
+        range: Option<(i64, i64, u64)>,
+    ) -> Result<bool, StoreError> {
         let t = tenant.as_str();
         macro_rules! delete_keys {
             ($tx:expr) => {{
-                for part in keys.chunks(DELETE_ROWS) {
+                if let Some((lo, hi, n)) = range {
+                    let sql = self.dialect.sql(&format!(
+                        "DELETE FROM {HEAD_TABLE} WHERE tenant = ? AND min_ts >= ? AND min_ts < ?"
+                    ));
+                    let done = sqlx::query(AssertSqlSafe(sql))
+                        .bind(t)
+                        .bind(lo)
+                        .bind(hi)
+                        .execute(&mut *$tx)
+                        .await
+                        .ctx("deleting compacted head chunks")?
+                        .rows_affected();
+                    if done != n {
+                        $tx.rollback().await.ctx("rolling back a head compaction")?;
+                        return Ok(false);
+                    }
+                }
+                for part in keys.chunks(DELETE_ROWS).filter(|_| range.is_none()) {
                     let sql = self.dialect.sql(&format!(
                         "DELETE FROM {HEAD_TABLE} WHERE tenant = ? AND (min_ts, series_id, chunk_id) IN ({})",
                         vec![Dialect::tuple(3); part.len()].join(", ")
@@ -275,6 +322,6 @@ impl Store {
                 tx.commit().await.ctx("committing a head compaction")?;
             }
         }
-        Ok(())
+        Ok(true)
     }
 }
