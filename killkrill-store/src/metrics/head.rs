@@ -20,6 +20,14 @@
 //!
 //! A head chunk spans at most [`HEAD_MAX_SPAN`], which bounds the time-major
 //! range a read scans.
+//!
+//! The delete: when a step fits one transaction, the step's time range is
+//! deleted with one statement and the transaction commits only if that
+//! removed exactly the rows read; otherwise (a late write landed in the
+//! range) it is redone deleting by key. Known gap: two compactions of one
+//! tenant racing *and* a late write into the same range at the same moment
+//! could balance the count and delete that write; run one compactor per
+//! database (serve's maintenance task is one per process).
 
 use std::collections::BTreeMap;
 
