@@ -19,7 +19,10 @@
 //!
 //! A second group, `metric_write_scrape`, writes 20,000 series × 1 sample
 //! per call: the shape of a remote_write request stored as it arrives, one
-//! chunk row per sample (the worst case for chunked storage).
+//! chunk row per sample (the worst case for chunked storage). Such small
+//! chunks go to the time-major head table; `head_compaction` measures the
+//! background merge of 8 such writes into full per-series chunks
+//! (`Store::compact_metric_head`), so the amortised cost is visible too.
 //!
 //! PostgreSQL / MySQL run when their URL is set (a fresh schema / database
 //! is made and dropped). A summary with the ratio goes to stderr.
@@ -360,6 +363,40 @@ fn writes(c: &mut Criterion) {
                 total
             })
         });
+        // The deferred cost: merging the head into full chunks.
+        let mut next = 5_000_000u64;
+        g.bench_function("head_compaction", |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let mut end = 0i64;
+                    for _ in 0..8 {
+                        let samples = shaped(next, SCRAPE_SERIES, 1);
+                        end = samples
+                            .iter()
+                            .filter_map(|s| s.timestamp)
+                            .map(Timestamp::as_nanos)
+                            .max()
+                            .unwrap_or(0);
+                        next += 1;
+                        rt.block_on(db.store.write_samples(&tenant, &samples))
+                            .unwrap();
+                    }
+                    let started = Instant::now();
+                    let rep = rt
+                        .block_on(
+                            db.store
+                                .compact_metric_head(&tenant, Timestamp::from_nanos(end + 1)),
+                        )
+                        .unwrap();
+                    let took = started.elapsed();
+                    assert!(rep.samples >= 8 * SCRAPE_SERIES as u64, "{rep:?}");
+                    record(db.name, "head_compaction", rep.samples, took.as_secs_f64());
+                    total += took;
+                }
+                total
+            })
+        });
         g.finish();
         rt.block_on(close(db));
     }
@@ -378,6 +415,12 @@ fn writes(c: &mut Criterion) {
                     store / bare
                 );
             }
+        }
+        if let (Some(w), Some(c)) = (rate("scrape_store"), rate("head_compaction")) {
+            eprintln!(
+                "metric_write_scrape/{kind}: head compaction {c:.0} samples/s; write + compaction amortised {:.0} samples/s",
+                1.0 / (1.0 / w + 1.0 / c)
+            );
         }
     }
 }

@@ -116,9 +116,15 @@ impl Dialect {
     /// `CLIENT_FOUND_ROWS`): every column is an integer, a validated tenant
     /// or a blob, so there is nothing IGNORE could silently truncate.
     pub fn insert_chunks(self, rows: usize) -> String {
+        self.insert_chunks_into("metric_chunks", rows)
+    }
+
+    /// [`insert_chunks`](Self::insert_chunks) into `table`: `metric_chunks`
+    /// or `metric_head_chunks` (same columns, keys of the same columns).
+    pub fn insert_chunks_into(self, table: &str, rows: usize) -> String {
         let values = Self::rows(rows, 7);
         let cols =
-            "metric_chunks (tenant, series_id, min_ts, chunk_id, max_ts, sample_count, data)";
+            format!("{table} (tenant, series_id, min_ts, chunk_id, max_ts, sample_count, data)");
         self.sql(&match self.0 {
             DbType::Mysql => format!("INSERT IGNORE INTO {cols} VALUES {values}"),
             DbType::Postgres | DbType::Sqlite => format!(
@@ -137,6 +143,36 @@ impl Dialect {
             DbType::Mysql => format!("{base} ON DUPLICATE KEY UPDATE data = VALUES(data)"),
             DbType::Postgres | DbType::Sqlite => format!(
                 "{base} ON CONFLICT (tenant, series_id, resolution_ns, window_start, late, flush_key) DO UPDATE SET data = excluded.data"
+            ),
+        })
+    }
+
+    /// Records rollup ledger rows (4 columns), leaving recorded batches
+    /// untouched; the affected-row count says how many were new (MySQL:
+    /// `INSERT IGNORE`, as for chunks: binary and integer columns only).
+    pub fn insert_ledger(self, rows: usize) -> String {
+        let values = Self::rows(rows, 4);
+        let cols = "metric_rollup_batches (tenant, batch_id, flush_key, high_water)";
+        self.sql(&match self.0 {
+            DbType::Mysql => format!("INSERT IGNORE INTO {cols} VALUES {values}"),
+            DbType::Postgres | DbType::Sqlite => format!(
+                "INSERT INTO {cols} VALUES {values} ON CONFLICT (tenant, batch_id) DO NOTHING"
+            ),
+        })
+    }
+
+    /// Upserts metric metadata (6 columns): the newest write wins.
+    pub fn upsert_metadata(self, rows: usize) -> String {
+        let values = Self::rows(rows, 6);
+        let base = format!(
+            "INSERT INTO metric_metadata (tenant, family_hash, family, kind, help, unit) VALUES {values}"
+        );
+        self.sql(&match self.0 {
+            DbType::Mysql => format!(
+                "{base} ON DUPLICATE KEY UPDATE kind = VALUES(kind), help = VALUES(help), unit = VALUES(unit)"
+            ),
+            DbType::Postgres | DbType::Sqlite => format!(
+                "{base} ON CONFLICT (tenant, family_hash) DO UPDATE SET kind = excluded.kind, help = excluded.help, unit = excluded.unit"
             ),
         })
     }

@@ -48,3 +48,4 @@ pub use config::{
     ConfigError, DbType, GaleraConfig, LogBlockConfig, RetryConfig, SqliteConfig, SqliteSync,
     StoreConfig,
 };
+pub use metrics::{HEAD_MAX_SAMPLES, HeadCompactionReport};

@@ -122,7 +122,12 @@ fn batches(case: &Case) -> Vec<Vec<MetricSample>> {
     out
 }
 
-async fn check(store: &dyn MetricStore, tenant: &Tenant, case: &Case) -> Result<(), String> {
+async fn check(
+    store: &dyn MetricStore,
+    sql: Option<&killkrill_store::Store>,
+    tenant: &Tenant,
+    case: &Case,
+) -> Result<(), String> {
     let model = MemoryMetricStore::new();
     for b in batches(case) {
         let want = model
@@ -137,6 +142,28 @@ async fn check(store: &dyn MetricStore, tenant: &Tenant, case: &Case) -> Result<
             return Err(format!("write report {got:?} != model {want:?}"));
         }
     }
+    queries(store, &model, tenant, case).await?;
+    // The same answers after the head (small chunks) is merged into full
+    // chunks, up to a cutoff inside the data, then all of it.
+    if let Some(sql) = sql {
+        for cut in [T0 + 3 * STEP, i64::MAX] {
+            sql.compact_metric_head(tenant, Timestamp::from_nanos(cut))
+                .await
+                .map_err(|e| e.to_string())?;
+            queries(store, &model, tenant, case)
+                .await
+                .map_err(|e| format!("after compacting the head before {cut}: {e}"))?;
+        }
+    }
+    Ok(())
+}
+
+async fn queries(
+    store: &dyn MetricStore,
+    model: &MemoryMetricStore,
+    tenant: &Tenant,
+    case: &Case,
+) -> Result<(), String> {
     let pool = matcher_pool();
     for (ms, r) in &case.queries {
         let matchers: Vec<LabelMatcher> = ms.iter().map(|i| pool[*i].clone()).collect();
@@ -239,8 +266,13 @@ where
     let result = runner.run(&arb_case(), |case| {
         let n = CASE.fetch_add(1, Ordering::Relaxed);
         let tenant = Tenant::new(&format!("mm{n}")).expect("tenant");
-        rt.block_on(check(backend.store.as_ref(), &tenant, &case))
-            .map_err(TestCaseError::fail)
+        rt.block_on(check(
+            backend.store.as_ref(),
+            backend.sql_store(),
+            &tenant,
+            &case,
+        ))
+        .map_err(TestCaseError::fail)
     });
     rt.block_on(backend.cleanup());
     if let Err(e) = result {

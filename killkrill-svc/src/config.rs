@@ -124,6 +124,8 @@ pub struct ServeConfig {
     /// tables; see `docs/src/pipeline.md`). None by default. File only.
     #[serde(skip_serializing)]
     pub transforms: Vec<TransformConfig>,
+    /// Rollups the workers compute from metric samples (`[rollups]`).
+    pub rollups: RollupsConfig,
 }
 
 impl Default for ServeConfig {
@@ -145,6 +147,34 @@ impl Default for ServeConfig {
             query: QueryConfig::default(),
             auth: crate::auth::AuthConfig::default(),
             transforms: Vec::new(),
+            rollups: RollupsConfig::default(),
+        }
+    }
+}
+
+/// Rollups: the workers feed every stored metric sample to the aggregation
+/// engine and store its partial rollups exactly once per batch (see
+/// `docs/src/serve.md`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RollupsConfig {
+    /// Compute and store rollups. Default `true`.
+    pub enabled: bool,
+    /// The engine (`[rollups.aggregate]`: `resolutions`, `allowed_lateness`,
+    /// `late_samples`, limits, sketch). As `killkrill_core::aggregate`'s
+    /// defaults, except `late_samples = "aggregate"`: the store merges every
+    /// partial of a window, so a late sample is still counted.
+    pub aggregate: killkrill_core::aggregate::AggregateConfig,
+}
+
+impl Default for RollupsConfig {
+    fn default() -> Self {
+        RollupsConfig {
+            enabled: true,
+            aggregate: killkrill_core::aggregate::AggregateConfig {
+                late_samples: killkrill_core::aggregate::LatePolicy::Aggregate,
+                ..Default::default()
+            },
         }
     }
 }
@@ -260,6 +290,11 @@ pub struct MaintenanceConfig {
     pub interval_secs: u64,
     /// Delete log blocks older than this many days; 0 keeps everything.
     pub retention_days: u64,
+    /// Metric samples written a few per series at a time (scrapes,
+    /// remote_write) wait in the time-major head; each pass merges head
+    /// chunks whose samples are older than this many seconds into full
+    /// per-series chunks. Default 600.
+    pub metric_head_secs: u64,
 }
 
 impl Default for MaintenanceConfig {
@@ -267,6 +302,7 @@ impl Default for MaintenanceConfig {
         MaintenanceConfig {
             interval_secs: 60,
             retention_days: 0,
+            metric_head_secs: 600,
         }
     }
 }
@@ -606,6 +642,16 @@ impl ServeConfig {
         if let Err((key, problem)) = self.auth.validate() {
             return Err(err(key, problem));
         }
+        if self.rollups.enabled
+            && let Err(e) = self.rollups.aggregate.build()
+        {
+            let key = format!("rollups.aggregate.{}", e.key);
+            return Err(ConfigError {
+                origin: origin_of(origins, &key),
+                key,
+                problem: e.message,
+            });
+        }
         if self.workers.count > 256 {
             return Err(err("workers.count", "must be at most 256".into()));
         }
@@ -836,6 +882,18 @@ mod tests {
                 &[],
                 &[],
                 "transforms[0]",
+            ),
+            (
+                Some("[rollups.aggregate]\nresolutions = [\"1m\", \"0s\"]\n"),
+                &[],
+                &[],
+                "rollups.aggregate.resolutions[1]",
+            ),
+            (
+                Some("[rollups]\nbogus = 1\n"),
+                &[],
+                &[],
+                "unknown field `bogus`",
             ),
             (
                 None,

@@ -7,17 +7,10 @@
 
 mod support;
 
-use killkrill_core::event::Timestamp;
-use killkrill_store::{DbType, StoreConfig};
+use killkrill_store::StoreConfig;
 use killkrill_svc::serve::StartOptions;
-use sqlx::Connection;
-use support::{by_message, config, http, wait_stored};
+use support::{by_message, config, http, mysql_db, postgres_db, wait_stored};
 use tokio::io::AsyncWriteExt;
-
-fn unique(prefix: &str) -> String {
-    let n = Timestamp::now().as_nanos() as u64 ^ (u64::from(std::process::id()) << 40);
-    format!("{prefix}_{n:x}")
-}
 
 async fn round_trip(store: StoreConfig) {
     let dir = tempfile::tempdir().unwrap();
@@ -66,41 +59,18 @@ async fn round_trip(store: StoreConfig) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_on_postgres() {
-    let Ok(url) = std::env::var("KILLKRILL_TEST_POSTGRES_URL") else {
-        eprintln!("skipping: KILLKRILL_TEST_POSTGRES_URL is not set");
+    let Some(db) = postgres_db("kk_serve").await else {
         return;
     };
-    let schema = unique("kk_serve");
-    let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-        .execute(&mut c)
-        .await
-        .unwrap();
-    let sep = if url.contains('?') { '&' } else { '?' };
-    let scoped = format!("{url}{sep}options=-c%20search_path%3D{schema}");
-    round_trip(StoreConfig::from_url(DbType::Postgres, scoped)).await;
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-        .execute(&mut c)
-        .await
-        .unwrap();
+    round_trip(db.config.clone()).await;
+    db.drop_db().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_on_mysql() {
-    let Ok(url) = std::env::var("KILLKRILL_TEST_MYSQL_URL") else {
-        eprintln!("skipping: KILLKRILL_TEST_MYSQL_URL is not set");
+    let Some(db) = mysql_db("kk_serve").await else {
         return;
     };
-    let db = unique("kk_serve");
-    let mut c = sqlx::MySqlConnection::connect(&url).await.unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}")))
-        .execute(&mut c)
-        .await
-        .unwrap();
-    let base = url.rsplit_once('/').map_or(url.as_str(), |(b, _)| b);
-    round_trip(StoreConfig::from_url(DbType::Mysql, format!("{base}/{db}"))).await;
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE {db}")))
-        .execute(&mut c)
-        .await
-        .unwrap();
+    round_trip(db.config.clone()).await;
+    db.drop_db().await;
 }

@@ -20,7 +20,7 @@ use killkrill_core::event::{
 use killkrill_core::storage::{LogStore, MetricStore};
 use killkrill_store::{DbType, Store, StoreConfig};
 use killkrill_svc::config::ServeConfig;
-use killkrill_svc::serve::{self, ServeHandle, StartOptions};
+use killkrill_svc::serve::{ServeHandle, StartOptions};
 use serde_json::Value;
 use support::{config, http};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

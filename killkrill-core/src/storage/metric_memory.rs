@@ -15,12 +15,12 @@ use async_trait::async_trait;
 use super::label_matcher::matches_all;
 use super::metric_chunk::prepare_samples;
 use super::metric_store::{
-    MetricRetentionReport, MetricStore, MetricWriteReport, Series, SeriesId, SeriesInfo,
-    SeriesRollups, seen_bounds, series_id,
+    MetricRetentionReport, MetricStore, MetricWriteReport, RollupFlush, RollupFlushOutcome, Series,
+    SeriesId, SeriesInfo, SeriesRollups, prepare_metadata, seen_bounds, select_matching, series_id,
 };
 use super::{ErrorKind, LabelMatcher, StoreError, TimeRange};
 use crate::aggregate::{BatchId, PartialRollup, Resolution, Rollup};
-use crate::event::{MetricSample, Tenant, Timestamp};
+use crate::event::{MetricMetadata, MetricSample, Tenant, Timestamp};
 
 type RollupRow = (SeriesId, i64, i64, bool, u128);
 
@@ -32,6 +32,10 @@ struct TenantData {
     chunks: HashMap<[u8; 16], i64>,
     /// (series, resolution, window start, late, flush) → partial.
     rollups: BTreeMap<RollupRow, Rollup>,
+    /// The rollup ledger: batch → high-water mark stored with its flush.
+    ledger: HashMap<u128, Option<Timestamp>>,
+    /// Family → metadata.
+    metadata: BTreeMap<String, MetricMetadata>,
 }
 
 /// Metric data in maps behind a mutex.
@@ -63,14 +67,53 @@ fn touch(d: &mut TenantData, info: SeriesInfo) {
         .or_insert(info);
 }
 
-fn matching<'a>(
-    d: &'a TenantData,
-    matchers: &'a [LabelMatcher],
-    range: TimeRange,
-) -> impl Iterator<Item = &'a SeriesInfo> + 'a {
-    d.series.values().filter(move |s| {
-        range.overlaps(s.first_seen, s.last_seen) && matches_all(matchers, &s.name, &s.labels)
-    })
+fn matching(d: &TenantData, matchers: &[LabelMatcher], range: TimeRange) -> Vec<SeriesInfo> {
+    select_matching(d.series.values().cloned(), matchers, range)
+}
+
+fn check_rollup_tenant(tenant: &Tenant, partials: &[PartialRollup]) -> Result<(), StoreError> {
+    match partials.iter().find(|p| &p.key.series.tenant != tenant) {
+        Some(p) => Err(StoreError::invalid(format!(
+            "a rollup of tenant {} written as tenant {tenant}",
+            p.key.series.tenant
+        ))),
+        None => Ok(()),
+    }
+}
+
+fn put_rollups(d: &mut TenantData, flush: BatchId, partials: &[PartialRollup]) {
+    for p in partials {
+        let k = &p.key;
+        let id = series_id(&k.series.name, &k.series.labels);
+        touch(
+            d,
+            SeriesInfo {
+                id,
+                name: k.series.name.clone(),
+                labels: k.series.labels.clone(),
+                first_seen: seen_bounds(
+                    p.rollup.first().timestamp.as_nanos(),
+                    p.rollup.last().timestamp.as_nanos(),
+                )
+                .0,
+                last_seen: seen_bounds(
+                    p.rollup.first().timestamp.as_nanos(),
+                    p.rollup.last().timestamp.as_nanos(),
+                )
+                .1,
+            },
+        );
+        d.rollups.insert(
+            (
+                id,
+                k.resolution.as_nanos(),
+                k.window_start.as_nanos(),
+                k.late,
+                flush.0,
+            ),
+            p.rollup.clone(),
+        );
+    }
 }
 
 fn sorted<T>(mut v: Vec<T>, key: impl Fn(&T) -> (&str, &crate::event::Labels)) -> Vec<T> {
@@ -134,47 +177,75 @@ impl MetricStore for MemoryMetricStore {
         flush: BatchId,
         partials: &[PartialRollup],
     ) -> Result<usize, StoreError> {
-        if let Some(p) = partials.iter().find(|p| &p.key.series.tenant != tenant) {
-            return Err(StoreError::invalid(format!(
-                "a rollup of tenant {} written as tenant {tenant}",
-                p.key.series.tenant
-            )));
-        }
+        check_rollup_tenant(tenant, partials)?;
+        let mut g = self.lock()?;
+        put_rollups(g.entry(tenant.clone()).or_default(), flush, partials);
+        Ok(partials.len())
+    }
+
+    async fn write_rollup_flush(
+        &self,
+        tenant: &Tenant,
+        flush: RollupFlush<'_>,
+    ) -> Result<RollupFlushOutcome, StoreError> {
+        check_rollup_tenant(tenant, flush.partials)?;
         let mut g = self.lock()?;
         let d = g.entry(tenant.clone()).or_default();
-        for p in partials {
-            let k = &p.key;
-            let id = series_id(&k.series.name, &k.series.labels);
-            touch(
-                d,
-                SeriesInfo {
-                    id,
-                    name: k.series.name.clone(),
-                    labels: k.series.labels.clone(),
-                    first_seen: seen_bounds(
-                        p.rollup.first().timestamp.as_nanos(),
-                        p.rollup.last().timestamp.as_nanos(),
-                    )
-                    .0,
-                    last_seen: seen_bounds(
-                        p.rollup.first().timestamp.as_nanos(),
-                        p.rollup.last().timestamp.as_nanos(),
-                    )
-                    .1,
-                },
-            );
-            d.rollups.insert(
-                (
-                    id,
-                    k.resolution.as_nanos(),
-                    k.window_start.as_nanos(),
-                    k.late,
-                    flush.0,
-                ),
-                p.rollup.clone(),
-            );
+        let mut recorded: Vec<BatchId> = flush
+            .batches
+            .iter()
+            .filter(|b| d.ledger.contains_key(&b.0))
+            .copied()
+            .collect();
+        if !recorded.is_empty() {
+            recorded.sort_unstable();
+            recorded.dedup();
+            return Ok(RollupFlushOutcome::AlreadyRecorded(recorded));
         }
-        Ok(partials.len())
+        for b in flush.batches {
+            d.ledger.insert(b.0, flush.high_water);
+        }
+        put_rollups(d, flush.key, flush.partials);
+        Ok(RollupFlushOutcome::Written {
+            rows: flush.partials.len(),
+        })
+    }
+
+    async fn rollup_high_water(&self, tenant: &Tenant) -> Result<Option<Timestamp>, StoreError> {
+        let g = self.lock()?;
+        Ok(g.get(tenant)
+            .and_then(|d| d.ledger.values().copied().flatten().max()))
+    }
+
+    async fn write_metadata(
+        &self,
+        tenant: &Tenant,
+        metadata: &[MetricMetadata],
+    ) -> Result<usize, StoreError> {
+        let m = prepare_metadata(metadata)?;
+        let mut g = self.lock()?;
+        let d = g.entry(tenant.clone()).or_default();
+        let n = m.len();
+        for e in m {
+            d.metadata.insert(e.family.clone(), e);
+        }
+        Ok(n)
+    }
+
+    async fn select_metadata(
+        &self,
+        tenant: &Tenant,
+        family: Option<&str>,
+    ) -> Result<Vec<MetricMetadata>, StoreError> {
+        let g = self.lock()?;
+        let Some(d) = g.get(tenant) else {
+            return Ok(Vec::new());
+        };
+        Ok(d.metadata
+            .values()
+            .filter(|m| family.is_none_or(|f| m.family == f))
+            .cloned()
+            .collect())
     }
 
     async fn select_series(
@@ -190,8 +261,7 @@ impl MetricStore for MemoryMetricStore {
         if range.is_empty() {
             return Ok(Vec::new());
         }
-        let v: Vec<SeriesInfo> = matching(d, matchers, range).cloned().collect();
-        Ok(sorted(v, |s| (s.name.as_str(), &s.labels)))
+        Ok(matching(d, matchers, range))
     }
 
     async fn select_samples(

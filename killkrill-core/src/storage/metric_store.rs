@@ -27,9 +27,9 @@
 
 use async_trait::async_trait;
 
-use super::{LabelMatcher, StoreError, TimeRange};
+use super::{LabelMatcher, StoreError, TimeRange, matches_all};
 use crate::aggregate::{BatchId, PartialRollup, Resolution, Rollup};
-use crate::event::{Labels, MetricSample, MetricText, Tenant, Timestamp};
+use crate::event::{Labels, MetricMetadata, MetricSample, MetricText, Tenant, Timestamp};
 
 /// Stable id of a series within a tenant: xxh3-64 of the metric name and the
 /// sorted labels (see [`series_id`]). The same on every machine and version.
@@ -137,6 +137,87 @@ pub struct MetricWriteReport {
     pub chunks_skipped: usize,
 }
 
+/// One aggregator flush as the pipeline stores it: the partials under the
+/// flush key, and a ledger entry for every batch folded into them.
+#[derive(Debug, Clone, Copy)]
+pub struct RollupFlush<'a> {
+    /// The key the partials are stored under ([`crate::aggregate::Flush::key`]).
+    pub key: BatchId,
+    /// Every batch aggregated into `partials` (recorded in the ledger).
+    pub batches: &'a [BatchId],
+    /// The tenant's high-water mark after the flush (latest event time).
+    pub high_water: Option<Timestamp>,
+    /// The partial rollups.
+    pub partials: &'a [PartialRollup],
+}
+
+/// What [`MetricStore::write_rollup_flush`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RollupFlushOutcome {
+    /// The partials and the ledger entries were committed together.
+    Written {
+        /// Rollup rows written.
+        rows: usize,
+    },
+    /// Some batches were already in the ledger (an earlier delivery stored
+    /// their rollups): nothing was written. Aggregate the others again
+    /// without them.
+    AlreadyRecorded(Vec<BatchId>),
+}
+
+/// Keeps the series that match every matcher and overlap `range`, sorted by
+/// (name, labels): the one filter the in-memory model and the SQL stores
+/// share (the SQL narrows by tenant, name and time first).
+pub fn select_matching(
+    series: impl IntoIterator<Item = SeriesInfo>,
+    matchers: &[LabelMatcher],
+    range: TimeRange,
+) -> Vec<SeriesInfo> {
+    if range.is_empty() {
+        return Vec::new();
+    }
+    let mut out: Vec<SeriesInfo> = series
+        .into_iter()
+        .filter(|s| {
+            range.overlaps(s.first_seen, s.last_seen) && matches_all(matchers, &s.name, &s.labels)
+        })
+        .collect();
+    out.sort_by(|a, b| (a.name.as_str(), &a.labels).cmp(&(b.name.as_str(), &b.labels)));
+    out
+}
+
+/// Longest metadata family name, help text or unit accepted, in bytes.
+pub const MAX_METADATA_TEXT_LEN: usize = 4096;
+
+/// Checks metadata for [`MetricStore::write_metadata`] and keeps the last
+/// entry of each family, sorted by family.
+///
+/// # Errors
+/// Invalid naming the first bad entry.
+pub fn prepare_metadata(metadata: &[MetricMetadata]) -> Result<Vec<MetricMetadata>, StoreError> {
+    let mut by_family: std::collections::BTreeMap<&str, &MetricMetadata> =
+        std::collections::BTreeMap::new();
+    for (i, m) in metadata.iter().enumerate() {
+        if m.family.is_empty() {
+            return Err(StoreError::invalid(format!(
+                "metadata entry {i}: empty family name"
+            )));
+        }
+        let long = [Some(&m.family), m.help.as_ref(), m.unit.as_ref()]
+            .into_iter()
+            .flatten()
+            .any(|t| t.len() > MAX_METADATA_TEXT_LEN);
+        if long {
+            return Err(StoreError::invalid(format!(
+                "metadata entry {i} ({}): a text is longer than {MAX_METADATA_TEXT_LEN} bytes",
+                m.family.chars().take(64).collect::<String>()
+            )));
+        }
+        by_family.insert(&m.family, m);
+    }
+    Ok(by_family.into_values().cloned().collect())
+}
+
 /// What metric retention deleted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct MetricRetentionReport {
@@ -179,6 +260,55 @@ pub trait MetricStore: Send + Sync {
         flush: BatchId,
         partials: &[PartialRollup],
     ) -> Result<usize, StoreError>;
+
+    /// Stores one aggregator flush exactly once per batch: in one
+    /// transaction, records every batch of `flush` in the tenant's rollup
+    /// ledger and stores the partials under `flush.key` (as
+    /// [`write_rollups`](Self::write_rollups)). When a batch is already in
+    /// the ledger (a redelivery whose rollups were stored before), nothing
+    /// is written and the recorded batches are returned, so the caller
+    /// aggregates the rest again without them: every batch counts once
+    /// however deliveries are grouped, redelivered or raced by two workers.
+    ///
+    /// # Errors
+    /// As [`write_rollups`](Self::write_rollups).
+    async fn write_rollup_flush(
+        &self,
+        tenant: &Tenant,
+        flush: RollupFlush<'_>,
+    ) -> Result<RollupFlushOutcome, StoreError>;
+
+    /// The greatest high-water mark stored with a flush of `tenant`, so a
+    /// restarted aggregator judges lateness as the old one did.
+    ///
+    /// # Errors
+    /// Backend errors.
+    async fn rollup_high_water(&self, tenant: &Tenant) -> Result<Option<Timestamp>, StoreError>;
+
+    /// Stores metric family metadata of `tenant` (type, help, unit),
+    /// replacing what an earlier write said about the same family; the
+    /// last entry of a family in `metadata` wins. Idempotent. Returns the
+    /// families written.
+    ///
+    /// # Errors
+    /// Invalid for an empty family or a text over
+    /// [`MAX_METADATA_TEXT_LEN`]; backend errors.
+    async fn write_metadata(
+        &self,
+        tenant: &Tenant,
+        metadata: &[MetricMetadata],
+    ) -> Result<usize, StoreError>;
+
+    /// Stored metadata of `tenant`, sorted by family; only `family` when
+    /// given.
+    ///
+    /// # Errors
+    /// Backend errors; Fatal for a stored type that does not parse.
+    async fn select_metadata(
+        &self,
+        tenant: &Tenant,
+        family: Option<&str>,
+    ) -> Result<Vec<MetricMetadata>, StoreError>;
 
     /// Series of `tenant` matching every matcher whose
     /// `[first_seen, last_seen]` overlaps `range`, sorted by (name, labels).

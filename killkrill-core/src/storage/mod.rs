@@ -39,8 +39,9 @@ pub use log_store::{LogStore, ScanOrder, SummaryRequest, WriteReport};
 pub use memory::MemoryLogStore;
 pub use metric_memory::MemoryMetricStore;
 pub use metric_store::{
-    MAX_METRIC_NAME_LEN, MetricRetentionReport, MetricStore, MetricWriteReport, SEEN_GRANULARITY,
-    Series, SeriesId, SeriesInfo, SeriesRollups, seen_bounds, series_id,
+    MAX_METADATA_TEXT_LEN, MAX_METRIC_NAME_LEN, MetricRetentionReport, MetricStore,
+    MetricWriteReport, RollupFlush, RollupFlushOutcome, SEEN_GRANULARITY, Series, SeriesId,
+    SeriesInfo, SeriesRollups, prepare_metadata, seen_bounds, select_matching, series_id,
 };
 pub use range::TimeRange;
 pub use retention::{RetentionPolicy, RetentionReport, apply_retention};

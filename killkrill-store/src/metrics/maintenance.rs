@@ -36,6 +36,27 @@ impl Store {
             )
         })
         .await?;
+        // Head chunks count as chunks (the head is where small writes wait).
+        let head = retry(&self.cfg.retry, "metric_retention", || {
+            self.bounded_delete(
+                "DELETE FROM metric_head_chunks WHERE tenant = ? AND max_ts < ?",
+                false,
+                tenant,
+                c,
+            )
+        })
+        .await?;
+        // Ledger rows whose flush saw nothing newer than the cutoff: their
+        // rollups are gone, so a redelivery could not double them.
+        retry(&self.cfg.retry, "metric_retention", || {
+            self.bounded_delete(
+                "DELETE FROM metric_rollup_batches WHERE tenant = ? AND high_water < ?",
+                false,
+                tenant,
+                c,
+            )
+        })
+        .await?;
         let series = retry(&self.cfg.retry, "metric_retention", || {
             self.bounded_delete(
                 "DELETE FROM metric_series WHERE tenant = ? AND last_seen < ?",
@@ -46,7 +67,7 @@ impl Store {
         })
         .await?;
         Ok(MetricRetentionReport {
-            chunks,
+            chunks: chunks + head,
             rollups,
             series,
         })

@@ -8,7 +8,13 @@
 //! chunks, the codec, label matching and rollup merging are core's
 //! ([`killkrill_core::storage::metric_chunk`]), shared with the in-memory
 //! model the suite compares against.
+//!
+//! Small chunks (a write with a few samples per series: a scrape or a
+//! remote_write request) go to the time-major head table first and are
+//! merged into full chunks by [`Store::compact_metric_head`] (see
+//! [`head`]).
 
+mod head;
 mod maintenance;
 mod read;
 pub(crate) mod series_cache;
@@ -18,16 +24,19 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use killkrill_core::aggregate::{BatchId, PartialRollup, Resolution, Rollup};
-use killkrill_core::event::{MetricSample, Tenant, Timestamp};
+use killkrill_core::event::{MetricMetadata, MetricSample, Tenant, Timestamp};
 use killkrill_core::storage::metric_chunk::prepare_samples;
 use killkrill_core::storage::{
-    ErrorKind, LabelMatcher, MetricRetentionReport, MetricStore, MetricWriteReport, Series,
-    SeriesId, SeriesInfo, SeriesRollups, StoreError, TimeRange, seen_bounds, series_id,
+    ErrorKind, LabelMatcher, MetricRetentionReport, MetricStore, MetricWriteReport, RollupFlush,
+    RollupFlushOutcome, Series, SeriesId, SeriesInfo, SeriesRollups, StoreError, TimeRange,
+    prepare_metadata, seen_bounds, series_id,
 };
+
+pub use head::{HEAD_MAX_SAMPLES, HeadCompactionReport};
 
 use crate::backend::Store;
 use crate::retry::retry;
-use write::{ChunkRow, RollupRow, SeriesRow, labels_json, series_row};
+use write::{ChunkRow, LedgerRows, RollupRow, SeriesRow, labels_json, series_row};
 
 #[async_trait]
 impl MetricStore for Store {
@@ -79,7 +88,7 @@ impl MetricStore for Store {
                     series.push(series_row(s)?);
                 }
             }
-            let chunks: Vec<ChunkRow<'_>> = group
+            let (head, chunks): (Vec<ChunkRow<'_>>, Vec<ChunkRow<'_>>) = group
                 .iter()
                 .flat_map(|s| {
                     s.chunks.iter().map(|c| ChunkRow {
@@ -87,16 +96,17 @@ impl MetricStore for Store {
                         chunk: c,
                     })
                 })
-                .collect();
+                .partition(|c| head::belongs_in_head(c.chunk));
             let inserted = retry(&self.cfg.retry, "write_samples", || {
-                self.samples_tx(tenant, &series, &chunks)
+                self.samples_tx(tenant, &series, &chunks, &head)
             })
             .await? as usize;
+            let chunks_len = chunks.len() + head.len();
             let known: Vec<(SeriesId, i64, i64)> =
                 series.iter().map(|s| (s.id, s.first, s.last)).collect();
             self.series_cache.record(tenant, &known);
             rep.chunks_written += inserted;
-            rep.chunks_skipped += chunks.len().saturating_sub(inserted);
+            rep.chunks_skipped += chunks_len.saturating_sub(inserted);
             start = end;
         }
         metrics::counter!("killkrill_store_metric_samples_total").increment(rep.samples);
@@ -113,64 +123,87 @@ impl MetricStore for Store {
         flush: BatchId,
         partials: &[PartialRollup],
     ) -> Result<usize, StoreError> {
-        if let Some(p) = partials.iter().find(|p| &p.key.series.tenant != tenant) {
-            return Err(StoreError::invalid(format!(
-                "a rollup of tenant {} written as tenant {tenant}",
-                p.key.series.tenant
-            )));
-        }
-        let mut series: HashMap<SeriesId, SeriesRow> = HashMap::new();
-        let mut rows: HashMap<(SeriesId, i64, i64, bool), RollupRow> = HashMap::new();
-        for p in partials {
-            let k = &p.key;
-            let id = series_id(&k.series.name, &k.series.labels);
-            let (lo, hi) = seen_bounds(
-                p.rollup.first().timestamp.as_nanos(),
-                p.rollup.last().timestamp.as_nanos(),
-            );
-            match series.get_mut(&id) {
-                Some(s) => {
-                    s.first = s.first.min(lo.as_nanos());
-                    s.last = s.last.max(hi.as_nanos());
-                }
-                None => {
-                    series.insert(
-                        id,
-                        SeriesRow {
-                            id,
-                            name: k.series.name.to_string(),
-                            labels: labels_json(&k.series.labels)?,
-                            first: lo.as_nanos(),
-                            last: hi.as_nanos(),
-                        },
-                    );
-                }
-            }
-            let ws = k.window_start.as_nanos();
-            rows.insert(
-                (id, k.resolution.as_nanos(), ws, k.late),
-                RollupRow {
-                    series: id,
-                    resolution: k.resolution.as_nanos(),
-                    window_start: ws,
-                    late: k.late,
-                    flush_key: flush.0.to_be_bytes(),
-                    window_end: ws.saturating_add(k.resolution.as_nanos()),
-                    data: p.rollup.to_bytes(),
-                },
-            );
-        }
-        let mut series: Vec<SeriesRow> = series.into_values().collect();
-        series.sort_unstable_by_key(|s| s.id);
-        let mut rows: Vec<RollupRow> = rows.into_values().collect();
-        rows.sort_unstable_by_key(|r| (r.series, r.resolution, r.window_start, r.late));
+        let (series, rows) = rollup_rows(tenant, flush, partials)?;
         retry(&self.cfg.retry, "write_rollups", || {
-            self.rollups_tx(tenant, &series, &rows)
+            self.rollups_tx(tenant, None, &series, &rows)
         })
         .await?;
         metrics::counter!("killkrill_store_metric_rollups_written_total")
             .increment(rows.len() as u64);
         Ok(rows.len())
+    }
+
+    async fn write_rollup_flush(
+        &self,
+        tenant: &Tenant,
+        flush: RollupFlush<'_>,
+    ) -> Result<RollupFlushOutcome, StoreError> {
+        let (series, rows) = rollup_rows(tenant, flush.key, flush.partials)?;
+        let mut batches: Vec<[u8; 16]> = flush.batches.iter().map(|b| b.0.to_be_bytes()).collect();
+        batches.sort_unstable();
+        batches.dedup();
+        let ledger = LedgerRows {
+            key: flush.key.0.to_be_bytes(),
+            batches,
+            high_water: flush.high_water.map(Timestamp::as_nanos),
+        };
+        let fresh = retry(&self.cfg.retry, "write_rollup_flush", || {
+            self.rollups_tx(tenant, Some(&ledger), &series, &rows)
+        })
+        .await?;
+        if fresh {
+            metrics::counter!("killkrill_store_metric_rollups_written_total")
+                .increment(rows.len() as u64);
+            return Ok(RollupFlushOutcome::Written { rows: rows.len() });
+        }
+        let recorded = retry(&self.cfg.retry, "write_rollup_flush", || {
+            self.recorded_batches(tenant, &ledger.batches)
+        })
+        .await?;
+        if recorded.is_empty() {
+            // Recorded by a transaction that has since been rolled back.
+            return Err(StoreError::new(
+                ErrorKind::Retryable,
+                "a rollup ledger conflict vanished; write the flush again",
+            ));
+        }
+        Ok(RollupFlushOutcome::AlreadyRecorded(recorded))
+    }
+
+    async fn rollup_high_water(&self, tenant: &Tenant) -> Result<Option<Timestamp>, StoreError> {
+        retry(&self.cfg.retry, "rollup_high_water", || {
+            self.ledger_high_water(tenant)
+        })
+        .await
+    }
+
+    async fn write_metadata(
+        &self,
+        tenant: &Tenant,
+        metadata: &[MetricMetadata],
+    ) -> Result<usize, StoreError> {
+        let rows = prepare_metadata(metadata)?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        retry(&self.cfg.retry, "write_metadata", || {
+            self.metadata_tx(tenant, &rows)
+        })
+        .await?;
+        metrics::counter!("killkrill_store_metric_metadata_written_total")
+            .increment(rows.len() as u64);
+        Ok(rows.len())
+    }
+
+    async fn select_metadata(
+        &self,
+        tenant: &Tenant,
+        family: Option<&str>,
+    ) -> Result<Vec<MetricMetadata>, StoreError> {
+        retry(&self.cfg.retry, "select_metadata", || {
+            self.read_metadata(tenant, family)
+        })
+        .await
     }
 
     async fn select_series(
@@ -270,4 +303,64 @@ impl MetricStore for Store {
         })
         .await
     }
+}
+
+/// The series rows and rollup rows of one flush's partials.
+fn rollup_rows(
+    tenant: &Tenant,
+    flush: BatchId,
+    partials: &[PartialRollup],
+) -> Result<(Vec<SeriesRow>, Vec<RollupRow>), StoreError> {
+    if let Some(p) = partials.iter().find(|p| &p.key.series.tenant != tenant) {
+        return Err(StoreError::invalid(format!(
+            "a rollup of tenant {} written as tenant {tenant}",
+            p.key.series.tenant
+        )));
+    }
+    let mut series: HashMap<SeriesId, SeriesRow> = HashMap::new();
+    let mut rows: HashMap<(SeriesId, i64, i64, bool), RollupRow> = HashMap::new();
+    for p in partials {
+        let k = &p.key;
+        let id = series_id(&k.series.name, &k.series.labels);
+        let (lo, hi) = seen_bounds(
+            p.rollup.first().timestamp.as_nanos(),
+            p.rollup.last().timestamp.as_nanos(),
+        );
+        match series.get_mut(&id) {
+            Some(s) => {
+                s.first = s.first.min(lo.as_nanos());
+                s.last = s.last.max(hi.as_nanos());
+            }
+            None => {
+                series.insert(
+                    id,
+                    SeriesRow {
+                        id,
+                        name: k.series.name.to_string(),
+                        labels: labels_json(&k.series.labels)?,
+                        first: lo.as_nanos(),
+                        last: hi.as_nanos(),
+                    },
+                );
+            }
+        }
+        let ws = k.window_start.as_nanos();
+        rows.insert(
+            (id, k.resolution.as_nanos(), ws, k.late),
+            RollupRow {
+                series: id,
+                resolution: k.resolution.as_nanos(),
+                window_start: ws,
+                late: k.late,
+                flush_key: flush.0.to_be_bytes(),
+                window_end: ws.saturating_add(k.resolution.as_nanos()),
+                data: p.rollup.to_bytes(),
+            },
+        );
+    }
+    let mut series: Vec<SeriesRow> = series.into_values().collect();
+    series.sort_unstable_by_key(|s| s.id);
+    let mut rows: Vec<RollupRow> = rows.into_values().collect();
+    rows.sort_unstable_by_key(|r| (r.series, r.resolution, r.window_start, r.late));
+    Ok((series, rows))
 }

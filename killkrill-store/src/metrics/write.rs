@@ -1,5 +1,5 @@
 //! The metric write transactions: series upserts and chunk inserts, rollup
-//! upserts.
+//! upserts with their ledger rows, metadata upserts.
 //!
 //! A write is one transaction per group of series (groups keep a
 //! transaction under the Galera writeset limit): upsert the series rows the
@@ -9,7 +9,7 @@
 //! retried transaction is harmless: chunk ids are content-derived and the
 //! series upsert only widens.
 
-use killkrill_core::event::Tenant;
+use killkrill_core::event::{MetricMetadata, Tenant};
 use killkrill_core::storage::metric_chunk::{PreparedSeries, SampleChunk};
 use killkrill_core::storage::{SeriesId, StoreError, seen_bounds};
 use sqlx::AssertSqlSafe;
@@ -17,12 +17,19 @@ use sqlx::AssertSqlSafe;
 use crate::backend::{Backend, Store};
 use crate::error::Context;
 
+/// The head table (see [`super::head`]).
+pub(crate) const HEAD_TABLE: &str = "metric_head_chunks";
+
 /// Series rows per upsert statement (6 binds each).
 const SERIES_ROWS: usize = 500;
 /// Chunk rows per insert statement (7 binds each).
-const CHUNK_ROWS: usize = 500;
+pub(crate) const CHUNK_ROWS: usize = 500;
 /// Rollup rows per upsert statement (8 binds each).
 const ROLLUP_ROWS: usize = 400;
+/// Ledger rows per insert statement (4 binds each).
+const LEDGER_ROWS: usize = 500;
+/// Metadata rows per upsert statement (6 binds each).
+const METADATA_ROWS: usize = 500;
 
 /// A series row to upsert.
 pub(crate) struct SeriesRow {
@@ -48,6 +55,13 @@ pub(crate) struct RollupRow {
     pub(crate) flush_key: [u8; 16],
     pub(crate) window_end: i64,
     pub(crate) data: Vec<u8>,
+}
+
+/// The ledger rows of one flush.
+pub(crate) struct LedgerRows {
+    pub(crate) key: [u8; 16],
+    pub(crate) batches: Vec<[u8; 16]>,
+    pub(crate) high_water: Option<i64>,
 }
 
 /// The labels column: a JSON object in name order.
@@ -76,11 +90,10 @@ pub(crate) fn series_row(s: &PreparedSeries) -> Result<SeriesRow, StoreError> {
     })
 }
 
-/// Upserts series rows and inserts chunk rows inside `$tx`; evaluates to
-/// the number of chunks inserted.
-macro_rules! write_tx_body {
-    ($self:expr, $tx:expr, $tenant:expr, $series:expr, $chunks:expr) => {{
-        let tenant: &str = $tenant.as_str();
+/// Upserts series rows inside `$tx` (both write paths: samples and rollups).
+macro_rules! upsert_series_rows {
+    ($self:expr, $tx:expr, $tenant:expr, $series:expr) => {{
+        let tenant: &str = $tenant;
         for part in $series.chunks(SERIES_ROWS) {
             let mut q = sqlx::query(AssertSqlSafe($self.dialect.upsert_series(part.len())));
             for s in part {
@@ -94,9 +107,19 @@ macro_rules! write_tx_body {
             }
             q.execute(&mut *$tx).await.ctx("upserting metric series")?;
         }
+    }};
+}
+
+/// Inserts chunk rows into `$table` inside `$tx`; evaluates to the number
+/// inserted.
+macro_rules! insert_chunk_rows {
+    ($self:expr, $tx:expr, $table:expr, $tenant:expr, $chunks:expr) => {{
+        let tenant: &str = $tenant;
         let mut inserted = 0u64;
         for part in $chunks.chunks(CHUNK_ROWS) {
-            let mut q = sqlx::query(AssertSqlSafe($self.dialect.insert_chunks(part.len())));
+            let mut q = sqlx::query(AssertSqlSafe(
+                $self.dialect.insert_chunks_into($table, part.len()),
+            ));
             for c in part {
                 q = q
                     .bind(tenant)
@@ -117,51 +140,71 @@ macro_rules! write_tx_body {
     }};
 }
 
-/// Upserts series rows and rollup rows inside `$tx`.
+pub(crate) use insert_chunk_rows;
+
+/// Records the ledger rows, then upserts series and rollup rows, inside
+/// `$tx`; evaluates to false (nothing written, rolled back by the caller)
+/// when a batch was recorded already.
 macro_rules! rollup_tx_body {
-    ($self:expr, $tx:expr, $tenant:expr, $series:expr, $rollups:expr) => {{
-        let tenant: &str = $tenant.as_str();
-        for part in $series.chunks(SERIES_ROWS) {
-            let mut q = sqlx::query(AssertSqlSafe($self.dialect.upsert_series(part.len())));
-            for s in part {
-                q = q
-                    .bind(tenant)
-                    .bind(s.id.as_i64())
-                    .bind(s.name.as_str())
-                    .bind(s.labels.as_str())
-                    .bind(s.first)
-                    .bind(s.last);
+    ($self:expr, $tx:expr, $tenant:expr, $ledger:expr, $series:expr, $rollups:expr) => {{
+        let tenant: &str = $tenant;
+        let mut fresh = true;
+        if let Some(l) = $ledger {
+            let mut inserted = 0u64;
+            for part in l.batches.chunks(LEDGER_ROWS) {
+                let mut q = sqlx::query(AssertSqlSafe($self.dialect.insert_ledger(part.len())));
+                for b in part {
+                    q = q
+                        .bind(tenant)
+                        .bind(&b[..])
+                        .bind(&l.key[..])
+                        .bind(l.high_water);
+                }
+                inserted += q
+                    .execute(&mut *$tx)
+                    .await
+                    .ctx("recording rollup batches")?
+                    .rows_affected();
             }
-            q.execute(&mut *$tx).await.ctx("upserting metric series")?;
+            fresh = inserted == l.batches.len() as u64;
         }
-        for part in $rollups.chunks(ROLLUP_ROWS) {
-            let mut q = sqlx::query(AssertSqlSafe($self.dialect.upsert_rollups(part.len())));
-            for r in part {
-                q = q
-                    .bind(tenant)
-                    .bind(r.series.as_i64())
-                    .bind(r.resolution)
-                    .bind(r.window_start)
-                    .bind(i16::from(r.late))
-                    .bind(&r.flush_key[..])
-                    .bind(r.window_end)
-                    .bind(&r.data[..]);
+        if fresh {
+            upsert_series_rows!($self, $tx, tenant, $series);
+            for part in $rollups.chunks(ROLLUP_ROWS) {
+                let mut q = sqlx::query(AssertSqlSafe($self.dialect.upsert_rollups(part.len())));
+                for r in part {
+                    q = q
+                        .bind(tenant)
+                        .bind(r.series.as_i64())
+                        .bind(r.resolution)
+                        .bind(r.window_start)
+                        .bind(i16::from(r.late))
+                        .bind(&r.flush_key[..])
+                        .bind(r.window_end)
+                        .bind(&r.data[..]);
+                }
+                q.execute(&mut *$tx).await.ctx("upserting metric rollups")?;
             }
-            q.execute(&mut *$tx).await.ctx("upserting metric rollups")?;
         }
+        fresh
     }};
 }
 
 /// PostgreSQL: all chunk rows in one statement, columns as arrays
 /// (`UNNEST`); no bind limit, one parse, measured faster than multi-row
 /// VALUES for both small and large writes.
-const PG_INSERT_CHUNKS: &str = "INSERT INTO metric_chunks (tenant, series_id, min_ts, chunk_id, max_ts, sample_count, data) \
-     SELECT $1, * FROM UNNEST($2::int8[], $3::int8[], $4::bytea[], $5::int8[], $6::int8[], $7::bytea[]) \
-     ON CONFLICT (tenant, series_id, min_ts, chunk_id) DO NOTHING";
+fn pg_insert_chunks_sql(table: &str) -> String {
+    format!(
+        "INSERT INTO {table} (tenant, series_id, min_ts, chunk_id, max_ts, sample_count, data) \
+         SELECT $1, * FROM UNNEST($2::int8[], $3::int8[], $4::bytea[], $5::int8[], $6::int8[], $7::bytea[]) \
+         ON CONFLICT (tenant, series_id, min_ts, chunk_id) DO NOTHING"
+    )
+}
 
-/// PostgreSQL: inserts chunk rows inside `tx` with arrays.
-async fn pg_insert_chunks(
+/// PostgreSQL: inserts chunk rows into `table` inside `tx` with arrays.
+pub(super) async fn pg_insert_chunks(
     tx: &mut sqlx::PgConnection,
+    table: &str,
     tenant: &str,
     chunks: &[ChunkRow<'_>],
 ) -> Result<u64, StoreError> {
@@ -174,7 +217,7 @@ async fn pg_insert_chunks(
     let max: Vec<i64> = chunks.iter().map(|c| c.chunk.max_ts).collect();
     let count: Vec<i64> = chunks.iter().map(|c| i64::from(c.chunk.count)).collect();
     let data: Vec<&[u8]> = chunks.iter().map(|c| &c.chunk.data[..]).collect();
-    Ok(sqlx::query(PG_INSERT_CHUNKS)
+    Ok(sqlx::query(AssertSqlSafe(pg_insert_chunks_sql(table)))
         .bind(tenant)
         .bind(series)
         .bind(min)
@@ -189,31 +232,39 @@ async fn pg_insert_chunks(
 }
 
 impl Store {
-    /// One sample write transaction; returns the chunks inserted.
+    /// One sample write transaction: series rows, full chunks into
+    /// `metric_chunks`, small ones into the head; returns the chunks
+    /// inserted.
     pub(super) async fn samples_tx(
         &self,
         tenant: &Tenant,
         series: &[SeriesRow],
         chunks: &[ChunkRow<'_>],
+        head: &[ChunkRow<'_>],
     ) -> Result<u64, StoreError> {
+        let t = tenant.as_str();
         let n = match &self.backend {
             Backend::Postgres(p) => {
                 let mut tx = p.begin().await.ctx("beginning a metric write")?;
-                let none: &[ChunkRow<'_>] = &[];
-                write_tx_body!(self, tx, tenant, series, none);
-                let n = pg_insert_chunks(&mut tx, tenant.as_str(), chunks).await?;
+                upsert_series_rows!(self, tx, t, series);
+                let n = pg_insert_chunks(&mut tx, "metric_chunks", t, chunks).await?
+                    + pg_insert_chunks(&mut tx, HEAD_TABLE, t, head).await?;
                 tx.commit().await.ctx("committing a metric write")?;
                 n
             }
             Backend::MySql(p) => {
                 let mut tx = p.begin().await.ctx("beginning a metric write")?;
-                let n = write_tx_body!(self, tx, tenant, series, chunks);
+                upsert_series_rows!(self, tx, t, series);
+                let n = insert_chunk_rows!(self, tx, "metric_chunks", t, chunks)
+                    + insert_chunk_rows!(self, tx, HEAD_TABLE, t, head);
                 tx.commit().await.ctx("committing a metric write")?;
                 n
             }
             Backend::Sqlite { writer, .. } => {
                 let mut tx = writer.begin().await.ctx("beginning a metric write")?;
-                let n = write_tx_body!(self, tx, tenant, series, chunks);
+                upsert_series_rows!(self, tx, t, series);
+                let n = insert_chunk_rows!(self, tx, "metric_chunks", t, chunks)
+                    + insert_chunk_rows!(self, tx, HEAD_TABLE, t, head);
                 tx.commit().await.ctx("committing a metric write")?;
                 n
             }
@@ -221,30 +272,57 @@ impl Store {
         Ok(n)
     }
 
-    /// One rollup write transaction.
+    /// One rollup write transaction, with ledger rows when given; false
+    /// (and nothing written) when a ledger batch was recorded before.
     pub(super) async fn rollups_tx(
         &self,
         tenant: &Tenant,
+        ledger: Option<&LedgerRows>,
         series: &[SeriesRow],
         rollups: &[RollupRow],
+    ) -> Result<bool, StoreError> {
+        let t = tenant.as_str();
+        Ok(crate::with_writer!(&self.backend, pool => {
+            let mut tx = pool.begin().await.ctx("beginning a rollup write")?;
+            if rollup_tx_body!(self, tx, t, ledger, series, rollups) {
+                tx.commit().await.ctx("committing a rollup write")?;
+                true
+            } else {
+                tx.rollback().await.ctx("rolling back a rollup write")?;
+                false
+            }
+        }))
+    }
+
+    /// One metadata upsert transaction.
+    pub(super) async fn metadata_tx(
+        &self,
+        tenant: &Tenant,
+        rows: &[MetricMetadata],
     ) -> Result<(), StoreError> {
-        match &self.backend {
-            Backend::Postgres(p) => {
-                let mut tx = p.begin().await.ctx("beginning a rollup write")?;
-                rollup_tx_body!(self, tx, tenant, series, rollups);
-                tx.commit().await.ctx("committing a rollup write")?;
+        let t = tenant.as_str();
+        crate::with_writer!(&self.backend, pool => {
+            let mut tx = pool.begin().await.ctx("beginning a metadata write")?;
+            for part in rows.chunks(METADATA_ROWS) {
+                let mut q = sqlx::query(AssertSqlSafe(self.dialect.upsert_metadata(part.len())));
+                for m in part {
+                    q = q
+                        .bind(t)
+                        .bind(family_hash(&m.family).to_vec())
+                        .bind(m.family.as_str())
+                        .bind(m.kind.name())
+                        .bind(m.help.as_deref())
+                        .bind(m.unit.as_deref());
+                }
+                q.execute(&mut *tx).await.ctx("upserting metric metadata")?;
             }
-            Backend::MySql(p) => {
-                let mut tx = p.begin().await.ctx("beginning a rollup write")?;
-                rollup_tx_body!(self, tx, tenant, series, rollups);
-                tx.commit().await.ctx("committing a rollup write")?;
-            }
-            Backend::Sqlite { writer, .. } => {
-                let mut tx = writer.begin().await.ctx("beginning a rollup write")?;
-                rollup_tx_body!(self, tx, tenant, series, rollups);
-                tx.commit().await.ctx("committing a rollup write")?;
-            }
-        }
+            tx.commit().await.ctx("committing a metadata write")?;
+        });
         Ok(())
     }
+}
+
+/// The key of a metadata row: xxh3-128 of the family name.
+pub(crate) fn family_hash(family: &str) -> [u8; 16] {
+    xxhash_rust::xxh3::xxh3_128(family.as_bytes()).to_be_bytes()
 }

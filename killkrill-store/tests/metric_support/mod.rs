@@ -23,6 +23,11 @@ pub struct MetricBackend {
 }
 
 impl MetricBackend {
+    /// The SQL store behind `store`, when it is one.
+    pub fn sql_store(&self) -> Option<&killkrill_store::Store> {
+        self.sql.as_ref().and_then(|b| b.sql.as_ref())
+    }
+
     pub async fn cleanup(self) {
         if let Some(b) = self.sql {
             b.cleanup().await;

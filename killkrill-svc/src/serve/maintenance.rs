@@ -5,12 +5,15 @@
 //! small blocks. Every `maintenance.interval_secs` this task merges runs of
 //! small blocks per tenant (core's `compact_tenant`, conflict-safe against
 //! concurrent writers) and, when `maintenance.retention_days` is set, drops
-//! blocks older than that (core's `apply_retention`).
+//! blocks older than that (core's `apply_retention`). It also merges the
+//! metric head (small chunks of scrapes and remote_write requests) into full
+//! per-series chunks once their samples are `maintenance.metric_head_secs`
+//! old (`Store::compact_metric_head`).
 
 use killkrill_core::event::{NANOS_PER_SEC, Timestamp};
 use killkrill_core::pipeline::Shutdown;
 use killkrill_core::storage::{
-    CompactionOptions, LogStore, RetentionPolicy, apply_retention, compact_tenant,
+    CompactionOptions, LogStore, MetricStore, RetentionPolicy, apply_retention, compact_tenant,
 };
 use killkrill_store::Store;
 use metrics::counter;
@@ -19,6 +22,8 @@ use crate::config::MaintenanceConfig;
 
 /// Merges committed by compaction.
 pub const COMPACTION_MERGES: &str = "killkrill_compaction_merges_total";
+/// Metric head chunks merged into full chunks.
+pub const METRIC_HEAD_COMPACTED: &str = "killkrill_metric_head_chunks_compacted_total";
 /// Blocks deleted by retention.
 pub const RETENTION_BLOCKS: &str = "killkrill_retention_deleted_blocks_total";
 /// Maintenance passes that failed (`task` = `compaction` | `retention`).
@@ -49,7 +54,31 @@ pub async fn run(store: Store, cfg: MaintenanceConfig, mut shutdown: Shutdown) {
     }
 }
 
+/// Merges every tenant's metric head older than `metric_head_secs`.
+async fn compact_metric_heads(store: &Store, cfg: &MaintenanceConfig) {
+    let tenants = match store.metric_tenants().await {
+        Ok(t) => t,
+        Err(e) => {
+            counter!(MAINTENANCE_ERRORS, "task" => "metric_head").increment(1);
+            tracing::warn!(error = %e, "metric head compaction: listing tenants failed");
+            return;
+        }
+    };
+    let age = (cfg.metric_head_secs as i64).saturating_mul(NANOS_PER_SEC);
+    let before = Timestamp::from_nanos(Timestamp::now().as_nanos().saturating_sub(age));
+    for t in &tenants {
+        match store.compact_metric_head(t, before).await {
+            Ok(r) => counter!(METRIC_HEAD_COMPACTED).increment(r.head_chunks),
+            Err(e) => {
+                counter!(MAINTENANCE_ERRORS, "task" => "metric_head").increment(1);
+                tracing::warn!(tenant = %t, error = %e, "metric head compaction failed");
+            }
+        }
+    }
+}
+
 async fn pass(store: &Store, cfg: &MaintenanceConfig, opts: &CompactionOptions) {
+    compact_metric_heads(store, cfg).await;
     let tenants = match store.log_tenants().await {
         Ok(t) => t,
         Err(e) => {

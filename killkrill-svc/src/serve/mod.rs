@@ -3,7 +3,7 @@
 //! ```text
 //!  HTTP (axum) ──────┐                       ┌─► LogStoreSink ──► log blocks (SQLite/PG/MySQL)
 //!  syslog UDP ───────┼─► Ingest ─► Queue ─► Workers ─► FanOut
-//!  syslog TCP / TLS ─┘  (ids, tenant)        └─► MetricSink (counts until the metric store lands)
+//!  syslog TCP / TLS ─┘  (ids, tenant)        └─► StoreMetricSink ──► samples, metadata, rollups
 //! ```
 //!
 //! [`start`] binds every listener (port 0 picks a free one; the handle says
@@ -42,7 +42,7 @@ use crate::auth::Auth;
 use crate::auth::bootstrap::BootstrapCredentials;
 use crate::config::{QueueConfig, ServeConfig};
 use ingest::Ingest;
-use sinks::{CountingMetricSink, LogStoreSink, MetricSink, MetricSinkAdapter, StoreDeadLetter};
+use sinks::{LogStoreSink, MetricSink, MetricSinkAdapter, StoreDeadLetter};
 
 /// `serve` could not start.
 #[derive(Debug, thiserror::Error)]
@@ -73,7 +73,8 @@ pub enum StartError {
 pub struct StartOptions {
     /// The database; SQLite under `data_dir` when `None`.
     pub store: Option<StoreConfig>,
-    /// Where metric samples go; a [`CountingMetricSink`] when `None`.
+    /// Where metric samples go; a [`sinks::StoreMetricSink`] on the store
+    /// (with rollups as `[rollups]` says) when `None`.
     pub metric_sink: Option<Arc<dyn MetricSink>>,
     /// The queue between receivers and workers (a durable one); the
     /// in-memory queue bounded by `[queue]` when `None`. Either way it is
@@ -95,8 +96,6 @@ pub struct ServeHandle {
     pub store: Store,
     /// The queue.
     pub queue: Arc<dyn Queue>,
-    /// The default metric sink's counts, when it is in use.
-    pub metric_counts: Option<Arc<CountingMetricSink>>,
     /// Authentication (users, keys, tokens) of this process.
     pub auth: Arc<Auth>,
     /// What the first start created (admin and API key) and the 0600 file
@@ -224,12 +223,9 @@ pub async fn start_with(
     let udp_addr = udp_socket.as_ref().and_then(|s| local(s.local_addr()));
 
     // Workers.
-    let (metric_sink, metric_counts): (Arc<dyn MetricSink>, _) = match options.metric_sink {
-        Some(s) => (s, None),
-        None => {
-            let c = Arc::new(CountingMetricSink::default());
-            (c.clone(), Some(c))
-        }
+    let metric_sink: Arc<dyn MetricSink> = match options.metric_sink {
+        Some(s) => s,
+        None => sinks::store_metric_sink(&store, &config.rollups).map_err(StartError::Config)?,
     };
     let log_committed = Arc::new(tokio::sync::Notify::new());
     let sink: Arc<dyn Sink> = Arc::new(FanOut::new(vec![
@@ -344,7 +340,6 @@ pub async fn start_with(
         syslog_tls: tls_addr,
         store,
         queue,
-        metric_counts,
         auth,
         bootstrap,
         listeners_trigger,

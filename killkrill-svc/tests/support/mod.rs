@@ -309,3 +309,109 @@ pub async fn scrape(addr: SocketAddr) -> String {
     assert_eq!(r.status, 200);
     r.text()
 }
+
+/// A fresh PostgreSQL schema or MySQL database for one test, dropped by
+/// [`ScopedDb::drop_db`]. `None` (with the reason printed) when the test
+/// URL is unset.
+pub struct ScopedDb {
+    pub config: killkrill_store::StoreConfig,
+    url: String,
+    drop_sql: String,
+}
+
+fn unique_name(prefix: &str) -> String {
+    let n = killkrill_core::event::Timestamp::now().as_nanos() as u64
+        ^ (u64::from(std::process::id()) << 40);
+    format!("{prefix}_{n:x}")
+}
+
+/// A schema `prefix_<unique>` on `KILLKRILL_TEST_POSTGRES_URL`.
+pub async fn postgres_db(prefix: &str) -> Option<ScopedDb> {
+    use sqlx::Connection;
+    let Ok(url) = std::env::var("KILLKRILL_TEST_POSTGRES_URL") else {
+        eprintln!("skipping: KILLKRILL_TEST_POSTGRES_URL is not set");
+        return None;
+    };
+    let schema = unique_name(prefix);
+    let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .execute(&mut c)
+        .await
+        .unwrap();
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let scoped = format!("{url}{sep}options=-c%20search_path%3D{schema}");
+    Some(ScopedDb {
+        config: killkrill_store::StoreConfig::from_url(killkrill_store::DbType::Postgres, scoped),
+        url,
+        drop_sql: format!("DROP SCHEMA {schema} CASCADE"),
+    })
+}
+
+/// A database `prefix_<unique>` on `KILLKRILL_TEST_MYSQL_URL`.
+pub async fn mysql_db(prefix: &str) -> Option<ScopedDb> {
+    use sqlx::Connection;
+    let Ok(url) = std::env::var("KILLKRILL_TEST_MYSQL_URL") else {
+        eprintln!("skipping: KILLKRILL_TEST_MYSQL_URL is not set");
+        return None;
+    };
+    let db = unique_name(prefix);
+    let mut c = sqlx::MySqlConnection::connect(&url).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}")))
+        .execute(&mut c)
+        .await
+        .unwrap();
+    let base = url.rsplit_once('/').map_or(url.as_str(), |(b, _)| b);
+    Some(ScopedDb {
+        config: killkrill_store::StoreConfig::from_url(
+            killkrill_store::DbType::Mysql,
+            format!("{base}/{db}"),
+        ),
+        url,
+        drop_sql: format!("DROP DATABASE {db}"),
+    })
+}
+
+impl ScopedDb {
+    /// Drops the schema or database.
+    pub async fn drop_db(self) {
+        use sqlx::Connection;
+        let sql = sqlx::AssertSqlSafe(self.drop_sql);
+        match self.config.db_type {
+            killkrill_store::DbType::Postgres => {
+                let mut c = sqlx::PgConnection::connect(&self.url).await.unwrap();
+                sqlx::query(sql).execute(&mut c).await.unwrap();
+            }
+            _ => {
+                let mut c = sqlx::MySqlConnection::connect(&self.url).await.unwrap();
+                sqlx::query(sql).execute(&mut c).await.unwrap();
+            }
+        }
+    }
+}
+
+/// Asserts that `got` (a stored, merged rollup) equals the rollup of
+/// `points` recomputed at once, field by field; the increase only when the
+/// stored counter state says it is exact.
+pub fn assert_same_rollup(
+    got: &killkrill_core::aggregate::Rollup,
+    points: &[killkrill_core::aggregate::Point],
+    ctx: &str,
+) {
+    let m = killkrill_core::aggregate::Rollup::from_points(
+        points.iter().copied(),
+        got.sketch().map(|s| s.params()),
+    )
+    .unwrap();
+    assert_eq!(got.count(), m.count(), "{ctx}: count");
+    assert_eq!(got.sum().to_bits(), m.sum().to_bits(), "{ctx}: sum");
+    assert_eq!(got.min().to_bits(), m.min().to_bits(), "{ctx}: min");
+    assert_eq!(got.max().to_bits(), m.max().to_bits(), "{ctx}: max");
+    assert_eq!(got.first(), m.first(), "{ctx}: first");
+    assert_eq!(got.last(), m.last(), "{ctx}: last");
+    if got.counter().is_exact() {
+        assert_eq!(got.increase(), m.increase(), "{ctx}: increase");
+    }
+    for q in [0.0, 0.5, 0.99, 1.0] {
+        assert_eq!(got.quantile(q), m.quantile(q), "{ctx}: q{q}");
+    }
+}
