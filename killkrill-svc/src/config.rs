@@ -114,6 +114,8 @@ pub struct ServeConfig {
     pub workers: WorkersConfig,
     /// Background compaction and retention of the log store.
     pub maintenance: MaintenanceConfig,
+    /// Prometheus scraping (`[[scrape.targets]]`); none by default.
+    pub scrape: crate::serve::scrape::ScrapeConfig,
     /// Transforms the workers run on log records, in order (`[[transforms]]`
     /// tables; see `docs/src/pipeline.md`). None by default. File only.
     #[serde(skip_serializing)]
@@ -136,6 +138,7 @@ impl Default for ServeConfig {
             queue: QueueConfig::default(),
             workers: WorkersConfig::default(),
             maintenance: MaintenanceConfig::default(),
+            scrape: crate::serve::scrape::ScrapeConfig::default(),
             transforms: Vec::new(),
         }
     }
@@ -493,6 +496,9 @@ impl ServeConfig {
                 key: e.key,
                 problem: e.message,
             });
+        }
+        if let Err((key, problem)) = self.scrape.validate() {
+            return Err(err(&key, problem));
         }
         if self.workers.count > 256 {
             return Err(err("workers.count", "must be at most 256".into()));

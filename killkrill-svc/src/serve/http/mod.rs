@@ -10,6 +10,7 @@
 
 mod caller;
 mod error;
+pub mod grpc;
 mod logs;
 mod metrics_ingest;
 mod ops;
@@ -95,13 +96,20 @@ fn ingest_routes(limit: usize) -> Router<Arc<AppState>> {
     let remote_write = Router::new()
         .route("/api/v1/write", post(metrics_ingest::post_remote_write))
         .layer(RequestBodyLimitLayer::new(limit));
-    Router::new().merge(plain).merge(loki).merge(remote_write)
+    // gRPC (`killkrill.v1.Ingest`): no decompression or body-limit layers;
+    // tonic bounds the message size itself.
+    let grpc = Router::new().route("/killkrill.v1.Ingest/{method}", post(grpc::ingest));
+    Router::new()
+        .merge(plain)
+        .merge(loki)
+        .merge(remote_write)
+        .merge(grpc)
 }
 
 /// Every route that reads stored data (log and metric queries, the
 /// Prometheus API, live tail).
 fn read_routes() -> Router<Arc<AppState>> {
-    Router::new()
+    Router::new().route("/killkrill.v1.Query/{method}", post(grpc::query))
 }
 
 /// The body, or the error a client should see.
