@@ -139,6 +139,9 @@ fn target(job: &str, url: String, interval_ms: u64, timeout_ms: u64) -> ScrapeTa
     }
 }
 
+/// Name, labels and value of a sample.
+type Shown = (String, Vec<(String, String)>, f64);
+
 fn labels(s: &MetricSample) -> Vec<(String, String)> {
     s.labels
         .iter()
@@ -215,7 +218,7 @@ async fn scrapes_text_and_openmetrics_with_target_labels() {
     let (up, samples) = got;
     let at = up.timestamp.unwrap();
     assert!(at >= before && at <= Timestamp::now());
-    let shown: Vec<(String, Vec<(String, String)>, f64)> = samples
+    let shown: Vec<Shown> = samples
         .iter()
         .filter(|s| s.name != "scrape_duration_seconds")
         .map(|s| (s.name.to_string(), labels(s), s.value))
