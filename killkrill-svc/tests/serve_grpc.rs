@@ -526,3 +526,85 @@ async fn push_metrics_reach_the_sink_and_promql_reads_the_store() {
     assert_eq!(r.values, ["a", "b"]);
     h.shutdown().await;
 }
+
+/// An authentication layer's `Caller` (here a stand-in layer that names
+/// tenant `acme`) decides the tenant of gRPC calls, exactly as for REST.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_callers_tenant_from_the_auth_layer_is_used() {
+    use killkrill_core::pipeline::{MemoryQueue, MemoryQueueConfig, Queue};
+    use killkrill_svc::serve::http::{AppState, Caller, router};
+    use killkrill_svc::serve::ingest::Ingest;
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = killkrill_store::Store::open(killkrill_store::StoreConfig::sqlite(dir.path()))
+        .await
+        .unwrap();
+    let queue: Arc<dyn Queue> = Arc::new(MemoryQueue::new(MemoryQueueConfig::default()));
+    let acme = Tenant::new("acme").unwrap();
+    let state = Arc::new(AppState {
+        ingest: Arc::new(Ingest::new(queue.clone(), Tenant::default())),
+        store: store.clone(),
+        metrics: None,
+        enqueue_wait: Duration::from_secs(1),
+        max_body_bytes: 1 << 20,
+    });
+    let who = acme.clone();
+    let app = router(state).layer(axum::middleware::from_fn(
+        move |mut req: axum::extract::Request, next: axum::middleware::Next| {
+            let caller = Caller {
+                tenant: who.clone(),
+                subject: "key-1".into(),
+            };
+            async move {
+                req.extensions_mut().insert(caller);
+                next.run(req).await
+            }
+        },
+    ));
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    let ch = Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+
+    IngestClient::new(ch.clone())
+        .push_logs(pb::PushLogsRequest {
+            records: vec![record(1, "h", 4, "m")],
+        })
+        .await
+        .unwrap();
+    let got = queue.dequeue(10, Duration::from_secs(1)).await.unwrap();
+    assert_eq!(got.len(), 1);
+    let batch = &got[0].batch;
+    assert_eq!(batch.tenant, acme);
+    assert_eq!(batch.logs[0].tenant.as_ref(), Some(&acme));
+
+    // Queries see the caller's tenant only.
+    let sample = |v: f64| MetricSample {
+        tenant: None,
+        name: "temp".into(),
+        labels: Labels::new(),
+        value: v,
+        timestamp: Some(Timestamp::from_nanos(T0)),
+        kind: MetricType::Gauge,
+    };
+    store.write_samples(&acme, &[sample(7.0)]).await.unwrap();
+    store
+        .write_samples(&Tenant::default(), &[sample(99.0)])
+        .await
+        .unwrap();
+    let r = QueryClient::new(ch)
+        .prom_query(pb::PromQueryRequest {
+            query: "temp".into(),
+            time_ns: Some(T0),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let values: Vec<f64> = r.series.iter().map(|s| s.points[0].value).collect();
+    assert_eq!(values, [7.0]);
+    store.close().await;
+}
