@@ -6,37 +6,18 @@
 
 mod support;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use killkrill_core::event::{Labels, MetricSample, MetricType, Tenant, Timestamp};
-use killkrill_core::pipeline::{Batch, SinkError};
 use killkrill_core::storage::MetricStore;
 use killkrill_proto::killkrill::v1 as pb;
 use killkrill_proto::killkrill::v1::ingest_client::IngestClient;
 use killkrill_proto::killkrill::v1::query_client::QueryClient;
-use killkrill_svc::serve::{self, ServeHandle, StartOptions, sinks::MetricSink};
-use support::{config, metric_sum, wait_stored};
+use killkrill_svc::serve::{self, ServeHandle, StartOptions};
+use support::{Recording, config, metric_sum, wait_stored};
 use tonic::Code;
 use tonic::transport::Channel;
-
-#[derive(Default)]
-struct Recording(Mutex<Vec<MetricSample>>);
-
-#[async_trait::async_trait]
-impl MetricSink for Recording {
-    fn name(&self) -> &str {
-        "recording"
-    }
-
-    async fn write_metrics(&self, batches: &[Arc<Batch>]) -> Result<(), SinkError> {
-        let mut v = self.0.lock().unwrap();
-        for b in batches {
-            v.extend(b.metrics.iter().cloned());
-        }
-        Ok(())
-    }
-}
 
 async fn start(dir: &std::path::Path) -> (ServeHandle, Arc<Recording>, Channel) {
     let mut c = config(dir);

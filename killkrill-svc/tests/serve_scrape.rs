@@ -15,28 +15,9 @@ use std::time::{Duration, Instant};
 use axum::http::{HeaderMap, header};
 use axum::routing::get;
 use killkrill_core::event::{MetricSample, Timestamp};
-use killkrill_core::pipeline::{Batch, SinkError};
 use killkrill_svc::serve::scrape::{ACCEPT, ScrapeTarget};
-use killkrill_svc::serve::{self, ServeHandle, StartOptions, sinks::MetricSink};
-use support::{config, metric_sum};
-
-#[derive(Default)]
-struct Recording(Mutex<Vec<MetricSample>>);
-
-#[async_trait::async_trait]
-impl MetricSink for Recording {
-    fn name(&self) -> &str {
-        "recording"
-    }
-
-    async fn write_metrics(&self, batches: &[Arc<Batch>]) -> Result<(), SinkError> {
-        let mut v = self.0.lock().unwrap();
-        for b in batches {
-            v.extend(b.metrics.iter().cloned());
-        }
-        Ok(())
-    }
-}
+use killkrill_svc::serve::{self, ServeHandle, StartOptions};
+use support::{Recording, config, metric_sum};
 
 impl Recording {
     /// Waits (at most 15 s) until `pred` holds for the recorded samples.

@@ -43,6 +43,10 @@ pub fn store_matcher(m: &Matcher) -> Result<LabelMatcher, QueryError> {
         .map_err(|e| QueryError::BadData(e.to_string()))
 }
 
+fn store_matchers(ms: &[Matcher]) -> Result<Vec<LabelMatcher>, QueryError> {
+    ms.iter().map(store_matcher).collect()
+}
+
 /// `[start_ns, end_ns]` (inclusive) as the store's `[start, end + 1)`.
 pub fn inclusive_range(start_ns: i64, end_ns: i64) -> TimeRange {
     TimeRange::new(
@@ -59,10 +63,7 @@ impl SampleSource for TenantSamples {
         start_ns: i64,
         end_ns: i64,
     ) -> Result<Vec<Series>, QueryError> {
-        let ms = matchers
-            .iter()
-            .map(store_matcher)
-            .collect::<Result<Vec<_>, _>>()?;
+        let ms = store_matchers(matchers)?;
         let got = self
             .store
             .select_samples(&self.tenant, &ms, inclusive_range(start_ns, end_ns))
@@ -99,10 +100,7 @@ impl SampleSource for TenantSamples {
         start_ns: i64,
         end_ns: i64,
     ) -> Result<Vec<String>, QueryError> {
-        let ms = matchers
-            .iter()
-            .map(store_matcher)
-            .collect::<Result<Vec<_>, _>>()?;
+        let ms = store_matchers(matchers)?;
         self.store
             .label_names(&self.tenant, &ms, inclusive_range(start_ns, end_ns))
             .await
@@ -116,10 +114,7 @@ impl SampleSource for TenantSamples {
         start_ns: i64,
         end_ns: i64,
     ) -> Result<Vec<String>, QueryError> {
-        let ms = matchers
-            .iter()
-            .map(store_matcher)
-            .collect::<Result<Vec<_>, _>>()?;
+        let ms = store_matchers(matchers)?;
         self.store
             .label_values(&self.tenant, name, &ms, inclusive_range(start_ns, end_ns))
             .await

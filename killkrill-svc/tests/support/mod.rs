@@ -5,6 +5,7 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use killkrill_core::event::{LogRecord, Tenant};
@@ -200,4 +201,26 @@ pub async fn scrape(addr: SocketAddr) -> String {
     let r = http(addr, "GET", "/metrics", &[], b"").await;
     assert_eq!(r.status, 200);
     r.text()
+}
+
+/// A metric sink that keeps every sample handed to it, to assert what arrived.
+#[derive(Default)]
+pub struct Recording(pub Mutex<Vec<killkrill_core::event::MetricSample>>);
+
+#[async_trait::async_trait]
+impl killkrill_svc::serve::sinks::MetricSink for Recording {
+    fn name(&self) -> &str {
+        "recording"
+    }
+
+    async fn write_metrics(
+        &self,
+        batches: &[Arc<killkrill_core::pipeline::Batch>],
+    ) -> Result<(), killkrill_core::pipeline::SinkError> {
+        let mut v = self.0.lock().unwrap();
+        for b in batches {
+            v.extend(b.metrics.iter().cloned());
+        }
+        Ok(())
+    }
 }

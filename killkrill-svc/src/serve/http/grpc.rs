@@ -343,6 +343,31 @@ impl GrpcQuery {
         Arc::new(self.s.store.clone())
     }
 
+    /// Label names (`name` `None`) or one label's values over the union of
+    /// the selectors' series, sorted, at most `limit`.
+    async fn label_union(
+        &self,
+        tenant: &Tenant,
+        name: Option<&str>,
+        selectors: &[pb::SeriesSelector],
+        range: TimeRange,
+        limit: u32,
+    ) -> Result<Vec<String>, Status> {
+        let store = self.metric_store();
+        let mut out = Vec::new();
+        for ms in &selector_sets(selectors)? {
+            let got = match name {
+                None => store.label_names(tenant, ms, range).await,
+                Some(n) => store.label_values(tenant, n, ms, range).await,
+            };
+            out.extend(got.map_err(|e| store_status(&e))?);
+        }
+        out.sort_unstable();
+        out.dedup();
+        out.truncate(label_limit(limit));
+        Ok(out)
+    }
+
     fn engine(&self, tenant: Tenant) -> Engine {
         Engine::new(
             Arc::new(TenantSamples::new(self.metric_store(), tenant)),
@@ -397,6 +422,12 @@ fn logquery_status(e: logquery::QueryError) -> Status {
             Status::internal("the log query failed; see the server log")
         }
     }
+}
+
+/// A metric store failure: logged, not shown (it may hold SQL or paths).
+fn store_status(e: &killkrill_core::storage::StoreError) -> Status {
+    tracing::warn!(error = %e, "gRPC metric query failed");
+    Status::internal("the metric query failed; see the server log")
 }
 
 fn promql_status(e: &killkrill_query::QueryError) -> Status {
@@ -646,10 +677,7 @@ impl QueryRpc for GrpcQuery {
                 .metric_store()
                 .select_samples(&caller.tenant, &matchers, range)
                 .await
-                .map_err(|e| {
-                    tracing::warn!(error = %e, "gRPC metric query failed");
-                    Status::internal("the metric query failed; see the server log")
-                })?;
+                .map_err(|e| store_status(&e))?;
             let series = got
                 .into_iter()
                 .map(|s| pb::SeriesPoints {
@@ -687,19 +715,9 @@ impl QueryRpc for GrpcQuery {
         let r = async {
             let req = request.into_inner();
             let range = time_range("range", req.range)?;
-            let mut names = Vec::new();
-            let sets = selector_sets(&req.selectors)?;
-            for ms in &sets {
-                names.extend(
-                    self.metric_store()
-                        .label_names(&caller.tenant, ms, range)
-                        .await
-                        .map_err(|e| Status::internal(e.to_string()))?,
-                );
-            }
-            names.sort_unstable();
-            names.dedup();
-            names.truncate(label_limit(req.limit));
+            let names = self
+                .label_union(&caller.tenant, None, &req.selectors, range, req.limit)
+                .await?;
             Ok(tonic::Response::new(pb::LabelNamesResponse { names }))
         }
         .await;
@@ -717,18 +735,15 @@ impl QueryRpc for GrpcQuery {
                 return Err(invalid("name", "required"));
             }
             let range = time_range("range", req.range)?;
-            let mut values = Vec::new();
-            for ms in &selector_sets(&req.selectors)? {
-                values.extend(
-                    self.metric_store()
-                        .label_values(&caller.tenant, &req.name, ms, range)
-                        .await
-                        .map_err(|e| Status::internal(e.to_string()))?,
-                );
-            }
-            values.sort_unstable();
-            values.dedup();
-            values.truncate(label_limit(req.limit));
+            let values = self
+                .label_union(
+                    &caller.tenant,
+                    Some(&req.name),
+                    &req.selectors,
+                    range,
+                    req.limit,
+                )
+                .await?;
             Ok(tonic::Response::new(pb::LabelValuesResponse { values }))
         }
         .await;
