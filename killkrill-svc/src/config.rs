@@ -120,6 +120,8 @@ pub struct ServeConfig {
     /// Authentication (`[auth]`; `RELEASE_MODE` and `JWT_SECRET` come from
     /// the environment).
     pub auth: crate::auth::AuthConfig,
+    /// Prometheus scraping (`[[scrape.targets]]`); none by default.
+    pub scrape: crate::serve::scrape::ScrapeConfig,
     /// Transforms the workers run on log records, in order (`[[transforms]]`
     /// tables; see `docs/src/pipeline.md`). None by default. File only.
     #[serde(skip_serializing)]
@@ -146,6 +148,7 @@ impl Default for ServeConfig {
             maintenance: MaintenanceConfig::default(),
             query: QueryConfig::default(),
             auth: crate::auth::AuthConfig::default(),
+            scrape: crate::serve::scrape::ScrapeConfig::default(),
             transforms: Vec::new(),
             rollups: RollupsConfig::default(),
         }
@@ -651,6 +654,9 @@ impl ServeConfig {
                 key,
                 problem: e.message,
             });
+        }
+        if let Err((key, problem)) = self.scrape.validate() {
+            return Err(err(&key, problem));
         }
         if self.workers.count > 256 {
             return Err(err("workers.count", "must be at most 256".into()));

@@ -7,31 +7,11 @@
 mod support;
 
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use killkrill_core::event::MetricSample;
-use killkrill_core::pipeline::{Batch, SinkError};
-use killkrill_svc::serve::{StartOptions, sinks::MetricSink};
-use support::config;
-
-#[derive(Default)]
-struct Recording(Mutex<Vec<MetricSample>>);
-
-#[async_trait::async_trait]
-impl MetricSink for Recording {
-    fn name(&self) -> &str {
-        "recording"
-    }
-
-    async fn write_metrics(&self, batches: &[Arc<Batch>]) -> Result<(), SinkError> {
-        let mut v = self.0.lock().unwrap();
-        for b in batches {
-            v.extend(b.metrics.iter().cloned());
-        }
-        Ok(())
-    }
-}
+use killkrill_svc::serve::StartOptions;
+use support::{Recording, config};
 
 /// Kills the child when dropped (the test may fail half-way).
 struct Running(Child);

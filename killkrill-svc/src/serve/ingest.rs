@@ -114,6 +114,8 @@ fn source_label(b: &Batch) -> &'static str {
         Some("remote_write") => "remote_write",
         Some("prometheus_import") => "prometheus_import",
         Some("pushgateway") => "pushgateway",
+        Some("grpc") => "grpc",
+        Some("scrape") => "scrape",
         Some("syslog-udp") => "syslog-udp",
         Some("syslog-tcp") => "syslog-tcp",
         Some("syslog-tls") => "syslog-tls",

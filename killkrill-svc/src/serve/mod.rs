@@ -21,6 +21,8 @@
 pub mod http;
 pub mod ingest;
 pub mod maintenance;
+pub mod prom_source;
+pub mod scrape;
 pub mod self_metrics;
 pub mod sinks;
 pub mod syslog;
@@ -311,6 +313,7 @@ pub async fn start_with(
             listeners_shutdown.clone(),
         )));
     }
+    listeners.extend(scrape::spawn(&config.scrape, &ingest, &listeners_shutdown));
     listeners.push(tokio::spawn(maintenance::run(
         store.clone(),
         config.maintenance.clone(),

@@ -52,6 +52,9 @@ pub const ALL: &[&str] = &[
     super::maintenance::COMPACTION_MERGES,
     super::maintenance::RETENTION_BLOCKS,
     super::maintenance::MAINTENANCE_ERRORS,
+    super::http::grpc::GRPC_REQUESTS,
+    super::scrape::SCRAPES,
+    super::scrape::SCRAPE_DROPPED,
 ];
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();

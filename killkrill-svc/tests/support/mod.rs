@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use killkrill_core::event::{LogRecord, Tenant};
@@ -413,5 +413,27 @@ pub fn assert_same_rollup(
     }
     for q in [0.0, 0.5, 0.99, 1.0] {
         assert_eq!(got.quantile(q), m.quantile(q), "{ctx}: q{q}");
+    }
+}
+
+/// A metric sink that keeps every sample handed to it, to assert what arrived.
+#[derive(Default)]
+pub struct Recording(pub Mutex<Vec<killkrill_core::event::MetricSample>>);
+
+#[async_trait::async_trait]
+impl killkrill_svc::serve::sinks::MetricSink for Recording {
+    fn name(&self) -> &str {
+        "recording"
+    }
+
+    async fn write_metrics(
+        &self,
+        batches: &[Arc<killkrill_core::pipeline::Batch>],
+    ) -> Result<(), killkrill_core::pipeline::SinkError> {
+        let mut v = self.0.lock().unwrap();
+        for b in batches {
+            v.extend(b.metrics.iter().cloned());
+        }
+        Ok(())
     }
 }

@@ -20,6 +20,7 @@ mod auth_api;
 pub mod authn;
 mod caller;
 mod error;
+pub mod grpc;
 mod logs;
 mod metrics_ingest;
 mod openapi;
@@ -208,13 +209,20 @@ fn ingest_routes(limit: usize) -> Routes {
     let remote_write = Routes::new()
         .route("/api/v1/write", post(metrics_ingest::post_remote_write))
         .layer(RequestBodyLimitLayer::new(limit));
-    Routes::new().merge(plain).merge(loki).merge(remote_write)
+    // gRPC (`killkrill.v1.Ingest`): no decompression or body-limit layers;
+    // tonic bounds the message size itself.
+    Routes::new()
+        .merge(plain)
+        .merge(loki)
+        .merge(remote_write)
+        .route("/killkrill.v1.Ingest/{method}", post(grpc::ingest))
 }
 
 /// Every route that reads stored data (log and metric queries, the
-/// Prometheus API, live tail). Every handler scopes its reads to the
-/// [`Caller`]'s tenant. The Prometheus routes are built over the state's
-/// store; without a state (for [`route_table`]) only their paths are listed.
+/// Prometheus API, live tail, the gRPC query service). Every handler scopes
+/// its reads to the [`Caller`]'s tenant. The Prometheus routes are built
+/// over the state's store; without a state (for [`route_table`]) only their
+/// paths are listed.
 fn read_routes(state: Option<&Arc<AppState>>) -> Routes {
     let prom = state.map_or_else(axum::Router::new, prom::routes);
     Routes::new()
@@ -222,6 +230,7 @@ fn read_routes(state: Option<&Arc<AppState>>) -> Routes {
         .route("/api/v1/logs/volume", get(query_logs::get_volume))
         .route("/api/v1/logs/tail", get(tail::get_tail))
         .route("/api/v1/metrics", get(query_metrics::get_metrics))
+        .route("/killkrill.v1.Query/{method}", post(grpc::query))
         .merge_router(killkrill_query::API_PATHS, prom)
 }
 
