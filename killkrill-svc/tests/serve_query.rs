@@ -1169,6 +1169,8 @@ async fn openapi_documents_every_route() {
     routes.extend(routes_in(
         &std::fs::read_to_string(format!("{root}/../killkrill-query/src/api.rs")).unwrap(),
     ));
+    // gRPC services are described by their .proto files, not OpenAPI.
+    routes.retain(|(p, _)| !p.starts_with("/killkrill."));
     assert!(routes.len() >= 25, "{routes:?}");
     for (path, methods) in &routes {
         let path = path.replace("{*labels}", "{labels}");
