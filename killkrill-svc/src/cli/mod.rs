@@ -32,6 +32,16 @@ pub enum Command {
     /// Run every role in one process: HTTP and syslog listeners, workers,
     /// the embedded SQLite store (or DB_TYPE/DATABASE_URL).
     Serve(serve::ServeArgs),
+    /// Scale-out receiver: the syslog listeners and the HTTP ingest routes,
+    /// enqueueing into the shared Redis queue (REDIS_URL); no workers.
+    Receiver(serve::ServeArgs),
+    /// Scale-out worker: takes batches from the shared Redis queue and
+    /// writes them to the database (DB_TYPE, DATABASE_URL); runs store
+    /// maintenance. No listeners but /healthz, /readyz and /metrics on
+    /// --http.
+    Worker(serve::ServeArgs),
+    /// Scale-out API: the HTTP read (query) routes over the database.
+    Api(serve::ServeArgs),
     /// Validate the configuration (file, KILLKRILL_* environment, flags)
     /// and print the effective one, without starting.
     CheckConfig(serve::ConfigArgs),
@@ -69,7 +79,30 @@ where
             std::io::stdout().lock(),
             std::io::stderr().lock(),
         ),
-        Command::Serve(args) => serve::run(&args, std::io::stdout(), std::io::stderr().lock()),
+        Command::Serve(args) => serve::run(
+            &args,
+            crate::serve::Roles::ALL,
+            std::io::stdout(),
+            std::io::stderr().lock(),
+        ),
+        Command::Receiver(args) => serve::run(
+            &args,
+            crate::serve::Roles::RECEIVER,
+            std::io::stdout(),
+            std::io::stderr().lock(),
+        ),
+        Command::Worker(args) => serve::run(
+            &args,
+            crate::serve::Roles::WORKER,
+            std::io::stdout(),
+            std::io::stderr().lock(),
+        ),
+        Command::Api(args) => serve::run(
+            &args,
+            crate::serve::Roles::API,
+            std::io::stdout(),
+            std::io::stderr().lock(),
+        ),
         Command::CheckConfig(args) => {
             serve::check_config(&args, std::io::stdout().lock(), std::io::stderr().lock())
         }

@@ -13,6 +13,7 @@ mod error;
 mod logs;
 mod metrics_ingest;
 mod ops;
+mod server;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,6 +32,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 
 pub use caller::Caller;
 pub use error::ApiError;
+pub use server::{OPEN_CONNECTIONS, REJECTED_CONNECTIONS, serve};
 
 use super::ingest::Ingest;
 
@@ -52,11 +54,38 @@ pub struct AppState {
 /// the read routes. Each group is built by its own function so a layer that
 /// needs a permission (ingest, read, admin) applies to a whole group.
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
-        .merge(public_routes())
-        .merge(ingest_routes(state.max_body_bytes))
-        .merge(read_routes())
-        .layer(DefaultBodyLimit::disable())
+    router_for(state, RouteGroups::ALL)
+}
+
+/// Which route groups a process serves besides the public ones (see
+/// [`Roles`](super::Roles)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteGroups {
+    /// [`ingest_routes`] (receivers).
+    pub ingest: bool,
+    /// [`read_routes`] (API).
+    pub read: bool,
+}
+
+impl RouteGroups {
+    /// Every group (`serve`).
+    pub const ALL: RouteGroups = RouteGroups {
+        ingest: true,
+        read: true,
+    };
+}
+
+/// The router of one role set: [`public_routes`] always, the ingest and
+/// read routes when asked for. [`router`] is every group.
+pub fn router_for(state: Arc<AppState>, groups: RouteGroups) -> Router {
+    let mut r = Router::new().merge(public_routes());
+    if groups.ingest {
+        r = r.merge(ingest_routes(state.max_body_bytes));
+    }
+    if groups.read {
+        r = r.merge(read_routes());
+    }
+    r.layer(DefaultBodyLimit::disable())
         .layer(map_response(error::json_errors))
         .with_state(state)
 }
