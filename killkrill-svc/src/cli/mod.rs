@@ -9,6 +9,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod loadgen;
 pub mod migrate;
 pub mod parse;
 pub mod serve;
@@ -42,6 +43,9 @@ pub enum Command {
     Worker(serve::ServeArgs),
     /// Scale-out API: the HTTP read (query) routes over the database.
     Api(serve::ServeArgs),
+    /// Send syslog, HTTP NDJSON or remote_write load to a receiver and
+    /// optionally verify that the database holds every acknowledged record.
+    Loadgen(loadgen::LoadgenArgs),
     /// Validate the configuration (file, KILLKRILL_* environment, flags)
     /// and print the effective one, without starting.
     CheckConfig(serve::ConfigArgs),
@@ -103,6 +107,9 @@ where
             std::io::stdout(),
             std::io::stderr().lock(),
         ),
+        Command::Loadgen(args) => {
+            loadgen::run(&args, std::io::stdout().lock(), std::io::stderr().lock())
+        }
         Command::CheckConfig(args) => {
             serve::check_config(&args, std::io::stdout().lock(), std::io::stderr().lock())
         }
