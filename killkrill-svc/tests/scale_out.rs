@@ -11,24 +11,17 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use killkrill_core::event::Timestamp;
 use sqlx::Connection;
-use support::http;
+use support::{addr_after, http, spawn_killkrill};
 
 fn unique(prefix: &str) -> String {
     let n = Timestamp::now().as_nanos() as u64 ^ (u64::from(std::process::id()) << 40);
     format!("{prefix}_{n:x}")
-}
-
-fn addr_after(line: &str, key: &str) -> Option<SocketAddr> {
-    let mut words = line.split_whitespace();
-    words.find(|w| *w == key)?;
-    words.next()?.parse().ok()
 }
 
 /// A child killed (SIGKILL) when dropped, unless already reaped.
@@ -69,32 +62,8 @@ impl Drop for Proc {
 }
 
 fn start(role: &str, env: &[(String, String)], data: &std::path::Path) -> Proc {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_killkrill"));
-    c.args([role, "--data-dir"]).arg(data).args([
-        "--http",
-        "127.0.0.1:0",
-        "--syslog-udp",
-        "",
-        "--syslog-tcp",
-        "127.0.0.1:0",
-        "--syslog-tls",
-        "",
-    ]);
-    c.env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    let mut child = c.spawn().unwrap();
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    assert!(
-        first.starts_with(&format!("killkrill {role}: ")),
-        "{role}: {first:?}"
-    );
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let (child, first) = spawn_killkrill(role, data, &env);
     Proc {
         http: addr_after(&first, "http").unwrap_or_else(|| panic!("{first:?}")),
         syslog_tcp: addr_after(&first, "syslog-tcp"),

@@ -5,47 +5,19 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use killkrill_store::{Store, StoreConfig};
-use support::{by_message, http, metric_sum, scrape, stored};
+use support::{addr_after, by_message, http, metric_sum, scrape, spawn_killkrill, stored};
 use tokio::io::AsyncWriteExt;
-
-fn addr_after(line: &str, key: &str) -> Option<SocketAddr> {
-    let mut words = line.split_whitespace();
-    words.find(|w| *w == key)?;
-    words.next()?.parse().ok()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_serves_and_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_killkrill"))
-        .args(["serve", "--data-dir"])
-        .arg(&data)
-        .args([
-            "--http",
-            "127.0.0.1:0",
-            "--syslog-udp",
-            "",
-            "--syslog-tcp",
-            "127.0.0.1:0",
-        ])
-        .env_remove("DB_TYPE")
-        .env_remove("DATABASE_URL")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
+    let (child, first) = spawn_killkrill("serve", &data, &[]);
     assert!(first.starts_with("killkrill serve: "), "{first:?}");
     assert!(first.contains("syslog-udp off"), "{first}");
     assert!(first.contains("syslog-tls off"), "{first}");
@@ -166,37 +138,13 @@ fn check_config_names_the_key_and_exits_2() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("DB_TYPE"));
 }
 
-/// `killkrill <command>` on free ports with `data` as its data directory;
-/// returns the child and the addresses of its first stdout line.
+/// `killkrill <command>`: the child, its HTTP and syslog TCP addresses.
 fn spawn(
     command: &str,
     data: &std::path::Path,
     env: &[(&str, &str)],
 ) -> (std::process::Child, SocketAddr, Option<SocketAddr>) {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_killkrill"));
-    c.args([command, "--data-dir"])
-        .arg(data)
-        .args([
-            "--http",
-            "127.0.0.1:0",
-            "--syslog-udp",
-            "",
-            "--syslog-tcp",
-            "127.0.0.1:0",
-        ])
-        .env_remove("DB_TYPE")
-        .env_remove("DATABASE_URL")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    let mut child = c.spawn().unwrap();
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
+    let (child, first) = spawn_killkrill(command, data, env);
     let http = addr_after(&first, "http").unwrap_or_else(|| panic!("{first:?}"));
     (child, http, addr_after(&first, "syslog-tcp"))
 }

@@ -83,30 +83,10 @@ where
             std::io::stdout().lock(),
             std::io::stderr().lock(),
         ),
-        Command::Serve(args) => serve::run(
-            &args,
-            crate::serve::Roles::ALL,
-            std::io::stdout(),
-            std::io::stderr().lock(),
-        ),
-        Command::Receiver(args) => serve::run(
-            &args,
-            crate::serve::Roles::RECEIVER,
-            std::io::stdout(),
-            std::io::stderr().lock(),
-        ),
-        Command::Worker(args) => serve::run(
-            &args,
-            crate::serve::Roles::WORKER,
-            std::io::stdout(),
-            std::io::stderr().lock(),
-        ),
-        Command::Api(args) => serve::run(
-            &args,
-            crate::serve::Roles::API,
-            std::io::stdout(),
-            std::io::stderr().lock(),
-        ),
+        Command::Serve(args) => run_roles(&args, crate::serve::Roles::ALL),
+        Command::Receiver(args) => run_roles(&args, crate::serve::Roles::RECEIVER),
+        Command::Worker(args) => run_roles(&args, crate::serve::Roles::WORKER),
+        Command::Api(args) => run_roles(&args, crate::serve::Roles::API),
         Command::Loadgen(args) => {
             loadgen::run(&args, std::io::stdout().lock(), std::io::stderr().lock())
         }
@@ -121,4 +101,8 @@ where
             }
         }
     }
+}
+
+fn run_roles(args: &serve::ServeArgs, roles: crate::serve::Roles) -> ExitCode {
+    serve::run(args, roles, std::io::stdout(), std::io::stderr().lock())
 }

@@ -230,7 +230,7 @@ async fn open_queue(
                         max_events: s.max_events,
                         max_bytes: s.max_bytes,
                         visibility_timeout: Duration::from_millis(s.visibility_timeout_ms),
-                        compression: compression(s.compression),
+                        compression: s.compression.build(),
                         dead_letter: Some(dead_letter),
                         ..SqliteQueueOptions::default()
                     },
@@ -255,7 +255,7 @@ async fn open_queue(
                     poll_interval: Duration::from_millis(r.poll_interval_ms),
                     command_timeout: Duration::from_millis(r.command_timeout_ms),
                     cluster: r.cluster,
-                    compression: compression(r.compression),
+                    compression: r.compression.build(),
                     dead_letter: Some(dead_letter),
                     ..RedisQueueOptions::default()
                 },
@@ -266,19 +266,6 @@ async fn open_queue(
             (Arc::new(MeteredQueue::new(rq)), None)
         }
     })
-}
-
-fn compression(
-    c: killkrill_store::queue::config::StoredCompression,
-) -> killkrill_core::pipeline::Compression {
-    match c {
-        killkrill_store::queue::config::StoredCompression::None => {
-            killkrill_core::pipeline::Compression::None
-        }
-        killkrill_store::queue::config::StoredCompression::Zstd => {
-            killkrill_core::pipeline::Compression::Zstd(1)
-        }
-    }
 }
 
 /// Starts the roles of `options.roles` with explicit options.

@@ -272,6 +272,26 @@ async fn post_acked(
     }
 }
 
+/// Posts the request for indices `ks`, counting them sent, and
+/// acknowledged or failed.
+async fn send_counted(
+    plan: &Plan,
+    conn: &mut HttpConn,
+    (head, body): (&[u8], &[u8]),
+    ks: std::ops::Range<u64>,
+    rep: &mut ConnReport,
+) {
+    let n = ks.end - ks.start;
+    plan.counters.sent.fetch_add(n, Ordering::Relaxed);
+    if post_acked(plan, conn, head, body, rep).await {
+        plan.counters.acked.fetch_add(n, Ordering::Relaxed);
+        push_range(&mut rep.acked, ks);
+    } else {
+        rep.errors += n;
+        plan.counters.errors.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
 fn request_head(path: &str, addr: std::net::SocketAddr, extra: &str, len: usize) -> Vec<u8> {
     format!("POST {path} HTTP/1.1\r\nHost: {addr}\r\n{extra}Content-Length: {len}\r\n\r\n")
         .into_bytes()
@@ -301,14 +321,7 @@ pub(crate) async fn http_logs(plan: &Plan, c: usize) -> ConnReport {
             "Content-Type: application/x-ndjson\r\n",
             body.len(),
         );
-        plan.counters.sent.fetch_add(n, Ordering::Relaxed);
-        if post_acked(plan, &mut conn, &head, &body, &mut rep).await {
-            plan.counters.acked.fetch_add(n, Ordering::Relaxed);
-            push_range(&mut rep.acked, k..k + n);
-        } else {
-            rep.errors += n;
-            plan.counters.errors.fetch_add(n, Ordering::Relaxed);
-        }
+        send_counted(plan, &mut conn, (&head, &body), k..k + n, &mut rep).await;
         k += n;
     }
     rep
@@ -391,14 +404,7 @@ pub(crate) async fn remote_write(plan: &Plan, c: usize) -> ConnReport {
             "Content-Type: application/x-protobuf\r\nContent-Encoding: snappy\r\nX-Prometheus-Remote-Write-Version: 0.1.0\r\n",
             body.len(),
         );
-        plan.counters.sent.fetch_add(n, Ordering::Relaxed);
-        if post_acked(plan, &mut conn, &head, &body, &mut rep).await {
-            plan.counters.acked.fetch_add(n, Ordering::Relaxed);
-            push_range(&mut rep.acked, k..k + n);
-        } else {
-            rep.errors += n;
-            plan.counters.errors.fetch_add(n, Ordering::Relaxed);
-        }
+        send_counted(plan, &mut conn, (&head, &body), k..k + n, &mut rep).await;
         k += n;
     }
     rep
