@@ -6,7 +6,10 @@
 //! Prometheus's envelope `{status, data | errorType, error, warnings}` and its
 //! HTTP codes (400 bad_data, 422 execution, 503 timeout, 500 internal).
 //! Authentication and tenancy are the embedding service's job: it wraps
-//! this router and hands it a tenant-scoped [`SampleSource`].
+//! this router and either hands it one [`SampleSource`] ([`ApiState::new`])
+//! or a [`SourceFactory`] ([`ApiState::per_request`]) that builds a
+//! tenant-scoped source from each request's extensions (where the
+//! service's authentication layer put the caller).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -15,7 +18,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{Extensions, HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Map, Value as Json, json};
@@ -27,28 +30,80 @@ use crate::params::{Params, parse_duration, parse_time};
 use crate::source::{SampleSource, Series};
 use crate::value::{QueryValue, format_float};
 
-/// State of the API router: the engine (which holds the source).
+/// Builds the [`SampleSource`] one request reads from, from the request's
+/// extensions (e.g. the authenticated caller's tenant).
+pub trait SourceFactory: Send + Sync {
+    /// The source for a request with these extensions.
+    ///
+    /// # Errors
+    /// A [`QueryError`] answered to the client as is (e.g. `Source` when no
+    /// caller identity is present: fail closed, never fall back to a
+    /// shared source).
+    fn source(&self, extensions: &Extensions) -> Result<Arc<dyn SampleSource>, QueryError>;
+}
+
+#[derive(Clone)]
+enum Sources {
+    Fixed(Engine),
+    PerRequest(Arc<dyn SourceFactory>),
+}
+
+/// State of the API router: one engine over a fixed source, or a factory
+/// that scopes every request to its own source.
 #[derive(Clone)]
 pub struct ApiState {
-    engine: Engine,
+    sources: Sources,
+    config: EngineConfig,
 }
 
 impl ApiState {
-    /// State over `source` with `config`.
+    /// State over one `source` with `config`.
     pub fn new(source: Arc<dyn SampleSource>, config: EngineConfig) -> Self {
         ApiState {
-            engine: Engine::new(source, config),
+            sources: Sources::Fixed(Engine::new(source, config.clone())),
+            config,
         }
     }
 
-    /// The engine behind the API.
-    pub fn engine(&self) -> &Engine {
-        &self.engine
+    /// State that asks `factory` for the source of every request (a
+    /// multi-tenant service: one source per caller's tenant).
+    pub fn per_request(factory: Arc<dyn SourceFactory>, config: EngineConfig) -> Self {
+        ApiState {
+            sources: Sources::PerRequest(factory),
+            config,
+        }
+    }
+
+    /// The engine behind the API, when it has one fixed source.
+    pub fn engine(&self) -> Option<&Engine> {
+        match &self.sources {
+            Sources::Fixed(e) => Some(e),
+            Sources::PerRequest(_) => None,
+        }
+    }
+
+    /// The engine configuration (limits) in force.
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// The engine for one request.
+    fn engine_for(&self, ext: &Extensions) -> Result<Engine, QueryError> {
+        match &self.sources {
+            Sources::Fixed(e) => Ok(e.clone()),
+            Sources::PerRequest(f) => Ok(Engine::new(f.source(ext)?, self.config.clone())),
+        }
     }
 }
 
 /// The Prometheus-compatible routes, ready to be nested or merged.
 pub fn router(state: ApiState) -> Router {
+    routes::<()>(state)
+}
+
+/// The same routes as a router of any outer state `S`, so a service can
+/// merge them into its own router (and layer them) directly.
+pub fn routes<S: Clone + Send + Sync + 'static>(state: ApiState) -> Router<S> {
     Router::new()
         .route("/api/v1/query", get(query).post(query))
         .route("/api/v1/query_range", get(query_range).post(query_range))
@@ -178,6 +233,7 @@ fn query_param(p: &Params) -> Result<&str, QueryError> {
 
 async fn query(
     State(st): State<ApiState>,
+    ext: Extensions,
     method: Method,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
@@ -191,8 +247,9 @@ async fn query(
                 Some(t) => parse_time("time", t)?,
                 None => now_ms(),
             };
+            let engine = st.engine_for(&ext)?;
             let started = std::time::Instant::now();
-            let v = st.engine.instant(q, t, timeout_param(&p)?).await;
+            let v = engine.instant(q, t, timeout_param(&p)?).await;
             tracing::debug!(
                 query = q,
                 time_ms = t,
@@ -208,6 +265,7 @@ async fn query(
 
 async fn query_range(
     State(st): State<ApiState>,
+    ext: Extensions,
     method: Method,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
@@ -232,11 +290,9 @@ async fn query_range(
                 ));
             }
             let q = query_param(&p)?;
+            let engine = st.engine_for(&ext)?;
             let started = std::time::Instant::now();
-            let v = st
-                .engine
-                .range(q, start, end, step, timeout_param(&p)?)
-                .await;
+            let v = engine.range(q, start, end, step, timeout_param(&p)?).await;
             tracing::debug!(query = q, start_ms = start, end_ms = end, step_ms = step, elapsed_ms = started.elapsed().as_millis() as u64, ok = v.is_ok(), "promql range query");
             Ok(value_json(&v?))
         }
@@ -244,17 +300,33 @@ async fn query_range(
     )
 }
 
-/// `start`/`end` of the metadata endpoints in nanoseconds (unbounded when absent).
-fn range_ns(p: &Params) -> Result<(i64, i64), QueryError> {
-    let start = match p.get("start") {
-        Some(s) => parse_time("start", s)?.saturating_mul(1_000_000),
-        None => i64::MIN,
+/// `start`/`end` of the metadata endpoints in nanoseconds. Absent bounds
+/// default to the last `max_range` before now (unbounded when no
+/// `max_range` is configured); an explicit range longer than `max_range`
+/// is refused.
+fn range_ns(p: &Params, cfg: &EngineConfig) -> Result<(i64, i64), QueryError> {
+    let max = cfg.max_range.map(crate::engine::duration_ms);
+    let end_ms = match p.get("end") {
+        Some(s) => Some(parse_time("end", s)?),
+        None => None,
     };
-    let end = match p.get("end") {
-        Some(s) => parse_time("end", s)?.saturating_mul(1_000_000),
-        None => i64::MAX,
+    let start_ms = match p.get("start") {
+        Some(s) => Some(parse_time("start", s)?),
+        None => None,
     };
-    Ok((start, end))
+    let Some(max) = max else {
+        return Ok((
+            start_ms.map_or(i64::MIN, |t| t.saturating_mul(1_000_000)),
+            end_ms.map_or(i64::MAX, |t| t.saturating_mul(1_000_000)),
+        ));
+    };
+    let end = end_ms.unwrap_or_else(now_ms);
+    let start = start_ms.unwrap_or_else(|| end.saturating_sub(max));
+    crate::engine::check_range(cfg, start, end)?;
+    Ok((
+        start.saturating_mul(1_000_000),
+        end.saturating_mul(1_000_000),
+    ))
 }
 
 fn matcher_sets(p: &Params) -> Result<Vec<Vec<Matcher>>, QueryError> {
@@ -267,6 +339,7 @@ fn matcher_sets(p: &Params) -> Result<Vec<Vec<Matcher>>, QueryError> {
 
 async fn series(
     State(st): State<ApiState>,
+    ext: Extensions,
     method: Method,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
@@ -281,10 +354,11 @@ async fn series(
                     "no match[] parameter provided".to_string(),
                 ));
             }
-            let (start, end) = range_ns(&p)?;
+            let (start, end) = range_ns(&p, st.config())?;
+            let source = st.engine_for(&ext)?.source().clone();
             let mut seen: BTreeSet<Labels> = BTreeSet::new();
             for set in &sets {
-                seen.extend(st.engine.source().series(set, start, end).await?);
+                seen.extend(source.series(set, start, end).await?);
             }
             Ok(Json::Array(seen.iter().map(labels_json).collect()))
         }
@@ -294,6 +368,7 @@ async fn series(
 
 async fn labels(
     State(st): State<ApiState>,
+    ext: Extensions,
     method: Method,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
@@ -302,14 +377,15 @@ async fn labels(
     let p = params(&method, &headers, raw, &body);
     reply(
         async {
-            let (start, end) = range_ns(&p)?;
+            let (start, end) = range_ns(&p, st.config())?;
+            let source = st.engine_for(&ext)?.source().clone();
             let mut sets = matcher_sets(&p)?;
             if sets.is_empty() {
                 sets.push(Vec::new());
             }
             let mut names = BTreeSet::new();
             for set in &sets {
-                names.extend(st.engine.source().label_names(set, start, end).await?);
+                names.extend(source.label_names(set, start, end).await?);
             }
             Ok(json!(names))
         }
@@ -319,6 +395,7 @@ async fn labels(
 
 async fn label_values(
     State(st): State<ApiState>,
+    ext: Extensions,
     Path(name): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Response {
@@ -335,19 +412,15 @@ async fn label_values(
             if name.is_empty() || !valid {
                 return Err(QueryError::BadData(format!("invalid label name: {name:?}")));
             }
-            let (start, end) = range_ns(&p)?;
+            let (start, end) = range_ns(&p, st.config())?;
+            let source = st.engine_for(&ext)?.source().clone();
             let mut sets = matcher_sets(&p)?;
             if sets.is_empty() {
                 sets.push(Vec::new());
             }
             let mut values = BTreeSet::new();
             for set in &sets {
-                values.extend(
-                    st.engine
-                        .source()
-                        .label_values(&name, set, start, end)
-                        .await?,
-                );
+                values.extend(source.label_values(&name, set, start, end).await?);
             }
             Ok(json!(values))
         }

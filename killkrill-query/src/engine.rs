@@ -41,6 +41,11 @@ pub struct EngineConfig {
     /// Step of a subquery written without one (`x[1h:]`): Prometheus uses
     /// its global evaluation interval, 1 minute by default.
     pub default_subquery_step: Duration,
+    /// Longest `end - start` of a range query or a metadata request, and
+    /// half the longest window one selector may read (the range plus the
+    /// selector's own window, `offset` and subqueries included). `None`:
+    /// unlimited (Prometheus's behaviour).
+    pub max_range: Option<Duration>,
 }
 
 impl Default for EngineConfig {
@@ -52,6 +57,7 @@ impl Default for EngineConfig {
             timeout: Duration::from_secs(120),
             max_points_per_series: 11_000,
             default_subquery_step: Duration::from_secs(60),
+            max_range: None,
         }
     }
 }
@@ -199,6 +205,33 @@ fn system_time_ms(t: SystemTime) -> i64 {
         Ok(d) => duration_ms(d),
         Err(e) => -duration_ms(e.duration()),
     }
+}
+
+/// Counts and builds a `max_range` refusal.
+fn max_range_exceeded(message: String) -> QueryError {
+    metrics::counter!("killkrill_query_limit_exceeded_total", "limit" => "max_range").increment(1);
+    QueryError::LimitExceeded {
+        limit: "max_range",
+        message,
+    }
+}
+
+/// Refuses `[start_ms, end_ms]` when it is longer than `max_range`.
+pub(crate) fn check_range(
+    cfg: &EngineConfig,
+    start_ms: i64,
+    end_ms: i64,
+) -> Result<(), QueryError> {
+    if let Some(max) = cfg.max_range
+        && end_ms.saturating_sub(start_ms) > duration_ms(max)
+    {
+        return Err(max_range_exceeded(format!(
+            "the query range of {}s is longer than the limit max_range = {}s",
+            end_ms.saturating_sub(start_ms) / 1000,
+            max.as_secs()
+        )));
+    }
+    Ok(())
 }
 
 /// A selector to fetch and the window it needs, found by [`plan`].
@@ -374,6 +407,7 @@ impl Engine {
                 "end timestamp must not be before start time".to_string(),
             ));
         }
+        check_range(&self.config, start_ms, end_ms)?;
         let steps = (end_ms - start_ms) / step_ms + 1;
         if usize::try_from(steps).unwrap_or(usize::MAX) > self.config.max_points_per_series {
             return Err(QueryError::BadData(format!(
@@ -457,6 +491,15 @@ impl Engine {
         let mut samples = 0usize;
         let mut series = 0usize;
         for need in needs {
+            if let Some(max) = self.config.max_range
+                && need.hi.saturating_sub(need.lo) > duration_ms(max).saturating_mul(2)
+            {
+                return Err(max_range_exceeded(format!(
+                    "a selector would read {}s of data, more than twice the limit max_range = {}s",
+                    need.hi.saturating_sub(need.lo) / 1000,
+                    max.as_secs()
+                )));
+            }
             let sets = selector_matchers(need.vs)?;
             let mut got: Vec<Series> = Vec::new();
             for matchers in &sets {

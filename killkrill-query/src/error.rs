@@ -29,6 +29,14 @@ pub enum QueryError {
         /// The configured limit.
         limit: usize,
     },
+    /// Another configured limit was exceeded (`max_range`, ...).
+    #[error("{message}")]
+    LimitExceeded {
+        /// The limit's name as configured.
+        limit: &'static str,
+        /// What exceeded it, by how much.
+        message: String,
+    },
     /// The query ran longer than its timeout.
     #[error("query timed out in {phase} (timeout {timeout:?})")]
     Timeout {
@@ -91,7 +99,8 @@ impl QueryError {
             QueryError::BadData(_) | QueryError::Unsupported(_) => ErrorKind::BadData,
             QueryError::Execution(_)
             | QueryError::TooManySamples { .. }
-            | QueryError::TooManySeries { .. } => ErrorKind::Execution,
+            | QueryError::TooManySeries { .. }
+            | QueryError::LimitExceeded { .. } => ErrorKind::Execution,
             QueryError::Timeout { .. } => ErrorKind::Timeout,
             QueryError::Source(_) => ErrorKind::Internal,
             QueryError::Cancelled => ErrorKind::Canceled,

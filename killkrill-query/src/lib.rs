@@ -25,7 +25,7 @@ mod source;
 mod subquery;
 mod value;
 
-pub use api::{ApiState, router};
+pub use api::{ApiState, SourceFactory, router, routes};
 pub use engine::{Engine, EngineConfig, parse};
 pub use error::{ErrorKind, QueryError};
 pub use functions::supported as supported_functions;

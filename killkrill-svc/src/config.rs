@@ -116,6 +116,8 @@ pub struct ServeConfig {
     pub workers: WorkersConfig,
     /// Background compaction and retention of the log store.
     pub maintenance: MaintenanceConfig,
+    /// Limits of the read API (log and metric queries, live tail).
+    pub query: QueryConfig,
     /// Transforms the workers run on log records, in order (`[[transforms]]`
     /// tables; see `docs/src/pipeline.md`). None by default. File only.
     #[serde(skip_serializing)]
@@ -139,6 +141,7 @@ impl Default for ServeConfig {
             queue: QueueConfig::default(),
             workers: WorkersConfig::default(),
             maintenance: MaintenanceConfig::default(),
+            query: QueryConfig::default(),
             transforms: Vec::new(),
         }
     }
@@ -441,6 +444,63 @@ impl Default for MaintenanceConfig {
     }
 }
 
+/// Limits of the read API. Every limit is enforced per request and an
+/// exceeded one is answered 422 naming it (`query.max_range_secs`, ...);
+/// page sizes outside `1..=max_limit` are a 400 naming `limit`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueryConfig {
+    /// Longest `end - start` of a log query, a volume query, a metric
+    /// query or a PromQL range query, seconds. A log query without `start`
+    /// reads the last `max_range_secs` before `end`.
+    pub max_range_secs: u64,
+    /// Page size of `GET /api/v1/logs` when `limit` is absent.
+    pub default_limit: usize,
+    /// Largest `limit` of `GET /api/v1/logs` (at most 10,000).
+    pub max_limit: usize,
+    /// Most series one metric query (native or PromQL) may load.
+    pub max_series: usize,
+    /// Most points (samples or rollup windows) one metric query may load.
+    pub max_points: usize,
+    /// Most buckets of a volume query or steps of a metric query.
+    pub max_buckets: usize,
+    /// Longest a query may run, milliseconds.
+    pub timeout_ms: u64,
+    /// Most live tails open at once (the process).
+    pub max_tails: usize,
+    /// Events buffered per tail client; a client that lets the buffer fill
+    /// is sent `event: error` and disconnected.
+    pub tail_buffer_events: usize,
+    /// How often a tail polls the store for new records, milliseconds (a
+    /// commit by a worker in the same process wakes it earlier).
+    pub tail_poll_ms: u64,
+    /// Records whose event time is at most this much older than the wall
+    /// clock when they are committed are still tailed (late or
+    /// out-of-order senders), seconds. Each poll re-reads this window.
+    pub tail_grace_secs: u64,
+    /// A comment line is sent after this much silence, seconds.
+    pub tail_heartbeat_secs: u64,
+}
+
+impl Default for QueryConfig {
+    fn default() -> Self {
+        QueryConfig {
+            max_range_secs: 31 * 86_400,
+            default_limit: 100,
+            max_limit: 5_000,
+            max_series: 10_000,
+            max_points: 20_000_000,
+            max_buckets: 11_000,
+            timeout_ms: 30_000,
+            max_tails: 64,
+            tail_buffer_events: 1_024,
+            tail_poll_ms: 1_000,
+            tail_grace_secs: 5,
+            tail_heartbeat_secs: 15,
+        }
+    }
+}
+
 /// Where a value came from, for error messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Origin {
@@ -640,7 +700,21 @@ impl ServeConfig {
                 return Err(err(key, format!("cannot read {}: {e}", f.display())));
             }
         }
-        let positive: [(&str, u64); 10] = [
+        let positive: [(&str, u64); 21] = [
+            ("query.max_range_secs", self.query.max_range_secs),
+            ("query.default_limit", self.query.default_limit as u64),
+            ("query.max_limit", self.query.max_limit as u64),
+            ("query.max_series", self.query.max_series as u64),
+            ("query.max_points", self.query.max_points as u64),
+            ("query.max_buckets", self.query.max_buckets as u64),
+            ("query.timeout_ms", self.query.timeout_ms),
+            ("query.max_tails", self.query.max_tails as u64),
+            (
+                "query.tail_buffer_events",
+                self.query.tail_buffer_events as u64,
+            ),
+            ("query.tail_poll_ms", self.query.tail_poll_ms),
+            ("query.tail_heartbeat_secs", self.query.tail_heartbeat_secs),
             (
                 "http_server.header_read_timeout_ms",
                 self.http_server.header_read_timeout_ms,
@@ -668,6 +742,35 @@ impl ServeConfig {
             if v == 0 {
                 return Err(err(key, "must be greater than 0".into()));
             }
+        }
+        if self.query.max_limit > killkrill_core::logquery::MAX_PAGE_SIZE {
+            return Err(err(
+                "query.max_limit",
+                format!(
+                    "{} is above the engine's page cap of {}",
+                    self.query.max_limit,
+                    killkrill_core::logquery::MAX_PAGE_SIZE
+                ),
+            ));
+        }
+        if self.query.default_limit > self.query.max_limit {
+            return Err(err(
+                "query.default_limit",
+                format!("{} is more than query.max_limit", self.query.default_limit),
+            ));
+        }
+        if self.query.max_buckets > killkrill_core::logquery::MAX_BUCKETS {
+            return Err(err(
+                "query.max_buckets",
+                format!(
+                    "{} is above the engine's cap of {}",
+                    self.query.max_buckets,
+                    killkrill_core::logquery::MAX_BUCKETS
+                ),
+            ));
+        }
+        if self.query.max_range_secs > 100 * 365 * 86_400 {
+            return Err(err("query.max_range_secs", "is above 100 years".into()));
         }
         if self.syslog.max_frame_bytes > 16 << 20 {
             return Err(err(

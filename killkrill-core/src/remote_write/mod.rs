@@ -15,7 +15,7 @@
 //! sample model cannot hold), which is what the 2.0 response headers need.
 //!
 //! Decoding uses prost's generated types from `killkrill-proto`; the benchmark in
-//! `benches/remote_write.rs` measures it (see docs/src/benchmarks.md). A
+//! `benches/remote_write.rs` measures it (see docs/src/benchmarks/parsing.md). A
 //! hand-written zero-copy reader for 1.0 was tried and measured no faster: the
 //! time goes into allocating the owned strings of the output samples, which any
 //! reader has to do with the current event model.

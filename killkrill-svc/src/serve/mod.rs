@@ -354,10 +354,11 @@ pub async fn start_with(
             (c.clone(), Some(c))
         }
     };
+    let log_committed = Arc::new(tokio::sync::Notify::new());
     let mut workers = Vec::new();
     if roles.worker {
         let sink: Arc<dyn Sink> = Arc::new(FanOut::new(vec![
-            Arc::new(LogStoreSink::new(store.clone())),
+            Arc::new(LogStoreSink::new(store.clone()).with_commit_notify(log_committed.clone())),
             Arc::new(MetricSinkAdapter::new(metric_sink)),
         ]));
         let transforms = Arc::new(
@@ -392,6 +393,8 @@ pub async fn start_with(
             metrics: metrics_handle.clone(),
             enqueue_wait: Duration::from_millis(config.http_ingest.enqueue_wait_ms),
             max_body_bytes: config.http_ingest.max_body_bytes,
+            query: config.query.clone(),
+            tails: http::TailHub::new(config.query.max_tails, log_committed.clone()),
         });
         let app = http::router_for(
             state,

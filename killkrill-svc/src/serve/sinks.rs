@@ -39,12 +39,23 @@ fn sink_error(what: &str, e: StoreError) -> SinkError {
 /// Writes log records to the store as blocks.
 pub struct LogStoreSink {
     store: Store,
+    committed: Option<Arc<tokio::sync::Notify>>,
 }
 
 impl LogStoreSink {
     /// A sink over `store`.
     pub fn new(store: Store) -> Self {
-        LogStoreSink { store }
+        LogStoreSink {
+            store,
+            committed: None,
+        }
+    }
+
+    /// Also wakes the waiters of `notify` after every commit (live tails in
+    /// this process poll the store at once instead of at their interval).
+    pub fn with_commit_notify(mut self, notify: Arc<tokio::sync::Notify>) -> Self {
+        self.committed = Some(notify);
+        self
     }
 }
 
@@ -71,6 +82,9 @@ impl Sink for LogStoreSink {
             .write_blocks(&blocks)
             .await
             .map_err(|e| sink_error("writing log blocks", e))?;
+        if let Some(n) = &self.committed {
+            n.notify_waiters();
+        }
         Ok(())
     }
 }

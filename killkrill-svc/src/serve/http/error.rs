@@ -25,6 +25,10 @@ pub struct ApiError {
     pub detail: Option<String>,
     /// Seconds for `Retry-After`.
     pub retry_after: Option<u64>,
+    /// The request parameter at fault (read API), sent as `"parameter"`.
+    pub param: Option<String>,
+    /// The configured limit exceeded (read API), sent as `"limit"`.
+    pub limit: Option<String>,
 }
 
 impl ApiError {
@@ -58,6 +62,8 @@ impl ApiError {
             error: error.into(),
             detail,
             retry_after: None,
+            param: None,
+            limit: None,
         }
     }
 
@@ -98,7 +104,13 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({ "error": self.error, "detail": self.detail });
+        let mut body = serde_json::json!({ "error": self.error, "detail": self.detail });
+        if let Some(p) = self.param {
+            body["parameter"] = serde_json::Value::String(p);
+        }
+        if let Some(l) = self.limit {
+            body["limit"] = serde_json::Value::String(l);
+        }
         let mut r = (self.status, axum::Json(body)).into_response();
         if let Some(s) = self.retry_after {
             r.headers_mut()
@@ -112,11 +124,16 @@ impl IntoResponse for ApiError {
 pub fn endpoint_of(path: &str) -> &'static str {
     match path {
         "/api/v1/logs" => "logs",
+        "/api/v1/logs/volume" => "logs_volume",
+        "/api/v1/logs/tail" => "logs_tail",
+        "/api/v1/metrics" => "metrics_query",
+        "/api/v1/openapi.json" => "openapi",
         "/loki/api/v1/push" => "loki",
         "/api/v1/write" => "remote_write",
         "/api/v1/import/prometheus" => "prometheus_import",
         p if p.starts_with("/metrics/job/") => "pushgateway",
         "/healthz" | "/readyz" | "/metrics" => "ops",
+        p if p.starts_with("/api/v1/") => "prometheus_api",
         _ => "other",
     }
 }

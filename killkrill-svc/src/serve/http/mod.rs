@@ -12,8 +12,14 @@ mod caller;
 mod error;
 mod logs;
 mod metrics_ingest;
+mod openapi;
 mod ops;
+pub mod prom;
+mod query_logs;
+mod query_metrics;
+pub mod read_params;
 mod server;
+pub mod tail;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,6 +39,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 pub use caller::Caller;
 pub use error::ApiError;
 pub use server::{OPEN_CONNECTIONS, REJECTED_CONNECTIONS, serve};
+pub use tail::TailHub;
 
 use super::ingest::Ingest;
 
@@ -48,6 +55,10 @@ pub struct AppState {
     pub enqueue_wait: Duration,
     /// Largest decompressed body.
     pub max_body_bytes: usize,
+    /// Limits of the read API.
+    pub query: crate::config::QueryConfig,
+    /// Live tails: the concurrency limit and the commit notification.
+    pub tails: Arc<TailHub>,
 }
 
 /// The full router: the public operations routes, the ingest routes and
@@ -83,7 +94,7 @@ pub fn router_for(state: Arc<AppState>, groups: RouteGroups) -> Router {
         r = r.merge(ingest_routes(state.max_body_bytes));
     }
     if groups.read {
-        r = r.merge(read_routes());
+        r = r.merge(read_routes(&state));
     }
     r.layer(DefaultBodyLimit::disable())
         .layer(map_response(error::json_errors))
@@ -96,6 +107,7 @@ fn public_routes() -> Router<Arc<AppState>> {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
+        .route("/api/v1/openapi.json", get(openapi::get_openapi))
 }
 
 /// Every route that accepts data.
@@ -128,9 +140,15 @@ fn ingest_routes(limit: usize) -> Router<Arc<AppState>> {
 }
 
 /// Every route that reads stored data (log and metric queries, the
-/// Prometheus API, live tail).
-fn read_routes() -> Router<Arc<AppState>> {
+/// Prometheus API, live tail). Every handler scopes its reads to the
+/// [`Caller`]'s tenant.
+fn read_routes(state: &Arc<AppState>) -> Router<Arc<AppState>> {
     Router::new()
+        .route("/api/v1/logs", get(query_logs::get_logs))
+        .route("/api/v1/logs/volume", get(query_logs::get_volume))
+        .route("/api/v1/logs/tail", get(tail::get_tail))
+        .route("/api/v1/metrics", get(query_metrics::get_metrics))
+        .merge(prom::routes(state))
 }
 
 /// The body, or the error a client should see.

@@ -1,0 +1,276 @@
+//! `GET /api/v1/logs` (a page of records) and `GET /api/v1/logs/volume`
+//! (counts per time bucket and severity), both over core's log query
+//! engine and scoped to the caller's tenant.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use killkrill_core::event::{Severity, Timestamp};
+use killkrill_core::logquery::{
+    Cursor, LogQuery, Order, QueryError, VolumeQuery, query_logs, query_volume,
+};
+use killkrill_core::storage::{ErrorKind, TimeRange};
+use metrics::counter;
+
+use super::read_params::{
+    FILTER_PARAMS, Params, bad_param, limit_exceeded, log_filter, nanos, parse_duration,
+};
+use super::{ApiError, AppState, Caller};
+use crate::config::QueryConfig;
+use crate::serve::self_metrics::HTTP_ACCEPTED;
+
+/// `[start, end)` from `start`/`end`, checked against `query.max_range_secs`.
+/// `end` defaults to now, `start` to `end - max_range`.
+pub(super) fn time_range(
+    ep: &'static str,
+    p: &Params,
+    cfg: &QueryConfig,
+    now: Timestamp,
+) -> Result<TimeRange, ApiError> {
+    let max = i64::try_from(cfg.max_range_secs)
+        .unwrap_or(i64::MAX / 1_000_000_000)
+        .saturating_mul(1_000_000_000);
+    let end = p.time(ep, "end", now)?.unwrap_or(now);
+    let start = p
+        .time(ep, "start", now)?
+        .unwrap_or_else(|| end.saturating_add_nanos(-max));
+    if start > end {
+        return Err(bad_param(ep, "end", "end is before start"));
+    }
+    let width = i128::from(end.as_nanos()) - i128::from(start.as_nanos());
+    if width > i128::from(max) {
+        return Err(limit_exceeded(
+            ep,
+            "query.max_range_secs",
+            format!(
+                "the range is {}s long, the limit is {}s",
+                width / 1_000_000_000,
+                cfg.max_range_secs
+            ),
+        ));
+    }
+    Ok(TimeRange::new(start, end))
+}
+
+/// A log query error as an HTTP answer.
+pub(super) fn query_error(ep: &'static str, e: &QueryError) -> ApiError {
+    match e {
+        QueryError::Invalid(m) => {
+            ApiError::new(StatusCode::BAD_REQUEST, "invalid query", Some(m.clone())).counted(ep)
+        }
+        QueryError::Store(s) if s.kind() == ErrorKind::Conflict => ApiError {
+            retry_after: Some(1),
+            ..ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "data changed under the query (compaction); retry",
+                None,
+            )
+        }
+        .counted(ep),
+        other => {
+            tracing::warn!(error = %other, endpoint = ep, "log query failed");
+            ApiError {
+                retry_after: Some(5),
+                ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store unavailable", None)
+            }
+            .counted(ep)
+        }
+    }
+}
+
+/// Runs `f` within `query.timeout_ms`; a 422 naming the limit when it
+/// takes longer (the future is dropped: the store work stops).
+pub(super) async fn with_timeout<T>(
+    ep: &'static str,
+    cfg: &QueryConfig,
+    f: impl Future<Output = T>,
+) -> Result<T, ApiError> {
+    tokio::time::timeout(Duration::from_millis(cfg.timeout_ms), f)
+        .await
+        .map_err(|_| {
+            limit_exceeded(
+                ep,
+                "query.timeout_ms",
+                format!("the query ran longer than {} ms", cfg.timeout_ms),
+            )
+        })
+}
+
+fn json_body(body: String) -> Response {
+    let mut r = (StatusCode::OK, body).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+/// `GET /api/v1/logs`.
+pub async fn get_logs(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    const EP: &str = "logs_query";
+    let mut known = FILTER_PARAMS.to_vec();
+    known.extend(["start", "end", "limit", "cursor", "order"]);
+    let p = Params::parse(EP, raw.as_deref(), &known)?;
+    let cfg = &s.query;
+    let now = Timestamp::now();
+    let range = time_range(EP, &p, cfg, now)?;
+    let filter = log_filter(EP, &p)?;
+    let limit = p.usize(EP, "limit")?.unwrap_or(cfg.default_limit);
+    if limit == 0 || limit > cfg.max_limit {
+        return Err(bad_param(
+            EP,
+            "limit",
+            format!("must be between 1 and {} (query.max_limit)", cfg.max_limit),
+        ));
+    }
+    let order = match p.one(EP, "order")? {
+        None => Order::NewestFirst,
+        Some(o) => match o.to_ascii_lowercase().as_str() {
+            "newest" | "desc" | "backward" => Order::NewestFirst,
+            "oldest" | "asc" | "forward" => Order::OldestFirst,
+            _ => {
+                return Err(bad_param(
+                    EP,
+                    "order",
+                    format!("{o:?}: use newest (desc) or oldest (asc)"),
+                ));
+            }
+        },
+    };
+    let cursor = match p.one(EP, "cursor")? {
+        None | Some("") => None,
+        Some(c) => Some(
+            c.parse::<Cursor>()
+                .map_err(|e| bad_param(EP, "cursor", e.to_string()))?,
+        ),
+    };
+    let q = LogQuery {
+        tenant: caller.tenant,
+        range,
+        filter,
+        order,
+        limit,
+        cursor,
+    };
+    let page = with_timeout(EP, cfg, query_logs(&s.store, &q))
+        .await?
+        .map_err(|e| query_error(EP, &e))?;
+    metrics::histogram!("killkrill_logs_query_blocks_decoded").record(page.blocks_decoded as f64);
+    let mut body = String::with_capacity(64 + page.records.len() * 256);
+    body.push_str("{\"data\":[");
+    for (i, r) in page.records.iter().enumerate() {
+        if i > 0 {
+            body.push(',');
+        }
+        body.push_str(&r.to_json());
+    }
+    body.push_str("],\"next_cursor\":");
+    match page.next_cursor {
+        Some(c) => {
+            body.push('"');
+            body.push_str(&c.to_string());
+            body.push('"');
+        }
+        None => body.push_str("null"),
+    }
+    body.push('}');
+    counter!(HTTP_ACCEPTED, "endpoint" => EP).increment(1);
+    Ok(json_body(body))
+}
+
+/// The name of a volume severity slot (8: records without severity).
+fn severity_key(code: usize) -> &'static str {
+    u8::try_from(code)
+        .ok()
+        .and_then(Severity::from_code)
+        .map_or("none", Severity::name)
+}
+
+/// `GET /api/v1/logs/volume`.
+pub async fn get_volume(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    const EP: &str = "logs_volume";
+    let mut known = FILTER_PARAMS.to_vec();
+    known.extend(["start", "end", "step"]);
+    let p = Params::parse(EP, raw.as_deref(), &known)?;
+    let cfg = &s.query;
+    let now = Timestamp::now();
+    let range = time_range(EP, &p, cfg, now)?;
+    let filter = log_filter(EP, &p)?;
+    let width = i128::from(range.end.as_nanos()) - i128::from(range.start.as_nanos());
+    let max_buckets = cfg.max_buckets.max(1);
+    let step = match p.one(EP, "step")? {
+        Some(v) => {
+            let d = parse_duration(v).map_err(|why| bad_param(EP, "step", why))?;
+            let n = nanos(d);
+            if n <= 0 {
+                return Err(bad_param(EP, "step", "must be positive"));
+            }
+            n
+        }
+        // About 100 buckets, in whole seconds.
+        None => {
+            let per = (width / 100).max(1_000_000_000);
+            let per = (per + 999_999_999) / 1_000_000_000 * 1_000_000_000;
+            i64::try_from(per).unwrap_or(i64::MAX)
+        }
+    };
+    let buckets = if width <= 0 {
+        0
+    } else {
+        (width + i128::from(step) - 1) / i128::from(step)
+    };
+    if buckets > max_buckets as i128 {
+        return Err(limit_exceeded(
+            EP,
+            "query.max_buckets",
+            format!(
+                "{buckets} buckets requested, at most {max_buckets}: use a larger step or a shorter range"
+            ),
+        ));
+    }
+    let q = VolumeQuery {
+        tenant: caller.tenant,
+        range,
+        filter,
+        step_nanos: step,
+    };
+    let v = with_timeout(EP, cfg, query_volume(&s.store, &q))
+        .await?
+        .map_err(|e| query_error(EP, &e))?;
+    let data: Vec<serde_json::Value> = v
+        .buckets
+        .iter()
+        .map(|b| {
+            let mut by = serde_json::Map::new();
+            for (code, &n) in b.by_severity.iter().enumerate() {
+                if n > 0 {
+                    by.insert(severity_key(code).to_owned(), n.into());
+                }
+            }
+            serde_json::json!({
+                "start": b.start.to_string(),
+                "total": b.total,
+                "by_severity": by,
+            })
+        })
+        .collect();
+    counter!(HTTP_ACCEPTED, "endpoint" => EP).increment(1);
+    Ok(axum::Json(serde_json::json!({
+        "data": data,
+        "step_seconds": step as f64 / 1e9,
+        "blocks_from_summary": v.blocks_from_summary,
+        "blocks_decoded": v.blocks_decoded,
+    }))
+    .into_response())
+}
