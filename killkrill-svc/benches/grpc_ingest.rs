@@ -86,12 +86,15 @@ fn bench(c: &mut Criterion) {
             ..ServeConfig::default()
         };
         cfg.workers.count = 0;
+        // Ingest cost only: authentication off (development mode).
+        cfg.auth.mode = killkrill_svc::auth::AuthMode::Disabled;
         let h = serve::start_with(
             cfg,
             StartOptions {
                 store: None,
                 metric_sink: None,
                 queue: Some(queue.clone()),
+                ..StartOptions::default()
             },
         )
         .await

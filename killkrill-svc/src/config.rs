@@ -107,6 +107,8 @@ pub struct ServeConfig {
     pub tls: TlsConfig,
     /// HTTP ingest.
     pub http_ingest: HttpIngestConfig,
+    /// HTTP connection limits.
+    pub http_server: HttpServerConfig,
     /// Syslog listeners.
     pub syslog: SyslogConfig,
     /// The queue between receivers and workers.
@@ -142,6 +144,7 @@ impl Default for ServeConfig {
             tenant: "default".to_owned(),
             tls: TlsConfig::default(),
             http_ingest: HttpIngestConfig::default(),
+            http_server: HttpServerConfig::default(),
             syslog: SyslogConfig::default(),
             queue: QueueConfig::default(),
             workers: WorkersConfig::default(),
@@ -213,6 +216,27 @@ impl Default for HttpIngestConfig {
     }
 }
 
+/// HTTP connection limits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpServerConfig {
+    /// A request's headers must arrive within this many ms, or the
+    /// connection is closed (also the idle limit of a keep-alive connection).
+    pub header_read_timeout_ms: u64,
+    /// Most HTTP connections open at once; one more is closed at accept and
+    /// counted in `killkrill_http_connections_rejected_total`.
+    pub max_connections: usize,
+}
+
+impl Default for HttpServerConfig {
+    fn default() -> Self {
+        HttpServerConfig {
+            header_read_timeout_ms: 10_000,
+            max_connections: 1024,
+        }
+    }
+}
+
 /// Syslog listener settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -246,22 +270,176 @@ impl Default for SyslogConfig {
     }
 }
 
-/// Queue bounds (the in-memory queue; durable queues plug in here later).
+/// Which queue sits between receivers and workers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QueueKind {
+    /// A SQLite file of its own under `data_dir` (`queue.db`): durable, one
+    /// process. The default.
+    #[default]
+    Sqlite,
+    /// In process: fastest, lost on a crash.
+    Memory,
+    /// Redis Streams (`queue.redis.url`, else `REDIS_URL`): durable as Redis
+    /// is, shared by any number of receivers and workers.
+    Redis,
+}
+
+impl QueueKind {
+    /// The name used in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QueueKind::Sqlite => "sqlite",
+            QueueKind::Memory => "memory",
+            QueueKind::Redis => "redis",
+        }
+    }
+}
+
+/// The queue between receivers and workers: `kind` selects it; the bounds
+/// apply to the memory and SQLite queues, `[queue.sqlite]` and
+/// `[queue.redis]` hold what only one of them takes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct QueueConfig {
-    /// Most events held.
+    /// `sqlite` (default), `memory` or `redis`.
+    pub kind: QueueKind,
+    /// Most events held (memory and SQLite).
     pub max_events: usize,
-    /// Most (estimated) bytes held.
+    /// Most bytes held (memory: estimated; SQLite: stored).
     pub max_bytes: usize,
+    /// An unacknowledged delivery comes back after this many ms (a worker
+    /// died or is stuck).
+    pub visibility_timeout_ms: u64,
+    /// Compression of stored batches (SQLite and Redis): `none` or `zstd`.
+    pub compression: killkrill_store::queue::config::StoredCompression,
+    /// `kind = "sqlite"`.
+    pub sqlite: SqliteQueueSection,
+    /// `kind = "redis"`.
+    pub redis: RedisQueueSection,
 }
 
 impl Default for QueueConfig {
     fn default() -> Self {
         QueueConfig {
+            kind: QueueKind::Sqlite,
             max_events: 200_000,
             max_bytes: 256 << 20,
+            visibility_timeout_ms: 60_000,
+            compression: killkrill_store::queue::config::StoredCompression::None,
+            sqlite: SqliteQueueSection::default(),
+            redis: RedisQueueSection::default(),
         }
+    }
+}
+
+/// `[queue.sqlite]`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SqliteQueueSection {
+    /// The queue file; `<data_dir>/queue.db` when unset.
+    pub path: Option<PathBuf>,
+    /// `full`: fsync every commit (survives power loss); `normal` (default):
+    /// survives a crash of the process; `off`: tests only.
+    pub synchronous: killkrill_store::SqliteSync,
+}
+
+/// `[queue.redis]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisQueueSection {
+    /// `redis://` or `rediss://`; `REDIS_URL` when unset.
+    pub url: Option<String>,
+    /// Use the Redis Cluster client.
+    pub cluster: bool,
+    /// First part of every key (one per deployment sharing a Redis).
+    pub prefix: String,
+    /// Stream name part (`killkrill:{ingest:default}:stream`).
+    pub stream: String,
+    /// Consumer group of the workers.
+    pub group: String,
+    /// This process's consumer name; host, pid and a random suffix when unset.
+    pub consumer: Option<String>,
+    /// Most batches in the stream (Redis counts entries, not events).
+    pub max_len: u64,
+    /// Longest blocking read, ms (how soon an idle worker notices
+    /// deliveries to take over).
+    pub poll_interval_ms: u64,
+}
+
+impl Default for RedisQueueSection {
+    fn default() -> Self {
+        let o = killkrill_store::queue::RedisQueueOptions::default();
+        RedisQueueSection {
+            url: None,
+            cluster: false,
+            prefix: o.prefix,
+            stream: o.kind,
+            group: o.group,
+            consumer: None,
+            max_len: o.max_len,
+            poll_interval_ms: 1_000,
+        }
+    }
+}
+
+impl QueueConfig {
+    /// The store's queue configuration this selects (`data_dir` places the
+    /// SQLite file), for validation and for opening.
+    pub fn to_store(&self, data_dir: &Path) -> killkrill_store::queue::QueueConfig {
+        use killkrill_store::queue::config as q;
+        match self.kind {
+            QueueKind::Memory => {
+                killkrill_store::queue::QueueConfig::Memory(q::MemoryQueueSettings {
+                    max_events: self.max_events as u64,
+                    max_bytes: self.max_bytes as u64,
+                    visibility_timeout_ms: self.visibility_timeout_ms,
+                })
+            }
+            QueueKind::Sqlite => {
+                killkrill_store::queue::QueueConfig::Sqlite(q::SqliteQueueSettings {
+                    path: self
+                        .sqlite
+                        .path
+                        .clone()
+                        .unwrap_or_else(|| data_dir.join("queue.db")),
+                    synchronous: self.sqlite.synchronous,
+                    max_events: self.max_events as u64,
+                    max_bytes: self.max_bytes as u64,
+                    visibility_timeout_ms: self.visibility_timeout_ms,
+                    compression: self.compression,
+                })
+            }
+            QueueKind::Redis => {
+                let d = q::RedisQueueSettings::default();
+                killkrill_store::queue::QueueConfig::Redis(q::RedisQueueSettings {
+                    url: self.redis.url.clone().unwrap_or_default(),
+                    cluster: self.redis.cluster,
+                    prefix: self.redis.prefix.clone(),
+                    kind: self.redis.stream.clone(),
+                    group: self.redis.group.clone(),
+                    consumer: self.redis.consumer.clone(),
+                    max_len: self.redis.max_len,
+                    visibility_timeout_ms: self.visibility_timeout_ms,
+                    poll_interval_ms: self.redis.poll_interval_ms,
+                    compression: self.compression,
+                    ..d
+                })
+            }
+        }
+    }
+
+    /// The config key (in this file's terms) of a key the store's queue
+    /// validation names.
+    fn key_of(&self, store_key: &str) -> String {
+        let section = match (self.kind, store_key) {
+            (_, "max_events" | "max_bytes" | "visibility_timeout_ms" | "compression") => "",
+            (QueueKind::Redis, "kind") => return "queue.redis.stream".into(),
+            (QueueKind::Redis, _) => "redis.",
+            (QueueKind::Sqlite, _) => "sqlite.",
+            (QueueKind::Memory, _) => "",
+        };
+        format!("queue.{section}{store_key}")
     }
 }
 
@@ -420,6 +598,9 @@ pub struct Layers {
     pub env: Vec<(String, String)>,
     /// `(key, value, flag name)` from the command line.
     pub flags: Vec<(String, String, String)>,
+    /// `(key, value)` defaults of the command, below every other layer
+    /// (`killkrill worker` defaults `queue.kind` to `redis`).
+    pub defaults: Vec<(String, String)>,
 }
 
 impl ServeConfig {
@@ -430,6 +611,16 @@ impl ServeConfig {
     pub fn load(layers: &Layers) -> Result<ServeConfig, ConfigError> {
         let mut table = toml::Table::new();
         let mut origins: BTreeMap<String, Origin> = BTreeMap::new();
+        for (key, value) in &layers.defaults {
+            let path: Vec<String> = key.split('.').map(str::to_owned).collect();
+            set_path(&mut table, &path, toml::Value::String(value.clone())).map_err(|problem| {
+                ConfigError {
+                    key: key.clone(),
+                    origin: None,
+                    problem,
+                }
+            })?;
+        }
         if let Some(path) = &layers.file {
             let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
                 key: path.display().to_string(),
@@ -442,7 +633,7 @@ impl ServeConfig {
                 problem: format!("not valid TOML: {}", e.message()),
             })?;
             record_origins(&file, "", &Origin::File(path.clone()), &mut origins);
-            table = file;
+            merge_tables(&mut table, file);
         }
         for (name, value) in &layers.env {
             let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
@@ -488,6 +679,13 @@ impl ServeConfig {
                 }
             })?;
         cfg.auth.read_env(&layers.env);
+        if cfg.queue.redis.url.is_none()
+            && let Some((_, url)) = layers.env.iter().find(|(k, _)| k == "REDIS_URL")
+            && !url.is_empty()
+        {
+            cfg.queue.redis.url = Some(url.clone());
+            origins.insert("queue.redis.url".into(), Origin::Env("REDIS_URL".into()));
+        }
         cfg.validate(&origins)?;
         Ok(cfg)
     }
@@ -547,7 +745,7 @@ impl ServeConfig {
                 return Err(err(key, format!("cannot read {}: {e}", f.display())));
             }
         }
-        let positive: [(&str, u64); 19] = [
+        let positive: [(&str, u64); 21] = [
             ("query.max_range_secs", self.query.max_range_secs),
             ("query.default_limit", self.query.default_limit as u64),
             ("query.max_limit", self.query.max_limit as u64),
@@ -562,6 +760,14 @@ impl ServeConfig {
             ),
             ("query.tail_poll_ms", self.query.tail_poll_ms),
             ("query.tail_heartbeat_secs", self.query.tail_heartbeat_secs),
+            (
+                "http_server.header_read_timeout_ms",
+                self.http_server.header_read_timeout_ms,
+            ),
+            (
+                "http_server.max_connections",
+                self.http_server.max_connections as u64,
+            ),
             (
                 "http_ingest.max_body_bytes",
                 self.http_ingest.max_body_bytes as u64,
@@ -628,6 +834,21 @@ impl ServeConfig {
                     self.syslog.batch_max_events, self.queue.max_events
                 ),
             ));
+        }
+        if self.queue.kind == QueueKind::Redis && self.queue.redis.url.is_none() {
+            return Err(err(
+                "queue.redis.url",
+                "missing: the redis queue needs a URL (set REDIS_URL or queue.redis.url)".into(),
+            ));
+        }
+        if let Err(e) = self.queue.to_store(&self.data_dir).validate() {
+            let (key, problem) = match e {
+                killkrill_store::queue::QueueConfigError::Invalid { key, message } => {
+                    (self.queue.key_of(key), message)
+                }
+                other => ("queue".to_owned(), other.to_string()),
+            };
+            return Err(err(&key, problem));
         }
         if self.maintenance.retention_days > 100 * 365 {
             return Err(err(
@@ -763,6 +984,18 @@ fn env_value(v: &str) -> toml::Value {
     }
 }
 
+/// Merges `over` into `base`, recursing into tables present in both.
+fn merge_tables(base: &mut toml::Table, over: toml::Table) {
+    for (k, v) in over {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge_tables(b, o),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
 fn set_path(table: &mut toml::Table, path: &[String], value: toml::Value) -> Result<(), String> {
     let Some((last, parents)) = path.split_last() else {
         return Err("empty key".into());
@@ -807,6 +1040,7 @@ mod tests {
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned(), k.replace('_', "-")))
                 .collect(),
+            defaults: Vec::new(),
         })
     }
 
@@ -835,6 +1069,54 @@ mod tests {
         assert_eq!(c.syslog_tcp, ListenAddr::OFF);
         assert_eq!(c.syslog.max_connections, 7);
         assert_eq!(c.syslog.idle_timeout_secs, 9);
+    }
+
+    #[test]
+    fn queue_kinds_default_and_redis_url() {
+        let c = load(None, &[], &[]).unwrap();
+        assert_eq!(c.queue.kind, QueueKind::Sqlite);
+        let killkrill_store::queue::QueueConfig::Sqlite(s) = c.queue.to_store(Path::new("/d"))
+        else {
+            panic!("not sqlite")
+        };
+        assert_eq!(s.path, Path::new("/d/queue.db"));
+        let c = load(
+            Some("[queue]\nkind = \"memory\"\nmax_events = 7\n[syslog]\nbatch_max_events = 7\n"),
+            &[],
+            &[],
+        )
+        .unwrap();
+        assert_eq!((c.queue.kind, c.queue.max_events), (QueueKind::Memory, 7));
+        let c = load(
+            None,
+            &[
+                ("KILLKRILL_QUEUE__KIND", "redis"),
+                ("REDIS_URL", "redis://127.0.0.1:1"),
+            ],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.queue.redis.url.as_deref(), Some("redis://127.0.0.1:1"));
+        // The config's own key wins over REDIS_URL; a command's defaults
+        // lose to everything.
+        let mut layers = Layers {
+            env: vec![
+                ("KILLKRILL_QUEUE__REDIS__URL".into(), "redis://a".into()),
+                ("REDIS_URL".into(), "redis://b".into()),
+            ],
+            defaults: vec![("queue.kind".into(), "redis".into())],
+            ..Layers::default()
+        };
+        let c = ServeConfig::load(&layers).unwrap();
+        assert_eq!(
+            (c.queue.kind, c.queue.redis.url.as_deref()),
+            (QueueKind::Redis, Some("redis://a"))
+        );
+        layers.flags = vec![("queue.kind".into(), "memory".into(), "queue".into())];
+        assert_eq!(
+            ServeConfig::load(&layers).unwrap().queue.kind,
+            QueueKind::Memory
+        );
     }
 
     #[test]
@@ -931,6 +1213,47 @@ mod tests {
                 &[("JWT_SECRET", "short")],
                 &[],
                 "JWT_SECRET: must be at least 32 bytes",
+            ),
+            (
+                Some("[queue]\nkind = \"kafka\"\n"),
+                &[],
+                &[],
+                "queue.kind (from ",
+            ),
+            (
+                None,
+                &[("KILLKRILL_QUEUE__KIND", "redis")],
+                &[],
+                "queue.redis.url: missing",
+            ),
+            (
+                None,
+                &[
+                    ("KILLKRILL_QUEUE__KIND", "redis"),
+                    ("REDIS_URL", "http://x"),
+                ],
+                &[],
+                "queue.redis.url (from REDIS_URL): must start with redis://",
+            ),
+            (
+                Some(
+                    "[queue]\nkind = \"redis\"\n[queue.redis]\nurl = \"redis://x\"\nstream = \"a b\"\n",
+                ),
+                &[],
+                &[],
+                "queue.redis.stream (from ",
+            ),
+            (
+                None,
+                &[("KILLKRILL_QUEUE__VISIBILITY_TIMEOUT_MS", "0")],
+                &[],
+                "queue.visibility_timeout_ms (from KILLKRILL_QUEUE__VISIBILITY_TIMEOUT_MS): must be greater than 0",
+            ),
+            (
+                Some("[queue.sqlite]\nsynchronous = \"sometimes\"\n"),
+                &[],
+                &[],
+                "queue.sqlite.synchronous (from ",
             ),
         ];
         for (file, env, flags, want) in cases {

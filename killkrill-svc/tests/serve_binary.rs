@@ -11,14 +11,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use killkrill_store::{Store, StoreConfig};
-use support::{by_message, http, metric_sum, scrape, stored};
+use support::{addr_after, by_message, http, metric_sum, scrape, spawn_killkrill, stored};
 use tokio::io::AsyncWriteExt;
-
-fn addr_after(line: &str, key: &str) -> Option<SocketAddr> {
-    let mut words = line.split_whitespace();
-    words.find(|w| *w == key)?;
-    words.next()?.parse().ok()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_serves_and_stops_cleanly_on_sigterm() {
@@ -196,4 +190,138 @@ fn check_config_names_the_key_and_exits_2() {
     let bad = run(&["check-config"], &[("DB_TYPE", "oracle")]);
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("DB_TYPE"));
+}
+
+/// `killkrill <command>`: the child, its HTTP and syslog TCP addresses.
+fn spawn(
+    command: &str,
+    data: &std::path::Path,
+    env: &[(&str, &str)],
+) -> (std::process::Child, SocketAddr, Option<SocketAddr>) {
+    let (child, first) = spawn_killkrill(command, data, env);
+    let http = addr_after(&first, "http").unwrap_or_else(|| panic!("{first:?}"));
+    (child, http, addr_after(&first, "syslog-tcp"))
+}
+
+/// The default queue is durable: records acknowledged over HTTP (200) and
+/// syslog TCP (counted as enqueued) survive a SIGKILL right after the
+/// acknowledgement (before any worker wrote them), and after a restart on
+/// the same data directory each is stored exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_records_survive_sigkill_exactly_once() {
+    const HTTP_REQUESTS: usize = 20;
+    const PER_REQUEST: usize = 50;
+    const TCP_MESSAGES: usize = 500;
+    const TOTAL: usize = HTTP_REQUESTS * PER_REQUEST + TCP_MESSAGES;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // A short visibility timeout: a batch a worker held when it was killed
+    // comes back soon after the restart.
+    let env = [("KILLKRILL_QUEUE__VISIBILITY_TIMEOUT_MS", "1000")];
+    // No workers in the first run: nothing is written to the store before
+    // the kill, so every record must come from the queue file.
+    let first_env = [env[0], ("KILLKRILL_WORKERS__COUNT", "0")];
+    let (mut child, http_addr, tcp_addr) = spawn("serve", &data, &first_env);
+    let key = killkrill_svc::auth::bootstrap::BootstrapCredentials::read(&data)
+        .unwrap()
+        .api_key;
+
+    let mut tcp = tokio::net::TcpStream::connect(tcp_addr.unwrap())
+        .await
+        .unwrap();
+    let mut frames = Vec::new();
+    for k in 0..TCP_MESSAGES {
+        let msg = format!("<13>1 2026-11-25T10:00:00Z kill-host app - - - tcp-{k}");
+        frames.extend_from_slice(format!("{} {msg}", msg.len()).as_bytes());
+    }
+    tcp.write_all(&frames).await.unwrap();
+    tcp.flush().await.unwrap();
+    for i in 0..HTTP_REQUESTS {
+        let body: String = (0..PER_REQUEST)
+            .map(|j| format!("{{\"msg\":\"http-{i}-{j}\"}}\n"))
+            .collect();
+        let r = http(
+            http_addr,
+            "POST",
+            "/api/v1/logs",
+            &[("X-API-Key", key.as_str())],
+            body.as_bytes(),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    // Syslog has no acknowledgement on the wire: the server's count of
+    // enqueued events is the point after which it promises to keep them.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let m = scrape(http_addr).await;
+        let enqueued = metric_sum(&m, "killkrill_queue_enqueued_events_total", &[]);
+        if enqueued >= TOTAL as f64 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {enqueued} enqueued"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    drop(tcp);
+
+    let at_kill = {
+        let store = Store::open(StoreConfig::sqlite(&data)).await.unwrap();
+        let n = stored(&store).await.len();
+        store.close().await;
+        n
+    };
+    assert_eq!(at_kill, 0, "no worker ran before the kill");
+
+    let (mut child, http_addr, _) = spawn("serve", &data, &env);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = http(http_addr, "GET", "/readyz", &[], b"").await;
+        let q = &r.json()["queue"];
+        if q["batches"].as_u64() == Some(0) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "queue not drained: {q}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+
+    let store = Store::open(StoreConfig::sqlite(&data)).await.unwrap();
+    let records = stored(&store).await;
+    let mut seen = std::collections::BTreeMap::<String, usize>::new();
+    for r in &records {
+        *seen
+            .entry(r.message_str().unwrap_or_default().into_owned())
+            .or_default() += 1;
+    }
+    let mut missing = Vec::new();
+    let want = (0..HTTP_REQUESTS)
+        .flat_map(|i| (0..PER_REQUEST).map(move |j| format!("http-{i}-{j}")))
+        .chain((0..TCP_MESSAGES).map(|k| format!("tcp-{k}")));
+    for w in want {
+        match seen.get(&w) {
+            Some(1) => {}
+            Some(n) => panic!("{w} stored {n} times"),
+            None => missing.push(w),
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "missing {}: {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
+    assert_eq!(records.len(), TOTAL);
+    store.close().await;
 }

@@ -20,6 +20,7 @@ async fn round_trip(store: StoreConfig) {
             store: Some(store),
             metric_sink: None,
             queue: None,
+            ..Default::default()
         },
     )
     .await

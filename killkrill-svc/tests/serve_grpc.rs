@@ -53,6 +53,7 @@ async fn start(dir: &std::path::Path) -> (ServeHandle, Arc<Recording>, Ch) {
             store: None,
             metric_sink: Some(sink.clone()),
             queue: None,
+            ..StartOptions::default()
         },
     )
     .await

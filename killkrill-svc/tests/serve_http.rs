@@ -689,6 +689,7 @@ async fn the_queue_and_the_metric_sink_plug_in() {
             store: None,
             metric_sink: Some(sink.clone()),
             queue: Some(queue.clone()),
+            ..Default::default()
         },
     )
     .await
@@ -755,8 +756,7 @@ fields = { "attributes.env" = "test" }
     .unwrap();
     let loaded = ServeConfig::load(&Layers {
         file: Some(file),
-        env: vec![],
-        flags: vec![],
+        ..Layers::default()
     })
     .unwrap();
     assert_eq!(loaded.transforms.len(), 2);

@@ -64,6 +64,7 @@ async fn round_trip(store: Option<StoreConfig>) {
             store,
             metric_sink: None,
             queue: None,
+            ..StartOptions::default()
         },
     )
     .await

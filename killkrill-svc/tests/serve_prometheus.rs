@@ -59,6 +59,7 @@ async fn prometheus_remote_writes_node_exporter_series() {
             store: None,
             metric_sink: Some(sink.clone()),
             queue: None,
+            ..Default::default()
         },
     )
     .await

@@ -1101,6 +1101,7 @@ async fn read_api_on_postgres() {
             store: Some(StoreConfig::from_url(DbType::Postgres, scoped)),
             metric_sink: None,
             queue: None,
+            ..Default::default()
         },
     )
     .await

@@ -148,6 +148,7 @@ async fn start(dir: &std::path::Path, targets: Vec<ScrapeTarget>) -> (ServeHandl
             store: None,
             metric_sink: Some(sink.clone()),
             queue: None,
+            ..StartOptions::default()
         },
     )
     .await
@@ -452,6 +453,7 @@ async fn scrapes_a_real_node_exporter() {
             store: None,
             metric_sink: Some(sink.clone()),
             queue: None,
+            ..StartOptions::default()
         },
     )
     .await

@@ -75,7 +75,8 @@ pub enum StoredCompression {
 }
 
 impl StoredCompression {
-    fn build(self) -> Compression {
+    /// The codec setting.
+    pub fn build(self) -> Compression {
         match self {
             StoredCompression::None => Compression::None,
             StoredCompression::Zstd => Compression::Zstd(1),

@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod admin;
+pub mod loadgen;
 pub mod migrate;
 pub mod parse;
 pub mod serve;
@@ -33,6 +34,19 @@ pub enum Command {
     /// Run every role in one process: HTTP and syslog listeners, workers,
     /// the embedded SQLite store (or DB_TYPE/DATABASE_URL).
     Serve(serve::ServeArgs),
+    /// Scale-out receiver: the syslog listeners and the HTTP ingest routes,
+    /// enqueueing into the shared Redis queue (REDIS_URL); no workers.
+    Receiver(serve::ServeArgs),
+    /// Scale-out worker: takes batches from the shared Redis queue and
+    /// writes them to the database (DB_TYPE, DATABASE_URL); runs store
+    /// maintenance. No listeners but /healthz, /readyz and /metrics on
+    /// --http.
+    Worker(serve::ServeArgs),
+    /// Scale-out API: the HTTP read (query) routes over the database.
+    Api(serve::ServeArgs),
+    /// Send syslog, HTTP NDJSON or remote_write load to a receiver and
+    /// optionally verify that the database holds every acknowledged record.
+    Loadgen(loadgen::LoadgenArgs),
     /// Validate the configuration (file, KILLKRILL_* environment, flags)
     /// and print the effective one, without starting.
     CheckConfig(serve::ConfigArgs),
@@ -76,7 +90,13 @@ where
             std::io::stdout().lock(),
             std::io::stderr().lock(),
         ),
-        Command::Serve(args) => serve::run(&args, std::io::stdout(), std::io::stderr().lock()),
+        Command::Serve(args) => run_roles(&args, crate::serve::Roles::ALL),
+        Command::Receiver(args) => run_roles(&args, crate::serve::Roles::RECEIVER),
+        Command::Worker(args) => run_roles(&args, crate::serve::Roles::WORKER),
+        Command::Api(args) => run_roles(&args, crate::serve::Roles::API),
+        Command::Loadgen(args) => {
+            loadgen::run(&args, std::io::stdout().lock(), std::io::stderr().lock())
+        }
         Command::CheckConfig(args) => {
             serve::check_config(&args, std::io::stdout().lock(), std::io::stderr().lock())
         }
@@ -101,4 +121,8 @@ where
             }
         }
     }
+}
+
+fn run_roles(args: &serve::ServeArgs, roles: crate::serve::Roles) -> ExitCode {
+    serve::run(args, roles, std::io::stdout(), std::io::stderr().lock())
 }

@@ -14,7 +14,7 @@ use clap::Args;
 use killkrill_store::{DbType, StoreConfig};
 
 use crate::config::{Layers, ServeConfig};
-use crate::serve::{StartOptions, start_with};
+use crate::serve::{Roles, StartOptions, start_with};
 
 /// The flags shared by `serve` and `check-config`. Each overrides the
 /// config file and the environment.
@@ -72,6 +72,7 @@ impl ConfigArgs {
             file: self.config.clone(),
             env,
             flags,
+            defaults: Vec::new(),
         }
     }
 }
@@ -88,8 +89,17 @@ fn env_vars() -> Vec<(String, String)> {
     std::env::vars().collect()
 }
 
-fn load(args: &ConfigArgs, err: &mut impl Write) -> Result<(ServeConfig, StoreConfig), ExitCode> {
-    let cfg = ServeConfig::load(&args.layers(env_vars())).map_err(|e| {
+fn load(
+    args: &ConfigArgs,
+    roles: Roles,
+    err: &mut impl Write,
+) -> Result<(ServeConfig, StoreConfig), ExitCode> {
+    let mut layers = args.layers(env_vars());
+    if roles != Roles::ALL {
+        // The scale-out roles share one queue: Redis unless told otherwise.
+        layers.defaults.push(("queue.kind".into(), "redis".into()));
+    }
+    let cfg = ServeConfig::load(&layers).map_err(|e| {
         let _ = writeln!(err, "killkrill: configuration: {e}");
         ExitCode::from(2)
     })?;
@@ -103,7 +113,7 @@ fn load(args: &ConfigArgs, err: &mut impl Write) -> Result<(ServeConfig, StoreCo
 
 /// `killkrill check-config`.
 pub fn check_config(args: &ConfigArgs, mut out: impl Write, mut err: impl Write) -> ExitCode {
-    let (cfg, store) = match load(args, &mut err) {
+    let (cfg, store) = match load(args, Roles::ALL, &mut err) {
         Ok(c) => c,
         Err(code) => return code,
     };
@@ -135,10 +145,12 @@ pub fn check_config(args: &ConfigArgs, mut out: impl Write, mut err: impl Write)
     }
 }
 
-/// `killkrill serve`: runs until SIGINT/SIGTERM.
-pub fn run(args: &ServeArgs, mut out: impl Write, mut err: impl Write) -> ExitCode {
+/// `killkrill serve` (`roles` = [`Roles::ALL`]) or one of the scale-out
+/// roles: runs until SIGINT/SIGTERM.
+pub fn run(args: &ServeArgs, roles: Roles, mut out: impl Write, mut err: impl Write) -> ExitCode {
     init_logging();
-    let (cfg, store) = match load(&args.config, &mut err) {
+    let name = roles.name();
+    let (cfg, store) = match load(&args.config, roles, &mut err) {
         Ok(c) => c,
         Err(code) => return code,
     };
@@ -148,7 +160,7 @@ pub fn run(args: &ServeArgs, mut out: impl Write, mut err: impl Write) -> ExitCo
     {
         Ok(rt) => rt,
         Err(e) => {
-            let _ = writeln!(err, "killkrill serve: starting the runtime: {e}");
+            let _ = writeln!(err, "killkrill {name}: starting the runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -159,19 +171,20 @@ pub fn run(args: &ServeArgs, mut out: impl Write, mut err: impl Write) -> ExitCo
                 store: Some(store),
                 metric_sink: None,
                 queue: None,
+                roles,
             },
         )
         .await
         {
             Ok(h) => h,
             Err(e) => {
-                let _ = writeln!(err, "killkrill serve: {e}");
+                let _ = writeln!(err, "killkrill {name}: {e}");
                 return ExitCode::FAILURE;
             }
         };
         let show = |a: Option<std::net::SocketAddr>| a.map_or("off".to_owned(), |a| a.to_string());
         let line = format!(
-            "killkrill serve: http {} syslog-udp {} syslog-tcp {} syslog-tls {}",
+            "killkrill {name}: http {} syslog-udp {} syslog-tcp {} syslog-tls {}",
             show(handle.http),
             show(handle.syslog_udp),
             show(handle.syslog_tcp),

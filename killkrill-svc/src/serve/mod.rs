@@ -3,7 +3,7 @@
 //! ```text
 //!  HTTP (axum) ──────┐                       ┌─► LogStoreSink ──► log blocks (SQLite/PG/MySQL)
 //!  syslog UDP ───────┼─► Ingest ─► Queue ─► Workers ─► FanOut
-//!  syslog TCP / TLS ─┘  (ids, tenant)        └─► StoreMetricSink ──► samples, metadata, rollups
+//!  syslog TCP / TLS ─┘  (ids, tenant)        └─► MetricSink (counts until the metric store lands)
 //! ```
 //!
 //! [`start`] binds every listener (port 0 picks a free one; the handle says
@@ -14,9 +14,15 @@
 //! then stop the workers (each finishes and acknowledges the group in hand)
 //! and close the store.
 //!
-//! The queue is an `Arc<dyn Queue>`: the in-memory queue by default, a
-//! durable one (SQLite under `data_dir`, Redis Streams) through
-//! [`StartOptions::queue`].
+//! The queue is an `Arc<dyn Queue>` chosen by `[queue] kind`: the durable
+//! SQLite queue under `data_dir` by default (what a client was told is
+//! stored survives a crash: it is delivered after the restart), the
+//! in-memory queue, or Redis Streams shared with other processes; or one
+//! given through [`StartOptions::queue`].
+//!
+//! The same function starts the scale-out roles ([`Roles`]): a receiver is
+//! the listeners without workers, a worker the workers without syslog
+//! listeners, an API the read routes.
 
 pub mod http;
 pub mod ingest;
@@ -36,13 +42,16 @@ use killkrill_core::pipeline::{
     FanOut, MemoryQueue, MemoryQueueConfig, MeteredQueue, Queue, Shutdown, ShutdownTrigger, Sink,
     Worker, WorkerConfig, WorkerReport, shutdown_channel,
 };
+use killkrill_store::queue::{
+    RedisQueueOptions, RedisStreamsQueue, SqliteQueue, SqliteQueueOptions,
+};
 use killkrill_store::{Store, StoreConfig};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::auth::Auth;
 use crate::auth::bootstrap::BootstrapCredentials;
-use crate::config::{QueueConfig, ServeConfig};
+use crate::config::{QueueKind, ServeConfig};
 use ingest::Ingest;
 use sinks::{LogStoreSink, MetricSink, MetricSinkAdapter, StoreDeadLetter};
 
@@ -70,21 +79,79 @@ pub enum StartError {
     Config(String),
 }
 
+/// Which roles one process runs. `serve` runs all of them; the scale-out
+/// commands (`receiver`, `worker`, `api`) one each, sharing a Redis queue
+/// and a database with the others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Roles {
+    /// Listeners (syslog, HTTP ingest routes) that enqueue.
+    pub receiver: bool,
+    /// Workers that dequeue and write to the store, and store maintenance.
+    pub worker: bool,
+    /// HTTP read routes (queries).
+    pub api: bool,
+}
+
+impl Roles {
+    /// Every role: `killkrill serve`.
+    pub const ALL: Roles = Roles {
+        receiver: true,
+        worker: true,
+        api: true,
+    };
+    /// `killkrill receiver`.
+    pub const RECEIVER: Roles = Roles {
+        receiver: true,
+        worker: false,
+        api: false,
+    };
+    /// `killkrill worker`.
+    pub const WORKER: Roles = Roles {
+        receiver: false,
+        worker: true,
+        api: false,
+    };
+    /// `killkrill api`.
+    pub const API: Roles = Roles {
+        receiver: false,
+        worker: false,
+        api: true,
+    };
+
+    /// The command's name (`serve`, `receiver`, ...; `custom` otherwise).
+    pub fn name(self) -> &'static str {
+        match self {
+            Roles::ALL => "serve",
+            Roles::RECEIVER => "receiver",
+            Roles::WORKER => "worker",
+            Roles::API => "api",
+            _ => "custom",
+        }
+    }
+}
+
+impl Default for Roles {
+    fn default() -> Self {
+        Roles::ALL
+    }
+}
+
 /// Choices that are not part of the file/env/flag configuration.
 #[derive(Default)]
 pub struct StartOptions {
     /// The database; SQLite under `data_dir` when `None`.
     pub store: Option<StoreConfig>,
-    /// Where metric samples go; a [`sinks::StoreMetricSink`] on the store
-    /// (with rollups as `[rollups]` says) when `None`.
+    /// Where metric samples go; the store (samples, metadata, rollups) when `None`.
     pub metric_sink: Option<Arc<dyn MetricSink>>,
-    /// The queue between receivers and workers (a durable one); the
-    /// in-memory queue bounded by `[queue]` when `None`. Either way it is
-    /// wrapped in [`MeteredQueue`] for the enqueue counters.
+    /// The queue between receivers and workers; when `None`, the one
+    /// `[queue]` selects (SQLite under `data_dir` by default). Either way it
+    /// is wrapped in [`MeteredQueue`] for the enqueue counters.
     pub queue: Option<Arc<dyn Queue>>,
+    /// The roles to run; all of them (`serve`) by default.
+    pub roles: Roles,
 }
 
-/// A running `serve`.
+/// A running `serve` (or one of its roles).
 pub struct ServeHandle {
     /// Bound HTTP address, when on.
     pub http: Option<SocketAddr>,
@@ -103,11 +170,15 @@ pub struct ServeHandle {
     /// What the first start created (admin and API key) and the 0600 file
     /// it wrote them to; `None` when users existed already.
     pub bootstrap: Option<(BootstrapCredentials, std::path::PathBuf)>,
+    /// The roles running.
+    pub roles: Roles,
     listeners_trigger: ShutdownTrigger,
     workers_trigger: ShutdownTrigger,
     listeners: Vec<JoinHandle<()>>,
     workers: Vec<JoinHandle<WorkerReport>>,
     drain: Duration,
+    /// The SQLite queue, closed (WAL checkpointed) after the workers stop.
+    sqlite_queue: Option<Arc<SqliteQueue>>,
 }
 
 /// What shutdown did.
@@ -134,7 +205,83 @@ pub async fn start(config: ServeConfig) -> Result<ServeHandle, StartError> {
     start_with(config, StartOptions::default()).await
 }
 
-/// Starts `serve` with explicit options.
+/// The queue `[queue]` selects, counted by [`MeteredQueue`]; undecodable
+/// stored batches go to the store's dead letters.
+async fn open_queue(
+    config: &ServeConfig,
+    dead_letter: Arc<dyn killkrill_core::pipeline::DeadLetter>,
+) -> Result<(Arc<dyn Queue>, Option<Arc<SqliteQueue>>), StartError> {
+    use killkrill_store::queue::QueueConfig as Q;
+    let q = &config.queue;
+    let cfg = q.to_store(&config.data_dir);
+    cfg.validate()
+        .map_err(|e| StartError::Config(e.to_string()))?;
+    let open_err = |e: killkrill_core::pipeline::QueueError| {
+        StartError::Config(format!("queue ({}): {e}", q.kind.as_str()))
+    };
+    Ok(match cfg {
+        Q::Memory(_) => (
+            Arc::new(MeteredQueue::new(MemoryQueue::new(MemoryQueueConfig {
+                max_events: q.max_events,
+                max_bytes: q.max_bytes,
+                visibility_timeout: Duration::from_millis(q.visibility_timeout_ms),
+            }))),
+            None,
+        ),
+        Q::Sqlite(s) => {
+            let sq = Arc::new(
+                SqliteQueue::open(
+                    &s.path,
+                    SqliteQueueOptions {
+                        synchronous: s.synchronous,
+                        max_events: s.max_events,
+                        max_bytes: s.max_bytes,
+                        visibility_timeout: Duration::from_millis(s.visibility_timeout_ms),
+                        compression: s.compression.build(),
+                        dead_letter: Some(dead_letter),
+                        ..SqliteQueueOptions::default()
+                    },
+                )
+                .await
+                .map_err(open_err)?,
+            );
+            (Arc::new(MeteredQueue::new(DynQueue(sq.clone()))), Some(sq))
+        }
+        Q::Redis(r) => {
+            let rq = RedisStreamsQueue::connect(
+                &r.url,
+                RedisQueueOptions {
+                    prefix: r.prefix,
+                    kind: r.kind,
+                    tenant_group: r.tenant_group,
+                    group: r.group,
+                    consumer: r.consumer,
+                    max_len: r.max_len,
+                    max_batch_bytes: r.max_batch_bytes,
+                    visibility_timeout: Duration::from_millis(r.visibility_timeout_ms),
+                    poll_interval: Duration::from_millis(r.poll_interval_ms),
+                    command_timeout: Duration::from_millis(r.command_timeout_ms),
+                    cluster: r.cluster,
+                    compression: r.compression.build(),
+                    dead_letter: Some(dead_letter),
+                    ..RedisQueueOptions::default()
+                },
+            )
+            .await
+            .map_err(open_err)?;
+            tracing::info!(stream = rq.key(), consumer = rq.consumer(), "redis queue");
+            (Arc::new(MeteredQueue::new(rq)), None)
+        }
+    })
+}
+
+/// Starts the roles of `options.roles` with explicit options.
+///
+/// Every role opens the store and the queue (`/readyz` checks both); a
+/// receiver binds the syslog listeners and serves the ingest routes, a
+/// worker runs the workers and store maintenance, an API serves the read
+/// routes. The HTTP listener runs in every role when `http` is set, with
+/// `/healthz`, `/readyz` and `/metrics` plus the routes of its roles.
 ///
 /// # Errors
 /// [`StartError`].
@@ -142,10 +289,19 @@ pub async fn start_with(
     config: ServeConfig,
     options: StartOptions,
 ) -> Result<ServeHandle, StartError> {
+    let roles = options.roles;
     let metrics_handle = self_metrics::handle();
     let tenant = Tenant::new(&config.tenant)
         .map_err(|_| StartError::Config(format!("tenant: invalid name {:?}", config.tenant)))?;
-    let tls = if config.tls_enabled() {
+    if roles != Roles::ALL && options.queue.is_none() && config.queue.kind != QueueKind::Redis {
+        return Err(StartError::Config(format!(
+            "queue.kind: `killkrill {}` shares its queue with other processes, so it must be \
+             \"redis\" (REDIS_URL), not {:?}",
+            roles.name(),
+            config.queue.kind.as_str()
+        )));
+    }
+    let tls = if roles.receiver && config.tls_enabled() {
         Some(syslog::server_config(&config.tls)?)
     } else {
         None
@@ -161,11 +317,17 @@ pub async fn start_with(
             .map_err(|e| StartError::Config(format!("data_dir {}: {e}", dir.display())))?;
     }
     let store = Store::open(store_cfg).await?;
-    let auth = Arc::new(
-        Auth::build(&config.auth, &store, &config.data_dir, tenant.clone())
-            .map_err(StartError::Config)?,
-    );
-    let bootstrap = if config.auth.bootstrap && !auth.disabled() {
+    let dead_letter = Arc::new(StoreDeadLetter::new(store.clone()));
+    let auth = match Auth::build(&config.auth, &store, &config.data_dir, tenant.clone()) {
+        Ok(a) => Arc::new(a),
+        Err(e) => {
+            store.close().await;
+            return Err(StartError::Config(e));
+        }
+    };
+    // The first admin is created by a process that serves the management
+    // routes (serve or api); another process that got there first wins.
+    let bootstrap = if roles.api && config.auth.bootstrap && !auth.disabled() {
         crate::auth::bootstrap::run(&auth, &config.data_dir)
             .await
             .map_err(|e| StartError::Config(format!("creating the first admin: {e}")))?
@@ -178,9 +340,15 @@ pub async fn start_with(
         );
     }
 
-    let queue: Arc<dyn Queue> = match options.queue {
-        Some(q) => Arc::new(MeteredQueue::new(DynQueue(q))),
-        None => build_queue(&config.queue),
+    let (queue, sqlite_queue): (Arc<dyn Queue>, _) = match options.queue {
+        Some(q) => (Arc::new(MeteredQueue::new(DynQueue(q))), None),
+        None => match open_queue(&config, dead_letter.clone()).await {
+            Ok(q) => q,
+            Err(e) => {
+                store.close().await;
+                return Err(e);
+            }
+        },
     };
     let ingest = Arc::new(Ingest::new(queue.clone(), tenant));
     let drain = Duration::from_secs(config.workers.drain_timeout_secs);
@@ -189,34 +357,16 @@ pub async fn start_with(
 
     // Bind everything before spawning anything, so a bind error leaves
     // nothing running.
-    let bind_tcp = |key: &'static str, addr: SocketAddr| async move {
-        TcpListener::bind(addr)
-            .await
-            .map_err(|source| StartError::Bind { key, addr, source })
-    };
-    let http_listener = match config.http.get() {
-        Some(a) => Some(bind_tcp("http", a).await?),
-        None => None,
-    };
-    let tcp_listener = match config.syslog_tcp.get() {
-        Some(a) => Some(bind_tcp("syslog_tcp", a).await?),
-        None => None,
-    };
-    let tls_listener = match (config.syslog_tls.get(), &tls) {
-        (Some(a), Some(_)) => Some(bind_tcp("syslog_tls", a).await?),
-        _ => None,
-    };
-    let udp_socket = match config.syslog_udp.get() {
-        Some(addr) => Some(
-            syslog::bind_udp(addr, config.syslog.udp_recv_buffer_bytes).map_err(|source| {
-                StartError::Bind {
-                    key: "syslog_udp",
-                    addr,
-                    source,
-                }
-            })?,
-        ),
-        None => None,
+    let bound = bind_all(&config, roles, tls.is_some()).await;
+    let (http_listener, tcp_listener, tls_listener, udp_socket) = match bound {
+        Ok(b) => b,
+        Err(e) => {
+            if let Some(q) = &sqlite_queue {
+                q.shutdown().await;
+            }
+            store.close().await;
+            return Err(e);
+        }
     };
     let local = |r: std::io::Result<SocketAddr>| r.ok();
     let http_addr = http_listener.as_ref().and_then(|l| local(l.local_addr()));
@@ -230,40 +380,37 @@ pub async fn start_with(
         None => sinks::store_metric_sink(&store, &config.rollups).map_err(StartError::Config)?,
     };
     let log_committed = Arc::new(tokio::sync::Notify::new());
-    let sink: Arc<dyn Sink> = Arc::new(FanOut::new(vec![
-        Arc::new(LogStoreSink::new(store.clone()).with_commit_notify(log_committed.clone())),
-        Arc::new(MetricSinkAdapter::new(metric_sink)),
-    ]));
-    let transforms = Arc::new(
-        config
-            .build_transforms()
-            .map_err(|e| StartError::Config(e.to_string()))?,
-    );
-    let dead_letter = Arc::new(StoreDeadLetter::new(store.clone()));
-    let worker_cfg = WorkerConfig {
-        drain_timeout: drain,
-        ..WorkerConfig::default()
-    };
-    let workers = (0..config.workers.count)
-        .map(|_| {
-            Worker::new(
-                queue.clone(),
-                sink.clone(),
-                dead_letter.clone(),
-                worker_cfg.clone(),
-            )
-            .with_transforms(transforms.clone())
-            .spawn(workers_shutdown.clone())
-        })
-        .collect();
+    let mut workers = Vec::new();
+    if roles.worker {
+        let sink: Arc<dyn Sink> = Arc::new(FanOut::new(vec![
+            Arc::new(LogStoreSink::new(store.clone()).with_commit_notify(log_committed.clone())),
+            Arc::new(MetricSinkAdapter::new(metric_sink)),
+        ]));
+        let transforms = Arc::new(
+            config
+                .build_transforms()
+                .map_err(|e| StartError::Config(e.to_string()))?,
+        );
+        let worker_cfg = WorkerConfig {
+            drain_timeout: drain,
+            ..WorkerConfig::default()
+        };
+        workers = (0..config.workers.count)
+            .map(|_| {
+                Worker::new(
+                    queue.clone(),
+                    sink.clone(),
+                    dead_letter.clone(),
+                    worker_cfg.clone(),
+                )
+                .with_transforms(transforms.clone())
+                .spawn(workers_shutdown.clone())
+            })
+            .collect();
+    }
 
     // Listeners.
     let mut listeners = Vec::new();
-    let syslog_ctx = Arc::new(syslog::SyslogCtx::new(
-        ingest.clone(),
-        config.syslog.clone(),
-        drain,
-    ));
     if let Some(l) = http_listener {
         let state = Arc::new(http::AppState {
             ingest: ingest.clone(),
@@ -279,46 +426,60 @@ pub async fn start_with(
             ),
             auth: auth.clone(),
         });
-        let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
-        let mut sd = listeners_shutdown.clone();
-        listeners.push(tokio::spawn(async move {
-            let served = axum::serve(l, app)
-                .with_graceful_shutdown(async move { sd.requested().await })
-                .await;
-            if let Err(e) = served {
-                tracing::error!(error = %e, "HTTP server failed");
-            }
-        }));
-    }
-    if let Some(s) = udp_socket {
-        listeners.push(tokio::spawn(syslog::run_udp(
-            s,
-            syslog_ctx.clone(),
-            listeners_shutdown.clone(),
-        )));
-    }
-    if let Some(l) = tcp_listener {
-        listeners.push(tokio::spawn(syslog::run_stream_listener(
+        let app = http::router_for(
+            state,
+            http::RouteGroups {
+                ingest: roles.receiver,
+                read: roles.api,
+            },
+        );
+        listeners.push(tokio::spawn(http::serve(
             l,
-            syslog_ctx.clone(),
-            None,
+            app,
+            config.http_server.clone(),
             listeners_shutdown.clone(),
         )));
     }
-    if let (Some(l), Some(tls)) = (tls_listener, tls) {
-        listeners.push(tokio::spawn(syslog::run_stream_listener(
-            l,
-            syslog_ctx.clone(),
-            Some(tokio_rustls::TlsAcceptor::from(tls)),
+    if roles.receiver {
+        let syslog_ctx = Arc::new(syslog::SyslogCtx::new(
+            ingest.clone(),
+            config.syslog.clone(),
+            drain,
+        ));
+        if let Some(s) = udp_socket {
+            listeners.push(tokio::spawn(syslog::run_udp(
+                s,
+                syslog_ctx.clone(),
+                listeners_shutdown.clone(),
+            )));
+        }
+        if let Some(l) = tcp_listener {
+            listeners.push(tokio::spawn(syslog::run_stream_listener(
+                l,
+                syslog_ctx.clone(),
+                None,
+                listeners_shutdown.clone(),
+            )));
+        }
+        if let (Some(l), Some(tls)) = (tls_listener, tls) {
+            listeners.push(tokio::spawn(syslog::run_stream_listener(
+                l,
+                syslog_ctx.clone(),
+                Some(tokio_rustls::TlsAcceptor::from(tls)),
+                listeners_shutdown.clone(),
+            )));
+        }
+    }
+    if roles.receiver {
+        listeners.extend(scrape::spawn(&config.scrape, &ingest, &listeners_shutdown));
+    }
+    if roles.worker {
+        listeners.push(tokio::spawn(maintenance::run(
+            store.clone(),
+            config.maintenance.clone(),
             listeners_shutdown.clone(),
         )));
     }
-    listeners.extend(scrape::spawn(&config.scrape, &ingest, &listeners_shutdown));
-    listeners.push(tokio::spawn(maintenance::run(
-        store.clone(),
-        config.maintenance.clone(),
-        listeners_shutdown.clone(),
-    )));
     if let Some(h) = metrics_handle {
         let mut sd = listeners_shutdown.clone();
         listeners.push(tokio::spawn(async move {
@@ -332,9 +493,10 @@ pub async fn start_with(
     }
     let show = |a: Option<SocketAddr>| a.map_or_else(|| "off".to_owned(), |a| a.to_string());
     tracing::info!(
+        role = roles.name(),
         http = %show(http_addr), syslog_udp = %show(udp_addr), syslog_tcp = %show(tcp_addr),
-        syslog_tls = %show(tls_addr),
-        db = %store.db_type(), workers = config.workers.count, "killkrill serve started"
+        syslog_tls = %show(tls_addr), queue = queue.name(),
+        db = %store.db_type(), workers = workers.len(), "killkrill started"
     );
     Ok(ServeHandle {
         http: http_addr,
@@ -345,21 +507,58 @@ pub async fn start_with(
         queue,
         auth,
         bootstrap,
+        roles,
         listeners_trigger,
         workers_trigger,
         listeners,
         workers,
         drain,
+        sqlite_queue,
     })
 }
 
-/// The queue between receivers and workers, counted by [`MeteredQueue`].
-fn build_queue(cfg: &QueueConfig) -> Arc<dyn Queue> {
-    Arc::new(MeteredQueue::new(MemoryQueue::new(MemoryQueueConfig {
-        max_events: cfg.max_events,
-        max_bytes: cfg.max_bytes,
-        ..MemoryQueueConfig::default()
-    })))
+type Bound = (
+    Option<TcpListener>,
+    Option<TcpListener>,
+    Option<TcpListener>,
+    Option<tokio::net::UdpSocket>,
+);
+
+/// Binds the listeners of `roles`: HTTP in every role, syslog in receivers.
+async fn bind_all(config: &ServeConfig, roles: Roles, tls: bool) -> Result<Bound, StartError> {
+    let bind_tcp = |key: &'static str, addr: SocketAddr| async move {
+        TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Bind { key, addr, source })
+    };
+    let http = match config.http.get() {
+        Some(a) => Some(bind_tcp("http", a).await?),
+        None => None,
+    };
+    if !roles.receiver {
+        return Ok((http, None, None, None));
+    }
+    let tcp = match config.syslog_tcp.get() {
+        Some(a) => Some(bind_tcp("syslog_tcp", a).await?),
+        None => None,
+    };
+    let tls = match (config.syslog_tls.get(), tls) {
+        (Some(a), true) => Some(bind_tcp("syslog_tls", a).await?),
+        _ => None,
+    };
+    let udp = match config.syslog_udp.get() {
+        Some(addr) => Some(
+            syslog::bind_udp(addr, config.syslog.udp_recv_buffer_bytes).map_err(|source| {
+                StartError::Bind {
+                    key: "syslog_udp",
+                    addr,
+                    source,
+                }
+            })?,
+        ),
+        None => None,
+    };
+    Ok((http, tcp, tls, udp))
 }
 
 /// An `Arc<dyn Queue>` as a `Queue`, so [`MeteredQueue`] can wrap it.
@@ -428,7 +627,9 @@ impl ServeHandle {
         }
         let deadline = tokio::time::Instant::now() + self.drain;
         let mut left = self.queue.stats().await.map(|s| s.batches).unwrap_or(0);
-        if !self.workers.is_empty() {
+        // Drain only what this process's own listeners fed its workers: a
+        // worker of a shared queue stops with what it holds.
+        if !self.workers.is_empty() && self.roles.receiver {
             while left > 0 && tokio::time::Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 left = self.queue.stats().await.map(|s| s.batches).unwrap_or(0);
@@ -462,8 +663,11 @@ impl ServeHandle {
                 );
             }
         }
+        if let Some(q) = &self.sqlite_queue {
+            q.shutdown().await;
+        }
         self.store.close().await;
-        tracing::info!(?report, "killkrill serve stopped");
+        tracing::info!(?report, role = self.roles.name(), "killkrill stopped");
         report
     }
 }

@@ -437,3 +437,56 @@ impl killkrill_svc::serve::sinks::MetricSink for Recording {
         Ok(())
     }
 }
+
+/// The first word after `key` in a line such as `killkrill serve: http
+/// 127.0.0.1:4000 syslog-udp off ...`, as an address.
+pub fn addr_after(line: &str, key: &str) -> Option<SocketAddr> {
+    let mut words = line.split_whitespace();
+    words.find(|w| *w == key)?;
+    words.next()?.parse().ok()
+}
+
+/// Starts the real binary, `killkrill <command>`, with `data` as its data
+/// directory, HTTP and syslog TCP on free ports (UDP and TLS off), the
+/// database variables removed unless `env` sets them; returns the child and
+/// the first line it printed (the bound addresses).
+pub fn spawn_killkrill(
+    command: &str,
+    data: &Path,
+    env: &[(&str, &str)],
+) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_killkrill"));
+    c.args([command, "--data-dir"]).arg(data).args([
+        "--http",
+        "127.0.0.1:0",
+        "--syslog-udp",
+        "",
+        "--syslog-tcp",
+        "127.0.0.1:0",
+        "--syslog-tls",
+        "",
+    ]);
+    c.env_remove("DB_TYPE")
+        .env_remove("DATABASE_URL")
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let mut child = c.spawn().unwrap();
+    // A first start prints the bootstrap credentials before the addresses.
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    while out.read_line(&mut first).unwrap() > 0
+        && (!first.starts_with(&format!("killkrill {command}: ")) || first.contains("first start:"))
+    {
+        first.clear();
+    }
+    assert!(
+        first.starts_with(&format!("killkrill {command}: ")),
+        "{command}: {first:?}"
+    );
+    (child, first)
+}

@@ -30,6 +30,7 @@ mod query_logs;
 mod query_metrics;
 pub mod read_params;
 pub mod routes;
+mod server;
 pub mod tail;
 mod tenants;
 mod users;
@@ -52,6 +53,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 pub use caller::Caller;
 pub use error::ApiError;
 pub use routes::{RouteSpec, Routes};
+pub use server::{OPEN_CONNECTIONS, REJECTED_CONNECTIONS, serve};
 pub use tail::TailHub;
 
 use crate::auth::{Auth, Permission};
@@ -106,10 +108,40 @@ pub fn route_table() -> Vec<RouteSpec> {
 /// behind authentication and its permission. Each group is built by its own
 /// function so a layer that needs a permission applies to a whole group.
 pub fn router(state: Arc<AppState>) -> Router {
+    router_for(state, RouteGroups::ALL)
+}
+
+/// Which route groups a process serves besides the public ones (see
+/// [`Roles`](super::Roles)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteGroups {
+    /// [`ingest_routes`] (receivers).
+    pub ingest: bool,
+    /// [`read_routes`] and the session, management and admin routes (API).
+    pub read: bool,
+}
+
+impl RouteGroups {
+    /// Every group (`serve`).
+    pub const ALL: RouteGroups = RouteGroups {
+        ingest: true,
+        read: true,
+    };
+}
+
+/// The router of one role set: the public routes always, the ingest routes
+/// on receivers, the read and management routes on API processes; every
+/// non-public group behind authentication and its permission.
+pub fn router_for(state: Arc<AppState>, wanted: RouteGroups) -> Router {
     let mut public = Router::new();
     let mut protected = Router::new();
     for (perm, r) in groups(Some(&state), state.max_body_bytes) {
-        if r.paths.is_empty() {
+        let on = match perm {
+            Permission::Public => true,
+            Permission::Ingest => wanted.ingest,
+            _ => wanted.read,
+        };
+        if !on || r.paths.is_empty() {
             continue; // axum refuses a route_layer on no routes
         }
         if perm == Permission::Public {
@@ -121,9 +153,12 @@ pub fn router(state: Arc<AppState>) -> Router {
             );
         }
     }
-    let protected = protected.route_layer(from_fn_with_state(state.clone(), authn::authenticate));
+    if protected.has_routes() {
+        let protected =
+            protected.route_layer(from_fn_with_state(state.clone(), authn::authenticate));
+        public = public.merge(protected);
+    }
     public
-        .merge(protected)
         .layer(DefaultBodyLimit::disable())
         .layer(map_response(error::json_errors))
         .with_state(state)

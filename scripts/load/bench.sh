@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Load benchmark of `killkrill serve` with `killkrill loadgen`, every number
+# as a ratio to baselines measured in the same run (see
+# docs/src/benchmarks/load.md):
+#   - sink: loadgen into `socat ... OPEN:/dev/null` (the generator's ceiling
+#     for syslog TCP on this machine);
+#   - memory: serve with the in-memory queue (what the durable queue costs);
+#   - sqlite: serve on the embedded default (SQLite store, SQLite queue).
+# Each serve is fresh (new data directory, free ports); each run is
+# `--verify`ed and reports the serve's peak RSS and CPU.
+#
+# usage: scripts/load/bench.sh [BINARY] [SECONDS] [OUTDIR]
+set -u
+BIN=${1:-${CARGO_TARGET_DIR:-target}/release/killkrill}
+SECS=${2:-30}
+OUT=${3:-$(mktemp -d /tmp/kk-load.XXXXXX)}
+mkdir -p "$OUT"
+echo "binary $BIN, ${SECS}s per run, results in $OUT" >&2
+
+start_serve() { # $1 queue kind, $2 data dir; sets SERVE_PID HTTP TCP
+    rm -rf "$2"
+    KILLKRILL_QUEUE__KIND=$1 RUST_LOG=warn DB_TYPE= DATABASE_URL= \
+        "$BIN" serve --data-dir "$2" --http 127.0.0.1:0 --syslog-tcp 127.0.0.1:0 \
+        --syslog-udp 127.0.0.1:0 --syslog-tls "" >"$2.out" 2>"$2.err" &
+    SERVE_PID=$!
+    for _ in $(seq 100); do
+        [ -s "$2.out" ] && break
+        sleep 0.1
+    done
+    HTTP=$(awk '{for(i=1;i<NF;i++) if($i=="http") print $(i+1)}' "$2.out")
+    TCP=$(awk '{for(i=1;i<NF;i++) if($i=="syslog-tcp") print $(i+1)}' "$2.out")
+}
+
+stop_serve() {
+    kill "$POLLER" 2>/dev/null
+    kill -TERM "$SERVE_PID"
+    wait "$SERVE_PID"
+}
+
+# Logs `time acknowledged-events` of the serve every 0.25 s, so that the
+# time until the store held everything is known apart from the time
+# `--verify` spends reading it back.
+poll_acks() { # $1 file
+    while kill -0 "$SERVE_PID" 2>/dev/null; do
+        echo "$(date +%s.%N) $(curl -s "http://$HTTP/metrics" |
+            awk '/^killkrill_pipeline_acknowledged_events_total/ {s += $2} END {print s + 0}')"
+        sleep 0.25
+    done >"$1"
+}
+
+run() { # $1 name, then loadgen arguments
+    local name=$1
+    shift
+    date +%s.%N >"$OUT/$name.start"
+    "$BIN" loadgen --quiet --duration "$SECS" "$@" >"$OUT/$name.json"
+    echo "$name exit $?" >&2
+}
+
+# Baseline: the generator into a sink that discards.
+SINK_PORT=$((20000 + RANDOM % 20000))
+socat -u TCP-LISTEN:$SINK_PORT,fork,reuseaddr OPEN:/dev/null &
+SOCAT=$!
+sleep 0.5
+run sink-syslog-tcp --mode syslog-tcp --target 127.0.0.1:$SINK_PORT --connections 4 --size 300
+kill "$SOCAT"
+
+for kind in memory sqlite; do
+    for mode in syslog-tcp http remote-write; do
+        dir="$OUT/data-$kind-$mode"
+        start_serve "$kind" "$dir"
+        poll_acks "$OUT/$kind-$mode.acks" &
+        POLLER=$!
+        target=$HTTP
+        [ "$mode" = syslog-tcp ] && target=$TCP
+        # remote_write: while the metric sink only counts, nothing is in the
+        # store to wait for.
+        timeout=300
+        [ "$mode" = remote-write ] && timeout=10
+        run "$kind-$mode" --mode "$mode" --target "$target" --connections 4 --size 300 \
+            --batch 1000 --verify --verify-timeout "$timeout" --data-dir "$dir" --pid "$SERVE_PID"
+        stop_serve
+    done
+done
+
+python3 "$(dirname "$0")/summarize.py" "$OUT"

@@ -1,0 +1,50 @@
+#!/usr/bin/env python3
+"""Markdown table of a scripts/load/bench.sh result directory.
+
+received/s: acknowledged events over the sending time (what loadgen saw).
+stored/s:   acknowledged events over the time from the start of the load until
+            the serve's workers had stored them all (from the `.acks` log of
+            killkrill_pipeline_acknowledged_events_total), or the receive
+            rate when there is no log (the sink baseline).
+serve CPU:  CPU seconds of the serve per million events stored (from
+            /proc/PID/stat at the end of the loadgen run, which includes the
+            catch-up and the read-back).
+"""
+import json, os, sys
+
+out = sys.argv[1]
+rows = []
+for f in sorted(os.listdir(out)):
+    if not f.endswith(".json"):
+        continue
+    name = f[:-5]
+    try:
+        d = json.load(open(os.path.join(out, f)))
+    except ValueError:
+        continue
+    v = d.get("verify") or {}
+    t = (d.get("targets") or [{}])[0]
+    stored_rate = None
+    acks = os.path.join(out, name + ".acks")
+    if os.path.exists(acks):
+        start = float(open(os.path.join(out, name + ".start")).read())
+        for line in open(acks):
+            ts, n = line.split()
+            if float(n) >= d["acknowledged"] > 0:
+                stored_rate = d["acknowledged"] / (float(ts) - start)
+                break
+    cpu = t.get("cpu_seconds")
+    cpu_per_m = cpu / d["acknowledged"] * 1e6 if cpu and d["acknowledged"] else None
+    rss = t.get("peak_rss_bytes")
+    rows.append([name, f'{d["acknowledged"]:,}', f'{d["rate"]:,.0f}',
+                 f"{stored_rate:,.0f}" if stored_rate else "",
+                 f'{d["ack_latency_ms"]["p99"]:.1f}' if d["ack_latency_ms"]["p99"] is not None else "",
+                 "" if not v else f'{v.get("stored", 0):,}',
+                 "" if not v else str(v.get("missing")),
+                 "" if not v else str(v.get("duplicates")),
+                 f"{rss / 2**20:,.0f}" if rss else "",
+                 f"{cpu_per_m:.2f}" if cpu_per_m else ""])
+print("| run | acknowledged | received/s | stored/s | p99 ack ms | stored (verify) | missing | duplicates | serve peak RSS MiB | serve CPU s per M events |")
+print("|---|---|---|---|---|---|---|---|---|---|")
+for r in rows:
+    print("| " + " | ".join(r) + " |")
