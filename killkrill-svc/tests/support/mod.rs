@@ -208,12 +208,9 @@ fn parse_response(raw: &[u8]) -> Resp {
     if chunked {
         let mut out = Vec::new();
         let mut rest = &body[..];
-        loop {
-            // A stream cut short (a live tail read up to its head) ends
-            // the body where it stops.
-            let Some(nl) = rest.windows(2).position(|w| w == b"\r\n") else {
-                break;
-            };
+        // A stream cut short (a live tail read up to its head) ends the
+        // body where it stops.
+        while let Some(nl) = rest.windows(2).position(|w| w == b"\r\n") {
             let size = usize::from_str_radix(std::str::from_utf8(&rest[..nl]).unwrap().trim(), 16)
                 .unwrap();
             rest = &rest[nl + 2..];
