@@ -128,10 +128,22 @@ pub async fn mysql_database(url: &str) -> (String, String) {
     let mut c = sqlx::MySqlConnection::connect(url)
         .await
         .expect("connect to mysql");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}")))
-        .execute(&mut c)
-        .await
-        .expect("create database");
+    // A Galera node answers 1047 ("WSREP has not yet prepared node") while
+    // it (re)joins its cluster: wait for it rather than fail the test.
+    let mut tries = 0;
+    loop {
+        match sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}")))
+            .execute(&mut c)
+            .await
+        {
+            Ok(_) => break,
+            Err(e) if tries < 60 && e.to_string().contains("WSREP") => {
+                tries += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
+            Err(e) => panic!("create database: {e}"),
+        }
+    }
     c.close().await.expect("close");
     (with_db(url, &db), db)
 }
