@@ -253,7 +253,8 @@ impl DecodedBlock {
 
     /// Approximate memory held by the decoded block, bytes (for caches).
     pub fn byte_len(&self) -> usize {
-        let dict = |d: &Dict| d.idx.len() * 4 + d.values.iter().map(|v| v.len() + 24).sum::<usize>();
+        let dict =
+            |d: &Dict| d.idx.len() * 4 + d.values.iter().map(|v| v.len() + 24).sum::<usize>();
         std::mem::size_of::<Self>()
             + self.frame.capacity()
             + self.len() * (8 + 16 + 1 + 1 + 8 + 8 + 4)

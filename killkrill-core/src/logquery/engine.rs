@@ -85,8 +85,12 @@ async fn query_once(store: &dyn LogStore, q: &LogQuery) -> Result<Option<LogPage
         // Most matches the round's blocks can hold (from their summaries):
         // once they could fill the page, fetching more blocks in the same
         // round is likely wasted work (a later round still follows if not).
+        // A full page still needs blocks that overlap its last record (the
+        // finality check below stops those).
         let mut bound = 0usize;
-        while round.len() < fetch && pending.len() + bound < want {
+        while round.len() < fetch
+            && (round.is_empty() || pending.len() >= want || pending.len() + bound < want)
+        {
             match scan.next().await? {
                 Some(s) => {
                     bound += filter.max_matches(&s);

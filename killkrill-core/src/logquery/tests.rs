@@ -169,7 +169,9 @@ async fn skipped_blocks_never_drop_matches() {
     };
     // Two batches whose blocks interleave in time, plus equal timestamps.
     let a: Vec<LogRecord> = (0..200).map(|i| mk(i, (i as i64) * 10)).collect();
-    let b: Vec<LogRecord> = (200..300).map(|i| mk(i, ((i - 200) as i64) * 20 + 5)).collect();
+    let b: Vec<LogRecord> = (200..300)
+        .map(|i| mk(i, ((i - 200) as i64) * 20 + 5))
+        .collect();
     let all: Vec<LogRecord> = a.iter().chain(&b).cloned().collect();
     for batch in [a, b] {
         s.write_blocks(&build_blocks(batch, &opts).unwrap())
@@ -242,5 +244,9 @@ async fn skipped_blocks_never_drop_matches() {
     };
     let page = query_logs(&s, &q).await.unwrap();
     assert_eq!(page.records.len(), 3);
-    assert!(page.blocks_decoded <= 6, "opened {} blocks", page.blocks_decoded);
+    assert!(
+        page.blocks_decoded <= 6,
+        "opened {} blocks",
+        page.blocks_decoded
+    );
 }

@@ -14,8 +14,8 @@ pub(crate) mod write;
 
 use async_trait::async_trait;
 use killkrill_core::event::{LogRecord, Tenant, Timestamp};
-use killkrill_core::logblock::{BlockId, BlockSummary, EncodedBlock, build_blocks};
 use killkrill_core::logblock::DecodedBlock;
+use killkrill_core::logblock::{BlockId, BlockSummary, EncodedBlock, build_blocks};
 use killkrill_core::storage::{
     DecodedResult, ErrorKind, LogStore, StoreError, SummaryRequest, WriteReport,
 };
@@ -101,8 +101,7 @@ impl LogStore for Store {
                 None => missing.push(*id),
             }
         }
-        metrics::counter!("killkrill_store_log_block_cache_hits_total")
-            .increment(out.len() as u64);
+        metrics::counter!("killkrill_store_log_block_cache_hits_total").increment(out.len() as u64);
         metrics::counter!("killkrill_store_log_block_cache_misses_total")
             .increment(missing.len() as u64);
         if missing.is_empty() {
