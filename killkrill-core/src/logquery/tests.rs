@@ -159,7 +159,7 @@ async fn skipped_blocks_never_drop_matches() {
         id: Some(EventId::from_u128(i)),
         tenant: Some(t.clone()),
         timestamp: Timestamp::from_nanos(ts),
-        severity: Some(if i % 5 == 0 {
+        severity: Some(if i.is_multiple_of(5) {
             Severity::Error
         } else {
             Severity::Informational
