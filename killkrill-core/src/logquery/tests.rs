@@ -250,3 +250,46 @@ async fn skipped_blocks_never_drop_matches() {
         page.blocks_decoded
     );
 }
+
+/// A page filled from its newest block still opens a late block whose span
+/// reaches past the page's last record (a regression of the round bound:
+/// it once ended the query there and dropped the late record).
+#[tokio::test]
+async fn a_full_page_still_opens_a_block_overlapping_its_end() {
+    let t = Tenant::new("late").unwrap();
+    let s = MemoryLogStore::new();
+    let opts = BlockOptions {
+        max_records: 7,
+        threads: 1,
+        ..BlockOptions::default()
+    };
+    let mk = |i: u128, ts: i64| LogRecord {
+        id: Some(EventId::from_u128(i)),
+        tenant: Some(t.clone()),
+        timestamp: Timestamp::from_nanos(ts),
+        ..LogRecord::default()
+    };
+    let a: Vec<LogRecord> = (0..100).map(|i| mk(i, i as i64 * 10)).collect();
+    // One block spanning 5..975: its newest record sorts between 980 and 970.
+    let late = vec![mk(1_000, 5), mk(1_001, 975)];
+    for batch in [a, late] {
+        s.write_blocks(&build_blocks(batch, &opts).unwrap())
+            .await
+            .unwrap();
+    }
+    let q = LogQuery {
+        tenant: t.clone(),
+        range: TimeRange::ALL,
+        filter: LogFilter::default(),
+        order: Order::NewestFirst,
+        limit: 3,
+        cursor: None,
+    };
+    let page = query_logs(&s, &q).await.unwrap();
+    let ts: Vec<i64> = page
+        .records
+        .iter()
+        .map(|r| r.timestamp.as_nanos())
+        .collect();
+    assert_eq!(ts, vec![990, 980, 975]);
+}
