@@ -80,6 +80,7 @@ pub struct Store {
     pub(crate) cfg: StoreConfig,
     pub(crate) blocks: BlockOptions,
     pub(crate) token_cache: std::sync::Arc<crate::logs::token_cache::TokenCache>,
+    pub(crate) decoded_cache: std::sync::Arc<crate::logs::token_cache::DecodedCache>,
     pub(crate) series_cache: std::sync::Arc<crate::metrics::series_cache::SeriesCache>,
 }
 
@@ -131,12 +132,16 @@ impl Store {
         let token_cache = std::sync::Arc::new(crate::logs::token_cache::TokenCache::new(
             cfg.logs.token_cache_mb.saturating_mul(1 << 20),
         ));
+        let decoded_cache = std::sync::Arc::new(crate::logs::token_cache::DecodedCache::new(
+            cfg.logs.decoded_cache_mb.saturating_mul(1 << 20),
+        ));
         Ok(Store {
             backend,
             dialect: Dialect(cfg.db_type),
             cfg,
             blocks,
             token_cache,
+            decoded_cache,
             series_cache: std::sync::Arc::new(crate::metrics::series_cache::SeriesCache::new(
                 SERIES_CACHE_ENTRIES,
             )),

@@ -251,6 +251,20 @@ impl DecodedBlock {
         })
     }
 
+    /// Approximate memory held by the decoded block, bytes (for caches).
+    pub fn byte_len(&self) -> usize {
+        let dict =
+            |d: &Dict| d.idx.len() * 4 + d.values.iter().map(|v| v.len() + 24).sum::<usize>();
+        std::mem::size_of::<Self>()
+            + self.frame.capacity()
+            + self.len() * (8 + 16 + 1 + 1 + 8 + 8 + 4)
+            + dict(&self.host)
+            + dict(&self.app)
+            + dict(&self.procid)
+            + dict(&self.msgid)
+            + dict(&self.source)
+    }
+
     /// Number of records.
     pub fn len(&self) -> usize {
         self.ts.len()

@@ -16,6 +16,7 @@ use super::scan::SummaryScan;
 use super::{Cursor, LogPage, LogQuery, MAX_PAGE_SIZE, QueryError};
 use crate::event::{EventId, LogRecord, Timestamp};
 use crate::logblock::{BlockId, BlockSummary, DecodedBlock};
+
 use crate::storage::{ErrorKind, LogStore, ScanOrder, StoreError, TimeRange};
 
 type Key = (Timestamp, EventId);
@@ -81,9 +82,20 @@ async fn query_once(store: &dyn LogStore, q: &LogQuery) -> Result<Option<LogPage
     let mut fetch = 1usize;
     loop {
         let mut round: Vec<BlockSummary> = Vec::new();
-        while round.len() < fetch {
+        // Most matches the round's blocks can hold (from their summaries):
+        // once they could fill the page, fetching more blocks in the same
+        // round is likely wasted work (a later round still follows if not).
+        // A full page still needs blocks that overlap its last record (the
+        // finality check below stops those).
+        let mut bound = 0usize;
+        while round.len() < fetch
+            && (round.is_empty() || pending.len() >= want || pending.len() + bound < want)
+        {
             match scan.next().await? {
-                Some(s) => round.push(s),
+                Some(s) => {
+                    bound += filter.max_matches(&s);
+                    round.push(s);
+                }
                 None => break,
             }
             // Stop early if the next candidate cannot contribute any more.
@@ -99,17 +111,25 @@ async fn query_once(store: &dyn LogStore, q: &LogQuery) -> Result<Option<LogPage
         }
         fetch = (fetch * 2).min(MAX_FETCH);
         let ids: Vec<BlockId> = round.iter().map(|s| s.id).collect();
-        let payloads = store.block_payloads(&q.tenant, &ids).await?;
-        if payloads.len() != ids.len() {
+        let mut blocks = store.decoded_blocks(&q.tenant, &ids).await?;
+        if blocks.len() != ids.len() {
             return Ok(None);
         }
-        for (id, payload) in payloads {
-            let block = DecodedBlock::decode(&q.tenant, &payload).map_err(|source| {
-                QueryError::Corrupt {
-                    tenant: q.tenant.to_string(),
-                    block: id,
-                    source,
-                }
+        // Open the round's blocks in scan order, so the ones that can no
+        // longer contribute are skipped.
+        blocks.sort_by_key(|(id, _)| ids.iter().position(|x| x == id));
+        let mut exhausted = false;
+        for ((id, block), summary) in blocks.into_iter().zip(&round) {
+            if pending.len() >= want && is_final(&pending[want - 1].0, summary, newest) {
+                // Scan order: every later block of the round (and of the
+                // scan) is as final as this one.
+                exhausted = true;
+                break;
+            }
+            let block = block.map_err(|source| QueryError::Corrupt {
+                tenant: q.tenant.to_string(),
+                block: id,
+                source,
             })?;
             decoded += 1;
             let worst = if pending.len() >= want {
@@ -117,6 +137,7 @@ async fn query_once(store: &dyn LogStore, q: &LogQuery) -> Result<Option<LogPage
             } else {
                 None
             };
+            let before = pending.len();
             collect(
                 &block,
                 id,
@@ -129,9 +150,14 @@ async fn query_once(store: &dyn LogStore, q: &LogQuery) -> Result<Option<LogPage
                 &mut pending,
                 &q.tenant,
             )?;
-            pending.sort_by(|a, b| if newest { b.0.cmp(&a.0) } else { a.0.cmp(&b.0) });
-            pending.dedup_by(|b, a| a.0 == b.0);
-            pending.truncate(want);
+            if pending.len() != before {
+                pending.sort_by(|a, b| if newest { b.0.cmp(&a.0) } else { a.0.cmp(&b.0) });
+                pending.dedup_by(|b, a| a.0 == b.0);
+                pending.truncate(want);
+            }
+        }
+        if exhausted {
+            break;
         }
         if pending.len() >= want {
             match scan.peek().await? {

@@ -100,6 +100,15 @@ impl CompiledFilter {
         }
     }
 
+    /// An upper bound on the block's matching records, from its summary.
+    pub fn max_matches(&self, s: &BlockSummary) -> usize {
+        let n = match self.min_sev {
+            Some(m) => s.severity_counts[..=usize::from(m)].iter().sum::<u32>(),
+            None => s.count,
+        };
+        n as usize
+    }
+
     /// Whether every record of the block matches the host/app/source
     /// conditions (so its severity counts can be used as they are).
     pub fn all_match_values(&self, s: &BlockSummary) -> bool {

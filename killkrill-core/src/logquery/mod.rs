@@ -6,8 +6,10 @@
 //!
 //! 1. prunes blocks by time range, severity counts, host/app/source sets and
 //!    the token bloom filter ([`filter`]),
-//! 2. fetches and decodes only the candidates, filters every record exactly
-//!    (the bloom filter only ever says "maybe"),
+//! 2. fetches and decodes only the candidates (through
+//!    [`LogStore::decoded_blocks`](crate::storage::LogStore::decoded_blocks),
+//!    which the SQL store serves from a cache of decoded blocks), filters
+//!    every record exactly (the bloom filter only ever says "maybe"),
 //! 3. merges blocks whose time spans overlap, opening blocks in order of
 //!    their newest (or oldest) record and stopping as soon as the next
 //!    unopened block cannot hold anything that sorts before the page's last

@@ -56,6 +56,7 @@ pub struct LogPage {
     pub records: Vec<LogRecord>,
     /// Present when more records may follow.
     pub next_cursor: Option<Cursor>,
-    /// Blocks whose payload was fetched and decoded (for metrics and tests).
+    /// Blocks opened: read and decoded, or taken from the store's cache of
+    /// decoded blocks (for metrics and tests).
     pub blocks_decoded: usize,
 }

@@ -141,3 +141,155 @@ async fn a_volume_read_while_its_blocks_are_compacted_counts_everything() {
     );
     assert!(!s.armed.load(Ordering::SeqCst), "the race happened");
 }
+
+/// Pages over many small blocks, some overlapping in time, walked to the
+/// end: the blocks the engine skips (its round bound and the finality check
+/// before opening a block) never drop or repeat a record, and a
+/// summary-bounded query opens no more blocks than it needs.
+#[tokio::test]
+async fn skipped_blocks_never_drop_matches() {
+    let t = Tenant::new("skip").unwrap();
+    let s = MemoryLogStore::new();
+    let opts = BlockOptions {
+        max_records: 7,
+        threads: 1,
+        ..BlockOptions::default()
+    };
+    let mk = |i: u128, ts: i64| LogRecord {
+        id: Some(EventId::from_u128(i)),
+        tenant: Some(t.clone()),
+        timestamp: Timestamp::from_nanos(ts),
+        severity: Some(if i.is_multiple_of(5) {
+            Severity::Error
+        } else {
+            Severity::Informational
+        }),
+        host: Some(format!("h{}", i % 3)),
+        ..LogRecord::default()
+    };
+    // Two batches whose blocks interleave in time, plus equal timestamps.
+    let a: Vec<LogRecord> = (0..200).map(|i| mk(i, (i as i64) * 10)).collect();
+    let b: Vec<LogRecord> = (200..300)
+        .map(|i| mk(i, ((i - 200) as i64) * 20 + 5))
+        .collect();
+    let all: Vec<LogRecord> = a.iter().chain(&b).cloned().collect();
+    for batch in [a, b] {
+        s.write_blocks(&build_blocks(batch, &opts).unwrap())
+            .await
+            .unwrap();
+    }
+    let filters = [
+        LogFilter::default(),
+        LogFilter {
+            min_severity: Some(Severity::Error),
+            ..LogFilter::default()
+        },
+        LogFilter {
+            min_severity: Some(Severity::Error),
+            host: Some("h1".into()),
+            ..LogFilter::default()
+        },
+    ];
+    for f in filters {
+        for order in [Order::NewestFirst, Order::OldestFirst] {
+            for limit in [1, 3, 10, 64] {
+                let mut want: Vec<&LogRecord> = all
+                    .iter()
+                    .filter(|r| {
+                        f.min_severity
+                            .is_none_or(|m| r.severity.is_some_and(|s| s.code() <= m.code()))
+                            && f.host.as_ref().is_none_or(|h| r.host.as_ref() == Some(h))
+                    })
+                    .collect();
+                want.sort_by_key(|r| (r.timestamp, r.id));
+                if order == Order::NewestFirst {
+                    want.reverse();
+                }
+                let mut got = Vec::new();
+                let mut cursor = None;
+                loop {
+                    let q = LogQuery {
+                        tenant: t.clone(),
+                        range: TimeRange::ALL,
+                        filter: f.clone(),
+                        order,
+                        limit,
+                        cursor,
+                    };
+                    let page = query_logs(&s, &q).await.unwrap();
+                    got.extend(page.records);
+                    match page.next_cursor {
+                        Some(c) => cursor = Some(c),
+                        None => break,
+                    }
+                }
+                let got_ids: Vec<_> = got.iter().map(|r| r.id).collect();
+                let want_ids: Vec<_> = want.iter().map(|r| r.id).collect();
+                assert_eq!(got_ids, want_ids, "{f:?} {order:?} limit {limit}");
+            }
+        }
+    }
+    // The newest 3 error records sit in the newest blocks: the engine must
+    // not open the whole store for them.
+    let q = LogQuery {
+        tenant: t.clone(),
+        range: TimeRange::ALL,
+        filter: LogFilter {
+            min_severity: Some(Severity::Error),
+            ..LogFilter::default()
+        },
+        order: Order::NewestFirst,
+        limit: 3,
+        cursor: None,
+    };
+    let page = query_logs(&s, &q).await.unwrap();
+    assert_eq!(page.records.len(), 3);
+    assert!(
+        page.blocks_decoded <= 6,
+        "opened {} blocks",
+        page.blocks_decoded
+    );
+}
+
+/// A page filled from its newest block still opens a late block whose span
+/// reaches past the page's last record (a regression of the round bound:
+/// it once ended the query there and dropped the late record).
+#[tokio::test]
+async fn a_full_page_still_opens_a_block_overlapping_its_end() {
+    let t = Tenant::new("late").unwrap();
+    let s = MemoryLogStore::new();
+    let opts = BlockOptions {
+        max_records: 7,
+        threads: 1,
+        ..BlockOptions::default()
+    };
+    let mk = |i: u128, ts: i64| LogRecord {
+        id: Some(EventId::from_u128(i)),
+        tenant: Some(t.clone()),
+        timestamp: Timestamp::from_nanos(ts),
+        ..LogRecord::default()
+    };
+    let a: Vec<LogRecord> = (0..100).map(|i| mk(i, i as i64 * 10)).collect();
+    // One block spanning 5..975: its newest record sorts between 980 and 970.
+    let late = vec![mk(1_000, 5), mk(1_001, 975)];
+    for batch in [a, late] {
+        s.write_blocks(&build_blocks(batch, &opts).unwrap())
+            .await
+            .unwrap();
+    }
+    let q = LogQuery {
+        tenant: t.clone(),
+        range: TimeRange::ALL,
+        filter: LogFilter::default(),
+        order: Order::NewestFirst,
+        limit: 3,
+        cursor: None,
+    };
+    let page = query_logs(&s, &q).await.unwrap();
+    let ts: Vec<i64> = page
+        .records
+        .iter()
+        .map(|r| r.timestamp.as_nanos())
+        .collect();
+    assert_eq!(ts, vec![990, 980, 975]);
+}

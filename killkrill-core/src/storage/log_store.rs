@@ -4,7 +4,12 @@ use async_trait::async_trait;
 
 use super::{StoreError, TimeRange};
 use crate::event::{Tenant, Timestamp};
-use crate::logblock::{BlockId, BlockSummary, EncodedBlock};
+use std::sync::Arc;
+
+use crate::logblock::{BlockError, BlockId, BlockSummary, DecodedBlock, EncodedBlock};
+
+/// A decoded block, or why its payload did not decode.
+pub type DecodedResult = Result<Arc<DecodedBlock>, BlockError>;
 
 /// Which end of time a scan starts from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -86,6 +91,29 @@ pub trait LogStore: Send + Sync {
         tenant: &Tenant,
         ids: &[BlockId],
     ) -> Result<Vec<(BlockId, Vec<u8>)>, StoreError>;
+
+    /// The given blocks of `tenant`, decoded, in any order; ids that no
+    /// longer exist are left out, as for
+    /// [`block_payloads`](LogStore::block_payloads). A payload that does not
+    /// decode is an `Err` entry (the caller names the block).
+    ///
+    /// The default fetches payloads and decodes them. Stores may keep
+    /// decoded blocks in a cache: a block id always names the same
+    /// immutable records, so a cached decode never goes stale.
+    ///
+    /// # Errors
+    /// Backend errors.
+    async fn decoded_blocks(
+        &self,
+        tenant: &Tenant,
+        ids: &[BlockId],
+    ) -> Result<Vec<(BlockId, DecodedResult)>, StoreError> {
+        let payloads = self.block_payloads(tenant, ids).await?;
+        Ok(payloads
+            .into_iter()
+            .map(|(id, p)| (id, DecodedBlock::decode(tenant, &p).map(Arc::new)))
+            .collect())
+    }
 
     /// Atomically deletes the `sources` blocks of `tenant` and stores
     /// `merged` (compaction). Either everything happens or nothing.

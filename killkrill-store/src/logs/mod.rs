@@ -14,8 +14,12 @@ pub(crate) mod write;
 
 use async_trait::async_trait;
 use killkrill_core::event::{LogRecord, Tenant, Timestamp};
+use killkrill_core::logblock::DecodedBlock;
 use killkrill_core::logblock::{BlockId, BlockSummary, EncodedBlock, build_blocks};
-use killkrill_core::storage::{ErrorKind, LogStore, StoreError, SummaryRequest, WriteReport};
+use killkrill_core::storage::{
+    DecodedResult, ErrorKind, LogStore, StoreError, SummaryRequest, WriteReport,
+};
+use std::sync::Arc;
 
 use crate::backend::Store;
 use crate::retry::retry;
@@ -81,6 +85,36 @@ impl LogStore for Store {
             self.read_payloads(tenant, ids)
         })
         .await
+    }
+
+    async fn decoded_blocks(
+        &self,
+        tenant: &Tenant,
+        ids: &[BlockId],
+    ) -> Result<Vec<(BlockId, DecodedResult)>, StoreError> {
+        let cached = self.decoded_cache.get_many(tenant, ids);
+        let mut out: Vec<(BlockId, DecodedResult)> = Vec::with_capacity(ids.len());
+        let mut missing = Vec::new();
+        for (id, c) in ids.iter().zip(cached) {
+            match c {
+                Some(b) => out.push((*id, Ok(b))),
+                None => missing.push(*id),
+            }
+        }
+        metrics::counter!("killkrill_store_log_block_cache_hits_total").increment(out.len() as u64);
+        metrics::counter!("killkrill_store_log_block_cache_misses_total")
+            .increment(missing.len() as u64);
+        if missing.is_empty() {
+            return Ok(out);
+        }
+        for (id, payload) in self.block_payloads(tenant, &missing).await? {
+            let decoded = DecodedBlock::decode(tenant, &payload).map(Arc::new);
+            if let Ok(b) = &decoded {
+                self.decoded_cache.put(tenant, id, b.clone());
+            }
+            out.push((id, decoded));
+        }
+        Ok(out)
     }
 
     async fn replace_blocks(

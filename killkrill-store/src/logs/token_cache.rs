@@ -7,44 +7,75 @@
 //! filter), which makes caching trivially correct: entries never go stale,
 //! they only become unused when a block is compacted away or expires, and
 //! then age out. Eviction is by a byte budget, oldest use first.
+//!
+//! The same cache, over [`DecodedBlock`]s, keeps recently read blocks
+//! decoded: a filtered page that has to look at tens of blocks (an error on
+//! one host) otherwise fetches and decompresses every one of them again for
+//! each request.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use killkrill_core::event::Tenant;
-use killkrill_core::logblock::{BlockId, Bloom};
+use killkrill_core::logblock::{BlockId, Bloom, DecodedBlock};
 
-#[derive(Default)]
-struct Inner {
-    map: HashMap<(Tenant, BlockId), (Arc<Bloom>, u64)>,
+/// What an entry costs in the budget.
+pub(crate) trait Weigh {
+    /// Bytes held.
+    fn weight(&self) -> usize;
+}
+
+impl Weigh for Bloom {
+    fn weight(&self) -> usize {
+        self.byte_len() + 64
+    }
+}
+
+impl Weigh for DecodedBlock {
+    fn weight(&self) -> usize {
+        self.byte_len() + 64
+    }
+}
+
+/// Token filters by block.
+pub(crate) type TokenCache = BlockCache<Bloom>;
+/// Decoded payloads by block.
+pub(crate) type DecodedCache = BlockCache<DecodedBlock>;
+
+struct Inner<V> {
+    map: HashMap<(Tenant, BlockId), (Arc<V>, u64)>,
     bytes: usize,
     clock: u64,
 }
 
 /// See the module docs.
-pub(crate) struct TokenCache {
-    inner: Mutex<Inner>,
+pub(crate) struct BlockCache<V> {
+    inner: Mutex<Inner<V>>,
     budget: usize,
 }
 
-impl std::fmt::Debug for TokenCache {
+impl<V> std::fmt::Debug for BlockCache<V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenCache")
+        f.debug_struct("BlockCache")
             .field("budget", &self.budget)
             .finish()
     }
 }
 
-impl TokenCache {
+impl<V: Weigh> BlockCache<V> {
     pub(crate) fn new(budget: usize) -> Self {
-        TokenCache {
-            inner: Mutex::new(Inner::default()),
+        BlockCache {
+            inner: Mutex::new(Inner {
+                map: HashMap::new(),
+                bytes: 0,
+                clock: 0,
+            }),
             budget,
         }
     }
 
     /// Cached filters for `ids`, `None` where missing.
-    pub(crate) fn get_many(&self, tenant: &Tenant, ids: &[BlockId]) -> Vec<Option<Arc<Bloom>>> {
+    pub(crate) fn get_many(&self, tenant: &Tenant, ids: &[BlockId]) -> Vec<Option<Arc<V>>> {
         let Ok(mut g) = self.inner.lock() else {
             return vec![None; ids.len()];
         };
@@ -60,16 +91,16 @@ impl TokenCache {
             .collect()
     }
 
-    pub(crate) fn put(&self, tenant: &Tenant, id: BlockId, bloom: Arc<Bloom>) {
+    pub(crate) fn put(&self, tenant: &Tenant, id: BlockId, bloom: Arc<V>) {
         if self.budget == 0 {
             return;
         }
         let Ok(mut g) = self.inner.lock() else { return };
         g.clock += 1;
         let now = g.clock;
-        let size = bloom.byte_len() + 64;
+        let size = bloom.weight();
         if let Some((old, _)) = g.map.insert((tenant.clone(), id), (bloom, now)) {
-            g.bytes -= old.byte_len() + 64;
+            g.bytes -= old.weight();
         }
         g.bytes += size;
         if g.bytes > self.budget {
@@ -82,7 +113,7 @@ impl TokenCache {
             g.map.retain(|_, (b, used)| {
                 let keep = *used > cut;
                 if !keep {
-                    freed += b.byte_len() + 64;
+                    freed += b.weight();
                 }
                 keep
             });
