@@ -136,8 +136,8 @@ fn migrations(db_type: &str) -> usize {
         "{}/../killkrill-store/migrations/{db_type}",
         env!("CARGO_MANIFEST_DIR")
     );
-    std::fs::read_dir(dir)
-        .unwrap()
+    std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{dir}: {e}"))
         .filter(|e| {
             e.as_ref()
                 .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "sql"))
