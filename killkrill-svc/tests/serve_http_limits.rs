@@ -124,3 +124,29 @@ async fn connections_beyond_the_limit_are_closed_and_counted() {
     assert_eq!(r.status, 200);
     h.shutdown().await;
 }
+
+/// A connection that sends nothing, or only the start of the HTTP/2
+/// preface, is closed after the header timeout and counted: it cannot hold
+/// a connection slot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_connections_are_closed_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.http_server.header_read_timeout_ms = 300;
+    let h = serve::start(cfg).await.unwrap();
+    let addr = h.http.unwrap();
+    let mut silent = TcpStream::connect(addr).await.unwrap();
+    let mut partial = TcpStream::connect(addr).await.unwrap();
+    partial.write_all(b"PRI * HTTP/2.0\r\n").await.unwrap();
+    assert!(closed_within(&mut silent, Duration::from_secs(3)).await);
+    assert!(closed_within(&mut partial, Duration::from_secs(3)).await);
+    let m = support::scrape(addr).await;
+    assert_eq!(
+        metric_sum(&m, "killkrill_http_connections_silent_total", &[]),
+        2.0,
+        "{m}"
+    );
+    // A real client is still served.
+    assert_eq!(http(addr, "GET", "/healthz", &[], b"").await.status, 200);
+    h.shutdown().await;
+}

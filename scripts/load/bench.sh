@@ -23,8 +23,9 @@ start_serve() { # $1 queue kind, $2 data dir; sets SERVE_PID HTTP TCP
         "$BIN" serve --data-dir "$2" --http 127.0.0.1:0 --syslog-tcp 127.0.0.1:0 \
         --syslog-udp 127.0.0.1:0 --syslog-tls "" >"$2.out" 2>"$2.err" &
     SERVE_PID=$!
+    # The first start prints the bootstrap credentials, then the addresses.
     for _ in $(seq 100); do
-        [ -s "$2.out" ] && break
+        grep -q ' http ' "$2.out" 2>/dev/null && break
         sleep 0.1
     done
     HTTP=$(awk '{for(i=1;i<NF;i++) if($i=="http") print $(i+1)}' "$2.out")
@@ -72,10 +73,7 @@ for kind in memory sqlite; do
         POLLER=$!
         target=$HTTP
         [ "$mode" = syslog-tcp ] && target=$TCP
-        # remote_write: while the metric sink only counts, nothing is in the
-        # store to wait for.
         timeout=300
-        [ "$mode" = remote-write ] && timeout=10
         run "$kind-$mode" --mode "$mode" --target "$target" --connections 4 --size 300 \
             --batch 1000 --verify --verify-timeout "$timeout" --data-dir "$dir" --pid "$SERVE_PID"
         stop_serve

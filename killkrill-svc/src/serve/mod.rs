@@ -3,7 +3,7 @@
 //! ```text
 //!  HTTP (axum) ──────┐                       ┌─► LogStoreSink ──► log blocks (SQLite/PG/MySQL)
 //!  syslog UDP ───────┼─► Ingest ─► Queue ─► Workers ─► FanOut
-//!  syslog TCP / TLS ─┘  (ids, tenant)        └─► MetricSink (counts until the metric store lands)
+//!  syslog TCP / TLS ─┘  (ids, tenant)        └─► StoreMetricSink ──► samples, metadata, rollups
 //! ```
 //!
 //! [`start`] binds every listener (port 0 picks a free one; the handle says

@@ -118,9 +118,10 @@ pub struct LoadgenArgs {
     /// Tenant the records are stored under.
     #[arg(long, default_value = "default")]
     pub tenant: String,
-    /// API key sent with HTTP requests (`X-API-Key`); by default the key in
-    /// `<data-dir>/bootstrap-credentials.json` when that file exists.
-    #[arg(long)]
+    /// API key sent with HTTP requests (`X-API-Key`); by default
+    /// `LOADGEN_API_KEY` (keeps it out of the process list), else the key
+    /// in `<data-dir>/bootstrap-credentials.json` when that file exists.
+    #[arg(long, env = "LOADGEN_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
     /// Process ids whose peak resident memory (VmHWM) and CPU time to
     /// report (repeatable).
@@ -281,6 +282,16 @@ async fn run_async(args: LoadgenArgs, mut out: impl Write, mut err: impl Write) 
             .ok()
             .map(|c| c.api_key)
     });
+    if key
+        .as_deref()
+        .is_some_and(|k| k.is_empty() || !k.bytes().all(|b| b.is_ascii_graphic()))
+    {
+        let _ = writeln!(
+            err,
+            "killkrill loadgen: --api-key must be printable ASCII without spaces"
+        );
+        return ExitCode::from(2);
+    }
     let plan = Arc::new(Plan {
         auth_header: key.map_or_else(String::new, |k| format!("X-API-Key: {k}\r\n")),
         per_conn_rate: args.rate as f64 / n as f64,

@@ -106,7 +106,7 @@ pub async fn authenticate(
             Ok(None) => {
                 return unauthorized(
                     "authentication required",
-                    "send Authorization: Bearer <access token or API key>, or X-API-Key: <API key>",
+                    "send Authorization: Bearer <access token or API key>, X-API-Key: <API key>, or Basic auth with the API key as password",
                     req.uri().path(),
                 );
             }

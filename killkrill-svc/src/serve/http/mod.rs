@@ -133,11 +133,15 @@ impl RouteGroups {
 /// on receivers, the read and management routes on API processes; every
 /// non-public group behind authentication and its permission.
 pub fn router_for(state: Arc<AppState>, wanted: RouteGroups) -> Router {
-    let mut public = Router::new();
+    let mut public = if wanted.read {
+        Router::new()
+    } else {
+        ops_routes().router
+    };
     let mut protected = Router::new();
     for (perm, r) in groups(Some(&state), state.max_body_bytes) {
         let on = match perm {
-            Permission::Public => true,
+            Permission::Public => wanted.read,
             Permission::Ingest => wanted.ingest,
             _ => wanted.read,
         };
@@ -167,16 +171,25 @@ pub fn router_for(state: Arc<AppState>, wanted: RouteGroups) -> Router {
 /// Health, readiness and the process's own metrics, and the two login
 /// endpoints: answered to anyone.
 fn public_routes() -> Routes {
+    ops_routes().merge(login_routes())
+}
+
+/// Health, readiness and the process's own metrics: every role.
+fn ops_routes() -> Routes {
     Routes::new()
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
-        .merge(
-            Routes::new()
-                .route("/api/v1/auth/login", post(auth_api::login))
-                .route("/api/v1/auth/refresh", post(auth_api::refresh))
-                .layer(RequestBodyLimitLayer::new(authn::MAX_JSON_BYTES)),
-        )
+}
+
+/// Password login and token refresh: only processes that serve the API
+/// (a receiver or worker answers no login, so replicas facing senders do
+/// not multiply the login attempts an attacker gets).
+fn login_routes() -> Routes {
+    Routes::new()
+        .route("/api/v1/auth/login", post(auth_api::login))
+        .route("/api/v1/auth/refresh", post(auth_api::refresh))
+        .layer(RequestBodyLimitLayer::new(authn::MAX_JSON_BYTES))
 }
 
 /// Any verified caller: its own session.

@@ -33,6 +33,9 @@ use crate::config::HttpServerConfig;
 /// Connections closed at accept because `http_server.max_connections` were
 /// open.
 pub const REJECTED_CONNECTIONS: &str = "killkrill_http_connections_rejected_total";
+/// Connections closed because they sent nothing (or only part of the
+/// HTTP/2 preface) within `http_server.header_read_timeout_ms`.
+pub const SILENT_CONNECTIONS: &str = "killkrill_http_connections_silent_total";
 /// HTTP connections open now.
 pub const OPEN_CONNECTIONS: &str = "killkrill_http_connections_open";
 
@@ -86,6 +89,15 @@ pub async fn serve(
         let watcher = graceful.watcher();
         metrics::gauge!(OPEN_CONNECTIONS).increment(1.0);
         tokio::spawn(async move {
+            // hyper reads the first bytes (HTTP/1 or the HTTP/2 preface)
+            // without a deadline: a client that sends nothing must not
+            // hold a connection slot for longer than the header timeout.
+            if !first_bytes(&stream, header_timeout).await {
+                metrics::counter!(SILENT_CONNECTIONS).increment(1);
+                metrics::gauge!(OPEN_CONNECTIONS).decrement(1.0);
+                drop(permit);
+                return;
+            }
             let conn = builder.serve_connection(TokioIo::new(stream), svc);
             if let Err(e) = watcher.watch(conn).await {
                 tracing::debug!(error = %e, "HTTP connection ended with an error");
@@ -95,5 +107,42 @@ pub async fn serve(
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    // Requests in hand finish; a client trickling a body cannot hold the
+    // shutdown (and so the queue drain behind it) forever.
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            grace_secs = SHUTDOWN_GRACE.as_secs(),
+            "HTTP connections still open at shutdown were cut off"
+        );
+    }
+}
+
+/// How long shutdown waits for the requests in hand.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// Waits (at most `within`) until the connection has sent enough to tell
+/// HTTP/1 from HTTP/2: a first byte that is not the HTTP/2 preface, or the
+/// whole 24-byte preface. `false` when it sent nothing in time or closed.
+async fn first_bytes(stream: &tokio::net::TcpStream, within: Duration) -> bool {
+    const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    let deadline = tokio::time::Instant::now() + within;
+    let mut buf = [0u8; 24];
+    loop {
+        match tokio::time::timeout_at(deadline, stream.peek(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return false,
+            Ok(Ok(n)) => {
+                if n >= PREFACE.len() || buf[..n] != PREFACE[..n] {
+                    return true;
+                }
+            }
+        }
+        // A partial preface: peek returns at once while no more arrived.
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }

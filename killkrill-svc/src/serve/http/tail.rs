@@ -22,7 +22,7 @@
 //! Ingestion never waits for a tail (the poller only reads the store). A
 //! comment line (`: heartbeat`) is sent after `query.tail_heartbeat_secs`
 //! of silence, so proxies and clients see the connection is alive. At most
-//! `query.max_tails` tails run at once (429 naming the limit beyond).
+//! `query.max_tails` tails run at once (422 naming the limit, with Retry-After, beyond).
 
 use std::collections::HashMap;
 use std::sync::Arc;
