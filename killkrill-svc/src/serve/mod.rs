@@ -27,7 +27,6 @@
 pub mod http;
 pub mod ingest;
 pub mod maintenance;
-pub mod prom_source;
 pub mod scrape;
 pub mod self_metrics;
 pub mod sinks;

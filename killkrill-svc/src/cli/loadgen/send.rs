@@ -345,11 +345,10 @@ fn rw_labels(plan: &Plan, c: usize, s: u64) -> Vec<killkrill_proto::prometheus::
 
 /// Timestamps start here (ms): ten minutes ago, so a 60 s run at a high
 /// rate stays in the past (each series advances 1 ms per sample).
-pub(crate) fn rw_base_ms(plan: &Plan) -> i64 {
+pub(crate) fn rw_base_ms() -> i64 {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64);
-    let _ = plan;
     now - 600_000
 }
 
@@ -358,7 +357,7 @@ pub(crate) fn rw_base_ms(plan: &Plan) -> i64 {
 pub(crate) async fn remote_write(plan: &Plan, c: usize) -> ConnReport {
     let mut rep = ConnReport::default();
     let mut conn = HttpConn::new(plan.args.target);
-    let base = rw_base_ms(plan);
+    let base = rw_base_ms();
     let labels: Vec<_> = (0..SERIES).map(|s| rw_labels(plan, c, s)).collect();
     let mut encoded = Vec::new();
     let mut k = 0u64;

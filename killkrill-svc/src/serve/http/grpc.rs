@@ -36,13 +36,12 @@ use killkrill_core::storage::{LabelMatcher, MatchOp, MetricStore, ScanOrder, Tim
 use killkrill_proto::killkrill::v1 as pb;
 use killkrill_proto::killkrill::v1::ingest_server::{Ingest as IngestRpc, IngestServer};
 use killkrill_proto::killkrill::v1::query_server::{Query as QueryRpc, QueryServer};
-use killkrill_query::{Engine, EngineConfig, QueryValue};
+use killkrill_query::{Engine, QueryValue};
 use metrics::counter;
 use tonic::{Code, Status};
 use tower::ServiceExt;
 
 use super::{AppState, Caller};
-use crate::serve::prom_source::TenantSamples;
 
 /// gRPC calls answered (`method`, `code`: `OK`, `InvalidArgument`, ...).
 pub const GRPC_REQUESTS: &str = "killkrill_grpc_requests_total";
@@ -368,10 +367,17 @@ impl GrpcQuery {
         Ok(out)
     }
 
+    /// The PromQL engine over the caller's tenant, with the same `[query]`
+    /// limits as the HTTP Prometheus API.
     fn engine(&self, tenant: Tenant) -> Engine {
+        let q = &self.s.query;
         Engine::new(
-            Arc::new(TenantSamples::new(self.metric_store(), tenant)),
-            EngineConfig::default(),
+            Arc::new(super::prom::StoreSource::new(
+                self.s.store.clone(),
+                tenant,
+                q.max_series,
+            )),
+            super::prom::engine_config(q),
         )
     }
 }
