@@ -60,15 +60,15 @@ pub(crate) fn parse<'a>(
             // One UTF-8 check for the header fields and the structured
             // data (the fields are printable US-ASCII, so an error is
             // always inside the structured data, at the same column).
-            match std::str::from_utf8(&b[host..end]) {
+            match structured_data::utf8_text(&b[host..end]) {
                 Ok(text) => {
                     set_fields_text(text, host, &ends, msg);
                     msg.structured_data
                         .set_validated_text(text.get(i - host..).unwrap_or(""));
                 }
-                Err(e) => {
+                Err(at) => {
                     set_fields(b, host, &ends, msg);
-                    return Err(structured_data::utf8_error(host + e.valid_up_to()));
+                    return Err(structured_data::utf8_error(host + at));
                 }
             }
             end
