@@ -30,6 +30,7 @@
 
 pub mod auth;
 pub mod backend;
+pub mod cluster;
 #[doc(hidden)]
 pub mod bench_support;
 pub mod config;
