@@ -30,9 +30,9 @@
 
 pub mod auth;
 pub mod backend;
-pub mod cluster;
 #[doc(hidden)]
 pub mod bench_support;
+pub mod cluster;
 pub mod config;
 pub mod dead_letter;
 pub mod dialect;

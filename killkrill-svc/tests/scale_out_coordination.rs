@@ -70,13 +70,22 @@ async fn tokens_agree_across_processes(db: ScopedDb) {
     // and no JWT_SECRET: before, each generated its own secret file.
     let a = start_role(d1.path(), &db, Roles::API, |_| {}, Some(memory_queue())).await;
     let b = start_role(d2.path(), &db, Roles::API, |_| {}, Some(memory_queue())).await;
-    let r = start_role(d3.path(), &db, Roles::RECEIVER, |_| {}, Some(memory_queue())).await;
+    let r = start_role(
+        d3.path(),
+        &db,
+        Roles::RECEIVER,
+        |_| {},
+        Some(memory_queue()),
+    )
+    .await;
     for h in [&a, &b, &r] {
         assert_eq!(h.auth.secret_source(), SecretSource::Database);
     }
     for d in [&d1, &d2, &d3] {
         assert!(
-            !d.path().join(killkrill_svc::auth::jwt::SECRET_FILE).exists(),
+            !d.path()
+                .join(killkrill_svc::auth::jwt::SECRET_FILE)
+                .exists(),
             "no secret file on a shared database"
         );
     }
@@ -132,7 +141,13 @@ async fn tokens_agree_across_processes(db: ScopedDb) {
 
     // A forged token (another secret) is still refused.
     let forged = killkrill_svc::auth::jwt::Jwt::new(&[7u8; 64], "killkrill", "killkrill")
-        .issue(1, "default", "admin", jsonwebtoken::get_current_timestamp(), 60)
+        .issue(
+            1,
+            "default",
+            "admin",
+            jsonwebtoken::get_current_timestamp(),
+            60,
+        )
         .unwrap();
     let me = raw_http(
         b.http.unwrap(),
@@ -249,7 +264,10 @@ async fn hits_over(hits: &AtomicU64, rs: &[&ServeHandle], window: Duration) -> u
 async fn wait_holder(rs: &[&ServeHandle], within: Duration) -> Duration {
     let t0 = Instant::now();
     while holders(rs) == 0 {
-        assert!(t0.elapsed() < within, "no receiver took the lease within {within:?}");
+        assert!(
+            t0.elapsed() < within,
+            "no receiver took the lease within {within:?}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     t0.elapsed()
@@ -312,12 +330,19 @@ async fn two_receivers_scrape_once_and_the_other_takes_over() {
     // While the dead holder's lease runs, nobody scrapes.
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     assert_eq!(holders(&both), 0);
-    assert_eq!(hits.load(Ordering::SeqCst), 0, "scraped under another's lease");
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        0,
+        "scraped under another's lease"
+    );
 
     // It lapses; one of them takes over within the lease time.
     let took = wait_holder(&both, Duration::from_secs(6)).await;
     let late = Instant::now().saturating_duration_since(lapses);
-    assert!(late <= ttl, "taken {late:?} after the lapse ({took:?} waited)");
+    assert!(
+        late <= ttl,
+        "taken {late:?} after the lapse ({took:?} waited)"
+    );
 
     // One scrape per interval, not two.
     tokio::time::sleep(interval).await;

@@ -33,7 +33,11 @@ fn max_connections_has_an_upper_bound_named_in_the_error() {
     let e = load("KILLKRILL_HTTP_SERVER__MAX_CONNECTIONS", "1000000").unwrap_err();
     assert_eq!(e.key, "http_server.max_connections");
     assert!(e.problem.contains("65536"), "{e}");
-    assert!(e.to_string().contains("KILLKRILL_HTTP_SERVER__MAX_CONNECTIONS"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("KILLKRILL_HTTP_SERVER__MAX_CONNECTIONS"),
+        "{e}"
+    );
     assert!(load("KILLKRILL_HTTP_SERVER__MAX_CONNECTIONS", "65536").is_ok());
     let e = load("KILLKRILL_HTTP_SERVER__BODY_READ_TIMEOUT_MS", "0").unwrap_err();
     assert_eq!(e.key, "http_server.body_read_timeout_ms");
@@ -76,11 +80,19 @@ async fn a_trickled_body_is_cut_off_with_408_and_counted() {
     trickle.abort();
     let text = String::from_utf8_lossy(&raw);
     assert!(text.starts_with("HTTP/1.1 408"), "{text}");
-    assert!(text.to_ascii_lowercase().contains("connection: close"), "{text}");
+    assert!(
+        text.to_ascii_lowercase().contains("connection: close"),
+        "{text}"
+    );
     let body = &text[text.find("\r\n\r\n").unwrap() + 4..];
     let j: serde_json::Value = serde_json::from_str(body).unwrap();
     assert_eq!(j["error"], "request body too slow");
-    assert!(j["detail"].as_str().unwrap().contains("body_read_timeout_ms"));
+    assert!(
+        j["detail"]
+            .as_str()
+            .unwrap()
+            .contains("body_read_timeout_ms")
+    );
     assert!(took >= Duration::from_millis(550), "{took:?}");
     let after = metric_value(&scrape(addr).await, "killkrill_http_body_timeouts_total");
     assert!(after >= before + 1.0, "{before} -> {after}");

@@ -52,10 +52,20 @@ async fn a_failed_start_releases_the_data_dir_for_the_next() {
     c.syslog_udp = ListenAddr::OFF;
     let h = support::start(c).await.unwrap();
     let addr = h.http.unwrap();
-    let r = http(addr, "POST", "/api/v1/logs", &[], br#"{"msg":"after a failed start"}"#).await;
+    let r = http(
+        addr,
+        "POST",
+        "/api/v1/logs",
+        &[],
+        br#"{"msg":"after a failed start"}"#,
+    )
+    .await;
     assert!((200..300).contains(&r.status), "{}: {}", r.status, r.text());
     let got = support::wait_stored(&h.store, 1).await;
-    assert_eq!(got[0].message.as_deref(), Some(&b"after a failed start"[..]));
+    assert_eq!(
+        got[0].message.as_deref(),
+        Some(&b"after a failed start"[..])
+    );
     assert_eq!(http(addr, "GET", "/readyz", &[], b"").await.status, 200);
     h.shutdown().await;
     assert_eq!(leftovers(dir.path()), Vec::<String>::new());

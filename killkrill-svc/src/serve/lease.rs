@@ -150,7 +150,9 @@ pub async fn start(
             gauge!(LEASE_HELD, "name" => name).set(0.0);
             match cluster.release_lease(name, &owner).await {
                 Ok(_) => tracing::info!(lease = name, owner = %owner, "lease given up"),
-                Err(e) => tracing::warn!(lease = name, error = %e, "giving the lease up failed; it lapses"),
+                Err(e) => {
+                    tracing::warn!(lease = name, error = %e, "giving the lease up failed; it lapses")
+                }
             }
         }
     });

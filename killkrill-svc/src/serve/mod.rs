@@ -385,7 +385,9 @@ pub async fn start_with(
     let prepared = (|| -> Result<_, StartError> {
         let metric_sink: Arc<dyn MetricSink> = match options.metric_sink {
             Some(s) => s,
-            None => sinks::store_metric_sink(&store, &config.rollups).map_err(StartError::Config)?,
+            None => {
+                sinks::store_metric_sink(&store, &config.rollups).map_err(StartError::Config)?
+            }
         };
         let transforms = if roles.worker {
             Some(Arc::new(

@@ -872,7 +872,10 @@ fn tail_stream(
             _ => Status::unavailable(e.message.clone()),
         }
     }
-    fn message(first: TailItem, rx: &mut tokio::sync::mpsc::Receiver<TailItem>) -> pb::TailLogsResponse {
+    fn message(
+        first: TailItem,
+        rx: &mut tokio::sync::mpsc::Receiver<TailItem>,
+    ) -> pb::TailLogsResponse {
         let event = match first {
             TailItem::Heartbeat(t) => Event::HeartbeatNs(t.as_nanos()),
             TailItem::Record(r) => {

@@ -29,9 +29,9 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
+use hyper::body::{Frame, SizeHint};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper::body::{Frame, SizeHint};
 use killkrill_core::pipeline::Shutdown;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -75,7 +75,10 @@ impl HttpServerConfig {
             ));
         }
         for (key, v) in [
-            ("http_server.body_read_timeout_ms", self.body_read_timeout_ms),
+            (
+                "http_server.body_read_timeout_ms",
+                self.body_read_timeout_ms,
+            ),
             ("http_server.idle_timeout_ms", self.idle_timeout_ms),
             (
                 "http_server.http2_keep_alive_interval_ms",
