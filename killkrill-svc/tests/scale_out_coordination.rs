@@ -379,3 +379,64 @@ async fn two_receivers_scrape_once_and_the_other_takes_over() {
     ghost.close().await;
     db.drop_db().await;
 }
+
+/// The same with real processes: two `killkrill api` on one PostgreSQL,
+/// each with a data directory of its own and no `JWT_SECRET`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_api_processes_accept_each_others_tokens() {
+    let Ok(redis) = std::env::var("KILLKRILL_TEST_REDIS_URL") else {
+        eprintln!("skipped: needs KILLKRILL_TEST_REDIS_URL (the api role's queue)");
+        return;
+    };
+    let Some(db) = support::postgres_db("kk_jwtproc").await else {
+        return;
+    };
+    let url = db.config.url.clone().unwrap();
+    let prefix = format!(
+        "kkjwt{:x}",
+        killkrill_core::event::Timestamp::now().as_nanos()
+    );
+    let env = [
+        ("DB_TYPE", "postgres"),
+        ("DATABASE_URL", url.as_str()),
+        ("REDIS_URL", redis.as_str()),
+        ("KILLKRILL_QUEUE__REDIS__PREFIX", prefix.as_str()),
+        ("JWT_SECRET", ""),
+    ];
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (mut a, first_a) = support::spawn_killkrill("api", d1.path(), &env);
+    let (mut b, first_b) = support::spawn_killkrill("api", d2.path(), &env);
+    let addr_a = support::addr_after(&first_a, "http").unwrap();
+    let addr_b = support::addr_after(&first_b, "http").unwrap();
+    let creds = killkrill_svc::auth::bootstrap::BootstrapCredentials::read(d1.path()).unwrap();
+    let body = serde_json::json!({ "email": creds.admin_email, "password": creds.admin_password })
+        .to_string();
+    let login = raw_http(
+        addr_a,
+        "POST",
+        "/api/v1/auth/login",
+        &[("Content-Type", "application/json")],
+        body.as_bytes(),
+    )
+    .await;
+    assert_eq!(login.status, 200, "{}", login.text());
+    let auth = bearer(login.json()["access_token"].as_str().unwrap());
+    let me = raw_http(
+        addr_b,
+        "GET",
+        "/api/v1/auth/me",
+        &[("Authorization", auth.as_str())],
+        b"",
+    )
+    .await;
+    assert_eq!(me.status, 200, "{}", me.text());
+    assert_eq!(me.json()["role"], "admin");
+    for d in [&d1, &d2] {
+        assert!(!d.path().join(killkrill_svc::auth::jwt::SECRET_FILE).exists());
+    }
+    for c in [&mut a, &mut b] {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    db.drop_db().await;
+}

@@ -17,9 +17,16 @@ OUT=${3:-$(mktemp -d /tmp/kk-load-tls.XXXXXX)}
 mkdir -p "$OUT"
 echo "binary $BIN, ${SECS}s per run, results in $OUT" >&2
 
+# A CA (ca.pem, what loadgen's --ca-file trusts) and the receiver's
+# certificate for 127.0.0.1 signed by it.
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
-    -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
-    -keyout "$OUT/key.pem" -out "$OUT/cert.pem" 2>/dev/null
+    -subj /CN=kk-bench-ca -keyout "$OUT/ca.key" -out "$OUT/ca.pem" 2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj /CN=localhost \
+    -keyout "$OUT/key.pem" -out "$OUT/req.csr" 2>/dev/null
+printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' \
+    >"$OUT/ext.cnf"
+openssl x509 -req -in "$OUT/req.csr" -CA "$OUT/ca.pem" -CAkey "$OUT/ca.key" -CAcreateserial \
+    -days 2 -extfile "$OUT/ext.cnf" -out "$OUT/cert.pem" 2>/dev/null
 
 start_serve() { # $1 data dir; sets SERVE_PID HTTP TCP TLS
     rm -rf "$1"
@@ -71,7 +78,7 @@ socat -u OPENSSL-LISTEN:$PORT,fork,reuseaddr,cert="$OUT/cert.pem",key="$OUT/key.
     OPEN:/dev/null &
 SOCAT=$!
 sleep 0.5
-run sink-syslog-tls --mode syslog-tls --target 127.0.0.1:$PORT --ca-file "$OUT/cert.pem"
+run sink-syslog-tls --mode syslog-tls --target 127.0.0.1:$PORT --ca-file "$OUT/ca.pem"
 kill "$SOCAT"
 
 for mode in syslog-tcp syslog-tls; do
@@ -83,7 +90,7 @@ for mode in syslog-tcp syslog-tls; do
         run "sqlite-$mode" --mode syslog-tcp --target "$TCP" --verify --verify-timeout 300 \
             --data-dir "$dir" --pid "$SERVE_PID"
     else
-        run "sqlite-$mode" --mode syslog-tls --target "$TLS" --ca-file "$OUT/cert.pem" \
+        run "sqlite-$mode" --mode syslog-tls --target "$TLS" --ca-file "$OUT/ca.pem" \
             --verify --verify-timeout 300 --data-dir "$dir" --pid "$SERVE_PID"
     fi
     stop_serve
