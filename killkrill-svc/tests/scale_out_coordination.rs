@@ -432,7 +432,11 @@ async fn two_api_processes_accept_each_others_tokens() {
     assert_eq!(me.status, 200, "{}", me.text());
     assert_eq!(me.json()["role"], "admin");
     for d in [&d1, &d2] {
-        assert!(!d.path().join(killkrill_svc::auth::jwt::SECRET_FILE).exists());
+        assert!(
+            !d.path()
+                .join(killkrill_svc::auth::jwt::SECRET_FILE)
+                .exists()
+        );
     }
     for c in [&mut a, &mut b] {
         let _ = c.kill();
