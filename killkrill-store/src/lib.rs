@@ -32,6 +32,7 @@ pub mod auth;
 pub mod backend;
 #[doc(hidden)]
 pub mod bench_support;
+pub mod cluster;
 pub mod config;
 pub mod dead_letter;
 pub mod dialect;

@@ -223,9 +223,20 @@ pub struct HttpServerConfig {
     /// A request's headers must arrive within this many ms, or the
     /// connection is closed (also the idle limit of a keep-alive connection).
     pub header_read_timeout_ms: u64,
-    /// Most HTTP connections open at once; one more is closed at accept and
-    /// counted in `killkrill_http_connections_rejected_total`.
+    /// Most HTTP connections open at once (at most 65,536); one more is
+    /// closed at accept and counted in
+    /// `killkrill_http_connections_rejected_total`.
     pub max_connections: usize,
+    /// A request's body must arrive within this many ms of its headers, or
+    /// the request is answered 408 and the connection closed.
+    pub body_read_timeout_ms: u64,
+    /// A connection with no request in flight for this many ms is closed
+    /// (HTTP/2: GOAWAY first).
+    pub idle_timeout_ms: u64,
+    /// HTTP/2 keep-alive pings every this many ms...
+    pub http2_keep_alive_interval_ms: u64,
+    /// ...and a peer that does not answer one within this many ms is gone.
+    pub http2_keep_alive_timeout_ms: u64,
 }
 
 impl Default for HttpServerConfig {
@@ -233,6 +244,10 @@ impl Default for HttpServerConfig {
         HttpServerConfig {
             header_read_timeout_ms: 10_000,
             max_connections: 1024,
+            body_read_timeout_ms: 30_000,
+            idle_timeout_ms: 120_000,
+            http2_keep_alive_interval_ms: 30_000,
+            http2_keep_alive_timeout_ms: 20_000,
         }
     }
 }
@@ -788,6 +803,7 @@ impl ServeConfig {
                 return Err(err(key, "must be greater than 0".into()));
             }
         }
+        self.http_server.validate().map_err(|(k, p)| err(k, p))?;
         if self.query.max_limit > killkrill_core::logquery::MAX_PAGE_SIZE {
             return Err(err(
                 "query.max_limit",

@@ -117,6 +117,45 @@ pub enum SecretSource {
     Env,
     /// The `jwt-secret` file in the data directory (created when missing).
     File,
+    /// The shared database (`cluster_secrets`), created by the first
+    /// process when missing, so every process on that database agrees.
+    Database,
+}
+
+/// The name of the signing secret in `cluster_secrets`.
+pub const SHARED_SECRET_NAME: &str = "jwt_signing_secret";
+
+/// The signing secret of processes sharing a database (PostgreSQL, MySQL):
+/// `JWT_SECRET` when set; else, outside release mode, the one stored in the
+/// database, which the first process creates (64 random bytes) and every
+/// other reads, so receivers, workers and API replicas accept each other's
+/// tokens.
+///
+/// # Errors
+/// In release mode without `JWT_SECRET`: a message naming it. Database
+/// errors; a stored value that is not hex or too short.
+pub async fn load_shared_secret(
+    env: Option<&str>,
+    release_mode: bool,
+    store: &killkrill_store::Store,
+) -> Result<(Vec<u8>, SecretSource), String> {
+    if env.is_some() || release_mode {
+        // The same checks and messages as the single-process path; the
+        // data directory is not touched when either applies.
+        return load_secret(env, release_mode, Path::new(""));
+    }
+    let candidate = hex::encode(rand::random::<[u8; 64]>());
+    let stored = store
+        .cluster()
+        .shared_secret(SHARED_SECRET_NAME, &candidate, super::now_nanos())
+        .await
+        .map_err(|e| format!("loading the JWT signing secret from the database: {e}"))?;
+    let bytes = hex::decode(stored.trim())
+        .map_err(|_| "cluster_secrets.jwt_signing_secret: not hex".to_owned())?;
+    if bytes.len() < 32 {
+        return Err("cluster_secrets.jwt_signing_secret: shorter than 32 bytes".into());
+    }
+    Ok((bytes, SecretSource::Database))
 }
 
 /// The secret file's name in the data directory.

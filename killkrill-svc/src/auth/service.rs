@@ -116,6 +116,40 @@ impl Auth {
         })
     }
 
+    /// [`Auth::build`], except that processes on a shared database
+    /// (PostgreSQL, MySQL) without `JWT_SECRET` take the signing secret from
+    /// the database (created by the first of them) instead of a file in
+    /// their own data directory, so tokens issued by one are accepted by
+    /// all. SQLite keeps the file.
+    ///
+    /// # Errors
+    /// As [`Auth::build`]; database errors.
+    pub async fn open(
+        cfg: &AuthConfig,
+        store: &Store,
+        data_dir: &Path,
+        system_tenant: Tenant,
+    ) -> Result<Self, String> {
+        if store.db_type() == killkrill_store::DbType::Sqlite {
+            return Self::build(cfg, store, data_dir, system_tenant);
+        }
+        cfg.validate().map_err(|(k, p)| format!("{k}: {p}"))?;
+        let (secret, secret_source) =
+            super::jwt::load_shared_secret(cfg.jwt_secret.as_deref(), cfg.release_mode, store)
+                .await?;
+        Ok(Auth {
+            store: store.auth(),
+            jwt: Jwt::new(&secret, &cfg.issuer, &cfg.audience),
+            limiter: AddressLimiter::new(
+                cfg.address_max_failures,
+                Duration::from_secs(cfg.address_window_secs),
+            ),
+            cfg: cfg.clone(),
+            system_tenant,
+            secret_source,
+        })
+    }
+
     /// For the command line: users and keys only. The signing key is random
     /// and thrown away (the CLI issues no tokens), so no secret is needed.
     pub fn for_cli(store: &Store, system_tenant: Tenant) -> Self {

@@ -26,6 +26,7 @@
 
 pub mod http;
 pub mod ingest;
+pub mod lease;
 pub mod maintenance;
 pub mod scrape;
 pub mod self_metrics;
@@ -171,6 +172,9 @@ pub struct ServeHandle {
     pub bootstrap: Option<(BootstrapCredentials, std::path::PathBuf)>,
     /// The roles running.
     pub roles: Roles,
+    /// The `scrape` lease this receiver competes for on a shared database
+    /// (`None` without scrape targets or on SQLite).
+    pub scrape_lease: Option<lease::Lease>,
     listeners_trigger: ShutdownTrigger,
     workers_trigger: ShutdownTrigger,
     listeners: Vec<JoinHandle<()>>,
@@ -317,7 +321,7 @@ pub async fn start_with(
     }
     let store = Store::open(store_cfg).await?;
     let dead_letter = Arc::new(StoreDeadLetter::new(store.clone()));
-    let auth = match Auth::build(&config.auth, &store, &config.data_dir, tenant.clone()) {
+    let auth = match Auth::open(&config.auth, &store, &config.data_dir, tenant.clone()).await {
         Ok(a) => Arc::new(a),
         Err(e) => {
             store.close().await;
@@ -327,9 +331,13 @@ pub async fn start_with(
     // The first admin is created by a process that serves the management
     // routes (serve or api); another process that got there first wins.
     let bootstrap = if roles.api && config.auth.bootstrap && !auth.disabled() {
-        crate::auth::bootstrap::run(&auth, &config.data_dir)
-            .await
-            .map_err(|e| StartError::Config(format!("creating the first admin: {e}")))?
+        match crate::auth::bootstrap::run(&auth, &config.data_dir).await {
+            Ok(b) => b,
+            Err(e) => {
+                store.close().await;
+                return Err(StartError::Config(format!("creating the first admin: {e}")));
+            }
+        }
     } else {
         None
     };
@@ -360,10 +368,7 @@ pub async fn start_with(
     let (http_listener, tcp_listener, tls_listener, udp_socket) = match bound {
         Ok(b) => b,
         Err(e) => {
-            if let Some(q) = &sqlite_queue {
-                q.shutdown().await;
-            }
-            store.close().await;
+            close_opened(&store, sqlite_queue.as_ref()).await;
             return Err(e);
         }
     };
@@ -373,23 +378,44 @@ pub async fn start_with(
     let tls_addr = tls_listener.as_ref().and_then(|l| local(l.local_addr()));
     let udp_addr = udp_socket.as_ref().and_then(|s| local(s.local_addr()));
 
-    // Workers.
-    let metric_sink: Arc<dyn MetricSink> = match options.metric_sink {
-        Some(s) => s,
-        None => sinks::store_metric_sink(&store, &config.rollups).map_err(StartError::Config)?,
+    // Everything that can still fail, before anything is spawned: a
+    // failure closes what was opened (the SQLite queue's WAL is
+    // checkpointed and the database released), so a new start in the same
+    // data directory succeeds.
+    let prepared = (|| -> Result<_, StartError> {
+        let metric_sink: Arc<dyn MetricSink> = match options.metric_sink {
+            Some(s) => s,
+            None => {
+                sinks::store_metric_sink(&store, &config.rollups).map_err(StartError::Config)?
+            }
+        };
+        let transforms = if roles.worker {
+            Some(Arc::new(
+                config
+                    .build_transforms()
+                    .map_err(|e| StartError::Config(e.to_string()))?,
+            ))
+        } else {
+            None
+        };
+        Ok((metric_sink, transforms))
+    })();
+    let (metric_sink, transforms) = match prepared {
+        Ok(p) => p,
+        Err(e) => {
+            close_opened(&store, sqlite_queue.as_ref()).await;
+            return Err(e);
+        }
     };
+
+    // Workers.
     let log_committed = Arc::new(tokio::sync::Notify::new());
     let mut workers = Vec::new();
-    if roles.worker {
+    if let Some(transforms) = transforms {
         let sink: Arc<dyn Sink> = Arc::new(FanOut::new(vec![
             Arc::new(LogStoreSink::new(store.clone()).with_commit_notify(log_committed.clone())),
             Arc::new(MetricSinkAdapter::new(metric_sink)),
         ]));
-        let transforms = Arc::new(
-            config
-                .build_transforms()
-                .map_err(|e| StartError::Config(e.to_string()))?,
-        );
         let worker_cfg = WorkerConfig {
             drain_timeout: drain,
             ..WorkerConfig::default()
@@ -469,8 +495,31 @@ pub async fn start_with(
             )));
         }
     }
-    if roles.receiver {
-        listeners.extend(scrape::spawn(&config.scrape, &ingest, &listeners_shutdown));
+    let mut scrape_lease = None;
+    if roles.receiver && !config.scrape.targets.is_empty() {
+        // On a shared database only the holder of the `scrape` lease
+        // scrapes; SQLite is one process, which always scrapes.
+        let gate = if store.db_type() == killkrill_store::DbType::Sqlite {
+            None
+        } else {
+            let (l, task) = lease::start(
+                store.clone(),
+                "scrape",
+                Duration::from_millis(config.scrape.lease_ttl_ms),
+                listeners_shutdown.clone(),
+            )
+            .await;
+            listeners.push(task);
+            let w = l.watch();
+            scrape_lease = Some(l);
+            Some(w)
+        };
+        listeners.extend(scrape::spawn_gated(
+            &config.scrape,
+            &ingest,
+            &listeners_shutdown,
+            gate,
+        ));
     }
     if roles.worker {
         listeners.push(tokio::spawn(maintenance::run(
@@ -507,6 +556,7 @@ pub async fn start_with(
         auth,
         bootstrap,
         roles,
+        scrape_lease,
         listeners_trigger,
         workers_trigger,
         listeners,
@@ -514,6 +564,15 @@ pub async fn start_with(
         drain,
         sqlite_queue,
     })
+}
+
+/// Closes what a failed start opened: the SQLite queue (checkpointing its
+/// WAL), then the store.
+async fn close_opened(store: &Store, sqlite_queue: Option<&Arc<SqliteQueue>>) {
+    if let Some(q) = sqlite_queue {
+        q.shutdown().await;
+    }
+    store.close().await;
 }
 
 type Bound = (

@@ -79,6 +79,11 @@ pub struct ScrapeConfig {
     /// How long a scrape waits for room in a full queue before its samples
     /// are dropped (and counted), ms.
     pub enqueue_wait_ms: u64,
+    /// Processes sharing a database scrape on one of them at a time: the
+    /// holder of the `scrape` lease in that database, renewed every third
+    /// of this time and taken over by another receiver when it lapses
+    /// (ms, 1,000..=600,000). See [`crate::serve::lease`].
+    pub lease_ttl_ms: u64,
 }
 
 impl Default for ScrapeConfig {
@@ -88,6 +93,7 @@ impl Default for ScrapeConfig {
             max_body_bytes: 16 << 20,
             sample_limit: 200_000,
             enqueue_wait_ms: 2_000,
+            lease_ttl_ms: 15_000,
         }
     }
 }
@@ -214,6 +220,12 @@ impl ScrapeConfig {
                 "must be greater than 0".into(),
             ));
         }
+        if !(1_000..=600_000).contains(&self.lease_ttl_ms) {
+            return Err((
+                "scrape.lease_ttl_ms".into(),
+                "must be between 1000 and 600000".into(),
+            ));
+        }
         let mut seen = std::collections::HashSet::new();
         for (i, t) in self.targets.iter().enumerate() {
             let key = |k: &str| format!("scrape.targets[{i}].{k}");
@@ -291,11 +303,25 @@ struct Scraper {
     max_body_bytes: usize,
     sample_limit: usize,
     enqueue_wait: Duration,
+    /// Scrape only while this says true (the lease is held); always when
+    /// `None`.
+    gate: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 /// Starts one loop per configured URL; each stops when `shutdown` fires.
 /// Samples belong to `ingest`'s default tenant.
 pub fn spawn(cfg: &ScrapeConfig, ingest: &Arc<Ingest>, shutdown: &Shutdown) -> Vec<JoinHandle<()>> {
+    spawn_gated(cfg, ingest, shutdown, None)
+}
+
+/// [`spawn`], scraping only while `gate` says true (this process holds the
+/// scrape lease); the loops keep their schedule either way.
+pub fn spawn_gated(
+    cfg: &ScrapeConfig,
+    ingest: &Arc<Ingest>,
+    shutdown: &Shutdown,
+    gate: Option<tokio::sync::watch::Receiver<bool>>,
+) -> Vec<JoinHandle<()>> {
     let mut out = Vec::new();
     for t in &cfg.targets {
         for url in t.all_urls() {
@@ -320,6 +346,7 @@ pub fn spawn(cfg: &ScrapeConfig, ingest: &Arc<Ingest>, shutdown: &Shutdown) -> V
                 max_body_bytes: cfg.max_body_bytes,
                 sample_limit: t.sample_limit.unwrap_or(cfg.sample_limit),
                 enqueue_wait: Duration::from_millis(cfg.enqueue_wait_ms),
+                gate: gate.clone(),
             };
             out.push(tokio::spawn(s.run(shutdown.clone())));
         }
@@ -386,6 +413,11 @@ impl Scraper {
             tokio::select! {
                 () = shutdown.requested() => return,
                 _ = tick.tick() => {}
+            }
+            if let Some(g) = &self.gate
+                && !*g.borrow()
+            {
+                continue;
             }
             tokio::select! {
                 () = shutdown.requested() => return,

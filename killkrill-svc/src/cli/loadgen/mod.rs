@@ -22,6 +22,7 @@
 //! (or nothing was acknowledged), 2 for bad arguments.
 
 mod send;
+mod tls;
 mod verify;
 
 use std::io::Write;
@@ -41,6 +42,9 @@ pub enum Mode {
     SyslogTcp,
     /// RFC 5424 over UDP, one message per datagram.
     SyslogUdp,
+    /// Syslog over TLS (RFC 5425; `--framing`, `--ca-file` or
+    /// `--insecure`).
+    SyslogTls,
     /// `POST /api/v1/logs` with NDJSON bodies of `--batch` records.
     Http,
     /// `POST /api/v1/write` (remote_write 1.0, snappy) with `--batch`
@@ -53,6 +57,7 @@ impl Mode {
         match self {
             Mode::SyslogTcp => "syslog-tcp",
             Mode::SyslogUdp => "syslog-udp",
+            Mode::SyslogTls => "syslog-tls",
             Mode::Http => "http",
             Mode::RemoteWrite => "remote-write",
         }
@@ -66,6 +71,15 @@ pub enum Framing {
     Octet,
     /// One message per line.
     Lf,
+}
+
+/// Syslog message format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SyslogFormat {
+    /// RFC 5424 (`<14>1 - host app - msgid - msg`).
+    Rfc5424,
+    /// RFC 3164, the BSD format (`<14>Mmm dd hh:mm:ss host app: msg`).
+    Rfc3164,
 }
 
 /// Arguments of `killkrill loadgen`.
@@ -100,6 +114,21 @@ pub struct LoadgenArgs {
     /// Syslog TCP framing.
     #[arg(long, value_enum, default_value = "octet")]
     pub framing: Framing,
+    /// Syslog message format (every syslog mode).
+    #[arg(long, value_enum, default_value = "rfc5424")]
+    pub format: SyslogFormat,
+    /// `syslog-tls`: PEM file of the CA (or the self-signed certificate)
+    /// the receiver's certificate must chain to.
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// `syslog-tls`: accept any server certificate (testing against a
+    /// self-signed one without its file). Never in production.
+    #[arg(long)]
+    pub insecure: bool,
+    /// `syslog-tls`: the name the certificate must carry (default: the
+    /// target's IP address).
+    #[arg(long, value_name = "NAME")]
+    pub server_name: Option<String>,
     /// Run id in every record (default: random).
     #[arg(long)]
     pub run_id: Option<String>,
@@ -163,6 +192,8 @@ pub(crate) struct Plan {
     pub per_conn_rate: f64,
     /// `X-API-Key: ...\r\n`, or empty.
     pub auth_header: String,
+    /// `syslog-tls`: the connector and the server name.
+    pub tls: Option<tls::TlsTarget>,
 }
 
 impl Plan {
@@ -249,6 +280,19 @@ fn validate(args: &LoadgenArgs) -> Result<(), String> {
     if killkrill_core::event::Tenant::new(&args.tenant).is_err() {
         return Err(format!("--tenant: invalid tenant {:?}", args.tenant));
     }
+    if args.mode == Mode::SyslogTls {
+        if args.ca_file.is_none() && !args.insecure {
+            return Err(
+                "--mode syslog-tls: give --ca-file FILE (the CA or self-signed certificate) or --insecure"
+                    .into(),
+            );
+        }
+        if args.ca_file.is_some() && args.insecure {
+            return Err("--ca-file and --insecure: give one".into());
+        }
+    } else if args.ca_file.is_some() || args.insecure || args.server_name.is_some() {
+        return Err("--ca-file, --insecure and --server-name apply to --mode syslog-tls".into());
+    }
     Ok(())
 }
 
@@ -292,7 +336,19 @@ async fn run_async(args: LoadgenArgs, mut out: impl Write, mut err: impl Write) 
         );
         return ExitCode::from(2);
     }
+    let tls = if args.mode == Mode::SyslogTls {
+        match tls::target(&args) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                let _ = writeln!(err, "killkrill loadgen: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    } else {
+        None
+    };
     let plan = Arc::new(Plan {
+        tls,
         auth_header: key.map_or_else(String::new, |k| format!("X-API-Key: {k}\r\n")),
         per_conn_rate: args.rate as f64 / n as f64,
         per_conn_count,
@@ -310,6 +366,7 @@ async fn run_async(args: LoadgenArgs, mut out: impl Write, mut err: impl Write) 
             match plan.args.mode {
                 Mode::SyslogTcp => send::syslog_tcp(&plan, c).await,
                 Mode::SyslogUdp => send::syslog_udp(&plan, c).await,
+                Mode::SyslogTls => send::syslog_tls(&plan, c).await,
                 Mode::Http => send::http_logs(&plan, c).await,
                 Mode::RemoteWrite => send::remote_write(&plan, c).await,
             }

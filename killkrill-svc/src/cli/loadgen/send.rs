@@ -8,7 +8,7 @@ use prost::Message as _;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 
-use super::{ConnReport, Framing, Plan};
+use super::{ConnReport, Framing, Plan, SyslogFormat};
 
 /// Messages built per write.
 const CHUNK: u64 = 256;
@@ -46,14 +46,52 @@ async fn next_allowance(plan: &Plan, k: u64, max: u64) -> Option<u64> {
 }
 
 fn syslog_message(plan: &Plan, seq: u64, out: &mut Vec<u8>) {
-    out.extend_from_slice(HEADER);
-    plan.message(seq, out, plan.args.size.saturating_sub(HEADER.len()));
+    let start = out.len();
+    match plan.args.format {
+        SyslogFormat::Rfc5424 => out.extend_from_slice(HEADER),
+        SyslogFormat::Rfc3164 => {
+            out.extend_from_slice(b"<14>");
+            out.extend_from_slice(&bsd_timestamp(std::time::SystemTime::now()));
+            out.extend_from_slice(b" lghost loadgen: ");
+        }
+    }
+    let header = out.len() - start;
+    plan.message(seq, out, plan.args.size.saturating_sub(header));
 }
 
-/// RFC 5424 over TCP: written is acknowledged.
+/// RFC 3164's `Mmm dd hh:mm:ss` (UTC), day padded with a space.
+pub(crate) fn bsd_timestamp(t: std::time::SystemTime) -> Vec<u8> {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let secs = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    format!(
+        "{} {day:>2} {:02}:{:02}:{:02}",
+        MONTHS[(month - 1) as usize],
+        rem / 3_600,
+        rem % 3_600 / 60,
+        rem % 60
+    )
+    .into_bytes()
+}
+
+/// Syslog over TCP: written is acknowledged.
 pub(crate) async fn syslog_tcp(plan: &Plan, c: usize) -> ConnReport {
     let mut rep = ConnReport::default();
-    let mut s = match TcpStream::connect(plan.args.target).await {
+    let s = match TcpStream::connect(plan.args.target).await {
         Ok(s) => s,
         Err(_) => {
             rep.errors += 1;
@@ -62,6 +100,40 @@ pub(crate) async fn syslog_tcp(plan: &Plan, c: usize) -> ConnReport {
         }
     };
     let _ = s.set_nodelay(true);
+    syslog_stream(plan, c, s, rep).await
+}
+
+/// Syslog over TLS: written (into the TLS session) is acknowledged.
+pub(crate) async fn syslog_tls(plan: &Plan, c: usize) -> ConnReport {
+    let mut rep = ConnReport::default();
+    let Some(tls) = plan.tls.as_ref() else {
+        rep.errors += 1;
+        return rep;
+    };
+    let connected = async {
+        let s = TcpStream::connect(plan.args.target).await?;
+        let _ = s.set_nodelay(true);
+        tls.connector.connect(tls.name.clone(), s).await
+    };
+    match connected.await {
+        Ok(s) => syslog_stream(plan, c, s, rep).await,
+        Err(e) => {
+            if c == 0 {
+                tracing::warn!(error = %e, "TLS connection failed");
+            }
+            rep.errors += 1;
+            plan.counters.errors.fetch_add(1, Ordering::Relaxed);
+            rep
+        }
+    }
+}
+
+/// Sends this connection's share over a connected stream, then half-closes
+/// and waits for the receiver to close.
+async fn syslog_stream<S>(plan: &Plan, c: usize, mut s: S, mut rep: ConnReport) -> ConnReport
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     let mut buf = Vec::with_capacity(CHUNK as usize * (plan.args.size + 8));
     let mut msg = Vec::with_capacity(plan.args.size + 8);
     let mut k = 0u64;
@@ -409,4 +481,24 @@ pub(crate) async fn remote_write(plan: &Plan, c: usize) -> ConnReport {
         k += n;
     }
     rep
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use super::bsd_timestamp;
+
+    #[test]
+    fn bsd_timestamps_are_rfc3164() {
+        let at =
+            |s: u64| String::from_utf8(bsd_timestamp(UNIX_EPOCH + Duration::from_secs(s))).unwrap();
+        assert_eq!(at(0), "Jan  1 00:00:00");
+        // 2024-02-29 13:45:07 UTC (a leap day).
+        assert_eq!(at(1_709_214_307), "Feb 29 13:45:07");
+        // 2026-11-26 04:59:00 UTC.
+        assert_eq!(at(1_795_669_140), "Nov 26 04:59:00");
+        assert_eq!(at(1_795_669_140 + 40 * 86_400), "Jan  5 04:59:00");
+    }
 }

@@ -637,15 +637,28 @@ impl QueryRpc for GrpcQuery {
 
     async fn tail_logs(
         &self,
-        _request: tonic::Request<pb::TailLogsRequest>,
+        request: tonic::Request<pb::TailLogsRequest>,
     ) -> Result<tonic::Response<Self::TailLogsStream>, Status> {
-        counted(
-            "TailLogs",
-            Err(Status::unimplemented(
-                "TailLogs is not served yet; poll QueryLogs with order ORDER_ASCENDING and the \
-                 last next_cursor",
-            )),
-        )
+        let caller = caller_of(request.extensions(), self.s.ingest.default_tenant());
+        let r = async {
+            // `filter.range` is ignored: a tail starts now.
+            let (filter, _) = log_filter(request.into_inner().filter)?;
+            let sub = super::tail::subscribe(&self.s, caller.tenant, filter)
+                .await
+                .map_err(|e| match e {
+                    Some(e) => logquery_status(e),
+                    None => Status::resource_exhausted(format!(
+                        "query.max_tails: {} live tails are open, the limit; retry later",
+                        self.s.query.max_tails
+                    )),
+                })?;
+            counter!(super::tail::TAILS_OPENED_GRPC).increment(1);
+            Ok(tonic::Response::new(
+                Box::pin(tail_stream(sub)) as Self::TailLogsStream
+            ))
+        }
+        .await;
+        counted("TailLogs", r)
     }
 
     async fn query_metrics(
@@ -833,4 +846,90 @@ fn selector_sets(sel: &[pb::SeriesSelector]) -> Result<Vec<Vec<LabelMatcher>>, S
         .enumerate()
         .map(|(i, s)| selector_matchers(&format!("selectors[{i}]"), s))
         .collect()
+}
+
+/// Records sent in one `TailLogsResponse` at most (what is buffered is
+/// sent together).
+const TAIL_BATCH: usize = 256;
+
+/// A tail as `TailLogsResponse`s: buffered records together, heartbeats as
+/// `heartbeat_ns`; a tail the server ends (slow client, shutdown, store
+/// error) ends the stream with a status naming why.
+fn tail_stream(
+    sub: super::tail::Subscription,
+) -> impl futures_util::Stream<Item = Result<pb::TailLogsResponse, Status>> + Send {
+    use super::tail::TailItem;
+    use pb::tail_logs_response::Event;
+    struct St {
+        sub: super::tail::Subscription,
+        ended: bool,
+        done: bool,
+    }
+    fn end_status(e: &super::tail::Ended) -> Status {
+        match e.reason {
+            "slow_client" => Status::resource_exhausted(e.message.clone()),
+            "shutting_down" => Status::unavailable(e.message.clone()),
+            _ => Status::unavailable(e.message.clone()),
+        }
+    }
+    fn message(
+        first: TailItem,
+        rx: &mut tokio::sync::mpsc::Receiver<TailItem>,
+    ) -> pb::TailLogsResponse {
+        let event = match first {
+            TailItem::Heartbeat(t) => Event::HeartbeatNs(t.as_nanos()),
+            TailItem::Record(r) => {
+                let mut records = vec![log_record_to_proto(&r)];
+                while records.len() < TAIL_BATCH {
+                    match rx.try_recv() {
+                        Ok(TailItem::Record(r)) => records.push(log_record_to_proto(&r)),
+                        // A heartbeat behind records says nothing new.
+                        Ok(TailItem::Heartbeat(_)) => {}
+                        Err(_) => break,
+                    }
+                }
+                Event::Records(pb::LogRecords { records })
+            }
+        };
+        pb::TailLogsResponse { event: Some(event) }
+    }
+    futures_util::stream::unfold(
+        St {
+            sub,
+            ended: false,
+            done: false,
+        },
+        |mut st| async move {
+            if st.done {
+                return None;
+            }
+            loop {
+                if st.ended {
+                    // The server stopped without a reason: send what is
+                    // buffered, then end.
+                    let item = st.sub.items.recv().await?;
+                    let m = message(item, &mut st.sub.items);
+                    return Some((Ok(m), st));
+                }
+                tokio::select! {
+                    biased;
+                    e = &mut st.sub.ended => {
+                        st.ended = true;
+                        if let Ok(e) = e {
+                            // Buffered records are dropped: the client is
+                            // too slow for them anyway (as in SSE).
+                            st.done = true;
+                            counter!(super::tail::TAILS_ENDED_GRPC, "reason" => e.reason).increment(1);
+                            return Some((Err(end_status(&e)), st));
+                        }
+                    }
+                    item = st.sub.items.recv() => {
+                        let item = item?;
+                        let m = message(item, &mut st.sub.items);
+                        return Some((Ok(m), st));
+                    }
+                }
+            }
+        },
+    )
 }

@@ -23,6 +23,10 @@
 //! comment line (`: heartbeat`) is sent after `query.tail_heartbeat_secs`
 //! of silence, so proxies and clients see the connection is alive. At most
 //! `query.max_tails` tails run at once (422 naming the limit, with Retry-After, beyond).
+//!
+//! The same poller serves gRPC's `TailLogs` ([`subscribe`]): it yields
+//! [`TailItem`]s, which the SSE route formats as events and the gRPC
+//! service as `TailLogsResponse` messages.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -61,6 +65,10 @@ pub const TAILS_OPEN: &str = "killkrill_logs_tails_open";
 pub const TAILS_ENDED: &str = "killkrill_logs_tails_ended_total";
 /// Records sent to tail clients.
 pub const TAIL_RECORDS: &str = "killkrill_logs_tail_records_total";
+/// gRPC `TailLogs` streams opened.
+pub const TAILS_OPENED_GRPC: &str = "killkrill_grpc_tails_opened_total";
+/// gRPC `TailLogs` streams the server ended with a status, by reason.
+pub const TAILS_ENDED_GRPC: &str = "killkrill_grpc_tails_ended_total";
 
 /// Shared by all tails of the process: the concurrency limit and the
 /// commit notification.
@@ -86,9 +94,72 @@ impl TailHub {
 }
 
 /// Why a tail ended early.
-struct Ended {
-    reason: &'static str,
-    message: String,
+#[derive(Debug)]
+pub struct Ended {
+    /// `slow_client`, `shutting_down` or `store_error`.
+    pub reason: &'static str,
+    /// For the client.
+    pub message: String,
+}
+
+/// What a tail yields.
+#[derive(Debug)]
+pub enum TailItem {
+    /// A new matching record.
+    Record(Box<killkrill_core::event::LogRecord>),
+    /// Nothing matched for `query.tail_heartbeat_secs`.
+    Heartbeat(Timestamp),
+}
+
+/// A running tail: its items, and why it ended when the server ended it
+/// (the sender side is dropped without a reason when the client went
+/// away).
+pub struct Subscription {
+    /// Items, bounded by `query.tail_buffer_events`.
+    pub items: mpsc::Receiver<TailItem>,
+    /// Fires with the reason when the server ends the tail.
+    pub ended: oneshot::Receiver<Ended>,
+}
+
+/// Opens a tail of `tenant`'s records matching `filter` that arrive from
+/// now on: the `query.max_tails` permit is taken, the current window is
+/// marked as seen, and the poller runs until the subscription is dropped,
+/// the client is too slow, or shutdown.
+///
+/// # Errors
+/// `Err(None)` when `query.max_tails` tails are open; `Err(Some(e))` when
+/// the initial scan failed.
+pub async fn subscribe(
+    s: &AppState,
+    tenant: Tenant,
+    filter: LogFilter,
+) -> Result<Subscription, Option<killkrill_core::logquery::QueryError>> {
+    let permit = s
+        .tails
+        .permits
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| None)?;
+    let cfg = s.query.clone();
+    let (tx, rx) = mpsc::channel::<TailItem>(cfg.tail_buffer_events.max(1));
+    let (end_tx, end_rx) = oneshot::channel::<Ended>();
+    let mut poller = Poller {
+        store: s.store.clone(),
+        tenant,
+        filter,
+        cfg,
+        committed: s.tails.committed.clone(),
+        shutdown: s.tails.shutdown.clone(),
+        sent: HashMap::new(),
+    };
+    // The initial scan runs before the caller answers, so "after it
+    // connected" means after the response headers arrived.
+    poller.initial().await.map_err(Some)?;
+    tokio::spawn(poller.run(tx, end_tx, permit));
+    Ok(Subscription {
+        items: rx,
+        ended: end_rx,
+    })
 }
 
 /// `GET /api/v1/logs/tail`.
@@ -100,47 +171,27 @@ pub async fn get_tail(
     const EP: &str = "logs_tail";
     let p = Params::parse(EP, raw.as_deref(), FILTER_PARAMS)?;
     let filter = log_filter(EP, &p)?;
-    let permit = s
-        .tails
-        .permits
-        .clone()
-        .try_acquire_owned()
-        .map_err(|_| ApiError {
-            retry_after: Some(5),
-            ..limit_exceeded(
-                EP,
-                "query.max_tails",
-                format!(
-                    "{} live tails are open, the limit is {}",
-                    s.query.max_tails, s.query.max_tails
-                ),
-            )
-        })?;
-    let cfg = s.query.clone();
-    let (tx, rx) = mpsc::channel::<Bytes>(cfg.tail_buffer_events.max(1));
-    let (end_tx, end_rx) = oneshot::channel::<Ended>();
-    let poller = Poller {
-        store: s.store.clone(),
-        tenant: caller.tenant,
-        filter,
-        cfg,
-        committed: s.tails.committed.clone(),
-        shutdown: s.tails.shutdown.clone(),
-        sent: HashMap::new(),
-    };
-    // The initial scan runs before the response starts, so "after it
-    // connected" means after the response headers arrived.
-    let mut poller = poller;
-    poller
-        .initial()
+    let sub = subscribe(&s, caller.tenant, filter)
         .await
-        .map_err(|e| super::query_logs::query_error(EP, &e))?;
-    tokio::spawn(poller.run(tx, end_tx, permit));
+        .map_err(|e| match e {
+            Some(e) => super::query_logs::query_error(EP, &e),
+            None => ApiError {
+                retry_after: Some(5),
+                ..limit_exceeded(
+                    EP,
+                    "query.max_tails",
+                    format!(
+                        "{} live tails are open, the limit is {}",
+                        s.query.max_tails, s.query.max_tails
+                    ),
+                )
+            },
+        })?;
     counter!(HTTP_ACCEPTED, "endpoint" => EP).increment(1);
     let stream = futures_util::stream::unfold(
         StreamState {
-            rx,
-            end: Some(end_rx),
+            rx: sub.items,
+            end: Some(sub.ended),
             done: false,
         },
         next_chunk,
@@ -157,7 +208,7 @@ pub async fn get_tail(
 }
 
 struct StreamState {
-    rx: mpsc::Receiver<Bytes>,
+    rx: mpsc::Receiver<TailItem>,
     end: Option<oneshot::Receiver<Ended>>,
     done: bool,
 }
@@ -173,7 +224,7 @@ async fn next_chunk(
     }
     loop {
         let Some(end) = st.end.as_mut() else {
-            return st.rx.recv().await.map(|b| (Ok(b), st));
+            return st.rx.recv().await.map(|b| (Ok(sse_event(b)), st));
         };
         tokio::select! {
             biased;
@@ -186,8 +237,31 @@ async fn next_chunk(
                 }
                 // The poller stopped without a reason: send what is buffered.
             }
-            b = st.rx.recv() => return b.map(|b| (Ok(b), st)),
+            b = st.rx.recv() => return b.map(|b| (Ok(sse_event(b)), st)),
         }
+    }
+}
+
+/// One item as a Server-Sent Event (a heartbeat as a comment line).
+fn sse_event(item: TailItem) -> Bytes {
+    match item {
+        TailItem::Record(r) => {
+            let mut ev = String::with_capacity(256);
+            if let Some(i) = r.id {
+                let c = Cursor {
+                    timestamp: r.timestamp,
+                    id: i,
+                };
+                ev.push_str("id: ");
+                ev.push_str(&c.to_string());
+                ev.push('\n');
+            }
+            ev.push_str("event: log\ndata: ");
+            ev.push_str(&r.to_json());
+            ev.push_str("\n\n");
+            Bytes::from(ev)
+        }
+        TailItem::Heartbeat(t) => Bytes::from(format!(": heartbeat {t}\n\n")),
     }
 }
 
@@ -267,7 +341,7 @@ impl Poller {
 
     async fn run(
         mut self,
-        tx: mpsc::Sender<Bytes>,
+        tx: mpsc::Sender<TailItem>,
         end: oneshot::Sender<Ended>,
         permit: OwnedSemaphorePermit,
     ) {
@@ -284,7 +358,7 @@ impl Poller {
     }
 
     /// Polls until the client goes away (`None`) or the tail must end.
-    async fn poll_loop(&mut self, tx: &mpsc::Sender<Bytes>) -> Option<Ended> {
+    async fn poll_loop(&mut self, tx: &mpsc::Sender<TailItem>) -> Option<Ended> {
         let poll = Duration::from_millis(self.cfg.tail_poll_ms).max(MIN_POLL);
         let heartbeat = Duration::from_secs(self.cfg.tail_heartbeat_secs);
         let mut last_sent = tokio::time::Instant::now();
@@ -317,20 +391,7 @@ impl Poller {
                 let mut n = 0u64;
                 let res = self
                     .scan(floor, |r| {
-                        let id = r.id.map(|i| Cursor {
-                            timestamp: r.timestamp,
-                            id: i,
-                        });
-                        let mut ev = String::with_capacity(256);
-                        if let Some(c) = id {
-                            ev.push_str("id: ");
-                            ev.push_str(&c.to_string());
-                            ev.push('\n');
-                        }
-                        ev.push_str("event: log\ndata: ");
-                        ev.push_str(&r.to_json());
-                        ev.push_str("\n\n");
-                        match tx.try_send(Bytes::from(ev)) {
+                        match tx.try_send(TailItem::Record(Box::new(r.clone()))) {
                             Ok(()) => {
                                 n += 1;
                                 true
@@ -361,8 +422,7 @@ impl Poller {
                 }
             }
             if last_sent.elapsed() >= heartbeat {
-                let hb = format!(": heartbeat {}\n\n", Timestamp::now());
-                match tx.try_send(Bytes::from(hb)) {
+                match tx.try_send(TailItem::Heartbeat(Timestamp::now())) {
                     Ok(()) => last_sent = tokio::time::Instant::now(),
                     Err(mpsc::error::TrySendError::Closed(_)) => return None,
                     Err(mpsc::error::TrySendError::Full(_)) => {
