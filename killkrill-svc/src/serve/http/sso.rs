@@ -3,7 +3,7 @@
 //! (public: they are how a caller without credentials gets them).
 //!
 //! Both SSO routes first ask the license for `sso_oidc` (403 naming the
-//! feature when it is missing), then need `[oidc] enabled` (404 otherwise).
+//! feature when it is missing), then need `[oidc] enabled` (501 otherwise).
 //! The callback answers the token pair as JSON (`Cache-Control: no-store`),
 //! or, with `oidc.frontend_redirect` set, a 302 to it with the pair in the
 //! URL fragment, which browsers do not send to servers.
@@ -46,7 +46,7 @@ fn gate(s: &AppState) -> Result<&Arc<Oidc>, ApiError> {
     }
     s.oidc.as_ref().ok_or_else(|| {
         ApiError::new(
-            StatusCode::NOT_FOUND,
+            StatusCode::NOT_IMPLEMENTED,
             "single sign-on is not configured",
             Some(
                 "set [oidc] enabled = true with issuer, client_id, redirect_uri and role_mapping"
