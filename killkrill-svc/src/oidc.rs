@@ -74,7 +74,7 @@ pub struct OidcConfig {
     pub timeout_secs: u64,
     /// How long a login may take between redirect and callback, seconds.
     pub state_ttl_secs: u64,
-    /// Logins in progress kept at most (more are refused with 503).
+    /// Logins in progress kept at most (beyond it the oldest is dropped).
     pub max_pending: usize,
     /// `OIDC_CLIENT_SECRET` (environment; sent with HTTP Basic to the token
     /// endpoint). Without it the client is public (PKCE only).
@@ -198,9 +198,6 @@ pub enum OidcError {
     /// No mapped group (403).
     #[error("none of the user's groups is mapped to a role")]
     NoRole,
-    /// Too many logins in progress (503).
-    #[error("too many logins in progress")]
-    Busy,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -377,7 +374,7 @@ impl Oidc {
     /// nonce and PKCE challenge (kept here until the callback).
     ///
     /// # Errors
-    /// [`OidcError::Provider`] when discovery fails, [`OidcError::Busy`].
+    /// [`OidcError::Provider`] when discovery fails.
     pub async fn begin(&self) -> Result<String, OidcError> {
         let prov = self.provider().await?;
         let state = random_b64();
@@ -390,8 +387,18 @@ impl Oidc {
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             let ttl = Duration::from_secs(self.cfg.state_ttl_secs);
             p.retain(|_, v| v.created.elapsed() < ttl);
-            if p.len() >= self.cfg.max_pending {
-                return Err(OidcError::Busy);
+            // Full (someone is opening logins in bulk): the oldest goes, so
+            // a flood has to outpace real logins to disturb them.
+            while p.len() >= self.cfg.max_pending {
+                let Some(oldest) = p
+                    .iter()
+                    .min_by_key(|(_, v)| v.created)
+                    .map(|(k, _)| k.clone())
+                else {
+                    break;
+                };
+                p.remove(&oldest);
+                metrics::counter!("killkrill_auth_sso_pending_evicted_total").increment(1);
             }
             p.insert(
                 state.clone(),

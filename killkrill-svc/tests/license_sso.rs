@@ -274,7 +274,10 @@ async fn invalid_license_turns_sso_off_but_not_ingestion_or_queries() {
     let v = license_view(addr).await;
     assert_eq!(v["status"], "invalid", "{v}");
     assert!(
-        v["message"].as_str().unwrap().contains("unknown license key"),
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown license key"),
         "{v}"
     );
     assert_eq!(v["features"], json!([]));
@@ -321,7 +324,10 @@ async fn unreachable_server_keeps_ingesting_and_uses_the_cached_answer() {
     let addr = h.http.unwrap();
     let v = license_view(addr).await;
     assert_eq!(v["status"], "unreachable", "{v}");
-    assert!(v["last_error"].as_str().unwrap().contains("validate"), "{v}");
+    assert!(
+        v["last_error"].as_str().unwrap().contains("validate"),
+        "{v}"
+    );
     assert!(!h.license.allows(FEATURE_SSO_OIDC));
     ingest_and_query(&h, "unreachableline").await;
     h.shutdown().await;
@@ -342,7 +348,10 @@ async fn unreachable_server_keeps_ingesting_and_uses_the_cached_answer() {
     assert_eq!(v["source"], "cache");
     assert_eq!(v["customer"], "Penguin Test Ltd");
     assert!(v["grace_until"].as_i64().unwrap() > v["validated_at"].as_i64().unwrap());
-    assert!(h.license.allows(FEATURE_SSO_OIDC), "cached features stay on");
+    assert!(
+        h.license.allows(FEATURE_SSO_OIDC),
+        "cached features stay on"
+    );
     ingest_and_query(&h, "graceline").await;
     assert_eq!(srv.total(), calls, "the old server was not called");
     h.shutdown().await;
@@ -432,7 +441,8 @@ async fn idp_authorize(
         && q.get("client_id").map(String::as_str) == Some(CLIENT_ID)
         && q.get("redirect_uri").map(String::as_str) == Some(REDIRECT)
         && q.get("code_challenge_method").map(String::as_str) == Some("S256")
-        && q.get("scope").is_some_and(|s| s.split(' ').any(|x| x == "openid"));
+        && q.get("scope")
+            .is_some_and(|s| s.split(' ').any(|x| x == "openid"));
     if !ok {
         return err(StatusCode::BAD_REQUEST, "invalid_request");
     }
@@ -462,7 +472,11 @@ async fn idp_token(State(s): State<Arc<Idp>>, headers: HeaderMap, body: bytes::B
             form_urlencoded::byte_serialize(CLIENT_SECRET.as_bytes()).collect::<String>()
         ))
     );
-    if headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) != Some(want.as_str()) {
+    if headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        != Some(want.as_str())
+    {
         return err(StatusCode::UNAUTHORIZED, "invalid_client");
     }
     if f.get("grant_type").map(String::as_str) != Some("authorization_code")
@@ -586,7 +600,14 @@ async fn authorize(idp: SocketAddr, q: &HashMap<String, String>) -> (String, Str
     for (k, v) in q {
         ser.append_pair(k, v);
     }
-    let r = raw_http(idp, "GET", &format!("/authorize?{}", ser.finish()), &[], b"").await;
+    let r = raw_http(
+        idp,
+        "GET",
+        &format!("/authorize?{}", ser.finish()),
+        &[],
+        b"",
+    )
+    .await;
     assert_eq!(r.status, 302, "{}", r.text());
     let back = query_of(r.header("location").unwrap());
     (back["code"].clone(), back["state"].clone())
@@ -744,7 +765,12 @@ async fn oidc_refuses_bad_state_bad_verifier_foreign_keys_and_unmapped_groups() 
     let (code_a, _) = authorize(idp_addr, &a).await;
     let r = callback(kk, &code_a, &b["state"]).await;
     assert_eq!(r.status, 502, "{}", r.text());
-    assert!(r.json()["detail"].as_str().unwrap().contains("invalid_grant"));
+    assert!(
+        r.json()["detail"]
+            .as_str()
+            .unwrap()
+            .contains("invalid_grant")
+    );
     assert_eq!(idp.bad_verifiers.load(Ordering::SeqCst), 1);
 
     // An ID token signed by another key (same kid).
@@ -764,8 +790,8 @@ async fn oidc_refuses_bad_state_bad_verifier_foreign_keys_and_unmapped_groups() 
     *idp.groups.lock().unwrap() = vec!["kk-admins".into()];
     *idp.email.lock().unwrap() = "local@x.test".into();
     let t = admin_token(kk).await;
-    let body =
-        json!({"email": "local@x.test", "password": "Correct-Horse-42", "role": "viewer"}).to_string();
+    let body = json!({"email": "local@x.test", "password": "Correct-Horse-42", "role": "viewer"})
+        .to_string();
     let bearer = format!("Bearer {t}");
     let r = raw_http(
         kk,

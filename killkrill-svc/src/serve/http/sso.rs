@@ -103,11 +103,6 @@ fn oidc_error(e: &OidcError) -> ApiError {
             "forbidden",
             "none of your groups is mapped to a Killkrill role".to_owned(),
         ),
-        OidcError::Busy => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "too many logins in progress",
-            "retry later".to_owned(),
-        ),
     };
     ApiError::new(status, error, Some(detail)).counted(EP)
 }
