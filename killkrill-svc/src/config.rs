@@ -130,6 +130,12 @@ pub struct ServeConfig {
     pub transforms: Vec<TransformConfig>,
     /// Rollups the workers compute from metric samples (`[rollups]`).
     pub rollups: RollupsConfig,
+    /// License checks (`[license]`; `RELEASE_MODE`, `LICENSE_KEY` and
+    /// `LICENSE_SERVER_URL` come from the environment).
+    pub license: crate::license::LicenseConfig,
+    /// OpenID Connect single sign-on (`[oidc]`; `OIDC_CLIENT_SECRET` from
+    /// the environment).
+    pub oidc: crate::oidc::OidcConfig,
 }
 
 impl Default for ServeConfig {
@@ -154,6 +160,8 @@ impl Default for ServeConfig {
             scrape: crate::serve::scrape::ScrapeConfig::default(),
             transforms: Vec::new(),
             rollups: RollupsConfig::default(),
+            license: crate::license::LicenseConfig::default(),
+            oidc: crate::oidc::OidcConfig::default(),
         }
     }
 }
@@ -694,6 +702,8 @@ impl ServeConfig {
                 }
             })?;
         cfg.auth.read_env(&layers.env);
+        cfg.license.read_env(&layers.env);
+        cfg.oidc.read_env(&layers.env);
         if cfg.queue.redis.url.is_none()
             && let Some((_, url)) = layers.env.iter().find(|(k, _)| k == "REDIS_URL")
             && !url.is_empty()
@@ -880,6 +890,12 @@ impl ServeConfig {
             });
         }
         if let Err((key, problem)) = self.auth.validate() {
+            return Err(err(key, problem));
+        }
+        if let Err((key, problem)) = self.license.validate() {
+            return Err(err(key, problem));
+        }
+        if let Err((key, problem)) = self.oidc.validate() {
             return Err(err(key, problem));
         }
         if self.rollups.enabled

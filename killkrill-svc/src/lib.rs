@@ -8,4 +8,7 @@
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod httpc;
+pub mod license;
+pub mod oidc;
 pub mod serve;

@@ -162,13 +162,15 @@ async fn every_route_needs_the_right_credentials() {
         "/metrics",
         "/api/v1/auth/login",
         "/api/v1/auth/refresh",
+        "/api/v1/auth/oidc/login",
+        "/api/v1/auth/oidc/callback",
     ];
     want_public.sort_unstable();
     let mut got_public = public.clone();
     got_public.sort_unstable();
     assert_eq!(
         got_public, want_public,
-        "only health, readiness, metrics and login are public"
+        "only health, readiness, metrics and login (password and SSO) are public"
     );
     assert!(table.len() >= 15, "{table:?}");
 

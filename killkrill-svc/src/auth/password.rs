@@ -103,7 +103,13 @@ pub async fn verify(password: String, phc: Option<String>) -> bool {
             Ok(parsed) => Argon2::default()
                 .verify_password(password.as_bytes(), &parsed)
                 .is_ok(),
-            Err(_) => false,
+            // Not a PHC string (an SSO user's marker): spend the same time.
+            Err(_) => {
+                if let Ok(d) = PasswordHash::new(dummy) {
+                    let _ = Argon2::default().verify_password(password.as_bytes(), &d);
+                }
+                false
+            }
         };
         ok && real
     })

@@ -480,7 +480,13 @@ impl Auth {
         Ok(codes)
     }
 
-    async fn issue_pair(&self, u: &UserRow, family: [u8; 16]) -> Result<TokenPair, AuthError> {
+    /// Issues an access token and a refresh token of a new (or the given)
+    /// family; also used by single sign-on.
+    pub(crate) async fn issue_pair(
+        &self,
+        u: &UserRow,
+        family: [u8; 16],
+    ) -> Result<TokenPair, AuthError> {
         let now = now_nanos();
         let secs = u64::try_from(now / NANOS).unwrap_or(0);
         let access = self

@@ -167,6 +167,8 @@ pub struct ServeHandle {
     pub queue: Arc<dyn Queue>,
     /// Authentication (users, keys, tokens) of this process.
     pub auth: Arc<Auth>,
+    /// The license of this process.
+    pub license: Arc<crate::license::Licensing>,
     /// What the first start created (admin and API key) and the 0600 file
     /// it wrote them to; `None` when users existed already.
     pub bootstrap: Option<(BootstrapCredentials, std::path::PathBuf)>,
@@ -341,6 +343,24 @@ pub async fn start_with(
     } else {
         None
     };
+    let license = match crate::license::Licensing::new(&config.license, &config.data_dir) {
+        Ok(l) => Arc::new(l),
+        Err(e) => {
+            store.close().await;
+            return Err(StartError::Config(e));
+        }
+    };
+    let oidc = if config.oidc.enabled {
+        match crate::oidc::Oidc::new(&config.oidc, auth.system_tenant()) {
+            Ok(o) => Some(Arc::new(o)),
+            Err(e) => {
+                store.close().await;
+                return Err(StartError::Config(e));
+            }
+        }
+    } else {
+        None
+    };
     if auth.disabled() {
         tracing::warn!(
             "authentication is disabled ([auth] mode = \"disabled\"): every HTTP request is the anonymous caller of the default tenant; never do this outside development"
@@ -450,6 +470,8 @@ pub async fn start_with(
                 listeners_shutdown.clone(),
             ),
             auth: auth.clone(),
+            license: license.clone(),
+            oidc: oidc.clone(),
         });
         let app = http::router_for(
             state,
@@ -528,6 +550,16 @@ pub async fn start_with(
             listeners_shutdown.clone(),
         )));
     }
+    // The license is checked by every role (each reports its own usage);
+    // start-up waits briefly for the first answer, never fails on it.
+    listeners.push(tokio::spawn(license.clone().run(
+        crate::license::UsageSource {
+            metrics: metrics_handle.clone(),
+            store: store.auth(),
+        },
+        listeners_shutdown.clone(),
+    )));
+    license.wait_first_check().await;
     if let Some(h) = metrics_handle {
         let mut sd = listeners_shutdown.clone();
         listeners.push(tokio::spawn(async move {
@@ -554,6 +586,7 @@ pub async fn start_with(
         store,
         queue,
         auth,
+        license,
         bootstrap,
         roles,
         scrape_lease,

@@ -138,6 +138,7 @@ pub fn endpoint_of(path: &str) -> &'static str {
         p if p.starts_with("/api/v1/api-keys") => "api_keys",
         "/api/v1/tenants" => "tenants",
         "/api/v1/audit" => "audit",
+        "/api/v1/license" => "license",
         p if p.starts_with("/api/v1/") => "prometheus_api",
         _ => "other",
     }

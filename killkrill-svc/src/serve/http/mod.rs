@@ -31,6 +31,7 @@ mod query_metrics;
 pub mod read_params;
 pub mod routes;
 mod server;
+mod sso;
 pub mod tail;
 mod tenants;
 mod users;
@@ -78,6 +79,10 @@ pub struct AppState {
     pub tails: Arc<TailHub>,
     /// Authentication.
     pub auth: Arc<Auth>,
+    /// The license (which enterprise features are on).
+    pub license: Arc<crate::license::Licensing>,
+    /// Single sign-on, when `[oidc] enabled`.
+    pub oidc: Option<Arc<crate::oidc::Oidc>>,
 }
 
 /// The route groups, each with the permission its routes need.
@@ -182,13 +187,15 @@ fn ops_routes() -> Routes {
         .route("/metrics", get(ops::metrics))
 }
 
-/// Password login and token refresh: only processes that serve the API
+/// Password login, token refresh and single sign-on: only processes that serve the API
 /// (a receiver or worker answers no login, so replicas facing senders do
 /// not multiply the login attempts an attacker gets).
 fn login_routes() -> Routes {
     Routes::new()
         .route("/api/v1/auth/login", post(auth_api::login))
         .route("/api/v1/auth/refresh", post(auth_api::refresh))
+        .route("/api/v1/auth/oidc/login", get(sso::oidc_login))
+        .route("/api/v1/auth/oidc/callback", get(sso::oidc_callback))
         .layer(RequestBodyLimitLayer::new(authn::MAX_JSON_BYTES))
 }
 
@@ -228,6 +235,7 @@ fn admin_routes() -> Routes {
         .route("/api/v1/users/{id}/totp", delete(users::reset_totp))
         .route("/api/v1/tenants", get(tenants::list).post(tenants::create))
         .route("/api/v1/audit", get(tenants::audit))
+        .route("/api/v1/license", get(sso::license))
         .layer(RequestBodyLimitLayer::new(authn::MAX_JSON_BYTES))
 }
 
