@@ -39,7 +39,7 @@ async fn fifo_ack_and_stats(kind: Kind) {
     assert_eq!(*ds[0].batch, batch(1, 2));
     let s = q.stats().await.unwrap();
     assert_eq!((s.batches, s.in_flight), (3, 2));
-    if kind != Kind::Redis {
+    if !kind.is_redis() {
         assert_eq!(s.events, Some(6));
     }
     q.ack(&[ds[0].id, ds[1].id]).await.unwrap();
@@ -228,12 +228,12 @@ async fn survives_reopen(kind: Kind) {
             drop(dir);
             return;
         }
-        Kind::Redis => f.redis.clone().unwrap(),
+        Kind::Redis | Kind::RedisCluster => f.redis.clone().unwrap(),
         Kind::Memory => return,
     };
     // Redis: a second queue object (another process, in effect) with a
     // consumer name of its own sees the same stream.
-    let url = redis_url().unwrap();
+    let url = f.redis_url.clone().unwrap();
     let mut opts = redis_options(f.redis_group.as_deref().unwrap(), sh);
     opts.consumer = Some("second".into());
     let q2 = killkrill_store::queue::RedisStreamsQueue::connect(&url, opts)
@@ -261,6 +261,11 @@ macro_rules! contract {
         mod redis {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $case() { super::$case(super::Kind::Redis).await })*
+        }
+        /// `KILLKRILL_TEST_REDIS_CLUSTER_URL` (`scripts/redis-cluster`).
+        mod redis_cluster {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() { super::$case(super::Kind::RedisCluster).await })*
         }
     };
 }

@@ -147,7 +147,16 @@ async fn sqlite_quarantines_or_dead_letters_undecodable_entries() {
 
 #[tokio::test]
 async fn redis_trims_only_acknowledged_entries() {
-    let Some(f) = make(Kind::Redis, "trim", shape(100, 1)).await else {
+    trims_only_acknowledged_entries(Kind::Redis).await;
+}
+
+#[tokio::test]
+async fn redis_cluster_trims_only_acknowledged_entries() {
+    trims_only_acknowledged_entries(Kind::RedisCluster).await;
+}
+
+async fn trims_only_acknowledged_entries(kind: Kind) {
+    let Some(f) = make(kind, "trim", shape(100, 1)).await else {
         return;
     };
     let r = f.redis.clone().unwrap();
@@ -157,21 +166,20 @@ async fn redis_trims_only_acknowledged_entries() {
     let ds = r.dequeue(3, Duration::ZERO).await.unwrap();
     assert_eq!(ids(&ds), [1, 2, 3]);
     // Acknowledge 1 and 3 without deleting them (as if XDEL had been lost).
-    let url = redis_url().unwrap();
-    let client = redis::Client::open(url.as_str()).unwrap();
-    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    let mut c = raw_redis(&f).await;
     let id_text = |d: &killkrill_core::pipeline::Delivery| {
         let v = d.id.as_u128();
         format!("{}-{}", (v >> 64) as u64, v as u64)
     };
-    let n: u64 = redis::cmd("XACK")
-        .arg(r.key())
-        .arg("workers")
-        .arg(id_text(&ds[0]))
-        .arg(id_text(&ds[2]))
-        .query_async(&mut c)
-        .await
-        .unwrap();
+    let n: u64 = c
+        .query(
+            redis::cmd("XACK")
+                .arg(r.key())
+                .arg("workers")
+                .arg(id_text(&ds[0]))
+                .arg(id_text(&ds[2])),
+        )
+        .await;
     assert_eq!(n, 2);
     // Only 1 goes: 2 is pending, 3 is acknowledged but newer than 2, 4 is
     // undelivered.
@@ -187,30 +195,34 @@ async fn redis_trims_only_acknowledged_entries() {
 
 #[tokio::test]
 async fn redis_quarantines_undecodable_entries() {
-    let Some(f) = make(Kind::Redis, "poison", shape(100, 1)).await else {
+    quarantines_undecodable_entries(Kind::Redis).await;
+}
+
+#[tokio::test]
+async fn redis_cluster_quarantines_undecodable_entries() {
+    quarantines_undecodable_entries(Kind::RedisCluster).await;
+}
+
+async fn quarantines_undecodable_entries(kind: Kind) {
+    let Some(f) = make(kind, "poison", shape(100, 1)).await else {
         return;
     };
     let r: Arc<RedisStreamsQueue> = f.redis.clone().unwrap();
-    let url = redis_url().unwrap();
-    let client = redis::Client::open(url.as_str()).unwrap();
-    let mut c = client.get_multiplexed_async_connection().await.unwrap();
-    let _: String = redis::cmd("XADD")
-        .arg(r.key())
-        .arg("*")
-        .arg("b")
-        .arg(&b"not a batch"[..])
-        .query_async(&mut c)
-        .await
-        .unwrap();
+    let mut c = raw_redis(&f).await;
+    let _: String = c
+        .query(
+            redis::cmd("XADD")
+                .arg(r.key())
+                .arg("*")
+                .arg("b")
+                .arg(&b"not a batch"[..]),
+        )
+        .await;
     r.try_enqueue(batch(2, 1)).await.unwrap();
     let ds = r.dequeue(10, Duration::ZERO).await.unwrap();
     assert_eq!(ids(&ds), [2]);
     let quarantine = r.key().replace(":stream", ":undecodable");
-    let n: u64 = redis::cmd("XLEN")
-        .arg(&quarantine)
-        .query_async(&mut c)
-        .await
-        .unwrap();
+    let n: u64 = c.query(redis::cmd("XLEN").arg(&quarantine)).await;
     assert_eq!(n, 1);
     let s = r.stats().await.unwrap();
     assert_eq!((s.batches, s.in_flight), (1, 1));
@@ -260,11 +272,20 @@ async fn sqlite_group_commits_concurrent_enqueues_and_survives_cancelled_ones() 
 
 #[tokio::test]
 async fn redis_forgets_idle_consumers_without_pending_entries() {
-    let Some(f) = make(Kind::Redis, "consumers", shape(100, 1)).await else {
+    forgets_idle_consumers_without_pending_entries(Kind::Redis).await;
+}
+
+#[tokio::test]
+async fn redis_cluster_forgets_idle_consumers_without_pending_entries() {
+    forgets_idle_consumers_without_pending_entries(Kind::RedisCluster).await;
+}
+
+async fn forgets_idle_consumers_without_pending_entries(kind: Kind) {
+    let Some(f) = make(kind, "consumers", shape(100, 1)).await else {
         return;
     };
     let r = f.redis.clone().unwrap();
-    let url = redis_url().unwrap();
+    let url = f.redis_url.clone().unwrap();
     let group = f.redis_group.clone().unwrap();
     let ghost = |name: &str| {
         let mut o = redis_options(&group, shape(100, 1));

@@ -340,6 +340,13 @@ pub struct QueueConfig {
     pub sqlite: SqliteQueueSection,
     /// `kind = "redis"`.
     pub redis: RedisQueueSection,
+    /// Redis only: tenant groups, each a stream of its own
+    /// (`[queue.tenant_groups]`, group name = list of tenants); tenants not
+    /// listed go to the group `default`. Empty: one stream for everyone.
+    pub tenant_groups: BTreeMap<String, Vec<String>>,
+    /// The tenant groups this process's workers take batches from,
+    /// comma-separated (`--queue-groups`); empty: all of them.
+    pub groups: String,
 }
 
 impl Default for QueueConfig {
@@ -352,6 +359,8 @@ impl Default for QueueConfig {
             compression: killkrill_store::queue::config::StoredCompression::None,
             sqlite: SqliteQueueSection::default(),
             redis: RedisQueueSection::default(),
+            tenant_groups: BTreeMap::new(),
+            groups: String::new(),
         }
     }
 }
@@ -450,6 +459,81 @@ impl QueueConfig {
                 })
             }
         }
+    }
+
+    /// The groups `groups` names (empty: all).
+    pub fn served_groups(&self) -> Vec<String> {
+        self.groups
+            .split(',')
+            .map(str::trim)
+            .filter(|g| !g.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Checks `tenant_groups` and `groups`; the error names the key.
+    fn validate_tenant_groups(&self) -> Result<(), (&'static str, String)> {
+        if self.tenant_groups.is_empty() {
+            if self.served_groups().iter().any(|g| g != "default") {
+                return Err((
+                    "queue.groups",
+                    format!(
+                        "{:?}: without queue.tenant_groups the only group is \"default\"",
+                        self.groups
+                    ),
+                ));
+            }
+            return Ok(());
+        }
+        if self.kind != QueueKind::Redis {
+            return Err((
+                "queue.tenant_groups",
+                format!(
+                    "only the redis queue has tenant groups (queue.kind is {})",
+                    self.kind.as_str()
+                ),
+            ));
+        }
+        let mut seen = BTreeMap::new();
+        for (group, tenants) in &self.tenant_groups {
+            if group.is_empty()
+                || group
+                    .chars()
+                    .any(|c| c.is_whitespace() || matches!(c, '{' | '}' | ','))
+            {
+                return Err((
+                    "queue.tenant_groups",
+                    format!(
+                        "group name {group:?} must be non-empty, without spaces, braces or commas"
+                    ),
+                ));
+            }
+            for t in tenants {
+                killkrill_core::event::Tenant::new(t).map_err(|e| {
+                    (
+                        "queue.tenant_groups",
+                        format!("group {group:?}: tenant {t:?}: {e}"),
+                    )
+                })?;
+                if let Some(other) = seen.insert(t.clone(), group.clone()) {
+                    return Err((
+                        "queue.tenant_groups",
+                        format!("tenant {t:?} is in two groups ({other:?} and {group:?})"),
+                    ));
+                }
+            }
+        }
+        for g in self.served_groups() {
+            if g != "default" && !self.tenant_groups.contains_key(&g) {
+                return Err((
+                    "queue.groups",
+                    format!(
+                        "unknown tenant group {g:?} (not in queue.tenant_groups, not \"default\")"
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// The config key (in this file's terms) of a key the store's queue
@@ -867,6 +951,9 @@ impl ServeConfig {
                 "missing: the redis queue needs a URL (set REDIS_URL or queue.redis.url)".into(),
             ));
         }
+        self.queue
+            .validate_tenant_groups()
+            .map_err(|(key, problem)| err(key, problem))?;
         if let Err(e) = self.queue.to_store(&self.data_dir).validate() {
             let (key, problem) = match e {
                 killkrill_store::queue::QueueConfigError::Invalid { key, message } => {

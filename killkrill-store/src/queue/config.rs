@@ -121,7 +121,9 @@ impl Default for SqliteQueueSettings {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RedisQueueSettings {
-    /// `redis://` or `rediss://` (TLS); for a cluster, any node.
+    /// `redis://` or `rediss://` (TLS); for a cluster, any node with
+    /// `cluster = true`, or `redis+cluster://host:port[,host:port...]`
+    /// (`rediss+cluster://` with TLS), which selects the cluster client.
     pub url: String,
     /// Use the Redis Cluster client.
     pub cluster: bool,
@@ -245,10 +247,26 @@ impl QueueConfig {
                 positive("visibility_timeout_ms", s.visibility_timeout_ms)
             }
             QueueConfig::Redis(r) => {
-                if !(r.url.starts_with("redis://") || r.url.starts_with("rediss://")) {
+                if ![
+                    "redis://",
+                    "rediss://",
+                    "redis+cluster://",
+                    "rediss+cluster://",
+                ]
+                .iter()
+                .any(|s| r.url.starts_with(s))
+                {
                     return Err(QueueConfigError::Invalid {
                         key: "url",
-                        message: "must start with redis:// or rediss://".into(),
+                        message: "must start with redis://, rediss://, redis+cluster:// or \
+                                  rediss+cluster://"
+                            .into(),
+                    });
+                }
+                if super::redis::cluster_nodes(&r.url).is_some_and(|n| n.is_empty()) {
+                    return Err(QueueConfigError::Invalid {
+                        key: "url",
+                        message: "a cluster URL must name at least one host:port".into(),
                     });
                 }
                 name_part("prefix", &r.prefix)?;

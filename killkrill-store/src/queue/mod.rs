@@ -25,6 +25,7 @@
 //! [`config`] selects one of the three from a typed configuration.
 
 pub mod config;
+pub mod groups;
 pub mod redis;
 pub mod sqlite;
 
@@ -37,6 +38,7 @@ use killkrill_core::pipeline::{
 };
 
 pub use self::config::{QueueConfig, QueueConfigError, build_queue};
+pub use self::groups::TenantGroupQueue;
 pub use self::redis::{RedisQueueOptions, RedisStreamsQueue};
 pub use self::sqlite::{SqliteQueue, SqliteQueueOptions};
 

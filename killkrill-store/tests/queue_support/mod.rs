@@ -1,6 +1,8 @@
 //! Queues under test: the memory queue (the reference), a SQLite queue on a
 //! fresh file, and a Redis Streams queue on a stream of its own when
-//! `KILLKRILL_TEST_REDIS_URL` is set (skipped with a printed reason if not).
+//! `KILLKRILL_TEST_REDIS_URL` is set (skipped with a printed reason if not),
+//! and the same on a Redis Cluster when `KILLKRILL_TEST_REDIS_CLUSTER_URL`
+//! is set (`scripts/redis-cluster` starts one and prints its URL).
 #![allow(dead_code, clippy::print_stderr, clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
@@ -19,6 +21,14 @@ pub enum Kind {
     Memory,
     Sqlite,
     Redis,
+    RedisCluster,
+}
+
+impl Kind {
+    /// Either Redis queue.
+    pub fn is_redis(self) -> bool {
+        matches!(self, Kind::Redis | Kind::RedisCluster)
+    }
 }
 
 /// Sizing of a queue under test.
@@ -39,6 +49,8 @@ pub struct Fixture {
     pub sqlite_path: Option<PathBuf>,
     /// The Redis tenant group (the stream's name).
     pub redis_group: Option<String>,
+    /// The Redis URL the queue was opened with.
+    pub redis_url: Option<String>,
     pub dir: Option<tempfile::TempDir>,
 }
 
@@ -57,6 +69,54 @@ pub fn redis_url() -> Option<String> {
         _ => {
             eprintln!("skipped: KILLKRILL_TEST_REDIS_URL is not set");
             None
+        }
+    }
+}
+
+pub fn redis_cluster_url() -> Option<String> {
+    match std::env::var("KILLKRILL_TEST_REDIS_CLUSTER_URL") {
+        Ok(u) if !u.is_empty() => Some(u),
+        _ => {
+            eprintln!(
+                "skipped: KILLKRILL_TEST_REDIS_CLUSTER_URL is not set (scripts/redis-cluster prints one)"
+            );
+            None
+        }
+    }
+}
+
+/// A plain (not queue) connection to the fixture's Redis or Redis Cluster,
+/// for tests that reach under the queue.
+pub async fn raw_redis(f: &Fixture) -> RawRedis {
+    let url = f.redis_url.clone().unwrap();
+    match killkrill_store::queue::redis::cluster_nodes(&url) {
+        Some(nodes) => RawRedis::Cluster(
+            redis::cluster::ClusterClient::new(nodes)
+                .unwrap()
+                .get_async_connection()
+                .await
+                .unwrap(),
+        ),
+        None => RawRedis::Single(
+            redis::Client::open(url.as_str())
+                .unwrap()
+                .get_multiplexed_async_connection()
+                .await
+                .unwrap(),
+        ),
+    }
+}
+
+pub enum RawRedis {
+    Single(redis::aio::MultiplexedConnection),
+    Cluster(redis::cluster_async::ClusterConnection),
+}
+
+impl RawRedis {
+    pub async fn query<T: redis::FromRedisValue>(&mut self, cmd: &redis::Cmd) -> T {
+        match self {
+            RawRedis::Single(c) => cmd.query_async(c).await.unwrap(),
+            RawRedis::Cluster(c) => cmd.query_async(c).await.unwrap(),
         }
     }
 }
@@ -108,6 +168,7 @@ pub async fn make(kind: Kind, test: &str, shape: Shape) -> Option<Fixture> {
             redis: None,
             sqlite_path: None,
             redis_group: None,
+            redis_url: None,
             dir: None,
         }),
         Kind::Sqlite => {
@@ -120,11 +181,16 @@ pub async fn make(kind: Kind, test: &str, shape: Shape) -> Option<Fixture> {
                 redis: None,
                 sqlite_path: Some(path),
                 redis_group: None,
+                redis_url: None,
                 dir: Some(dir),
             })
         }
-        Kind::Redis => {
-            let url = redis_url()?;
+        Kind::Redis | Kind::RedisCluster => {
+            let url = if kind == Kind::Redis {
+                redis_url()?
+            } else {
+                redis_cluster_url()?
+            };
             let group = unique(test);
             let q = Arc::new(
                 RedisStreamsQueue::connect(&url, redis_options(&group, shape))
@@ -137,6 +203,7 @@ pub async fn make(kind: Kind, test: &str, shape: Shape) -> Option<Fixture> {
                 redis: Some(q),
                 sqlite_path: None,
                 redis_group: Some(group),
+                redis_url: Some(url),
                 dir: None,
             })
         }

@@ -49,6 +49,10 @@ pub struct ConfigArgs {
     /// client certificate checking.
     #[arg(long, value_name = "FILE")]
     pub tls_client_ca: Option<String>,
+    /// Tenant groups (`[queue.tenant_groups]`) this process's workers take
+    /// batches from, comma-separated. [default: all]
+    #[arg(long, value_name = "A,B")]
+    pub queue_groups: Option<String>,
 }
 
 impl ConfigArgs {
@@ -68,6 +72,7 @@ impl ConfigArgs {
         add("tls.cert", "tls-cert", &self.tls_cert);
         add("tls.key", "tls-key", &self.tls_key);
         add("tls.client_ca", "tls-client-ca", &self.tls_client_ca);
+        add("queue.groups", "queue-groups", &self.queue_groups);
         Layers {
             file: self.config.clone(),
             env,

@@ -32,6 +32,7 @@ pub mod scrape;
 pub mod self_metrics;
 pub mod sinks;
 pub mod syslog;
+pub mod tenant_groups;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -252,6 +253,12 @@ async fn open_queue(
             );
             (Arc::new(MeteredQueue::new(DynQueue(sq.clone()))), Some(sq))
         }
+        Q::Redis(r) if !q.tenant_groups.is_empty() => (
+            tenant_groups::open(q, r, dead_letter)
+                .await
+                .map_err(open_err)?,
+            None,
+        ),
         Q::Redis(r) => {
             let rq = RedisStreamsQueue::connect(
                 &r.url,

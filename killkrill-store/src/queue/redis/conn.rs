@@ -54,6 +54,32 @@ pub(super) enum Connector {
     Cluster(ClusterClient),
 }
 
+/// The seed node URLs of a `redis+cluster://` or `rediss+cluster://` URL
+/// (`redis+cluster://[user:pass@]a:7000,b:7001[/]`), as `redis://` or
+/// `rediss://` URLs each with the credentials of the first; `None` for
+/// any other URL.
+pub fn cluster_nodes(url: &str) -> Option<Vec<String>> {
+    let (scheme, rest) = if let Some(r) = url.strip_prefix("redis+cluster://") {
+        ("redis", r)
+    } else if let Some(r) = url.strip_prefix("rediss+cluster://") {
+        ("rediss", r)
+    } else {
+        return None;
+    };
+    let rest = rest.trim_end_matches('/');
+    let (auth, hosts) = match rest.rsplit_once('@') {
+        Some((a, h)) => (format!("{a}@"), h),
+        None => (String::new(), rest),
+    };
+    Some(
+        hosts
+            .split(',')
+            .filter(|h| !h.is_empty())
+            .map(|h| format!("{scheme}://{auth}{h}"))
+            .collect(),
+    )
+}
+
 pub(super) fn rerr(what: &str, e: &RedisError) -> QueueError {
     let kind = if e.is_io_error()
         || e.is_timeout()
@@ -67,4 +93,25 @@ pub(super) fn rerr(what: &str, e: &RedisError) -> QueueError {
         ErrorKind::Permanent
     };
     backend(format!("redis queue: {what}: {e}"), kind)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cluster_nodes;
+
+    #[test]
+    fn cluster_urls_name_their_seed_nodes() {
+        assert_eq!(cluster_nodes("redis://127.0.0.1:6379"), None);
+        assert_eq!(
+            cluster_nodes("redis+cluster://127.0.0.1:7101"),
+            Some(vec!["redis://127.0.0.1:7101".to_owned()])
+        );
+        assert_eq!(
+            cluster_nodes("rediss+cluster://u:p@a:7000,b:7001/"),
+            Some(vec![
+                "rediss://u:p@a:7000".to_owned(),
+                "rediss://u:p@b:7001".to_owned()
+            ])
+        );
+    }
 }

@@ -56,6 +56,7 @@ mod conn;
 mod maintenance;
 mod options;
 
+pub use conn::cluster_nodes;
 use conn::{Conn, Connector, rerr};
 pub use options::RedisQueueOptions;
 
@@ -123,6 +124,8 @@ pub struct RedisStreamsQueue {
     consumer: String,
     connector: Connector,
     conn: Conn,
+    /// SHA1 of [`ADD_IF_ROOM`], for `EVALSHA`.
+    add_if_room_sha: String,
     /// Idle dedicated connections for blocking reads.
     blocking: Mutex<Vec<Conn>>,
     last_trim_ms: AtomicU64,
@@ -133,16 +136,26 @@ pub struct RedisStreamsQueue {
 }
 
 impl RedisStreamsQueue {
-    /// Connects to `url` (`redis://` or `rediss://`) and creates the
-    /// consumer group if it does not exist (with the stream).
+    /// Connects to `url` and creates the consumer group if it does not exist
+    /// (with the stream). `redis://` and `rediss://` (TLS) name one server
+    /// (or, with `opts.cluster`, one node of a cluster);
+    /// `redis+cluster://host:port[,host:port...]` and `rediss+cluster://...`
+    /// select the cluster client with those nodes as seeds.
     ///
     /// # Errors
     /// [`QueueError::Backend`] when the URL is invalid or Redis cannot be
     /// reached.
-    pub async fn connect(url: &str, opts: RedisQueueOptions) -> Result<Self, QueueError> {
+    pub async fn connect(url: &str, mut opts: RedisQueueOptions) -> Result<Self, QueueError> {
+        let nodes = match conn::cluster_nodes(url) {
+            Some(nodes) => {
+                opts.cluster = true;
+                nodes
+            }
+            None => vec![url.to_owned()],
+        };
         let connector = if opts.cluster {
             Connector::Cluster(
-                ClusterClient::builder(vec![url.to_owned()])
+                ClusterClient::builder(nodes)
                     .response_timeout(opts.command_timeout)
                     .connection_timeout(opts.command_timeout)
                     .build()
@@ -178,6 +191,7 @@ impl RedisStreamsQueue {
             consumer,
             connector,
             conn,
+            add_if_room_sha: String::new(),
             blocking: Mutex::new(Vec::new()),
             last_trim_ms: AtomicU64::new(now_ms()),
             last_reclaim_ms: AtomicU64::new(0),
@@ -185,7 +199,44 @@ impl RedisStreamsQueue {
             opts,
         };
         q.create_group().await?;
+        let mut q = q;
+        q.add_if_room_sha = redis::cmd("SCRIPT")
+            .arg("LOAD")
+            .arg(ADD_IF_ROOM)
+            .query_async(&mut q.conn.clone())
+            .await
+            .map_err(|e| rerr("SCRIPT LOAD", &e))?;
         Ok(q)
+    }
+
+    /// Runs [`ADD_IF_ROOM`] by its SHA1 (the 7 KB batch goes over the wire,
+    /// not the script too), and by its text where the server does not know
+    /// it (restarted, or another cluster node), which also caches it there.
+    async fn add_if_room(
+        &self,
+        conn: &mut Conn,
+        payload: &[u8],
+    ) -> Result<Option<String>, QueueError> {
+        let run = |cmd: &str, script: &str| {
+            let mut c = redis::cmd(cmd);
+            c.arg(script)
+                .arg(1)
+                .arg(&self.key)
+                .arg(self.opts.max_len)
+                .arg(payload);
+            c
+        };
+        match run("EVALSHA", &self.add_if_room_sha)
+            .query_async(conn)
+            .await
+        {
+            Ok(v) => Ok(v),
+            Err(e) if e.code() == Some("NOSCRIPT") => run("EVAL", ADD_IF_ROOM)
+                .query_async(conn)
+                .await
+                .map_err(|e| rerr("XADD", &e)),
+            Err(e) => Err(rerr("XADD", &e)),
+        }
     }
 
     /// The stream's key.
@@ -413,15 +464,7 @@ impl Queue for RedisStreamsQueue {
         let mut pause = Duration::from_millis(5);
         let mut conn = self.conn.clone();
         loop {
-            let added: Option<String> = redis::cmd("EVAL")
-                .arg(ADD_IF_ROOM)
-                .arg(1)
-                .arg(&self.key)
-                .arg(self.opts.max_len)
-                .arg(&payload[..])
-                .query_async(&mut conn)
-                .await
-                .map_err(|e| rerr("XADD", &e))?;
+            let added = self.add_if_room(&mut conn, &payload).await?;
             if added.is_some() {
                 return Ok(());
             }
