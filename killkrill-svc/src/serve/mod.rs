@@ -424,6 +424,7 @@ pub async fn start_with(
                 listeners_shutdown.clone(),
             ),
             auth: auth.clone(),
+            rollup_reads: http::prom::rollup_reads(&config),
         });
         let app = http::router_for(
             state,
