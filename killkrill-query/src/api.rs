@@ -255,7 +255,8 @@ async fn query(
     body: Bytes,
 ) -> Response {
     let p = params(&method, &headers, raw, &body);
-    reply(
+    let mut stats = None;
+    let resp = reply(
         async {
             let q = query_param(&p)?;
             let t = match p.get("time") {
@@ -264,7 +265,7 @@ async fn query(
             };
             let engine = st.engine_for(&ext)?;
             let started = std::time::Instant::now();
-            let v = engine.instant(q, t, timeout_param(&p)?).await;
+            let v = engine.instant_with_stats(q, t, timeout_param(&p)?).await;
             tracing::debug!(
                 query = q,
                 time_ms = t,
@@ -272,10 +273,25 @@ async fn query(
                 ok = v.is_ok(),
                 "promql instant query"
             );
-            Ok(value_json(&v?))
+            let (v, st) = v?;
+            stats = Some(st);
+            Ok(value_json(&v))
         }
         .await,
-    )
+    );
+    with_path(resp, stats)
+}
+
+/// The response header naming how the selectors were read: `rollup`,
+/// `raw`, `mixed` or `none` (see `docs/src/promql.md`, "Rollups").
+pub const QUERY_PATH_HEADER: &str = "x-killkrill-query-path";
+
+fn with_path(mut resp: Response, stats: Option<crate::engine::QueryStats>) -> Response {
+    if let Some(st) = stats {
+        resp.headers_mut()
+            .insert(QUERY_PATH_HEADER, HeaderValue::from_static(st.path()));
+    }
+    resp
 }
 
 async fn query_range(
@@ -287,7 +303,8 @@ async fn query_range(
     body: Bytes,
 ) -> Response {
     let p = params(&method, &headers, raw, &body);
-    reply(
+    let mut stats = None;
+    let resp = reply(
         async {
             let missing = |n: &str| QueryError::BadData(format!("invalid parameter \"{n}\": missing"));
             let start = parse_time("start", p.get("start").ok_or_else(|| missing("start"))?)?;
@@ -307,12 +324,17 @@ async fn query_range(
             let q = query_param(&p)?;
             let engine = st.engine_for(&ext)?;
             let started = std::time::Instant::now();
-            let v = engine.range(q, start, end, step, timeout_param(&p)?).await;
+            let v = engine
+                .range_with_stats(q, start, end, step, timeout_param(&p)?)
+                .await;
             tracing::debug!(query = q, start_ms = start, end_ms = end, step_ms = step, elapsed_ms = started.elapsed().as_millis() as u64, ok = v.is_ok(), "promql range query");
-            Ok(value_json(&v?))
+            let (v, st) = v?;
+            stats = Some(st);
+            Ok(value_json(&v))
         }
         .await,
-    )
+    );
+    with_path(resp, stats)
 }
 
 /// `start`/`end` of the metadata endpoints in nanoseconds. Absent bounds

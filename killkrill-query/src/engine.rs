@@ -97,6 +97,36 @@ pub(crate) struct Ctx {
     /// Points produced by subqueries so far, and the limit for them.
     pub sub_points: std::cell::Cell<usize>,
     pub max_samples: usize,
+    /// Selectors answered from rollups (for their covered steps), by key.
+    pub rollups: HashMap<usize, crate::rollup_plan::RollupData>,
+}
+
+/// How a query's selectors were read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueryStats {
+    /// Selectors answered from rollups at every evaluation time.
+    pub rollup_selectors: usize,
+    /// Selectors answered from rollups at some evaluation times and from
+    /// raw samples at the others (those after the rollups' coverage).
+    pub mixed_selectors: usize,
+    /// Selectors read from raw samples only.
+    pub raw_selectors: usize,
+}
+
+impl QueryStats {
+    /// `"rollup"`, `"mixed"`, `"raw"` or `"none"` (no selector).
+    pub fn path(&self) -> &'static str {
+        match (
+            self.rollup_selectors,
+            self.mixed_selectors,
+            self.raw_selectors,
+        ) {
+            (0, 0, 0) => "none",
+            (_, 0, 0) => "rollup",
+            (0, 0, _) => "raw",
+            _ => "mixed",
+        }
+    }
 }
 
 /// Sets the flag when dropped: the query's future was dropped before the
@@ -364,8 +394,21 @@ impl Engine {
         ts_ms: i64,
         timeout: Option<Duration>,
     ) -> Result<QueryValue, QueryError> {
+        Ok(self.instant_with_stats(query, ts_ms, timeout).await?.0)
+    }
+
+    /// As [`Engine::instant`], with how the selectors were read.
+    ///
+    /// # Errors
+    /// As [`Engine::instant`].
+    pub async fn instant_with_stats(
+        &self,
+        query: &str,
+        ts_ms: i64,
+        timeout: Option<Duration>,
+    ) -> Result<(QueryValue, QueryStats), QueryError> {
         let expr = Box::new(parse(query)?);
-        let (ctx, expr) = self.prepare(expr, ts_ms, ts_ms, timeout).await?;
+        let (ctx, expr, stats) = self.prepare(expr, ts_ms, ts_ms, 0, timeout).await?;
         let _cancel = CancelOnDrop(ctx.cancelled.clone());
         spawn_eval(move || {
             ctx.check_deadline()?;
@@ -383,6 +426,7 @@ impl Engine {
             })
         })
         .await
+        .map(|v| (v, stats))
     }
 
     /// Evaluates `query` at `start, start + step, ... <= end` (milliseconds) into a matrix.
@@ -397,6 +441,24 @@ impl Engine {
         step_ms: i64,
         timeout: Option<Duration>,
     ) -> Result<QueryValue, QueryError> {
+        Ok(self
+            .range_with_stats(query, start_ms, end_ms, step_ms, timeout)
+            .await?
+            .0)
+    }
+
+    /// As [`Engine::range`], with how the selectors were read.
+    ///
+    /// # Errors
+    /// As [`Engine::range`].
+    pub async fn range_with_stats(
+        &self,
+        query: &str,
+        start_ms: i64,
+        end_ms: i64,
+        step_ms: i64,
+        timeout: Option<Duration>,
+    ) -> Result<(QueryValue, QueryStats), QueryError> {
         if step_ms <= 0 {
             return Err(QueryError::BadData(
                 "zero or negative query resolution step widths are not accepted. Try a positive integer".to_string(),
@@ -425,8 +487,8 @@ impl Engine {
                 )));
             }
         }
-        let (ctx, expr) = self
-            .prepare(Box::new(expr), start_ms, end_ms, timeout)
+        let (ctx, expr, stats) = self
+            .prepare(Box::new(expr), start_ms, end_ms, step_ms, timeout)
             .await?;
         let max_samples = self.config.max_samples;
         let _cancel = CancelOnDrop(ctx.cancelled.clone());
@@ -464,6 +526,7 @@ impl Engine {
             Ok(QueryValue::Matrix(series))
         })
         .await
+        .map(|v| (v, stats))
     }
 
     async fn prepare(
@@ -471,8 +534,9 @@ impl Engine {
         expr: Box<Expr>,
         start: i64,
         end: i64,
+        step: i64,
         timeout: Option<Duration>,
-    ) -> Result<(Ctx, Box<Expr>), QueryError> {
+    ) -> Result<(Ctx, Box<Expr>, QueryStats), QueryError> {
         // Selector data is keyed by node address: the tree must not move
         // after planning, so its root lives on the heap.
         let timeout = timeout.map_or(self.config.timeout, |t| t.min(self.config.timeout));
@@ -486,6 +550,19 @@ impl Engine {
             sub_step: duration_ms(self.config.default_subquery_step),
         };
         plan(&expr, start, end, &env, &mut needs)?;
+        let mut candidates = HashMap::new();
+        crate::rollup_plan::candidates(&expr, &mut candidates);
+        let coverage = match self.source.rollups() {
+            Some(r) if !candidates.is_empty() => r.rollup_coverage().await?,
+            _ => None,
+        };
+        let steps = if step > 0 {
+            usize::try_from((end - start) / step + 1).unwrap_or(usize::MAX)
+        } else {
+            1
+        };
+        let mut stats = QueryStats::default();
+        let mut rollups = HashMap::new();
         let mut data = Fetched::new();
         let mut one_name = std::collections::HashSet::new();
         let mut samples = 0usize;
@@ -501,6 +578,67 @@ impl Engine {
                 )));
             }
             let sets = selector_matchers(need.vs)?;
+            let mut need = need;
+            let mut names: Vec<String> = Vec::new();
+            let wq = match (&coverage, candidates.get(&key(need.vs))) {
+                (Some(cov), Some(&range)) => crate::rollup_plan::window_query(
+                    cov,
+                    range,
+                    start - offset_ms(need.vs.offset.as_ref()),
+                    step,
+                    steps,
+                ),
+                _ => None,
+            };
+            if let (Some(wq), Some(src)) = (wq, self.source.rollups()) {
+                let mut got: Vec<crate::source::WindowSeries> = Vec::new();
+                for matchers in &sets {
+                    let remaining = deadline.saturating_duration_since(Instant::now());
+                    let res = tokio::time::timeout(remaining, src.select_windows(matchers, &wq))
+                        .await
+                        .map_err(|_| QueryError::Timeout {
+                            phase: "fetching rollups",
+                            timeout,
+                        })??;
+                    for s in res {
+                        if sets.len() > 1 && got.iter().any(|g| g.labels == s.labels) {
+                            continue;
+                        }
+                        got.push(s);
+                    }
+                }
+                series += got.len();
+                samples += got.iter().map(|s| s.windows.len()).sum::<usize>();
+                names.extend(got.iter().map(|s| {
+                    crate::labels::get(&s.labels, crate::labels::METRIC_NAME).to_string()
+                }));
+                rollups.insert(
+                    key(need.vs),
+                    crate::rollup_plan::RollupData {
+                        query: wq,
+                        series: got,
+                    },
+                );
+                if wq.steps >= steps {
+                    metrics::counter!("killkrill_query_selectors_total", "path" => "rollup")
+                        .increment(1);
+                    stats.rollup_selectors += 1;
+                    check_loaded(&self.config, series, samples)?;
+                    let first = names.first();
+                    if names.iter().all(|n| Some(n) == first) {
+                        one_name.insert(key(need.vs));
+                    }
+                    continue;
+                }
+                // The steps after the rollups' coverage read raw samples.
+                metrics::counter!("killkrill_query_selectors_total", "path" => "mixed")
+                    .increment(1);
+                stats.mixed_selectors += 1;
+                need.lo = need.lo.max(wq.time(wq.steps) - wq.range_ms);
+            } else {
+                metrics::counter!("killkrill_query_selectors_total", "path" => "raw").increment(1);
+                stats.raw_selectors += 1;
+            }
             let mut got: Vec<Series> = Vec::new();
             for matchers in &sets {
                 let fetch = self.source.select(
@@ -524,27 +662,13 @@ impl Engine {
             }
             series += got.len();
             samples += got.iter().map(|s| s.points.len()).sum::<usize>();
-            if series > self.config.max_series {
-                metrics::counter!("killkrill_query_limit_exceeded_total", "limit" => "max_series")
-                    .increment(1);
-                return Err(QueryError::TooManySeries {
-                    limit: self.config.max_series,
-                });
-            }
-            if samples > self.config.max_samples {
-                metrics::counter!("killkrill_query_limit_exceeded_total", "limit" => "max_samples")
-                    .increment(1);
-                return Err(QueryError::TooManySamples {
-                    limit: self.config.max_samples,
-                });
-            }
-            let first = got
-                .first()
-                .map(|s| crate::labels::get(&s.labels, crate::labels::METRIC_NAME));
-            if got
-                .iter()
-                .all(|s| Some(crate::labels::get(&s.labels, crate::labels::METRIC_NAME)) == first)
-            {
+            check_loaded(&self.config, series, samples)?;
+            names
+                .extend(got.iter().map(|s| {
+                    crate::labels::get(&s.labels, crate::labels::METRIC_NAME).to_string()
+                }));
+            let first = names.first();
+            if names.iter().all(|n| Some(n) == first) {
                 one_name.insert(key(need.vs));
             }
             data.insert(key(need.vs), got);
@@ -563,10 +687,31 @@ impl Engine {
                 sub_cache: std::cell::RefCell::new(HashMap::new()),
                 sub_points: std::cell::Cell::new(0),
                 max_samples: self.config.max_samples,
+                rollups,
             },
             expr,
+            stats,
         ))
     }
+}
+
+/// Refuses a query that loaded more series or samples than allowed.
+fn check_loaded(cfg: &EngineConfig, series: usize, samples: usize) -> Result<(), QueryError> {
+    if series > cfg.max_series {
+        metrics::counter!("killkrill_query_limit_exceeded_total", "limit" => "max_series")
+            .increment(1);
+        return Err(QueryError::TooManySeries {
+            limit: cfg.max_series,
+        });
+    }
+    if samples > cfg.max_samples {
+        metrics::counter!("killkrill_query_limit_exceeded_total", "limit" => "max_samples")
+            .increment(1);
+        return Err(QueryError::TooManySamples {
+            limit: cfg.max_samples,
+        });
+    }
+    Ok(())
 }
 
 /// Runs the CPU-bound evaluation off the async workers.
@@ -599,6 +744,7 @@ mod tests {
             sub_cache: std::cell::RefCell::new(HashMap::new()),
             sub_points: std::cell::Cell::new(0),
             max_samples: 1_000,
+            rollups: HashMap::new(),
         }
     }
 

@@ -417,6 +417,20 @@ fn for_each_range_value(
         RangeArg::Selector(ms) => {
             let hi = ctx.ref_time(&ms.vs, ts);
             let lo = hi - duration_ms(ms.range);
+            if let Some(r) = ctx.rollups.get(&crate::engine::key(&ms.vs))
+                && r.covers(hi)
+            {
+                for s in &r.series {
+                    let Ok(i) = s.windows.binary_search_by_key(&hi, |w| w.0) else {
+                        continue;
+                    };
+                    any = true;
+                    if let Some(v) = crate::rollup_plan::value(name, &s.windows[i].1) {
+                        f(&s.labels, v);
+                    }
+                }
+                return Ok(any);
+            }
             for s in ctx.series(&ms.vs) {
                 let w = window(&s.points, lo, hi);
                 if w.is_empty() {

@@ -21,14 +21,18 @@ mod histogram;
 mod labels;
 pub mod params;
 mod range_functions;
+mod rollup_plan;
 mod source;
 mod subquery;
 mod value;
 
-pub use api::{API_PATHS, ApiState, SourceFactory, router, routes};
-pub use engine::{Engine, EngineConfig, parse};
+pub use api::{API_PATHS, ApiState, QUERY_PATH_HEADER, SourceFactory, router, routes};
+pub use engine::{Engine, EngineConfig, QueryStats, parse};
 pub use error::{ErrorKind, QueryError};
 pub use functions::supported as supported_functions;
 pub use labels::{Labels, METRIC_NAME, MatchOp, Matcher, parse_selector};
-pub use source::{MemorySource, SampleSource, Series};
+pub use source::{
+    MemorySource, RollupCoverage, RollupSource, SampleSource, Series, WindowAggregate, WindowQuery,
+    WindowSeries,
+};
 pub use value::{QueryValue, Sample, format_float, is_stale, stale_nan};

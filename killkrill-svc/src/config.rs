@@ -631,6 +631,12 @@ pub struct QueryConfig {
     pub tail_grace_secs: u64,
     /// A comment line is sent after this much silence, seconds.
     pub tail_heartbeat_secs: u64,
+    /// Answer `count/sum/min/max/avg/last_over_time` from the stored
+    /// rollups when the range and step fall on rollup window edges (see
+    /// `docs/src/promql.md`, "Rollups"). Used only when `[rollups]` is
+    /// enabled with `late_samples = "aggregate"` (the default), so every
+    /// stored sample is in a rollup. Default `true`.
+    pub rollup_reads: bool,
 }
 
 impl Default for QueryConfig {
@@ -648,6 +654,7 @@ impl Default for QueryConfig {
             tail_poll_ms: 1_000,
             tail_grace_secs: 5,
             tail_heartbeat_secs: 15,
+            rollup_reads: true,
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The read API of `killkrill serve` over real HTTP on 127.0.0.1 against
-//! SQLite (and PostgreSQL when `KILLKRILL_TEST_POSTGRES_URL` is set): log
+//! SQLite (and PostgreSQL / MySQL when `KILLKRILL_TEST_POSTGRES_URL` /
+//! `KILLKRILL_TEST_MYSQL_URL` are set): log
 //! search with every filter and pagination under concurrent writes, volume,
 //! live tail (new records, slow-client disconnect), the Prometheus API and
 //! the native metric query over samples written to the store, every limit,
@@ -18,7 +19,7 @@ use killkrill_core::event::{
     Tenant, Timestamp,
 };
 use killkrill_core::storage::{LogStore, MetricStore};
-use killkrill_store::{DbType, Store, StoreConfig};
+use killkrill_store::{Store, StoreConfig};
 use killkrill_svc::config::ServeConfig;
 use killkrill_svc::serve::{ServeHandle, StartOptions};
 use serde_json::Value;
@@ -364,6 +365,12 @@ async fn volume_counts_per_bucket_and_severity() {
     )
     .saturating_add_nanos(-3_600 * NANOS_PER_SEC);
     write_logs(&h.store, sixty(&t, base)).await;
+    check_volume(addr, base).await;
+    h.shutdown().await;
+}
+
+/// Volume over `sixty` records written at `base` (a whole minute).
+async fn check_volume(addr: SocketAddr, base: Timestamp) {
     let start = enc(&base.to_string());
     let end = enc(&base.saturating_add_nanos(60 * NANOS_PER_SEC).to_string());
     let v = get_json(
@@ -399,7 +406,6 @@ async fn volume_counts_per_bucket_and_severity() {
     let r = get(addr, "/api/v1/logs/volume?start=-10d&step=1s").await;
     assert_eq!(r.status, 422, "{}", r.text());
     assert_eq!(r.json()["limit"], "query.max_buckets");
-    h.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1076,29 +1082,17 @@ async fn promtool_queries_serve() {
     h.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn read_api_on_postgres() {
-    let Ok(url) = std::env::var("KILLKRILL_TEST_POSTGRES_URL") else {
-        eprintln!("skipping: KILLKRILL_TEST_POSTGRES_URL is not set");
-        return;
-    };
-    use sqlx::Connection;
-    let n = Timestamp::now().as_nanos() as u64 ^ (u64::from(std::process::id()) << 40);
-    let schema = format!("kk_query_{n:x}");
-    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    let sep = if url.contains('?') { '&' } else { '?' };
-    let scoped = format!("{url}{sep}options=-c%20search_path%3D{schema}");
+/// The read-API assertions of the SQLite tests (every log filter, the
+/// volume, the Prometheus API and the native metric query) with the store
+/// on `store`.
+async fn read_api_on(store: StoreConfig) {
     let dir = tempfile::tempdir().unwrap();
     let mut c = base_config();
     c.data_dir = dir.path().to_path_buf();
     let h = support::start_with(
         c,
         StartOptions {
-            store: Some(StoreConfig::from_url(DbType::Postgres, scoped)),
+            store: Some(store),
             metric_sink: None,
             queue: None,
             ..Default::default()
@@ -1108,19 +1102,36 @@ async fn read_api_on_postgres() {
     .unwrap();
     let addr = h.http.unwrap();
     let t = tenant();
-    let base = Timestamp::from_nanos(Timestamp::now().as_nanos() / NANOS_PER_SEC * NANOS_PER_SEC)
-        .saturating_add_nanos(-3_600 * NANOS_PER_SEC);
+    let base = Timestamp::from_nanos(
+        Timestamp::now().as_nanos() / (60 * NANOS_PER_SEC) * 60 * NANOS_PER_SEC,
+    )
+    .saturating_add_nanos(-3_600 * NANOS_PER_SEC);
     write_logs(&h.store, sixty(&t, base)).await;
     write_logs(&h.store, sixty(&Tenant::new("other").unwrap(), base)).await;
     check_filters(addr, base).await;
+    check_volume(addr, base).await;
     let end = Timestamp::now().as_nanos() / NANOS_PER_SEC / 60 * 60;
     write_metrics(&h.store, &t, end).await;
     check_prometheus(addr, end).await;
     h.shutdown().await;
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-        .execute(&mut conn)
-        .await
-        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_api_on_postgres() {
+    let Some(db) = support::postgres_db("kk_query").await else {
+        return;
+    };
+    read_api_on(db.config.clone()).await;
+    db.drop_db().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_api_on_mysql() {
+    let Some(db) = support::mysql_db("kk_query").await else {
+        return;
+    };
+    read_api_on(db.config.clone()).await;
+    db.drop_db().await;
 }
 
 /// `(path, methods)` of every `.route(...)` in a source file.

@@ -479,6 +479,7 @@ pub async fn start_with(
             auth: auth.clone(),
             license: license.clone(),
             oidc: oidc.clone(),
+            rollup_reads: http::prom::rollup_reads(&config),
         });
         let app = http::router_for(
             state,

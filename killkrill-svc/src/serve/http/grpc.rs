@@ -372,11 +372,10 @@ impl GrpcQuery {
     fn engine(&self, tenant: Tenant) -> Engine {
         let q = &self.s.query;
         Engine::new(
-            Arc::new(super::prom::StoreSource::new(
-                self.s.store.clone(),
-                tenant,
-                q.max_series,
-            )),
+            Arc::new(
+                super::prom::StoreSource::new(self.s.store.clone(), tenant, q.max_series)
+                    .with_rollups(self.s.rollup_reads.clone()),
+            ),
             super::prom::engine_config(q),
         )
     }

@@ -26,6 +26,7 @@ mod metrics_ingest;
 mod openapi;
 mod ops;
 pub mod prom;
+mod prom_rollups;
 mod query_logs;
 mod query_metrics;
 pub mod read_params;
@@ -83,6 +84,9 @@ pub struct AppState {
     pub license: Arc<crate::license::Licensing>,
     /// Single sign-on, when `[oidc] enabled`.
     pub oidc: Option<Arc<crate::oidc::Oidc>>,
+    /// Rollup widths PromQL may read (empty: raw samples only); see
+    /// [`prom::rollup_reads`].
+    pub rollup_reads: Vec<killkrill_core::aggregate::Resolution>,
 }
 
 /// The route groups, each with the permission its routes need.

@@ -5,16 +5,13 @@
 //! puts the caller into the request's extensions; [`TenantSources`] builds
 //! the source from it and refuses (fails closed) a request without one.
 //!
-//! Samples: PromQL reads **raw samples** (`select_samples`), always. The
-//! store's rollups are windowed summaries (count, sum, min, max, first,
-//! last, counter increase, sketch) whose window edges are `[w, w + res)`,
-//! while PromQL windows are `(t - range, t]` at arbitrary `t`: answering
-//! `*_over_time` or `rate` from rollups is exact only when every window
-//! edge falls on a rollup edge and no sample sits on an edge, which the
-//! engine cannot know in advance. So the Prometheus API stays exact (and
-//! comparable with a real Prometheus), and rollups are served by the native
-//! `GET /api/v1/metrics` with an explicit `resolution` (see
-//! `query_metrics.rs` and `docs/src/query.md`).
+//! Samples: PromQL reads raw samples (`select_samples`), except where
+//! killkrill-query's rollup planner asks for window aggregates
+//! (`count/sum/min/max/avg/last_over_time` with range, step and times on
+//! rollup window edges): those come from the stored rollups, merged per
+//! evaluation window in [`super::prom_rollups`] together with the samples
+//! that sit exactly on the window's right edge. Which path a query took is
+//! the `x-killkrill-query-path` response header.
 
 use std::sync::Arc;
 
@@ -56,7 +53,7 @@ fn range(start_ns: i64, end_ns: i64) -> TimeRange {
     )
 }
 
-fn source_error(e: &killkrill_core::storage::StoreError) -> QueryError {
+pub(super) fn source_error(e: &killkrill_core::storage::StoreError) -> QueryError {
     tracing::warn!(error = %e, "metric store read failed");
     match e.kind() {
         killkrill_core::storage::ErrorKind::Invalid => QueryError::BadData(e.to_string()),
@@ -75,9 +72,11 @@ pub(super) fn labels_of(name: &str, l: &killkrill_core::event::Labels) -> Labels
 
 /// One tenant's samples in the store.
 pub struct StoreSource {
-    store: Store,
-    tenant: Tenant,
-    max_series: usize,
+    pub(super) store: Store,
+    pub(super) tenant: Tenant,
+    pub(super) max_series: usize,
+    /// Rollup widths PromQL may read (empty: raw samples only).
+    pub(super) rollups: Vec<killkrill_core::aggregate::Resolution>,
 }
 
 impl StoreSource {
@@ -88,8 +87,48 @@ impl StoreSource {
             store,
             tenant,
             max_series,
+            rollups: Vec::new(),
         }
     }
+
+    /// Lets PromQL read the rollups of these widths (see [`rollup_reads`]).
+    #[must_use]
+    pub fn with_rollups(mut self, resolutions: Vec<killkrill_core::aggregate::Resolution>) -> Self {
+        self.rollups = resolutions;
+        self
+    }
+
+    /// Refuses a selector matching more than `max_series` series (counted).
+    pub(super) fn check_series(&self, n: usize) -> Result<(), QueryError> {
+        if n > self.max_series {
+            metrics::counter!("killkrill_query_limit_exceeded_total", "limit" => "max_series")
+                .increment(1);
+            return Err(QueryError::TooManySeries {
+                limit: self.max_series,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The rollup widths PromQL may read under `config`: the configured
+/// resolutions when `query.rollup_reads` is on and `[rollups]` stores
+/// every sample (enabled, `late_samples = "aggregate"`); none otherwise.
+pub fn rollup_reads(
+    config: &crate::config::ServeConfig,
+) -> Vec<killkrill_core::aggregate::Resolution> {
+    let r = &config.rollups;
+    if !config.query.rollup_reads
+        || !r.enabled
+        || r.aggregate.late_samples != killkrill_core::aggregate::LatePolicy::Aggregate
+    {
+        return Vec::new();
+    }
+    r.aggregate
+        .resolutions
+        .iter()
+        .filter_map(|d| killkrill_core::aggregate::Resolution::new(d.0))
+        .collect()
 }
 
 #[async_trait]
@@ -110,13 +149,7 @@ impl SampleSource for StoreSource {
             .await
             .map_err(|e| source_error(&e))?
             .len();
-        if n > self.max_series {
-            metrics::counter!("killkrill_query_limit_exceeded_total", "limit" => "max_series")
-                .increment(1);
-            return Err(QueryError::TooManySeries {
-                limit: self.max_series,
-            });
-        }
+        self.check_series(n)?;
         let got = self
             .store
             .select_samples(&self.tenant, &ms, r)
@@ -183,12 +216,17 @@ impl SampleSource for StoreSource {
             .await
             .map_err(|e| source_error(&e))
     }
+
+    fn rollups(&self) -> Option<&dyn killkrill_query::RollupSource> {
+        (!self.rollups.is_empty()).then_some(self as &dyn killkrill_query::RollupSource)
+    }
 }
 
 /// Builds a [`StoreSource`] for the [`Caller`] in a request's extensions.
 pub struct TenantSources {
     store: Store,
     max_series: usize,
+    rollups: Vec<killkrill_core::aggregate::Resolution>,
 }
 
 impl SourceFactory for TenantSources {
@@ -197,11 +235,10 @@ impl SourceFactory for TenantSources {
             tracing::error!("Prometheus API request without a caller: refused");
             QueryError::Source("no caller identity on the request".to_owned())
         })?;
-        Ok(Arc::new(StoreSource::new(
-            self.store.clone(),
-            caller.tenant.clone(),
-            self.max_series,
-        )))
+        Ok(Arc::new(
+            StoreSource::new(self.store.clone(), caller.tenant.clone(), self.max_series)
+                .with_rollups(self.rollups.clone()),
+        ))
     }
 }
 
@@ -229,6 +266,7 @@ pub fn routes(state: &Arc<AppState>) -> axum::Router<Arc<AppState>> {
         Arc::new(TenantSources {
             store: state.store.clone(),
             max_series: state.query.max_series,
+            rollups: state.rollup_reads.clone(),
         }),
         engine_config(&state.query),
     );
