@@ -120,7 +120,10 @@ pub fn handshake_failure_reason(e: &std::io::Error) -> &'static str {
             PeerIncompatible::SupportedVersionsExtensionRequired
             | PeerIncompatible::Tls12NotOffered
             | PeerIncompatible::Tls12NotOfferedOrEnabled
-            | PeerIncompatible::Tls13RequiredForQuic,
+            | PeerIncompatible::Tls13RequiredForQuic
+            // A TLS 1.0/1.1 ClientHello has no signature_algorithms
+            // extension; rustls refuses on that before the version.
+            | PeerIncompatible::SignatureAlgorithmsExtensionRequired,
         ) => "protocol_version",
         E::NoCertificatesPresented => "no_client_certificate",
         E::InvalidCertificate(_) => "bad_certificate",
