@@ -103,8 +103,11 @@ pub struct ServeConfig {
     /// and so does the first admin, whose tenant's admins manage every
     /// tenant. HTTP callers write to and read from their own tenant.
     pub tenant: String,
-    /// TLS certificate and key.
+    /// TLS certificate and key of the syslog TLS listener (`[tls]`).
     pub tls: TlsConfig,
+    /// TLS of the HTTP listener, which also carries gRPC (`[http_tls]`):
+    /// when `cert` and `key` are set the HTTP port speaks only HTTPS.
+    pub http_tls: TlsConfig,
     /// HTTP ingest.
     pub http_ingest: HttpIngestConfig,
     /// HTTP connection limits.
@@ -149,6 +152,7 @@ impl Default for ServeConfig {
             syslog_tls: local(6514),
             tenant: "default".to_owned(),
             tls: TlsConfig::default(),
+            http_tls: TlsConfig::default(),
             http_ingest: HttpIngestConfig::default(),
             http_server: HttpServerConfig::default(),
             syslog: SyslogConfig::default(),
@@ -201,8 +205,24 @@ pub struct TlsConfig {
     pub cert: Option<PathBuf>,
     /// Private key (PKCS#8, PKCS#1 or SEC1).
     pub key: Option<PathBuf>,
-    /// When set, clients must present a certificate signed by one of these CAs.
+    /// When set, client certificates are checked against these CAs.
     pub client_ca: Option<PathBuf>,
+    /// With `client_ca`: `required` (default) refuses a client without a
+    /// certificate at the handshake; `optional` accepts one without, but
+    /// still refuses a certificate that does not verify.
+    pub client_auth: ClientAuth,
+}
+
+/// Whether a TLS listener with a `client_ca` insists on a client
+/// certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientAuth {
+    /// No certificate, no connection.
+    #[default]
+    Required,
+    /// A certificate is verified when presented.
+    Optional,
 }
 
 /// HTTP ingest limits.
@@ -245,6 +265,10 @@ pub struct HttpServerConfig {
     pub http2_keep_alive_interval_ms: u64,
     /// ...and a peer that does not answer one within this many ms is gone.
     pub http2_keep_alive_timeout_ms: u64,
+    /// With `[http_tls]`: a TLS handshake must finish within this many ms,
+    /// or the connection is closed and counted in
+    /// `killkrill_http_tls_handshake_failures_total{reason="timeout"}`.
+    pub tls_handshake_timeout_ms: u64,
 }
 
 impl Default for HttpServerConfig {
@@ -256,6 +280,7 @@ impl Default for HttpServerConfig {
             idle_timeout_ms: 120_000,
             http2_keep_alive_interval_ms: 30_000,
             http2_keep_alive_timeout_ms: 20_000,
+            tls_handshake_timeout_ms: 10_000,
         }
     }
 }
@@ -861,7 +886,8 @@ impl ServeConfig {
                 return Err(err(key, format!("cannot read {}: {e}", f.display())));
             }
         }
-        let positive: [(&str, u64); 21] = [
+        self.validate_http_tls(origins)?;
+        let positive: [(&str, u64); 22] = [
             ("query.max_range_secs", self.query.max_range_secs),
             ("query.default_limit", self.query.default_limit as u64),
             ("query.max_limit", self.query.max_limit as u64),
@@ -883,6 +909,10 @@ impl ServeConfig {
             (
                 "http_server.max_connections",
                 self.http_server.max_connections as u64,
+            ),
+            (
+                "http_server.tls_handshake_timeout_ms",
+                self.http_server.tls_handshake_timeout_ms,
             ),
             (
                 "http_ingest.max_body_bytes",
@@ -1037,6 +1067,61 @@ impl ServeConfig {
         &self,
     ) -> Result<TransformChain, killkrill_core::transform::ConfigError> {
         TransformChain::build("transforms", &self.transforms, &BuildContext::from_system())
+    }
+
+    /// `[http_tls]`: cert and key together, `client_ca` and `client_auth`
+    /// only with them, every file readable.
+    fn validate_http_tls(&self, origins: &BTreeMap<String, Origin>) -> Result<(), ConfigError> {
+        let err = |key: &str, problem: String| ConfigError {
+            key: key.to_owned(),
+            origin: origin_of(origins, key),
+            problem,
+        };
+        let t = &self.http_tls;
+        match (&t.cert, &t.key) {
+            (Some(_), None) => {
+                return Err(err(
+                    "http_tls.key",
+                    "missing: http_tls.cert is set, so http_tls.key must be too".into(),
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(err(
+                    "http_tls.cert",
+                    "missing: http_tls.key is set, so http_tls.cert must be too".into(),
+                ));
+            }
+            (None, None) if t.client_ca.is_some() => {
+                return Err(err(
+                    "http_tls.client_ca",
+                    "set without http_tls.cert and http_tls.key".into(),
+                ));
+            }
+            _ => {}
+        }
+        if t.client_ca.is_none() && origins.contains_key("http_tls.client_auth") {
+            return Err(err(
+                "http_tls.client_auth",
+                "set without http_tls.client_ca (the CAs client certificates must chain to)".into(),
+            ));
+        }
+        for (key, file) in [
+            ("http_tls.cert", &t.cert),
+            ("http_tls.key", &t.key),
+            ("http_tls.client_ca", &t.client_ca),
+        ] {
+            if let Some(f) = file
+                && let Err(e) = std::fs::metadata(f)
+            {
+                return Err(err(key, format!("cannot read {}: {e}", f.display())));
+            }
+        }
+        Ok(())
+    }
+
+    /// True when the HTTP listener speaks TLS (`[http_tls]` cert and key).
+    pub fn http_tls_enabled(&self) -> bool {
+        self.http_tls.cert.is_some() && self.http_tls.key.is_some()
     }
 
     /// True when the TLS listener runs.

@@ -13,6 +13,7 @@ import datetime as _dt
 import gzip as _gzip
 import json
 import math
+import ssl as _ssl
 import time as _time
 from dataclasses import dataclass, field
 from typing import (
@@ -757,3 +758,32 @@ def tail_request(filters: List[Tuple[str, str]]) -> Tuple[str, List[Tuple[str, s
         filters,
         {"Accept": "text/event-stream", "Cache-Control": "no-cache"},
     )
+
+
+def tls_context(
+    ssl_context: Optional[_ssl.SSLContext],
+    ca_file: Optional[str],
+    verify: bool,
+    client_cert: Optional[str],
+    client_key: Optional[str],
+) -> Optional[_ssl.SSLContext]:
+    """The TLS context of an ``https://`` client: ``ssl_context`` as given,
+    else the system's default trust store, or only the CAs of ``ca_file``
+    (PEM) when set; ``verify=False`` turns certificate and host name checks
+    off (testing only); ``client_cert`` (PEM, with the key unless
+    ``client_key`` names it) is presented for mTLS. ``None`` when nothing
+    was asked for (the default context is made on first use)."""
+    if ssl_context is not None:
+        if ca_file or not verify or client_cert:
+            raise ValueError("pass either ssl_context or ca_file/verify/client_cert, not both")
+        return ssl_context
+    if ca_file is None and verify and client_cert is None:
+        return None
+    ctx = _ssl.create_default_context(cafile=ca_file)
+    ctx.minimum_version = _ssl.TLSVersion.TLSv1_2
+    if not verify:
+        ctx.check_hostname = False
+        ctx.verify_mode = _ssl.CERT_NONE
+    if client_cert is not None:
+        ctx.load_cert_chain(client_cert, client_key)
+    return ctx

@@ -2,6 +2,7 @@
 (re-exported from ``killkrill``) and the helpers both clients share."""
 
 import datetime as _dt
+import ssl
 from dataclasses import dataclass
 from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
@@ -161,3 +162,11 @@ class PageState:
     def took(self, page: Tuple[List[LogRecordDict], Optional[str]]) -> List[LogRecordDict]: ...
 
 def tail_request(filters: List[Tuple[str, str]]) -> Tuple[str, List[Tuple[str, str]], Dict[str, str]]: ...
+
+def tls_context(
+    ssl_context: Optional[ssl.SSLContext],
+    ca_file: Optional[str],
+    verify: bool,
+    client_cert: Optional[str],
+    client_key: Optional[str],
+) -> Optional[ssl.SSLContext]: ...

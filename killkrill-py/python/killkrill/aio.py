@@ -204,11 +204,15 @@ class AsyncClient:
         headers: Optional[Mapping[str, str]] = None,
         ssl_context: Optional[ssl.SSLContext] = None,
         batch_size: int = _api.DEFAULT_BATCH_SIZE,
+        ca_file: Optional[str] = None,
+        verify: bool = True,
+        client_cert: Optional[str] = None,
+        client_key: Optional[str] = None,
     ) -> None:
         self._endpoint = Endpoint.parse(url)
         self._headers = _api.base_headers(self._endpoint, api_key, headers)
         self._timeout = timeout
-        self._ssl = ssl_context
+        self._ssl = _api.tls_context(ssl_context, ca_file, verify, client_cert, client_key)
         self._batch_size = batch_size
         self._idle: List[_Conn] = []
         self._closed = False

@@ -22,6 +22,10 @@ class AsyncClient:
         headers: Optional[Mapping[str, str]] = None,
         ssl_context: Optional[ssl.SSLContext] = None,
         batch_size: int = ...,
+        ca_file: Optional[str] = None,
+        verify: bool = True,
+        client_cert: Optional[str] = None,
+        client_key: Optional[str] = None,
     ) -> None: ...
     async def __aenter__(self) -> AsyncClient: ...
     async def __aexit__(self, *exc: Any) -> None: ...

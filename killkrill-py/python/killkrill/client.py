@@ -35,7 +35,11 @@ class Client:
     ``url`` is the HTTP listener (``http://host:port``, optionally with a
     path prefix behind a proxy); ``api_key`` is sent as
     ``Authorization: Bearer <key>``; ``timeout`` (seconds) bounds connecting
-    and each read. Thread-safe; use it as a context manager or call
+    and each read. For ``https://``: ``ca_file`` (PEM) trusts only those
+    CAs (a private CA, the server's self-signed certificate), ``verify=False``
+    turns verification off (testing only), ``client_cert``/``client_key``
+    (PEM) are presented when the server asks for a client certificate
+    (mTLS); or pass a ready ``ssl_context``. Thread-safe; use it as a context manager or call
     :meth:`close`.
     """
 
@@ -48,11 +52,15 @@ class Client:
         headers: Optional[Mapping[str, str]] = None,
         ssl_context: Optional[ssl.SSLContext] = None,
         batch_size: int = _api.DEFAULT_BATCH_SIZE,
+        ca_file: Optional[str] = None,
+        verify: bool = True,
+        client_cert: Optional[str] = None,
+        client_key: Optional[str] = None,
     ) -> None:
         self._endpoint = Endpoint.parse(url)
         self._headers = _api.base_headers(self._endpoint, api_key, headers)
         self._timeout = timeout
-        self._ssl = ssl_context
+        self._ssl = _api.tls_context(ssl_context, ca_file, verify, client_cert, client_key)
         self._batch_size = batch_size
         self._idle: List[http.client.HTTPConnection] = []
         self._lock = threading.Lock()

@@ -23,6 +23,10 @@ class Client:
         headers: Optional[Mapping[str, str]] = None,
         ssl_context: Optional[ssl.SSLContext] = None,
         batch_size: int = ...,
+        ca_file: Optional[str] = None,
+        verify: bool = True,
+        client_cert: Optional[str] = None,
+        client_key: Optional[str] = None,
     ) -> None: ...
     def __enter__(self) -> Client: ...
     def __exit__(self, *exc: Any) -> None: ...

@@ -53,6 +53,20 @@ pub struct ConfigArgs {
     /// batches from, comma-separated. [default: all]
     #[arg(long, value_name = "A,B")]
     pub queue_groups: Option<String>,
+    /// HTTPS on the HTTP listener (and gRPC over TLS): certificate chain
+    /// (PEM). With --http-tls-key the port speaks only TLS.
+    #[arg(long, value_name = "FILE")]
+    pub http_tls_cert: Option<String>,
+    /// HTTPS on the HTTP listener: private key (PEM).
+    #[arg(long, value_name = "FILE")]
+    pub http_tls_key: Option<String>,
+    /// CA bundle (PEM) that HTTP/gRPC client certificates must chain to
+    /// (mTLS).
+    #[arg(long, value_name = "FILE")]
+    pub http_tls_client_ca: Option<String>,
+    /// With --http-tls-client-ca: "required" (default) or "optional".
+    #[arg(long, value_name = "MODE")]
+    pub http_tls_client_auth: Option<String>,
 }
 
 impl ConfigArgs {
@@ -73,6 +87,18 @@ impl ConfigArgs {
         add("tls.key", "tls-key", &self.tls_key);
         add("tls.client_ca", "tls-client-ca", &self.tls_client_ca);
         add("queue.groups", "queue-groups", &self.queue_groups);
+        add("http_tls.cert", "http-tls-cert", &self.http_tls_cert);
+        add("http_tls.key", "http-tls-key", &self.http_tls_key);
+        add(
+            "http_tls.client_ca",
+            "http-tls-client-ca",
+            &self.http_tls_client_ca,
+        );
+        add(
+            "http_tls.client_auth",
+            "http-tls-client-auth",
+            &self.http_tls_client_auth,
+        );
         Layers {
             file: self.config.clone(),
             env,
@@ -124,6 +150,16 @@ pub fn check_config(args: &ConfigArgs, mut out: impl Write, mut err: impl Write)
     };
     if cfg.tls_enabled()
         && let Err(e) = crate::serve::syslog::server_config(&cfg.tls)
+    {
+        let _ = writeln!(err, "killkrill: configuration: {e}");
+        return ExitCode::from(2);
+    }
+    if cfg.http_tls_enabled()
+        && let Err(e) = crate::serve::tls::server_config(
+            &cfg.http_tls,
+            "http_tls",
+            crate::serve::tls::HTTP_ALPN,
+        )
     {
         let _ = writeln!(err, "killkrill: configuration: {e}");
         return ExitCode::from(2);

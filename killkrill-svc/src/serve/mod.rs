@@ -33,6 +33,7 @@ pub mod self_metrics;
 pub mod sinks;
 pub mod syslog;
 pub mod tenant_groups;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -74,7 +75,7 @@ pub enum StartError {
     Store(#[from] killkrill_core::storage::StoreError),
     /// The TLS files are unusable.
     #[error(transparent)]
-    Tls(#[from] syslog::tls_error::TlsError),
+    Tls(#[from] tls::TlsError),
     /// Another problem with the configuration.
     #[error("{0}")]
     Config(String),
@@ -318,6 +319,15 @@ pub async fn start_with(
     } else {
         None
     };
+    let http_tls = if config.http_tls_enabled() && config.http.get().is_some() {
+        Some(tls::server_config(
+            &config.http_tls,
+            "http_tls",
+            tls::HTTP_ALPN,
+        )?)
+    } else {
+        None
+    };
     let store_cfg = options
         .store
         .unwrap_or_else(|| StoreConfig::sqlite(&config.data_dir));
@@ -492,6 +502,7 @@ pub async fn start_with(
             l,
             app,
             config.http_server.clone(),
+            http_tls.map(tokio_rustls::TlsAcceptor::from),
             listeners_shutdown.clone(),
         )));
     }

@@ -21,6 +21,7 @@ pub mod authn;
 mod caller;
 mod error;
 pub mod grpc;
+mod grpc_status;
 mod logs;
 mod metrics_ingest;
 mod openapi;
@@ -174,6 +175,7 @@ pub fn router_for(state: Arc<AppState>, wanted: RouteGroups) -> Router {
     public
         .layer(DefaultBodyLimit::disable())
         .layer(map_response(error::json_errors))
+        .layer(map_response(grpc_status::grpc_errors))
         .with_state(state)
 }
 

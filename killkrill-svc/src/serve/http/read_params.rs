@@ -81,6 +81,10 @@ impl Params {
                     format!("longer than {MAX_PARAM_BYTES} bytes"),
                 ));
             }
+            // PostgreSQL refuses NUL in text: bad input, not a store error.
+            if v.contains('\0') || k.contains('\0') {
+                return Err(bad_param(endpoint, &k, "contains a NUL byte"));
+            }
             let ok = known.iter().any(|name| {
                 if let Some(prefix) = name.strip_suffix('*') {
                     k.starts_with(prefix) && k.len() > prefix.len()

@@ -20,6 +20,16 @@
 //! finish the request in hand (hyper's graceful shutdown) and returns when
 //! they have.
 
+//!
+//! With `[http_tls]` the listener speaks only TLS (rustls, TLS 1.2 minimum,
+//! ALPN `h2` and `http/1.1`, so gRPC clients reach the same routes over
+//! TLS). The handshake must finish within
+//! `http_server.tls_handshake_timeout_ms`; a failed or timed-out handshake
+//! closes the connection and is counted in
+//! `killkrill_http_tls_handshake_failures_total{reason}` (see
+//! [`crate::serve::tls::handshake_failure_reason`]). After the handshake the
+//! same header deadline applies to the first decrypted bytes.
+
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -33,8 +43,11 @@ use hyper::body::{Frame, SizeHint};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use killkrill_core::pipeline::Shutdown;
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
 use tower::ServiceExt;
 
 use crate::config::HttpServerConfig;
@@ -58,6 +71,10 @@ pub const IDLE_CLOSED: &str = "killkrill_http_connections_idle_closed_total";
 /// file descriptor and a task; beyond this the process limit, not the cap,
 /// would decide.
 pub const MAX_CONNECTIONS_LIMIT: usize = 65_536;
+/// TLS handshakes on the HTTP listener that failed (`reason`: `timeout`,
+/// `not_tls`, `protocol_version`, `no_client_certificate`,
+/// `bad_certificate`, `closed`, `other`).
+pub const TLS_HANDSHAKE_FAILURES: &str = "killkrill_http_tls_handshake_failures_total";
 
 impl HttpServerConfig {
     /// Checks the bounds the generic "greater than 0" check does not.
@@ -102,8 +119,10 @@ pub async fn serve(
     listener: TcpListener,
     app: Router,
     cfg: HttpServerConfig,
+    tls: Option<TlsAcceptor>,
     mut shutdown: Shutdown,
 ) {
+    let handshake_timeout = Duration::from_millis(cfg.tls_handshake_timeout_ms);
     let slots = Arc::new(Semaphore::new(
         cfg.max_connections.clamp(1, MAX_CONNECTIONS_LIMIT),
     ));
@@ -180,17 +199,20 @@ pub async fn serve(
         let alive = conns_alive.clone();
         let mut conn_shutdown = shutdown.clone();
         metrics::gauge!(OPEN_CONNECTIONS).increment(1.0);
+        let tls = tls.clone();
         tokio::spawn(async move {
-            // hyper reads the first bytes (HTTP/1 or the HTTP/2 preface)
-            // without a deadline: a client that sends nothing must not
-            // hold a connection slot for longer than the header timeout.
-            if !first_bytes(&stream, header_timeout).await {
-                metrics::counter!(SILENT_CONNECTIONS).increment(1);
+            let io = match tls {
+                None => plain(stream, header_timeout).await,
+                Some(acceptor) => {
+                    tls_accept(stream, &acceptor, handshake_timeout, header_timeout).await
+                }
+            };
+            let Some(io) = io else {
                 metrics::gauge!(OPEN_CONNECTIONS).decrement(1.0);
                 drop(permit);
                 return;
-            }
-            let conn = builder.serve_connection(TokioIo::new(stream), svc);
+            };
+            let conn = builder.serve_connection(TokioIo::new(io), svc);
             let mut conn = std::pin::pin!(conn);
             let mut closing = false;
             let result = loop {
@@ -238,14 +260,204 @@ pub async fn serve(
     }
 }
 
+const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Reads (at most `within`) until the decrypted stream tells HTTP/1 from
+/// HTTP/2, as [`first_bytes`] does on a plain socket. `None` when it sent
+/// nothing in time or closed.
+async fn first_tls_bytes(tls: &mut TlsStream<TcpStream>, within: Duration) -> Option<Vec<u8>> {
+    let deadline = tokio::time::Instant::now() + within;
+    let mut buf = Vec::with_capacity(PREFACE.len());
+    let mut chunk = [0u8; 24];
+    loop {
+        let want = PREFACE.len() - buf.len();
+        match tokio::time::timeout_at(deadline, tls.read(&mut chunk[..want])).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return None,
+            Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
+        }
+        if buf.len() >= PREFACE.len() || buf[..] != PREFACE[..buf.len()] {
+            return Some(buf);
+        }
+    }
+}
+
+/// A TLS stream whose first bytes were already read: they are read again
+/// first.
+struct Prefixed {
+    prefix: Vec<u8>,
+    pos: usize,
+    inner: TlsStream<TcpStream>,
+}
+
+impl AsyncRead for Prefixed {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        if self.pos < self.prefix.len() {
+            let n = (self.prefix.len() - self.pos).min(buf.remaining());
+            let start = self.pos;
+            buf.put_slice(&self.prefix[start..start + n]);
+            self.pos += n;
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Prefixed {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+
+/// A connection's byte stream: plain TCP, or TLS with its first decrypted
+/// bytes read again first.
+enum Io {
+    Plain(TcpStream),
+    Tls(Box<Prefixed>),
+}
+
+/// A plain TCP connection once it has sent its first bytes (HTTP/1.1 or
+/// HTTP/2 prior knowledge); `None` (counted) when it stayed silent.
+async fn plain(stream: TcpStream, header_timeout: Duration) -> Option<Io> {
+    // hyper reads the first bytes (HTTP/1 or the HTTP/2 preface) without a
+    // deadline: a client that sends nothing must not hold a connection
+    // slot for longer than the header timeout.
+    if !first_bytes(&stream, header_timeout).await {
+        metrics::counter!(SILENT_CONNECTIONS).increment(1);
+        return None;
+    }
+    Some(Io::Plain(stream))
+}
+
+/// A TLS connection: the handshake under its deadline, then the first
+/// decrypted bytes under the header deadline (HTTP/1.1 or HTTP/2, whichever
+/// ALPN chose; hyper tells them apart by the preface). `None` (counted) on
+/// a failed handshake or silence.
+async fn tls_accept(
+    stream: TcpStream,
+    acceptor: &TlsAcceptor,
+    handshake_timeout: Duration,
+    header_timeout: Duration,
+) -> Option<Io> {
+    let peer = stream.peer_addr().ok();
+    let mut tls = match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            let reason = crate::serve::tls::handshake_failure_reason(&e);
+            metrics::counter!(TLS_HANDSHAKE_FAILURES, "reason" => reason).increment(1);
+            tracing::info!(?peer, reason, error = %e, "HTTP TLS handshake failed");
+            return None;
+        }
+        Err(_) => {
+            metrics::counter!(TLS_HANDSHAKE_FAILURES, "reason" => "timeout").increment(1);
+            tracing::info!(?peer, "HTTP TLS handshake timed out");
+            return None;
+        }
+    };
+    let Some(prefix) = first_tls_bytes(&mut tls, header_timeout).await else {
+        metrics::counter!(SILENT_CONNECTIONS).increment(1);
+        return None;
+    };
+    Some(Io::Tls(Box::new(Prefixed {
+        prefix,
+        pos: 0,
+        inner: tls,
+    })))
+}
+
+impl AsyncRead for Io {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Io::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Io {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Io::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Io::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Io::Plain(s) => s.is_write_vectored(),
+            Io::Tls(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Io::Plain(s) => Pin::new(s).poll_flush(cx),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Io::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
 /// How long shutdown waits for the requests in hand.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 /// Waits (at most `within`) until the connection has sent enough to tell
 /// HTTP/1 from HTTP/2: a first byte that is not the HTTP/2 preface, or the
 /// whole 24-byte preface. `false` when it sent nothing in time or closed.
-async fn first_bytes(stream: &tokio::net::TcpStream, within: Duration) -> bool {
-    const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+async fn first_bytes(stream: &TcpStream, within: Duration) -> bool {
     let deadline = tokio::time::Instant::now() + within;
     let mut buf = [0u8; 24];
     loop {

@@ -15,7 +15,6 @@
 //! `killkrill_syslog_dropped_messages_total{reason="queue_full"}`.
 
 mod stream;
-mod tls;
 mod udp;
 
 use std::sync::Arc;
@@ -28,18 +27,22 @@ use killkrill_core::syslog::{Mode, ParseOptions, SyslogParser};
 use metrics::counter;
 
 pub use stream::run_stream_listener;
-pub use tls::server_config;
-/// The TLS configuration error.
-pub mod tls_error {
-    pub use super::tls::TlsError;
-}
 pub use udp::{bind_udp, run_udp};
 
 use super::ingest::Ingest;
 use super::self_metrics::{
     SYSLOG_BAD_FRAMES, SYSLOG_DROPPED, SYSLOG_MESSAGES, SYSLOG_PARSE_ERRORS,
 };
-use crate::config::SyslogConfig;
+use crate::config::{SyslogConfig, TlsConfig};
+
+/// The syslog TLS listener's server configuration (`[tls]`, no ALPN; the
+/// loading is shared with the HTTP listener, see [`super::tls`]).
+///
+/// # Errors
+/// [`super::tls::TlsError`] naming the key and file.
+pub fn server_config(cfg: &TlsConfig) -> Result<Arc<rustls::ServerConfig>, super::tls::TlsError> {
+    super::tls::server_config(cfg, "tls", &[])
+}
 
 /// What every syslog listener shares.
 pub struct SyslogCtx {
