@@ -265,6 +265,12 @@ impl DecodedBlock {
             + dict(&self.source)
     }
 
+    /// The decompressed frame (every column's bytes; strings stored raw).
+    #[inline]
+    pub fn frame(&self) -> &[u8] {
+        &self.frame
+    }
+
     /// Number of records.
     pub fn len(&self) -> usize {
         self.ts.len()
