@@ -155,6 +155,18 @@ impl CompiledFilter {
         if self.fields.is_empty() && self.tokens.is_empty() {
             return Ok(true);
         }
+        // Exact pre-check before tokenising or decoding fields: a token that
+        // can only come from stored text must occur in the record's message
+        // or field bytes (see `block_may_match`).
+        if !self.tokens.is_empty() {
+            let msg = b.message(i).unwrap_or_default();
+            let fb = b.field_bytes(i);
+            if self.tokens.iter().any(|t| {
+                frame_checkable(t) && !contains_ascii_ci(msg, t) && !contains_ascii_ci(fb, t)
+            }) {
+                return Ok(false);
+            }
+        }
         let mut found: u64 = 0;
         let all: u64 = if self.tokens.is_empty() {
             0
