@@ -81,6 +81,9 @@ pub struct Store {
     pub(crate) blocks: BlockOptions,
     pub(crate) token_cache: std::sync::Arc<crate::logs::token_cache::TokenCache>,
     pub(crate) decoded_cache: std::sync::Arc<crate::logs::token_cache::DecodedCache>,
+    /// Half the decoded-block budget (`logs.decoded_cache_mb`): ≈37 KB
+    /// per 4,096-record block, so 64 MiB holds ≈1,800 blocks' columns.
+    pub(crate) times_cache: std::sync::Arc<crate::logs::token_cache::TimesCache>,
     pub(crate) series_cache: std::sync::Arc<crate::metrics::series_cache::SeriesCache>,
 }
 
@@ -135,6 +138,9 @@ impl Store {
         let decoded_cache = std::sync::Arc::new(crate::logs::token_cache::DecodedCache::new(
             cfg.logs.decoded_cache_mb.saturating_mul(1 << 20),
         ));
+        let times_cache = std::sync::Arc::new(crate::logs::token_cache::TimesCache::new(
+            cfg.logs.decoded_cache_mb.saturating_mul(1 << 19),
+        ));
         Ok(Store {
             backend,
             dialect: Dialect(cfg.db_type),
@@ -142,6 +148,7 @@ impl Store {
             blocks,
             token_cache,
             decoded_cache,
+            times_cache,
             series_cache: std::sync::Arc::new(crate::metrics::series_cache::SeriesCache::new(
                 SERIES_CACHE_ENTRIES,
             )),

@@ -4,8 +4,17 @@
 //!
 //! ```text
 //! cargo bench -p killkrill-svc --bench query_api -- [--records N] [--series N]
-//!     [--connections N] [--seconds S] [--dir PATH]
+//!     [--connections N] [--seconds S] [--dir PATH] [--keep] [--auth on|off]
+//!     [--wrk] [--cases recent,host,...] [--skip-metrics] [--postgres URL]
 //! ```
+//! `--keep` leaves the store in `--dir` and reuses it on the next run when
+//! it holds the same number of records (a 10,000,000-record store takes
+//! minutes to build: build it once). `--auth on` (the default) sends the
+//! bootstrap API key on every request, the real path; `--auth off` runs the
+//! server in development mode. `--wrk` also drives each case with `wrk`
+//! (Debian package `wrk`) beside the in-process client. `--postgres URL`
+//! stores in PostgreSQL instead of SQLite (the database must be empty or
+//! hold this bench's data).
 //! Every number is reported with a baseline measured in the same run:
 //! log pages against `GET /healthz` (the HTTP floor) and against the same
 //! query run in-process on the store (the engine floor); the PromQL range
@@ -18,7 +27,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use killkrill_core::event::{Labels, MetricSample, NANOS_PER_SEC, Severity, Tenant, Timestamp};
-use killkrill_core::logquery::{LogFilter, LogQuery, Order, query_logs};
+use killkrill_core::logquery::{LogFilter, LogQuery, Order, VolumeQuery, query_logs, query_volume};
 use killkrill_core::storage::{LabelMatcher, LogStore, MetricStore, TimeRange};
 use killkrill_store::{Store, StoreConfig};
 use killkrill_svc::config::{ListenAddr, ServeConfig};
@@ -37,7 +46,17 @@ struct Args {
     connections: usize,
     seconds: f64,
     dir: std::path::PathBuf,
+    keep: bool,
+    auth: bool,
+    wrk: bool,
+    cases: Option<Vec<String>>,
+    skip_metrics: bool,
+    postgres: Option<String>,
 }
+
+/// The `Authorization` header line (with CRLF) sent on every request, or
+/// empty with `--auth off`.
+static AUTH_HEADER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
 fn args() -> Args {
     let mut a = Args {
@@ -46,6 +65,12 @@ fn args() -> Args {
         connections: 8,
         seconds: 5.0,
         dir: std::env::temp_dir().join(format!("killkrill-query-bench-{}", std::process::id())),
+        keep: false,
+        auth: true,
+        wrk: false,
+        cases: None,
+        skip_metrics: false,
+        postgres: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -56,6 +81,12 @@ fn args() -> Args {
             "--connections" => a.connections = v().parse().expect("number"),
             "--seconds" => a.seconds = v().parse().expect("number"),
             "--dir" => a.dir = v().into(),
+            "--keep" => a.keep = true,
+            "--auth" => a.auth = v() != "off",
+            "--wrk" => a.wrk = true,
+            "--skip-metrics" => a.skip_metrics = true,
+            "--postgres" => a.postgres = Some(v()),
+            "--cases" => a.cases = Some(v().split(',').map(str::to_owned).collect()),
             "--bench" => {}
             other => panic!("unknown argument {other}"),
         }
@@ -74,7 +105,8 @@ fn pct(v: &mut [Duration], p: f64) -> f64 {
 
 /// One keep-alive GET; returns the status and body length.
 async fn get(s: &mut TcpStream, buf: &mut Vec<u8>, path: &str) -> (u16, usize) {
-    let req = format!("GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n");
+    let auth = AUTH_HEADER.get().map_or("", String::as_str);
+    let req = format!("GET {path} HTTP/1.1\r\nHost: bench\r\n{auth}\r\n");
     s.write_all(req.as_bytes()).await.unwrap();
     buf.clear();
     let mut tmp = [0u8; 65_536];
@@ -158,13 +190,15 @@ async fn load(
     }
 }
 
+/// One in-process query of a case (the engine floor: no HTTP, no JSON).
+type EngineQuery = Arc<
+    dyn Fn(Store, usize) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
+        + Send
+        + Sync,
+>;
+
 /// The same queries in-process on the store, `connections` at once.
-async fn engine_load(
-    store: &Store,
-    connections: usize,
-    seconds: f64,
-    q: Arc<dyn Fn(usize) -> LogQuery + Send + Sync>,
-) -> Load {
+async fn engine_load(store: &Store, connections: usize, seconds: f64, q: EngineQuery) -> Load {
     let counter = Arc::new(AtomicUsize::new(0));
     let deadline = Instant::now() + Duration::from_secs_f64(seconds);
     let mut tasks = Vec::new();
@@ -174,10 +208,8 @@ async fn engine_load(
             let mut lat = Vec::new();
             while Instant::now() < deadline {
                 let i = counter.fetch_add(1, Ordering::Relaxed);
-                let query = q(i);
                 let t = Instant::now();
-                let page = query_logs(&store as &dyn LogStore, &query).await.unwrap();
-                std::hint::black_box(page);
+                q(store.clone(), i).await;
                 lat.push(t.elapsed());
             }
             lat
@@ -195,6 +227,97 @@ async fn engine_load(
         p99: pct(&mut all, 0.99),
         bytes: 0.0,
     }
+}
+
+/// The engine query of `case`.
+fn engine_query(case: &'static str, tenant: Tenant) -> EngineQuery {
+    Arc::new(move |store: Store, i: usize| {
+        let tenant = tenant.clone();
+        Box::pin(async move {
+            let range = TimeRange::new(Timestamp::from_nanos(T0), Timestamp::from_nanos(T0 + DAY));
+            if case == "volume 24 h" {
+                let q = VolumeQuery {
+                    tenant,
+                    range,
+                    filter: LogFilter::default(),
+                    step_nanos: VOLUME_STEP_SECS * NANOS_PER_SEC,
+                };
+                std::hint::black_box(query_volume(&store as &dyn LogStore, &q).await.unwrap());
+            } else {
+                let q = LogQuery {
+                    tenant,
+                    range,
+                    filter: filter(case, i),
+                    order: Order::NewestFirst,
+                    limit: 100,
+                    cursor: None,
+                };
+                std::hint::black_box(query_logs(&store as &dyn LogStore, &q).await.unwrap());
+            }
+        })
+    })
+}
+
+/// Bucket width of the volume case (what the API picks by default for a
+/// day: about 100 buckets).
+const VOLUME_STEP_SECS: i64 = 900;
+
+/// Runs `wrk` on `case` (paths cycled by a Lua script); `None` when `wrk`
+/// is not installed or its output does not parse.
+fn wrk_load(
+    addr: SocketAddr,
+    connections: usize,
+    seconds: f64,
+    case: &str,
+    dir: &std::path::Path,
+) -> Option<Load> {
+    let paths: Vec<String> = (0..80).map(|i| path_of(case, i)).collect();
+    let mut lua = String::from("local paths = {\n");
+    for p in &paths {
+        lua.push_str(&format!("  \"{p}\",\n"));
+    }
+    lua.push_str("}\nlocal i = 0\n");
+    if let Some(h) = AUTH_HEADER.get().filter(|h| !h.is_empty()) {
+        let v = h.trim_end().trim_start_matches("Authorization: ");
+        lua.push_str(&format!("wrk.headers[\"Authorization\"] = \"{v}\"\n"));
+    }
+    lua.push_str(
+        "request = function()\n  i = i + 1\n  return wrk.format(\"GET\", paths[(i % #paths) + 1])\nend\n",
+    );
+    lua.push_str("done = function(summary, latency, requests)\n  io.write(string.format(\"KK %d %d %d %d %d\\n\", summary.requests, summary.duration, latency:percentile(50), latency:percentile(99), summary.bytes))\n  io.write(string.format(\"KKERR %d %d\\n\", summary.errors.status, summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))\nend\n");
+    let script = dir.join("bench.lua");
+    std::fs::write(&script, lua).ok()?;
+    let out = std::process::Command::new("wrk")
+        .args([
+            "-t2",
+            &format!("-c{connections}"),
+            &format!("-d{}s", seconds.ceil() as u64),
+            "-s",
+        ])
+        .arg(&script)
+        .arg(format!("http://{addr}"))
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().find_map(|l| l.strip_prefix("KK "))?;
+    let v: Vec<f64> = line.split(' ').filter_map(|x| x.parse().ok()).collect();
+    let errs = text
+        .lines()
+        .find_map(|l| l.strip_prefix("KKERR "))
+        .unwrap_or("?");
+    assert!(
+        errs == "0 0",
+        "wrk saw errors (non-2xx, socket) for {case}: {errs}\n{text}"
+    );
+    let [n, us, p50, p99, bytes] = v[..] else {
+        return None;
+    };
+    Some(Load {
+        rps: n / (us / 1e6),
+        p50: p50 / 1e3,
+        p99: p99 / 1e3,
+        bytes: bytes / n.max(1.0),
+    })
 }
 
 fn filter(case: &str, i: usize) -> LogFilter {
@@ -226,6 +349,13 @@ fn filter(case: &str, i: usize) -> LogFilter {
 }
 
 fn path_of(case: &str, i: usize) -> String {
+    if case == "volume 24 h" {
+        return format!(
+            "/api/v1/logs/volume?start={}&end={}&step={VOLUME_STEP_SECS}s",
+            T0 / NANOS_PER_SEC,
+            (T0 + DAY) / NANOS_PER_SEC
+        );
+    }
     let f = filter(case, i);
     let mut p = format!(
         "/api/v1/logs?start={}&end={}&limit=100",
@@ -268,11 +398,24 @@ async fn run(a: Args) {
         a.seconds,
         std::thread::available_parallelism().map_or(0, usize::from)
     );
-    // Build the store.
-    let store = Store::open(StoreConfig::sqlite(&a.dir)).await.unwrap();
+    // Build the store (or reuse one a `--keep` run left).
+    let store_cfg = || match &a.postgres {
+        Some(url) => StoreConfig::from_url(killkrill_store::DbType::Postgres, url.clone()),
+        None => StoreConfig::sqlite(&a.dir),
+    };
+    let marker = a.dir.join("bench-records.txt");
+    let built = std::fs::read_to_string(&marker).ok() == Some(a.records.to_string());
+    let store = Store::open(store_cfg()).await.unwrap();
     let t = Instant::now();
     let chunk = 250_000;
-    let mut start = 0;
+    let mut start = if built { a.records } else { 0 };
+    if built {
+        println!(
+            "reusing the store in {} ({} records)",
+            a.dir.display(),
+            a.records
+        );
+    }
     while start < a.records {
         let n = chunk.min(a.records - start);
         let recs = generate(n, start, a.records, 11 + start as u64, &tenant);
@@ -280,17 +423,21 @@ async fn run(a: Args) {
         store.write_blocks(&blocks).await.unwrap();
         start += n;
     }
-    println!(
-        "built the log store: {} records in {:.1} s",
-        a.records,
-        t.elapsed().as_secs_f64()
-    );
+    if !built {
+        println!(
+            "built the log store: {} records in {:.1} s ({:.0} records/s)",
+            a.records,
+            t.elapsed().as_secs_f64(),
+            a.records as f64 / t.elapsed().as_secs_f64()
+        );
+    }
     // Metrics: counters x{job, instance} every 15 s over 24 h + 10 min.
     let end_s = (T0 + DAY) / NANOS_PER_SEC;
     let start_s = end_s - 86_400 - 600;
     let t = Instant::now();
     let mut total = 0usize;
-    for group in (0..a.series).collect::<Vec<_>>().chunks(50) {
+    let series = if built || a.skip_metrics { 0 } else { a.series };
+    for group in (0..series).collect::<Vec<_>>().chunks(50) {
         let mut v = Vec::new();
         for &s in group {
             let rate = 1.0 + (s % 7) as f64;
@@ -317,6 +464,9 @@ async fn run(a: Args) {
         t.elapsed().as_secs_f64()
     );
     store.close().await;
+    if a.keep {
+        std::fs::write(&marker, a.records.to_string()).unwrap();
+    }
 
     let any = ListenAddr::on(SocketAddr::from(([127, 0, 0, 1], 0)));
     let mut c = ServeConfig {
@@ -332,20 +482,38 @@ async fn run(a: Args) {
     c.query.max_range_secs = 400 * 86_400;
     c.query.max_points = 100_000_000;
     c.query.timeout_ms = 600_000;
-    // Measured without authentication (development mode), as the numbers in
-    // docs/src/benchmarks/query.md were; with an API key each request adds
-    // one indexed key lookup.
-    c.auth.mode = killkrill_svc::auth::AuthMode::Disabled;
+    // `--auth off`: development mode (no credentials); otherwise every
+    // request carries the bootstrap API key, as a real client's would.
+    if !a.auth {
+        c.auth.mode = killkrill_svc::auth::AuthMode::Disabled;
+    }
     let h = serve::start_with(
         c,
         StartOptions {
-            store: Some(StoreConfig::sqlite(&a.dir)),
+            store: Some(store_cfg()),
             ..StartOptions::default()
         },
     )
     .await
     .unwrap();
     let addr = h.http.unwrap();
+    if a.auth {
+        let creds = match &h.bootstrap {
+            Some((c, _)) => c.clone(),
+            None => killkrill_svc::auth::bootstrap::BootstrapCredentials::read(&a.dir).unwrap(),
+        };
+        AUTH_HEADER
+            .set(format!("Authorization: Bearer {}\r\n", creds.api_key))
+            .unwrap();
+    }
+    println!(
+        "auth: {}",
+        if a.auth {
+            "API key on every request"
+        } else {
+            "off"
+        }
+    );
     let store = h.store.clone();
 
     let base = load(
@@ -362,14 +530,22 @@ async fn run(a: Args) {
     println!(
         "| case | HTTP req/s | p50 | p99 | bytes/resp | engine in-process req/s (p99) | HTTP / engine | HTTP / healthz |"
     );
-    for case in [
+    let all_cases = [
         "recent",
         "host",
         "severity >= err",
         "err on one host",
         "full-text",
         "rare token",
-    ] {
+        "volume 24 h",
+    ];
+    for case in all_cases {
+        if a.cases
+            .as_ref()
+            .is_some_and(|c| !c.iter().any(|x| x == case))
+        {
+            continue;
+        }
         let http = load(
             addr,
             a.connections,
@@ -377,19 +553,11 @@ async fn run(a: Args) {
             Arc::new(move |i| path_of(case, i)),
         )
         .await;
-        let t2 = tenant.clone();
         let eng = engine_load(
             &store,
             a.connections,
             a.seconds,
-            Arc::new(move |i| LogQuery {
-                tenant: t2.clone(),
-                range: TimeRange::new(Timestamp::from_nanos(T0), Timestamp::from_nanos(T0 + DAY)),
-                filter: filter(case, i),
-                order: Order::NewestFirst,
-                limit: 100,
-                cursor: None,
-            }),
+            engine_query(case, tenant.clone()),
         )
         .await;
         println!(
@@ -403,6 +571,32 @@ async fn run(a: Args) {
             http.rps / eng.rps,
             http.rps / base.rps
         );
+        if a.wrk {
+            let dir = a.dir.clone();
+            let w = tokio::task::spawn_blocking(move || {
+                wrk_load(addr, a.connections, a.seconds, case, &dir)
+            })
+            .await
+            .unwrap();
+            match w {
+                Some(w) => println!(
+                    "| {case} (wrk) | {:.0} | {:.2} ms | {:.2} ms | {:.0} | | | {:.3} |",
+                    w.rps,
+                    w.p50,
+                    w.p99,
+                    w.bytes,
+                    w.rps / base.rps
+                ),
+                None => println!("| {case} (wrk) | wrk not run (not installed?) |"),
+            }
+        }
+    }
+    if a.skip_metrics || built {
+        h.shutdown().await;
+        if !a.keep {
+            let _ = std::fs::remove_dir_all(&a.dir);
+        }
+        return;
     }
 
     // PromQL: sum by (job) (rate(x[5m])) over 24 h at 1 min.
@@ -445,5 +639,7 @@ async fn run(a: Args) {
         p / r
     );
     h.shutdown().await;
-    let _ = std::fs::remove_dir_all(&a.dir);
+    if !a.keep {
+        let _ = std::fs::remove_dir_all(&a.dir);
+    }
 }

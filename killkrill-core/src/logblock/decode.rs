@@ -265,6 +265,24 @@ impl DecodedBlock {
             + dict(&self.source)
     }
 
+    /// The decompressed frame (every column's bytes; strings stored raw).
+    #[inline]
+    pub fn frame(&self) -> &[u8] {
+        &self.frame
+    }
+
+    /// The encoded structured data and attributes of record `i` (the
+    /// fields column is the frame's last; string values are stored raw).
+    #[inline]
+    pub fn field_bytes(&self, i: usize) -> &[u8] {
+        let start = self.fields[i] as usize;
+        let end = self
+            .fields
+            .get(i + 1)
+            .map_or(self.frame.len(), |&e| e as usize);
+        &self.frame[start..end]
+    }
+
     /// Number of records.
     pub fn len(&self) -> usize {
         self.ts.len()

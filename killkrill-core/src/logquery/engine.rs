@@ -212,6 +212,9 @@ fn collect(
         block: id,
         source,
     };
+    if !filter.block_may_match(block) {
+        return Ok(());
+    }
     let mut taken = 0;
     // Records in a block are sorted by (timestamp, id) ascending: walk them
     // in result order so the walk can stop after `want` matches.

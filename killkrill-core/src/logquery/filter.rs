@@ -120,6 +120,19 @@ impl CompiledFilter {
                 .is_none_or(|x| s.sources.all_equal(x))
     }
 
+    /// Whether block `b` may hold a full-text match at all (false:
+    /// certainly not). Exact pruning for bloom false positives: a token
+    /// found in a message, a structured-data value or a string attribute is
+    /// stored in the frame as it is, so its bytes occur in the frame
+    /// (ASCII case folded, as the tokenizer folds). Tokens that can also come
+    /// from the text of a number, boolean or null attribute (stored binary)
+    /// are not checked this way.
+    pub fn block_may_match(&self, b: &DecodedBlock) -> bool {
+        self.tokens
+            .iter()
+            .all(|t| !frame_checkable(t) || contains_ascii_ci(b.frame(), t))
+    }
+
     /// Whether record `i` of `b` matches (time range is checked by the caller).
     ///
     /// # Errors
@@ -141,6 +154,18 @@ impl CompiledFilter {
         }
         if self.fields.is_empty() && self.tokens.is_empty() {
             return Ok(true);
+        }
+        // Exact pre-check before tokenising or decoding fields: a token that
+        // can only come from stored text must occur in the record's message
+        // or field bytes (see `block_may_match`).
+        if !self.tokens.is_empty() {
+            let msg = b.message(i).unwrap_or_default();
+            let fb = b.field_bytes(i);
+            if self.tokens.iter().any(|t| {
+                frame_checkable(t) && !contains_ascii_ci(msg, t) && !contains_ascii_ci(fb, t)
+            }) {
+                return Ok(false);
+            }
         }
         let mut found: u64 = 0;
         let all: u64 = if self.tokens.is_empty() {
@@ -200,5 +225,63 @@ impl CompiledFilter {
                 }
             }
         });
+    }
+}
+
+/// Whether `token` can only come from stored text (see
+/// [`CompiledFilter::block_may_match`]): not digits and `e` only (integer
+/// and float text, `1e21`), and not `null`, `true`, `false`, `nan`, `inf`.
+fn frame_checkable(token: &[u8]) -> bool {
+    !token.is_empty()
+        && !token.iter().all(|&b| b.is_ascii_digit() || b == b'e')
+        && !matches!(token, b"null" | b"true" | b"false" | b"nan" | b"inf")
+}
+
+/// Whether `hay` contains `needle` (lower case) with ASCII case folded.
+fn contains_ascii_ci(hay: &[u8], needle: &[u8]) -> bool {
+    let Some((&first, rest)) = needle.split_first() else {
+        return true;
+    };
+    let upper = first.to_ascii_uppercase();
+    let mut from = 0;
+    while from + needle.len() <= hay.len() {
+        let found = if upper == first {
+            memchr::memchr(first, &hay[from..])
+        } else {
+            memchr::memchr2(first, upper, &hay[from..])
+        };
+        let Some(k) = found else { return false };
+        let at = from + k;
+        match hay.get(at + 1..at + needle.len()) {
+            Some(s) if s.eq_ignore_ascii_case(rest) => return true,
+            Some(_) => from = at + 1,
+            None => return false,
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod frame_tests {
+    use super::*;
+
+    #[test]
+    fn case_insensitive_containment() {
+        assert!(contains_ascii_ci(b"an ERROR here", b"error"));
+        assert!(contains_ascii_ci(b"xx zebraCorn", b"zebracorn"));
+        assert!(!contains_ascii_ci(b"zebracor", b"zebracorn"));
+        assert!(!contains_ascii_ci(b"", b"a"));
+        assert!(contains_ascii_ci(b"a", b"a"));
+        assert!(contains_ascii_ci(b"Q1 q2", b"q2"));
+    }
+
+    #[test]
+    fn numeric_tokens_are_not_checked() {
+        assert!(!frame_checkable(b"42"));
+        assert!(!frame_checkable(b"1e21"));
+        assert!(!frame_checkable(b"true"));
+        assert!(!frame_checkable(b"nan"));
+        assert!(frame_checkable(b"zebracorn"));
+        assert!(frame_checkable(b"17ms"));
     }
 }

@@ -19,7 +19,7 @@ use super::filter::CompiledFilter;
 use super::scan::SummaryScan;
 use super::{LogFilter, QueryError};
 use crate::event::{Tenant, Timestamp};
-use crate::logblock::{BlockSummary, DecodedBlock, decode_times};
+use crate::logblock::{BlockSummary, DecodedBlock};
 use crate::storage::{LogStore, ScanOrder, TimeRange};
 
 /// Most buckets one volume query may ask for.
@@ -190,6 +190,33 @@ async fn decode_into(
     }
     let ids: Vec<_> = batch.iter().map(|s| s.id).collect();
     batch.clear();
+    if filter.needs_only_severity() {
+        // Only time and severity matter: the store's (cacheable) two
+        // columns, not the whole block.
+        let times = store.block_times(&q.tenant, &ids).await?;
+        if times.len() != ids.len() {
+            return Ok(false);
+        }
+        let max = filter.min_severity_code();
+        for (id, t) in times {
+            let t = t.map_err(|source| QueryError::Corrupt {
+                tenant: q.tenant.to_string(),
+                block: id,
+                source,
+            })?;
+            out.blocks_decoded += 1;
+            let (ts, sev) = &*t;
+            for (&t, &s) in ts.iter().zip(sev) {
+                let t = Timestamp::from_nanos(t);
+                if q.range.contains(t) && max.is_none_or(|m| s <= m) {
+                    let b = &mut buckets[bucket_of(t)];
+                    b.by_severity[usize::from(s)] += 1;
+                    b.total += 1;
+                }
+            }
+        }
+        return Ok(true);
+    }
     let payloads = store.block_payloads(&q.tenant, &ids).await?;
     if payloads.len() != ids.len() {
         return Ok(false);
@@ -201,20 +228,6 @@ async fn decode_into(
             source,
         };
         out.blocks_decoded += 1;
-        if filter.needs_only_severity() {
-            // Only time and severity matter: skip the other columns.
-            let (ts, sev) = decode_times(&payload).map_err(corrupt)?;
-            let max = filter.min_severity_code();
-            for (t, s) in ts.into_iter().zip(sev) {
-                let t = Timestamp::from_nanos(t);
-                if q.range.contains(t) && max.is_none_or(|m| s <= m) {
-                    let b = &mut buckets[bucket_of(t)];
-                    b.by_severity[usize::from(s)] += 1;
-                    b.total += 1;
-                }
-            }
-            continue;
-        }
         let block = DecodedBlock::decode(&q.tenant, &payload).map_err(corrupt)?;
         for i in 0..block.len() {
             let t = block.timestamp(i);

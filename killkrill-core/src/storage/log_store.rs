@@ -11,6 +11,13 @@ use crate::logblock::{BlockError, BlockId, BlockSummary, DecodedBlock, EncodedBl
 /// A decoded block, or why its payload did not decode.
 pub type DecodedResult = Result<Arc<DecodedBlock>, BlockError>;
 
+/// A block's timestamps and severity codes, record order (what the volume
+/// histogram reads from a block its summary cannot answer).
+pub type BlockTimes = (Vec<i64>, Vec<u8>);
+
+/// [`BlockTimes`] of one block, or why it did not decode.
+pub type TimesResult = Result<Arc<BlockTimes>, BlockError>;
+
 /// Which end of time a scan starts from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum ScanOrder {
@@ -112,6 +119,29 @@ pub trait LogStore: Send + Sync {
         Ok(payloads
             .into_iter()
             .map(|(id, p)| (id, DecodedBlock::decode(tenant, &p).map(Arc::new)))
+            .collect())
+    }
+
+    /// Timestamps and severity codes of the given blocks of `tenant`, in
+    /// any order; ids that no longer exist are left out, as for
+    /// [`block_payloads`](LogStore::block_payloads).
+    ///
+    /// The default fetches payloads and decodes the two columns. Stores may
+    /// cache the result (blocks are immutable): a volume histogram over a
+    /// day decodes every block that straddles a bucket boundary, and would
+    /// otherwise decompress the same blocks on every request.
+    ///
+    /// # Errors
+    /// Backend errors.
+    async fn block_times(
+        &self,
+        tenant: &Tenant,
+        ids: &[BlockId],
+    ) -> Result<Vec<(BlockId, TimesResult)>, StoreError> {
+        let payloads = self.block_payloads(tenant, ids).await?;
+        Ok(payloads
+            .into_iter()
+            .map(|(id, p)| (id, crate::logblock::decode_times(&p).map(Arc::new)))
             .collect())
     }
 

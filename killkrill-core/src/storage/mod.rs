@@ -35,7 +35,9 @@ pub use error::{ErrorKind, StoreError};
 pub use label_matcher::{
     LabelMatcher, MAX_REGEX_LEN, MAX_REGEX_PROGRAM, MatchOp, MatcherError, matches_all,
 };
-pub use log_store::{DecodedResult, LogStore, ScanOrder, SummaryRequest, WriteReport};
+pub use log_store::{
+    BlockTimes, DecodedResult, LogStore, ScanOrder, SummaryRequest, TimesResult, WriteReport,
+};
 pub use memory::MemoryLogStore;
 pub use metric_memory::MemoryMetricStore;
 pub use metric_store::{

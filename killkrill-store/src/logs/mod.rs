@@ -14,10 +14,10 @@ pub(crate) mod write;
 
 use async_trait::async_trait;
 use killkrill_core::event::{LogRecord, Tenant, Timestamp};
-use killkrill_core::logblock::DecodedBlock;
 use killkrill_core::logblock::{BlockId, BlockSummary, EncodedBlock, build_blocks};
+use killkrill_core::logblock::{DecodedBlock, decode_times};
 use killkrill_core::storage::{
-    DecodedResult, ErrorKind, LogStore, StoreError, SummaryRequest, WriteReport,
+    DecodedResult, ErrorKind, LogStore, StoreError, SummaryRequest, TimesResult, WriteReport,
 };
 use std::sync::Arc;
 
@@ -113,6 +113,36 @@ impl LogStore for Store {
                 self.decoded_cache.put(tenant, id, b.clone());
             }
             out.push((id, decoded));
+        }
+        Ok(out)
+    }
+
+    async fn block_times(
+        &self,
+        tenant: &Tenant,
+        ids: &[BlockId],
+    ) -> Result<Vec<(BlockId, TimesResult)>, StoreError> {
+        let cached = self.times_cache.get_many(tenant, ids);
+        let mut out: Vec<(BlockId, TimesResult)> = Vec::with_capacity(ids.len());
+        let mut missing = Vec::new();
+        for (id, c) in ids.iter().zip(cached) {
+            match c {
+                Some(t) => out.push((*id, Ok(t))),
+                None => missing.push(*id),
+            }
+        }
+        metrics::counter!("killkrill_store_log_times_cache_hits_total").increment(out.len() as u64);
+        metrics::counter!("killkrill_store_log_times_cache_misses_total")
+            .increment(missing.len() as u64);
+        if missing.is_empty() {
+            return Ok(out);
+        }
+        for (id, payload) in self.block_payloads(tenant, &missing).await? {
+            let times = decode_times(&payload).map(Arc::new);
+            if let Ok(t) = &times {
+                self.times_cache.put(tenant, id, t.clone());
+            }
+            out.push((id, times));
         }
         Ok(out)
     }

@@ -37,10 +37,18 @@ impl Weigh for DecodedBlock {
     }
 }
 
+impl Weigh for killkrill_core::storage::BlockTimes {
+    fn weight(&self) -> usize {
+        self.0.len() * 8 + self.1.len() + 64
+    }
+}
+
 /// Token filters by block.
 pub(crate) type TokenCache = BlockCache<Bloom>;
 /// Decoded payloads by block.
 pub(crate) type DecodedCache = BlockCache<DecodedBlock>;
+/// Timestamps and severities by block (volume histograms).
+pub(crate) type TimesCache = BlockCache<killkrill_core::storage::BlockTimes>;
 
 struct Inner<V> {
     map: HashMap<(Tenant, BlockId), (Arc<V>, u64)>,

@@ -99,7 +99,8 @@ pub(super) async fn with_timeout<T>(
         })
 }
 
-fn json_body(body: String) -> Response {
+fn json_body(body: impl Into<axum::body::Body>) -> Response {
+    let body: axum::body::Body = body.into();
     let mut r = (StatusCode::OK, body).into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -163,24 +164,27 @@ pub async fn get_logs(
         .await?
         .map_err(|e| query_error(EP, &e))?;
     metrics::histogram!("killkrill_logs_query_blocks_decoded").record(page.blocks_decoded as f64);
-    let mut body = String::with_capacity(64 + page.records.len() * 256);
-    body.push_str("{\"data\":[");
+    // Canonical JSON written straight into the response buffer (no
+    // per-record String).
+    let mut body: Vec<u8> = Vec::with_capacity(64 + page.records.len() * 512);
+    body.extend_from_slice(b"{\"data\":[");
     for (i, r) in page.records.iter().enumerate() {
         if i > 0 {
-            body.push(',');
+            body.push(b',');
         }
-        body.push_str(&r.to_json());
+        // Writing into a Vec cannot fail.
+        let _ = r.write_json(&mut body);
     }
-    body.push_str("],\"next_cursor\":");
+    body.extend_from_slice(b"],\"next_cursor\":");
     match page.next_cursor {
         Some(c) => {
-            body.push('"');
-            body.push_str(&c.to_string());
-            body.push('"');
+            body.push(b'"');
+            body.extend_from_slice(c.to_string().as_bytes());
+            body.push(b'"');
         }
-        None => body.push_str("null"),
+        None => body.extend_from_slice(b"null"),
     }
-    body.push('}');
+    body.push(b'}');
     counter!(HTTP_ACCEPTED, "endpoint" => EP).increment(1);
     Ok(json_body(body))
 }
