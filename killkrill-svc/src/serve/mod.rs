@@ -28,7 +28,9 @@ pub mod http;
 pub mod ingest;
 pub mod maintenance;
 pub mod scrape;
+pub mod scrape_settings;
 pub mod self_metrics;
+pub mod settings;
 pub mod sinks;
 pub mod syslog;
 
@@ -471,6 +473,12 @@ pub async fn start_with(
     }
     if roles.receiver {
         listeners.extend(scrape::spawn(&config.scrape, &ingest, &listeners_shutdown));
+        listeners.push(tokio::spawn(scrape_settings::run(
+            store.clone(),
+            config.scrape.clone(),
+            ingest.clone(),
+            listeners_shutdown.clone(),
+        )));
     }
     if roles.worker {
         listeners.push(tokio::spawn(maintenance::run(
