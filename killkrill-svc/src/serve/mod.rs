@@ -326,6 +326,10 @@ pub async fn start_with(
             return Err(StartError::Config(e));
         }
     };
+    if let Err(e) = auth.seal_totp_secrets().await {
+        store.close().await;
+        return Err(StartError::Config(format!("encrypting TOTP secrets: {e}")));
+    }
     // The first admin is created by a process that serves the management
     // routes (serve or api); another process that got there first wins.
     let bootstrap = if roles.api && config.auth.bootstrap && !auth.disabled() {
