@@ -167,7 +167,7 @@ mod tests {
         );
         // KILLKRILL_SECRET_KEY introduced later: old values open, re-sealed.
         let nb = SecretBox::new(Some(b"a-new-secret-key-of-32-bytes-or-more"), &jwt);
-        assert_eq!(nb.open(5, &s).unwrap().reseal, true);
+        assert!(nb.open(5, &s).unwrap().reseal);
         let s2 = nb.seal(5, "X");
         assert_eq!(
             nb.open(5, &s2).unwrap(),
