@@ -43,6 +43,7 @@ pub(crate) mod metrics;
 pub mod migrate;
 pub mod queue;
 pub mod retry;
+pub mod settings;
 
 pub use backend::{Backend, Store};
 pub use config::{

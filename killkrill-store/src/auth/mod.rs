@@ -14,6 +14,7 @@
 //! [`Dialect`]: crate::dialect::Dialect
 
 mod audit;
+mod email;
 mod keys;
 mod refresh;
 mod totp;

@@ -51,6 +51,11 @@ pub struct AuthConfig {
     /// `JWT_SECRET` from the environment (not a config key; never printed).
     #[serde(skip)]
     pub jwt_secret: Option<String>,
+    /// `KILLKRILL_SECRET_KEY` from the environment (not a config key; never
+    /// printed): the key TOTP secrets are encrypted with at rest; without
+    /// it they are encrypted with a key derived from the signing secret.
+    #[serde(skip)]
+    pub secret_key: Option<String>,
 }
 
 impl Default for AuthConfig {
@@ -69,12 +74,13 @@ impl Default for AuthConfig {
             bootstrap: true,
             release_mode: false,
             jwt_secret: None,
+            secret_key: None,
         }
     }
 }
 
 impl AuthConfig {
-    /// Reads `RELEASE_MODE` and `JWT_SECRET` from `(name, value)` pairs.
+    /// Reads `RELEASE_MODE`, `JWT_SECRET` and `KILLKRILL_SECRET_KEY` from `(name, value)` pairs.
     pub fn read_env(&mut self, env: &[(String, String)]) {
         for (k, v) in env {
             match k.as_str() {
@@ -83,6 +89,7 @@ impl AuthConfig {
                         matches!(v.trim().to_ascii_lowercase().as_str(), "true" | "1" | "yes");
                 }
                 "JWT_SECRET" if !v.is_empty() => self.jwt_secret = Some(v.clone()),
+                "KILLKRILL_SECRET_KEY" if !v.is_empty() => self.secret_key = Some(v.clone()),
                 _ => {}
             }
         }
@@ -127,6 +134,11 @@ impl AuthConfig {
             && s.len() < 32
         {
             return Err(("JWT_SECRET", "must be at least 32 bytes".into()));
+        }
+        if let Some(s) = &self.secret_key
+            && s.len() < 32
+        {
+            return Err(("KILLKRILL_SECRET_KEY", "must be at least 32 bytes".into()));
         }
         Ok(())
     }

@@ -24,6 +24,7 @@ pub mod keys;
 pub mod limiter;
 pub mod password;
 pub mod principal;
+pub mod secretbox;
 pub mod service;
 pub mod totp;
 

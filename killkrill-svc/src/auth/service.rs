@@ -18,6 +18,7 @@ use super::config::{AuthConfig, AuthMode};
 use super::jwt::{Jwt, SecretSource, load_secret};
 use super::limiter::AddressLimiter;
 use super::principal::{Credential, Principal};
+use super::secretbox::SecretBox;
 use super::{keys, now_nanos, password, totp};
 
 /// Counter of refused credentials, by reason.
@@ -87,6 +88,7 @@ pub struct Auth {
     limiter: AddressLimiter,
     system_tenant: Tenant,
     secret_source: SecretSource,
+    sealer: SecretBox,
 }
 
 impl Auth {
@@ -105,6 +107,7 @@ impl Auth {
             load_secret(cfg.jwt_secret.as_deref(), cfg.release_mode, data_dir)?;
         Ok(Auth {
             store: store.auth(),
+            sealer: SecretBox::new(cfg.secret_key.as_deref().map(str::as_bytes), &secret),
             jwt: Jwt::new(&secret, &cfg.issuer, &cfg.audience),
             limiter: AddressLimiter::new(
                 cfg.address_max_failures,
@@ -157,6 +160,7 @@ impl Auth {
         let secret: [u8; 32] = rand::random();
         Auth {
             store: store.auth(),
+            sealer: SecretBox::new(None, &secret),
             jwt: Jwt::new(&secret, &cfg.issuer, &cfg.audience),
             limiter: AddressLimiter::new(1, Duration::from_secs(1)),
             cfg,
@@ -410,7 +414,7 @@ impl Auth {
 
     /// Checks the second factor of a user whose password was right.
     async fn second_factor(&self, id: i64, code: Option<&str>) -> Result<SecondFactor, AuthError> {
-        let st = self.store.totp_state(id).await?;
+        let st = self.totp_state(id).await?;
         let (Some(secret), true) = (st.secret, st.enabled) else {
             return Ok(SecondFactor::NotEnrolled);
         };
@@ -440,19 +444,69 @@ impl Auth {
         Ok(SecondFactor::Wrong)
     }
 
+    /// A user's TOTP state with the secret opened; a clear-text secret
+    /// (stored before encryption) or one sealed with the previous key is
+    /// sealed again with the current key.
+    ///
+    /// # Errors
+    /// [`AuthError::Internal`] for a secret that does not open,
+    /// [`AuthError::Store`].
+    pub async fn totp_state(&self, id: i64) -> Result<killkrill_store::auth::TotpState, AuthError> {
+        let mut st = self.store.totp_state(id).await?;
+        if let Some(stored) = st.secret.take() {
+            let o = self.sealer.open(id, &stored).map_err(|e| {
+                counter!(AUTH_REJECTED, "reason" => "unreadable TOTP secret").increment(1);
+                AuthError::Internal(format!("TOTP secret of user {id}: {e}"))
+            })?;
+            if o.reseal {
+                let sealed = self.sealer.seal(id, &o.value);
+                self.store.replace_totp_secret(id, &stored, &sealed).await?;
+            }
+            st.secret = Some(o.value);
+        }
+        Ok(st)
+    }
+
+    /// Seals every TOTP secret still stored in clear text (or under the
+    /// previous key); run at start. Returns how many were rewritten; a
+    /// secret that does not open is logged and left alone.
+    ///
+    /// # Errors
+    /// [`AuthError::Store`].
+    pub async fn seal_totp_secrets(&self) -> Result<u64, AuthError> {
+        let mut n = 0;
+        for (id, stored) in self.store.totp_secrets().await? {
+            match self.sealer.open(id, &stored) {
+                Ok(o) if o.reseal => {
+                    let sealed = self.sealer.seal(id, &o.value);
+                    if self.store.replace_totp_secret(id, &stored, &sealed).await? {
+                        n += 1;
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => tracing::error!(user = id, error = %e, "TOTP secret does not open"),
+            }
+        }
+        if n > 0 {
+            tracing::info!(secrets = n, "TOTP secrets encrypted at rest");
+        }
+        Ok(n)
+    }
+
     /// Starts TOTP enrolment: a new pending secret and its `otpauth://` URI.
     ///
     /// # Errors
     /// [`AuthError::Conflict`] when TOTP is already on.
     pub async fn totp_enrol(&self, u: &UserRow) -> Result<(String, String), AuthError> {
-        if self.store.totp_state(u.id).await?.enabled {
+        if self.totp_state(u.id).await?.enabled {
             return Err(AuthError::Conflict(
                 "TOTP is already on; an admin can reset it".into(),
             ));
         }
         let secret = totp::new_secret();
         let uri = totp::uri(&secret, &u.email).map_err(AuthError::Internal)?;
-        self.store.set_totp(u.id, Some(&secret), false).await?;
+        let sealed = self.sealer.seal(u.id, &secret);
+        self.store.set_totp(u.id, Some(&sealed), false).await?;
         Ok((secret, uri))
     }
 
@@ -462,7 +516,7 @@ impl Auth {
     /// # Errors
     /// [`AuthError::Invalid`] without a pending enrolment or with a wrong code.
     pub async fn totp_confirm(&self, id: i64, code: &str) -> Result<Vec<String>, AuthError> {
-        let st = self.store.totp_state(id).await?;
+        let st = self.totp_state(id).await?;
         let Some(secret) = st.secret.filter(|_| !st.enabled) else {
             return Err(AuthError::Invalid(
                 "no pending TOTP enrolment: call enrol first".into(),

@@ -9,6 +9,13 @@
 //! metric head (small chunks of scrapes and remote_write requests) into full
 //! per-series chunks once their samples are `maintenance.metric_head_secs`
 //! old (`Store::compact_metric_head`).
+//!
+//! Retention per tenant comes from the stored settings
+//! (`/api/v1/settings`, read each pass, so a change applies from the next
+//! pass on, in every worker): `retention.logs_days` overrides
+//! `maintenance.retention_days` for that tenant, and
+//! `retention.metrics_days` deletes that tenant's metric chunks, rollups
+//! and series older than that.
 
 use killkrill_core::event::{NANOS_PER_SEC, Timestamp};
 use killkrill_core::pipeline::Shutdown;
@@ -26,6 +33,9 @@ pub const COMPACTION_MERGES: &str = "killkrill_compaction_merges_total";
 pub const METRIC_HEAD_COMPACTED: &str = "killkrill_metric_head_chunks_compacted_total";
 /// Blocks deleted by retention.
 pub const RETENTION_BLOCKS: &str = "killkrill_retention_deleted_blocks_total";
+/// Metric chunks deleted by retention (`retention.metrics_days` of a
+/// tenant's settings).
+pub const RETENTION_METRIC_CHUNKS: &str = "killkrill_retention_deleted_metric_chunks_total";
 /// Maintenance passes that failed (`task` = `compaction` | `retention`).
 pub const MAINTENANCE_ERRORS: &str = "killkrill_maintenance_errors_total";
 
@@ -101,12 +111,43 @@ async fn pass(store: &Store, cfg: &MaintenanceConfig, opts: &CompactionOptions) 
             }
         }
     }
-    if cfg.retention_days > 0 {
+    retention(store, cfg).await;
+}
+
+const NANOS_PER_DAY: i64 = 86_400 * NANOS_PER_SEC;
+
+fn days(d: u64) -> i64 {
+    i64::try_from(d)
+        .unwrap_or(i64::MAX)
+        .saturating_mul(NANOS_PER_DAY)
+}
+
+/// Log retention (`maintenance.retention_days`, overridden per tenant by
+/// the stored settings' `retention.logs_days`) and metric retention
+/// (settings' `retention.metrics_days`; metrics are kept otherwise).
+async fn retention(store: &Store, cfg: &MaintenanceConfig) {
+    let settings = match super::settings::load_all(store).await {
+        Ok(s) => s,
+        Err(e) => {
+            counter!(MAINTENANCE_ERRORS, "task" => "retention").increment(1);
+            tracing::warn!(error = %e, "retention: reading the tenants' settings failed; using the configuration only");
+            Vec::new()
+        }
+    };
+    let per_tenant: Vec<(killkrill_core::event::Tenant, i64)> = settings
+        .iter()
+        .filter_map(|(t, s)| s.retention.logs_days.map(|d| (t.clone(), days(d.into()))))
+        .collect();
+    if cfg.retention_days > 0 || !per_tenant.is_empty() {
         let policy = RetentionPolicy {
-            default_max_age_nanos: (cfg.retention_days as i64)
-                .saturating_mul(86_400)
-                .saturating_mul(NANOS_PER_SEC),
-            per_tenant: Vec::new(),
+            // Without a configured default, tenants without their own
+            // retention keep everything.
+            default_max_age_nanos: if cfg.retention_days > 0 {
+                days(cfg.retention_days)
+            } else {
+                i64::MAX
+            },
+            per_tenant,
             registry_max_age_nanos: REGISTRY_MAX_AGE_NANOS,
         };
         match apply_retention(store, Timestamp::now(), &policy).await {
@@ -114,6 +155,25 @@ async fn pass(store: &Store, cfg: &MaintenanceConfig, opts: &CompactionOptions) 
             Err(e) => {
                 counter!(MAINTENANCE_ERRORS, "task" => "retention").increment(1);
                 tracing::warn!(error = %e, "retention failed");
+            }
+        }
+    }
+    for (t, s) in &settings {
+        let Some(d) = s.retention.metrics_days else {
+            continue;
+        };
+        let cutoff =
+            Timestamp::from_nanos(Timestamp::now().as_nanos().saturating_sub(days(d.into())));
+        match MetricStore::apply_retention(store, t, cutoff).await {
+            Ok(r) => {
+                counter!(RETENTION_METRIC_CHUNKS).increment(r.chunks);
+                if r.chunks + r.rollups + r.series > 0 {
+                    tracing::debug!(tenant = %t, chunks = r.chunks, rollups = r.rollups, series = r.series, "metric retention");
+                }
+            }
+            Err(e) => {
+                counter!(MAINTENANCE_ERRORS, "task" => "metric_retention").increment(1);
+                tracing::warn!(tenant = %t, error = %e, "metric retention failed");
             }
         }
     }

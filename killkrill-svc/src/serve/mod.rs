@@ -29,7 +29,9 @@ pub mod ingest;
 pub mod lease;
 pub mod maintenance;
 pub mod scrape;
+pub mod scrape_settings;
 pub mod self_metrics;
+pub mod settings;
 pub mod sinks;
 pub mod syslog;
 pub mod tenant_groups;
@@ -347,6 +349,10 @@ pub async fn start_with(
             return Err(StartError::Config(e));
         }
     };
+    if let Err(e) = auth.seal_totp_secrets().await {
+        store.close().await;
+        return Err(StartError::Config(format!("encrypting TOTP secrets: {e}")));
+    }
     // The first admin is created by a process that serves the management
     // routes (serve or api); another process that got there first wins.
     let bootstrap = if roles.api && config.auth.bootstrap && !auth.disabled() {
@@ -537,9 +543,10 @@ pub async fn start_with(
         }
     }
     let mut scrape_lease = None;
-    if roles.receiver && !config.scrape.targets.is_empty() {
+    if roles.receiver {
         // On a shared database only the holder of the `scrape` lease
-        // scrapes; SQLite is one process, which always scrapes.
+        // scrapes (configured targets and those in the tenants' settings
+        // alike); SQLite is one process, which always scrapes.
         let gate = if store.db_type() == killkrill_store::DbType::Sqlite {
             None
         } else {
@@ -559,8 +566,15 @@ pub async fn start_with(
             &config.scrape,
             &ingest,
             &listeners_shutdown,
-            gate,
+            gate.clone(),
         ));
+        listeners.push(tokio::spawn(scrape_settings::run(
+            store.clone(),
+            config.scrape.clone(),
+            ingest.clone(),
+            gate,
+            listeners_shutdown.clone(),
+        )));
     }
     if roles.worker {
         listeners.push(tokio::spawn(maintenance::run(

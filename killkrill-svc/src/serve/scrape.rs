@@ -84,6 +84,10 @@ pub struct ScrapeConfig {
     /// of this time and taken over by another receiver when it lapses
     /// (ms, 1,000..=600,000). See [`crate::serve::lease`].
     pub lease_ttl_ms: u64,
+    /// How often receivers re-read the tenants' scrape targets from the
+    /// stored settings (`/api/v1/settings`), ms; added targets start and
+    /// removed ones stop within this time. Default 5000.
+    pub settings_poll_ms: u64,
 }
 
 impl Default for ScrapeConfig {
@@ -94,6 +98,7 @@ impl Default for ScrapeConfig {
             sample_limit: 200_000,
             enqueue_wait_ms: 2_000,
             lease_ttl_ms: 15_000,
+            settings_poll_ms: 5_000,
         }
     }
 }
@@ -196,7 +201,8 @@ fn endpoint(url: &str) -> Result<Endpoint, String> {
 }
 
 impl ScrapeTarget {
-    fn all_urls(&self) -> impl Iterator<Item = &String> {
+    /// `url` and `urls`.
+    pub fn all_urls(&self) -> impl Iterator<Item = &String> {
         self.url.iter().chain(self.urls.iter())
     }
 }
@@ -212,6 +218,12 @@ impl ScrapeConfig {
             return Err((
                 "scrape.max_body_bytes".into(),
                 "must be greater than 0".into(),
+            ));
+        }
+        if self.settings_poll_ms < 100 || self.settings_poll_ms > 3_600_000 {
+            return Err((
+                "scrape.settings_poll_ms".into(),
+                "must be between 100 and 3600000".into(),
             ));
         }
         if self.sample_limit == 0 {
@@ -325,33 +337,55 @@ pub fn spawn_gated(
     let mut out = Vec::new();
     for t in &cfg.targets {
         for url in t.all_urls() {
-            let Ok(ep) = endpoint(url) else {
-                // `validate` refused these at start-up.
-                continue;
-            };
-            let mut target_labels = vec![
-                ("job".to_owned(), t.job.clone()),
-                ("instance".to_owned(), ep.instance.clone()),
-            ];
-            target_labels.extend(t.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
-            let s = Scraper {
-                ingest: ingest.clone(),
-                tenant: ingest.default_tenant().clone(),
-                job: t.job.clone(),
-                endpoint: ep,
-                target_labels,
-                honor_labels: t.honor_labels,
-                interval: t.interval,
-                timeout: t.timeout,
-                max_body_bytes: cfg.max_body_bytes,
-                sample_limit: t.sample_limit.unwrap_or(cfg.sample_limit),
-                enqueue_wait: Duration::from_millis(cfg.enqueue_wait_ms),
-                gate: gate.clone(),
-            };
-            out.push(tokio::spawn(s.run(shutdown.clone())));
+            // `validate` refused bad URLs at start-up.
+            if let Some(h) = spawn_url(
+                cfg,
+                t,
+                url,
+                ingest,
+                ingest.default_tenant(),
+                shutdown,
+                gate.clone(),
+            ) {
+                out.push(h);
+            }
         }
     }
     out
+}
+
+/// Starts the loop of one URL of `t`, scraping into `tenant`; `None` for a
+/// URL that does not parse.
+pub(super) fn spawn_url(
+    cfg: &ScrapeConfig,
+    t: &ScrapeTarget,
+    url: &str,
+    ingest: &Arc<Ingest>,
+    tenant: &Tenant,
+    shutdown: &Shutdown,
+    gate: Option<tokio::sync::watch::Receiver<bool>>,
+) -> Option<JoinHandle<()>> {
+    let ep = endpoint(url).ok()?;
+    let mut target_labels = vec![
+        ("job".to_owned(), t.job.clone()),
+        ("instance".to_owned(), ep.instance.clone()),
+    ];
+    target_labels.extend(t.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+    let s = Scraper {
+        ingest: ingest.clone(),
+        tenant: tenant.clone(),
+        job: t.job.clone(),
+        endpoint: ep,
+        target_labels,
+        honor_labels: t.honor_labels,
+        interval: t.interval,
+        timeout: t.timeout,
+        max_body_bytes: cfg.max_body_bytes,
+        sample_limit: t.sample_limit.unwrap_or(cfg.sample_limit),
+        enqueue_wait: Duration::from_millis(cfg.enqueue_wait_ms),
+        gate,
+    };
+    Some(tokio::spawn(s.run(shutdown.clone())))
 }
 
 /// Why a scrape failed.

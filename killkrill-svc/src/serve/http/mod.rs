@@ -33,6 +33,7 @@ mod query_metrics;
 pub mod read_params;
 pub mod routes;
 mod server;
+mod settings;
 mod sso;
 pub mod tail;
 mod tenants;
@@ -46,7 +47,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::extract::rejection::BytesRejection;
 use axum::http::StatusCode;
 use axum::middleware::{from_fn_with_state, map_response};
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use bytes::Bytes;
 use killkrill_store::Store;
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -242,6 +243,7 @@ fn admin_routes() -> Routes {
         .route("/api/v1/tenants", get(tenants::list).post(tenants::create))
         .route("/api/v1/audit", get(tenants::audit))
         .route("/api/v1/license", get(sso::license))
+        .route("/api/v1/settings", put(settings::put))
         .layer(RequestBodyLimitLayer::new(authn::MAX_JSON_BYTES))
 }
 
@@ -292,6 +294,7 @@ fn read_routes(state: Option<&Arc<AppState>>) -> Routes {
         .route("/api/v1/logs/volume", get(query_logs::get_volume))
         .route("/api/v1/logs/tail", get(tail::get_tail))
         .route("/api/v1/metrics", get(query_metrics::get_metrics))
+        .route("/api/v1/settings", get(settings::get))
         .route("/killkrill.v1.Query/{method}", post(grpc::query))
         .merge_router(killkrill_query::API_PATHS, prom)
 }

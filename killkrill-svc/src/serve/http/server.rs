@@ -336,7 +336,6 @@ impl AsyncWrite for Prefixed {
     }
 }
 
-
 /// A connection's byte stream: plain TCP, or TLS with its first decrypted
 /// bytes read again first.
 enum Io {
