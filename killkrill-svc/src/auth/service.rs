@@ -142,6 +142,7 @@ impl Auth {
                 .await?;
         Ok(Auth {
             store: store.auth(),
+            sealer: SecretBox::new(cfg.secret_key.as_deref().map(str::as_bytes), &secret),
             jwt: Jwt::new(&secret, &cfg.issuer, &cfg.audience),
             limiter: AddressLimiter::new(
                 cfg.address_max_failures,
