@@ -103,6 +103,8 @@ fn cases() -> BTreeMap<&'static str, Vec<&'static str>> {
         ("/api/v1/api-keys", vec!["tenant"]),
         ("/api/v1/tenants", vec!["x"]),
         ("/api/v1/audit", vec!["tenant", "before", "limit"]),
+        ("/api/v1/settings", vec!["tenant"]),
+        ("/api/v1/license", vec!["x"]),
     ])
 }
 
