@@ -660,7 +660,9 @@ pub struct QueryConfig {
     /// rollups when the range and step fall on rollup window edges (see
     /// `docs/src/promql.md`, "Rollups"). Used only when `[rollups]` is
     /// enabled with `late_samples = "aggregate"` (the default), so every
-    /// stored sample is in a rollup. Default `true`.
+    /// stored sample is in a rollup. Default `false`: on the benchmark in
+    /// `docs/src/benchmarks/promql.md` the rollup path is still slower than
+    /// reading raw samples (about 0.5x), so it is opt-in until it is not.
     pub rollup_reads: bool,
 }
 
@@ -679,7 +681,7 @@ impl Default for QueryConfig {
             tail_poll_ms: 1_000,
             tail_grace_secs: 5,
             tail_heartbeat_secs: 15,
-            rollup_reads: true,
+            rollup_reads: false,
         }
     }
 }
