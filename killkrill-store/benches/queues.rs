@@ -9,8 +9,9 @@
 //! ```
 //!
 //! With Redis, the run ends with `redis-benchmark` sending `XADD`s of the
-//! same payload to the same server (one client without pipelining, then 50
-//! clients with 16-deep pipelines) as the raw-rate reference.
+//! same payload to the same server (one client without pipelining, 50
+//! clients without pipelining -- redis-benchmark's default -- and 50 clients
+//! with 16-deep pipelines) as the raw-rate reference.
 #![allow(clippy::print_stdout, clippy::print_stderr, clippy::unwrap_used)]
 
 use std::sync::Arc;
@@ -123,7 +124,7 @@ fn raw_xadd(url: &str, payload: &[u8]) {
     let (host, port) = hostport.split_once(':').unwrap_or((&hostport, "6379"));
     let arg = String::from_utf8_lossy(payload).replace('\0', " ");
     let key = format!("kkbench:{{raw-{}}}:stream", std::process::id());
-    for (clients, pipeline) in [("1", "1"), ("50", "16")] {
+    for (clients, pipeline) in [("1", "1"), ("50", "1"), ("50", "16")] {
         let out = std::process::Command::new("redis-benchmark")
             .args([
                 "-h", host, "-p", port, "-q", "-n", "20000", "-c", clients, "-P", pipeline,
