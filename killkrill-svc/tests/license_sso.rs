@@ -591,6 +591,15 @@ async fn begin(kk: SocketAddr) -> HashMap<String, String> {
     assert_eq!(q["code_challenge"].len(), 43);
     assert!(q["state"].len() >= 43 && q["nonce"].len() >= 43, "{q:?}");
     assert!(!q.contains_key("code_verifier"));
+    // The state is bound to this browser by a cookie.
+    let cookie = r.header("set-cookie").unwrap();
+    assert!(
+        cookie.starts_with(&format!("kk_oidc_state={};", q["state"]))
+            && cookie.contains("HttpOnly")
+            && cookie.contains("SameSite=Lax")
+            && cookie.contains("Secure"),
+        "{cookie}"
+    );
     q
 }
 
@@ -613,8 +622,22 @@ async fn authorize(idp: SocketAddr, q: &HashMap<String, String>) -> (String, Str
     (back["code"].clone(), back["state"].clone())
 }
 
+/// The callback from the browser that began the login with `state` (its
+/// state cookie is `state`).
 async fn callback(kk: SocketAddr, code: &str, state: &str) -> Resp {
+    callback_with_cookie(kk, code, state, Some(state)).await
+}
+
+/// The callback from a browser whose state cookie is `cookie`.
+async fn callback_with_cookie(
+    kk: SocketAddr,
+    code: &str,
+    state: &str,
+    cookie: Option<&str>,
+) -> Resp {
     let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    let header = cookie.map(|c| format!("other=1; kk_oidc_state={c}"));
+    let headers: Vec<(&str, &str)> = header.iter().map(|h| ("cookie", h.as_str())).collect();
     raw_http(
         kk,
         "GET",
@@ -623,7 +646,7 @@ async fn callback(kk: SocketAddr, code: &str, state: &str) -> Resp {
             enc(code),
             enc(state)
         ),
-        &[],
+        &headers,
         b"",
     )
     .await
@@ -750,9 +773,16 @@ async fn oidc_refuses_bad_state_bad_verifier_foreign_keys_and_unmapped_groups() 
     // Wrong state; and a state used twice.
     let q = begin(kk).await;
     let (code, state) = authorize(idp_addr, &q).await;
-    let r = callback(kk, &code, "not-the-state").await;
+    let r = callback_with_cookie(kk, &code, "not-the-state", Some(&state)).await;
     assert_eq!(r.status, 400, "{}", r.text());
     assert_eq!(r.json()["error"], "invalid login state");
+    // Login CSRF: the right code and state from a browser that did not
+    // begin this login (no state cookie, or another login's).
+    let r = callback_with_cookie(kk, &code, &state, None).await;
+    assert_eq!(r.status, 400, "without the cookie: {}", r.text());
+    let other = begin(kk).await;
+    let r = callback_with_cookie(kk, &code, &state, Some(&other["state"])).await;
+    assert_eq!(r.status, 400, "another login's cookie: {}", r.text());
     let r = callback(kk, &code, &state).await;
     assert_eq!(r.status, 200, "the real state still works: {}", r.text());
     let r = callback(kk, &code, &state).await;

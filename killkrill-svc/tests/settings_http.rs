@@ -197,6 +197,28 @@ async fn roles_validation_and_audit() {
         "refused changes changed nothing"
     );
 
+    // A tenant's own admin changes its retention, never its scrape targets
+    // (the server would fetch them from inside its network).
+    let acme_admin = key(addr, &admin, &["admin", "read"], Some("acme")).await;
+    let r = put(
+        addr,
+        &acme_admin,
+        "/api/v1/settings",
+        &serde_json::json!({ "scrape_targets": [{ "job": "x", "url": "http://169.254.169.254/metrics" }] }),
+    )
+    .await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert_eq!(r.json()["parameter"], "scrape_targets", "{}", r.text());
+    let r = put(
+        addr,
+        &acme_admin,
+        "/api/v1/settings",
+        &serde_json::json!({ "retention": { "logs_days": 3 } }),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["tenant"], "acme");
+
     // Other tenants: only system admins, with ?tenant=.
     let r = put(
         addr,

@@ -140,6 +140,13 @@ impl Auth {
         let (secret, secret_source) =
             super::jwt::load_shared_secret(cfg.jwt_secret.as_deref(), cfg.release_mode, store)
                 .await?;
+        if cfg.secret_key.is_none() && cfg.jwt_secret.is_none() {
+            // The key sealing TOTP secrets is derived from a secret kept in
+            // the same database: a dump holds both.
+            tracing::warn!(
+                "no KILLKRILL_SECRET_KEY and no JWT_SECRET: the signing secret and the key of the TOTP secrets at rest come from the database itself; set KILLKRILL_SECRET_KEY (and JWT_SECRET) so a database dump does not hold them"
+            );
+        }
         Ok(Auth {
             store: store.auth(),
             sealer: SecretBox::new(cfg.secret_key.as_deref().map(str::as_bytes), &secret),

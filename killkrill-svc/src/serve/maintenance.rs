@@ -126,17 +126,22 @@ fn days(d: u64) -> i64 {
 /// the stored settings' `retention.logs_days`) and metric retention
 /// (settings' `retention.metrics_days`; metrics are kept otherwise).
 async fn retention(store: &Store, cfg: &MaintenanceConfig) {
-    let settings = match super::settings::load_all(store).await {
+    let (settings, unreadable) = match super::settings::load_all_checked(store).await {
         Ok(s) => s,
         Err(e) => {
             counter!(MAINTENANCE_ERRORS, "task" => "retention").increment(1);
-            tracing::warn!(error = %e, "retention: reading the tenants' settings failed; using the configuration only");
-            Vec::new()
+            // Never fall back to the configured default: a tenant that
+            // asked to keep data longer would lose it. Skip this pass.
+            tracing::warn!(error = %e, "retention: reading the tenants' settings failed; retention skipped this pass");
+            return;
         }
     };
+    // A tenant whose stored settings do not parse keeps everything (its
+    // own retention is unknown) until they are fixed.
     let per_tenant: Vec<(killkrill_core::event::Tenant, i64)> = settings
         .iter()
         .filter_map(|(t, s)| s.retention.logs_days.map(|d| (t.clone(), days(d.into()))))
+        .chain(unreadable.into_iter().map(|t| (t, i64::MAX)))
         .collect();
     if cfg.retention_days > 0 || !per_tenant.is_empty() {
         let policy = RetentionPolicy {

@@ -179,7 +179,8 @@ pub struct ServeHandle {
     /// The roles running.
     pub roles: Roles,
     /// The `scrape` lease this receiver competes for on a shared database
-    /// (`None` without scrape targets or on SQLite).
+    /// (`None` on SQLite; taken even without configured targets, since the
+    /// tenants' settings may add some).
     pub scrape_lease: Option<lease::Lease>,
     listeners_trigger: ShutdownTrigger,
     workers_trigger: ShutdownTrigger,

@@ -124,16 +124,30 @@ pub async fn load(store: &Store, tenant: &Tenant) -> Result<TenantSettings, Stor
 /// # Errors
 /// Database errors.
 pub async fn load_all(store: &Store) -> Result<Vec<(Tenant, TenantSettings)>, StoreError> {
+    Ok(load_all_checked(store).await?.0)
+}
+
+/// [`load_all`], also naming the tenants whose stored settings do not parse
+/// (a row edited by hand, or written by a newer version): retention keeps
+/// everything of those rather than applying the default to them.
+///
+/// # Errors
+/// Database errors.
+pub async fn load_all_checked(
+    store: &Store,
+) -> Result<(Vec<(Tenant, TenantSettings)>, Vec<Tenant>), StoreError> {
     let rows = store.all_tenant_settings().await?;
     let mut out = Vec::with_capacity(rows.len());
+    let mut unreadable = Vec::new();
     for r in rows {
         match serde_json::from_str::<TenantSettings>(&r.body) {
             Ok(s) => out.push((r.tenant, s)),
             Err(e) => {
                 counter!(SETTINGS_UNREADABLE).increment(1);
                 tracing::warn!(tenant = %r.tenant, error = %e, "stored settings do not parse: skipped");
+                unreadable.push(r.tenant);
             }
         }
     }
-    Ok(out)
+    Ok((out, unreadable))
 }

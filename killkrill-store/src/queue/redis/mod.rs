@@ -200,12 +200,19 @@ impl RedisStreamsQueue {
         };
         q.create_group().await?;
         let mut q = q;
-        q.add_if_room_sha = redis::cmd("SCRIPT")
+        // A server (or proxy, or ACL) that refuses SCRIPT still runs EVAL:
+        // without the SHA1 every add sends the script text, as before.
+        match redis::cmd("SCRIPT")
             .arg("LOAD")
             .arg(ADD_IF_ROOM)
-            .query_async(&mut q.conn.clone())
+            .query_async::<String>(&mut q.conn.clone())
             .await
-            .map_err(|e| rerr("SCRIPT LOAD", &e))?;
+        {
+            Ok(sha) => q.add_if_room_sha = sha,
+            Err(e) => {
+                tracing::warn!(error = %e, "redis queue: SCRIPT LOAD refused; sending the script with every add (EVAL)");
+            }
+        }
         Ok(q)
     }
 
@@ -226,6 +233,12 @@ impl RedisStreamsQueue {
                 .arg(payload);
             c
         };
+        if self.add_if_room_sha.is_empty() {
+            return run("EVAL", ADD_IF_ROOM)
+                .query_async(conn)
+                .await
+                .map_err(|e| rerr("XADD", &e));
+        }
         match run("EVALSHA", &self.add_if_room_sha)
             .query_async(conn)
             .await

@@ -95,6 +95,26 @@ pub async fn put(
         return Err(e.counted(EP));
     }
     let old = settings::load(&s.store, &t).await.map_err(store_err)?;
+    // The server fetches scrape targets from inside the network it runs in
+    // (SSRF): only the operator -- an admin of the system tenant -- may
+    // change them; a tenant's own admins may change its retention.
+    if serde_json::to_value(&old.scrape_targets).ok()
+        != serde_json::to_value(&new.scrape_targets).ok()
+        && !p.is_system_admin(s.auth.system_tenant())
+    {
+        audit(
+            "forbidden",
+            "scrape_targets changed by a tenant admin".into(),
+        )
+        .await;
+        let mut e = ApiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "forbidden",
+            Some("scrape targets are fetched by the server from its own network: only admins of the system tenant change them".into()),
+        );
+        e.param = Some("scrape_targets".into());
+        return Err(e.counted(EP));
+    }
     let old_json = serde_json::to_string(&old).unwrap_or_default();
     let new_json = serde_json::to_string(&new).unwrap_or_default();
     let detail = format!("from {old_json} to {new_json}");

@@ -107,11 +107,51 @@ fn oidc_error(e: &OidcError) -> ApiError {
     ApiError::new(status, error, Some(detail)).counted(EP)
 }
 
-/// `GET /api/v1/auth/oidc/login` → 302 to the identity provider.
+/// The cookie that binds a login's `state` to the browser that began it:
+/// without it, an attacker could begin a login, sign in at the provider as
+/// themselves and hand the callback URL to a victim (login CSRF).
+const STATE_COOKIE: &str = "kk_oidc_state";
+
+/// `GET /api/v1/auth/oidc/login` → 302 to the identity provider, setting
+/// the state cookie (`HttpOnly`, `SameSite=Lax`, `Secure` when the
+/// redirect URI is https, as long as the state lives).
 pub async fn oidc_login(State(s): State<Arc<AppState>>) -> Result<Response, ApiError> {
     let o = gate(&s)?;
     let url = o.begin().await.map_err(|e| oidc_error(&e))?;
-    redirect(&url)
+    let state = url
+        .split_once('?')
+        .map(|(_, q)| q)
+        .into_iter()
+        .flat_map(|q| form_urlencoded::parse(q.as_bytes()))
+        .find(|(k, _)| k == "state")
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default();
+    let secure = if o.config().redirect_uri.starts_with("https://") {
+        "; Secure"
+    } else {
+        ""
+    };
+    let cookie = format!(
+        "{STATE_COOKIE}={state}; Path=/api/v1/auth/oidc; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
+        o.config().state_ttl_secs
+    );
+    let mut r = redirect(&url)?;
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        r.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    Ok(r)
+}
+
+/// The state cookie's value, if the request carries it.
+fn cookie_state(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == STATE_COOKIE)
+        .map(|(_, v)| v.to_owned())
 }
 
 #[derive(Deserialize)]
@@ -125,6 +165,7 @@ pub struct Callback {
 pub async fn oidc_callback(
     State(s): State<Arc<AppState>>,
     src: Source,
+    headers: axum::http::HeaderMap,
     q: Result<Query<Callback>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let o = gate(&s)?;
@@ -135,6 +176,15 @@ pub async fn oidc_callback(
     };
     let state = q.state.unwrap_or_default();
     if state.is_empty() || state.len() > 128 {
+        return Err(oidc_error(&OidcError::BadState));
+    }
+    // The browser that began this login must be the one finishing it.
+    let bound = cookie_state(&headers).is_some_and(|c| {
+        use subtle::ConstantTimeEq;
+        bool::from(c.as_bytes().ct_eq(state.as_bytes()))
+    });
+    if !bound {
+        counter!(SSO_LOGINS, "result" => "failed").increment(1);
         return Err(oidc_error(&OidcError::BadState));
     }
     let issuer = o.config().issuer.clone();
