@@ -212,6 +212,10 @@ pub async fn serve(
                 drop(permit);
                 return;
             };
+            // The idle clock starts when the connection is ready for HTTP,
+            // not at accept: a slow TLS handshake or first request does not
+            // count against `idle_timeout_ms` (they have their own limits).
+            activity.mark_idle_now();
             let conn = builder.serve_connection(TokioIo::new(io), svc);
             let mut conn = std::pin::pin!(conn);
             let mut closing = false;
@@ -498,6 +502,12 @@ impl Activity {
         InFlight(self.clone())
     }
 
+    /// Starts the idle time over from now.
+    fn mark_idle_now(&self) {
+        let now = u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.idle_since_ms.store(now, Ordering::SeqCst);
+    }
+
     /// How long nothing has been in flight; `None` while something is.
     fn idle_for(&self) -> Option<Duration> {
         if self.in_flight.load(Ordering::SeqCst) > 0 {
@@ -513,8 +523,7 @@ struct InFlight(Arc<Activity>);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        let now = u64::try_from(self.0.origin.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.0.idle_since_ms.store(now, Ordering::SeqCst);
+        self.0.mark_idle_now();
         self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
     }
 }
