@@ -498,8 +498,9 @@ impl QueueConfig {
 
     /// Checks `tenant_groups` and `groups`; the error names the key.
     fn validate_tenant_groups(&self) -> Result<(), (&'static str, String)> {
+        use crate::serve::tenant_groups::DEFAULT_GROUP;
         if self.tenant_groups.is_empty() {
-            if self.served_groups().iter().any(|g| g != "default") {
+            if self.served_groups().iter().any(|g| g != DEFAULT_GROUP) {
                 return Err((
                     "queue.groups",
                     format!(
@@ -549,7 +550,7 @@ impl QueueConfig {
             }
         }
         for g in self.served_groups() {
-            if g != "default" && !self.tenant_groups.contains_key(&g) {
+            if g != DEFAULT_GROUP && !self.tenant_groups.contains_key(&g) {
                 return Err((
                     "queue.groups",
                     format!(

@@ -90,9 +90,13 @@ impl HttpClient {
         let mut roots = rustls::RootCertStore::empty();
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
         let native = rustls_native_certs::load_native_certs();
-        for c in native.certs {
-            // A system certificate rustls cannot parse is skipped.
-            let _ = roots.add(c);
+        // A system certificate rustls cannot parse is skipped (and said).
+        let (_, ignored) = roots.add_parsable_certificates(native.certs);
+        if ignored > 0 {
+            tracing::debug!(
+                ignored,
+                "system CA certificates rustls cannot parse were skipped"
+            );
         }
         let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),

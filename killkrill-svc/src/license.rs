@@ -701,7 +701,14 @@ fn describe(e: &HttpError, call: &str) -> String {
 
 fn read_cache(path: &Path, key: &str, grace_secs: u64) -> Option<Good> {
     let text = std::fs::read_to_string(path).ok()?;
-    let g: Good = serde_json::from_str(&text).ok()?;
+    let g: Good = match serde_json::from_str(&text) {
+        Ok(g) => g,
+        Err(e) => {
+            // Treated as no cache (the next good answer rewrites it).
+            tracing::warn!(path = %path.display(), error = %e, "license cache unreadable: ignored");
+            return None;
+        }
+    };
     let now = now_secs();
     let fresh = g
         .validated_at

@@ -205,45 +205,21 @@ async fn seed(addr: SocketAddr, token: &str) -> String {
 /// Every table and its row count.
 async fn counts(store: &StoreConfig) -> BTreeMap<String, i64> {
     use sqlx::{Connection, Row};
-    let mut out = BTreeMap::new();
-    match store.db_type {
-        DbType::Sqlite => {
-            let url = format!("sqlite://{}?mode=ro", store.sqlite.path.display());
-            let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
-            let names: Vec<String> = sqlx::query(
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
-            )
-            .fetch_all(&mut c)
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
-            for n in names {
-                let q = format!("SELECT COUNT(*) FROM \"{n}\"");
-                let v: i64 = sqlx::query(sqlx::AssertSqlSafe(q))
-                    .fetch_one(&mut c)
-                    .await
-                    .unwrap()
-                    .get(0);
-                out.insert(n, v);
-            }
-        }
-        DbType::Postgres => {
-            let mut c = sqlx::PgConnection::connect(store.url.as_deref().unwrap())
+    // One body for the three connection types: `$list` names the tables,
+    // `$q` quotes a name.
+    macro_rules! count_tables {
+        ($conn:ty, $url:expr, $list:expr, $q:literal) => {{
+            let mut c = <$conn>::connect($url).await.unwrap();
+            let names: Vec<String> = sqlx::query($list)
+                .fetch_all(&mut c)
                 .await
-                .unwrap();
-            let names: Vec<String> = sqlx::query(
-                "SELECT table_name::text FROM information_schema.tables WHERE table_schema = current_schema()",
-            )
-            .fetch_all(&mut c)
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
+                .unwrap()
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            let mut out = BTreeMap::new();
             for n in names {
-                let q = format!("SELECT COUNT(*) FROM \"{n}\"");
+                let q = format!(concat!("SELECT COUNT(*) FROM ", $q), n);
                 let v: i64 = sqlx::query(sqlx::AssertSqlSafe(q))
                     .fetch_one(&mut c)
                     .await
@@ -251,32 +227,29 @@ async fn counts(store: &StoreConfig) -> BTreeMap<String, i64> {
                     .get(0);
                 out.insert(n, v);
             }
-        }
-        _ => {
-            let mut c = sqlx::MySqlConnection::connect(store.url.as_deref().unwrap())
-                .await
-                .unwrap();
-            let names: Vec<String> = sqlx::query(
-                "SELECT CAST(table_name AS CHAR) FROM information_schema.tables WHERE table_schema = DATABASE()",
-            )
-            .fetch_all(&mut c)
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
-            for n in names {
-                let q = format!("SELECT COUNT(*) FROM `{n}`");
-                let v: i64 = sqlx::query(sqlx::AssertSqlSafe(q))
-                    .fetch_one(&mut c)
-                    .await
-                    .unwrap()
-                    .get(0);
-                out.insert(n, v);
-            }
-        }
+            out
+        }};
     }
-    out
+    match store.db_type {
+        DbType::Sqlite => count_tables!(
+            sqlx::SqliteConnection,
+            &format!("sqlite://{}?mode=ro", store.sqlite.path.display()),
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
+            "\"{}\""
+        ),
+        DbType::Postgres => count_tables!(
+            sqlx::PgConnection,
+            store.url.as_deref().unwrap(),
+            "SELECT table_name::text FROM information_schema.tables WHERE table_schema = current_schema()",
+            "\"{}\""
+        ),
+        _ => count_tables!(
+            sqlx::MySqlConnection,
+            store.url.as_deref().unwrap(),
+            "SELECT CAST(table_name AS CHAR) FROM information_schema.tables WHERE table_schema = DATABASE()",
+            "`{}`"
+        ),
+    }
 }
 
 /// Counts once two reads a moment apart agree (the workers are done).
