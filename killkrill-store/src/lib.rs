@@ -50,4 +50,4 @@ pub use config::{
     ConfigError, DbType, GaleraConfig, LogBlockConfig, RetryConfig, SqliteConfig, SqliteSync,
     StoreConfig,
 };
-pub use metrics::{HEAD_MAX_SAMPLES, HeadCompactionReport};
+pub use metrics::{HEAD_MAX_SAMPLES, HeadCompactionReport, HeadStep};

@@ -22,12 +22,19 @@
 //! range a read scans.
 //!
 //! The delete: when a step fits one transaction, the step's time range is
-//! deleted with one statement and the transaction commits only if that
-//! removed exactly the rows read; otherwise (a late write landed in the
-//! range) it is redone deleting by key. Known gap: two compactions of one
-//! tenant racing *and* a late write into the same range at the same moment
-//! could balance the count and delete that write; run one compactor per
-//! database (serve's maintenance task is one per process).
+//! deleted with one statement, but only after the transaction has checked
+//! that the range still holds exactly the keys the step read, locking them
+//! (`FOR UPDATE` on PostgreSQL and MySQL; on SQLite the transaction already
+//! holds the database's write lock after its insert). From that check on,
+//! no other compaction can delete those rows and writers only add rows, so
+//! the range delete removing exactly as many rows as were read proves it
+//! removed exactly those. When the keys differ (another compaction moved
+//! some of them) or the count does (a late write landed in the range), the
+//! step is redone deleting by key, which never touches a row it did not
+//! read. So any number of compactors may run against one database (every
+//! scale-out worker runs one): they only repeat work, and the chunks two of
+//! them write for the same points merge on read like any overlapping
+//! chunks.
 
 use std::collections::BTreeMap;
 
@@ -41,6 +48,7 @@ use sqlx::{AssertSqlSafe, Row};
 
 use super::write::{CHUNK_ROWS, ChunkRow, HEAD_TABLE, insert_chunk_rows};
 use crate::backend::{Backend, Store};
+use crate::config::DbType;
 use crate::dialect::Dialect;
 use crate::error::Context;
 use crate::retry::retry;
@@ -80,6 +88,31 @@ type HeadKeys = Vec<(i64, Vec<u8>)>;
 /// One series merged: its new chunks and the head rows they replace.
 type Moved = (SeriesId, Vec<SampleChunk>, HeadKeys);
 
+/// One compaction step's rows, read and not yet moved (see
+/// [`Store::read_head_step`]).
+#[doc(hidden)]
+pub struct HeadStep {
+    rows: Vec<HeadRow>,
+    /// Upper bound (exclusive) of the rows' `min_ts`.
+    cutoff: i64,
+    /// Where the next step starts, when this one was full.
+    next: Option<Timestamp>,
+}
+
+impl HeadStep {
+    /// Head rows in the step.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Whether the step holds no rows (never, as returned).
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+}
+
 /// A head row as read: key and data.
 struct HeadRow {
     min_ts: i64,
@@ -102,47 +135,80 @@ impl Store {
         before: Timestamp,
     ) -> Result<HeadCompactionReport, StoreError> {
         let mut rep = HeadCompactionReport::default();
-        let mut cutoff = before.as_nanos();
-        loop {
-            let rows = retry(&self.cfg.retry, "compact_metric_head", || {
-                self.read_head(tenant, cutoff)
-            })
-            .await?;
-            if rows.is_empty() {
-                break;
-            }
-            let full = rows.len() as i64 == STEP_ROWS;
-            // A full step may cut a min_ts in two: leave its rows for the
-            // next step, which continues from there.
-            let next_cutoff = if full {
-                rows.last().map_or(cutoff, |r| r.min_ts)
-            } else {
-                cutoff
-            };
-            let rows: Vec<HeadRow> = if full {
-                rows.into_iter()
-                    .filter(|r| r.min_ts < next_cutoff)
-                    .collect()
-            } else {
-                rows
-            };
-            if rows.is_empty() {
-                break;
-            }
-            let step = self
-                .compact_rows(tenant, rows, cutoff.min(next_cutoff))
-                .await?;
-            rep.head_chunks += step.head_chunks;
-            rep.chunks_written += step.chunks_written;
-            rep.samples += step.samples;
+        let mut cutoff = before;
+        while let Some(step) = self.read_head_step(tenant, cutoff).await? {
+            let next = step.next;
+            let done = self.apply_head_step(tenant, step).await?;
+            rep.head_chunks += done.head_chunks;
+            rep.chunks_written += done.chunks_written;
+            rep.samples += done.samples;
             metrics::counter!("killkrill_store_metric_head_chunks_compacted_total")
-                .increment(step.head_chunks);
-            if !full {
-                break;
+                .increment(done.head_chunks);
+            match next {
+                Some(n) => cutoff = n,
+                None => break,
             }
-            cutoff = next_cutoff;
         }
         Ok(rep)
+    }
+
+    /// The first phase of one compaction step: reads up to [`STEP_ROWS`]
+    /// head rows of `tenant` older than `before` (None when there are
+    /// none). [`Store::compact_metric_head`] runs the steps; the two
+    /// phases are public so that tests can interleave other writers and
+    /// compactions between them.
+    ///
+    /// # Errors
+    /// Backend errors, after retries.
+    #[doc(hidden)]
+    pub async fn read_head_step(
+        &self,
+        tenant: &Tenant,
+        before: Timestamp,
+    ) -> Result<Option<HeadStep>, StoreError> {
+        let cutoff = before.as_nanos();
+        let rows = retry(&self.cfg.retry, "compact_metric_head", || {
+            self.read_head(tenant, cutoff)
+        })
+        .await?;
+        let full = rows.len() as i64 == STEP_ROWS;
+        // A full step may cut a min_ts in two: leave its rows for the next
+        // step, which continues from there.
+        let next_cutoff = if full {
+            rows.last().map_or(cutoff, |r| r.min_ts)
+        } else {
+            cutoff
+        };
+        let rows: Vec<HeadRow> = if full {
+            rows.into_iter()
+                .filter(|r| r.min_ts < next_cutoff)
+                .collect()
+        } else {
+            rows
+        };
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(HeadStep {
+            rows,
+            cutoff: cutoff.min(next_cutoff),
+            next: full.then(|| Timestamp::from_nanos(next_cutoff)),
+        }))
+    }
+
+    /// The second phase of a compaction step read by
+    /// [`Store::read_head_step`]: merges its rows and moves them.
+    ///
+    /// # Errors
+    /// Backend errors (each group's transaction is retried on its own);
+    /// Fatal for a head chunk that does not decode.
+    #[doc(hidden)]
+    pub async fn apply_head_step(
+        &self,
+        tenant: &Tenant,
+        step: HeadStep,
+    ) -> Result<HeadCompactionReport, StoreError> {
+        self.compact_rows(tenant, step.rows, step.cutoff).await
     }
 
     /// Up to [`STEP_ROWS`] head rows of `tenant` with `min_ts < cutoff`, oldest first.
@@ -281,6 +347,31 @@ impl Store {
         macro_rules! delete_keys {
             ($tx:expr) => {{
                 if let Some((lo, hi, n)) = range {
+                    // The range must still hold exactly the rows read (and
+                    // they are locked from here on): otherwise by key.
+                    let lock = if self.dialect.0 == DbType::Sqlite { "" } else { " FOR UPDATE" };
+                    let sql = self.dialect.sql(&format!(
+                        "SELECT min_ts, series_id, chunk_id FROM {HEAD_TABLE} WHERE tenant = ? AND min_ts >= ? AND min_ts < ?{lock}"
+                    ));
+                    let rows = sqlx::query(AssertSqlSafe(sql))
+                        .bind(t)
+                        .bind(lo)
+                        .bind(hi)
+                        .fetch_all(&mut *$tx)
+                        .await
+                        .ctx("checking the head rows of a compaction")?;
+                    let mut held = Vec::with_capacity(rows.len());
+                    for r in &rows {
+                        held.push((
+                            r.try_get::<i64, _>(0).ctx("checking the head rows of a compaction")?,
+                            r.try_get::<i64, _>(1).ctx("checking the head rows of a compaction")?,
+                            r.try_get::<Vec<u8>, _>(2).ctx("checking the head rows of a compaction")?,
+                        ));
+                    }
+                    if !same_keys(keys, &mut held) {
+                        $tx.rollback().await.ctx("rolling back a head compaction")?;
+                        return Ok(false);
+                    }
                     let sql = self.dialect.sql(&format!(
                         "DELETE FROM {HEAD_TABLE} WHERE tenant = ? AND min_ts >= ? AND min_ts < ?"
                     ));
@@ -332,4 +423,18 @@ impl Store {
         }
         Ok(true)
     }
+}
+
+/// Whether `held` (the keys found in a step's range, any order) are exactly
+/// `read` (the keys the step read and merged).
+fn same_keys(read: &[(i64, i64, &[u8])], held: &mut [(i64, i64, Vec<u8>)]) -> bool {
+    if read.len() != held.len() {
+        return false;
+    }
+    let mut read: Vec<(i64, i64, &[u8])> = read.to_vec();
+    read.sort_unstable();
+    held.sort_unstable();
+    read.iter()
+        .zip(held.iter())
+        .all(|(a, b)| a.0 == b.0 && a.1 == b.1 && a.2 == &b.2[..])
 }

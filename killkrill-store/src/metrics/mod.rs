@@ -32,7 +32,7 @@ use killkrill_core::storage::{
     prepare_metadata, seen_bounds, series_id,
 };
 
-pub use head::{HEAD_MAX_SAMPLES, HeadCompactionReport};
+pub use head::{HEAD_MAX_SAMPLES, HeadCompactionReport, HeadStep};
 
 use crate::backend::Store;
 use crate::retry::retry;
