@@ -125,7 +125,10 @@ async fn ingest_key(api: SocketAddr, bearer: &str, tenant: &str) -> String {
         api,
         "POST",
         "/api/v1/api-keys",
-        &[("Content-Type", "application/json"), ("Authorization", bearer)],
+        &[
+            ("Content-Type", "application/json"),
+            ("Authorization", bearer),
+        ],
         body.to_string().as_bytes(),
     )
     .await;
@@ -247,8 +250,14 @@ async fn each_worker_takes_only_its_tenant_groups_and_nothing_is_lost() {
     let default_tenant = Tenant::default().as_str().to_owned();
     // acme is in group `big`; beta and the default tenant in `default`.
     let tenants = [
-        ("acme".to_owned(), ingest_key(api.http, &bearer, "acme").await),
-        ("beta".to_owned(), ingest_key(api.http, &bearer, "beta").await),
+        (
+            "acme".to_owned(),
+            ingest_key(api.http, &bearer, "acme").await,
+        ),
+        (
+            "beta".to_owned(),
+            ingest_key(api.http, &bearer, "beta").await,
+        ),
         (default_tenant.clone(), creds.api_key.clone()),
     ];
 
@@ -287,7 +296,11 @@ async fn each_worker_takes_only_its_tenant_groups_and_nothing_is_lost() {
         &["--queue-groups", "default"],
     );
     for t in ["beta", default_tenant.as_str()] {
-        assert_eq!(wait_for(&store, t, PHASE1).await, expected(t, PHASE1), "{t}");
+        assert_eq!(
+            wait_for(&store, t, PHASE1).await,
+            expected(t, PHASE1),
+            "{t}"
+        );
     }
     assert_eq!(acked_events(&other).await, (2 * PHASE1) as f64);
 

@@ -58,9 +58,9 @@ mod scripts;
 
 pub use conn::cluster_nodes;
 use conn::{Conn, Connector, rerr};
+pub use options::RedisQueueOptions;
 use read::RawEntry;
 use scripts::{ACK_DEL, ADD_IF_ROOM, Script};
-pub use options::RedisQueueOptions;
 
 /// The stream key for a kind and tenant group; the braces are the Cluster
 /// hash tag, shared with the quarantine stream.
