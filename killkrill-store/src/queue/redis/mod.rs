@@ -28,14 +28,13 @@
 //! - **nack** sets the entry's idle time with `XCLAIM ... IDLE ... JUSTID` so
 //!   that `XAUTOCLAIM` picks it up after `retry_after`, without counting a
 //!   delivery.
-//! - **ack** is `XACK` + `XDEL` in one `MULTI`; `trim_acknowledged` (run
+//! - **ack** is `XACK` + `XDEL` in one script call; `trim_acknowledged` (run
 //!   every `trim_interval`) removes, with `XTRIM MINID`, only entries older
 //!   than every pending or undelivered entry of every group — leftovers of
 //!   an ack whose `XDEL` did not happen.
 //! - `rediss://` URLs use TLS (rustls); `cluster = true` uses the cluster
 //!   client.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -45,7 +44,6 @@ use killkrill_core::pipeline::{
 };
 use redis::aio::ConnectionManagerConfig;
 use redis::cluster::ClusterClient;
-use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
 use redis::{AsyncConnectionConfig, Client, RedisError, Value};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
@@ -55,10 +53,14 @@ use super::{backend, file_undecodable};
 mod conn;
 mod maintenance;
 mod options;
+mod read;
+mod scripts;
 
 pub use conn::cluster_nodes;
 use conn::{Conn, Connector, rerr};
 pub use options::RedisQueueOptions;
+use read::RawEntry;
+use scripts::{ACK_DEL, ADD_IF_ROOM, Script};
 
 /// The stream key for a kind and tenant group; the braces are the Cluster
 /// hash tag, shared with the quarantine stream.
@@ -78,10 +80,6 @@ pub fn tenant_group(tenant: &killkrill_core::event::Tenant, groups: u32) -> Stri
 fn quarantine_key(prefix: &str, kind: &str, tenant_group: &str) -> String {
     format!("{prefix}:{{{kind}:{tenant_group}}}:undecodable")
 }
-
-/// Adds only when the stream holds fewer than ARGV[1] entries.
-const ADD_IF_ROOM: &str = "if redis.call('XLEN', KEYS[1]) >= tonumber(ARGV[1]) then return false end \
-return redis.call('XADD', KEYS[1], '*', 'b', ARGV[2])";
 
 /// Stream ids `ms-seq` as one u128, and back.
 fn parse_id(id: &str) -> Option<u128> {
@@ -124,8 +122,9 @@ pub struct RedisStreamsQueue {
     consumer: String,
     connector: Connector,
     conn: Conn,
-    /// SHA1 of [`ADD_IF_ROOM`], for `EVALSHA`.
-    add_if_room_sha: String,
+    /// The bounded add and the acknowledgement, run by `EVALSHA`.
+    add_if_room: Script,
+    ack_del: Script,
     /// Idle dedicated connections for blocking reads.
     blocking: Mutex<Vec<Conn>>,
     last_trim_ms: AtomicU64,
@@ -184,6 +183,11 @@ impl RedisStreamsQueue {
         let key = stream_key(&opts.prefix, &opts.kind, &opts.tenant_group);
         let quarantine = quarantine_key(&opts.prefix, &opts.kind, &opts.tenant_group);
         let consumer = opts.consumer.clone().unwrap_or_else(default_consumer);
+        // A server (or proxy, or ACL) refusing SCRIPT LOAD leaves the SHA1s
+        // empty: the scripts are then sent with every call (EVAL).
+        let mut c = conn.clone();
+        let add_if_room = Script::load(&mut c, ADD_IF_ROOM).await;
+        let ack_del = Script::load(&mut c, ACK_DEL).await;
         let q = RedisStreamsQueue {
             codec: BatchCodec::new().with_compression(opts.compression),
             key,
@@ -191,7 +195,8 @@ impl RedisStreamsQueue {
             consumer,
             connector,
             conn,
-            add_if_room_sha: String::new(),
+            add_if_room,
+            ack_del,
             blocking: Mutex::new(Vec::new()),
             last_trim_ms: AtomicU64::new(now_ms()),
             last_reclaim_ms: AtomicU64::new(0),
@@ -199,57 +204,7 @@ impl RedisStreamsQueue {
             opts,
         };
         q.create_group().await?;
-        let mut q = q;
-        // A server (or proxy, or ACL) that refuses SCRIPT still runs EVAL:
-        // without the SHA1 every add sends the script text, as before.
-        match redis::cmd("SCRIPT")
-            .arg("LOAD")
-            .arg(ADD_IF_ROOM)
-            .query_async::<String>(&mut q.conn.clone())
-            .await
-        {
-            Ok(sha) => q.add_if_room_sha = sha,
-            Err(e) => {
-                tracing::warn!(error = %e, "redis queue: SCRIPT LOAD refused; sending the script with every add (EVAL)");
-            }
-        }
         Ok(q)
-    }
-
-    /// Runs [`ADD_IF_ROOM`] by its SHA1 (the 7 KB batch goes over the wire,
-    /// not the script too), and by its text where the server does not know
-    /// it (restarted, or another cluster node), which also caches it there.
-    async fn add_if_room(
-        &self,
-        conn: &mut Conn,
-        payload: &[u8],
-    ) -> Result<Option<String>, QueueError> {
-        let run = |cmd: &str, script: &str| {
-            let mut c = redis::cmd(cmd);
-            c.arg(script)
-                .arg(1)
-                .arg(&self.key)
-                .arg(self.opts.max_len)
-                .arg(payload);
-            c
-        };
-        if self.add_if_room_sha.is_empty() {
-            return run("EVAL", ADD_IF_ROOM)
-                .query_async(conn)
-                .await
-                .map_err(|e| rerr("XADD", &e));
-        }
-        match run("EVALSHA", &self.add_if_room_sha)
-            .query_async(conn)
-            .await
-        {
-            Ok(v) => Ok(v),
-            Err(e) if e.code() == Some("NOSCRIPT") => run("EVAL", ADD_IF_ROOM)
-                .query_async(conn)
-                .await
-                .map_err(|e| rerr("XADD", &e)),
-            Err(e) => Err(rerr("XADD", &e)),
-        }
     }
 
     /// The stream's key.
@@ -305,65 +260,10 @@ impl RedisStreamsQueue {
         }
     }
 
-    /// Turns stream entries into deliveries; undecodable ones are filed or
-    /// quarantined and acknowledged.
-    async fn deliveries(
-        &self,
-        entries: Vec<StreamId>,
-        counts: &[u32],
-    ) -> Result<Vec<Delivery>, QueueError> {
-        let mut out = Vec::with_capacity(entries.len());
-        for (i, mut e) in entries.into_iter().enumerate() {
-            let attempts = counts.get(i).copied().unwrap_or(1).max(1);
-            let Some(id) = parse_id(&e.id) else {
-                // Redis ids are always `ms-seq`; this is not a Redis stream.
-                tracing::error!(id = %e.id, stream = %self.key, "unreadable stream entry id");
-                continue;
-            };
-            let bytes = match e.map.remove("b") {
-                Some(Value::BulkString(b)) => b,
-                _ => Vec::new(),
-            };
-            match self.codec.decode(&bytes) {
-                Ok(batch) => out.push(Delivery {
-                    id: DeliveryId::from_u128(id),
-                    batch: Arc::new(batch),
-                    attempts,
-                }),
-                Err(err) => {
-                    let filed = file_undecodable(
-                        "redis",
-                        self.opts.dead_letter.as_ref(),
-                        &bytes,
-                        &err,
-                        attempts,
-                    )
-                    .await;
-                    if !filed {
-                        let _: String = redis::cmd("XADD")
-                            .arg(&self.quarantine)
-                            .arg("*")
-                            .arg("b")
-                            .arg(&bytes[..])
-                            .arg("error")
-                            .arg(err.to_string())
-                            .arg("id")
-                            .arg(&e.id)
-                            .query_async(&mut self.conn.clone())
-                            .await
-                            .map_err(|e| rerr("quarantining an entry", &e))?;
-                    }
-                    self.ack(&[DeliveryId::from_u128(id)]).await?;
-                }
-            }
-        }
-        Ok(out)
-    }
-
     /// Claims entries idle longer than the visibility timeout.
     async fn reclaim(&self, max: usize) -> Result<Vec<Delivery>, QueueError> {
         let mut conn = self.conn.clone();
-        let reply: StreamAutoClaimReply = redis::cmd("XAUTOCLAIM")
+        let reply: Value = redis::cmd("XAUTOCLAIM")
             .arg(&self.key)
             .arg(&self.opts.group)
             .arg(&self.consumer)
@@ -374,12 +274,19 @@ impl RedisStreamsQueue {
             .query_async(&mut conn)
             .await
             .map_err(|e| rerr("XAUTOCLAIM", &e))?;
-        if reply.claimed.is_empty() {
+        // [next id, claimed entries, (Redis 7) ids deleted while pending]
+        let mut claimed = Vec::new();
+        if let Value::Array(parts) = reply
+            && let Some(list) = parts.into_iter().nth(1)
+        {
+            read::entries_of_list(list, &mut claimed);
+        }
+        if claimed.is_empty() {
             return Ok(Vec::new());
         }
         // The delivery counts, which XAUTOCLAIM has just raised.
         let mut p = redis::pipe();
-        for e in &reply.claimed {
+        for e in &claimed {
             p.cmd("XPENDING")
                 .arg(&self.key)
                 .arg(&self.opts.group)
@@ -391,16 +298,14 @@ impl RedisStreamsQueue {
             .query_async(&mut conn)
             .await
             .map_err(|e| rerr("XPENDING", &e))?;
-        let counts: Vec<u32> = pending
-            .iter()
-            .map(|v| {
-                v.first()
-                    .map_or(1, |p| u32::try_from(p.3).unwrap_or(u32::MAX))
-            })
-            .collect();
+        for (e, p) in claimed.iter_mut().zip(&pending) {
+            e.attempts = p
+                .first()
+                .map_or(1, |p| u32::try_from(p.3).unwrap_or(u32::MAX));
+        }
         metrics::counter!("killkrill_queue_reclaimed_batches_total", "queue" => "redis")
-            .increment(reply.claimed.len() as u64);
-        self.deliveries(reply.claimed, &counts).await
+            .increment(claimed.len() as u64);
+        self.deliveries(claimed).await
     }
 
     async fn read_new(&self, max: usize, block: Duration) -> Result<Vec<Delivery>, QueueError> {
@@ -416,15 +321,12 @@ impl RedisStreamsQueue {
             cmd.arg("BLOCK").arg(block_ms);
         }
         cmd.arg("STREAMS").arg(&self.key).arg(">");
-        let r: Result<Option<StreamReadReply>, RedisError> = cmd.query_async(&mut conn).await;
+        let r: Result<Value, RedisError> = cmd.query_async(&mut conn).await;
         match r {
             Ok(reply) => {
                 self.blocking.lock().await.push(conn);
-                let entries: Vec<StreamId> = reply
-                    .map(|r| r.keys.into_iter().flat_map(|k| k.ids).collect())
-                    .unwrap_or_default();
-                let ones = vec![1; entries.len()];
-                self.deliveries(entries, &ones).await
+                let entries: Vec<RawEntry> = read::entries_of_read_reply(reply);
+                self.deliveries(entries).await
             }
             Err(e) => {
                 // The connection is dropped, not reused.
@@ -477,7 +379,13 @@ impl Queue for RedisStreamsQueue {
         let mut pause = Duration::from_millis(5);
         let mut conn = self.conn.clone();
         loop {
-            let added = self.add_if_room(&mut conn, &payload).await?;
+            let added: Option<String> = self
+                .add_if_room
+                .run(&mut conn, &self.key, |c| {
+                    c.arg(self.opts.max_len).arg(&payload[..]);
+                })
+                .await
+                .map_err(|e| rerr("XADD", &e))?;
             if added.is_some() {
                 return Ok(());
             }
@@ -530,19 +438,11 @@ impl Queue for RedisStreamsQueue {
             return Ok(());
         }
         let ids: Vec<String> = ids.iter().map(|i| format_id(i.as_u128())).collect();
-        let mut p = redis::pipe();
-        p.atomic()
-            .cmd("XACK")
-            .arg(&self.key)
-            .arg(&self.opts.group)
-            .arg(&ids)
-            .ignore()
-            .cmd("XDEL")
-            .arg(&self.key)
-            .arg(&ids)
-            .ignore();
-        let () = p
-            .query_async(&mut self.conn.clone())
+        let _acked: u64 = self
+            .ack_del
+            .run(&mut self.conn.clone(), &self.key, |c| {
+                c.arg(&self.opts.group).arg(&ids);
+            })
             .await
             .map_err(|e| rerr("XACK/XDEL", &e))?;
         Ok(())
