@@ -33,7 +33,7 @@ use std::sync::Arc;
 
 use killkrill_core::event::Timestamp;
 use killkrill_core::pipeline::{
-    BatchCodec, CodecError, DeadLetter, DeadLetterEntry, DeadLetterPayload, DeadLetterReason,
+    BatchCodec, DeadLetter, DeadLetterEntry, DeadLetterPayload, DeadLetterReason,
     ErrorKind, QueueError,
 };
 
@@ -58,7 +58,7 @@ async fn file_undecodable(
     queue: &'static str,
     dead_letter: Option<&Arc<dyn DeadLetter>>,
     bytes: &[u8],
-    error: &CodecError,
+    error: &(dyn std::fmt::Display + Sync),
     deliveries: u32,
 ) -> bool {
     metrics::counter!(UNDECODABLE, "queue" => queue).increment(1);
