@@ -242,7 +242,10 @@ async fn a_damaged_segment_body_is_dead_lettered_with_its_error() {
         letters[0].error
     );
     assert_eq!(letters[0].deliveries, 1);
-    assert!(matches!(letters[0].payload, DeadLetterPayload::Undecodable { .. }));
+    assert!(matches!(
+        letters[0].payload,
+        DeadLetterPayload::Undecodable { .. }
+    ));
     // Gone from the queue, counted out of its size, its segment deleted.
     let s = q.stats().await.unwrap();
     assert_eq!((s.batches, s.events), (2, Some(40)));
@@ -375,10 +378,7 @@ async fn a_queue_file_of_the_first_layout_is_migrated_and_read() {
     // Opening again does not migrate twice.
     let q = SqliteQueue::open(&path, segmented(1 << 20)).await.unwrap();
     q.try_enqueue(big(5, 20)).await.unwrap();
-    assert_eq!(
-        ids(&q.dequeue(10, Duration::ZERO).await.unwrap()),
-        [5]
-    );
+    assert_eq!(ids(&q.dequeue(10, Duration::ZERO).await.unwrap()), [5]);
 }
 
 #[tokio::test]
@@ -407,7 +407,11 @@ async fn a_queue_file_of_a_newer_layout_is_refused() {
 async fn concurrent_enqueues_share_commits_and_segments() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("q.db");
-    let q: Arc<dyn Queue> = Arc::new(SqliteQueue::open(&path, segmented(256 << 10)).await.unwrap());
+    let q: Arc<dyn Queue> = Arc::new(
+        SqliteQueue::open(&path, segmented(256 << 10))
+            .await
+            .unwrap(),
+    );
     let mut tasks = Vec::new();
     for t in 0..4u128 {
         let q = q.clone();

@@ -33,8 +33,8 @@ use std::sync::Arc;
 
 use killkrill_core::event::Timestamp;
 use killkrill_core::pipeline::{
-    BatchCodec, DeadLetter, DeadLetterEntry, DeadLetterPayload, DeadLetterReason,
-    ErrorKind, QueueError,
+    BatchCodec, DeadLetter, DeadLetterEntry, DeadLetterPayload, DeadLetterReason, ErrorKind,
+    QueueError,
 };
 
 pub use self::config::{QueueConfig, QueueConfigError, build_queue};

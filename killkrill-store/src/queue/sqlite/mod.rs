@@ -339,10 +339,7 @@ impl SqliteQueue {
     pub fn segment_files(&self) -> Result<usize, QueueError> {
         self.shared.segments.files().map_err(|e| {
             backend(
-                format!(
-                    "reading {}: {e}",
-                    self.shared.segments.dir().display()
-                ),
+                format!("reading {}: {e}", self.shared.segments.dir().display()),
                 ErrorKind::Retryable,
             )
         })

@@ -128,7 +128,9 @@ impl Segments {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn path(&self, id: i64) -> PathBuf {
@@ -148,7 +150,11 @@ impl Segments {
     /// row of its segment until [`release`](Self::release)d.
     pub(super) fn append(&self, bodies: &[&[u8]], sync: bool) -> io::Result<Vec<Loc>> {
         let mut st = self.lock();
-        if st.current.as_ref().is_none_or(|c| c.len >= self.segment_bytes) {
+        if st
+            .current
+            .as_ref()
+            .is_none_or(|c| c.len >= self.segment_bytes)
+        {
             self.rotate(&mut st, sync)?;
         }
         let st = &mut *st;
@@ -278,7 +284,10 @@ fn write_all_at_end(file: &mut File, bodies: &[&[u8]]) -> io::Result<()> {
 /// The segment directory of the queue file at `path`: `<file>-segments`
 /// next to it.
 pub(super) fn dir_of(path: &Path) -> PathBuf {
-    let mut name = path.file_name().map(std::ffi::OsStr::to_os_string).unwrap_or_default();
+    let mut name = path
+        .file_name()
+        .map(std::ffi::OsStr::to_os_string)
+        .unwrap_or_default();
     name.push("-segments");
     path.with_file_name(name)
 }
@@ -308,7 +317,10 @@ pub(super) async fn migrate(conn: &mut sqlx::SqliteConnection) -> Result<(), Que
     if version == LAYOUT {
         return Ok(());
     }
-    let mut tx = conn.begin().await.map_err(|e| db("migrating the queue", e))?;
+    let mut tx = conn
+        .begin()
+        .await
+        .map_err(|e| db("migrating the queue", e))?;
     for stmt in [
         "ALTER TABLE queue ADD COLUMN seg INTEGER",
         "ALTER TABLE queue ADD COLUMN off INTEGER",
@@ -320,7 +332,9 @@ pub(super) async fn migrate(conn: &mut sqlx::SqliteConnection) -> Result<(), Que
             .await
             .map_err(|e| db("migrating the queue", e))?;
     }
-    tx.commit().await.map_err(|e| db("migrating the queue", e))?;
+    tx.commit()
+        .await
+        .map_err(|e| db("migrating the queue", e))?;
     Ok(())
 }
 
@@ -328,11 +342,10 @@ pub(super) async fn migrate(conn: &mut sqlx::SqliteConnection) -> Result<(), Que
 pub(super) async fn live_rows(
     conn: &mut sqlx::SqliteConnection,
 ) -> Result<BTreeMap<i64, u64>, QueueError> {
-    let rows: Vec<(i64, i64)> = sqlx::query_as(
-        "SELECT seg, COUNT(*) FROM queue WHERE seg IS NOT NULL GROUP BY seg",
-    )
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(|e| db("counting rows per segment", e))?;
+    let rows: Vec<(i64, i64)> =
+        sqlx::query_as("SELECT seg, COUNT(*) FROM queue WHERE seg IS NOT NULL GROUP BY seg")
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(|e| db("counting rows per segment", e))?;
     Ok(rows.into_iter().map(|(s, n)| (s, n as u64)).collect())
 }
