@@ -10,6 +10,9 @@
 # `--verify`ed and reports the serve's peak RSS and CPU.
 #
 # usage: scripts/load/bench.sh [BINARY] [SECONDS] [OUTDIR]
+# Environment: KINDS (queues, default "memory sqlite"), MODES (default
+# "syslog-tcp http remote-write"), SINK=0 skips the socat baseline; other
+# KILLKRILL_* variables reach the serve.
 set -u
 BIN=${1:-${CARGO_TARGET_DIR:-target}/release/killkrill}
 SECS=${2:-30}
@@ -32,8 +35,9 @@ start_serve() { # $1 queue kind, $2 data dir; sets SERVE_PID HTTP TCP
     TCP=$(awk '{for(i=1;i<NF;i++) if($i=="syslog-tcp") print $(i+1)}' "$2.out")
 }
 
-stop_serve() {
+stop_serve() { # $1 run name: the serve's /proc io counters go to $OUT/$1.io
     kill "$POLLER" 2>/dev/null
+    cat "/proc/$SERVE_PID/io" >"$OUT/$1.io" 2>/dev/null
     kill -TERM "$SERVE_PID"
     wait "$SERVE_PID"
 }
@@ -58,15 +62,17 @@ run() { # $1 name, then loadgen arguments
 }
 
 # Baseline: the generator into a sink that discards.
+if [ "${SINK:-1}" != 0 ]; then
 SINK_PORT=$((20000 + RANDOM % 20000))
 socat -u TCP-LISTEN:$SINK_PORT,fork,reuseaddr OPEN:/dev/null &
 SOCAT=$!
 sleep 0.5
 run sink-syslog-tcp --mode syslog-tcp --target 127.0.0.1:$SINK_PORT --connections 4 --size 300
 kill "$SOCAT"
+fi
 
-for kind in memory sqlite; do
-    for mode in syslog-tcp http remote-write; do
+for kind in ${KINDS:-memory sqlite}; do
+    for mode in ${MODES:-syslog-tcp http remote-write}; do
         dir="$OUT/data-$kind-$mode"
         start_serve "$kind" "$dir"
         poll_acks "$OUT/$kind-$mode.acks" &
@@ -76,7 +82,7 @@ for kind in memory sqlite; do
         timeout=300
         run "$kind-$mode" --mode "$mode" --target "$target" --connections 4 --size 300 \
             --batch 1000 --verify --verify-timeout "$timeout" --data-dir "$dir" --pid "$SERVE_PID"
-        stop_serve
+        stop_serve "$kind-$mode"
     done
 done
 

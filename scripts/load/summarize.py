@@ -36,6 +36,15 @@ for f in sorted(os.listdir(out)):
     cpu = t.get("cpu_seconds")
     cpu_per_m = cpu / d["acknowledged"] * 1e6 if cpu and d["acknowledged"] else None
     rss = t.get("peak_rss_bytes")
+    # Bytes the serve passed to write(2) (store, queue and segments), from
+    # /proc/PID/io saved by bench.sh just before stopping it.
+    wchar = None
+    io = os.path.join(out, name + ".io")
+    if os.path.exists(io) and d["acknowledged"]:
+        for line in open(io):
+            k, _, val = line.partition(":")
+            if k == "wchar":
+                wchar = int(val) / d["acknowledged"]
     rows.append([name, f'{d["acknowledged"]:,}', f'{d["rate"]:,.0f}',
                  f"{stored_rate:,.0f}" if stored_rate else "",
                  f'{d["ack_latency_ms"]["p99"]:.1f}' if d["ack_latency_ms"]["p99"] is not None else "",
@@ -43,8 +52,9 @@ for f in sorted(os.listdir(out)):
                  "" if not v else str(v.get("missing")),
                  "" if not v else str(v.get("duplicates")),
                  f"{rss / 2**20:,.0f}" if rss else "",
-                 f"{cpu_per_m:.2f}" if cpu_per_m else ""])
-print("| run | acknowledged | received/s | stored/s | p99 ack ms | stored (verify) | missing | duplicates | serve peak RSS MiB | serve CPU s per M events |")
-print("|---|---|---|---|---|---|---|---|---|---|")
+                 f"{cpu_per_m:.2f}" if cpu_per_m else "",
+                 f"{wchar:,.0f}" if wchar else ""])
+print("| run | acknowledged | received/s | stored/s | p99 ack ms | stored (verify) | missing | duplicates | serve peak RSS MiB | serve CPU s per M events | serve written B/event |")
+print("|---|---|---|---|---|---|---|---|---|---|---|")
 for r in rows:
     print("| " + " | ".join(r) + " |")

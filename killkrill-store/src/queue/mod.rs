@@ -33,8 +33,8 @@ use std::sync::Arc;
 
 use killkrill_core::event::Timestamp;
 use killkrill_core::pipeline::{
-    BatchCodec, CodecError, DeadLetter, DeadLetterEntry, DeadLetterPayload, DeadLetterReason,
-    ErrorKind, QueueError,
+    BatchCodec, DeadLetter, DeadLetterEntry, DeadLetterPayload, DeadLetterReason, ErrorKind,
+    QueueError,
 };
 
 pub use self::config::{QueueConfig, QueueConfigError, build_queue};
@@ -58,7 +58,7 @@ async fn file_undecodable(
     queue: &'static str,
     dead_letter: Option<&Arc<dyn DeadLetter>>,
     bytes: &[u8],
-    error: &CodecError,
+    error: &(dyn std::fmt::Display + Sync),
     deliveries: u32,
 ) -> bool {
     metrics::counter!(UNDECODABLE, "queue" => queue).increment(1);

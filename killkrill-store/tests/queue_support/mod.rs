@@ -132,6 +132,12 @@ pub fn sqlite_options(shape: Shape) -> SqliteQueueOptions {
         max_events: shape.batches * shape.events,
         max_bytes: 1 << 30,
         visibility_timeout: shape.visibility,
+        // `KILLKRILL_TEST_SQLITE_INLINE_MAX=0` runs a suite with every body
+        // in segment files.
+        inline_max_bytes: std::env::var("KILLKRILL_TEST_SQLITE_INLINE_MAX")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(SqliteQueueOptions::default().inline_max_bytes),
         ..SqliteQueueOptions::default()
     }
 }

@@ -37,6 +37,15 @@
 //!   with `auto_vacuum = INCREMENTAL` and free pages are returned to the file
 //!   system once more than `vacuum_free_pages` have piled up;
 //!   `journal_size_limit` truncates the WAL after checkpoints.
+//! - **Large bodies in segment files**: a body over `inline_max_bytes`
+//!   (64 KiB by default) is appended to a segment file next to the queue
+//!   file and the row keeps its place and checksum, so the bytes are written
+//!   once instead of into the WAL and again by the checkpoint; small ones
+//!   stay inline. See [`segments`] for the order of writes and what each
+//!   `synchronous` setting then guarantees. A file written by an older build
+//!   (every body inline, no segment columns) is migrated in place on open
+//!   (`PRAGMA user_version` 0 → 1, three columns added) and its entries are
+//!   read as before.
 //! - **Bounded**: by events and by stored bytes, counting everything held
 //!   (ready, delayed, in flight), like the memory queue. A full queue makes
 //!   `enqueue` wait for an acknowledgement, then fail with
@@ -63,10 +72,12 @@ use tokio::time::Instant;
 use super::{backend, file_undecodable};
 
 mod options;
+mod segments;
 mod writer;
 
 use crate::config::SqliteSync;
 pub use options::SqliteQueueOptions;
+use segments::{Loc, Segments};
 use writer::{Insert, write_loop};
 
 const READY: i64 = 0;
@@ -111,6 +122,11 @@ struct Shared {
     held: Held,
     readable: Notify,
     writable: Notify,
+    /// Where bodies over `inline_max_bytes` go.
+    segments: Segments,
+    inline_max_bytes: usize,
+    /// `synchronous = FULL`: segments are synced before rows commit.
+    sync_segments: bool,
 }
 
 impl Held {
@@ -217,6 +233,15 @@ impl SqliteQueue {
                 .await
                 .map_err(|e| db("creating the schema", e))?;
         }
+        segments::migrate(&mut conn).await?;
+        let live = segments::live_rows(&mut conn).await?;
+        let seg_dir = segments::dir_of(&path);
+        let segments = Segments::open(seg_dir.clone(), opts.segment_bytes, live).map_err(|e| {
+            backend(
+                format!("opening the queue segments {}: {e}", seg_dir.display()),
+                ErrorKind::Permanent,
+            )
+        })?;
         let row = sqlx::query(
             "SELECT COUNT(*), COALESCE(SUM(events), 0), COALESCE(SUM(bytes), 0) FROM queue",
         )
@@ -241,6 +266,9 @@ impl SqliteQueue {
             },
             readable: Notify::new(),
             writable: Notify::new(),
+            segments,
+            inline_max_bytes: opts.inline_max_bytes,
+            sync_segments: opts.synchronous == SqliteSync::Full,
         });
         let (writer, rx) = mpsc::unbounded_channel();
         tokio::spawn(write_loop(shared.clone(), rx));
@@ -304,6 +332,19 @@ impl SqliteQueue {
         Ok((pages as u64, free as u64))
     }
 
+    /// Segment files on disk (space accounting, tests).
+    ///
+    /// # Errors
+    /// [`QueueError::Backend`] when the directory cannot be read.
+    pub fn segment_files(&self) -> Result<usize, QueueError> {
+        self.shared.segments.files().map_err(|e| {
+            backend(
+                format!("reading {}: {e}", self.shared.segments.dir().display()),
+                ErrorKind::Retryable,
+            )
+        })
+    }
+
     /// Entries quarantined because their bytes did not decode.
     ///
     /// # Errors
@@ -345,7 +386,7 @@ impl SqliteQueue {
         let rows = sqlx::query(
             "UPDATE queue SET state = 1, deliveries = deliveries + 1, visible_at = ?
              WHERE seq IN (SELECT seq FROM queue WHERE visible_at <= ? ORDER BY seq LIMIT ?)
-             RETURNING seq, deliveries, payload",
+             RETURNING seq, deliveries, payload, seg, off, sum, bytes",
         )
         .bind(until)
         .bind(now)
@@ -364,21 +405,36 @@ impl SqliteQueue {
         drop(c);
         let mut leased = Vec::with_capacity(rows.len());
         for r in rows {
-            let seq: i64 = r.try_get(0).map_err(|e| db("reading a lease", e))?;
-            let deliveries: i64 = r.try_get(1).map_err(|e| db("reading a lease", e))?;
-            let payload: Vec<u8> = r.try_get(2).map_err(|e| db("reading a lease", e))?;
-            leased.push((seq, deliveries, payload));
+            let get = |e| db("reading a lease", e);
+            let seq: i64 = r.try_get(0).map_err(get)?;
+            let deliveries: i64 = r.try_get(1).map_err(get)?;
+            let payload: Vec<u8> = r.try_get(2).map_err(get)?;
+            let seg: Option<i64> = r.try_get(3).map_err(get)?;
+            let off: Option<i64> = r.try_get(4).map_err(get)?;
+            let sum: Option<i64> = r.try_get(5).map_err(get)?;
+            let bytes: i64 = r.try_get(6).map_err(get)?;
+            let loc = match (seg, off, sum) {
+                (Some(seg), Some(off), Some(sum)) => Some(Loc { seg, off, sum }),
+                _ => None,
+            };
+            leased.push((seq, deliveries, payload, loc, bytes));
         }
         leased.sort_by_key(|l| l.0);
+        let leased = self.read_segments(leased).await?;
         let mut out = Vec::with_capacity(leased.len());
-        for (seq, deliveries, payload) in leased {
-            match self.codec.decode(&payload) {
+        for (seq, deliveries, body) in leased {
+            let decoded = body.and_then(|payload| {
+                self.codec
+                    .decode(&payload)
+                    .map_err(|e| (e.to_string(), payload))
+            });
+            match decoded {
                 Ok(batch) => out.push(Delivery {
                     id: delivery_id(seq, deliveries),
                     batch: Arc::new(batch),
                     attempts: u32::try_from(deliveries).unwrap_or(u32::MAX),
                 }),
-                Err(err) => {
+                Err((err, payload)) => {
                     let deliveries = u32::try_from(deliveries).unwrap_or(u32::MAX);
                     let filed = file_undecodable(
                         "sqlite",
@@ -388,12 +444,46 @@ impl SqliteQueue {
                         deliveries,
                     )
                     .await;
-                    self.remove_undecodable(seq, filed, &err.to_string(), deliveries, &payload)
+                    self.remove_undecodable(seq, filed, &err, deliveries, &payload)
                         .await?;
                 }
             }
         }
         Ok((out, None))
+    }
+
+    /// The bodies of leased rows: inline ones as they are, segment ones read
+    /// (off the runtime) and checked; a body that cannot be read back is an
+    /// error with the bytes that were read, if any.
+    #[allow(clippy::type_complexity)]
+    async fn read_segments(
+        &self,
+        leased: Vec<(i64, i64, Vec<u8>, Option<Loc>, i64)>,
+    ) -> Result<Vec<(i64, i64, Result<Vec<u8>, (String, Vec<u8>)>)>, QueueError> {
+        if leased.iter().all(|l| l.3.is_none()) {
+            return Ok(leased
+                .into_iter()
+                .map(|(seq, d, payload, _, _)| (seq, d, Ok(payload)))
+                .collect());
+        }
+        let shared = self.shared.clone();
+        tokio::task::spawn_blocking(move || {
+            leased
+                .into_iter()
+                .map(|(seq, d, payload, loc, bytes)| {
+                    let body = match loc {
+                        None => Ok(payload),
+                        Some(loc) => shared
+                            .segments
+                            .read(loc, usize::try_from(bytes).unwrap_or(0))
+                            .map_err(|e| (e.to_string(), Vec::new())),
+                    };
+                    (seq, d, body)
+                })
+                .collect()
+        })
+        .await
+        .map_err(|e| backend(format!("reading queue segments: {e}"), ErrorKind::Retryable))
     }
 
     async fn remove_undecodable(
@@ -419,7 +509,7 @@ impl SqliteQueue {
             .await
             .map_err(|e| db("quarantining", e))?;
         }
-        let gone = sqlx::query("DELETE FROM queue WHERE seq = ? RETURNING events, bytes")
+        let gone = sqlx::query("DELETE FROM queue WHERE seq = ? RETURNING events, bytes, seg")
             .bind(seq)
             .fetch_optional(&mut *tx)
             .await
@@ -431,6 +521,10 @@ impl SqliteQueue {
                 r.try_get(0).map_err(|e| db("quarantining", e))?,
                 r.try_get(1).map_err(|e| db("quarantining", e))?,
             );
+            let seg: Option<i64> = r.try_get(2).map_err(|e| db("quarantining", e))?;
+            if let Some(seg) = seg {
+                self.shared.segments.release(seg);
+            }
             self.shared.held.release(1, e as u64, b as u64);
             self.shared.writable.notify_waiters();
         }
@@ -569,12 +663,13 @@ impl Queue for SqliteQueue {
             .map(|s| s.0)
             .collect();
         let (mut events, mut bytes, mut n) = (0u64, 0u64, 0u64);
+        let mut segs = Vec::new();
         {
             let mut c = self.conn().await?;
             let mut tx = c.begin().await.map_err(|e| db("acknowledging", e))?;
             for chunk in seqs.chunks(500) {
                 let sql = format!(
-                    "DELETE FROM queue WHERE seq IN ({}) RETURNING events, bytes",
+                    "DELETE FROM queue WHERE seq IN ({}) RETURNING events, bytes, seg",
                     vec!["?"; chunk.len()].join(",")
                 );
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -588,12 +683,17 @@ impl Queue for SqliteQueue {
                 {
                     let e: i64 = r.try_get(0).map_err(|e| db("acknowledging", e))?;
                     let b: i64 = r.try_get(1).map_err(|e| db("acknowledging", e))?;
+                    let seg: Option<i64> = r.try_get(2).map_err(|e| db("acknowledging", e))?;
+                    segs.extend(seg);
                     events += e as u64;
                     bytes += b as u64;
                     n += 1;
                 }
             }
             tx.commit().await.map_err(|e| db("acknowledging", e))?;
+        }
+        for seg in segs {
+            self.shared.segments.release(seg);
         }
         if n > 0 {
             self.shared.held.release(n, events, bytes);

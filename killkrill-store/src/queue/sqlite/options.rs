@@ -22,6 +22,11 @@ pub struct SqliteQueueOptions {
     pub compression: Compression,
     /// Free pages tolerated before an incremental vacuum gives them back.
     pub vacuum_free_pages: u64,
+    /// Bodies larger than this go to segment files (written once) instead
+    /// of inline blobs (written to the WAL and again by the checkpoint).
+    pub inline_max_bytes: usize,
+    /// A segment file takes appends until it holds this many bytes.
+    pub segment_bytes: u64,
     /// Where undecodable entries go; `None` quarantines them in the queue
     /// file's `undecodable` table.
     pub dead_letter: Option<Arc<dyn DeadLetter>>,
@@ -36,13 +41,16 @@ impl std::fmt::Debug for SqliteQueueOptions {
             .field("visibility_timeout", &self.visibility_timeout)
             .field("compression", &self.compression)
             .field("vacuum_free_pages", &self.vacuum_free_pages)
+            .field("inline_max_bytes", &self.inline_max_bytes)
+            .field("segment_bytes", &self.segment_bytes)
             .field("dead_letter", &self.dead_letter.is_some())
             .finish()
     }
 }
 
 impl Default for SqliteQueueOptions {
-    /// `NORMAL`, 1,000,000 events, 1 GiB, 60 s, uncompressed, 1,024 pages.
+    /// `NORMAL`, 1,000,000 events, 1 GiB, 60 s, uncompressed, 1,024 pages,
+    /// bodies over 64 KiB in segments of 64 MiB.
     fn default() -> Self {
         SqliteQueueOptions {
             synchronous: SqliteSync::Normal,
@@ -51,6 +59,8 @@ impl Default for SqliteQueueOptions {
             visibility_timeout: Duration::from_secs(60),
             compression: Compression::None,
             vacuum_free_pages: 1024,
+            inline_max_bytes: 64 << 10,
+            segment_bytes: 64 << 20,
             dead_letter: None,
         }
     }

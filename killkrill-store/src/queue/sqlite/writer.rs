@@ -2,11 +2,12 @@
 
 use std::sync::Arc;
 
-use killkrill_core::pipeline::QueueError;
+use killkrill_core::pipeline::{ErrorKind, QueueError};
 use sqlx::Connection;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Shared, db, now_ms};
+use super::segments::Loc;
+use super::{Shared, backend, db, now_ms};
 
 /// One enqueue handed to the writer task.
 pub(super) struct Insert {
@@ -21,7 +22,9 @@ const GROUP_COMMIT_MAX: usize = 256;
 
 /// The writer task: commits every enqueue waiting in the channel in one
 /// transaction (group commit: with `synchronous = FULL`, one fsync for all
-/// of them), then answers each.
+/// of them), then answers each. Bodies larger than the inline limit are
+/// appended to the current segment file first (and synced with `FULL`), so
+/// a committed row never refers to bytes that were not written.
 pub(super) async fn write_loop(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Insert>) {
     while let Some(first) = rx.recv().await {
         let mut group = vec![first];
@@ -31,7 +34,7 @@ pub(super) async fn write_loop(shared: Arc<Shared>, mut rx: mpsc::UnboundedRecei
                 Err(_) => break,
             }
         }
-        let result = insert_group(&shared, &group).await;
+        let (group, result) = write_group(&shared, group).await;
         if result.is_ok() {
             shared.readable.notify_waiters();
         }
@@ -45,23 +48,79 @@ pub(super) async fn write_loop(shared: Arc<Shared>, mut rx: mpsc::UnboundedRecei
     }
 }
 
-async fn insert_group(shared: &Shared, group: &[Insert]) -> Result<(), QueueError> {
+/// Appends the large bodies to a segment, then inserts every row.
+async fn write_group(
+    shared: &Arc<Shared>,
+    group: Vec<Insert>,
+) -> (Vec<Insert>, Result<(), QueueError>) {
+    let inline_max = shared.inline_max_bytes;
+    let (group, locs) = if group.iter().any(|i| i.payload.len() > inline_max) {
+        let s = shared.clone();
+        let appended = tokio::task::spawn_blocking(move || {
+            let bodies: Vec<&[u8]> = group
+                .iter()
+                .filter(|i| i.payload.len() > inline_max)
+                .map(|i| &i.payload[..])
+                .collect();
+            let locs = s.segments.append(&bodies, s.sync_segments);
+            (group, locs)
+        })
+        .await;
+        match appended {
+            Ok((group, Ok(locs))) => (group, locs),
+            Ok((group, Err(e))) => {
+                let err = backend(
+                    format!("sqlite queue: appending to a segment file: {e}"),
+                    ErrorKind::Retryable,
+                );
+                return (group, Err(err));
+            }
+            Err(e) => {
+                // The blocking task panicked: the group is gone with it and
+                // every caller sees the writer's answer channel close.
+                tracing::error!(error = %e, "sqlite queue: segment append failed");
+                return (Vec::new(), Ok(()));
+            }
+        }
+    } else {
+        (group, Vec::new())
+    };
+    let result = insert_group(shared, &group, &locs).await;
+    if result.is_err() {
+        for l in &locs {
+            shared.segments.release(l.seg);
+        }
+    }
+    (group, result)
+}
+
+async fn insert_group(shared: &Shared, group: &[Insert], locs: &[Loc]) -> Result<(), QueueError> {
     let mut guard = shared.conn.lock().await;
     let Some(c) = guard.as_mut() else {
         return Err(QueueError::Closed);
     };
     let now = now_ms();
+    let mut locs = locs.iter();
     let mut tx = c.begin().await.map_err(|e| db("inserting batches", e))?;
     for i in group {
+        let loc = if i.payload.len() > shared.inline_max_bytes {
+            locs.next().copied()
+        } else {
+            None
+        };
+        let inline: &[u8] = if loc.is_some() { &[] } else { &i.payload };
         sqlx::query(
-            "INSERT INTO queue (batch_id, events, bytes, enqueued_ms, state, visible_at, payload) VALUES (?, ?, ?, ?, 0, ?, ?)",
+            "INSERT INTO queue (batch_id, events, bytes, enqueued_ms, state, visible_at, payload, seg, off, sum) VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?, ?)",
         )
         .bind(&i.batch_id[..])
         .bind(i.events)
         .bind(i.payload.len() as i64)
         .bind(now)
         .bind(now)
-        .bind(&i.payload[..])
+        .bind(inline)
+        .bind(loc.map(|l| l.seg))
+        .bind(loc.map(|l| l.off))
+        .bind(loc.map(|l| l.sum))
         .execute(&mut *tx)
         .await
         .map_err(|e| db("inserting a batch", e))?;
