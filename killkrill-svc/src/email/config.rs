@@ -133,8 +133,7 @@ fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::
 pub fn is_loopback(host: &str) -> bool {
     let h = host.trim_start_matches('[').trim_end_matches(']');
     h.eq_ignore_ascii_case("localhost")
-        || h.parse::<std::net::IpAddr>()
-            .is_ok_and(|a| a.is_loopback())
+        || h.parse::<std::net::IpAddr>().is_ok_and(|a| a.is_loopback())
 }
 
 impl SmtpConfig {
@@ -170,7 +169,10 @@ impl SmtpConfig {
                 .chars()
                 .any(|c| c.is_whitespace() || c.is_control() || c == '/' || c == '@')
         {
-            return Err(("smtp.host", format!("{host:?} is not a host name or address")));
+            return Err((
+                "smtp.host",
+                format!("{host:?} is not a host name or address"),
+            ));
         }
         if self.port == Some(0) {
             return Err(("smtp.port", "must be 1 to 65535".into()));
@@ -254,8 +256,8 @@ impl SmtpConfig {
             return Err(("smtp.limit_window_secs", "must be 1 to 604800".into()));
         }
         if let Some(f) = &self.ca_file {
-            let pem = std::fs::read(f)
-                .map_err(|e| ("smtp.ca_file", format!("{}: {e}", f.display())))?;
+            let pem =
+                std::fs::read(f).map_err(|e| ("smtp.ca_file", format!("{}: {e}", f.display())))?;
             lettre::transport::smtp::client::Certificate::from_pem(&pem).map_err(|e| {
                 (
                     "smtp.ca_file",
@@ -329,7 +331,13 @@ mod tests {
         local.host = Some("127.0.0.1".into());
         local.security = SmtpSecurity::None;
         assert_eq!(local.validate(), Ok(()));
-        assert_eq!(key(SmtpConfig { from: "nope".into(), ..on() }), "smtp.from");
+        assert_eq!(
+            key(SmtpConfig {
+                from: "nope".into(),
+                ..on()
+            }),
+            "smtp.from"
+        );
         assert_eq!(
             key(SmtpConfig {
                 public_url: "http://logs.example.com".into(),
@@ -368,7 +376,11 @@ mod tests {
         let t: toml::Value = toml::from_str("password = 123").unwrap();
         let c: SmtpConfig = t.try_into().unwrap();
         assert_eq!(c.password.as_deref(), Some("123"));
-        assert!(!toml::to_string(&on_with_password()).unwrap().contains("s3cret"));
+        assert!(
+            !toml::to_string(&on_with_password())
+                .unwrap()
+                .contains("s3cret")
+        );
     }
 
     fn on_with_password() -> SmtpConfig {

@@ -218,10 +218,7 @@ impl Email {
             .await?
             .ok_or(EmailError::BadToken)?;
         auth.store().set_email_confirmed(id, now).await?;
-        auth.store()
-            .user(id)
-            .await?
-            .ok_or(EmailError::BadToken)
+        auth.store().user(id).await?.ok_or(EmailError::BadToken)
     }
 
     /// The rate limits of a forgot-password request (checked before
@@ -277,7 +274,11 @@ impl Email {
         let (tenant, result, detail) = match &r {
             Ok(Some((u, true))) => (u.tenant.clone(), "ok", "reset mail queued"),
             Ok(Some((u, false))) => (u.tenant.clone(), "failed", "reset mail not queued"),
-            Ok(None) => (auth.system_tenant().clone(), "ok", "no such account; no mail"),
+            Ok(None) => (
+                auth.system_tenant().clone(),
+                "ok",
+                "no such account; no mail",
+            ),
             Err(e) => {
                 tracing::warn!(error = %e, "forgot-password request failed");
                 (auth.system_tenant().clone(), "failed", "store error")

@@ -80,8 +80,8 @@ pub fn transport(
     let tls = || -> Result<TlsParameters, (&'static str, String)> {
         let mut b = TlsParameters::builder(host.clone());
         if let Some(f) = &cfg.ca_file {
-            let pem = std::fs::read(f)
-                .map_err(|e| ("smtp.ca_file", format!("{}: {e}", f.display())))?;
+            let pem =
+                std::fs::read(f).map_err(|e| ("smtp.ca_file", format!("{}: {e}", f.display())))?;
             let c = Certificate::from_pem(&pem)
                 .map_err(|e| ("smtp.ca_file", format!("{}: {e}", f.display())))?;
             b = b.add_root_certificate(c);

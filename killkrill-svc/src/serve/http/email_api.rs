@@ -47,11 +47,9 @@ impl From<EmailError> for ApiError {
                     Some(format!("retry in {retry_after} s")),
                 )
             },
-            EmailError::AlreadyConfirmed => ApiError::new(
-                StatusCode::CONFLICT,
-                "the email is already confirmed",
-                None,
-            ),
+            EmailError::AlreadyConfirmed => {
+                ApiError::new(StatusCode::CONFLICT, "the email is already confirmed", None)
+            }
             EmailError::Auth(e) => ApiError::from(e),
         }
     }
@@ -86,8 +84,10 @@ pub async fn confirm(
                     "",
                 )
                 .await;
-            Ok(axum::Json(serde_json::json!({ "email": u.email, "email_confirmed": true }))
-                .into_response())
+            Ok(
+                axum::Json(serde_json::json!({ "email": u.email, "email_confirmed": true }))
+                    .into_response(),
+            )
         }
         Err(e) => {
             if matches!(e, EmailError::BadToken) {
