@@ -82,12 +82,13 @@ fn qp_decode(s: &str) -> String {
     let mut out = Vec::new();
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'=' && i + 2 < b.len() + 1 {
-            if let Ok(v) = u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap(), 16) {
-                out.push(v);
-                i += 3;
-                continue;
-            }
+        if b[i] == b'='
+            && i + 2 < b.len()
+            && let Ok(v) = u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap(), 16)
+        {
+            out.push(v);
+            i += 3;
+            continue;
         }
         out.push(b[i]);
         i += 1;
@@ -136,14 +137,11 @@ impl MailServer {
                         }
                         Mode::Up => {
                             let _ = s.write_all(b"220 test ESMTP ready\r\n").await;
-                            match session(s, tls.is_some(), false, &g).await {
-                                Ok(Some(plain)) => {
-                                    let acc = tokio_rustls::TlsAcceptor::from(tls.unwrap());
-                                    if let Ok(t) = acc.accept(plain).await {
-                                        let _ = session(t, false, true, &g).await;
-                                    }
+                            if let Ok(Some(plain)) = session(s, tls.is_some(), false, &g).await {
+                                let acc = tokio_rustls::TlsAcceptor::from(tls.unwrap());
+                                if let Ok(t) = acc.accept(plain).await {
+                                    let _ = session(t, false, true, &g).await;
                                 }
-                                Ok(None) | Err(_) => {}
                             }
                         }
                     }

@@ -14,9 +14,9 @@
 //! client address and per email address) apply before the lookup, to known
 //! and unknown addresses alike.
 //!
-//! - [`config`]: `[smtp]`.
-//! - [`outbox`]: the bounded queue, the sender task, retries, counters.
-//! - [`limit`]: the per-key request limiter.
+//! - [`config`] holds `[smtp]`.
+//! - [`outbox`] is the bounded queue, the sender task, retries, counters.
+//! - [`limit`] is the per-key request limiter.
 
 pub mod config;
 pub mod limit;
