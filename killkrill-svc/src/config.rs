@@ -139,6 +139,9 @@ pub struct ServeConfig {
     /// OpenID Connect single sign-on (`[oidc]`; `OIDC_CLIENT_SECRET` from
     /// the environment).
     pub oidc: crate::oidc::OidcConfig,
+    /// Mail for email confirmation and password reset (`[smtp]`; off
+    /// without `host`; `KILLKRILL_SMTP__PASSWORD`).
+    pub smtp: crate::email::SmtpConfig,
 }
 
 impl Default for ServeConfig {
@@ -166,6 +169,7 @@ impl Default for ServeConfig {
             rollups: RollupsConfig::default(),
             license: crate::license::LicenseConfig::default(),
             oidc: crate::oidc::OidcConfig::default(),
+            smtp: crate::email::SmtpConfig::default(),
         }
     }
 }
@@ -823,6 +827,7 @@ impl ServeConfig {
         cfg.auth.read_env(&layers.env);
         cfg.license.read_env(&layers.env);
         cfg.oidc.read_env(&layers.env);
+        cfg.smtp.read_env(&layers.env);
         if cfg.queue.redis.url.is_none()
             && let Some((_, url)) = layers.env.iter().find(|(k, _)| k == "REDIS_URL")
             && !url.is_empty()
@@ -1023,6 +1028,9 @@ impl ServeConfig {
             return Err(err(key, problem));
         }
         if let Err((key, problem)) = self.oidc.validate() {
+            return Err(err(key, problem));
+        }
+        if let Err((key, problem)) = self.smtp.validate() {
             return Err(err(key, problem));
         }
         if self.rollups.enabled

@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod email;
 pub mod httpc;
 pub mod license;
 pub mod oidc;

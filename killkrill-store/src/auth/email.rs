@@ -63,6 +63,30 @@ impl AuthStore {
         })
     }
 
+    /// The user of an unused, unexpired token with this digest and
+    /// purpose, without spending it (to check a new password against the
+    /// policy before the token is used up).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn peek_email_token(
+        &self,
+        hash: &[u8; 32],
+        purpose: &str,
+        now: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let sql = self.store.dialect.sql(
+            "SELECT user_id FROM auth_email_tokens WHERE token_hash = ? AND purpose = ? AND used = 0 AND expires_at > ?",
+        );
+        with_pool!(&self.store.backend, pool => {
+            let c = "reading an email token";
+            match sqlx::query(AssertSqlSafe(sql)).bind(&hash[..]).bind(purpose).bind(now).fetch_optional(pool).await.ctx(c)? {
+                Some(r) => Ok(Some(r.try_get::<i64, _>(0).ctx(c)?)),
+                None => Ok(None),
+            }
+        })
+    }
+
     /// Spends every unused token of `user_id` with `purpose` (a new reset
     /// request or a password change makes older links useless).
     ///

@@ -164,6 +164,12 @@ pub fn check_config(args: &ConfigArgs, mut out: impl Write, mut err: impl Write)
         let _ = writeln!(err, "killkrill: configuration: {e}");
         return ExitCode::from(2);
     }
+    if cfg.smtp.enabled()
+        && let Err((k, p)) = crate::email::outbox::transport(&cfg.smtp)
+    {
+        let _ = writeln!(err, "killkrill: configuration: {k}: {p}");
+        return ExitCode::from(2);
+    }
     let db = match (&store.url, store.db_type) {
         (Some(_), t) => format!("{t} from DATABASE_URL"),
         (None, DbType::Sqlite) => format!("sqlite {}", store.sqlite.path.display()),

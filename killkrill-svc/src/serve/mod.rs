@@ -385,6 +385,16 @@ pub async fn start_with(
     } else {
         None
     };
+    let email = match (config.smtp.enabled() && roles.api)
+        .then(|| crate::email::Email::start(&config.smtp))
+        .transpose()
+    {
+        Ok(e) => e,
+        Err(e) => {
+            store.close().await;
+            return Err(StartError::Config(e));
+        }
+    };
     if auth.disabled() {
         tracing::warn!(
             "authentication is disabled ([auth] mode = \"disabled\"): every HTTP request is the anonymous caller of the default tenant; never do this outside development"
@@ -497,6 +507,7 @@ pub async fn start_with(
             license: license.clone(),
             oidc: oidc.clone(),
             rollup_reads: http::prom::rollup_reads(&config),
+            email: email.clone(),
         });
         let app = http::router_for(
             state,

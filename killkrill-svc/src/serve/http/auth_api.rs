@@ -88,8 +88,20 @@ pub async fn logout(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-/// `GET /api/v1/auth/me` → who the caller is and what it may do.
-pub async fn me(p: Principal) -> Response {
+/// `GET /api/v1/auth/me` → who the caller is and what it may do, and for
+/// users whether their email is confirmed.
+pub async fn me(State(s): State<Arc<AppState>>, p: Principal) -> Result<Response, ApiError> {
+    let email_confirmed = match &p.credential {
+        Credential::User { id, .. } => Some(
+            s.auth
+                .store()
+                .email_confirmed_at(*id)
+                .await
+                .map_err(|e| ApiError::from(crate::auth::AuthError::Store(e)))?
+                .is_some(),
+        ),
+        _ => None,
+    };
     let perms: Vec<&str> = [
         Permission::Ingest,
         Permission::Read,
@@ -110,7 +122,7 @@ pub async fn me(p: Principal) -> Response {
         ),
         Credential::Anonymous => ("anonymous", None, None, None),
     };
-    axum::Json(serde_json::json!({
+    Ok(axum::Json(serde_json::json!({
         "subject": p.subject,
         "tenant": p.tenant.as_str(),
         "kind": kind,
@@ -118,8 +130,9 @@ pub async fn me(p: Principal) -> Response {
         "role": role,
         "scopes": scopes,
         "permissions": perms,
+        "email_confirmed": email_confirmed,
     }))
-    .into_response()
+    .into_response())
 }
 
 #[derive(Deserialize)]

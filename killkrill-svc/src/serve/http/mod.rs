@@ -19,6 +19,7 @@ mod api_keys;
 mod auth_api;
 pub mod authn;
 mod caller;
+mod email_api;
 mod error;
 pub mod grpc;
 mod grpc_status;
@@ -89,6 +90,8 @@ pub struct AppState {
     /// Rollup widths PromQL may read (empty: raw samples only); see
     /// [`prom::rollup_reads`].
     pub rollup_reads: Vec<killkrill_core::aggregate::Resolution>,
+    /// Email confirmation and password reset, when `[smtp]` is set.
+    pub email: Option<Arc<crate::email::Email>>,
 }
 
 /// The route groups, each with the permission its routes need.
@@ -203,6 +206,10 @@ fn login_routes() -> Routes {
         .route("/api/v1/auth/refresh", post(auth_api::refresh))
         .route("/api/v1/auth/oidc/login", get(sso::oidc_login))
         .route("/api/v1/auth/oidc/callback", get(sso::oidc_callback))
+        // The emailed token is the credential; forgot reveals nothing.
+        .route("/api/v1/auth/email/confirm", post(email_api::confirm))
+        .route("/api/v1/auth/password/forgot", post(email_api::forgot))
+        .route("/api/v1/auth/password/reset", post(email_api::reset))
         .layer(RequestBodyLimitLayer::new(authn::MAX_JSON_BYTES))
 }
 
@@ -215,6 +222,7 @@ fn session_routes() -> Routes {
         .route("/api/v1/auth/password", post(auth_api::change_password))
         .route("/api/v1/auth/totp/enrol", post(auth_api::totp_enrol))
         .route("/api/v1/auth/totp/confirm", post(auth_api::totp_confirm))
+        .route("/api/v1/auth/email/resend", post(email_api::resend))
         .layer(RequestBodyLimitLayer::new(authn::MAX_JSON_BYTES))
 }
 

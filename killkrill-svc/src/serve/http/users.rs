@@ -120,9 +120,10 @@ pub async fn create(
         )
         .await;
     let id = r.map_err(|e| ApiError::from(e).counted(EP))?;
+    let confirmation = super::email_api::after_create(&s, id).await;
     Ok((
         StatusCode::CREATED,
-        axum::Json(serde_json::json!({ "id": id, "email": n.email, "tenant": t.as_str(), "role": role.as_str() })),
+        axum::Json(serde_json::json!({ "id": id, "email": n.email, "tenant": t.as_str(), "role": role.as_str(), "confirmation_mail": confirmation })),
     )
         .into_response())
 }
