@@ -581,7 +581,7 @@ fn scan_raw_params<'a>(
             }
             let name_start = i + 1;
             i = name(b, name_start, SdParam, blocks)?;
-            if !matches!(b.get(i..), Some([b'=', b'"', ..])) {
+            if b.get(i..).and_then(<[u8]>::first_chunk) != Some(b"=\"") {
                 return Err(if b.get(i) != Some(&b'=') {
                     ParseError::new(SdParam, i, "'=' after the parameter name")
                 } else {
