@@ -213,17 +213,17 @@ impl<'b, C: Classes> Blocks<'b, C> {
     #[inline(always)]
     pub(crate) fn next(&mut self, mut p: usize, select: impl Fn(&C) -> u64) -> usize {
         loop {
-            if p >= self.base {
-                let off = p - self.base;
-                if off < 64 {
-                    let m = select(&self.classes) >> off;
-                    if m != 0 {
-                        // Positions past the end are stops, so this is at
-                        // most `b.len()`.
-                        return p + m.trailing_zeros() as usize;
-                    }
-                    p = self.base + 64;
+            // One compare for "inside the block": before it, `off` wraps
+            // around to a huge value.
+            let off = p.wrapping_sub(self.base);
+            if off < 64 {
+                let m = select(&self.classes) >> off;
+                if m != 0 {
+                    // Positions past the end are stops, so this is at
+                    // most `b.len()`.
+                    return p + m.trailing_zeros() as usize;
                 }
+                p = self.base + 64;
             }
             if p >= self.b.len() {
                 return self.b.len();

@@ -240,6 +240,39 @@ mod tests {
         assert_eq!(strict, e);
     }
 
+    /// The UTF-8 check of header fields + SD may start early (inside the
+    /// ASCII PRI/VERSION/TIMESTAMP); columns and texts must not change,
+    /// whatever the lengths.
+    #[test]
+    fn sd_utf8_check_at_every_length() {
+        for host_len in 1..80 {
+            for ts in ["-", "2026-11-25T17:01:07.015511Z"] {
+                let host = "h".repeat(host_len);
+                let good = format!(
+                    "<13>1 {ts} {host} app - - [x@1 k=\"é{}\"] m",
+                    "v".repeat(host_len % 9)
+                );
+                let msg = parse(good.as_bytes());
+                assert_eq!(msg.parse_error, None, "{good}");
+                assert_eq!(msg.hostname, Some(host.as_str()));
+                let el = msg.structured_data.element("x@1").unwrap();
+                assert_eq!(
+                    el.param("k").unwrap(),
+                    format!("é{}", "v".repeat(host_len % 9))
+                );
+                let mut bad = good.clone().into_bytes();
+                let at = bad.iter().position(|&c| c == 0xc3).unwrap();
+                bad[at] = 0xff;
+                let e = SyslogParser::default().parse_strict(&bad).unwrap_err();
+                assert_eq!(
+                    (e.kind(), e.column()),
+                    (ParseErrorKind::SdParam, at),
+                    "{host_len} {ts}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn header_fields_may_contain_sd_delimiters() {
         // `=`, `]` and `"` end an SD-NAME but are printable, so they belong

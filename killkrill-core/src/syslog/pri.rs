@@ -8,7 +8,9 @@ use super::error::{ParseError, ParseErrorKind};
 use crate::event::{Facility, Severity};
 
 /// Parses `<PRIVAL>` at `pos`; returns the value and the position after `>`.
-#[inline]
+/// Always inlined: the fast path is a few instructions, and as a call it
+/// cost the RFC 3164 and RFC 5424 parsers about 15 instructions a message.
+#[inline(always)]
 pub(crate) fn parse_pri(b: &[u8], pos: usize) -> Result<(u8, usize), ParseError> {
     // The common case, `<d>` to `<ddd>` within range, without the per-digit
     // error bookkeeping; anything else takes the careful path below.

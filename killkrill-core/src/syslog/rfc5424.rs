@@ -60,15 +60,21 @@ pub(crate) fn parse<'a>(
             // One UTF-8 check for the header fields and the structured
             // data (the fields are printable US-ASCII, so an error is
             // always inside the structured data, at the same column).
-            match structured_data::utf8_text(&b[host..end]) {
+            // It starts up to 63 bytes early, inside PRI, VERSION and
+            // TIMESTAMP, which the grammar has already read as ASCII: a
+            // length that is a multiple of 64 (or of 8) spares the
+            // validator its byte-by-byte copy of a partial last block.
+            let lead = utf8_lead(host - pos, end - host);
+            match structured_data::utf8_text(&b[host - lead..end]) {
                 Ok(text) => {
+                    let text = text.get(lead..).unwrap_or("");
                     set_fields_text(text, host, &ends, msg);
                     msg.structured_data
                         .set_validated_text(text.get(i - host..).unwrap_or(""));
                 }
                 Err(at) => {
                     set_fields(b, host, &ends, msg);
-                    return Err(structured_data::utf8_error(host + at));
+                    return Err(structured_data::utf8_error(host - lead + at));
                 }
             }
             end
@@ -99,6 +105,21 @@ pub(crate) fn parse<'a>(
             sd_end,
             "a space before MSG, or the end of the message",
         )),
+    }
+}
+
+/// How many of the `before` ASCII bytes to add in front of `len` bytes so
+/// that the length is a multiple of 64, or else of 8 (0 if neither fits).
+#[inline]
+fn utf8_lead(before: usize, len: usize) -> usize {
+    let to64 = len.next_multiple_of(64) - len;
+    let to8 = len.next_multiple_of(8) - len;
+    if to64 <= before {
+        to64
+    } else if to8 <= before {
+        to8
+    } else {
+        0
     }
 }
 
@@ -219,12 +240,18 @@ fn set_fields<'a>(b: &'a [u8], pos: usize, ends: &[usize], msg: &mut SyslogMessa
 /// [`set_fields`] from `text`, which starts at `pos` and covers the fields.
 #[inline]
 fn set_fields_text<'a>(text: &'a str, pos: usize, ends: &[usize], msg: &mut SyslogMessage<'a>) {
-    let mut start = 0;
+    // Each field is split off the front and its space stripped (ASCII, so
+    // no UTF-8 boundary check for it).
+    let mut rest = text;
+    let mut start = pos;
     let mut values = [None; 4];
     for (k, &end) in ends.iter().enumerate() {
-        let v = text.get(start..end - pos).filter(|v| *v != "-");
-        values[k] = v;
-        start = end - pos + 1;
+        let Some((v, after)) = rest.split_at_checked(end - start) else {
+            break;
+        };
+        values[k] = (v != "-").then_some(v);
+        rest = after.strip_prefix(' ').unwrap_or("");
+        start = end + 1;
     }
     [msg.hostname, msg.appname, msg.procid, msg.msgid] = values;
 }

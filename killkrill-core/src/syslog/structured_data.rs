@@ -34,63 +34,63 @@ impl PartialEq for StructuredData<'_> {
 
 impl Eq for StructuredData<'_> {}
 
-/// Where the scan found each element's SD-ID end and closing `]`, and each
-/// parameter's `=` and closing quote, so reading the structured data needs
-/// no second scan. Holds the first [`INDEXED_ELEMENTS`] elements (with at
-/// most [`INDEXED_PARAMS`] parameters in all) of texts shorter than 64 KiB;
-/// anything beyond is found by scanning.
+/// What the scan found, so reading the structured data needs no second
+/// scan: per element the lengths of its SD-ID and of its parameters' text,
+/// per parameter the lengths of its name and value. Reading walks the text
+/// with these lengths, so every `&str` it hands out is one split of the
+/// text (no offsets to re-check against the whole text). Holds the first
+/// [`INDEXED_ELEMENTS`] elements (with at most [`INDEXED_PARAMS`] parameters
+/// in all) of texts shorter than 64 KiB; anything beyond is found by
+/// scanning.
 #[derive(Debug, Clone, Copy, Default)]
 struct SdIndex {
     /// Elements recorded.
     len: u8,
-    /// `(id_end, close)` offsets into the text, per element.
-    marks: [(u16, u16); INDEXED_ELEMENTS],
-    /// `(first, count)` of each element's parameters in `params`.
-    runs: [(u8, u8); INDEXED_ELEMENTS],
-    /// `(eq, value_end)` offsets into the text, per parameter.
-    params: [(u16, u16); INDEXED_PARAMS],
-    /// Bit k: parameter k's value has an escape.
-    escaped: u16,
+    /// Per element.
+    marks: [Mark; INDEXED_ELEMENTS],
+    /// Per parameter.
+    params: [Param; INDEXED_PARAMS],
+}
+
+/// One indexed element: `[` SD-ID (`id_len` bytes), its parameters' text
+/// (`params_len` bytes, ` NAME="VALUE"` each), `]`.
+#[derive(Debug, Clone, Copy, Default)]
+struct Mark {
+    id_len: u8,
+    /// Number of parameters (the next ones in [`SdIndex::params`]).
+    count: u8,
+    params_len: u16,
+}
+
+/// One indexed parameter: ` ` NAME (`name_len` bytes) `="` VALUE
+/// (`value_len` bytes, escapes intact) `"`.
+#[derive(Debug, Clone, Copy, Default)]
+struct Param {
+    name_len: u8,
+    /// The value has an escape.
+    escaped: bool,
+    value_len: u16,
 }
 
 const INDEXED_ELEMENTS: usize = 4;
 const INDEXED_PARAMS: usize = 12;
-
-/// Where an indexed element's parameters are.
-#[derive(Debug, Clone, Copy)]
-struct ParamRun<'s> {
-    index: &'s SdIndex,
-    /// Offset of the SD-ID's end (where the first parameter's space is).
-    id_end: usize,
-    first: usize,
-    count: usize,
-}
 
 /// One SD-ELEMENT. Its text borrows from the message (`'a`); `'s` is the
 /// borrow of the [`StructuredData`] it came from.
 #[derive(Debug, Clone, Copy)]
 pub struct SdElementRef<'s, 'a> {
     id: &'a str,
-    raw: &'a str,
-    /// Where the parameters are in `raw` (from the end of the SD-ID to
-    /// the closing `]`); sliced only when there is no index `run`.
-    params_at: (usize, usize),
-    run: Option<ParamRun<'s>>,
-}
-
-impl<'a> SdElementRef<'_, 'a> {
     /// The parameters' text, `( NAME="VALUE")*`.
-    #[inline]
-    fn params_text(&self) -> &'a str {
-        self.raw
-            .get(self.params_at.0..self.params_at.1)
-            .unwrap_or("")
-    }
+    params: &'a str,
+    /// The parameters' lengths when the element was indexed; when empty
+    /// the parameters' text is scanned (for an indexed element without
+    /// parameters it is empty too).
+    run: &'s [Param],
 }
 
 impl PartialEq for SdElementRef<'_, '_> {
     fn eq(&self, other: &Self) -> bool {
-        (self.id, self.params_text()) == (other.id, other.params_text())
+        (self.id, self.params) == (other.id, other.params)
     }
 }
 
@@ -107,20 +107,21 @@ pub struct SdParamRef<'a> {
 /// Iterator over the elements of [`StructuredData`].
 #[derive(Debug, Clone)]
 pub struct SdElements<'s, 'a> {
-    data: &'s StructuredData<'a>,
-    pos: usize,
-    next_mark: usize,
+    /// The elements not read yet.
+    rest: &'a str,
+    /// Their indexed lengths (then the rest is scanned).
+    marks: std::slice::Iter<'s, Mark>,
+    /// The indexed parameters of those elements.
+    params: &'s [Param],
 }
 
 /// Iterator over the parameters of an [`SdElementRef`].
 #[derive(Debug, Clone)]
 pub struct SdParams<'s, 'a> {
+    /// The parameters' text not read yet.
     rest: &'a str,
-    raw: &'a str,
-    run: Option<ParamRun<'s>>,
-    next: usize,
-    /// With a run: where the next parameter's name starts.
-    name_start: usize,
+    /// Their indexed lengths (when empty, the rest is scanned).
+    params: std::slice::Iter<'s, Param>,
 }
 
 impl<'a> StructuredData<'a> {
@@ -129,10 +130,16 @@ impl<'a> StructuredData<'a> {
         raw: "",
         index: SdIndex {
             len: 0,
-            marks: [(0, 0); INDEXED_ELEMENTS],
-            runs: [(0, 0); INDEXED_ELEMENTS],
-            params: [(0, 0); INDEXED_PARAMS],
-            escaped: 0,
+            marks: [Mark {
+                id_len: 0,
+                count: 0,
+                params_len: 0,
+            }; INDEXED_ELEMENTS],
+            params: [Param {
+                name_len: 0,
+                escaped: false,
+                value_len: 0,
+            }; INDEXED_PARAMS],
         },
     };
 
@@ -178,10 +185,15 @@ impl<'a> StructuredData<'a> {
     /// The elements, in order.
     #[inline]
     pub fn elements(&self) -> SdElements<'_, 'a> {
+        let marks = self
+            .index
+            .marks
+            .get(..usize::from(self.index.len))
+            .unwrap_or(&[]);
         SdElements {
-            data: self,
-            pos: 0,
-            next_mark: 0,
+            rest: self.raw,
+            marks: marks.iter(),
+            params: &self.index.params,
         }
     }
 
@@ -215,15 +227,8 @@ impl<'s, 'a> SdElementRef<'s, 'a> {
     #[inline]
     pub fn params(&self) -> SdParams<'s, 'a> {
         SdParams {
-            rest: if self.run.is_some() {
-                ""
-            } else {
-                self.params_text()
-            },
-            raw: self.raw,
-            run: self.run,
-            next: 0,
-            name_start: self.run.map_or(0, |r| r.id_end + 1),
+            rest: self.params,
+            params: self.run.iter(),
         }
     }
 
@@ -273,43 +278,33 @@ impl<'s, 'a> Iterator for SdElements<'s, 'a> {
 
     #[inline]
     fn next(&mut self) -> Option<Self::Item> {
-        let data: &'s StructuredData<'a> = self.data;
-        let raw = data.raw;
-        let mut run = None;
-        let (id_end, close) = if self.next_mark < usize::from(data.index.len) {
-            let index = &data.index;
-            let (id_end, close) = index.marks[self.next_mark];
-            let (first, count) = index.runs[self.next_mark];
-            run = Some(ParamRun {
-                index,
-                id_end: usize::from(id_end),
-                first: usize::from(first),
-                count: usize::from(count),
-            });
-            self.next_mark += 1;
-            (usize::from(id_end), usize::from(close))
-        } else {
-            // Past the index: walk the validated text `[ID( NAME="VALUE")*]`.
-            let b = raw.as_bytes();
-            if b.get(self.pos) != Some(&b'[') {
-                return None;
-            }
-            let mut i = byte_scan::sd_name_end(b, self.pos + 1, b.len());
-            let id_end = i;
-            while b.get(i) == Some(&b' ') {
-                i = byte_scan::byte_end(b, i, b.len(), b'"');
-                let (close, _) = closing_quote(b, i + 1)?;
-                i = close + 1;
-            }
-            (id_end, i)
-        };
+        if let Some(mark) = self.marks.next() {
+            let rest = self.rest.strip_prefix('[')?;
+            let (id, rest) = rest.split_at_checked(usize::from(mark.id_len))?;
+            let (params, rest) = rest.split_at_checked(usize::from(mark.params_len))?;
+            self.rest = rest.strip_prefix(']')?;
+            let (run, more) = self.params.split_at_checked(usize::from(mark.count))?;
+            self.params = more;
+            return Some(SdElementRef { id, params, run });
+        }
+        // Past the index: walk the validated text `[ID( NAME="VALUE")*]`.
+        let b = self.rest.as_bytes();
+        if b.first() != Some(&b'[') {
+            return None;
+        }
+        let mut i = byte_scan::sd_name_end(b, 1, b.len());
+        let id_end = i;
+        while b.get(i) == Some(&b' ') {
+            i = byte_scan::byte_end(b, i, b.len(), b'"');
+            let (close, _) = closing_quote(b, i + 1)?;
+            i = close + 1;
+        }
         let el = SdElementRef {
-            id: raw.get(self.pos + 1..id_end)?,
-            raw,
-            params_at: (id_end, close),
-            run,
+            id: self.rest.get(1..id_end)?,
+            params: self.rest.get(id_end..i)?,
+            run: &[],
         };
-        self.pos = close + 1;
+        self.rest = self.rest.get(i + 1..)?;
         Some(el)
     }
 }
@@ -319,23 +314,20 @@ impl<'s, 'a> Iterator for SdParams<'s, 'a> {
 
     #[inline]
     fn next(&mut self) -> Option<Self::Item> {
-        if let Some(run) = &self.run {
-            if self.next >= run.count {
-                return None;
-            }
-            let k = run.first + self.next;
-            let (eq, end) = run.index.params[k];
-            let (eq, end) = (usize::from(eq), usize::from(end));
-            let p = SdParamRef {
-                name: self.raw.get(self.name_start..eq)?,
-                raw_value: self.raw.get(eq + 2..end)?,
-                escaped: run.index.escaped >> k & 1 == 1,
-            };
-            // The next name starts after this value's closing quote and
-            // the space that follows it.
-            self.name_start = end + 2;
-            self.next += 1;
-            return Some(p);
+        if let Some(p) = self.params.next() {
+            // ` NAME="VALUE"`: splits at the indexed lengths; the
+            // delimiters are ASCII, so stripping them needs no check of
+            // UTF-8 boundaries.
+            let rest = self.rest.strip_prefix(' ')?;
+            let (name, rest) = rest.split_at_checked(usize::from(p.name_len))?;
+            let rest = rest.strip_prefix("=\"")?;
+            let (raw_value, rest) = rest.split_at_checked(usize::from(p.value_len))?;
+            self.rest = rest.strip_prefix('"')?;
+            return Some(SdParamRef {
+                name,
+                raw_value,
+                escaped: p.escaped,
+            });
         }
         // Validated text: `( NAME="VALUE")*`.
         let b = self.rest.as_bytes();
@@ -467,16 +459,27 @@ impl<'a> IdSet<'a> {
         }
     }
 
+    #[inline]
     fn insert(&mut self, id: &'a [u8]) -> bool {
-        let n = self.len.min(self.inline.len());
-        if self.inline[..n].contains(&id) || self.spill.contains(&id) {
+        let n = self.len;
+        if n < self.inline.len() {
+            // The common case: a few IDs, all inline.
+            if self.inline[..n].contains(&id) {
+                return false;
+            }
+            self.inline[n] = id;
+            self.len += 1;
+            return true;
+        }
+        self.insert_spilled(id)
+    }
+
+    #[cold]
+    fn insert_spilled(&mut self, id: &'a [u8]) -> bool {
+        if self.inline.contains(&id) || self.spill.contains(&id) {
             return false;
         }
-        if self.len < self.inline.len() {
-            self.inline[self.len] = id;
-        } else {
-            self.spill.push(id);
-        }
+        self.spill.push(id);
         self.len += 1;
         true
     }
@@ -537,7 +540,6 @@ fn scan_raw_params<'a>(
     let mut i = pos;
     let mut ids = IdSet::new();
     let mut all_have_params = true;
-    let mut escaped_bits = 0u16;
     let mut indexed = 0usize;
     let mut indexing = true;
     let mut n_params = 0usize;
@@ -577,8 +579,9 @@ fn scan_raw_params<'a>(
                     ));
                 }
             }
-            i = name(b, i + 1, SdParam, blocks)?;
-            if b.get(i..i + 2) != Some(b"=\"") {
+            let name_start = i + 1;
+            i = name(b, name_start, SdParam, blocks)?;
+            if b.get(i..).and_then(<[u8]>::first_chunk) != Some(b"=\"") {
                 return Err(if b.get(i) != Some(&b'=') {
                     ParseError::new(SdParam, i, "'=' after the parameter name")
                 } else {
@@ -624,17 +627,25 @@ fn scan_raw_params<'a>(
                 }
             }
             // `i` is at the closing quote.
-            if n_params < INDEXED_PARAMS {
-                index.params[n_params] = ((eq - pos) as u16, (i - pos) as u16);
-                escaped_bits |= u16::from(escaped) << n_params;
+            if let Some(slot) = index.params.get_mut(n_params) {
+                // Lengths: a name is at most 32 bytes; a value is shorter
+                // than the text, which is indexed only below 64 KiB.
+                *slot = Param {
+                    name_len: (eq - name_start) as u8,
+                    escaped,
+                    value_len: (i - eq - 2) as u16,
+                };
             }
             n_params += 1;
             i += 1;
         }
         // Offsets into the text; only used when it is < 64 KiB.
         if indexing && indexed < INDEXED_ELEMENTS && n_params <= INDEXED_PARAMS {
-            index.marks[indexed] = ((id_end - pos) as u16, (i - pos) as u16);
-            index.runs[indexed] = (first as u8, (n_params - first) as u8);
+            index.marks[indexed] = Mark {
+                id_len: (id_end - id_start) as u8,
+                count: (n_params - first) as u8,
+                params_len: (i - id_end) as u16,
+            };
             indexed += 1;
         } else {
             indexing = false;
@@ -642,7 +653,6 @@ fn scan_raw_params<'a>(
         i += 1;
         all_have_params &= n_params > first;
     }
-    index.escaped = escaped_bits;
     index.len = if i - pos <= usize::from(u16::MAX) {
         indexed as u8
     } else {

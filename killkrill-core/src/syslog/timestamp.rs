@@ -172,24 +172,31 @@ const LAYOUT_WORDS: [(usize, LayoutCheck); 3] = [
 #[inline(always)]
 pub(crate) fn fast_rfc5424(b: &[u8], pos: usize) -> Option<Parsed> {
     let t: &[u8; 20] = b.get(pos..pos + 20)?.try_into().ok()?;
-    let d = |i: usize| u32::from(t[i].wrapping_sub(b'0'));
     // `YYYY-MM-DDTHH:MM:SS` checked eight bytes at a time.
     let word = |o: usize| {
         let mut w = [0u8; 8];
         w.copy_from_slice(&t[o..o + 8]);
         u64::from_le_bytes(w)
     };
-    if LAYOUT_WORDS
-        .iter()
-        .fold(0, |bad, &(o, check)| bad | check.bad(word(o)))
-        != 0
-    {
+    let [(o0, c0), (o1, c1), (o2, c2)] = LAYOUT_WORDS;
+    let (w0, w1, w2) = (word(o0), word(o1), word(o2));
+    if c0.bad(w0) | c1.bad(w1) | c2.bad(w2) != 0 {
         return None;
     }
-    let year = d(0) * 1000 + d(1) * 100 + d(2) * 10 + d(3);
-    let month = d(5) * 10 + d(6);
-    let day = d(8) * 10 + d(9);
-    let (h, mi, s) = (d(11) * 10 + d(12), d(14) * 10 + d(15), d(17) * 10 + d(18));
+    // The words XOR their templates hold each digit's value in its byte
+    // (and 0 for a separator); `pairs` puts `10 * d[k] + d[k + 1]` into
+    // byte k (at most 99: no carry between bytes), so every two-digit
+    // number is one shift and mask away.
+    let pairs = |w: u64, c: LayoutCheck| {
+        let x = w ^ c.template;
+        x.wrapping_mul(10) + (x >> 8)
+    };
+    let (p0, p1, p2) = (pairs(w0, c0), pairs(w1, c1), pairs(w2, c2));
+    let at = |p: u64, k: u32| (p >> (8 * k)) as u32 & 0xff;
+    // `YYYY-MM-`, `DDTHH:MM` and `HH:MM:SS`.
+    let year = at(p0, 0) * 100 + at(p0, 2);
+    let month = at(p0, 5);
+    let (day, h, mi, s) = (at(p1, 0), at(p1, 3), at(p1, 6), at(p2, 6));
     if !(1678..=2261).contains(&year)
         || !(1..=12).contains(&month)
         || day == 0
@@ -204,24 +211,21 @@ pub(crate) fn fast_rfc5424(b: &[u8], pos: usize) -> Option<Parsed> {
     let mut nanos = 0u32;
     if b.get(i) == Some(&b'.') {
         i += 1;
-        // Microseconds (six digits, then no digit) as independent
-        // multiplications rather than a chain of one per digit.
-        if let Some(f) = b.get(i..i + 7)
-            && let Ok(f) = <&[u8; 7]>::try_from(f)
+        // Microseconds (six digits, then no digit), eight bytes at a time.
+        if let Some(f) = b.get(i..i + 8)
+            && let Ok(f) = <&[u8; 8]>::try_from(f)
+            && let Some(micros) = six_digits(u64::from_le_bytes(*f))
         {
-            let fd = |k: usize| u32::from(f[k].wrapping_sub(b'0'));
-            let digits = fd(0).max(fd(1)).max(fd(2)).max(fd(3)).max(fd(4)).max(fd(5));
-            if digits <= 9 && fd(6) > 9 {
-                nanos = (fd(0) * 100_000
-                    + fd(1) * 10_000
-                    + fd(2) * 1_000
-                    + fd(3) * 100
-                    + fd(4) * 10
-                    + fd(5))
-                    * 1_000;
-                i += 6;
-                return fast_offset(b, i, nanos, year, month, day, h * 3600 + mi * 60 + s);
-            }
+            i += 6;
+            return fast_offset(
+                b,
+                i,
+                micros * 1_000,
+                year,
+                month,
+                day,
+                h * 3600 + mi * 60 + s,
+            );
         }
         let start = i;
         while let Some(c @ b'0'..=b'9') = b.get(i) {
@@ -245,6 +249,27 @@ pub(crate) fn fast_rfc5424(b: &[u8], pos: usize) -> Option<Parsed> {
         ][i - start];
     }
     fast_offset(b, i, nanos, year, month, day, h * 3600 + mi * 60 + s)
+}
+
+/// The value of six decimal digits in the low bytes of `w` (first digit in
+/// the lowest byte) followed by a byte that is not a digit; `None` for
+/// anything else.
+#[inline(always)]
+fn six_digits(w: u64) -> Option<u32> {
+    const SIX: u64 = 0x0000_FFFF_FFFF_FFFF;
+    let x = (w ^ 0x3030_3030_3030_3030) & SIX;
+    // A byte of `x` above 9 (or a byte of `w` with the high bit) is not a
+    // digit, as in `LayoutCheck::bad`.
+    let bad = (((x & 0x7f7f_7f7f_7f7f_7f7f) + 0x7676_7676_7676_7676) | w) & 0x8080_8080_8080;
+    if bad != 0 || ((w >> 48) as u8).wrapping_sub(b'0') <= 9 {
+        return None;
+    }
+    // `00dddddd`: pairs, then fours, then the eight-digit value.
+    let v = x << 16;
+    let v = (v.wrapping_mul(10) + (v >> 8)) & 0x00ff_00ff_00ff_00ff;
+    let v = (v.wrapping_mul(100) + (v >> 16)) & 0x0000_ffff_0000_ffff;
+    let v = (v.wrapping_mul(10_000) + (v >> 32)) & 0xffff_ffff;
+    Some(v as u32)
 }
 
 /// The offset at `i` of a timestamp read by [`fast_rfc5424`], and the result.
@@ -479,6 +504,78 @@ mod tests {
             "2003-10-11t22:14:15Z",
         ] {
             assert_eq!(fast_rfc5424(text.as_bytes(), 0), None, "{text}");
+        }
+    }
+
+    /// The SWAR field extraction and fraction of the fast path against the
+    /// careful parser over every month, day, hour, minute and second (and
+    /// fractions with each digit position varied).
+    #[test]
+    fn fast_path_fields_agree_with_the_careful_path() {
+        let check = |text: &str| {
+            let careful = parse_rfc3339(text.as_bytes(), 0, RFC5424).ok();
+            let fast = fast_rfc5424(text.as_bytes(), 0);
+            if fast.is_some() {
+                assert_eq!(fast, careful, "{text}");
+            }
+            careful.is_some()
+        };
+        for (year, month) in [
+            (1678i32, 1u32),
+            (2000, 2),
+            (2023, 2),
+            (2024, 2),
+            (2261, 12),
+            (2026, 11),
+        ] {
+            for day in 0..=32 {
+                for (h, m, s) in [
+                    (0, 0, 0),
+                    (23, 59, 59),
+                    (24, 0, 0),
+                    (9, 60, 7),
+                    (12, 34, 60),
+                ] {
+                    let t = format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}Z x");
+                    let ok = check(&t);
+                    let valid = (1..=days_in_month(year, month)).contains(&day)
+                        && h < 24
+                        && m < 60
+                        && s < 60;
+                    assert_eq!(ok, valid, "{t}");
+                }
+            }
+        }
+        for month in 0..=13 {
+            check(&format!("2026-{month:02}-10T10:10:10Z"));
+        }
+        let frac = *b"2026-11-25T17:01:07.015511Z x";
+        assert!(check(std::str::from_utf8(&frac).unwrap()));
+        for k in 20..28 {
+            for v in [b'0', b'5', b'9', b'/', b':', b'Z', b'+', b' ', 0x80, 0xb0] {
+                let mut t = frac;
+                t[k] = v;
+                if let Ok(t) = std::str::from_utf8(&t) {
+                    check(t);
+                }
+            }
+        }
+        for w in [
+            *b"000000Z ",
+            *b"999999Z ",
+            *b"123456+0",
+            *b"1234567Z",
+            *b"12345Z  ",
+            *b"12\x84456Z ",
+        ] {
+            let want =
+                (w[..6].iter().all(u8::is_ascii_digit) && !w[6].is_ascii_digit()).then(|| {
+                    std::str::from_utf8(&w[..6])
+                        .unwrap()
+                        .parse::<u32>()
+                        .unwrap()
+                });
+            assert_eq!(six_digits(u64::from_le_bytes(w)), want, "{w:?}");
         }
     }
 
