@@ -46,9 +46,9 @@ pub mod retry;
 pub mod settings;
 
 pub use backend::{Backend, Store};
-pub use logs::summary_index::SummaryIndexStats;
 pub use config::{
     ConfigError, DbType, GaleraConfig, LogBlockConfig, RetryConfig, SqliteConfig, SqliteSync,
     StoreConfig,
 };
+pub use logs::summary_index::SummaryIndexStats;
 pub use metrics::{HEAD_MAX_SAMPLES, HeadCompactionReport};

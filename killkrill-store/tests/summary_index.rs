@@ -224,7 +224,11 @@ async fn index_follows_another_store_writing_compacting_and_expiring() {
         check(&t, &tenant, 120, "first read").await;
         let first = t.api.summary_index_stats();
         assert!(first.blocks >= 24, "{}: {first:?}", t.name);
-        assert!(first.blocks_with_tokens > 0, "{}: full text attached filters", t.name);
+        assert!(
+            first.blocks_with_tokens > 0,
+            "{}: full text attached filters",
+            t.name
+        );
 
         // 2. The worker adds blocks: found by generation, incrementally.
         for chunk in batch(&tenant, 120, 200).chunks(3) {
@@ -241,7 +245,11 @@ async fn index_follows_another_store_writing_compacting_and_expiring() {
         };
         let before = sql_blocks(&t.truth, &tenant).await.len();
         let rep = compact_tenant(&t.worker, &tenant, &copts).await.unwrap();
-        assert!(rep.merges >= 1 && rep.blocks_in > rep.blocks_out, "{}: {rep:?}", t.name);
+        assert!(
+            rep.merges >= 1 && rep.blocks_in > rep.blocks_out,
+            "{}: {rep:?}",
+            t.name
+        );
         let after = sql_blocks(&t.truth, &tenant).await.len();
         assert_eq!(after, before - rep.blocks_in + rep.blocks_out);
         check(&t, &tenant, 200, "after another store compacted").await;
@@ -278,7 +286,12 @@ async fn index_follows_another_store_writing_compacting_and_expiring() {
             query(&tenant, LogFilter::default(), Order::NewestFirst, 50),
         )
         .await;
-        assert_eq!(walked.len(), left + 60, "{}: the worker's own index", t.name);
+        assert_eq!(
+            walked.len(),
+            left + 60,
+            "{}: the worker's own index",
+            t.name
+        );
         assert_eq!(
             t.worker.summary_index_blocks(&tenant),
             Some(sql_blocks(&t.truth, &tenant).await),

@@ -102,10 +102,16 @@ fn parse(tenant: &Tenant, rows: Vec<SummaryRow>) -> Result<Vec<(BlockSummary, us
     rows.into_iter()
         .map(|(raw_id, min, max, count, summary)| {
             let id = BlockId::from_slice(&raw_id).ok_or_else(|| {
-                StoreError::new(ErrorKind::Fatal, format!("block id of {} bytes", raw_id.len()))
+                StoreError::new(
+                    ErrorKind::Fatal,
+                    format!("block id of {} bytes", raw_id.len()),
+                )
             })?;
             let count = u32::try_from(count).map_err(|_| {
-                StoreError::new(ErrorKind::Fatal, format!("block {id} has record_count {count}"))
+                StoreError::new(
+                    ErrorKind::Fatal,
+                    format!("block {id} has record_count {count}"),
+                )
             })?;
             let s = BlockSummary::from_columns(
                 tenant.clone(),
@@ -208,7 +214,12 @@ impl Store {
     }
 
     /// Brings `tenant`'s index to (at least) generation `gen`.
-    async fn sync_tenant(&self, tenant: &Tenant, st: Staleness, generation: i64) -> Result<(), StoreError> {
+    async fn sync_tenant(
+        &self,
+        tenant: &Tenant,
+        st: Staleness,
+        generation: i64,
+    ) -> Result<(), StoreError> {
         let index = &self.summary_index;
         match st {
             Staleness::Fresh | Staleness::Oversize => {}
@@ -234,7 +245,12 @@ impl Store {
             }
             Staleness::Added { since } => {
                 let rows = self
-                    .summary_rows(tenant, " AND gen > ? AND gen <= ?", Some((since, generation)), &[])
+                    .summary_rows(
+                        tenant,
+                        " AND gen > ? AND gen <= ?",
+                        Some((since, generation)),
+                        &[],
+                    )
                     .await?;
                 index.add(tenant, generation, rows);
                 metrics::counter!("killkrill_store_log_summary_index_syncs_total", "kind" => "added")

@@ -123,7 +123,8 @@ impl Store {
     ) {
         let added: Vec<&killkrill_core::logblock::BlockSummary> =
             merged.iter().map(|b| &b.summary).collect();
-        self.summary_index.apply_local(tenant, generation, sources, &added);
+        self.summary_index
+            .apply_local(tenant, generation, sources, &added);
     }
 
     pub(super) async fn delete_before(

@@ -258,7 +258,12 @@ impl SummaryIndex {
 
     /// What has to happen before `tenant` can be answered from memory,
     /// given the database's `(gen, deleted_gen)`.
-    pub(crate) fn staleness(&self, tenant: &Tenant, generation: i64, deleted_gen: i64) -> Staleness {
+    pub(crate) fn staleness(
+        &self,
+        tenant: &Tenant,
+        generation: i64,
+        deleted_gen: i64,
+    ) -> Staleness {
         let Ok(g) = self.inner.read() else {
             return Staleness::Oversize;
         };
@@ -268,7 +273,9 @@ impl SummaryIndex {
                 _ => Staleness::Load,
             },
             Some(t) if t.dirty || deleted_gen > t.generation => Staleness::Relist,
-            Some(t) if generation > t.generation => Staleness::Added { since: t.generation },
+            Some(t) if generation > t.generation => Staleness::Added {
+                since: t.generation,
+            },
             Some(_) => Staleness::Fresh,
         }
     }
@@ -278,7 +285,11 @@ impl SummaryIndex {
         self.inner
             .read()
             .ok()
-            .and_then(|g| g.tenants.get(tenant).map(|t| t.by_id.keys().copied().collect()))
+            .and_then(|g| {
+                g.tenants
+                    .get(tenant)
+                    .map(|t| t.by_id.keys().copied().collect())
+            })
             .unwrap_or_default()
     }
 
@@ -292,7 +303,9 @@ impl SummaryIndex {
         keep: &HashSet<BlockId>,
         blocks: Vec<(BlockSummary, usize)>,
     ) {
-        let Ok(mut g) = self.inner.write() else { return };
+        let Ok(mut g) = self.inner.write() else {
+            return;
+        };
         let now = self.tick();
         let mut t = TenantIndex {
             generation,
@@ -330,7 +343,9 @@ impl SummaryIndex {
 
     /// Adds blocks that generations `(t.gen, gen]` stamped.
     pub(crate) fn add(&self, tenant: &Tenant, generation: i64, blocks: Vec<(BlockSummary, usize)>) {
-        let Ok(mut g) = self.inner.write() else { return };
+        let Ok(mut g) = self.inner.write() else {
+            return;
+        };
         let Some(t) = g.tenants.get_mut(tenant) else {
             return;
         };
@@ -353,7 +368,9 @@ impl SummaryIndex {
         removed: &[BlockId],
         added: &[&BlockSummary],
     ) {
-        let Ok(mut g) = self.inner.write() else { return };
+        let Ok(mut g) = self.inner.write() else {
+            return;
+        };
         let Some(t) = g.tenants.get_mut(tenant) else {
             return;
         };
@@ -403,7 +420,10 @@ impl SummaryIndex {
 
     /// The summaries with their token filters: those already held, and
     /// the ids whose filters are still to fetch.
-    pub(crate) fn with_tokens(&self, entries: &[Arc<Entry>]) -> (Vec<Option<Arc<BlockSummary>>>, Vec<BlockId>) {
+    pub(crate) fn with_tokens(
+        &self,
+        entries: &[Arc<Entry>],
+    ) -> (Vec<Option<Arc<BlockSummary>>>, Vec<BlockId>) {
         let now = self.tick();
         let mut missing = Vec::new();
         let out = entries
@@ -466,7 +486,9 @@ impl SummaryIndex {
     fn enforce(&self, g: &mut Inner, current: &Tenant) {
         while g.bytes > self.budget && self.shed_tokens(g) > 0 {}
         if g.bytes > self.budget
-            && g.tenants.get(current).is_some_and(|t| t.bytes() > self.budget)
+            && g.tenants
+                .get(current)
+                .is_some_and(|t| t.bytes() > self.budget)
         {
             // Alone over budget: not indexed; SQL answers it for a while.
             if let Some(t) = g.tenants.remove(current) {
@@ -669,25 +691,40 @@ mod tests {
         idx.replace(&a, 1, &HashSet::new(), rows(&sa));
         idx.replace(&b, 1, &HashSet::new(), rows(&sb));
         assert_eq!(idx.stats().tenants, 2);
-        let entries = idx.select(&req(&a, ScanOrder::NewestFirst, true)).unwrap().entries;
-        let filters: HashMap<BlockId, Arc<Bloom>> =
-            sa.iter().map(|s| (s.id, s.tokens.clone().unwrap_or_else(|| bloom.clone()))).collect();
+        let entries = idx
+            .select(&req(&a, ScanOrder::NewestFirst, true))
+            .unwrap()
+            .entries;
+        let filters: HashMap<BlockId, Arc<Bloom>> = sa
+            .iter()
+            .map(|s| (s.id, s.tokens.clone().unwrap_or_else(|| bloom.clone())))
+            .collect();
         let full = idx.attach_tokens(&a, &entries, &filters);
         assert_eq!(full.len(), 40);
         let st = idx.stats();
         assert!(st.bytes <= budget, "{st:?} over {budget}");
-        assert!(st.blocks_with_tokens > 0 && st.blocks_with_tokens < 40, "{st:?}");
+        assert!(
+            st.blocks_with_tokens > 0 && st.blocks_with_tokens < 40,
+            "{st:?}"
+        );
         assert_eq!(st.tenants, 2, "filters go before tenants");
-        assert_eq!(st.bytes, {
-            let g = idx.inner.read().unwrap();
-            g.tenants.values().map(TenantIndex::bytes).sum::<usize>()
-        }, "the byte count is exact");
+        assert_eq!(
+            st.bytes,
+            {
+                let g = idx.inner.read().unwrap();
+                g.tenants.values().map(TenantIndex::bytes).sum::<usize>()
+            },
+            "the byte count is exact"
+        );
         // A third tenant evicts the least recently queried one (b).
         let c = Tenant::new("c").unwrap();
         idx.replace(&c, 1, &HashSet::new(), rows(&summaries(&c, 40)));
         let st = idx.stats();
         assert!(st.bytes <= budget, "{st:?}");
-        assert!(idx.snapshot(&b).is_none(), "least recently used tenant evicted");
+        assert!(
+            idx.snapshot(&b).is_none(),
+            "least recently used tenant evicted"
+        );
         assert!(idx.snapshot(&c).is_some());
         // A tenant bigger than the whole budget is not indexed.
         let big = Tenant::new("big").unwrap();
