@@ -85,6 +85,8 @@ pub struct Store {
     /// per 4,096-record block, so 64 MiB holds ≈1,800 blocks' columns.
     pub(crate) times_cache: std::sync::Arc<crate::logs::token_cache::TimesCache>,
     pub(crate) series_cache: std::sync::Arc<crate::metrics::series_cache::SeriesCache>,
+    /// Parsed block summaries per tenant (`logs.summary_index_mb`).
+    pub(crate) summary_index: std::sync::Arc<crate::logs::summary_index::SummaryIndex>,
 }
 
 impl Store {
@@ -141,6 +143,9 @@ impl Store {
         let times_cache = std::sync::Arc::new(crate::logs::token_cache::TimesCache::new(
             cfg.logs.decoded_cache_mb.saturating_mul(1 << 19),
         ));
+        let summary_index = std::sync::Arc::new(crate::logs::summary_index::SummaryIndex::new(
+            cfg.logs.summary_index_mb.saturating_mul(1 << 20),
+        ));
         Ok(Store {
             backend,
             dialect: Dialect(cfg.db_type),
@@ -149,6 +154,7 @@ impl Store {
             token_cache,
             decoded_cache,
             times_cache,
+            summary_index,
             series_cache: std::sync::Arc::new(crate::metrics::series_cache::SeriesCache::new(
                 SERIES_CACHE_ENTRIES,
             )),

@@ -176,6 +176,10 @@ pub struct LogBlockConfig {
     /// Memory for recently read blocks kept decoded, MiB (0 turns the
     /// cache off). A 4,096-record block of ≈200-byte messages takes ≈1.3 MiB.
     pub decoded_cache_mb: usize,
+    /// Memory for the in-memory index of parsed block summaries (and the
+    /// token filters full-text queries used), MiB; 0 turns it off. See
+    /// docs/src/storage.md.
+    pub summary_index_mb: usize,
 }
 
 impl Default for LogBlockConfig {
@@ -186,6 +190,7 @@ impl Default for LogBlockConfig {
             bloom_fp: 0.001,
             token_cache_mb: 256,
             decoded_cache_mb: 128,
+            summary_index_mb: 128,
         }
     }
 }

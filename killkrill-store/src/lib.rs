@@ -50,4 +50,5 @@ pub use config::{
     ConfigError, DbType, GaleraConfig, LogBlockConfig, RetryConfig, SqliteConfig, SqliteSync,
     StoreConfig,
 };
+pub use logs::summary_index::SummaryIndexStats;
 pub use metrics::{HEAD_MAX_SAMPLES, HeadCompactionReport, HeadStep};

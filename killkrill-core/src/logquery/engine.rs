@@ -81,7 +81,7 @@ async fn query_once(store: &dyn LogStore, q: &LogQuery) -> Result<Option<LogPage
     let mut decoded = 0usize;
     let mut fetch = 1usize;
     loop {
-        let mut round: Vec<BlockSummary> = Vec::new();
+        let mut round: Vec<std::sync::Arc<BlockSummary>> = Vec::new();
         // Most matches the round's blocks can hold (from their summaries):
         // once they could fill the page, fetching more blocks in the same
         // round is likely wasted work (a later round still follows if not).

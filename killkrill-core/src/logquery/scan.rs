@@ -1,6 +1,7 @@
 //! Paging through block summaries in scan order, pruning as it goes.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use super::QueryError;
 use super::filter::CompiledFilter;
@@ -16,7 +17,7 @@ pub(crate) struct SummaryScan<'a> {
     order: ScanOrder,
     with_tokens: bool,
     filter: Option<&'a CompiledFilter>,
-    buf: VecDeque<BlockSummary>,
+    buf: VecDeque<Arc<BlockSummary>>,
     after: Option<(crate::event::Timestamp, crate::logblock::BlockId)>,
     page: usize,
     done: bool,
@@ -50,7 +51,7 @@ impl<'a> SummaryScan<'a> {
     }
 
     /// The next candidate without consuming it.
-    pub(crate) async fn peek(&mut self) -> Result<Option<&BlockSummary>, QueryError> {
+    pub(crate) async fn peek(&mut self) -> Result<Option<&Arc<BlockSummary>>, QueryError> {
         loop {
             while let Some(s) = self.buf.front() {
                 if self.filter.is_none_or(|f| f.may_match(s)) {
@@ -69,7 +70,7 @@ impl<'a> SummaryScan<'a> {
                 limit: self.page,
                 with_tokens: self.with_tokens,
             };
-            let got = self.store.block_summaries(&req).await?;
+            let got = self.store.shared_summaries(&req).await?;
             if got.len() < self.page {
                 self.done = true;
             }
@@ -87,7 +88,7 @@ impl<'a> SummaryScan<'a> {
     }
 
     /// The next candidate.
-    pub(crate) async fn next(&mut self) -> Result<Option<BlockSummary>, QueryError> {
+    pub(crate) async fn next(&mut self) -> Result<Option<Arc<BlockSummary>>, QueryError> {
         self.peek().await?;
         Ok(self.buf.pop_front())
     }

@@ -125,7 +125,7 @@ async fn volume_once(
         ScanOrder::OldestFirst,
         Some(&filter),
     );
-    let mut to_decode: Vec<BlockSummary> = Vec::new();
+    let mut to_decode: Vec<std::sync::Arc<BlockSummary>> = Vec::new();
     while let Some(s) = scan.next().await? {
         let from_summary = filter.summary_answerable()
             && filter.all_match_values(&s)
@@ -180,7 +180,7 @@ async fn decode_into(
     store: &dyn LogStore,
     q: &VolumeQuery,
     filter: &CompiledFilter,
-    batch: &mut Vec<BlockSummary>,
+    batch: &mut Vec<std::sync::Arc<BlockSummary>>,
     buckets: &mut [VolumeBucket],
     bucket_of: &impl Fn(Timestamp) -> usize,
     out: &mut VolumeResult,

@@ -112,7 +112,7 @@ pub async fn compact_tenant(
             run_count = 0;
         }
         run_count += s.count as usize;
-        run.push(s);
+        run.push(std::sync::Arc::unwrap_or_clone(s));
     }
     if groups.len() < opts.max_merges {
         flush(&mut run, &mut groups);

@@ -88,6 +88,25 @@ pub trait LogStore: Send + Sync {
         req: &SummaryRequest<'_>,
     ) -> Result<Vec<BlockSummary>, StoreError>;
 
+    /// [`block_summaries`](LogStore::block_summaries), shared: what the
+    /// query engine reads. The default wraps each summary in an `Arc`;
+    /// stores that keep parsed summaries in memory hand out their own
+    /// (blocks are immutable, so a summary never changes under its id).
+    ///
+    /// # Errors
+    /// As for [`block_summaries`](LogStore::block_summaries).
+    async fn shared_summaries(
+        &self,
+        req: &SummaryRequest<'_>,
+    ) -> Result<Vec<Arc<BlockSummary>>, StoreError> {
+        Ok(self
+            .block_summaries(req)
+            .await?
+            .into_iter()
+            .map(Arc::new)
+            .collect())
+    }
+
     /// The payloads of the given blocks of `tenant`, in any order; ids that
     /// no longer exist (compacted or deleted meanwhile) are left out.
     ///

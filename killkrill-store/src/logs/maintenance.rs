@@ -6,6 +6,7 @@ use killkrill_core::storage::{ErrorKind, StoreError};
 use sqlx::{AssertSqlSafe, Row};
 
 use super::copy::copy_blocks;
+use super::index_sync::bump_gen;
 use super::write::insert_rows;
 use crate::backend::{Backend, Store};
 use crate::dialect::Dialect;
@@ -60,7 +61,10 @@ impl Store {
                 } else {
                     insert_rows!(self, tx, &merged, 64);
                 }
+                let ids: Vec<BlockId> = merged.iter().map(|b| b.summary.id).collect();
+                let generation = bump_gen!(self, tx, tenant.as_str(), &ids, true);
                 tx.commit().await.ctx("committing a compaction")?;
+                self.compacted_locally(tenant, generation, sources, &merged);
             }
             Backend::MySql(p) => {
                 let mut tx = p.begin().await.ctx("beginning a compaction")?;
@@ -72,7 +76,10 @@ impl Store {
                 let mut tx = writer.begin().await.ctx("beginning a compaction")?;
                 delete_sources!(self, tx, tenant, sources);
                 insert_rows!(self, tx, &merged, 1);
+                let ids: Vec<BlockId> = merged.iter().map(|b| b.summary.id).collect();
+                let generation = bump_gen!(self, tx, tenant.as_str(), &ids, true);
                 tx.commit().await.ctx("committing a compaction")?;
+                self.compacted_locally(tenant, generation, sources, &merged);
             }
         }
         Ok(())
@@ -107,11 +114,63 @@ impl Store {
         }
     }
 
+    fn compacted_locally(
+        &self,
+        tenant: &Tenant,
+        generation: i64,
+        sources: &[BlockId],
+        merged: &[&EncodedBlock],
+    ) {
+        let added: Vec<&killkrill_core::logblock::BlockSummary> =
+            merged.iter().map(|b| &b.summary).collect();
+        self.summary_index
+            .apply_local(tenant, generation, sources, &added);
+    }
+
     pub(super) async fn delete_before(
         &self,
         tenant: &Tenant,
         cutoff: Timestamp,
     ) -> Result<u64, StoreError> {
+        // One statement on PostgreSQL and SQLite: delete and bump the
+        // generation in one transaction, so readers' indexes drop the
+        // blocks as they go.
+        let sql = self
+            .dialect
+            .sql("DELETE FROM log_blocks WHERE tenant = ? AND max_ts < ?");
+        match &self.backend {
+            Backend::Postgres(p) => {
+                let mut tx = p.begin().await.ctx("beginning a retention delete")?;
+                let n = sqlx::query(AssertSqlSafe(sql))
+                    .bind(tenant.as_str())
+                    .bind(cutoff.as_nanos())
+                    .execute(&mut *tx)
+                    .await
+                    .ctx("deleting old rows")?
+                    .rows_affected();
+                if n > 0 {
+                    bump_gen!(self, tx, tenant.as_str(), &[], true);
+                }
+                tx.commit().await.ctx("committing a retention delete")?;
+                return Ok(n);
+            }
+            Backend::Sqlite { writer, .. } => {
+                let mut tx = writer.begin().await.ctx("beginning a retention delete")?;
+                let n = sqlx::query(AssertSqlSafe(sql))
+                    .bind(tenant.as_str())
+                    .bind(cutoff.as_nanos())
+                    .execute(&mut *tx)
+                    .await
+                    .ctx("deleting old rows")?
+                    .rows_affected();
+                if n > 0 {
+                    bump_gen!(self, tx, tenant.as_str(), &[], true);
+                }
+                tx.commit().await.ctx("committing a retention delete")?;
+                return Ok(n);
+            }
+            Backend::MySql(_) => {}
+        }
         self.bounded_delete(
             "DELETE FROM log_blocks WHERE tenant = ? AND max_ts < ?",
             true,

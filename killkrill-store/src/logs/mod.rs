@@ -7,8 +7,10 @@
 //! which makes rewrites idempotent even after compaction).
 
 pub(crate) mod copy;
+mod index_sync;
 mod maintenance;
 mod read;
+pub(crate) mod summary_index;
 pub(crate) mod token_cache;
 pub(crate) mod write;
 
@@ -25,6 +27,22 @@ use crate::backend::Store;
 use crate::retry::retry;
 
 impl Store {
+    /// Sizes of the in-memory summary index (also the gauges
+    /// `killkrill_store_log_summary_index_bytes` and `_blocks`).
+    pub fn summary_index_stats(&self) -> summary_index::SummaryIndexStats {
+        self.summary_index.stats()
+    }
+
+    /// The blocks the summary index holds for `tenant` — id, oldest and
+    /// newest record — sorted by id; `None` when the tenant is not indexed.
+    /// For tests that compare it with the database.
+    pub fn summary_index_blocks(
+        &self,
+        tenant: &Tenant,
+    ) -> Option<Vec<(BlockId, Timestamp, Timestamp)>> {
+        self.summary_index.snapshot(tenant)
+    }
+
     /// Encodes records into blocks on blocking worker threads (in parallel
     /// across blocks) and writes them: the ingest path.
     ///
@@ -70,10 +88,35 @@ impl LogStore for Store {
         &self,
         req: &SummaryRequest<'_>,
     ) -> Result<Vec<BlockSummary>, StoreError> {
+        if let Some(v) = retry(&self.cfg.retry, "block_summaries", || {
+            self.indexed_summaries(req)
+        })
+        .await?
+        {
+            return Ok(v.into_iter().map(Arc::unwrap_or_clone).collect());
+        }
         retry(&self.cfg.retry, "block_summaries", || {
             self.read_summaries(req)
         })
         .await
+    }
+
+    async fn shared_summaries(
+        &self,
+        req: &SummaryRequest<'_>,
+    ) -> Result<Vec<Arc<BlockSummary>>, StoreError> {
+        if let Some(v) = retry(&self.cfg.retry, "block_summaries", || {
+            self.indexed_summaries(req)
+        })
+        .await?
+        {
+            return Ok(v);
+        }
+        let v = retry(&self.cfg.retry, "block_summaries", || {
+            self.read_summaries(req)
+        })
+        .await?;
+        Ok(v.into_iter().map(Arc::new).collect())
     }
 
     async fn block_payloads(
@@ -81,10 +124,16 @@ impl LogStore for Store {
         tenant: &Tenant,
         ids: &[BlockId],
     ) -> Result<Vec<(BlockId, Vec<u8>)>, StoreError> {
-        retry(&self.cfg.retry, "block_payloads", || {
+        let out = retry(&self.cfg.retry, "block_payloads", || {
             self.read_payloads(tenant, ids)
         })
-        .await
+        .await?;
+        if out.len() < ids.len() {
+            // A listed block is gone: if the index listed it, it is behind
+            // (a deletion it was not told of); re-list on the next query.
+            self.summary_index.mark_dirty(tenant);
+        }
+        Ok(out)
     }
 
     async fn decoded_blocks(

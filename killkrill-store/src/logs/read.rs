@@ -16,7 +16,7 @@ use crate::with_pool;
 /// Ids per payload SELECT.
 const IDS_PER_SELECT: usize = 256;
 
-fn corrupt(
+pub(super) fn corrupt(
     tenant: &Tenant,
     what: &str,
     e: impl std::error::Error + Send + Sync + 'static,
@@ -123,20 +123,33 @@ impl Store {
         out: &mut [BlockSummary],
     ) -> Result<(), StoreError> {
         let ids: Vec<BlockId> = out.iter().map(|s| s.id).collect();
-        let cached = self.token_cache.get_many(tenant, &ids);
-        let missing: Vec<BlockId> = ids
-            .iter()
-            .zip(&cached)
-            .filter(|(_, c)| c.is_none())
-            .map(|(id, _)| *id)
-            .collect();
-        for (s, c) in out.iter_mut().zip(cached) {
-            s.tokens = c;
+        let filters = self.token_filters(tenant, &ids).await?;
+        for s in out.iter_mut() {
+            // A block deleted between the two queries keeps no filter; the
+            // engine then treats it as a candidate and finds it gone.
+            s.tokens = filters.get(&s.id).cloned();
         }
-        if missing.is_empty() {
-            return Ok(());
+        Ok(())
+    }
+
+    /// The token filters of `ids`: from the cache, the missing ones from
+    /// SQL (and into the cache). Blocks that no longer exist are absent.
+    pub(super) async fn token_filters(
+        &self,
+        tenant: &Tenant,
+        ids: &[BlockId],
+    ) -> Result<HashMap<BlockId, Arc<Bloom>>, StoreError> {
+        let cached = self.token_cache.get_many(tenant, ids);
+        let mut fetched: HashMap<BlockId, Arc<Bloom>> = HashMap::with_capacity(ids.len());
+        let mut missing = Vec::new();
+        for (id, c) in ids.iter().zip(cached) {
+            match c {
+                Some(b) => {
+                    fetched.insert(*id, b);
+                }
+                None => missing.push(*id),
+            }
         }
-        let mut fetched: HashMap<BlockId, Arc<Bloom>> = HashMap::with_capacity(missing.len());
         for chunk in missing.chunks(IDS_PER_SELECT) {
             let sql = self.dialect.sql(&format!(
                 "SELECT block_id, tokens FROM log_blocks WHERE tenant = ? AND block_id IN {}",
@@ -166,12 +179,7 @@ impl Store {
                 fetched.insert(id, bloom);
             }
         }
-        for s in out.iter_mut().filter(|s| s.tokens.is_none()) {
-            // A block deleted between the two queries keeps no filter; the
-            // engine then treats it as a candidate and finds it gone.
-            s.tokens = fetched.get(&s.id).cloned();
-        }
-        Ok(())
+        Ok(fetched)
     }
 
     pub(super) async fn read_payloads(

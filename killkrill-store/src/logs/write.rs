@@ -18,6 +18,7 @@ use killkrill_core::storage::{StoreError, WriteReport};
 use sqlx::{AssertSqlSafe, Row};
 
 use super::copy::copy_blocks;
+use super::index_sync::bump_gen;
 use crate::backend::{Backend, Store};
 use crate::config::DbType;
 use crate::dialect::Dialect;
@@ -140,7 +141,26 @@ macro_rules! insert_rows {
 }
 pub(super) use insert_rows;
 
+fn ids_of(blocks: &[&EncodedBlock]) -> Vec<BlockId> {
+    blocks.iter().map(|b| b.summary.id).collect()
+}
+
+fn tenant_of<'a>(group: &[&'a EncodedBlock]) -> &'a str {
+    group[0].summary.tenant.as_str()
+}
+
 impl Store {
+    /// Tells the summary index about blocks this process just committed
+    /// as generation `gen`.
+    fn applied_locally(&self, generation: Option<i64>, fresh: &[&EncodedBlock]) {
+        if let (Some(generation), Some(first)) = (generation, fresh.first()) {
+            let added: Vec<&killkrill_core::logblock::BlockSummary> =
+                fresh.iter().map(|b| &b.summary).collect();
+            self.summary_index
+                .apply_local(&first.summary.tenant, generation, &[], &added);
+        }
+    }
+
     /// Bytes of blocks per write transaction.
     pub(crate) fn tx_byte_limit(&self) -> usize {
         match self.cfg.db_type {
@@ -175,7 +195,14 @@ impl Store {
                 } else {
                     insert_rows!(self, tx, &fresh, 64);
                 }
+                let generation = if fresh.is_empty() {
+                    None
+                } else {
+                    let ids = ids_of(&fresh);
+                    Some(bump_gen!(self, tx, tenant_of(group), &ids, false))
+                };
                 tx.commit().await.ctx("committing a block write")?;
+                self.applied_locally(generation, &fresh);
                 fresh
             }
             Backend::MySql(p) => {
@@ -193,7 +220,14 @@ impl Store {
                 // One row per statement: SQLite prepares it once and the
                 // rows go straight into the file, no packet to build.
                 insert_rows!(self, tx, &fresh, 1);
+                let generation = if fresh.is_empty() {
+                    None
+                } else {
+                    let ids = ids_of(&fresh);
+                    Some(bump_gen!(self, tx, tenant_of(group), &ids, false))
+                };
                 tx.commit().await.ctx("committing a block write")?;
+                self.applied_locally(generation, &fresh);
                 fresh
             }
         };

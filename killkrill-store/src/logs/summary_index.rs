@@ -1,0 +1,737 @@
+//! An in-memory index of parsed block summaries, per tenant.
+//!
+//! Full-text and volume queries over a day test every block summary of the
+//! day; reading and decoding ≈2,400 summaries from SQL on every request
+//! dominated them. This index keeps the parsed summaries (and, once a
+//! full-text query needed them, the token filters) of a tenant's blocks in
+//! two ordered maps — by `(max_ts, id)` for newest-first scans and by
+//! `(min_ts, id)` for oldest-first ones — and answers
+//! [`SummaryRequest`]s from memory.
+//!
+//! Blocks are immutable (a block id always names the same records), so an
+//! entry never goes stale; only the *set* of blocks changes. The set is kept
+//! in step with the database by generations (see `index_sync.rs`): every
+//! transaction that adds or deletes blocks of a tenant bumps the tenant's
+//! generation, so one point lookup per request says whether anything
+//! changed, and if so, whether blocks were only added (fetch the rows
+//! stamped with the new generations) or also deleted (compaction,
+//! retention: re-list the ids and drop the missing ones).
+//!
+//! Memory is bounded by `logs.summary_index_mb`: token filters are shed
+//! first (least recently used half), then whole tenants (least recently
+//! queried); a tenant that alone exceeds the budget is not indexed and is
+//! answered from SQL as before.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::ops::Bound;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use killkrill_core::event::{Tenant, Timestamp};
+use killkrill_core::logblock::{BlockId, BlockSummary, Bloom};
+use killkrill_core::storage::{ScanOrder, SummaryRequest};
+
+/// Fixed cost of an entry beyond its summary blob: the struct, two map
+/// nodes, one hash slot, the `Arc`s.
+const ENTRY_OVERHEAD: usize = 320;
+
+/// How long a tenant too big for the budget is answered from SQL before
+/// the index tries again.
+const OVERSIZE_RETRY: Duration = Duration::from_secs(300);
+
+/// One block.
+#[derive(Debug)]
+pub(crate) struct Entry {
+    /// The summary without token filter.
+    plain: Arc<BlockSummary>,
+    /// The same with its token filter, once a query needed it.
+    full: Mutex<Option<Arc<BlockSummary>>>,
+    /// Bytes of `plain` in the budget.
+    weight: usize,
+    /// Last use of `full` (index clock).
+    used: AtomicU64,
+}
+
+impl Entry {
+    fn new(plain: BlockSummary, summary_len: usize) -> Arc<Self> {
+        let plain = if plain.tokens.is_some() {
+            Arc::new(BlockSummary {
+                tokens: None,
+                ..plain
+            })
+        } else {
+            Arc::new(plain)
+        };
+        Arc::new(Entry {
+            plain,
+            full: Mutex::new(None),
+            weight: summary_len + ENTRY_OVERHEAD,
+            used: AtomicU64::new(0),
+        })
+    }
+
+    pub(crate) fn id(&self) -> BlockId {
+        self.plain.id
+    }
+
+    pub(crate) fn plain(&self) -> &Arc<BlockSummary> {
+        &self.plain
+    }
+
+    fn full(&self) -> Option<Arc<BlockSummary>> {
+        self.full.lock().ok().and_then(|g| g.clone())
+    }
+}
+
+/// Weight of a token filter attached to an entry: the filter and a second
+/// summary struct carrying it.
+fn token_weight(b: &Bloom, plain_weight: usize) -> usize {
+    b.byte_len() + 64 + plain_weight
+}
+
+/// What a sync has to do for a tenant, given the database's generations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Staleness {
+    /// Up to date: answer from memory.
+    Fresh,
+    /// Not indexed yet: load every summary.
+    Load,
+    /// Blocks were only added since generation `since`.
+    Added { since: i64 },
+    /// Blocks were deleted (or a listed block was missing): re-list ids.
+    Relist,
+    /// Too big for the budget: answer from SQL.
+    Oversize,
+}
+
+#[derive(Debug, Default)]
+struct TenantIndex {
+    by_id: HashMap<BlockId, Arc<Entry>>,
+    newest: BTreeMap<(Timestamp, BlockId), Arc<Entry>>,
+    oldest: BTreeMap<(Timestamp, BlockId), Arc<Entry>>,
+    /// The database generation this state is exact for (or newer).
+    generation: i64,
+    /// A block the index listed was missing in the database.
+    dirty: bool,
+    /// Last query (index clock), for tenant eviction.
+    last_used: u64,
+}
+
+fn entry_bytes(e: &Entry) -> usize {
+    e.weight
+        + e.full().map_or(0, |f| {
+            f.tokens.as_ref().map_or(0, |b| token_weight(b, e.weight))
+        })
+}
+
+impl TenantIndex {
+    /// Adds a block; returns the change in bytes.
+    fn insert(&mut self, e: Arc<Entry>) -> isize {
+        let s = e.plain.clone();
+        let mut delta = e.weight as isize;
+        if let Some(old) = self.by_id.insert(s.id, e.clone()) {
+            // Same id, same block: the new entry replaces the old one.
+            delta -= entry_bytes(&old) as isize;
+        }
+        self.newest.insert((s.max_ts, s.id), e.clone());
+        self.oldest.insert((s.min_ts, s.id), e);
+        delta
+    }
+
+    /// Removes a block; returns the bytes freed.
+    fn remove(&mut self, id: &BlockId) -> usize {
+        let Some(e) = self.by_id.remove(id) else {
+            return 0;
+        };
+        self.newest.remove(&(e.plain.max_ts, *id));
+        self.oldest.remove(&(e.plain.min_ts, *id));
+        entry_bytes(&e)
+    }
+
+    fn bytes(&self) -> usize {
+        self.by_id.values().map(|e| entry_bytes(e)).sum()
+    }
+
+    /// The entries a summary page returns, in its order.
+    fn select(&self, req: &SummaryRequest<'_>) -> Vec<Arc<Entry>> {
+        let mut out = Vec::new();
+        if req.range.is_empty() || req.limit == 0 {
+            return out;
+        }
+        let (start, end) = (req.range.start, req.range.end);
+        match req.order {
+            ScanOrder::NewestFirst => {
+                let upper = match req.after {
+                    Some(k) => Bound::Excluded(k),
+                    None => Bound::Unbounded,
+                };
+                for ((max_ts, _), e) in self.newest.range((Bound::Unbounded, upper)).rev() {
+                    if *max_ts < start {
+                        break;
+                    }
+                    if e.plain.min_ts < end {
+                        out.push(e.clone());
+                        if out.len() >= req.limit {
+                            break;
+                        }
+                    }
+                }
+            }
+            ScanOrder::OldestFirst => {
+                let lower = match req.after {
+                    Some(k) => Bound::Excluded(k),
+                    None => Bound::Unbounded,
+                };
+                for ((min_ts, _), e) in self.oldest.range((lower, Bound::Unbounded)) {
+                    if *min_ts >= end {
+                        break;
+                    }
+                    if e.plain.max_ts >= start {
+                        out.push(e.clone());
+                        if out.len() >= req.limit {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    tenants: HashMap<Tenant, TenantIndex>,
+    /// Tenants too big for the budget, and since when.
+    oversize: HashMap<Tenant, Instant>,
+    bytes: usize,
+}
+
+/// See the module docs.
+#[derive(Debug)]
+pub(crate) struct SummaryIndex {
+    inner: RwLock<Inner>,
+    /// One sync at a time (they are rare; the others wait and then find
+    /// the index fresh).
+    pub(crate) sync: tokio::sync::Mutex<()>,
+    budget: usize,
+    clock: AtomicU64,
+}
+
+/// A summary page out of the index.
+pub(crate) struct Picked {
+    /// The page, in order.
+    pub(crate) entries: Vec<Arc<Entry>>,
+}
+
+/// Sizes, for metrics and tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SummaryIndexStats {
+    /// Tenants indexed.
+    pub tenants: usize,
+    /// Blocks indexed.
+    pub blocks: usize,
+    /// Blocks whose token filter is held.
+    pub blocks_with_tokens: usize,
+    /// Bytes held (estimate, what the budget counts).
+    pub bytes: usize,
+}
+
+impl SummaryIndex {
+    pub(crate) fn new(budget: usize) -> Self {
+        SummaryIndex {
+            inner: RwLock::new(Inner::default()),
+            sync: tokio::sync::Mutex::new(()),
+            budget,
+            clock: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn enabled(&self) -> bool {
+        self.budget > 0
+    }
+
+    fn tick(&self) -> u64 {
+        self.clock.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// What has to happen before `tenant` can be answered from memory,
+    /// given the database's `(gen, deleted_gen)`.
+    pub(crate) fn staleness(
+        &self,
+        tenant: &Tenant,
+        generation: i64,
+        deleted_gen: i64,
+    ) -> Staleness {
+        let Ok(g) = self.inner.read() else {
+            return Staleness::Oversize;
+        };
+        match g.tenants.get(tenant) {
+            None => match g.oversize.get(tenant) {
+                Some(since) if since.elapsed() < OVERSIZE_RETRY => Staleness::Oversize,
+                _ => Staleness::Load,
+            },
+            Some(t) if t.dirty || deleted_gen > t.generation => Staleness::Relist,
+            Some(t) if generation > t.generation => Staleness::Added {
+                since: t.generation,
+            },
+            Some(_) => Staleness::Fresh,
+        }
+    }
+
+    /// The ids currently indexed for `tenant` (for a re-list).
+    pub(crate) fn ids(&self, tenant: &Tenant) -> HashSet<BlockId> {
+        self.inner
+            .read()
+            .ok()
+            .and_then(|g| {
+                g.tenants
+                    .get(tenant)
+                    .map(|t| t.by_id.keys().copied().collect())
+            })
+            .unwrap_or_default()
+    }
+
+    /// Replaces `tenant`'s index with exactly `blocks` (a full listing
+    /// taken after generation `gen` was read). `keep` are ids already
+    /// indexed that stay (a re-list only fetches the new ones).
+    pub(crate) fn replace(
+        &self,
+        tenant: &Tenant,
+        generation: i64,
+        keep: &HashSet<BlockId>,
+        blocks: Vec<(BlockSummary, usize)>,
+    ) {
+        let Ok(mut g) = self.inner.write() else {
+            return;
+        };
+        let now = self.tick();
+        let mut t = TenantIndex {
+            generation,
+            last_used: now,
+            ..TenantIndex::default()
+        };
+        // The listing was taken after `gen` was read: exact for `gen` (it
+        // may hold later changes too; the next sync re-checks those).
+        if let Some(old) = g.tenants.get(tenant) {
+            for id in keep {
+                match old.by_id.get(id) {
+                    Some(e) => {
+                        t.insert(e.clone());
+                    }
+                    // Removed meanwhile by a local compaction: its
+                    // generation is newer than `gen`, so the next sync
+                    // re-lists; make sure of it.
+                    None => t.dirty = true,
+                }
+            }
+        } else if !keep.is_empty() {
+            t.dirty = true;
+        }
+        for (s, len) in blocks {
+            t.insert(Entry::new(s, len));
+        }
+        if let Some(old) = g.tenants.remove(tenant) {
+            g.bytes = g.bytes.saturating_sub(old.bytes());
+        }
+        g.bytes += t.bytes();
+        g.tenants.insert(tenant.clone(), t);
+        g.oversize.remove(tenant);
+        self.enforce(&mut g, tenant);
+    }
+
+    /// Adds blocks that generations `(t.gen, gen]` stamped.
+    pub(crate) fn add(&self, tenant: &Tenant, generation: i64, blocks: Vec<(BlockSummary, usize)>) {
+        let Ok(mut g) = self.inner.write() else {
+            return;
+        };
+        let Some(t) = g.tenants.get_mut(tenant) else {
+            return;
+        };
+        let mut delta = 0isize;
+        for (s, len) in blocks {
+            delta += t.insert(Entry::new(s, len));
+        }
+        t.generation = t.generation.max(generation);
+        g.bytes = g.bytes.saturating_add_signed(delta);
+        self.enforce(&mut g, tenant);
+    }
+
+    /// This process committed generation `gen` of `tenant`: it deleted
+    /// `removed` and added `added`. Applied only when the index is exactly
+    /// at `gen - 1` (otherwise the next sync fetches it).
+    pub(crate) fn apply_local(
+        &self,
+        tenant: &Tenant,
+        generation: i64,
+        removed: &[BlockId],
+        added: &[&BlockSummary],
+    ) {
+        let Ok(mut g) = self.inner.write() else {
+            return;
+        };
+        let Some(t) = g.tenants.get_mut(tenant) else {
+            return;
+        };
+        if t.generation != generation - 1 || t.dirty {
+            return;
+        }
+        let mut freed = 0usize;
+        for id in removed {
+            freed += t.remove(id);
+        }
+        let mut delta = 0isize;
+        for s in added {
+            let len = s.summary_bytes().len();
+            delta += t.insert(Entry::new((*s).clone(), len));
+        }
+        t.generation = generation;
+        g.bytes = g.bytes.saturating_sub(freed).saturating_add_signed(delta);
+        metrics::counter!("killkrill_store_log_summary_index_syncs_total", "kind" => "local")
+            .increment(1);
+        self.enforce(&mut g, tenant);
+    }
+
+    /// A block the index listed for `tenant` was gone: re-list next time.
+    pub(crate) fn mark_dirty(&self, tenant: &Tenant) {
+        if let Ok(mut g) = self.inner.write()
+            && let Some(t) = g.tenants.get_mut(tenant)
+        {
+            t.dirty = true;
+        }
+    }
+
+    /// One page, or `None` when `tenant` is not indexed.
+    pub(crate) fn select(&self, req: &SummaryRequest<'_>) -> Option<Picked> {
+        let g = self.inner.read().ok()?;
+        let t = g.tenants.get(req.tenant)?;
+        let entries = t.select(req);
+        drop(g);
+        // Eviction order only; a lost update is harmless.
+        let now = self.tick();
+        if let Ok(mut g) = self.inner.try_write()
+            && let Some(t) = g.tenants.get_mut(req.tenant)
+        {
+            t.last_used = now;
+        }
+        Some(Picked { entries })
+    }
+
+    /// The summaries with their token filters: those already held, and
+    /// the ids whose filters are still to fetch.
+    pub(crate) fn with_tokens(
+        &self,
+        entries: &[Arc<Entry>],
+    ) -> (Vec<Option<Arc<BlockSummary>>>, Vec<BlockId>) {
+        let now = self.tick();
+        let mut missing = Vec::new();
+        let out = entries
+            .iter()
+            .map(|e| {
+                let f = e.full();
+                if f.is_some() {
+                    e.used.store(now, Ordering::Relaxed);
+                } else {
+                    missing.push(e.id());
+                }
+                f
+            })
+            .collect();
+        (out, missing)
+    }
+
+    /// Attaches fetched token filters; returns the summaries with them.
+    pub(crate) fn attach_tokens(
+        &self,
+        tenant: &Tenant,
+        entries: &[Arc<Entry>],
+        filters: &HashMap<BlockId, Arc<Bloom>>,
+    ) -> HashMap<BlockId, Arc<BlockSummary>> {
+        let now = self.tick();
+        let mut added = 0usize;
+        let mut out = HashMap::with_capacity(filters.len());
+        for e in entries {
+            let Some(b) = filters.get(&e.id()) else {
+                continue;
+            };
+            let full = Arc::new(BlockSummary {
+                tokens: Some(b.clone()),
+                ..(*e.plain).clone()
+            });
+            if let Ok(mut f) = e.full.lock() {
+                if f.is_none() {
+                    added += token_weight(b, e.weight);
+                }
+                *f = Some(full.clone());
+            }
+            e.used.store(now, Ordering::Relaxed);
+            out.insert(e.id(), full);
+        }
+        if let Ok(mut g) = self.inner.write() {
+            // Only count filters of entries still indexed (a sync may have
+            // replaced the tenant meanwhile; then they are not held).
+            if g.tenants.contains_key(tenant) {
+                g.bytes += added;
+            }
+            self.enforce(&mut g, tenant);
+        }
+        out
+    }
+
+    /// Brings the index under budget: token filters first (least recently
+    /// used half at a time), then whole tenants (least recently queried,
+    /// `current` last); `current` alone over budget is dropped and marked
+    /// oversize.
+    fn enforce(&self, g: &mut Inner, current: &Tenant) {
+        while g.bytes > self.budget && self.shed_tokens(g) > 0 {}
+        if g.bytes > self.budget
+            && g.tenants
+                .get(current)
+                .is_some_and(|t| t.bytes() > self.budget)
+        {
+            // Alone over budget: not indexed; SQL answers it for a while.
+            if let Some(t) = g.tenants.remove(current) {
+                g.bytes = g.bytes.saturating_sub(t.bytes());
+            }
+            g.oversize.insert(current.clone(), Instant::now());
+            metrics::counter!("killkrill_store_log_summary_index_evictions_total").increment(1);
+        }
+        while g.bytes > self.budget {
+            let victim = g
+                .tenants
+                .iter()
+                .filter(|(k, _)| *k != current)
+                .min_by_key(|(_, t)| t.last_used)
+                .map(|(k, _)| k.clone())
+                .unwrap_or_else(|| current.clone());
+            if let Some(t) = g.tenants.remove(&victim) {
+                g.bytes = g.bytes.saturating_sub(t.bytes());
+                metrics::counter!("killkrill_store_log_summary_index_evictions_total").increment(1);
+            }
+            if victim == *current {
+                g.oversize.insert(current.clone(), Instant::now());
+                break;
+            }
+        }
+        let blocks: usize = g.tenants.values().map(|t| t.by_id.len()).sum();
+        metrics::gauge!("killkrill_store_log_summary_index_bytes").set(g.bytes as f64);
+        metrics::gauge!("killkrill_store_log_summary_index_blocks").set(blocks as f64);
+    }
+
+    /// Drops the least recently used half of the held token filters
+    /// (at least one); returns the bytes freed.
+    fn shed_tokens(&self, g: &mut Inner) -> usize {
+        let mut held: Vec<(u64, &Arc<Entry>)> = g
+            .tenants
+            .values()
+            .flat_map(|t| t.by_id.values())
+            .filter(|e| e.full().is_some())
+            .map(|e| (e.used.load(Ordering::Relaxed), e))
+            .collect();
+        held.sort_unstable_by_key(|(u, _)| *u);
+        let n = held.len().div_ceil(2);
+        let mut freed = 0;
+        for (_, e) in held.into_iter().take(n) {
+            if let Ok(mut f) = e.full.lock()
+                && let Some(s) = f.take()
+            {
+                freed += s.tokens.as_ref().map_or(0, |b| token_weight(b, e.weight));
+            }
+        }
+        g.bytes = g.bytes.saturating_sub(freed);
+        freed
+    }
+
+    /// Current sizes.
+    pub(crate) fn stats(&self) -> SummaryIndexStats {
+        let Ok(g) = self.inner.read() else {
+            return SummaryIndexStats::default();
+        };
+        SummaryIndexStats {
+            tenants: g.tenants.len(),
+            blocks: g.tenants.values().map(|t| t.by_id.len()).sum(),
+            blocks_with_tokens: g
+                .tenants
+                .values()
+                .flat_map(|t| t.by_id.values())
+                .filter(|e| e.full().is_some())
+                .count(),
+            bytes: g.bytes,
+        }
+    }
+
+    /// The indexed ids of `tenant` with their spans, sorted (tests).
+    pub(crate) fn snapshot(&self, tenant: &Tenant) -> Option<Vec<(BlockId, Timestamp, Timestamp)>> {
+        let g = self.inner.read().ok()?;
+        let t = g.tenants.get(tenant)?;
+        let mut v: Vec<_> = t
+            .by_id
+            .values()
+            .map(|e| (e.plain.id, e.plain.min_ts, e.plain.max_ts))
+            .collect();
+        v.sort();
+        Some(v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use killkrill_core::event::{EventId, LogRecord};
+    use killkrill_core::logblock::{BlockOptions, build_blocks};
+    use killkrill_core::storage::TimeRange;
+
+    fn summaries(tenant: &Tenant, blocks: usize) -> Vec<BlockSummary> {
+        let recs: Vec<LogRecord> = (0..blocks * 4)
+            .map(|i| LogRecord {
+                id: Some(EventId::from_u128(i as u128 + 1)),
+                tenant: Some(tenant.clone()),
+                timestamp: Timestamp::from_nanos(i as i64 * 1_000),
+                host: Some(format!("h{}", i % 3)),
+                message: Some(format!("word{i} other{}", i % 7).into_bytes()),
+                ..LogRecord::default()
+            })
+            .collect();
+        let opts = BlockOptions {
+            max_records: 4,
+            threads: 1,
+            ..BlockOptions::default()
+        };
+        build_blocks(recs, &opts)
+            .unwrap()
+            .into_iter()
+            .map(|b| b.summary)
+            .collect()
+    }
+
+    fn rows(s: &[BlockSummary]) -> Vec<(BlockSummary, usize)> {
+        s.iter()
+            .map(|s| (s.clone(), s.summary_bytes().len()))
+            .collect()
+    }
+
+    fn req(tenant: &Tenant, order: ScanOrder, with_tokens: bool) -> SummaryRequest<'_> {
+        SummaryRequest {
+            tenant,
+            range: TimeRange::ALL,
+            order,
+            after: None,
+            limit: usize::MAX,
+            with_tokens,
+        }
+    }
+
+    #[test]
+    fn pages_in_both_orders_and_generations() {
+        let t = Tenant::new("a").unwrap();
+        let s = summaries(&t, 10);
+        let idx = SummaryIndex::new(1 << 20);
+        assert_eq!(idx.staleness(&t, 0, 0), Staleness::Load);
+        idx.replace(&t, 3, &HashSet::new(), rows(&s));
+        assert_eq!(idx.staleness(&t, 3, 1), Staleness::Fresh);
+        assert_eq!(idx.staleness(&t, 5, 1), Staleness::Added { since: 3 });
+        assert_eq!(idx.staleness(&t, 5, 4), Staleness::Relist);
+        let newest: Vec<_> = idx
+            .select(&req(&t, ScanOrder::NewestFirst, false))
+            .unwrap()
+            .entries
+            .iter()
+            .map(|e| e.plain().max_ts)
+            .collect();
+        assert_eq!(newest.len(), 10);
+        assert!(newest.windows(2).all(|w| w[0] >= w[1]));
+        // Keyset continuation and a range: only blocks overlapping it.
+        let mut r = req(&t, ScanOrder::OldestFirst, false);
+        r.range = TimeRange {
+            start: Timestamp::from_nanos(8_000),
+            end: Timestamp::from_nanos(20_000),
+        };
+        r.limit = 2;
+        let p1 = idx.select(&r).unwrap().entries;
+        assert_eq!(p1.len(), 2);
+        assert_eq!(p1[0].plain().min_ts, Timestamp::from_nanos(8_000));
+        r.after = Some((p1[1].plain().min_ts, p1[1].id()));
+        let p2 = idx.select(&r).unwrap().entries;
+        assert_eq!(p2[0].plain().min_ts, Timestamp::from_nanos(16_000));
+        r.after = Some((p2[0].plain().min_ts, p2[0].id()));
+        assert!(idx.select(&r).unwrap().entries.is_empty());
+        // A local change one generation ahead applies; a gap does not.
+        idx.apply_local(&t, 4, &[s[0].id], &[]);
+        assert_eq!(idx.stats().blocks, 9);
+        idx.apply_local(&t, 6, &[s[1].id], &[]);
+        assert_eq!(idx.stats().blocks, 9, "generation 5 missing: left to sync");
+        idx.add(&t, 6, rows(&s[..1]));
+        assert_eq!(idx.stats().blocks, 10);
+        assert_eq!(idx.staleness(&t, 6, 4), Staleness::Fresh);
+        idx.mark_dirty(&t);
+        assert_eq!(idx.staleness(&t, 6, 4), Staleness::Relist);
+    }
+
+    #[test]
+    fn budget_sheds_filters_then_tenants_and_refuses_oversize() {
+        let a = Tenant::new("a").unwrap();
+        let b = Tenant::new("b").unwrap();
+        let sa = summaries(&a, 40);
+        let sb = summaries(&b, 40);
+        let plain: usize = rows(&sa).iter().map(|(_, l)| l + ENTRY_OVERHEAD).sum();
+        let bloom = sa[0].tokens.clone().unwrap();
+        let with_filters = plain
+            + sa.iter()
+                .map(|s| {
+                    token_weight(
+                        s.tokens.as_ref().unwrap(),
+                        s.summary_bytes().len() + ENTRY_OVERHEAD,
+                    )
+                })
+                .sum::<usize>();
+        // Room for both tenants' summaries and some filters, not all.
+        let budget = 2 * plain + ((with_filters - plain) / 2).min(plain / 2);
+        let idx = SummaryIndex::new(budget);
+        idx.replace(&a, 1, &HashSet::new(), rows(&sa));
+        idx.replace(&b, 1, &HashSet::new(), rows(&sb));
+        assert_eq!(idx.stats().tenants, 2);
+        let entries = idx
+            .select(&req(&a, ScanOrder::NewestFirst, true))
+            .unwrap()
+            .entries;
+        let filters: HashMap<BlockId, Arc<Bloom>> = sa
+            .iter()
+            .map(|s| (s.id, s.tokens.clone().unwrap_or_else(|| bloom.clone())))
+            .collect();
+        let full = idx.attach_tokens(&a, &entries, &filters);
+        assert_eq!(full.len(), 40);
+        let st = idx.stats();
+        assert!(st.bytes <= budget, "{st:?} over {budget}");
+        assert!(
+            st.blocks_with_tokens > 0 && st.blocks_with_tokens < 40,
+            "{st:?}"
+        );
+        assert_eq!(st.tenants, 2, "filters go before tenants");
+        assert_eq!(
+            st.bytes,
+            {
+                let g = idx.inner.read().unwrap();
+                g.tenants.values().map(TenantIndex::bytes).sum::<usize>()
+            },
+            "the byte count is exact"
+        );
+        // A third tenant evicts the least recently queried one (b).
+        let c = Tenant::new("c").unwrap();
+        idx.replace(&c, 1, &HashSet::new(), rows(&summaries(&c, 40)));
+        let st = idx.stats();
+        assert!(st.bytes <= budget, "{st:?}");
+        assert!(
+            idx.snapshot(&b).is_none(),
+            "least recently used tenant evicted"
+        );
+        assert!(idx.snapshot(&c).is_some());
+        // A tenant bigger than the whole budget is not indexed.
+        let big = Tenant::new("big").unwrap();
+        idx.replace(&big, 1, &HashSet::new(), rows(&summaries(&big, 200)));
+        assert!(idx.snapshot(&big).is_none());
+        assert!(idx.snapshot(&c).is_some(), "the others stay");
+        assert_eq!(idx.staleness(&big, 1, 0), Staleness::Oversize);
+        assert!(idx.stats().bytes <= budget);
+    }
+}
