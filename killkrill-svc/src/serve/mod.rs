@@ -35,6 +35,7 @@ pub mod settings;
 pub mod sinks;
 pub mod syslog;
 pub mod tenant_groups;
+pub mod worker_groups;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -44,7 +45,7 @@ use std::time::Duration;
 use killkrill_core::event::Tenant;
 use killkrill_core::pipeline::{
     FanOut, MemoryQueue, MemoryQueueConfig, MeteredQueue, Queue, Shutdown, ShutdownTrigger, Sink,
-    Worker, WorkerConfig, WorkerReport, shutdown_channel,
+    Worker, WorkerReport, shutdown_channel,
 };
 use killkrill_store::queue::{
     RedisQueueOptions, RedisStreamsQueue, SqliteQueue, SqliteQueueOptions,
@@ -460,10 +461,7 @@ pub async fn start_with(
             Arc::new(LogStoreSink::new(store.clone()).with_commit_notify(log_committed.clone())),
             Arc::new(MetricSinkAdapter::new(metric_sink)),
         ]));
-        let worker_cfg = WorkerConfig {
-            drain_timeout: drain,
-            ..WorkerConfig::default()
-        };
+        let worker_cfg = worker_groups::worker_config(&config.workers, drain);
         workers = (0..config.workers.count)
             .map(|_| {
                 Worker::new(
