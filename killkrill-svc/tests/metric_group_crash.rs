@@ -16,8 +16,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use killkrill_core::aggregate::{AggregateConfig, BatchId as FlushId, PartialRollup, Resolution};
-use killkrill_core::event::{Labels, MetricMetadata, MetricSample, NANOS_PER_SEC, Tenant, Timestamp};
+use killkrill_core::aggregate::{
+    AggregateConfig, BatchId as FlushId, PartialRollup, Point, Resolution,
+};
+use killkrill_core::event::{
+    Labels, MetricMetadata, MetricSample, NANOS_PER_SEC, Tenant, Timestamp,
+};
 use killkrill_core::pipeline::{Batch, BatchId};
 use killkrill_core::storage::{
     ErrorKind, LabelMatcher, MetricRetentionReport, MetricStore, MetricWriteReport, RollupFlush,
@@ -68,10 +72,7 @@ fn batches(n: usize) -> Vec<Arc<Batch>> {
                     } else {
                         "temp".into()
                     },
-                    labels: Labels::from_pairs([
-                        ("job", "rw".to_owned()),
-                        ("s", s.to_string()),
-                    ]),
+                    labels: Labels::from_pairs([("job", "rw".to_owned()), ("s", s.to_string())]),
                     value,
                     timestamp: Some(Timestamp::from_nanos(t)),
                     ..MetricSample::default()
@@ -240,10 +241,44 @@ async fn stored(store: &Store) -> Vec<String> {
                 .await
                 .unwrap();
             rollups.sort_by_key(|s| s.id);
-            out.push(format!("{tenant} rollups {secs}s: {rollups:?}"));
+            let mut line = format!("{tenant} rollups {secs}s:");
+            for r in &rollups {
+                let raw = samples.iter().find(|s| s.id == r.id).unwrap();
+                line.push_str(&format!(" {}{:?}", r.name, r.labels));
+                for (ws, w) in &r.windows {
+                    // Each merged window equals the rollup of its stored
+                    // samples computed at once (no batch twice or lost).
+                    let lo = ws.as_nanos();
+                    let pts: Vec<Point> = raw
+                        .points
+                        .iter()
+                        .filter(|(t, _)| *t >= lo && *t < lo + r_nanos(r_of(secs)))
+                        .map(|(t, v)| Point::new(Timestamp::from_nanos(*t), *v))
+                        .collect();
+                    support::assert_same_rollup(w, &pts, &format!("{tenant} {secs}s {lo}"));
+                    line.push_str(&format!(
+                        " [{lo} n={} sum={:x} min={} max={} first={:?} last={:?}]",
+                        w.count(),
+                        w.sum().to_bits(),
+                        w.min(),
+                        w.max(),
+                        w.first(),
+                        w.last()
+                    ));
+                }
+            }
+            out.push(line);
         }
     }
     out
+}
+
+fn r_of(secs: u64) -> Resolution {
+    Resolution::new(Duration::from_secs(secs)).unwrap()
+}
+
+fn r_nanos(r: Resolution) -> i64 {
+    r.as_nanos()
 }
 
 fn sink(store: Arc<dyn MetricStore>) -> StoreMetricSink {
@@ -252,7 +287,10 @@ fn sink(store: Arc<dyn MetricStore>) -> StoreMetricSink {
 
 /// One clean delivery of all batches in one group: the reference.
 async fn reference(store: &Store, all: &[Arc<Batch>]) -> Vec<String> {
-    sink(Arc::new(store.clone())).write_metrics(all).await.unwrap();
+    sink(Arc::new(store.clone()))
+        .write_metrics(all)
+        .await
+        .unwrap();
     stored(store).await
 }
 
@@ -358,7 +396,11 @@ async fn suite(backend: Backend) {
         let got = crash_then_redeliver(&f.store, &all, crash, regroup).await;
         assert_eq!(got.len(), want.len());
         for (g, w) in got.iter().zip(&want) {
-            assert!(g == w, "{crash:?}: {} differs from a clean delivery", &w[..40]);
+            assert!(
+                g == w,
+                "{crash:?}: {} differs from a clean delivery",
+                &w[..40]
+            );
         }
         f.done().await;
         eprintln!("{crash:?}: identical to a clean delivery");

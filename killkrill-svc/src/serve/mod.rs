@@ -35,8 +35,8 @@ pub mod settings;
 pub mod sinks;
 pub mod syslog;
 pub mod tenant_groups;
-pub mod worker_groups;
 pub mod tls;
+pub mod worker_groups;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
