@@ -589,6 +589,15 @@ pub struct WorkersConfig {
     pub count: usize,
     /// How long shutdown may take to write the batches in hand, seconds.
     pub drain_timeout_secs: u64,
+    /// A worker writes (and then acknowledges) a group of queue batches in
+    /// one store call once it holds this many events... Larger groups put
+    /// more samples of a series into one chunk row and one rollup partial
+    /// (see `docs/src/pipeline.md`).
+    pub group_max_events: usize,
+    /// ...or this many batches...
+    pub group_max_batches: usize,
+    /// ...or this many milliseconds after its first batch arrived.
+    pub group_linger_ms: u64,
 }
 
 impl Default for WorkersConfig {
@@ -596,6 +605,9 @@ impl Default for WorkersConfig {
         WorkersConfig {
             count: 2,
             drain_timeout_secs: 30,
+            group_max_events: 100_000,
+            group_max_batches: 256,
+            group_linger_ms: 100,
         }
     }
 }
@@ -1048,6 +1060,9 @@ impl ServeConfig {
         }
         if self.workers.count > 256 {
             return Err(err("workers.count", "must be at most 256".into()));
+        }
+        if let Err((key, problem)) = crate::serve::worker_groups::validate(&self.workers) {
+            return Err(err(key, problem));
         }
         let tcp_like = [
             ("http", self.http.get()),

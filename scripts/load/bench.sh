@@ -10,10 +10,12 @@
 # `--verify`ed and reports the serve's peak RSS and CPU.
 #
 # usage: scripts/load/bench.sh [BINARY] [SECONDS] [OUTDIR]
-# Environment: KINDS (queues, default "memory sqlite"), MODES (default
-# "syslog-tcp http remote-write"), SINK=0 skips the socat baseline; other
-# KILLKRILL_* variables reach the serve.
+# Environment: MODES (default "syslog-tcp http remote-write") and KINDS
+# (default "memory sqlite") restrict the runs; SINK=0 skips the socat
+# baseline (it is skipped anyway when MODES has no syslog-tcp).
 set -u
+MODES=${MODES:-syslog-tcp http remote-write}
+KINDS=${KINDS:-memory sqlite}
 BIN=${1:-${CARGO_TARGET_DIR:-target}/release/killkrill}
 SECS=${2:-30}
 OUT=${3:-$(mktemp -d /tmp/kk-load.XXXXXX)}
@@ -42,13 +44,14 @@ stop_serve() { # $1 run name: the serve's /proc io counters go to $OUT/$1.io
     wait "$SERVE_PID"
 }
 
-# Logs `time acknowledged-events` of the serve every 0.25 s, so that the
+# Logs `time acknowledged-events cpu-ticks` of the serve every 0.25 s, so that the
 # time until the store held everything is known apart from the time
 # `--verify` spends reading it back.
 poll_acks() { # $1 file
     while kill -0 "$SERVE_PID" 2>/dev/null; do
         echo "$(date +%s.%N) $(curl -s "http://$HTTP/metrics" |
-            awk '/^killkrill_pipeline_acknowledged_events_total/ {s += $2} END {print s + 0}')"
+            awk '/^killkrill_pipeline_acknowledged_events_total/ {s += $2} END {print s + 0}') $(
+            awk '{print $14 + $15}' "/proc/$SERVE_PID/stat" 2>/dev/null)"
         sleep 0.25
     done >"$1"
 }
@@ -62,7 +65,7 @@ run() { # $1 name, then loadgen arguments
 }
 
 # Baseline: the generator into a sink that discards.
-if [ "${SINK:-1}" != 0 ]; then
+if [ "${SINK:-1}" != 0 ] && [[ " $MODES " == *" syslog-tcp "* ]]; then
 SINK_PORT=$((20000 + RANDOM % 20000))
 socat -u TCP-LISTEN:$SINK_PORT,fork,reuseaddr OPEN:/dev/null &
 SOCAT=$!
@@ -71,8 +74,8 @@ run sink-syslog-tcp --mode syslog-tcp --target 127.0.0.1:$SINK_PORT --connection
 kill "$SOCAT"
 fi
 
-for kind in ${KINDS:-memory sqlite}; do
-    for mode in ${MODES:-syslog-tcp http remote-write}; do
+for kind in $KINDS; do
+    for mode in $MODES; do
         dir="$OUT/data-$kind-$mode"
         start_serve "$kind" "$dir"
         poll_acks "$OUT/$kind-$mode.acks" &

@@ -9,6 +9,9 @@ stored/s:   acknowledged events over the time from the start of the load until
 serve CPU:  CPU seconds of the serve per million events stored (from
             /proc/PID/stat at the end of the loadgen run, which includes the
             catch-up and the read-back).
+CPU until stored: the serve's CPU seconds (from /proc/PID/stat, logged with the
+            acknowledgements) per million events at the moment the workers had
+            stored them all: without the read-back of --verify.
 """
 import json, os, sys
 
@@ -25,13 +28,17 @@ for f in sorted(os.listdir(out)):
     v = d.get("verify") or {}
     t = (d.get("targets") or [{}])[0]
     stored_rate = None
+    stored_cpu = None
     acks = os.path.join(out, name + ".acks")
     if os.path.exists(acks):
         start = float(open(os.path.join(out, name + ".start")).read())
         for line in open(acks):
-            ts, n = line.split()
+            cols = line.split()
+            ts, n = cols[0], cols[1]
             if float(n) >= d["acknowledged"] > 0:
                 stored_rate = d["acknowledged"] / (float(ts) - start)
+                if len(cols) > 2:
+                    stored_cpu = int(cols[2]) / os.sysconf("SC_CLK_TCK")
                 break
     cpu = t.get("cpu_seconds")
     cpu_per_m = cpu / d["acknowledged"] * 1e6 if cpu and d["acknowledged"] else None
@@ -53,8 +60,9 @@ for f in sorted(os.listdir(out)):
                  "" if not v else str(v.get("duplicates")),
                  f"{rss / 2**20:,.0f}" if rss else "",
                  f"{cpu_per_m:.2f}" if cpu_per_m else "",
+                 f"{stored_cpu / d['acknowledged'] * 1e6:.2f}" if stored_cpu and d["acknowledged"] else "",
                  f"{wchar:,.0f}" if wchar else ""])
-print("| run | acknowledged | received/s | stored/s | p99 ack ms | stored (verify) | missing | duplicates | serve peak RSS MiB | serve CPU s per M events | serve written B/event |")
-print("|---|---|---|---|---|---|---|---|---|---|---|")
+print("| run | acknowledged | received/s | stored/s | p99 ack ms | stored (verify) | missing | duplicates | serve peak RSS MiB | serve CPU s per M events | serve CPU s per M, until stored | serve written B/event |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|")
 for r in rows:
     print("| " + " | ".join(r) + " |")

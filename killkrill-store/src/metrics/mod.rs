@@ -124,10 +124,12 @@ impl MetricStore for Store {
         partials: &[PartialRollup],
     ) -> Result<usize, StoreError> {
         let (series, rows) = rollup_rows(tenant, flush, partials)?;
+        let series = self.uncached_series(tenant, series);
         retry(&self.cfg.retry, "write_rollups", || {
             self.rollups_tx(tenant, None, &series, &rows)
         })
         .await?;
+        self.cache_series(tenant, &series);
         metrics::counter!("killkrill_store_metric_rollups_written_total")
             .increment(rows.len() as u64);
         Ok(rows.len())
@@ -139,6 +141,7 @@ impl MetricStore for Store {
         flush: RollupFlush<'_>,
     ) -> Result<RollupFlushOutcome, StoreError> {
         let (series, rows) = rollup_rows(tenant, flush.key, flush.partials)?;
+        let series = self.uncached_series(tenant, series);
         let mut batches: Vec<[u8; 16]> = flush.batches.iter().map(|b| b.0.to_be_bytes()).collect();
         batches.sort_unstable();
         batches.dedup();
@@ -152,6 +155,7 @@ impl MetricStore for Store {
         })
         .await?;
         if fresh {
+            self.cache_series(tenant, &series);
             metrics::counter!("killkrill_store_metric_rollups_written_total")
                 .increment(rows.len() as u64);
             return Ok(RollupFlushOutcome::Written { rows: rows.len() });
@@ -302,6 +306,28 @@ impl MetricStore for Store {
             self.metric_tenant_list()
         })
         .await
+    }
+}
+
+impl Store {
+    /// The rows of `series` that the series cache does not cover (the
+    /// sample write of the same group usually stored them just before).
+    fn uncached_series(&self, tenant: &Tenant, series: Vec<SeriesRow>) -> Vec<SeriesRow> {
+        let wanted: Vec<(SeriesId, i64, i64)> =
+            series.iter().map(|s| (s.id, s.first, s.last)).collect();
+        let missing = self.series_cache.missing(tenant, &wanted);
+        series
+            .into_iter()
+            .zip(missing)
+            .filter_map(|(s, m)| m.then_some(s))
+            .collect()
+    }
+
+    /// Records committed series rows in the cache.
+    fn cache_series(&self, tenant: &Tenant, series: &[SeriesRow]) {
+        let known: Vec<(SeriesId, i64, i64)> =
+            series.iter().map(|s| (s.id, s.first, s.last)).collect();
+        self.series_cache.record(tenant, &known);
     }
 }
 

@@ -36,6 +36,7 @@ pub mod sinks;
 pub mod syslog;
 pub mod tenant_groups;
 pub mod tls;
+pub mod worker_groups;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -44,7 +45,7 @@ use std::time::Duration;
 use killkrill_core::event::Tenant;
 use killkrill_core::pipeline::{
     FanOut, MemoryQueue, MemoryQueueConfig, MeteredQueue, Queue, Shutdown, ShutdownTrigger, Sink,
-    Worker, WorkerConfig, WorkerReport, shutdown_channel,
+    Worker, WorkerReport, shutdown_channel,
 };
 use killkrill_store::queue::{
     RedisQueueOptions, RedisStreamsQueue, SqliteQueue, SqliteQueueOptions,
@@ -470,10 +471,7 @@ pub async fn start_with(
             Arc::new(LogStoreSink::new(store.clone()).with_commit_notify(log_committed.clone())),
             Arc::new(MetricSinkAdapter::new(metric_sink)),
         ]));
-        let worker_cfg = WorkerConfig {
-            drain_timeout: drain,
-            ..WorkerConfig::default()
-        };
+        let worker_cfg = worker_groups::worker_config(&config.workers, drain);
         workers = (0..config.workers.count)
             .map(|_| {
                 Worker::new(
