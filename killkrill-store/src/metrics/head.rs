@@ -95,7 +95,7 @@ pub struct HeadStep {
     rows: Vec<HeadRow>,
     /// Upper bound (exclusive) of the rows' `min_ts`.
     cutoff: i64,
-    /// Where the next step starts, when this one was full.
+    /// The cutoff of the next step (the same), when this one was full.
     next: Option<Timestamp>,
 }
 
@@ -134,9 +134,29 @@ impl Store {
         tenant: &Tenant,
         before: Timestamp,
     ) -> Result<HeadCompactionReport, StoreError> {
+        self.compact_metric_head_in_steps_of(tenant, before, STEP_ROWS)
+            .await
+    }
+
+    /// [`Store::compact_metric_head`] in steps of at most `step_rows` rows.
+    async fn compact_metric_head_in_steps_of(
+        &self,
+        tenant: &Tenant,
+        before: Timestamp,
+        step_rows: i64,
+    ) -> Result<HeadCompactionReport, StoreError> {
         let mut rep = HeadCompactionReport::default();
         let mut cutoff = before;
-        while let Some(step) = self.read_head_step(tenant, cutoff).await? {
+        // Each step deletes the rows it read, so the next one reads on;
+        // a step that starts where the previous one did made no progress.
+        let mut first: Option<(i64, i64, Vec<u8>)> = None;
+        while let Some(step) = self.read_head_step_of(tenant, cutoff, step_rows).await? {
+            let head = step.rows.first().map(|r| (r.min_ts, r.series, r.chunk_id.clone()));
+            if head.is_some() && head == first {
+                tracing::warn!(%tenant, "metric head compaction made no progress; stopping this pass");
+                break;
+            }
+            first = head;
             let next = step.next;
             let done = self.apply_head_step(tenant, step).await?;
             rep.head_chunks += done.head_chunks;
@@ -166,19 +186,43 @@ impl Store {
         tenant: &Tenant,
         before: Timestamp,
     ) -> Result<Option<HeadStep>, StoreError> {
+        self.read_head_step_of(tenant, before, STEP_ROWS).await
+    }
+
+    /// [`Store::read_head_step`] with steps of at most `step_rows` rows.
+    async fn read_head_step_of(
+        &self,
+        tenant: &Tenant,
+        before: Timestamp,
+        step_rows: i64,
+    ) -> Result<Option<HeadStep>, StoreError> {
         let cutoff = before.as_nanos();
         let rows = retry(&self.cfg.retry, "compact_metric_head", || {
-            self.read_head(tenant, cutoff)
+            self.read_head(tenant, cutoff, step_rows)
         })
         .await?;
-        let full = rows.len() as i64 == STEP_ROWS;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let full = rows.len() as i64 == step_rows;
+        let last = rows.last().map_or(cutoff, |r| r.min_ts);
+        if full && rows.first().is_some_and(|r| r.min_ts == last) {
+            // Every row of the step starts at one min_ts (a write of more
+            // series than a step holds, at one timestamp): take them as
+            // they are, with the range up to and including that min_ts
+            // (rows of it beyond the step make the range check fail, so
+            // they are deleted by key); the next step reads on from the
+            // rest of that min_ts.
+            return Ok(Some(HeadStep {
+                rows,
+                cutoff: last.saturating_add(1).min(cutoff),
+                next: Some(before),
+            }));
+        }
         // A full step may cut a min_ts in two: leave its rows for the next
-        // step, which continues from there.
-        let next_cutoff = if full {
-            rows.last().map_or(cutoff, |r| r.min_ts)
-        } else {
-            cutoff
-        };
+        // step, which reads on from there (the step's own rows are deleted
+        // when it is applied).
+        let next_cutoff = if full { last } else { cutoff };
         let rows: Vec<HeadRow> = if full {
             rows.into_iter()
                 .filter(|r| r.min_ts < next_cutoff)
@@ -186,13 +230,10 @@ impl Store {
         } else {
             rows
         };
-        if rows.is_empty() {
-            return Ok(None);
-        }
         Ok(Some(HeadStep {
             rows,
             cutoff: cutoff.min(next_cutoff),
-            next: full.then(|| Timestamp::from_nanos(next_cutoff)),
+            next: full.then_some(before),
         }))
     }
 
@@ -211,10 +252,15 @@ impl Store {
         self.compact_rows(tenant, step.rows, step.cutoff).await
     }
 
-    /// Up to [`STEP_ROWS`] head rows of `tenant` with `min_ts < cutoff`, oldest first.
-    async fn read_head(&self, tenant: &Tenant, cutoff: i64) -> Result<Vec<HeadRow>, StoreError> {
+    /// Up to `limit` head rows of `tenant` with `min_ts < cutoff`, oldest first.
+    async fn read_head(
+        &self,
+        tenant: &Tenant,
+        cutoff: i64,
+        limit: i64,
+    ) -> Result<Vec<HeadRow>, StoreError> {
         let sql = self.dialect.sql(&format!(
-            "SELECT min_ts, series_id, chunk_id, data FROM {HEAD_TABLE} WHERE tenant = ? AND min_ts < ? ORDER BY min_ts LIMIT {STEP_ROWS}"
+            "SELECT min_ts, series_id, chunk_id, data FROM {HEAD_TABLE} WHERE tenant = ? AND min_ts < ? ORDER BY min_ts LIMIT {limit}"
         ));
         Ok(with_pool!(&self.backend, pool => {
             let rows = sqlx::query(AssertSqlSafe(sql))
@@ -437,4 +483,58 @@ fn same_keys(read: &[(i64, i64, &[u8])], held: &mut [(i64, i64, Vec<u8>)]) -> bo
     read.iter()
         .zip(held.iter())
         .all(|(a, b)| a.0 == b.0 && a.1 == b.1 && a.2 == &b.2[..])
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use killkrill_core::event::{Labels, MetricSample, NANOS_PER_SEC};
+    use killkrill_core::storage::{MetricStore, TimeRange};
+
+    use super::*;
+    use crate::config::StoreConfig;
+
+    /// A step full of rows that all start at one timestamp (more series
+    /// written at one instant than a step holds) is compacted, not skipped
+    /// for ever; so are the rows of that timestamp beyond the step.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_step_of_one_timestamp_is_compacted() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(StoreConfig::sqlite(dir.path())).await.unwrap();
+        let t = Tenant::new("wide").unwrap();
+        let t0 = 1_764_000_000 * NANOS_PER_SEC;
+        let write = |ts: i64| -> Vec<MetricSample> {
+            (0..12)
+                .map(|s| MetricSample {
+                    name: "up".into(),
+                    labels: Labels::from_pairs([("inst", format!("i{s:02}").as_str())]),
+                    value: f64::from(s),
+                    timestamp: Some(Timestamp::from_nanos(ts)),
+                    ..MetricSample::default()
+                })
+                .collect()
+        };
+        store.write_samples(&t, &write(t0)).await.unwrap();
+        store
+            .write_samples(&t, &write(t0 + 15 * NANOS_PER_SEC))
+            .await
+            .unwrap();
+        let before = store.select_samples(&t, &[], TimeRange::ALL).await.unwrap();
+        let r = store
+            .compact_metric_head_in_steps_of(&t, Timestamp::MAX, 5)
+            .await
+            .unwrap();
+        assert_eq!(r.head_chunks, 24);
+        let left: i64 = with_pool!(&store.backend, pool => {
+            sqlx::query_scalar(AssertSqlSafe(format!("SELECT count(*) FROM {HEAD_TABLE}")))
+                .fetch_one(pool)
+                .await
+                .unwrap()
+        });
+        assert_eq!(left, 0);
+        let after = store.select_samples(&t, &[], TimeRange::ALL).await.unwrap();
+        assert_eq!(after, before);
+        assert!(after.iter().all(|s| s.points.len() == 2));
+    }
 }
