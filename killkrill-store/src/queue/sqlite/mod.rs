@@ -189,6 +189,18 @@ fn split_id(id: DeliveryId) -> Option<(i64, i64)> {
     Some((seq, i64::from(v as u32)))
 }
 
+/// A leased row's body as read back.
+enum Body {
+    /// Inline, or read from its segment and checked.
+    Read(Vec<u8>),
+    /// Read, but not what was written (checksum mismatch): dead-lettered
+    /// with the bytes read.
+    Damaged { error: String, bytes: Vec<u8> },
+    /// Not read: the file is gone (`gone`), or reading failed (maybe
+    /// passing; the row is kept).
+    Unreadable { error: String, gone: bool },
+}
+
 impl SqliteQueue {
     /// Opens (creating if missing, with its directory) the queue file at
     /// `path`. Entries left leased by a previous process come back when their
@@ -423,47 +435,98 @@ impl SqliteQueue {
         let leased = self.read_segments(leased).await?;
         let mut out = Vec::with_capacity(leased.len());
         for (seq, deliveries, body) in leased {
-            let decoded = body.and_then(|payload| {
-                self.codec
-                    .decode(&payload)
-                    .map_err(|e| (e.to_string(), payload))
-            });
-            match decoded {
-                Ok(batch) => out.push(Delivery {
-                    id: delivery_id(seq, deliveries),
-                    batch: Arc::new(batch),
-                    attempts: u32::try_from(deliveries).unwrap_or(u32::MAX),
-                }),
-                Err((err, payload)) => {
-                    let deliveries = u32::try_from(deliveries).unwrap_or(u32::MAX);
-                    let filed = file_undecodable(
-                        "sqlite",
-                        self.opts.dead_letter.as_ref(),
-                        &payload,
-                        &err,
-                        deliveries,
-                    )
-                    .await;
-                    self.remove_undecodable(seq, filed, &err, deliveries, &payload)
-                        .await?;
+            let (err, payload) = match body {
+                Body::Read(payload) => match self.codec.decode(&payload) {
+                    Ok(batch) => {
+                        out.push(Delivery {
+                            id: delivery_id(seq, deliveries),
+                            batch: Arc::new(batch),
+                            attempts: u32::try_from(deliveries).unwrap_or(u32::MAX),
+                        });
+                        continue;
+                    }
+                    Err(e) => (e.to_string(), payload),
+                },
+                Body::Damaged { error, bytes } => (error, bytes),
+                // The file is gone: if the row is still there (checked
+                // below) its bytes are lost, and it is filed with its error.
+                Body::Unreadable { error, gone: true } => (error, Vec::new()),
+                Body::Unreadable { error, gone: false } => {
+                    self.unreadable(seq, deliveries, &error).await?;
+                    continue;
                 }
+            };
+            if !self.still_leased(seq, deliveries).await? {
+                // Acknowledged meanwhile (a late ack of an expired lease;
+                // its segment may have gone with its last row): not filed.
+                tracing::debug!(seq, error = %err, "queue entry acknowledged while being read");
+                continue;
             }
+            let deliveries = u32::try_from(deliveries).unwrap_or(u32::MAX);
+            let filed = file_undecodable(
+                "sqlite",
+                self.opts.dead_letter.as_ref(),
+                &payload,
+                &err,
+                deliveries,
+            )
+            .await;
+            self.remove_undecodable(seq, filed, &err, deliveries, &payload)
+                .await?;
         }
         Ok((out, None))
     }
 
+    /// Whether the row is still under the lease `take` just gave it.
+    async fn still_leased(&self, seq: i64, deliveries: i64) -> Result<bool, QueueError> {
+        let mut c = self.conn().await?;
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM queue WHERE seq = ? AND deliveries = ? AND state = ?",
+        )
+        .bind(seq)
+        .bind(deliveries)
+        .bind(LEASED)
+        .fetch_one(&mut *c)
+        .await
+        .map_err(|e| db("checking a lease", e))?;
+        Ok(n > 0)
+    }
+
+    /// A segment body could not be read (maybe passing: EMFILE, EIO,
+    /// permissions): the row keeps its lease, without counting a delivery,
+    /// and comes back after the visibility timeout.
+    async fn unreadable(&self, seq: i64, deliveries: i64, error: &str) -> Result<(), QueueError> {
+        metrics::counter!("killkrill_queue_segment_read_errors_total", "queue" => "sqlite")
+            .increment(1);
+        tracing::error!(
+            seq,
+            error = %error,
+            retry_in = ?self.opts.visibility_timeout,
+            "reading a queue segment failed; the entry is kept and tried again"
+        );
+        let mut c = self.conn().await?;
+        sqlx::query(
+            "UPDATE queue SET deliveries = deliveries - 1 WHERE seq = ? AND deliveries = ? AND state = ?",
+        )
+        .bind(seq)
+        .bind(deliveries)
+        .bind(LEASED)
+        .execute(&mut *c)
+        .await
+        .map_err(|e| db("keeping an unreadable entry", e))?;
+        Ok(())
+    }
+
     /// The bodies of leased rows: inline ones as they are, segment ones read
-    /// (off the runtime) and checked; a body that cannot be read back is an
-    /// error with the bytes that were read, if any.
-    #[allow(clippy::type_complexity)]
+    /// (off the runtime) and checked.
     async fn read_segments(
         &self,
         leased: Vec<(i64, i64, Vec<u8>, Option<Loc>, i64)>,
-    ) -> Result<Vec<(i64, i64, Result<Vec<u8>, (String, Vec<u8>)>)>, QueueError> {
+    ) -> Result<Vec<(i64, i64, Body)>, QueueError> {
         if leased.iter().all(|l| l.3.is_none()) {
             return Ok(leased
                 .into_iter()
-                .map(|(seq, d, payload, _, _)| (seq, d, Ok(payload)))
+                .map(|(seq, d, payload, _, _)| (seq, d, Body::Read(payload)))
                 .collect());
         }
         let shared = self.shared.clone();
@@ -472,11 +535,25 @@ impl SqliteQueue {
                 .into_iter()
                 .map(|(seq, d, payload, loc, bytes)| {
                     let body = match loc {
-                        None => Ok(payload),
-                        Some(loc) => shared
+                        None => Body::Read(payload),
+                        Some(loc) => match shared
                             .segments
                             .read(loc, usize::try_from(bytes).unwrap_or(0))
-                            .map_err(|e| (e.to_string(), Vec::new())),
+                        {
+                            Ok(b) => Body::Read(b),
+                            Err(e) => {
+                                let error = e.to_string();
+                                match e {
+                                    segments::ReadError::Checksum { bytes, .. } => {
+                                        Body::Damaged { error, bytes }
+                                    }
+                                    segments::ReadError::Io { source, .. } => Body::Unreadable {
+                                        gone: source.kind() == std::io::ErrorKind::NotFound,
+                                        error,
+                                    },
+                                }
+                            }
+                        },
                     };
                     (seq, d, body)
                 })
@@ -496,7 +573,14 @@ impl SqliteQueue {
     ) -> Result<(), QueueError> {
         let mut c = self.conn().await?;
         let mut tx = c.begin().await.map_err(|e| db("quarantining", e))?;
-        if !filed {
+        let gone = sqlx::query("DELETE FROM queue WHERE seq = ? RETURNING events, bytes, seg")
+            .bind(seq)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|e| db("quarantining", e))?;
+        // Only what was still there: an entry acknowledged meanwhile is not
+        // quarantined.
+        if !filed && gone.is_some() {
             sqlx::query(
                 "INSERT OR REPLACE INTO undecodable (seq, error, deliveries, at_ms, payload) VALUES (?, ?, ?, ?, ?)",
             )
@@ -509,11 +593,6 @@ impl SqliteQueue {
             .await
             .map_err(|e| db("quarantining", e))?;
         }
-        let gone = sqlx::query("DELETE FROM queue WHERE seq = ? RETURNING events, bytes, seg")
-            .bind(seq)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(|e| db("quarantining", e))?;
         tx.commit().await.map_err(|e| db("quarantining", e))?;
         drop(c);
         if let Some(r) = gone {
@@ -522,11 +601,11 @@ impl SqliteQueue {
                 r.try_get(1).map_err(|e| db("quarantining", e))?,
             );
             let seg: Option<i64> = r.try_get(2).map_err(|e| db("quarantining", e))?;
-            if let Some(seg) = seg {
-                self.shared.segments.release(seg);
-            }
             self.shared.held.release(1, e as u64, b as u64);
             self.shared.writable.notify_waiters();
+            if let Some(d) = seg.and_then(|s| self.shared.segments.release(s)) {
+                segments::delete(vec![d]).await;
+            }
         }
         Ok(())
     }
@@ -621,10 +700,15 @@ impl Queue for SqliteQueue {
                 self.shared.held.release(1, events, bytes);
                 Err(e)
             }
-            Err(_) => Err(backend(
-                "sqlite queue: the writer stopped",
-                ErrorKind::Permanent,
-            )),
+            Err(_) => {
+                // The writer dropped the insert without an answer: nothing
+                // was stored, so the room goes back.
+                self.shared.held.release(1, events, bytes);
+                Err(backend(
+                    "sqlite queue: the writer stopped",
+                    ErrorKind::Permanent,
+                ))
+            }
         }
     }
 
@@ -692,9 +776,11 @@ impl Queue for SqliteQueue {
             }
             tx.commit().await.map_err(|e| db("acknowledging", e))?;
         }
-        for seg in segs {
-            self.shared.segments.release(seg);
-        }
+        let doomed: Vec<_> = segs
+            .into_iter()
+            .filter_map(|s| self.shared.segments.release(s))
+            .collect();
+        segments::delete(doomed).await;
         if n > 0 {
             self.shared.held.release(n, events, bytes);
             self.shared.writable.notify_waiters();
