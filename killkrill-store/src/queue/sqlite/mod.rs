@@ -146,6 +146,10 @@ pub struct SqliteQueue {
     writer: mpsc::UnboundedSender<Insert>,
     acked_since_vacuum: AtomicU64,
     closed: AtomicBool,
+    /// Test hook: the next `take` reports its lease and waits before
+    /// reading the bodies.
+    #[cfg(test)]
+    pause: std::sync::Mutex<Option<(oneshot::Sender<()>, oneshot::Receiver<()>)>>,
 }
 
 fn now_ms() -> i64 {
@@ -292,6 +296,8 @@ impl SqliteQueue {
             writer,
             acked_since_vacuum: AtomicU64::new(0),
             closed: AtomicBool::new(false),
+            #[cfg(test)]
+            pause: std::sync::Mutex::new(None),
         })
     }
 
@@ -415,6 +421,14 @@ impl SqliteQueue {
             return Ok((Vec::new(), next));
         }
         drop(c);
+        #[cfg(test)]
+        {
+            let pause = self.pause.lock().unwrap_or_else(|e| e.into_inner()).take();
+            if let Some((leased, go)) = pause {
+                let _ = leased.send(());
+                let _ = go.await;
+            }
+        }
         let mut leased = Vec::with_capacity(rows.len());
         for r in rows {
             let get = |e| db("reading a lease", e);
@@ -836,5 +850,130 @@ impl Queue for SqliteQueue {
             oldest_unacked: oldest
                 .map(|t| Duration::from_millis(u64::try_from(now - t).unwrap_or(0))),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use killkrill_core::event::{Tenant, Timestamp};
+    use killkrill_core::pipeline::{BatchId, MemoryDeadLetter};
+
+    fn batch(id: u128) -> Batch {
+        Batch::new(
+            BatchId::from_u128(id),
+            Tenant::default(),
+            Timestamp::from_millis(1),
+        )
+    }
+
+    /// Every body in a segment of its own.
+    fn opts(dl: &Arc<MemoryDeadLetter>) -> SqliteQueueOptions {
+        SqliteQueueOptions {
+            synchronous: SqliteSync::Full,
+            inline_max_bytes: 0,
+            segment_bytes: 1,
+            visibility_timeout: Duration::from_millis(200),
+            dead_letter: Some(dl.clone()),
+            ..SqliteQueueOptions::default()
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_entry_acknowledged_while_its_segment_is_read_is_not_dead_lettered() {
+        let dir = tempfile::tempdir().unwrap();
+        let dl = Arc::new(MemoryDeadLetter::new(10));
+        let q = Arc::new(
+            SqliteQueue::open(dir.path().join("q.db"), opts(&dl))
+                .await
+                .unwrap(),
+        );
+        q.try_enqueue(batch(1)).await.unwrap();
+        q.try_enqueue(batch(2)).await.unwrap();
+        let first = q.dequeue(1, Duration::ZERO).await.unwrap();
+        assert_eq!(first[0].batch.id, BatchId::from_u128(1));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Batch 1 is leased again; before its body is read, the late ack of
+        // the expired lease deletes the row, and with it its segment.
+        let (leased_tx, leased_rx) = oneshot::channel();
+        let (go_tx, go_rx) = oneshot::channel();
+        *q.pause.lock().unwrap() = Some((leased_tx, go_rx));
+        let taker = tokio::spawn({
+            let q = q.clone();
+            async move { q.dequeue(1, Duration::ZERO).await }
+        });
+        leased_rx.await.unwrap();
+        q.ack(&[first[0].id]).await.unwrap();
+        assert_eq!(q.segment_files().unwrap(), 1, "batch 1's segment deleted");
+        go_tx.send(()).unwrap();
+        assert!(taker.await.unwrap().unwrap().is_empty());
+        assert!(
+            dl.entries().is_empty(),
+            "an acknowledged batch was dead-lettered"
+        );
+        assert_eq!(q.quarantined().await.unwrap(), 0);
+        let s = q.stats().await.unwrap();
+        assert_eq!(s.batches, 1);
+        let ds = q.dequeue(10, Duration::ZERO).await.unwrap();
+        assert_eq!(ds.len(), 1);
+        assert_eq!(ds[0].batch.id, BatchId::from_u128(2));
+    }
+
+    #[tokio::test]
+    async fn a_panicking_append_gives_the_room_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let dl = Arc::new(MemoryDeadLetter::new(10));
+        let q = SqliteQueue::open(
+            dir.path().join("q.db"),
+            SqliteQueueOptions {
+                segment_bytes: 1 << 20,
+                max_events: 1,
+                ..opts(&dl)
+            },
+        )
+        .await
+        .unwrap();
+        let mut one = batch(1);
+        one.logs.push(killkrill_core::event::LogRecord::default());
+        q.try_enqueue(one.clone()).await.unwrap();
+        q.shared
+            .segments
+            .faults
+            .panic_next_append
+            .store(true, Ordering::SeqCst);
+        let mut two = batch(2);
+        two.logs.push(killkrill_core::event::LogRecord::default());
+        let ds = q.dequeue(1, Duration::ZERO).await.unwrap();
+        q.ack(&[ds[0].id]).await.unwrap();
+        assert!(q.try_enqueue(two.clone()).await.is_err());
+        let s = q.stats().await.unwrap();
+        assert_eq!((s.batches, s.events), (0, Some(0)), "the room is back");
+        // The queue still takes (and returns intact) a full-size batch.
+        q.try_enqueue(two.clone()).await.unwrap();
+        let ds = q.dequeue(1, Duration::ZERO).await.unwrap();
+        assert_eq!(*ds[0].batch, two);
+    }
+
+    #[tokio::test]
+    async fn a_failed_directory_sync_does_not_block_later_segments() {
+        let dir = tempfile::tempdir().unwrap();
+        let dl = Arc::new(MemoryDeadLetter::new(10));
+        let q = SqliteQueue::open(dir.path().join("q.db"), opts(&dl))
+            .await
+            .unwrap();
+        q.shared
+            .segments
+            .faults
+            .fail_next_dir_sync
+            .store(true, Ordering::SeqCst);
+        assert!(q.try_enqueue(batch(1)).await.is_err());
+        assert_eq!(q.stats().await.unwrap().batches, 0);
+        for i in 2..=3 {
+            q.try_enqueue(batch(i)).await.unwrap();
+        }
+        let ds = q.dequeue(10, Duration::ZERO).await.unwrap();
+        let ids: Vec<u128> = ds.iter().map(|d| d.batch.id.as_u128()).collect();
+        assert_eq!(ids, [2, 3]);
     }
 }

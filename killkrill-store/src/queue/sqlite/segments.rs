@@ -247,7 +247,10 @@ impl Segments {
     fn rotate(&self, ap: &mut Appender, sync: bool) -> io::Result<()> {
         let id = ap.next_id;
         let path = self.path(id);
-        let file = OpenOptions::new().create_new(true).append(true).open(&path)?;
+        let file = OpenOptions::new()
+            .create_new(true)
+            .append(true)
+            .open(&path)?;
         // The name is taken from here on, whatever happens next: a failed
         // directory sync must not make every later rotation hit it again.
         ap.next_id = id + 1;
@@ -348,7 +351,11 @@ impl Segments {
             // The next attempt opens the file again (it may have been
             // replaced or restored meanwhile).
             let mut st = lock(&self.state);
-            if st.readers.get(&loc.seg).is_some_and(|f| Arc::ptr_eq(f, &file)) {
+            if st
+                .readers
+                .get(&loc.seg)
+                .is_some_and(|f| Arc::ptr_eq(f, &file))
+            {
                 st.readers.remove(&loc.seg);
             }
             return Err(io(e));
@@ -458,4 +465,30 @@ pub(super) async fn live_rows(
             .await
             .map_err(|e| db("counting rows per segment", e))?;
     Ok(rows.into_iter().map(|(s, n)| (s, n as u64)).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn release_and_read_do_not_wait_for_an_append_in_progress() {
+        let dir = tempfile::tempdir().unwrap();
+        let segs = Segments::open(dir.path().join("s"), 1, BTreeMap::new()).unwrap();
+        let a = segs.append(&[b"one"], true).unwrap();
+        let b = segs.append(&[b"two"], true).unwrap();
+        // An append holds the appender's lock through its write and sync;
+        // acks (release) and reads on the same thread must not wait for it.
+        let _appending = lock(&segs.appender);
+        assert_eq!(segs.read(a[0], 3).unwrap(), b"one");
+        let doomed = segs.release(a[0].seg).unwrap();
+        doomed.delete();
+        assert_eq!(segs.files().unwrap(), 1);
+        assert!(
+            segs.release(b[0].seg).is_none(),
+            "the current segment stays"
+        );
+        assert_eq!(segs.read(b[0], 3).unwrap(), b"two");
+    }
 }
