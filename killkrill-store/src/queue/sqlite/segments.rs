@@ -476,8 +476,8 @@ mod tests {
     fn release_and_read_do_not_wait_for_an_append_in_progress() {
         let dir = tempfile::tempdir().unwrap();
         let segs = Segments::open(dir.path().join("s"), 1, BTreeMap::new()).unwrap();
-        let a = segs.append(&[b"one"], true).unwrap();
-        let b = segs.append(&[b"two"], true).unwrap();
+        let a = segs.append(&[&b"one"[..]], true).unwrap();
+        let b = segs.append(&[&b"two"[..]], true).unwrap();
         // An append holds the appender's lock through its write and sync;
         // acks (release) and reads on the same thread must not wait for it.
         let _appending = lock(&segs.appender);
