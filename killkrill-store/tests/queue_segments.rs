@@ -242,10 +242,19 @@ async fn a_damaged_segment_body_is_dead_lettered_with_its_error() {
         letters[0].error
     );
     assert_eq!(letters[0].deliveries, 1);
-    assert!(matches!(
-        letters[0].payload,
-        DeadLetterPayload::Undecodable { .. }
-    ));
+    // With the bytes read: the stored body with the one damaged byte.
+    let DeadLetterPayload::Undecodable { bytes, .. } = &letters[0].payload else {
+        panic!("not an undecodable entry");
+    };
+    let written = BatchCodec::new()
+        .with_compression(sqlite_options(shape()).compression)
+        .encode_to_vec(&big(1, 20))
+        .unwrap();
+    assert_eq!(bytes.len(), written.len());
+    assert_eq!(
+        bytes.iter().zip(&written).filter(|(a, b)| a != b).count(),
+        1
+    );
     // Gone from the queue, counted out of its size, its segment deleted.
     let s = q.stats().await.unwrap();
     assert_eq!((s.batches, s.events), (2, Some(40)));
@@ -438,4 +447,55 @@ async fn concurrent_enqueues_share_commits_and_segments() {
     for d in &ds {
         assert_eq!(*d.batch, big(d.batch.id.as_u128(), 10));
     }
+}
+
+#[tokio::test]
+async fn an_unreadable_segment_keeps_its_entry_until_it_can_be_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.db");
+    {
+        let q = SqliteQueue::open(&path, segmented(1)).await.unwrap();
+        for i in 1..=2 {
+            q.try_enqueue(big(i, 20)).await.unwrap();
+        }
+        q.shutdown().await;
+    }
+    // The first segment cannot be read (a directory where the file was:
+    // opening works, reading fails with EISDIR; chmod would not stop root).
+    let seg = segment_paths(&path)[0].clone();
+    let aside = seg.with_extension("aside");
+    std::fs::rename(&seg, &aside).unwrap();
+    std::fs::create_dir(&seg).unwrap();
+    let dl = Arc::new(MemoryDeadLetter::new(10));
+    let q = SqliteQueue::open(
+        &path,
+        SqliteQueueOptions {
+            dead_letter: Some(dl.clone()),
+            visibility_timeout: Duration::from_millis(300),
+            ..segmented(1)
+        },
+    )
+    .await
+    .unwrap();
+    let ds = q.dequeue(10, Duration::ZERO).await.unwrap();
+    assert_eq!(ids(&ds), [2]);
+    // Not dead-lettered, not quarantined, still held.
+    assert!(dl.entries().is_empty());
+    assert_eq!(q.quarantined().await.unwrap(), 0);
+    assert_eq!(q.stats().await.unwrap().batches, 2);
+    q.ack(&[ds[0].id]).await.unwrap();
+    // Still unreadable after its lease: kept again.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(q.dequeue(10, Duration::ZERO).await.unwrap().is_empty());
+    assert!(dl.entries().is_empty());
+    // Restored: delivered intact, its failed reads not counted as deliveries.
+    std::fs::remove_dir(&seg).unwrap();
+    std::fs::rename(&aside, &seg).unwrap();
+    let ds = collect(&q, 1, Duration::from_secs(5)).await;
+    assert_eq!(ids(&ds), [1]);
+    assert_eq!(*ds[0].batch, big(1, 20));
+    assert_eq!(ds[0].attempts, 1);
+    q.ack(&[ds[0].id]).await.unwrap();
+    assert_eq!(q.stats().await.unwrap().batches, 0);
+    assert!(dl.entries().is_empty());
 }

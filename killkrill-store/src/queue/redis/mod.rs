@@ -274,12 +274,9 @@ impl RedisStreamsQueue {
             .query_async(&mut conn)
             .await
             .map_err(|e| rerr("XAUTOCLAIM", &e))?;
-        // [next id, claimed entries, (Redis 7) ids deleted while pending]
-        let mut claimed = Vec::new();
-        if let Value::Array(parts) = reply
-            && let Some(list) = parts.into_iter().nth(1)
-        {
-            read::entries_of_list(list, &mut claimed);
+        let (mut claimed, deleted) = read::autoclaim_reply(reply);
+        if !deleted.is_empty() {
+            self.forget_deleted(&deleted).await?;
         }
         if claimed.is_empty() {
             return Ok(Vec::new());
@@ -306,6 +303,31 @@ impl RedisStreamsQueue {
         metrics::counter!("killkrill_queue_reclaimed_batches_total", "queue" => "redis")
             .increment(claimed.len() as u64);
         self.deliveries(claimed).await
+    }
+
+    /// Entries deleted from the stream while pending (by hand, or an
+    /// `XTRIM`/`XDEL` from outside): their batches are gone. Counted, and
+    /// acknowledged, so that Redis 6.2 (which keeps them pending) does not
+    /// hand them to every `XAUTOCLAIM` again, count them in flight, and hold
+    /// back `trim_acknowledged`; for Redis 7 (which has already removed them
+    /// from the pending list) the `XACK` changes nothing.
+    async fn forget_deleted(&self, ids: &[String]) -> Result<(), QueueError> {
+        metrics::counter!("killkrill_queue_deleted_pending_total", "queue" => "redis")
+            .increment(ids.len() as u64);
+        tracing::error!(
+            stream = %self.key,
+            count = ids.len(),
+            first = %ids[0],
+            "stream entries were deleted while pending; their batches are lost"
+        );
+        let _: u64 = redis::cmd("XACK")
+            .arg(&self.key)
+            .arg(&self.opts.group)
+            .arg(ids)
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(|e| rerr("XACK of deleted entries", &e))?;
+        Ok(())
     }
 
     async fn read_new(&self, max: usize, block: Duration) -> Result<Vec<Delivery>, QueueError> {

@@ -59,8 +59,9 @@ fn field_b(fields: Value) -> Vec<u8> {
 
 /// The entries of a list of `[id, fields]` pairs (the body of one stream in
 /// an `XREADGROUP` reply, or the claimed list of `XAUTOCLAIM`). Entries
-/// whose fields are nil (deleted while pending) are left out.
-pub(super) fn entries_of_list(v: Value, out: &mut Vec<RawEntry>) {
+/// whose fields are nil (deleted while pending) are left out; their ids go
+/// to `deleted`.
+pub(super) fn entries_of_list(v: Value, out: &mut Vec<RawEntry>, deleted: &mut Vec<String>) {
     let Value::Array(items) = v else { return };
     for item in items {
         let Value::Array(pair) = item else { continue };
@@ -68,10 +69,11 @@ pub(super) fn entries_of_list(v: Value, out: &mut Vec<RawEntry>) {
         let (Some(id), Some(fields)) = (pair.next(), pair.next()) else {
             continue;
         };
+        let Some(id) = text(id) else { continue };
         if matches!(fields, Value::Nil) {
+            deleted.push(id);
             continue;
         }
-        let Some(id) = text(id) else { continue };
         out.push(RawEntry {
             id,
             bytes: field_b(fields),
@@ -91,19 +93,39 @@ pub(super) fn entries_of_read_reply(v: Value) -> Vec<RawEntry> {
                     let mut kv = kv.into_iter();
                     let _key = kv.next();
                     if let Some(list) = kv.next() {
-                        entries_of_list(list, &mut out);
+                        entries_of_list(list, &mut out, &mut Vec::new());
                     }
                 }
             }
         }
         Value::Map(streams) => {
             for (_key, list) in streams {
-                entries_of_list(list, &mut out);
+                entries_of_list(list, &mut out, &mut Vec::new());
             }
         }
         _ => {}
     }
     out
+}
+
+/// An `XAUTOCLAIM` reply: `[next id, claimed entries]`, and from Redis 7
+/// `[next id, claimed entries, ids deleted while pending]`. Returns the
+/// claimed entries and the ids of entries deleted while pending: Redis 6.2
+/// lists those among the claimed ones with nil fields and keeps them in the
+/// pending list (they must be acknowledged, or they stay there for good);
+/// Redis 7 has already removed them from it.
+pub(super) fn autoclaim_reply(v: Value) -> (Vec<RawEntry>, Vec<String>) {
+    let (mut claimed, mut deleted) = (Vec::new(), Vec::new());
+    if let Value::Array(parts) = v {
+        let mut parts = parts.into_iter().skip(1);
+        if let Some(list) = parts.next() {
+            entries_of_list(list, &mut claimed, &mut deleted);
+        }
+        if let Some(Value::Array(ids)) = parts.next() {
+            deleted.extend(ids.into_iter().filter_map(text));
+        }
+    }
+    (claimed, deleted)
 }
 
 /// Below this many entries a dequeue decodes on the caller's task: handing
@@ -258,6 +280,43 @@ mod tests {
         let got = entries_of_read_reply(odd);
         assert_eq!(got.len(), 1);
         assert!(got[0].bytes.is_empty());
+    }
+
+    #[test]
+    fn autoclaim_replies_give_claimed_entries_and_deleted_ids() {
+        let entry = |id: &str, b: &[u8]| {
+            Value::Array(vec![
+                bulk(id.as_bytes()),
+                Value::Array(vec![bulk(b"b"), bulk(b)]),
+            ])
+        };
+        // Redis 6.2: deleted entries come as [id, nil] among the claimed.
+        let v62 = Value::Array(vec![
+            bulk(b"0-0"),
+            Value::Array(vec![
+                Value::Array(vec![bulk(b"1-0"), Value::Nil]),
+                entry("2-0", b"two"),
+                Value::Array(vec![bulk(b"3-0"), Value::Nil]),
+            ]),
+        ]);
+        let (claimed, deleted) = autoclaim_reply(v62);
+        assert_eq!(
+            claimed.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+            ["2-0"]
+        );
+        assert_eq!(claimed[0].bytes, b"two");
+        assert_eq!(deleted, ["1-0", "3-0"]);
+        // Redis 7: a third element lists them.
+        let v7 = Value::Array(vec![
+            bulk(b"5-0"),
+            Value::Array(vec![entry("4-0", b"four")]),
+            Value::Array(vec![bulk(b"1-5"), bulk(b"2-5")]),
+        ]);
+        let (claimed, deleted) = autoclaim_reply(v7);
+        assert_eq!(claimed.len(), 1);
+        assert_eq!(deleted, ["1-5", "2-5"]);
+        let (claimed, deleted) = autoclaim_reply(Value::Nil);
+        assert!(claimed.is_empty() && deleted.is_empty());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

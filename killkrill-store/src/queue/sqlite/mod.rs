@@ -146,6 +146,10 @@ pub struct SqliteQueue {
     writer: mpsc::UnboundedSender<Insert>,
     acked_since_vacuum: AtomicU64,
     closed: AtomicBool,
+    /// Test hook: the next `take` reports its lease and waits before
+    /// reading the bodies.
+    #[cfg(test)]
+    pause: std::sync::Mutex<Option<(oneshot::Sender<()>, oneshot::Receiver<()>)>>,
 }
 
 fn now_ms() -> i64 {
@@ -187,6 +191,18 @@ fn split_id(id: DeliveryId) -> Option<(i64, i64)> {
     let v = id.as_u128();
     let seq = i64::try_from(v >> 32).ok()?;
     Some((seq, i64::from(v as u32)))
+}
+
+/// A leased row's body as read back.
+enum Body {
+    /// Inline, or read from its segment and checked.
+    Read(Vec<u8>),
+    /// Read, but not what was written (checksum mismatch): dead-lettered
+    /// with the bytes read.
+    Damaged { error: String, bytes: Vec<u8> },
+    /// Not read: the file is gone (`gone`), or reading failed (maybe
+    /// passing; the row is kept).
+    Unreadable { error: String, gone: bool },
 }
 
 impl SqliteQueue {
@@ -280,6 +296,8 @@ impl SqliteQueue {
             writer,
             acked_since_vacuum: AtomicU64::new(0),
             closed: AtomicBool::new(false),
+            #[cfg(test)]
+            pause: std::sync::Mutex::new(None),
         })
     }
 
@@ -403,6 +421,14 @@ impl SqliteQueue {
             return Ok((Vec::new(), next));
         }
         drop(c);
+        #[cfg(test)]
+        {
+            let pause = self.pause.lock().unwrap_or_else(|e| e.into_inner()).take();
+            if let Some((leased, go)) = pause {
+                let _ = leased.send(());
+                let _ = go.await;
+            }
+        }
         let mut leased = Vec::with_capacity(rows.len());
         for r in rows {
             let get = |e| db("reading a lease", e);
@@ -423,47 +449,98 @@ impl SqliteQueue {
         let leased = self.read_segments(leased).await?;
         let mut out = Vec::with_capacity(leased.len());
         for (seq, deliveries, body) in leased {
-            let decoded = body.and_then(|payload| {
-                self.codec
-                    .decode(&payload)
-                    .map_err(|e| (e.to_string(), payload))
-            });
-            match decoded {
-                Ok(batch) => out.push(Delivery {
-                    id: delivery_id(seq, deliveries),
-                    batch: Arc::new(batch),
-                    attempts: u32::try_from(deliveries).unwrap_or(u32::MAX),
-                }),
-                Err((err, payload)) => {
-                    let deliveries = u32::try_from(deliveries).unwrap_or(u32::MAX);
-                    let filed = file_undecodable(
-                        "sqlite",
-                        self.opts.dead_letter.as_ref(),
-                        &payload,
-                        &err,
-                        deliveries,
-                    )
-                    .await;
-                    self.remove_undecodable(seq, filed, &err, deliveries, &payload)
-                        .await?;
+            let (err, payload) = match body {
+                Body::Read(payload) => match self.codec.decode(&payload) {
+                    Ok(batch) => {
+                        out.push(Delivery {
+                            id: delivery_id(seq, deliveries),
+                            batch: Arc::new(batch),
+                            attempts: u32::try_from(deliveries).unwrap_or(u32::MAX),
+                        });
+                        continue;
+                    }
+                    Err(e) => (e.to_string(), payload),
+                },
+                Body::Damaged { error, bytes } => (error, bytes),
+                // The file is gone: if the row is still there (checked
+                // below) its bytes are lost, and it is filed with its error.
+                Body::Unreadable { error, gone: true } => (error, Vec::new()),
+                Body::Unreadable { error, gone: false } => {
+                    self.unreadable(seq, deliveries, &error).await?;
+                    continue;
                 }
+            };
+            if !self.still_leased(seq, deliveries).await? {
+                // Acknowledged meanwhile (a late ack of an expired lease;
+                // its segment may have gone with its last row): not filed.
+                tracing::debug!(seq, error = %err, "queue entry acknowledged while being read");
+                continue;
             }
+            let deliveries = u32::try_from(deliveries).unwrap_or(u32::MAX);
+            let filed = file_undecodable(
+                "sqlite",
+                self.opts.dead_letter.as_ref(),
+                &payload,
+                &err,
+                deliveries,
+            )
+            .await;
+            self.remove_undecodable(seq, filed, &err, deliveries, &payload)
+                .await?;
         }
         Ok((out, None))
     }
 
+    /// Whether the row is still under the lease `take` just gave it.
+    async fn still_leased(&self, seq: i64, deliveries: i64) -> Result<bool, QueueError> {
+        let mut c = self.conn().await?;
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM queue WHERE seq = ? AND deliveries = ? AND state = ?",
+        )
+        .bind(seq)
+        .bind(deliveries)
+        .bind(LEASED)
+        .fetch_one(&mut *c)
+        .await
+        .map_err(|e| db("checking a lease", e))?;
+        Ok(n > 0)
+    }
+
+    /// A segment body could not be read (maybe passing: EMFILE, EIO,
+    /// permissions): the row keeps its lease, without counting a delivery,
+    /// and comes back after the visibility timeout.
+    async fn unreadable(&self, seq: i64, deliveries: i64, error: &str) -> Result<(), QueueError> {
+        metrics::counter!("killkrill_queue_segment_read_errors_total", "queue" => "sqlite")
+            .increment(1);
+        tracing::error!(
+            seq,
+            error = %error,
+            retry_in = ?self.opts.visibility_timeout,
+            "reading a queue segment failed; the entry is kept and tried again"
+        );
+        let mut c = self.conn().await?;
+        sqlx::query(
+            "UPDATE queue SET deliveries = deliveries - 1 WHERE seq = ? AND deliveries = ? AND state = ?",
+        )
+        .bind(seq)
+        .bind(deliveries)
+        .bind(LEASED)
+        .execute(&mut *c)
+        .await
+        .map_err(|e| db("keeping an unreadable entry", e))?;
+        Ok(())
+    }
+
     /// The bodies of leased rows: inline ones as they are, segment ones read
-    /// (off the runtime) and checked; a body that cannot be read back is an
-    /// error with the bytes that were read, if any.
-    #[allow(clippy::type_complexity)]
+    /// (off the runtime) and checked.
     async fn read_segments(
         &self,
         leased: Vec<(i64, i64, Vec<u8>, Option<Loc>, i64)>,
-    ) -> Result<Vec<(i64, i64, Result<Vec<u8>, (String, Vec<u8>)>)>, QueueError> {
+    ) -> Result<Vec<(i64, i64, Body)>, QueueError> {
         if leased.iter().all(|l| l.3.is_none()) {
             return Ok(leased
                 .into_iter()
-                .map(|(seq, d, payload, _, _)| (seq, d, Ok(payload)))
+                .map(|(seq, d, payload, _, _)| (seq, d, Body::Read(payload)))
                 .collect());
         }
         let shared = self.shared.clone();
@@ -472,11 +549,25 @@ impl SqliteQueue {
                 .into_iter()
                 .map(|(seq, d, payload, loc, bytes)| {
                     let body = match loc {
-                        None => Ok(payload),
-                        Some(loc) => shared
+                        None => Body::Read(payload),
+                        Some(loc) => match shared
                             .segments
                             .read(loc, usize::try_from(bytes).unwrap_or(0))
-                            .map_err(|e| (e.to_string(), Vec::new())),
+                        {
+                            Ok(b) => Body::Read(b),
+                            Err(e) => {
+                                let error = e.to_string();
+                                match e {
+                                    segments::ReadError::Checksum { bytes, .. } => {
+                                        Body::Damaged { error, bytes }
+                                    }
+                                    segments::ReadError::Io { source, .. } => Body::Unreadable {
+                                        gone: source.kind() == std::io::ErrorKind::NotFound,
+                                        error,
+                                    },
+                                }
+                            }
+                        },
                     };
                     (seq, d, body)
                 })
@@ -496,7 +587,14 @@ impl SqliteQueue {
     ) -> Result<(), QueueError> {
         let mut c = self.conn().await?;
         let mut tx = c.begin().await.map_err(|e| db("quarantining", e))?;
-        if !filed {
+        let gone = sqlx::query("DELETE FROM queue WHERE seq = ? RETURNING events, bytes, seg")
+            .bind(seq)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|e| db("quarantining", e))?;
+        // Only what was still there: an entry acknowledged meanwhile is not
+        // quarantined.
+        if !filed && gone.is_some() {
             sqlx::query(
                 "INSERT OR REPLACE INTO undecodable (seq, error, deliveries, at_ms, payload) VALUES (?, ?, ?, ?, ?)",
             )
@@ -509,11 +607,6 @@ impl SqliteQueue {
             .await
             .map_err(|e| db("quarantining", e))?;
         }
-        let gone = sqlx::query("DELETE FROM queue WHERE seq = ? RETURNING events, bytes, seg")
-            .bind(seq)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(|e| db("quarantining", e))?;
         tx.commit().await.map_err(|e| db("quarantining", e))?;
         drop(c);
         if let Some(r) = gone {
@@ -522,11 +615,11 @@ impl SqliteQueue {
                 r.try_get(1).map_err(|e| db("quarantining", e))?,
             );
             let seg: Option<i64> = r.try_get(2).map_err(|e| db("quarantining", e))?;
-            if let Some(seg) = seg {
-                self.shared.segments.release(seg);
-            }
             self.shared.held.release(1, e as u64, b as u64);
             self.shared.writable.notify_waiters();
+            if let Some(d) = seg.and_then(|s| self.shared.segments.release(s)) {
+                segments::delete(vec![d]).await;
+            }
         }
         Ok(())
     }
@@ -621,10 +714,15 @@ impl Queue for SqliteQueue {
                 self.shared.held.release(1, events, bytes);
                 Err(e)
             }
-            Err(_) => Err(backend(
-                "sqlite queue: the writer stopped",
-                ErrorKind::Permanent,
-            )),
+            Err(_) => {
+                // The writer dropped the insert without an answer: nothing
+                // was stored, so the room goes back.
+                self.shared.held.release(1, events, bytes);
+                Err(backend(
+                    "sqlite queue: the writer stopped",
+                    ErrorKind::Permanent,
+                ))
+            }
         }
     }
 
@@ -692,9 +790,11 @@ impl Queue for SqliteQueue {
             }
             tx.commit().await.map_err(|e| db("acknowledging", e))?;
         }
-        for seg in segs {
-            self.shared.segments.release(seg);
-        }
+        let doomed: Vec<_> = segs
+            .into_iter()
+            .filter_map(|s| self.shared.segments.release(s))
+            .collect();
+        segments::delete(doomed).await;
         if n > 0 {
             self.shared.held.release(n, events, bytes);
             self.shared.writable.notify_waiters();
@@ -750,5 +850,130 @@ impl Queue for SqliteQueue {
             oldest_unacked: oldest
                 .map(|t| Duration::from_millis(u64::try_from(now - t).unwrap_or(0))),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use killkrill_core::event::{Tenant, Timestamp};
+    use killkrill_core::pipeline::{BatchId, MemoryDeadLetter};
+
+    fn batch(id: u128) -> Batch {
+        Batch::new(
+            BatchId::from_u128(id),
+            Tenant::default(),
+            Timestamp::from_millis(1),
+        )
+    }
+
+    /// Every body in a segment of its own.
+    fn opts(dl: &Arc<MemoryDeadLetter>) -> SqliteQueueOptions {
+        SqliteQueueOptions {
+            synchronous: SqliteSync::Full,
+            inline_max_bytes: 0,
+            segment_bytes: 1,
+            visibility_timeout: Duration::from_millis(200),
+            dead_letter: Some(dl.clone()),
+            ..SqliteQueueOptions::default()
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_entry_acknowledged_while_its_segment_is_read_is_not_dead_lettered() {
+        let dir = tempfile::tempdir().unwrap();
+        let dl = Arc::new(MemoryDeadLetter::new(10));
+        let q = Arc::new(
+            SqliteQueue::open(dir.path().join("q.db"), opts(&dl))
+                .await
+                .unwrap(),
+        );
+        q.try_enqueue(batch(1)).await.unwrap();
+        q.try_enqueue(batch(2)).await.unwrap();
+        let first = q.dequeue(1, Duration::ZERO).await.unwrap();
+        assert_eq!(first[0].batch.id, BatchId::from_u128(1));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Batch 1 is leased again; before its body is read, the late ack of
+        // the expired lease deletes the row, and with it its segment.
+        let (leased_tx, leased_rx) = oneshot::channel();
+        let (go_tx, go_rx) = oneshot::channel();
+        *q.pause.lock().unwrap() = Some((leased_tx, go_rx));
+        let taker = tokio::spawn({
+            let q = q.clone();
+            async move { q.dequeue(1, Duration::ZERO).await }
+        });
+        leased_rx.await.unwrap();
+        q.ack(&[first[0].id]).await.unwrap();
+        assert_eq!(q.segment_files().unwrap(), 1, "batch 1's segment deleted");
+        go_tx.send(()).unwrap();
+        assert!(taker.await.unwrap().unwrap().is_empty());
+        assert!(
+            dl.entries().is_empty(),
+            "an acknowledged batch was dead-lettered"
+        );
+        assert_eq!(q.quarantined().await.unwrap(), 0);
+        let s = q.stats().await.unwrap();
+        assert_eq!(s.batches, 1);
+        let ds = q.dequeue(10, Duration::ZERO).await.unwrap();
+        assert_eq!(ds.len(), 1);
+        assert_eq!(ds[0].batch.id, BatchId::from_u128(2));
+    }
+
+    #[tokio::test]
+    async fn a_panicking_append_gives_the_room_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let dl = Arc::new(MemoryDeadLetter::new(10));
+        let q = SqliteQueue::open(
+            dir.path().join("q.db"),
+            SqliteQueueOptions {
+                segment_bytes: 1 << 20,
+                max_events: 1,
+                ..opts(&dl)
+            },
+        )
+        .await
+        .unwrap();
+        let mut one = batch(1);
+        one.logs.push(killkrill_core::event::LogRecord::default());
+        q.try_enqueue(one.clone()).await.unwrap();
+        q.shared
+            .segments
+            .faults
+            .panic_next_append
+            .store(true, Ordering::SeqCst);
+        let mut two = batch(2);
+        two.logs.push(killkrill_core::event::LogRecord::default());
+        let ds = q.dequeue(1, Duration::ZERO).await.unwrap();
+        q.ack(&[ds[0].id]).await.unwrap();
+        assert!(q.try_enqueue(two.clone()).await.is_err());
+        let s = q.stats().await.unwrap();
+        assert_eq!((s.batches, s.events), (0, Some(0)), "the room is back");
+        // The queue still takes (and returns intact) a full-size batch.
+        q.try_enqueue(two.clone()).await.unwrap();
+        let ds = q.dequeue(1, Duration::ZERO).await.unwrap();
+        assert_eq!(*ds[0].batch, two);
+    }
+
+    #[tokio::test]
+    async fn a_failed_directory_sync_does_not_block_later_segments() {
+        let dir = tempfile::tempdir().unwrap();
+        let dl = Arc::new(MemoryDeadLetter::new(10));
+        let q = SqliteQueue::open(dir.path().join("q.db"), opts(&dl))
+            .await
+            .unwrap();
+        q.shared
+            .segments
+            .faults
+            .fail_next_dir_sync
+            .store(true, Ordering::SeqCst);
+        assert!(q.try_enqueue(batch(1)).await.is_err());
+        assert_eq!(q.stats().await.unwrap().batches, 0);
+        for i in 2..=3 {
+            q.try_enqueue(batch(i)).await.unwrap();
+        }
+        let ds = q.dequeue(10, Duration::ZERO).await.unwrap();
+        let ids: Vec<u128> = ds.iter().map(|d| d.batch.id.as_u128()).collect();
+        assert_eq!(ids, [2, 3]);
     }
 }

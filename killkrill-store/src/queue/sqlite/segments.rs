@@ -59,36 +59,87 @@ struct Current {
     len: u64,
 }
 
+/// The appending side: only the writer task appends, so this lock is never
+/// contended by acks or reads, and it may be held across writes and syncs.
+struct Appender {
+    current: Option<Current>,
+    next_id: i64,
+}
+
+/// What acks, reads and appends share; held only for bookkeeping, never
+/// across file I/O other than opening a read handle.
 #[derive(Default)]
 struct State {
-    current: Option<Current>,
+    /// The segment being appended to.
+    current: Option<i64>,
     /// Rows (committed or being committed) per segment.
     live: BTreeMap<i64, u64>,
     /// Open read handles.
     readers: HashMap<i64, Arc<File>>,
-    next_id: i64,
+}
+
+/// Test hooks: faults to inject into the next operation.
+#[cfg(test)]
+#[derive(Default)]
+pub(super) struct Faults {
+    pub(super) panic_next_append: std::sync::atomic::AtomicBool,
+    pub(super) fail_next_dir_sync: std::sync::atomic::AtomicBool,
 }
 
 /// The segment directory of one queue.
 pub(super) struct Segments {
     dir: PathBuf,
     segment_bytes: u64,
+    appender: Mutex<Appender>,
     state: Mutex<State>,
+    #[cfg(test)]
+    pub(super) faults: Faults,
 }
 
 /// Why a body could not be read back.
 #[derive(Debug, thiserror::Error)]
 pub(super) enum ReadError {
+    /// The file could not be opened or read: maybe passing (EMFILE, EIO,
+    /// ENOMEM, permissions), or the file is gone (`NotFound`).
     #[error("queue segment {seg}: {source}")]
     Io { seg: i64, source: io::Error },
+    /// The bytes were read but are not the ones written: they are kept, to
+    /// be dead-lettered for inspection.
     #[error(
         "queue segment {seg} at byte {off}: checksum mismatch over {len} bytes (the stored bytes are damaged or were not written before a power failure)"
     )]
-    Checksum { seg: i64, off: i64, len: usize },
+    Checksum {
+        seg: i64,
+        off: i64,
+        len: usize,
+        bytes: Vec<u8>,
+    },
+}
+
+/// A segment file to delete once no lock is held (off the async threads).
+#[must_use = "the file is only deleted by `delete`"]
+pub(super) struct Doomed {
+    id: i64,
+    path: PathBuf,
+}
+
+impl Doomed {
+    /// Deletes the file (a blocking call).
+    pub(super) fn delete(self) {
+        if let Err(e) = std::fs::remove_file(&self.path)
+            && e.kind() != io::ErrorKind::NotFound
+        {
+            tracing::warn!(error = %e, segment = self.id, "deleting an acknowledged queue segment");
+        }
+    }
 }
 
 fn file_name(id: i64) -> String {
     format!("{id:016}.seg")
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Segments {
@@ -119,18 +170,17 @@ impl Segments {
         Ok(Segments {
             dir,
             segment_bytes: segment_bytes.max(1),
+            appender: Mutex::new(Appender {
+                current: None,
+                next_id: max_id + 1,
+            }),
             state: Mutex::new(State {
                 live,
-                next_id: max_id + 1,
                 ..State::default()
             }),
+            #[cfg(test)]
+            faults: Faults::default(),
         })
-    }
-
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn path(&self, id: i64) -> PathBuf {
@@ -147,18 +197,28 @@ impl Segments {
 
     /// Appends `bodies` to the current segment (starting a new one when it
     /// is full), syncing the data when `sync`; each body counts as a live
-    /// row of its segment until [`release`](Self::release)d.
+    /// row of its segment until [`release`](Self::release)d. A blocking
+    /// call (the writer runs it off the async threads); the write and the
+    /// sync hold only the appender's lock, never the one acks and reads
+    /// take.
     pub(super) fn append(&self, bodies: &[&[u8]], sync: bool) -> io::Result<Vec<Loc>> {
-        let mut st = self.lock();
-        if st
+        let mut ap = lock(&self.appender);
+        #[cfg(test)]
+        if self
+            .faults
+            .panic_next_append
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            panic!("injected panic in a segment append");
+        }
+        if ap
             .current
             .as_ref()
             .is_none_or(|c| c.len >= self.segment_bytes)
         {
-            self.rotate(&mut st, sync)?;
+            self.rotate(&mut ap, sync)?;
         }
-        let st = &mut *st;
-        let Some(cur) = st.current.as_mut() else {
+        let Some(cur) = ap.current.as_mut() else {
             return Err(io::Error::other("no current segment"));
         };
         let mut locs = Vec::with_capacity(bodies.len());
@@ -180,87 +240,132 @@ impl Segments {
             return Err(e);
         }
         cur.len = off;
-        *st.live.entry(cur.id).or_insert(0) += bodies.len() as u64;
+        *lock(&self.state).live.entry(cur.id).or_insert(0) += bodies.len() as u64;
         Ok(locs)
     }
 
-    fn rotate(&self, st: &mut State, sync: bool) -> io::Result<()> {
-        let id = st.next_id;
+    fn rotate(&self, ap: &mut Appender, sync: bool) -> io::Result<()> {
+        let id = ap.next_id;
+        let path = self.path(id);
         let file = OpenOptions::new()
             .create_new(true)
             .append(true)
-            .open(self.path(id))?;
+            .open(&path)?;
+        // The name is taken from here on, whatever happens next: a failed
+        // directory sync must not make every later rotation hit it again.
+        ap.next_id = id + 1;
         if sync {
             // The new name must survive a power failure too.
-            File::open(&self.dir)?.sync_all()?;
+            let synced = self.sync_dir();
+            if let Err(e) = synced {
+                // No row refers to it; a leftover is deleted on open.
+                let _ = std::fs::remove_file(&path);
+                return Err(e);
+            }
         }
-        st.next_id = id + 1;
-        let old = st.current.replace(Current { id, file, len: 0 });
-        if let Some(old) = old
-            && st.live.get(&old.id).copied().unwrap_or(0) == 0
-        {
-            self.remove(st, old.id);
+        ap.current = Some(Current { id, file, len: 0 });
+        let doomed = {
+            let mut st = lock(&self.state);
+            let old = st.current.replace(id);
+            old.and_then(|old| {
+                (st.live.get(&old).copied().unwrap_or(0) == 0).then(|| self.forget(&mut st, old))
+            })
+        };
+        if let Some(d) = doomed {
+            d.delete();
         }
         Ok(())
     }
 
-    fn remove(&self, st: &mut State, id: i64) {
+    fn sync_dir(&self) -> io::Result<()> {
+        #[cfg(test)]
+        if self
+            .faults
+            .fail_next_dir_sync
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            return Err(io::Error::other("injected directory sync failure"));
+        }
+        File::open(&self.dir)?.sync_all()
+    }
+
+    /// Stops appending to the current segment (its length may no longer be
+    /// known, e.g. after a panic in the middle of an append): the next
+    /// append starts a new one. Returns the old one if it has no rows.
+    pub(super) fn abandon_current(&self) -> Option<Doomed> {
+        let mut ap = lock(&self.appender);
+        ap.current = None;
+        let mut st = lock(&self.state);
+        let old = st.current.take()?;
+        (st.live.get(&old).copied().unwrap_or(0) == 0).then(|| self.forget(&mut st, old))
+    }
+
+    fn forget(&self, st: &mut State, id: i64) -> Doomed {
         st.live.remove(&id);
         st.readers.remove(&id);
-        if let Err(e) = std::fs::remove_file(self.path(id))
-            && e.kind() != io::ErrorKind::NotFound
-        {
-            tracing::warn!(error = %e, segment = id, "deleting an acknowledged queue segment");
+        Doomed {
+            id,
+            path: self.path(id),
         }
     }
 
     /// One row of `seg` is gone (acknowledged, quarantined, or never
-    /// committed); deletes the segment when it was its last and it is not
-    /// being appended to.
-    pub(super) fn release(&self, seg: i64) {
-        let mut st = self.lock();
+    /// committed). When it was the segment's last and the segment is not
+    /// being appended to, returns the file to [`delete`](Doomed::delete)
+    /// (a blocking call: async callers do it on a blocking thread).
+    pub(super) fn release(&self, seg: i64) -> Option<Doomed> {
+        let mut st = lock(&self.state);
         let left = match st.live.get_mut(&seg) {
             Some(n) => {
                 *n = n.saturating_sub(1);
                 *n
             }
-            None => return,
+            None => return None,
         };
-        let current = st.current.as_ref().is_some_and(|c| c.id == seg);
-        if left == 0 && !current {
-            self.remove(&mut st, seg);
-        }
+        (left == 0 && st.current != Some(seg)).then(|| self.forget(&mut st, seg))
     }
 
     /// Reads `len` bytes of `seg` at `off` and checks them against `sum`.
     pub(super) fn read(&self, loc: Loc, len: usize) -> Result<Vec<u8>, ReadError> {
+        let io = |source| ReadError::Io {
+            seg: loc.seg,
+            source,
+        };
         let file = {
-            let mut st = self.lock();
+            let mut st = lock(&self.state);
             match st.readers.get(&loc.seg) {
                 Some(f) => f.clone(),
                 None => {
-                    let f = Arc::new(File::open(self.path(loc.seg)).map_err(|source| {
-                        ReadError::Io {
-                            seg: loc.seg,
-                            source,
-                        }
-                    })?);
-                    st.readers.insert(loc.seg, f.clone());
+                    let f = Arc::new(File::open(self.path(loc.seg)).map_err(io)?);
+                    // Not for a segment already released: its handle
+                    // would never be dropped.
+                    if st.live.contains_key(&loc.seg) {
+                        st.readers.insert(loc.seg, f.clone());
+                    }
                     f
                 }
             }
         };
         let mut buf = vec![0u8; len];
-        file.read_exact_at(&mut buf, u64::try_from(loc.off).unwrap_or(u64::MAX))
-            .map_err(|source| ReadError::Io {
-                seg: loc.seg,
-                source,
-            })?;
+        if let Err(e) = file.read_exact_at(&mut buf, u64::try_from(loc.off).unwrap_or(u64::MAX)) {
+            // The next attempt opens the file again (it may have been
+            // replaced or restored meanwhile).
+            let mut st = lock(&self.state);
+            if st
+                .readers
+                .get(&loc.seg)
+                .is_some_and(|f| Arc::ptr_eq(f, &file))
+            {
+                st.readers.remove(&loc.seg);
+            }
+            return Err(io(e));
+        }
         if checksum(&buf) != loc.sum {
             return Err(ReadError::Checksum {
                 seg: loc.seg,
                 off: loc.off,
                 len,
+                bytes: buf,
             });
         }
         Ok(buf)
@@ -269,6 +374,18 @@ impl Segments {
     /// The directory.
     pub(super) fn dir(&self) -> &Path {
         &self.dir
+    }
+}
+
+/// Deletes released segment files on a blocking thread (from async code:
+/// unlinking a large file can take a while).
+pub(super) async fn delete(doomed: Vec<Doomed>) {
+    if doomed.is_empty() {
+        return;
+    }
+    let done = tokio::task::spawn_blocking(move || doomed.into_iter().for_each(Doomed::delete));
+    if let Err(e) = done.await {
+        tracing::warn!(error = %e, "deleting acknowledged queue segments");
     }
 }
 
@@ -348,4 +465,30 @@ pub(super) async fn live_rows(
             .await
             .map_err(|e| db("counting rows per segment", e))?;
     Ok(rows.into_iter().map(|(s, n)| (s, n as u64)).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn release_and_read_do_not_wait_for_an_append_in_progress() {
+        let dir = tempfile::tempdir().unwrap();
+        let segs = Segments::open(dir.path().join("s"), 1, BTreeMap::new()).unwrap();
+        let a = segs.append(&[&b"one"[..]], true).unwrap();
+        let b = segs.append(&[&b"two"[..]], true).unwrap();
+        // An append holds the appender's lock through its write and sync;
+        // acks (release) and reads on the same thread must not wait for it.
+        let _appending = lock(&segs.appender);
+        assert_eq!(segs.read(a[0], 3).unwrap(), b"one");
+        let doomed = segs.release(a[0].seg).unwrap();
+        doomed.delete();
+        assert_eq!(segs.files().unwrap(), 1);
+        assert!(
+            segs.release(b[0].seg).is_none(),
+            "the current segment stays"
+        );
+        assert_eq!(segs.read(b[0], 3).unwrap(), b"two");
+    }
 }

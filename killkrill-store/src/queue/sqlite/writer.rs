@@ -62,7 +62,19 @@ async fn write_group(
                 .filter(|i| i.payload.len() > inline_max)
                 .map(|i| &i.payload[..])
                 .collect();
-            let locs = s.segments.append(&bodies, s.sync_segments);
+            // A panic must not take the group with it: its callers get an
+            // error and their room back like for any failed append.
+            let locs = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                s.segments.append(&bodies, s.sync_segments)
+            }))
+            .unwrap_or_else(|_| {
+                // Where the current segment ends is no longer known.
+                if let Some(d) = s.segments.abandon_current() {
+                    d.delete();
+                }
+                Err(std::io::Error::other("the append panicked"))
+            });
+            drop(bodies);
             (group, locs)
         })
         .await;
@@ -76,8 +88,9 @@ async fn write_group(
                 return (group, Err(err));
             }
             Err(e) => {
-                // The blocking task panicked: the group is gone with it and
-                // every caller sees the writer's answer channel close.
+                // The blocking task was cancelled or panicked outside the
+                // append: the group is gone with it, and every caller sees
+                // the writer's answer channel close (and gives its room back).
                 tracing::error!(error = %e, "sqlite queue: segment append failed");
                 return (Vec::new(), Ok(()));
             }
@@ -87,9 +100,11 @@ async fn write_group(
     };
     let result = insert_group(shared, &group, &locs).await;
     if result.is_err() {
-        for l in &locs {
-            shared.segments.release(l.seg);
-        }
+        let doomed: Vec<_> = locs
+            .iter()
+            .filter_map(|l| shared.segments.release(l.seg))
+            .collect();
+        super::segments::delete(doomed).await;
     }
     (group, result)
 }
