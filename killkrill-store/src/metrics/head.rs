@@ -151,7 +151,10 @@ impl Store {
         // a step that starts where the previous one did made no progress.
         let mut first: Option<(i64, i64, Vec<u8>)> = None;
         while let Some(step) = self.read_head_step_of(tenant, cutoff, step_rows).await? {
-            let head = step.rows.first().map(|r| (r.min_ts, r.series, r.chunk_id.clone()));
+            let head = step
+                .rows
+                .first()
+                .map(|r| (r.min_ts, r.series, r.chunk_id.clone()));
             if head.is_some() && head == first {
                 tracing::warn!(%tenant, "metric head compaction made no progress; stopping this pass");
                 break;

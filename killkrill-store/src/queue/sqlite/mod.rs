@@ -535,7 +535,7 @@ impl SqliteQueue {
     /// (off the runtime) and checked.
     async fn read_segments(
         &self,
-        leased: Vec<(i64, i64, Vec<u8>, Option<Loc>, i64)>,
+        leased: Vec<LeasedRow>,
     ) -> Result<Vec<(i64, i64, Body)>, QueueError> {
         if leased.iter().all(|l| l.3.is_none()) {
             return Ok(leased
@@ -852,6 +852,10 @@ impl Queue for SqliteQueue {
         })
     }
 }
+
+/// A leased row as read: id, attempts, inline payload, segment location
+/// (None when inline), lease token.
+type LeasedRow = (i64, i64, Vec<u8>, Option<Loc>, i64);
 
 #[cfg(test)]
 mod tests {
