@@ -96,9 +96,14 @@ macro_rules! bump_gen {
 }
 pub(super) use bump_gen;
 
-type SummaryRow = (Vec<u8>, i64, i64, i64, Vec<u8>);
+pub(super) type SummaryRow = (Vec<u8>, i64, i64, i64, Vec<u8>);
 
-fn parse(tenant: &Tenant, rows: Vec<SummaryRow>) -> Result<Vec<(BlockSummary, usize)>, StoreError> {
+/// Summary rows as read (id, min_ts, max_ts, record_count, summary bytes),
+/// parsed, each with its summary's size in bytes.
+pub(super) fn parse(
+    tenant: &Tenant,
+    rows: Vec<SummaryRow>,
+) -> Result<Vec<(BlockSummary, usize)>, StoreError> {
     rows.into_iter()
         .map(|(raw_id, min, max, count, summary)| {
             let id = BlockId::from_slice(&raw_id).ok_or_else(|| {

@@ -1,6 +1,6 @@
 //! Reading block summaries (keyset-paginated) and payloads.
 
-use killkrill_core::event::{Tenant, Timestamp};
+use killkrill_core::event::Tenant;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -83,33 +83,10 @@ impl Store {
             }
             out
         });
-        let mut out: Vec<BlockSummary> = rows
+        let mut out: Vec<BlockSummary> = super::index_sync::parse(tenant, rows)?
             .into_iter()
-            .map(|(raw_id, min, max, count, summary)| {
-                let id = BlockId::from_slice(&raw_id).ok_or_else(|| {
-                    StoreError::new(
-                        ErrorKind::Fatal,
-                        format!("block id of {} bytes", raw_id.len()),
-                    )
-                })?;
-                let count = u32::try_from(count).map_err(|_| {
-                    StoreError::new(
-                        ErrorKind::Fatal,
-                        format!("block {id} has record_count {count}"),
-                    )
-                })?;
-                BlockSummary::from_columns(
-                    tenant.clone(),
-                    id,
-                    Timestamp::from_nanos(min),
-                    Timestamp::from_nanos(max),
-                    count,
-                    &summary,
-                    None,
-                )
-                .map_err(|e| corrupt(tenant, "block summary", e))
-            })
-            .collect::<Result<_, _>>()?;
+            .map(|(s, _)| s)
+            .collect();
         if req.with_tokens {
             self.attach_tokens(tenant, &mut out).await?;
         }
