@@ -77,11 +77,14 @@ pub fn handle() -> Option<PrometheusHandle> {
 mod tests {
     #[test]
     fn self_metrics_are_documented() {
-        let doc = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/src/serve.md"));
+        let doc = include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../docs/src/self-metrics.md"
+        ));
         for name in super::ALL {
             assert!(
                 doc.contains(&format!("`{name}`")),
-                "{name} is not in docs/src/serve.md"
+                "{name} is not in docs/src/self-metrics.md"
             );
         }
     }
