@@ -1,0 +1,245 @@
+#![allow(clippy::unwrap_used)]
+
+use super::*;
+
+fn load(
+    file: Option<&str>,
+    env: &[(&str, &str)],
+    flags: &[(&str, &str)],
+) -> Result<ServeConfig, ConfigError> {
+    let dir = tempfile::tempdir().unwrap();
+    let file = file.map(|text| {
+        let p = dir.path().join("killkrill.toml");
+        std::fs::write(&p, text).unwrap();
+        p
+    });
+    ServeConfig::load(&Layers {
+        file,
+        env: env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+        flags: flags
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned(), k.replace('_', "-")))
+            .collect(),
+        defaults: Vec::new(),
+    })
+}
+
+#[test]
+fn no_configuration_at_all_is_valid() {
+    let c = load(None, &[], &[]).unwrap();
+    assert_eq!(c.to_toml(), ServeConfig::default().to_toml());
+    assert!(c.transforms.is_empty());
+    assert_eq!(c.http.to_string(), "127.0.0.1:8080");
+    assert!(!c.tls_enabled());
+}
+
+#[test]
+fn flags_beat_env_beat_file() {
+    let file = "http = \"127.0.0.1:1000\"\nsyslog_udp = \"127.0.0.1:1001\"\nsyslog_tcp = \"127.0.0.1:1002\"\n[syslog]\nmax_connections = 7\n";
+    let env = [
+        ("KILLKRILL_SYSLOG_UDP", "127.0.0.1:2001"),
+        ("KILLKRILL_SYSLOG_TCP", "127.0.0.1:2002"),
+        ("KILLKRILL_SYSLOG__IDLE_TIMEOUT_SECS", "9"),
+        ("PATH", "/bin"),
+        ("KILLKRILL_TEST_POSTGRES_URL", "postgres://x"),
+    ];
+    let c = load(Some(file), &env, &[("syslog_tcp", "")]).unwrap();
+    assert_eq!(c.http.to_string(), "127.0.0.1:1000");
+    assert_eq!(c.syslog_udp.to_string(), "127.0.0.1:2001");
+    assert_eq!(c.syslog_tcp, ListenAddr::OFF);
+    assert_eq!(c.syslog.max_connections, 7);
+    assert_eq!(c.syslog.idle_timeout_secs, 9);
+}
+
+#[test]
+fn queue_kinds_default_and_redis_url() {
+    let c = load(None, &[], &[]).unwrap();
+    assert_eq!(c.queue.kind, QueueKind::Sqlite);
+    let killkrill_store::queue::QueueConfig::Sqlite(s) = c.queue.to_store(Path::new("/d")) else {
+        panic!("not sqlite")
+    };
+    assert_eq!(s.path, Path::new("/d/queue.db"));
+    let c = load(
+        Some("[queue]\nkind = \"memory\"\nmax_events = 7\n[syslog]\nbatch_max_events = 7\n"),
+        &[],
+        &[],
+    )
+    .unwrap();
+    assert_eq!((c.queue.kind, c.queue.max_events), (QueueKind::Memory, 7));
+    let c = load(
+        None,
+        &[
+            ("KILLKRILL_QUEUE__KIND", "redis"),
+            ("REDIS_URL", "redis://127.0.0.1:1"),
+        ],
+        &[],
+    )
+    .unwrap();
+    assert_eq!(c.queue.redis.url.as_deref(), Some("redis://127.0.0.1:1"));
+    // The config's own key wins over REDIS_URL; a command's defaults
+    // lose to everything.
+    let mut layers = Layers {
+        env: vec![
+            ("KILLKRILL_QUEUE__REDIS__URL".into(), "redis://a".into()),
+            ("REDIS_URL".into(), "redis://b".into()),
+        ],
+        defaults: vec![("queue.kind".into(), "redis".into())],
+        ..Layers::default()
+    };
+    let c = ServeConfig::load(&layers).unwrap();
+    assert_eq!(
+        (c.queue.kind, c.queue.redis.url.as_deref()),
+        (QueueKind::Redis, Some("redis://a"))
+    );
+    layers.flags = vec![("queue.kind".into(), "memory".into(), "queue".into())];
+    assert_eq!(
+        ServeConfig::load(&layers).unwrap().queue.kind,
+        QueueKind::Memory
+    );
+}
+
+#[test]
+fn errors_name_the_key_and_the_layer() {
+    type Case<'a> = (
+        Option<&'a str>,
+        &'a [(&'a str, &'a str)],
+        &'a [(&'a str, &'a str)],
+        &'a str,
+    );
+    let cases: &[Case<'_>] = &[
+        (
+            None,
+            &[],
+            &[("http", "nope")],
+            "http (from --http): invalid address \"nope\"",
+        ),
+        (
+            None,
+            &[("KILLKRILL_SYSLOG__MAX_CONNECTIONS", "-1")],
+            &[],
+            "syslog.max_connections (from KILLKRILL_SYSLOG__MAX_CONNECTIONS): invalid value",
+        ),
+        (
+            None,
+            &[("KILLKRILL_NOPE", "1")],
+            &[],
+            "unknown field `nope`",
+        ),
+        (
+            Some("[queue]\nmax_events = 0\n"),
+            &[],
+            &[],
+            "queue.max_events (from ",
+        ),
+        (
+            Some("[syslog]\nbogus = 1\n"),
+            &[],
+            &[],
+            "unknown field `bogus`",
+        ),
+        (Some("http = ["), &[], &[], "not valid TOML"),
+        (
+            Some("[[transforms]]\ntype = \"filter\"\nregex = \"(\"\n"),
+            &[],
+            &[],
+            "transforms[0].regex",
+        ),
+        (
+            Some("[[transforms]]\ntype = \"nope\"\n"),
+            &[],
+            &[],
+            "transforms[0]",
+        ),
+        (
+            Some("[rollups.aggregate]\nresolutions = [\"1m\", \"0s\"]\n"),
+            &[],
+            &[],
+            "rollups.aggregate.resolutions[1]",
+        ),
+        (
+            Some("[rollups]\nbogus = 1\n"),
+            &[],
+            &[],
+            "unknown field `bogus`",
+        ),
+        (
+            None,
+            &[],
+            &[("syslog_tls", "127.0.0.1:6514")],
+            "syslog_tls (from --syslog-tls): a TLS listener needs tls.cert",
+        ),
+        (
+            None,
+            &[],
+            &[("tls.cert", "/nonexistent/cert.pem")],
+            "tls.key: missing",
+        ),
+        (
+            None,
+            &[],
+            &[("http", "127.0.0.1:5514")],
+            "syslog_tcp: 127.0.0.1:5514 is also used by http",
+        ),
+        (
+            Some("[auth]\nmode = \"disabled\"\n"),
+            &[("RELEASE_MODE", "true")],
+            &[],
+            "auth.mode (from ",
+        ),
+        (Some("[auth]\nmode = \"off\"\n"), &[], &[], "auth.mode"),
+        (
+            None,
+            &[("JWT_SECRET", "short")],
+            &[],
+            "JWT_SECRET: must be at least 32 bytes",
+        ),
+        (
+            Some("[queue]\nkind = \"kafka\"\n"),
+            &[],
+            &[],
+            "queue.kind (from ",
+        ),
+        (
+            None,
+            &[("KILLKRILL_QUEUE__KIND", "redis")],
+            &[],
+            "queue.redis.url: missing",
+        ),
+        (
+            None,
+            &[
+                ("KILLKRILL_QUEUE__KIND", "redis"),
+                ("REDIS_URL", "http://x"),
+            ],
+            &[],
+            "queue.redis.url (from REDIS_URL): must start with redis://",
+        ),
+        (
+            Some(
+                "[queue]\nkind = \"redis\"\n[queue.redis]\nurl = \"redis://x\"\nstream = \"a b\"\n",
+            ),
+            &[],
+            &[],
+            "queue.redis.stream (from ",
+        ),
+        (
+            None,
+            &[("KILLKRILL_QUEUE__VISIBILITY_TIMEOUT_MS", "0")],
+            &[],
+            "queue.visibility_timeout_ms (from KILLKRILL_QUEUE__VISIBILITY_TIMEOUT_MS): must be greater than 0",
+        ),
+        (
+            Some("[queue.sqlite]\nsynchronous = \"sometimes\"\n"),
+            &[],
+            &[],
+            "queue.sqlite.synchronous (from ",
+        ),
+    ];
+    for (file, env, flags, want) in cases {
+        let e = load(*file, env, flags).unwrap_err().to_string();
+        assert!(e.contains(want), "{e:?} should contain {want:?}");
+    }
+}
