@@ -1,340 +1,25 @@
-//! gRPC on the HTTP port: `killkrill.v1.Ingest` and `killkrill.v1.Query`.
-//!
-//! The tonic services are axum handlers on their gRPC paths
-//! (`/killkrill.v1.Ingest/{method}` in the ingest route group,
-//! `/killkrill.v1.Query/{method}` in the read group), so they share the port,
-//! the permission layers of their group and the [`Caller`] with the REST
-//! routes. axum's server speaks HTTP/1.1 and HTTP/2 (prior knowledge, what
-//! gRPC clients send over plain TCP) on the same listener.
-//!
-//! Each call resolves its caller with [`caller_of`], the one place an
-//! authentication layer's identity reaches gRPC: the handler extracts the
-//! [`Caller`] exactly as REST handlers do and puts it into the request's
-//! extensions, which tonic hands to the service.
-//!
-//! Bounds: a request message larger than `http_ingest.max_body_bytes` is
-//! refused by tonic's decoder (`RESOURCE_EXHAUSTED`, before it is buffered
-//! whole); a page is at most [`MAX_PAGE_SIZE`] records; PromQL runs under the
-//! engine's limits and timeout. Every refusal is counted in
-//! `killkrill_grpc_requests_total{method, code}` with every success.
+//! `killkrill.v1.Query`: logs, volume, tail, metrics, labels and PromQL.
 
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
-use axum::response::{IntoResponse, Response};
-use killkrill_core::event::{
-    Labels, LogRecord, MetricMetadata, MetricSample, MetricType, Severity, Tenant, Timestamp,
-};
+use killkrill_core::event::{MetricType, Severity, Tenant, Timestamp};
 use killkrill_core::logquery::{
     self, Cursor, LogFilter, LogQuery, MAX_PAGE_SIZE, VolumeQuery, query_logs, query_volume,
 };
-use killkrill_core::pipeline::QueueError;
-use killkrill_core::pipeline::self_metrics as pm;
-use killkrill_core::prometheus::{is_valid_label_name, is_valid_metric_name};
-use killkrill_core::proto_records::{log_record_from_proto, log_record_to_proto};
+use killkrill_core::proto_records::log_record_to_proto;
 use killkrill_core::storage::{LabelMatcher, MatchOp, MetricStore, ScanOrder, TimeRange};
 use killkrill_proto::killkrill::v1 as pb;
-use killkrill_proto::killkrill::v1::ingest_server::{Ingest as IngestRpc, IngestServer};
-use killkrill_proto::killkrill::v1::query_server::{Query as QueryRpc, QueryServer};
+use killkrill_proto::killkrill::v1::query_server::Query as QueryRpc;
 use killkrill_query::{Engine, QueryValue};
 use metrics::counter;
 use tonic::{Code, Status};
-use tower::ServiceExt;
 
-use super::{AppState, Caller};
+use super::ingest::metric_type_to_proto;
+use super::{DEFAULT_BUCKETS, DEFAULT_PAGE_SIZE, call, invalid};
+use crate::serve::http::AppState;
 
-/// gRPC calls answered (`method`, `code`: `OK`, `InvalidArgument`, ...).
-pub const GRPC_REQUESTS: &str = "killkrill_grpc_requests_total";
-
-/// Page size when a `QueryLogs` request says 0.
-pub const DEFAULT_PAGE_SIZE: usize = 100;
-
-/// Buckets of a `LogVolume` whose step is 0.
-const DEFAULT_BUCKETS: i64 = 100;
-
-/// The caller of a gRPC call: the [`Caller`] the HTTP layers resolved (an
-/// authentication layer's verified identity), else the anonymous caller of
-/// the process's default tenant.
-pub fn caller_of(ext: &tonic::Extensions, default_tenant: &Tenant) -> Caller {
-    ext.get::<Caller>()
-        .cloned()
-        .unwrap_or_else(|| Caller::anonymous(default_tenant.clone()))
-}
-
-/// `POST /killkrill.v1.Ingest/{method}`.
-pub async fn ingest(State(s): State<Arc<AppState>>, caller: Caller, mut req: Request) -> Response {
-    req.extensions_mut().insert(caller);
-    let limit = s.max_body_bytes;
-    let svc = IngestServer::new(GrpcIngest { s })
-        .max_decoding_message_size(limit)
-        .max_encoding_message_size(limit);
-    match svc.oneshot(req).await {
-        Ok(r) => r.into_response(),
-        Err(never) => match never {},
-    }
-}
-
-/// `POST /killkrill.v1.Query/{method}`.
-pub async fn query(State(s): State<Arc<AppState>>, caller: Caller, mut req: Request) -> Response {
-    req.extensions_mut().insert(caller);
-    let limit = s.max_body_bytes;
-    let svc = QueryServer::new(GrpcQuery { s })
-        .max_decoding_message_size(limit)
-        // Responses are bounded by the page size and the engine's limits;
-        // this is the last guard.
-        .max_encoding_message_size(limit.max(64 << 20));
-    match svc.oneshot(req).await {
-        Ok(r) => r.into_response(),
-        Err(never) => match never {},
-    }
-}
-
-/// Counts the outcome of `method`.
-fn counted<T>(method: &'static str, r: Result<T, Status>) -> Result<T, Status> {
-    let code = match &r {
-        Ok(_) => "OK".to_owned(),
-        Err(s) => format!("{:?}", s.code()),
-    };
-    counter!(GRPC_REQUESTS, "method" => method, "code" => code).increment(1);
-    r
-}
-
-fn invalid(field: impl std::fmt::Display, problem: impl std::fmt::Display) -> Status {
-    Status::invalid_argument(format!("{field}: {problem}"))
-}
-
-/// A queue refusal as a gRPC status.
-fn queue_status(e: &QueueError) -> Status {
-    match e {
-        QueueError::Full { .. } => {
-            Status::resource_exhausted("queue full, retry after a back-off (about 1 s)")
-        }
-        QueueError::TooLarge { size, limit, unit } => Status::resource_exhausted(format!(
-            "the request holds {size} {unit}, more than the queue's limit of {limit}"
-        )),
-        QueueError::Closed => Status::unavailable("shutting down"),
-        QueueError::Backend { message, .. } => {
-            tracing::warn!(error = %message, "queue backend failed");
-            Status::unavailable("queue unavailable")
-        }
-    }
-}
-
-struct GrpcIngest {
-    s: Arc<AppState>,
-}
-
-#[tonic::async_trait]
-impl IngestRpc for GrpcIngest {
-    async fn push_logs(
-        &self,
-        request: tonic::Request<pb::PushLogsRequest>,
-    ) -> Result<tonic::Response<pb::PushLogsResponse>, Status> {
-        let caller = caller_of(request.extensions(), self.s.ingest.default_tenant());
-        let r = async {
-            let records = logs_from_proto(request.into_inner().records, Timestamp::now())
-                .inspect_err(|_| pm::parsed("grpc", 0, 1))?;
-            pm::parsed("grpc", records.len(), 0);
-            let n = records.len() as u64;
-            if n > 0 {
-                let batch = self.s.ingest.log_batch(&caller.tenant, "grpc", records);
-                self.s
-                    .ingest
-                    .submit(batch, self.s.enqueue_wait)
-                    .await
-                    .map_err(|e| queue_status(&e))?;
-            }
-            Ok(tonic::Response::new(pb::PushLogsResponse { accepted: n }))
-        }
-        .await;
-        counted("PushLogs", r)
-    }
-
-    async fn push_metrics(
-        &self,
-        request: tonic::Request<pb::PushMetricsRequest>,
-    ) -> Result<tonic::Response<pb::PushMetricsResponse>, Status> {
-        let caller = caller_of(request.extensions(), self.s.ingest.default_tenant());
-        let r = async {
-            let req = request.into_inner();
-            let (samples, exemplars) =
-                samples_from_proto(req.series).inspect_err(|_| pm::parsed("grpc", 0, 1))?;
-            let metadata = metadata_from_proto(req.metadata)?;
-            pm::parsed("grpc", samples.len(), 0);
-            // Exemplars have no place in the batch model yet (as with
-            // remote write): counted, not kept, not reported as accepted.
-            pm::dropped("grpc", "exemplars_not_supported", exemplars);
-            let resp = pb::PushMetricsResponse {
-                samples_accepted: samples.len() as u64,
-                exemplars_accepted: 0,
-                metadata_accepted: metadata.len() as u64,
-            };
-            if !samples.is_empty() || !metadata.is_empty() {
-                let batch = self
-                    .s
-                    .ingest
-                    .metric_batch(&caller.tenant, "grpc", samples, metadata);
-                self.s
-                    .ingest
-                    .submit(batch, self.s.enqueue_wait)
-                    .await
-                    .map_err(|e| queue_status(&e))?;
-            }
-            Ok(tonic::Response::new(resp))
-        }
-        .await;
-        counted("PushMetrics", r)
-    }
-}
-
-/// Pushed records: server-set fields cleared, a zero timestamp is `now`.
-/// The first bad record refuses the call, named by its index.
-///
-/// # Errors
-/// `INVALID_ARGUMENT` naming `records[i].field`.
-pub fn logs_from_proto(
-    records: Vec<pb::LogRecord>,
-    now: Timestamp,
-) -> Result<Vec<LogRecord>, Status> {
-    use killkrill_core::proto_records::ProtoRecordError as E;
-    let mut out = Vec::with_capacity(records.len());
-    for (i, mut p) in records.into_iter().enumerate() {
-        p.id.clear();
-        p.tenant.clear();
-        p.source = None;
-        let mut r = log_record_from_proto(p).map_err(|e| {
-            let field = match e {
-                E::Severity(_) => "severity",
-                E::Facility(_) => "facility",
-                E::Id(_) => "id",
-                E::Tenant(_) => "tenant",
-            };
-            invalid(format_args!("records[{i}].{field}"), e)
-        })?;
-        if r.timestamp.as_nanos() == 0 {
-            r.timestamp = now;
-        }
-        out.push(r);
-    }
-    Ok(out)
-}
-
-fn metric_type(t: i32) -> Option<MetricType> {
-    use pb::MetricType as P;
-    Some(match P::try_from(t).ok()? {
-        P::Unknown => MetricType::Unknown,
-        P::Counter => MetricType::Counter,
-        P::Gauge => MetricType::Gauge,
-        P::Histogram => MetricType::Histogram,
-        P::GaugeHistogram => MetricType::GaugeHistogram,
-        P::Summary => MetricType::Summary,
-        P::Info => MetricType::Info,
-        P::StateSet => MetricType::StateSet,
-    })
-}
-
-fn metric_type_to_proto(t: MetricType) -> pb::MetricType {
-    use pb::MetricType as P;
-    match t {
-        MetricType::Unknown => P::Unknown,
-        MetricType::Counter => P::Counter,
-        MetricType::Gauge => P::Gauge,
-        MetricType::Histogram => P::Histogram,
-        MetricType::GaugeHistogram => P::GaugeHistogram,
-        MetricType::Summary => P::Summary,
-        MetricType::Info => P::Info,
-        MetricType::StateSet => P::StateSet,
-    }
-}
-
-/// Pushed series as samples, and how many exemplars they carried.
-///
-/// # Errors
-/// `INVALID_ARGUMENT` naming `series[i].field` for an invalid name, label
-/// or type.
-pub fn samples_from_proto(series: Vec<pb::Series>) -> Result<(Vec<MetricSample>, usize), Status> {
-    let mut out = Vec::new();
-    let mut exemplars = 0;
-    for (i, s) in series.into_iter().enumerate() {
-        if !is_valid_metric_name(&s.name) {
-            return Err(invalid(
-                format_args!("series[{i}].name"),
-                format_args!("{:?} is not a valid metric name", s.name),
-            ));
-        }
-        let kind = metric_type(s.r#type).ok_or_else(|| {
-            invalid(
-                format_args!("series[{i}].type"),
-                format_args!("{} is not a MetricType", s.r#type),
-            )
-        })?;
-        let mut pairs = Vec::with_capacity(s.labels.len());
-        for (j, l) in s.labels.into_iter().enumerate() {
-            let field = format!("series[{i}].labels[{j}]");
-            if !is_valid_label_name(&l.name) || l.name == "__name__" {
-                return Err(invalid(
-                    field,
-                    format_args!("{:?} is not a valid label name", l.name),
-                ));
-            }
-            if l.value.is_empty() {
-                return Err(invalid(
-                    field,
-                    format_args!("label {} has an empty value (leave the label out)", l.name),
-                ));
-            }
-            if pairs.iter().any(|(n, _): &(String, String)| *n == l.name) {
-                return Err(invalid(
-                    field,
-                    format_args!("label {} appears twice", l.name),
-                ));
-            }
-            pairs.push((l.name, l.value));
-        }
-        let labels = Labels::from_pairs(pairs);
-        exemplars += s.exemplars.len();
-        for smp in s.samples {
-            out.push(MetricSample {
-                tenant: None,
-                name: s.name.as_str().into(),
-                labels: labels.clone(),
-                value: smp.value,
-                timestamp: smp.timestamp_ns.map(Timestamp::from_nanos),
-                kind,
-            });
-        }
-    }
-    Ok((out, exemplars))
-}
-
-fn metadata_from_proto(md: Vec<pb::MetricMetadata>) -> Result<Vec<MetricMetadata>, Status> {
-    md.into_iter()
-        .enumerate()
-        .map(|(i, m)| {
-            if !is_valid_metric_name(&m.family) {
-                return Err(invalid(
-                    format_args!("metadata[{i}].family"),
-                    format_args!("{:?} is not a valid metric name", m.family),
-                ));
-            }
-            let kind = metric_type(m.r#type).ok_or_else(|| {
-                invalid(
-                    format_args!("metadata[{i}].type"),
-                    format_args!("{} is not a MetricType", m.r#type),
-                )
-            })?;
-            Ok(MetricMetadata {
-                family: m.family,
-                kind,
-                help: m.help,
-                unit: m.unit,
-            })
-        })
-        .collect()
-}
-
-struct GrpcQuery {
-    s: Arc<AppState>,
+pub(super) struct GrpcQuery {
+    pub(super) s: Arc<AppState>,
 }
 
 impl GrpcQuery {
@@ -373,10 +58,14 @@ impl GrpcQuery {
         let q = &self.s.query;
         Engine::new(
             Arc::new(
-                super::prom::StoreSource::new(self.s.store.clone(), tenant, q.max_series)
-                    .with_rollups(self.s.rollup_reads.clone()),
+                crate::serve::http::prom::StoreSource::new(
+                    self.s.store.clone(),
+                    tenant,
+                    q.max_series,
+                )
+                .with_rollups(self.s.rollup_reads.clone()),
             ),
-            super::prom::engine_config(q),
+            crate::serve::http::prom::engine_config(q),
         )
     }
 }
@@ -524,9 +213,7 @@ impl QueryRpc for GrpcQuery {
         &self,
         request: tonic::Request<pb::QueryLogsRequest>,
     ) -> Result<tonic::Response<pb::QueryLogsResponse>, Status> {
-        let caller = caller_of(request.extensions(), self.s.ingest.default_tenant());
-        let r = async {
-            let req = request.into_inner();
+        call(&self.s, "QueryLogs", request, |caller, req| async move {
             let (filter, range) = log_filter(req.filter)?;
             let limit = match req.limit as usize {
                 0 => DEFAULT_PAGE_SIZE,
@@ -568,22 +255,19 @@ impl QueryRpc for GrpcQuery {
             let page = query_logs(&self.s.store, &q)
                 .await
                 .map_err(logquery_status)?;
-            Ok(tonic::Response::new(pb::QueryLogsResponse {
+            Ok(pb::QueryLogsResponse {
                 records: page.records.iter().map(log_record_to_proto).collect(),
                 next_cursor: page.next_cursor.map(|c| c.to_string()).unwrap_or_default(),
-            }))
-        }
-        .await;
-        counted("QueryLogs", r)
+            })
+        })
+        .await
     }
 
     async fn log_volume(
         &self,
         request: tonic::Request<pb::LogVolumeRequest>,
     ) -> Result<tonic::Response<pb::LogVolumeResponse>, Status> {
-        let caller = caller_of(request.extensions(), self.s.ingest.default_tenant());
-        let r = async {
-            let req = request.into_inner();
+        call(&self.s, "LogVolume", request, |caller, req| async move {
             let (filter, range) = log_filter(req.filter)?;
             if range.start == Timestamp::MIN || range.end == Timestamp::MAX {
                 return Err(invalid(
@@ -626,10 +310,9 @@ impl QueryRpc for GrpcQuery {
                         .collect(),
                 })
                 .collect();
-            Ok(tonic::Response::new(pb::LogVolumeResponse { buckets }))
-        }
-        .await;
-        counted("LogVolume", r)
+            Ok(pb::LogVolumeResponse { buckets })
+        })
+        .await
     }
 
     type TailLogsStream = tonic::codegen::BoxStream<pb::TailLogsResponse>;
@@ -638,11 +321,10 @@ impl QueryRpc for GrpcQuery {
         &self,
         request: tonic::Request<pb::TailLogsRequest>,
     ) -> Result<tonic::Response<Self::TailLogsStream>, Status> {
-        let caller = caller_of(request.extensions(), self.s.ingest.default_tenant());
-        let r = async {
+        call(&self.s, "TailLogs", request, |caller, req| async move {
             // `filter.range` is ignored: a tail starts now.
-            let (filter, _) = log_filter(request.into_inner().filter)?;
-            let sub = super::tail::subscribe(&self.s, caller.tenant, filter)
+            let (filter, _) = log_filter(req.filter)?;
+            let sub = crate::serve::http::tail::subscribe(&self.s, caller.tenant, filter)
                 .await
                 .map_err(|e| match e {
                     Some(e) => logquery_status(e),
@@ -651,22 +333,17 @@ impl QueryRpc for GrpcQuery {
                         self.s.query.max_tails
                     )),
                 })?;
-            counter!(super::tail::TAILS_OPENED_GRPC).increment(1);
-            Ok(tonic::Response::new(
-                Box::pin(tail_stream(sub)) as Self::TailLogsStream
-            ))
-        }
-        .await;
-        counted("TailLogs", r)
+            counter!(crate::serve::http::tail::TAILS_OPENED_GRPC).increment(1);
+            Ok(Box::pin(tail_stream(sub)) as Self::TailLogsStream)
+        })
+        .await
     }
 
     async fn query_metrics(
         &self,
         request: tonic::Request<pb::QueryMetricsRequest>,
     ) -> Result<tonic::Response<pb::QueryMetricsResponse>, Status> {
-        let caller = caller_of(request.extensions(), self.s.ingest.default_tenant());
-        let r = async {
-            let req = request.into_inner();
+        call(&self.s, "QueryMetrics", request, |caller, req| async move {
             let sel = req
                 .selector
                 .ok_or_else(|| invalid("selector", "required"))?;
@@ -719,36 +396,30 @@ impl QueryRpc for GrpcQuery {
                         .collect(),
                 })
                 .collect();
-            Ok(tonic::Response::new(pb::QueryMetricsResponse { series }))
-        }
-        .await;
-        counted("QueryMetrics", r)
+            Ok(pb::QueryMetricsResponse { series })
+        })
+        .await
     }
 
     async fn label_names(
         &self,
         request: tonic::Request<pb::LabelNamesRequest>,
     ) -> Result<tonic::Response<pb::LabelNamesResponse>, Status> {
-        let caller = caller_of(request.extensions(), self.s.ingest.default_tenant());
-        let r = async {
-            let req = request.into_inner();
+        call(&self.s, "LabelNames", request, |caller, req| async move {
             let range = time_range("range", req.range)?;
             let names = self
                 .label_union(&caller.tenant, None, &req.selectors, range, req.limit)
                 .await?;
-            Ok(tonic::Response::new(pb::LabelNamesResponse { names }))
-        }
-        .await;
-        counted("LabelNames", r)
+            Ok(pb::LabelNamesResponse { names })
+        })
+        .await
     }
 
     async fn label_values(
         &self,
         request: tonic::Request<pb::LabelValuesRequest>,
     ) -> Result<tonic::Response<pb::LabelValuesResponse>, Status> {
-        let caller = caller_of(request.extensions(), self.s.ingest.default_tenant());
-        let r = async {
-            let req = request.into_inner();
+        call(&self.s, "LabelValues", request, |caller, req| async move {
             if req.name.is_empty() {
                 return Err(invalid("name", "required"));
             }
@@ -762,19 +433,16 @@ impl QueryRpc for GrpcQuery {
                     req.limit,
                 )
                 .await?;
-            Ok(tonic::Response::new(pb::LabelValuesResponse { values }))
-        }
-        .await;
-        counted("LabelValues", r)
+            Ok(pb::LabelValuesResponse { values })
+        })
+        .await
     }
 
     async fn prom_query(
         &self,
         request: tonic::Request<pb::PromQueryRequest>,
     ) -> Result<tonic::Response<pb::PromQueryResponse>, Status> {
-        let caller = caller_of(request.extensions(), self.s.ingest.default_tenant());
-        let r = async {
-            let req = request.into_inner();
+        call(&self.s, "PromQuery", request, |caller, req| async move {
             if req.query.is_empty() {
                 return Err(invalid("query", "required"));
             }
@@ -786,43 +454,44 @@ impl QueryRpc for GrpcQuery {
                 .instant(&req.query, t_ms, None)
                 .await
                 .map_err(|e| promql_status(&e))?;
-            Ok(tonic::Response::new(prom_series(v)))
-        }
-        .await;
-        counted("PromQuery", r)
+            Ok(prom_series(v))
+        })
+        .await
     }
 
     async fn prom_query_range(
         &self,
         request: tonic::Request<pb::PromQueryRangeRequest>,
     ) -> Result<tonic::Response<pb::PromQueryResponse>, Status> {
-        let caller = caller_of(request.extensions(), self.s.ingest.default_tenant());
-        let r = async {
-            let req = request.into_inner();
-            if req.query.is_empty() {
-                return Err(invalid("query", "required"));
-            }
-            if req.step_ns < 1_000_000 {
-                return Err(invalid("step_ns", "must be at least 1 ms (1000000)"));
-            }
-            let step_ms = i64::try_from(req.step_ns / 1_000_000)
-                .map_err(|_| invalid("step_ns", "too large"))?;
-            let (start, end) = (
-                req.start_ns.div_euclid(1_000_000),
-                req.end_ns.div_euclid(1_000_000),
-            );
-            if end < start {
-                return Err(invalid("end_ns", "is before start_ns"));
-            }
-            let v = self
-                .engine(caller.tenant)
-                .range(&req.query, start, end, step_ms, None)
-                .await
-                .map_err(|e| promql_status(&e))?;
-            Ok(tonic::Response::new(prom_series(v)))
-        }
-        .await;
-        counted("PromQueryRange", r)
+        call(
+            &self.s,
+            "PromQueryRange",
+            request,
+            |caller, req| async move {
+                if req.query.is_empty() {
+                    return Err(invalid("query", "required"));
+                }
+                if req.step_ns < 1_000_000 {
+                    return Err(invalid("step_ns", "must be at least 1 ms (1000000)"));
+                }
+                let step_ms = i64::try_from(req.step_ns / 1_000_000)
+                    .map_err(|_| invalid("step_ns", "too large"))?;
+                let (start, end) = (
+                    req.start_ns.div_euclid(1_000_000),
+                    req.end_ns.div_euclid(1_000_000),
+                );
+                if end < start {
+                    return Err(invalid("end_ns", "is before start_ns"));
+                }
+                let v = self
+                    .engine(caller.tenant)
+                    .range(&req.query, start, end, step_ms, None)
+                    .await
+                    .map_err(|e| promql_status(&e))?;
+                Ok(prom_series(v))
+            },
+        )
+        .await
     }
 }
 
@@ -855,16 +524,16 @@ const TAIL_BATCH: usize = 256;
 /// `heartbeat_ns`; a tail the server ends (slow client, shutdown, store
 /// error) ends the stream with a status naming why.
 fn tail_stream(
-    sub: super::tail::Subscription,
+    sub: crate::serve::http::tail::Subscription,
 ) -> impl futures_util::Stream<Item = Result<pb::TailLogsResponse, Status>> + Send {
-    use super::tail::TailItem;
+    use crate::serve::http::tail::TailItem;
     use pb::tail_logs_response::Event;
     struct St {
-        sub: super::tail::Subscription,
+        sub: crate::serve::http::tail::Subscription,
         ended: bool,
         done: bool,
     }
-    fn end_status(e: &super::tail::Ended) -> Status {
+    fn end_status(e: &crate::serve::http::tail::Ended) -> Status {
         match e.reason {
             "slow_client" => Status::resource_exhausted(e.message.clone()),
             "shutting_down" => Status::unavailable(e.message.clone()),
@@ -918,7 +587,7 @@ fn tail_stream(
                             // Buffered records are dropped: the client is
                             // too slow for them anyway (as in SSE).
                             st.done = true;
-                            counter!(super::tail::TAILS_ENDED_GRPC, "reason" => e.reason).increment(1);
+                            counter!(crate::serve::http::tail::TAILS_ENDED_GRPC, "reason" => e.reason).increment(1);
                             return Some((Err(end_status(&e)), st));
                         }
                     }
