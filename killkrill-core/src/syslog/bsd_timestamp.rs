@@ -49,25 +49,101 @@ fn err(col: usize, what: &'static str) -> ParseError {
 /// The month number of a three-letter English abbreviation, any case.
 #[inline]
 fn month(b: &[u8]) -> Option<u32> {
-    let m = [
-        b.first()?.to_ascii_lowercase(),
-        b.get(1)?.to_ascii_lowercase(),
-        b.get(2)?.to_ascii_lowercase(),
-    ];
-    Some(match &m {
-        b"jan" => 1,
-        b"feb" => 2,
-        b"mar" => 3,
-        b"apr" => 4,
-        b"may" => 5,
-        b"jun" => 6,
-        b"jul" => 7,
-        b"aug" => 8,
-        b"sep" => 9,
-        b"oct" => 10,
-        b"nov" => 11,
-        b"dec" => 12,
+    let &[c0, c1, c2] = b.first_chunk::<3>()?;
+    month_word(u32::from_le_bytes([c0, c1, c2, 0]))
+}
+
+/// Three bytes as a little-endian word (first byte lowest).
+const fn word3(s: &[u8; 3]) -> u32 {
+    u32::from_le_bytes([s[0], s[1], s[2], 0])
+}
+
+/// [`month`] of three bytes in the low bytes of `w` (the high byte is
+/// ignored). Setting bit 5 of each byte lower-cases ASCII letters; a byte
+/// that becomes a lower-case letter this way was a letter already, so no
+/// other byte can match.
+#[inline(always)]
+fn month_word(w: u32) -> Option<u32> {
+    const JAN: u32 = word3(b"jan");
+    const FEB: u32 = word3(b"feb");
+    const MAR: u32 = word3(b"mar");
+    const APR: u32 = word3(b"apr");
+    const MAY: u32 = word3(b"may");
+    const JUN: u32 = word3(b"jun");
+    const JUL: u32 = word3(b"jul");
+    const AUG: u32 = word3(b"aug");
+    const SEP: u32 = word3(b"sep");
+    const OCT: u32 = word3(b"oct");
+    const NOV: u32 = word3(b"nov");
+    const DEC: u32 = word3(b"dec");
+    Some(match (w & 0x00ff_ffff) | 0x0020_2020 {
+        JAN => 1,
+        FEB => 2,
+        MAR => 3,
+        APR => 4,
+        MAY => 5,
+        JUN => 6,
+        JUL => 7,
+        AUG => 8,
+        SEP => 9,
+        OCT => 10,
+        NOV => 11,
+        DEC => 12,
         _ => return None,
+    })
+}
+
+/// The common layout `Mmm dd hh:mm:ss` (day zero- or space-padded) at
+/// `pos`, read with two 8-byte words: `None` for anything else, which the
+/// byte-by-byte parser then reads (and reports, for an invalid value). It
+/// accepts exactly what that parser reads from the same 15 bytes, with its
+/// checks (day 1..=31, hour 0..=23, minute 0..=59, second 0..=60).
+#[inline(always)]
+fn fast_bsd(b: &[u8], pos: usize) -> Option<Time> {
+    let t: &[u8; 15] = b.get(pos..pos + 15)?.try_into().ok()?;
+    // `Mmm dd h` and `hh:mm:ss`.
+    let w0 = u64::from_le_bytes(*t.first_chunk::<8>()?);
+    let w1 = u64::from_le_bytes(*t.last_chunk::<8>()?);
+    let mon = month_word(w0 as u32)?;
+    let (d4, d5) = (t[4], t[5].wrapping_sub(b'0'));
+    if t[3] != b' ' || t[6] != b' ' || d5 > 9 {
+        return None;
+    }
+    let (day, day_col) = match d4 {
+        b' ' => (u32::from(d5), pos + 5),
+        b'0'..=b'9' => (u32::from(d4 - b'0') * 10 + u32::from(d5), pos + 4),
+        _ => return None,
+    };
+    // `hh:mm:ss` checked as in `timestamp::LayoutCheck`: each byte XOR its
+    // template is 0..=9 for a digit and 0 for its separator; adding 0x76
+    // (0x7F for a separator) to its low seven bits sets the high bit
+    // exactly when it is larger.
+    const TEMPLATE: u64 = u64::from_le_bytes(*b"00:00:00");
+    const ADD: u64 = u64::from_le_bytes([0x76, 0x76, 0x7f, 0x76, 0x76, 0x7f, 0x76, 0x76]);
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let x = w1 ^ TEMPLATE;
+    if (((x & LOW7) + ADD) | x) & HIGH != 0 {
+        return None;
+    }
+    // Byte k becomes `10 * d[k] + d[k + 1]` (at most 99: no carries).
+    let p = x.wrapping_mul(10) + (x >> 8);
+    let (h, mi, s) = (
+        p as u32 & 0xff,
+        (p >> 24) as u32 & 0xff,
+        (p >> 48) as u32 & 0xff,
+    );
+    if !(1..=31).contains(&day) || h > 23 || mi > 59 || s > 60 {
+        return None;
+    }
+    Some(Time {
+        mon,
+        day,
+        day_col,
+        year: None,
+        h,
+        mi,
+        s,
     })
 }
 
@@ -86,6 +162,20 @@ fn two_digits(b: &[u8], i: usize, max: u32, what: &'static str) -> Result<u32, P
 /// Looks for a timestamp at `pos`. `Ok(None)`: nothing there that looks like
 /// one. `Err`: it starts like a timestamp but is not a valid one.
 pub(crate) fn parse(
+    b: &[u8],
+    pos: usize,
+    opts: &ParseOptions,
+    now: &Now,
+) -> Result<Option<Found>, ParseError> {
+    if let Some(time) = fast_bsd(b, pos) {
+        return after_seconds(b, pos, pos + 15, time, opts, now).map(Some);
+    }
+    parse_careful(b, pos, opts, now)
+}
+
+/// [`parse`] without the fast path: every layout, and the column of every
+/// error.
+fn parse_careful(
     b: &[u8],
     pos: usize,
     opts: &ParseOptions,
@@ -162,7 +252,52 @@ pub(crate) fn parse(
         return Err(err(i + 5, "':' after the minute"));
     }
     let s = two_digits(b, i + 6, 60, "a second (00-60)")?;
-    i += 8;
+    let time = Time {
+        mon,
+        day,
+        day_col,
+        year,
+        h,
+        mi,
+        s,
+    };
+    after_seconds(b, pos, i + 8, time, opts, now).map(Some)
+}
+
+/// The date and time of a BSD timestamp, read up to the seconds.
+#[derive(Clone, Copy)]
+struct Time {
+    mon: u32,
+    day: u32,
+    /// Column of the day (for the error of a day the month does not have).
+    day_col: usize,
+    /// Written after the day (Cisco ASA); otherwise inferred.
+    year: Option<i32>,
+    h: u32,
+    mi: u32,
+    s: u32,
+}
+
+/// The rest of a BSD timestamp at `b[pos..]` whose seconds end at `i`:
+/// fraction, zone abbreviation, the year, and the instant.
+#[inline(always)]
+fn after_seconds(
+    b: &[u8],
+    pos: usize,
+    mut i: usize,
+    t: Time,
+    opts: &ParseOptions,
+    now: &Now,
+) -> Result<Found, ParseError> {
+    let Time {
+        mon,
+        day,
+        day_col,
+        year,
+        h,
+        mi,
+        s,
+    } = t;
     let mut nanos = 0u32;
     if b.get(i) == Some(&b'.') {
         i += 1;
@@ -218,7 +353,7 @@ pub(crate) fn parse(
         now.local_to_utc(&opts.time_zone, local_secs, nanos)
     }
     .ok_or(err(pos, "a time between 1678 and 2261"))?;
-    finish(b, i, ts, opts).map(Some)
+    finish(b, i, ts, opts)
 }
 
 /// The end of a timestamp: a space, the end, or (Cisco) a colon.
@@ -479,6 +614,57 @@ mod tests {
         for (text, kind, col) in bad {
             let e = parse(text.as_bytes(), 0, &opts, &Now::new(&opts)).unwrap_err();
             assert_eq!((e.kind(), e.column()), (*kind, *col), "{text}");
+        }
+    }
+
+    /// The fast path against the careful parser on every month spelling,
+    /// day, hour, minute and second edge and a wrong byte at every position
+    /// of the layout.
+    #[test]
+    fn fast_path_agrees_with_the_careful_parser() {
+        let opts = ParseOptions::default().with_clock(Clock::Fixed(now("2026-03-10T12:00:00Z")));
+        let now = Now::new(&opts);
+        let mut texts = Vec::new();
+        for mon in [
+            "Jan", "feb", "MAR", "aPr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+        ] {
+            for day in [
+                " 1", "01", " 0", "00", "09", "10", "28", "29", "30", "31", "32", "39", "1 ",
+            ] {
+                for time in [
+                    "00:00:00", "23:59:59", "23:59:60", "24:00:00", "19:60:00", "09:59:61",
+                ] {
+                    texts.push(format!("{mon} {day} {time} host app: m"));
+                }
+            }
+        }
+        let base = b"Feb 28 13:37:42 host tag[1]: text".to_vec();
+        for at in 0..16 {
+            for c in [
+                b' ', b'0', b'9', b'/', b':', b';', b'a', b'Z', b'@', b'`', 0x80, 0xff,
+            ] {
+                let mut t = base.clone();
+                t[at] = c;
+                texts.push(String::from_utf8_lossy(&t).into_owned());
+                for len in 14..=16 {
+                    texts.push(String::from_utf8_lossy(&t[..len]).into_owned());
+                }
+            }
+        }
+        for t in &texts {
+            let b = t.as_bytes();
+            for pos in [0, 1] {
+                let fast = parse(b, pos, &opts, &now);
+                let careful = parse_careful(b, pos, &opts, &now);
+                assert_eq!(fast, careful, "{t:?} at {pos}");
+            }
+        }
+        for m in 0..=u8::MAX {
+            for n in [b'a', b'A', b'o', b'O'] {
+                let t = [m, n, b'v'];
+                let want = t.eq_ignore_ascii_case(b"nov").then_some(11);
+                assert_eq!(month(&t), want, "{t:?}");
+            }
         }
     }
 
