@@ -19,6 +19,7 @@
 
 use jiff::tz::TimeZone;
 
+use super::byte_scan;
 use super::error::{ParseError, ParseErrorKind};
 use super::options::{Clock, ParseOptions};
 use super::timestamp::{Rules, parse_rfc3339};
@@ -318,7 +319,7 @@ fn after_seconds(
     }
     // An optional zone abbreviation, only in the Cisco form `... UTC:`.
     let mut utc = false;
-    if b.get(i) == Some(&b' ') {
+    if b.get(i) == Some(&b' ') && may_have_colon(b, i + 1) {
         let z = i + 1;
         let mut k = z;
         while k < b.len() && k - z < 5 && b[k].is_ascii_alphabetic() {
@@ -354,6 +355,18 @@ fn after_seconds(
     }
     .ok_or(err(pos, "a time between 1678 and 2261"))?;
     finish(b, i, ts, opts)
+}
+
+/// False when `b[z + 1..=z + 5]` surely holds no `:`, so no zone
+/// abbreviation (at most five letters and a colon) starts at `z`: one
+/// 8-byte compare instead of a loop over the next word's letters.
+#[inline(always)]
+fn may_have_colon(b: &[u8], z: usize) -> bool {
+    const BYTES_1_TO_5: u64 = 0x0000_8080_8080_8000;
+    match b.get(z..).and_then(<[u8]>::first_chunk::<8>) {
+        Some(w) => byte_scan::eq_mask(u64::from_le_bytes(*w), b':') & BYTES_1_TO_5 != 0,
+        None => true,
+    }
 }
 
 /// The end of a timestamp: a space, the end, or (Cisco) a colon.
@@ -422,11 +435,30 @@ impl NowYear {
     /// matters for closeness: the caller rejects such days).
     #[inline(always)]
     fn closest(&self, month: u32, day: u32, sod: i64) -> (i32, i64) {
-        let m = (month as usize).wrapping_sub(1) % 12;
+        let m = match (month as usize).wrapping_sub(1) {
+            m @ 0..12 => m,
+            m => m % 12,
+        };
         let day = i64::from(day) - 1;
+        let rel = sod - self.secs;
+        // Within 182 days of now in now's year: the candidates in the
+        // years before and after are at least 365 - 182 days away, so
+        // farther (the common case: messages are recent).
+        const HALF: i64 = 182 * 86_400;
+        let now_year = self.month_starts[1][m] + day;
+        if (now_year * 86_400 + rel).abs() < HALF {
+            return (self.year, now_year);
+        }
+        self.closest_of_three(m, day, rel)
+    }
+
+    /// [`closest`](Self::closest) by comparing the three candidates, for
+    /// month index `m` (0..12), day `day` (from 0) and `rel` = seconds of
+    /// the day minus now.
+    #[inline(always)]
+    fn closest_of_three(&self, m: usize, day: i64, rel: i64) -> (i32, i64) {
         // Seconds from now to the candidate in each year (written out: as a
         // closure it was not inlined).
-        let rel = sod - self.secs;
         let [s0, s1, s2] = [
             self.month_starts[0][m],
             self.month_starts[1][m],
@@ -542,6 +574,33 @@ mod tests {
         ];
         for (m, d, n, want) in cases {
             assert_eq!(infer_year(*m, *d, 0, now(n)), *want, "{m}/{d} at {n}");
+        }
+    }
+
+    /// The shortcut for dates near now against comparing all three
+    /// candidates, for every day of the year around several "now"s.
+    #[test]
+    fn closest_shortcut_agrees_with_three_candidates() {
+        for n in [
+            "2026-11-26T00:00:00Z",
+            "2024-02-29T23:59:59Z",
+            "2025-06-30T12:00:00Z",
+            "2027-01-01T00:00:00Z",
+        ] {
+            let y = NowYear::new(now(n));
+            for month in 1..=12 {
+                for day in 1..=31 {
+                    for sod in [0, 43_199, 86_399] {
+                        let m = month as usize - 1;
+                        let rel = sod - y.secs;
+                        assert_eq!(
+                            y.closest(month, day, sod),
+                            y.closest_of_three(m, i64::from(day) - 1, rel),
+                            "{n} {month}/{day} {sod}"
+                        );
+                    }
+                }
+            }
         }
     }
 
