@@ -19,6 +19,7 @@
 
 use jiff::tz::TimeZone;
 
+use super::byte_scan;
 use super::error::{ParseError, ParseErrorKind};
 use super::options::{Clock, ParseOptions};
 use super::timestamp::{Rules, parse_rfc3339};
@@ -49,25 +50,101 @@ fn err(col: usize, what: &'static str) -> ParseError {
 /// The month number of a three-letter English abbreviation, any case.
 #[inline]
 fn month(b: &[u8]) -> Option<u32> {
-    let m = [
-        b.first()?.to_ascii_lowercase(),
-        b.get(1)?.to_ascii_lowercase(),
-        b.get(2)?.to_ascii_lowercase(),
-    ];
-    Some(match &m {
-        b"jan" => 1,
-        b"feb" => 2,
-        b"mar" => 3,
-        b"apr" => 4,
-        b"may" => 5,
-        b"jun" => 6,
-        b"jul" => 7,
-        b"aug" => 8,
-        b"sep" => 9,
-        b"oct" => 10,
-        b"nov" => 11,
-        b"dec" => 12,
+    let &[c0, c1, c2] = b.first_chunk::<3>()?;
+    month_word(u32::from_le_bytes([c0, c1, c2, 0]))
+}
+
+/// Three bytes as a little-endian word (first byte lowest).
+const fn word3(s: &[u8; 3]) -> u32 {
+    u32::from_le_bytes([s[0], s[1], s[2], 0])
+}
+
+/// [`month`] of three bytes in the low bytes of `w` (the high byte is
+/// ignored). Setting bit 5 of each byte lower-cases ASCII letters; a byte
+/// that becomes a lower-case letter this way was a letter already, so no
+/// other byte can match.
+#[inline(always)]
+fn month_word(w: u32) -> Option<u32> {
+    const JAN: u32 = word3(b"jan");
+    const FEB: u32 = word3(b"feb");
+    const MAR: u32 = word3(b"mar");
+    const APR: u32 = word3(b"apr");
+    const MAY: u32 = word3(b"may");
+    const JUN: u32 = word3(b"jun");
+    const JUL: u32 = word3(b"jul");
+    const AUG: u32 = word3(b"aug");
+    const SEP: u32 = word3(b"sep");
+    const OCT: u32 = word3(b"oct");
+    const NOV: u32 = word3(b"nov");
+    const DEC: u32 = word3(b"dec");
+    Some(match (w & 0x00ff_ffff) | 0x0020_2020 {
+        JAN => 1,
+        FEB => 2,
+        MAR => 3,
+        APR => 4,
+        MAY => 5,
+        JUN => 6,
+        JUL => 7,
+        AUG => 8,
+        SEP => 9,
+        OCT => 10,
+        NOV => 11,
+        DEC => 12,
         _ => return None,
+    })
+}
+
+/// The common layout `Mmm dd hh:mm:ss` (day zero- or space-padded) at
+/// `pos`, read with two 8-byte words: `None` for anything else, which the
+/// byte-by-byte parser then reads (and reports, for an invalid value). It
+/// accepts exactly what that parser reads from the same 15 bytes, with its
+/// checks (day 1..=31, hour 0..=23, minute 0..=59, second 0..=60).
+#[inline(always)]
+fn fast_bsd(b: &[u8], pos: usize) -> Option<Time> {
+    let t: &[u8; 15] = b.get(pos..pos + 15)?.try_into().ok()?;
+    // `Mmm dd h` and `hh:mm:ss`.
+    let w0 = u64::from_le_bytes(*t.first_chunk::<8>()?);
+    let w1 = u64::from_le_bytes(*t.last_chunk::<8>()?);
+    let mon = month_word(w0 as u32)?;
+    let (d4, d5) = (t[4], t[5].wrapping_sub(b'0'));
+    if t[3] != b' ' || t[6] != b' ' || d5 > 9 {
+        return None;
+    }
+    let (day, day_col) = match d4 {
+        b' ' => (u32::from(d5), pos + 5),
+        b'0'..=b'9' => (u32::from(d4 - b'0') * 10 + u32::from(d5), pos + 4),
+        _ => return None,
+    };
+    // `hh:mm:ss` checked as in `timestamp::LayoutCheck`: each byte XOR its
+    // template is 0..=9 for a digit and 0 for its separator; adding 0x76
+    // (0x7F for a separator) to its low seven bits sets the high bit
+    // exactly when it is larger.
+    const TEMPLATE: u64 = u64::from_le_bytes(*b"00:00:00");
+    const ADD: u64 = u64::from_le_bytes([0x76, 0x76, 0x7f, 0x76, 0x76, 0x7f, 0x76, 0x76]);
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let x = w1 ^ TEMPLATE;
+    if (((x & LOW7) + ADD) | x) & HIGH != 0 {
+        return None;
+    }
+    // Byte k becomes `10 * d[k] + d[k + 1]` (at most 99: no carries).
+    let p = x.wrapping_mul(10) + (x >> 8);
+    let (h, mi, s) = (
+        p as u32 & 0xff,
+        (p >> 24) as u32 & 0xff,
+        (p >> 48) as u32 & 0xff,
+    );
+    if !(1..=31).contains(&day) || h > 23 || mi > 59 || s > 60 {
+        return None;
+    }
+    Some(Time {
+        mon,
+        day,
+        day_col,
+        year: None,
+        h,
+        mi,
+        s,
     })
 }
 
@@ -86,6 +163,20 @@ fn two_digits(b: &[u8], i: usize, max: u32, what: &'static str) -> Result<u32, P
 /// Looks for a timestamp at `pos`. `Ok(None)`: nothing there that looks like
 /// one. `Err`: it starts like a timestamp but is not a valid one.
 pub(crate) fn parse(
+    b: &[u8],
+    pos: usize,
+    opts: &ParseOptions,
+    now: &Now,
+) -> Result<Option<Found>, ParseError> {
+    if let Some(time) = fast_bsd(b, pos) {
+        return after_seconds(b, pos, pos + 15, time, opts, now).map(Some);
+    }
+    parse_careful(b, pos, opts, now)
+}
+
+/// [`parse`] without the fast path: every layout, and the column of every
+/// error.
+fn parse_careful(
     b: &[u8],
     pos: usize,
     opts: &ParseOptions,
@@ -162,7 +253,52 @@ pub(crate) fn parse(
         return Err(err(i + 5, "':' after the minute"));
     }
     let s = two_digits(b, i + 6, 60, "a second (00-60)")?;
-    i += 8;
+    let time = Time {
+        mon,
+        day,
+        day_col,
+        year,
+        h,
+        mi,
+        s,
+    };
+    after_seconds(b, pos, i + 8, time, opts, now).map(Some)
+}
+
+/// The date and time of a BSD timestamp, read up to the seconds.
+#[derive(Clone, Copy)]
+struct Time {
+    mon: u32,
+    day: u32,
+    /// Column of the day (for the error of a day the month does not have).
+    day_col: usize,
+    /// Written after the day (Cisco ASA); otherwise inferred.
+    year: Option<i32>,
+    h: u32,
+    mi: u32,
+    s: u32,
+}
+
+/// The rest of a BSD timestamp at `b[pos..]` whose seconds end at `i`:
+/// fraction, zone abbreviation, the year, and the instant.
+#[inline(always)]
+fn after_seconds(
+    b: &[u8],
+    pos: usize,
+    mut i: usize,
+    t: Time,
+    opts: &ParseOptions,
+    now: &Now,
+) -> Result<Found, ParseError> {
+    let Time {
+        mon,
+        day,
+        day_col,
+        year,
+        h,
+        mi,
+        s,
+    } = t;
     let mut nanos = 0u32;
     if b.get(i) == Some(&b'.') {
         i += 1;
@@ -183,7 +319,7 @@ pub(crate) fn parse(
     }
     // An optional zone abbreviation, only in the Cisco form `... UTC:`.
     let mut utc = false;
-    if b.get(i) == Some(&b' ') {
+    if b.get(i) == Some(&b' ') && may_have_colon(b, i + 1) {
         let z = i + 1;
         let mut k = z;
         while k < b.len() && k - z < 5 && b[k].is_ascii_alphabetic() {
@@ -218,7 +354,19 @@ pub(crate) fn parse(
         now.local_to_utc(&opts.time_zone, local_secs, nanos)
     }
     .ok_or(err(pos, "a time between 1678 and 2261"))?;
-    finish(b, i, ts, opts).map(Some)
+    finish(b, i, ts, opts)
+}
+
+/// False when `b[z + 1..=z + 5]` surely holds no `:`, so no zone
+/// abbreviation (at most five letters and a colon) starts at `z`: one
+/// 8-byte compare instead of a loop over the next word's letters.
+#[inline(always)]
+fn may_have_colon(b: &[u8], z: usize) -> bool {
+    const BYTES_1_TO_5: u64 = 0x0000_8080_8080_8000;
+    match b.get(z..).and_then(<[u8]>::first_chunk::<8>) {
+        Some(w) => byte_scan::eq_mask(u64::from_le_bytes(*w), b':') & BYTES_1_TO_5 != 0,
+        None => true,
+    }
 }
 
 /// The end of a timestamp: a space, the end, or (Cisco) a colon.
@@ -287,11 +435,30 @@ impl NowYear {
     /// matters for closeness: the caller rejects such days).
     #[inline(always)]
     fn closest(&self, month: u32, day: u32, sod: i64) -> (i32, i64) {
-        let m = (month as usize).wrapping_sub(1) % 12;
+        let m = match (month as usize).wrapping_sub(1) {
+            m @ 0..12 => m,
+            m => m % 12,
+        };
         let day = i64::from(day) - 1;
+        let rel = sod - self.secs;
+        // Within 182 days of now in now's year: the candidates in the
+        // years before and after are at least 365 - 182 days away, so
+        // farther (the common case: messages are recent).
+        const HALF: i64 = 182 * 86_400;
+        let now_year = self.month_starts[1][m] + day;
+        if (now_year * 86_400 + rel).abs() < HALF {
+            return (self.year, now_year);
+        }
+        self.closest_of_three(m, day, rel)
+    }
+
+    /// [`closest`](Self::closest) by comparing the three candidates, for
+    /// month index `m` (0..12), day `day` (from 0) and `rel` = seconds of
+    /// the day minus now.
+    #[inline(always)]
+    fn closest_of_three(&self, m: usize, day: i64, rel: i64) -> (i32, i64) {
         // Seconds from now to the candidate in each year (written out: as a
         // closure it was not inlined).
-        let rel = sod - self.secs;
         let [s0, s1, s2] = [
             self.month_starts[0][m],
             self.month_starts[1][m],
@@ -388,114 +555,4 @@ pub(crate) fn local_to_utc(tz: &TimeZone, local_secs: i64, nanos: u32) -> Option
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::syslog::options::Clock;
-
-    fn now(s: &str) -> Timestamp {
-        Timestamp::parse_rfc3339(s).unwrap()
-    }
-
-    #[test]
-    fn year_is_the_one_closest_to_now() {
-        let cases: &[(u32, u32, &str, i32)] = &[
-            (12, 31, "2026-01-01T00:10:00Z", 2025),
-            (1, 1, "2025-12-31T23:50:00Z", 2026),
-            (6, 15, "2026-06-14T00:00:00Z", 2026),
-            (7, 1, "2026-01-01T00:00:00Z", 2026),
-            (7, 3, "2026-01-01T00:00:00Z", 2025),
-        ];
-        for (m, d, n, want) in cases {
-            assert_eq!(infer_year(*m, *d, 0, now(n)), *want, "{m}/{d} at {n}");
-        }
-    }
-
-    #[test]
-    fn variants() {
-        let opts = ParseOptions::default().with_clock(Clock::Fixed(now("2026-03-10T12:00:00Z")));
-        let cases: &[(&str, &str, usize, bool)] = &[
-            ("Mar  1 18:48:50 host", "2026-03-01T18:48:50Z", 15, false),
-            ("Mar 01 18:48:50 host", "2026-03-01T18:48:50Z", 15, false),
-            ("Mar 1 18:48:50 host", "2026-03-01T18:48:50Z", 14, false),
-            (
-                "*Mar  1 18:48:50.483 UTC: %SYS",
-                "2026-03-01T18:48:50.483Z",
-                25,
-                true,
-            ),
-            (".Mar  1 18:48:50: %SYS", "2026-03-01T18:48:50Z", 17, true),
-            (
-                "Jan 12 2011 06:30:00: %ASA",
-                "2011-01-12T06:30:00Z",
-                21,
-                true,
-            ),
-            (
-                "2019-02-13T21:53:30.605850+01:00 h",
-                "2019-02-13T20:53:30.60585Z",
-                32,
-                false,
-            ),
-            ("2019-02-13T21:53:30 h", "2019-02-13T21:53:30Z", 19, false),
-            ("Feb 29 00:00:00", "2028-02-29T00:00:00Z", 15, false),
-        ];
-        for (text, want, end, colon) in cases {
-            let opts = if text.starts_with("Feb 29") {
-                opts.clone()
-                    .with_clock(Clock::Fixed(now("2028-03-01T00:00:00Z")))
-            } else {
-                opts.clone()
-            };
-            let f = parse(text.as_bytes(), 0, &opts, &Now::new(&opts))
-                .unwrap()
-                .unwrap();
-            assert_eq!((f.ts, f.end, f.colon), (now(want), *end, *colon), "{text}");
-        }
-        for not_ts in [
-            "pyapp: hi",
-            "Mayday",
-            "Mar x",
-            "Mar 123 x",
-            "12345",
-            "Jan 5 meeting",
-        ] {
-            assert_eq!(
-                parse(not_ts.as_bytes(), 0, &opts, &Now::new(&opts)).unwrap(),
-                None,
-                "{not_ts}"
-            );
-        }
-        let bad: &[(&str, ParseErrorKind, usize)] = &[
-            ("Mar 32 00:00:00 h", ParseErrorKind::Timestamp, 4),
-            ("Mar  1 24:00:00 h", ParseErrorKind::Timestamp, 7),
-            ("Mar  1 10:00 h", ParseErrorKind::Timestamp, 12),
-            (
-                "Feb 29 10:00:00 h",
-                ParseErrorKind::TimestampDateNonexistent,
-                4,
-            ),
-            ("Mar  1 10:00:00x", ParseErrorKind::Timestamp, 15),
-        ];
-        for (text, kind, col) in bad {
-            let e = parse(text.as_bytes(), 0, &opts, &Now::new(&opts)).unwrap_err();
-            assert_eq!((e.kind(), e.column()), (*kind, *col), "{text}");
-        }
-    }
-
-    #[test]
-    fn named_zone_applies_when_no_offset() {
-        let opts = ParseOptions::default()
-            .with_clock(Clock::Fixed(now("2020-01-20T00:00:00Z")))
-            .with_time_zone_name("Europe/Paris")
-            .unwrap();
-        let winter = parse(b"Jan  5 15:33:03 h", 0, &opts, &Now::new(&opts))
-            .unwrap()
-            .unwrap();
-        assert_eq!(winter.ts, now("2020-01-05T14:33:03Z"));
-        let opts = opts.with_clock(Clock::Fixed(now("2020-07-01T00:00:00Z")));
-        let summer = parse(b"Jul  5 15:33:03 h", 0, &opts, &Now::new(&opts))
-            .unwrap()
-            .unwrap();
-        assert_eq!(summer.ts, now("2020-07-05T13:33:03Z"));
-    }
-}
+mod tests;

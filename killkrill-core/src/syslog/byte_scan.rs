@@ -18,7 +18,7 @@ const HI: u64 = 0x8080_8080_8080_8080;
 
 /// Bytes equal to `x`.
 #[inline(always)]
-const fn eq_mask(v: u64, x: u8) -> u64 {
+pub(crate) const fn eq_mask(v: u64, x: u8) -> u64 {
     let t = v ^ (LO * x as u64);
     t.wrapping_sub(LO) & !t & HI
 }

@@ -175,6 +175,23 @@ impl SyslogParser {
 /// a timestamp or `-`. Everything else is RFC 3164.
 fn detect(b: &[u8], start: usize, strict: bool) -> (Protocol, bool) {
     let rest = &b[start..];
+    // The common case in one 8-byte word: `<`, the first `>` among bytes
+    // 1..=4 (an exact lowest match, see `byte_scan`), then `1 `.
+    if let Some(w) = rest.first_chunk::<8>()
+        && w[0] == b'<'
+    {
+        const BYTES_1_TO_4: u64 = 0x0000_0080_8080_8000;
+        let w = u64::from_le_bytes(*w);
+        let gt = byte_scan::eq_mask(w, b'>') & BYTES_1_TO_4;
+        // Bytes gt + 1 and gt + 2 (at most byte 6).
+        let is_5424 =
+            gt != 0 && (w >> (gt.trailing_zeros() + 1)) as u16 == u16::from_le_bytes(*b"1 ");
+        return if is_5424 {
+            (Protocol::Rfc5424, false)
+        } else {
+            (Protocol::Rfc3164, false)
+        };
+    }
     if rest.first() == Some(&b'<') {
         if let Some(gt) = rest.iter().take(5).position(|&c| c == b'>')
             && rest.get(gt + 1..gt + 3) == Some(b"1 ")
@@ -224,6 +241,27 @@ mod tests {
             detect(b"1 2020-05-22T14:59:09Z h", 0, true),
             (Protocol::Rfc3164, false)
         );
+        // The 8-byte fast path against the byte-wise rule, for every PRI
+        // shape and every byte after it, with and without room for it.
+        let slow = |rest: &[u8]| {
+            rest.iter()
+                .take(5)
+                .position(|&c| c == b'>')
+                .is_some_and(|gt| rest.get(gt + 1..gt + 3) == Some(b"1 "))
+        };
+        for pri in ["<", "<1", "<13", "<191", "<1911", "<>", "<1>>"] {
+            for after in ["1 - - -", "1  x x", "1x x x", "12 x x", "1", "", ">1 x x"] {
+                for tail in ["", "xxxxxxxx"] {
+                    let frame = format!("{pri}>{after}{tail}");
+                    let want = if slow(frame.as_bytes()) {
+                        Protocol::Rfc5424
+                    } else {
+                        Protocol::Rfc3164
+                    };
+                    assert_eq!(detect(frame.as_bytes(), 0, true), (want, false), "{frame}");
+                }
+            }
+        }
     }
 
     #[test]

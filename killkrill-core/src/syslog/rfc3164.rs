@@ -107,7 +107,7 @@ fn host_and_tag<'a>(b: &'a [u8], i: usize, want_host: bool, msg: &mut SyslogMess
     let start = host.map(|h| h.0).or(tag_r.map(|t| t.name.0));
     let end = tag_r.map(|t| t.end).or(host.map(|h| h.1));
     if let (Some(start), Some(end)) = (start, end)
-        && let Ok(text) = std::str::from_utf8(&b[start..end])
+        && let Some(text) = text_of(b, start, end)
     {
         let get = |(a, z): (usize, usize)| text.get(a - start..z - start);
         if let Some(h) = host {
@@ -135,6 +135,29 @@ fn host_and_tag<'a>(b: &'a [u8], i: usize, want_host: bool, msg: &mut SyslogMess
         i = skip_spaces(b, t.end);
     }
     i
+}
+
+/// `b[start..end]` as text, if it is UTF-8.
+///
+/// HOSTNAME and TAG are ~15-40 bytes, which simdutf8 hands to the
+/// byte-wise `std::str::from_utf8`. Checking a 64-byte window that holds
+/// them instead takes one SIMD step and costs less than half of that. When
+/// the window is UTF-8, `get` gives exactly the answer of the direct check
+/// (a range of valid text is valid unless it starts or ends inside a
+/// character, which `get` refuses); when it is not (the window reaches
+/// into a MSG that is not UTF-8), the range itself is checked.
+#[inline]
+fn text_of(b: &[u8], start: usize, end: usize) -> Option<&str> {
+    const WINDOW: usize = 64;
+    let lo = start.min(b.len().saturating_sub(WINDOW));
+    if end - lo <= WINDOW
+        && let Some(window) = b.get(lo..lo + WINDOW)
+        && let Ok(window) = simdutf8::basic::from_utf8(window)
+        && let Some(text) = window.get(start - lo..end - lo)
+    {
+        return Some(text);
+    }
+    std::str::from_utf8(&b[start..end]).ok()
 }
 
 #[inline]
@@ -206,8 +229,9 @@ struct TagShape {
 }
 
 /// `name[pid]:` (anything may follow) or `name:` followed by a space or the
-/// end: the byte ranges.
-#[inline]
+/// end: the byte ranges. Always inlined: as a call (with its result
+/// returned through memory) it cost a third more.
+#[inline(always)]
 fn tag_shape(b: &[u8], i: usize, blocks: &mut Blocks<'_, TagClasses>) -> Option<TagShape> {
     let j = blocks.next(i, |c| c.tag).min(b.len().min(i + MAX_TAG + 1));
     if j == i || j - i > MAX_TAG {
@@ -250,4 +274,42 @@ fn tag(b: &[u8], i: usize) -> Option<Tag<'_>> {
         pid,
         end: t.end,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The windowed check against `std::str::from_utf8` of the range, for
+    /// every range of inputs with multi-byte characters and invalid bytes
+    /// at many positions, shorter and longer than the window.
+    #[test]
+    fn text_of_agrees_with_a_direct_check() {
+        let mut inputs: Vec<Vec<u8>> = Vec::new();
+        for len in [10usize, 63, 64, 65, 100, 140] {
+            let ascii: Vec<u8> = (0..len).map(|k| b'a' + (k % 26) as u8).collect();
+            inputs.push(ascii.clone());
+            for at in (0..len.saturating_sub(3)).step_by(7) {
+                let mut utf = ascii.clone();
+                utf[at..at + 3].copy_from_slice("€".as_bytes());
+                inputs.push(utf.clone());
+                utf[len - 1] = 0xff;
+                inputs.push(utf);
+                let mut bad = ascii.clone();
+                bad[at] = 0xc3;
+                inputs.push(bad);
+            }
+        }
+        for b in &inputs {
+            for start in 0..b.len() {
+                for end in start..=b.len() {
+                    assert_eq!(
+                        text_of(b, start, end),
+                        std::str::from_utf8(&b[start..end]).ok(),
+                        "{b:?} {start}..{end}"
+                    );
+                }
+            }
+        }
+    }
 }
