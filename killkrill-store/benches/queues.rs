@@ -128,7 +128,11 @@ fn host_port(url: &str) -> (String, String) {
 /// `/proc/self/task/*/schedstat` (nanoseconds on a CPU).
 fn own_cpu() -> Duration {
     let mut ns = 0u64;
-    for t in std::fs::read_dir("/proc/self/task").into_iter().flatten().flatten() {
+    for t in std::fs::read_dir("/proc/self/task")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
         if let Ok(s) = std::fs::read_to_string(t.path().join("schedstat")) {
             ns += s
                 .split_whitespace()
