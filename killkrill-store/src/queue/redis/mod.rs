@@ -35,7 +35,7 @@
 //! - `rediss://` URLs use TLS (rustls); `cluster = true` uses the cluster
 //!   client.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
@@ -132,10 +132,6 @@ pub struct RedisStreamsQueue {
     last_reclaim_ms: AtomicU64,
     /// ...unless this process gave a delivery back.
     reclaim_now: AtomicBool,
-    /// The size of the last encoded batch: the capacity of the next
-    /// payload buffer (the codec's own estimate walks every record and
-    /// still regrows the buffer for small records).
-    last_payload: AtomicUsize,
 }
 
 impl RedisStreamsQueue {
@@ -205,7 +201,6 @@ impl RedisStreamsQueue {
             last_trim_ms: AtomicU64::new(now_ms()),
             last_reclaim_ms: AtomicU64::new(0),
             reclaim_now: AtomicBool::new(false),
-            last_payload: AtomicUsize::new(0),
             opts,
         };
         q.create_group().await?;
@@ -390,21 +385,10 @@ impl Queue for RedisStreamsQueue {
     }
 
     async fn enqueue(&self, batch: Batch, wait: Duration) -> Result<(), QueueError> {
-        let hint = self.last_payload.load(Ordering::Relaxed);
-        let mut payload = Vec::with_capacity(if hint == 0 {
-            batch.approx_bytes() / 2 + 64
-        } else {
-            // Room for a slightly larger batch without regrowing.
-            hint + hint / 8
-        });
-        self.codec
-            .encode(&batch, &mut payload)
+        let payload = self
+            .codec
+            .encode_to_vec(&batch)
             .map_err(|e| backend(format!("encoding a batch: {e}"), ErrorKind::Permanent))?;
-        drop(batch);
-        self.last_payload.store(
-            payload.len().min(self.opts.max_batch_bytes as usize),
-            Ordering::Relaxed,
-        );
         if payload.len() as u64 > self.opts.max_batch_bytes {
             return Err(QueueError::TooLarge {
                 size: payload.len() as u64,
