@@ -11,7 +11,10 @@
 //! With Redis, the run ends with `redis-benchmark` sending `XADD`s of the
 //! same payload to the same server (one client without pipelining, 50
 //! clients without pipelining -- redis-benchmark's default -- and 50 clients
-//! with 16-deep pipelines) as the raw-rate reference.
+//! with 16-deep pipelines) as the raw-rate reference. It also prints the CPU
+//! time per batch of this process (all its threads) and of `redis-server`
+//! (`INFO cpu`) over 100 concurrent rounds, and the server's CPU per raw
+//! `XADD`: client and server share the machine's cores.
 #![allow(clippy::print_stdout, clippy::print_stderr, clippy::unwrap_used)]
 
 use std::sync::Arc;
@@ -115,16 +118,87 @@ fn redis_url() -> Option<String> {
         .filter(|u| !u.is_empty())
 }
 
-/// `redis-benchmark` XADDs of one encoded batch: the raw server rate.
+fn host_port(url: &str) -> (String, String) {
+    let hostport = url.trim_start_matches("redis://").trim_end_matches('/');
+    let (host, port) = hostport.split_once(':').unwrap_or((hostport, "6379"));
+    (host.to_owned(), port.to_owned())
+}
+
+/// CPU time of this process so far: the sum over its threads of
+/// `/proc/self/task/*/schedstat` (nanoseconds on a CPU).
+fn own_cpu() -> Duration {
+    let mut ns = 0u64;
+    for t in std::fs::read_dir("/proc/self/task")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        if let Ok(s) = std::fs::read_to_string(t.path().join("schedstat")) {
+            ns += s
+                .split_whitespace()
+                .next()
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+    }
+    Duration::from_nanos(ns)
+}
+
+/// `redis-server`'s CPU time so far (`used_cpu_sys` + `used_cpu_user`).
+fn server_cpu(url: &str) -> Duration {
+    let (host, port) = host_port(url);
+    let out = std::process::Command::new("redis-cli")
+        .args(["-h", &host, "-p", &port, "INFO", "cpu"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    let secs: f64 = out
+        .lines()
+        .filter_map(|l| {
+            let (k, v) = l.trim().split_once(':')?;
+            matches!(k, "used_cpu_sys" | "used_cpu_user").then(|| v.parse::<f64>().ok())?
+        })
+        .sum();
+    Duration::from_secs_f64(secs)
+}
+
+/// Wall and CPU time (this process, redis-server) per batch over
+/// `rounds` concurrent rounds; the batches are cloned outside the
+/// measured spans.
+fn cpu_per_batch(rt: &tokio::runtime::Runtime, url: &str, q: &Arc<dyn Queue>, rounds: usize) {
+    let template: Vec<Batch> = (0..BATCHES as u128).map(batch).collect();
+    let (mut wall, mut own, mut server) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    for _ in 0..rounds / 10 {
+        let inputs: Vec<Vec<Batch>> = (0..10).map(|_| template.clone()).collect();
+        // redis-cli runs outside the timed span.
+        let s0 = server_cpu(url);
+        let (c0, w0) = (own_cpu(), Instant::now());
+        for batches in inputs {
+            rt.block_on(round(q, batches, true));
+        }
+        wall += w0.elapsed();
+        own += own_cpu().saturating_sub(c0);
+        server += server_cpu(url).saturating_sub(s0);
+    }
+    let n = (rounds / 10 * 10 * BATCHES) as f64;
+    println!(
+        "redis_concurrent, {n} batches: {:.0} batches/s; CPU per batch: this process {:.1} us, redis-server {:.1} us, wall {:.1} us",
+        n / wall.as_secs_f64(),
+        own.as_secs_f64() * 1e6 / n,
+        server.as_secs_f64() * 1e6 / n,
+        wall.as_secs_f64() * 1e6 / n,
+    );
+}
+
+/// `redis-benchmark` XADDs of one encoded batch: the raw server rate, and
+/// the server's CPU per request.
 fn raw_xadd(url: &str, payload: &[u8]) {
-    let hostport = url
-        .trim_start_matches("redis://")
-        .trim_end_matches('/')
-        .to_owned();
-    let (host, port) = hostport.split_once(':').unwrap_or((&hostport, "6379"));
+    let (host, port) = host_port(url);
+    let (host, port) = (host.as_str(), port.as_str());
     let arg = String::from_utf8_lossy(payload).replace('\0', " ");
     let key = format!("kkbench:{{raw-{}}}:stream", std::process::id());
     for (clients, pipeline) in [("1", "1"), ("50", "1"), ("50", "16")] {
+        let s0 = server_cpu(url);
         let out = std::process::Command::new("redis-benchmark")
             .args([
                 "-h", host, "-p", port, "-q", "-n", "20000", "-c", clients, "-P", pipeline,
@@ -135,9 +209,11 @@ fn raw_xadd(url: &str, payload: &[u8]) {
             Ok(o) => {
                 let text = String::from_utf8_lossy(&o.stdout);
                 let last = text.rsplit(": ").next().unwrap_or(&text).trim();
+                let server = server_cpu(url).saturating_sub(s0);
                 println!(
-                    "raw XADD of one {}-byte batch, {clients} client(s), pipeline {pipeline}: {last}",
-                    payload.len()
+                    "raw XADD of one {}-byte batch, {clients} client(s), pipeline {pipeline}: {last}; redis-server CPU {:.1} us per request",
+                    payload.len(),
+                    server.as_secs_f64() * 1e6 / 20_000.0
                 );
             }
             Err(e) => println!("redis-benchmark not run: {e}"),
@@ -194,10 +270,15 @@ fn queues(c: &mut Criterion) {
             let q = Arc::new(q);
             bench_queue(c, &rt, "redis", q.clone(), false);
             bench_queue(c, &rt, "redis_concurrent", q.clone(), true);
-            rt.block_on(q.destroy()).unwrap();
             // Only in a real `cargo bench` run, not when a test runner
             // runs each benchmark once.
-            if std::env::args().any(|a| a == "--bench") {
+            let real = std::env::args().any(|a| a == "--bench");
+            if real {
+                let dq: Arc<dyn Queue> = q.clone();
+                cpu_per_batch(&rt, &url, &dq, 100);
+            }
+            rt.block_on(q.destroy()).unwrap();
+            if real {
                 let payload = BatchCodec::new().encode_to_vec(&batch(1)).unwrap();
                 raw_xadd(&url, &payload);
             }
