@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use axum::http::{HeaderMap, header};
 use axum::routing::get;
 use killkrill_core::event::{MetricSample, Timestamp};
-use killkrill_svc::serve::scrape::{ACCEPT, ScrapeTarget};
+use killkrill_svc::serve::scrape::{ACCEPT, ScrapeConfig, ScrapeTarget};
 use killkrill_svc::serve::{self, ServeHandle, StartOptions};
 use support::{Recording, config, metric_sum};
 
@@ -385,6 +385,119 @@ async fn failed_scrapes_give_up_zero_and_are_counted() {
             "killkrill_scrape_dropped_samples_total",
             &[("job", "limited"), ("reason", "sample_limit")]
         ) >= 2.0
+    );
+    h.shutdown().await;
+}
+
+/// `scrape.deny_networks`: a target whose name resolves only into a denied
+/// network is never connected to (the listener sees no connection), its
+/// `up` is 0 and the refusal is counted as `result="denied"`; the same
+/// target is scraped once the network is allowed. Address literals in a
+/// denied network (the cloud metadata address by default) are refused at
+/// validation, naming the key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn denied_networks_are_never_connected_to() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let seen = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = listener.accept().await {
+            seen.fetch_add(1, Ordering::SeqCst);
+            drop(s);
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    // `localhost` may resolve to 127.0.0.1 and ::1: both are denied.
+    c.scrape.deny_networks = vec!["127.0.0.0/8".into(), "::1".into()];
+    c.scrape.targets = vec![target(
+        "denied",
+        format!("http://localhost:{port}/metrics"),
+        200,
+        150,
+    )];
+    c.scrape.validate().unwrap();
+    let sink = Arc::new(Recording::default());
+    let h = serve::start_with(
+        c,
+        StartOptions {
+            metric_sink: Some(sink.clone()),
+            ..StartOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let up = sink.wait("denied up", |v| find(v, "denied", "up")).await;
+    assert_eq!(up.value, 0.0);
+    // A few more scrape rounds: still nothing reached the listener.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        0,
+        "a denied target was connected to"
+    );
+    let m = support::scrape(h.http.unwrap()).await;
+    assert!(
+        metric_sum(
+            &m,
+            "killkrill_scrapes_total",
+            &[("job", "denied"), ("result", "denied")]
+        ) >= 2.0,
+        "denied scrapes not counted"
+    );
+    h.shutdown().await;
+
+    // Validation: literals in denied networks, and bad networks, name the key.
+    let literal = ScrapeConfig {
+        targets: vec![target(
+            "meta",
+            "http://169.254.169.254/latest/meta-data".into(),
+            1000,
+            500,
+        )],
+        ..ScrapeConfig::default()
+    };
+    let (key, problem) = literal.validate().unwrap_err();
+    assert_eq!(key, "scrape.targets[0].url");
+    assert!(problem.contains("169.254.0.0/16"), "{problem}");
+    let v6 = ScrapeConfig {
+        targets: vec![target("meta6", "http://[fd00:ec2::254]/".into(), 1000, 500)],
+        ..ScrapeConfig::default()
+    };
+    assert_eq!(v6.validate().unwrap_err().0, "scrape.targets[0].url");
+    let bad = ScrapeConfig {
+        deny_networks: vec!["10.0.0.0/8".into(), "10.0.0.0/40".into()],
+        ..ScrapeConfig::default()
+    };
+    let (key, problem) = bad.validate().unwrap_err();
+    assert_eq!(key, "scrape.deny_networks[1]");
+    assert!(problem.contains("prefix length"), "{problem}");
+    // Allowed again: the same target is scraped (the listener sees it).
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.scrape.deny_networks = Vec::new();
+    c.scrape.targets = vec![target(
+        "allowed",
+        format!("http://127.0.0.1:{port}/metrics"),
+        200,
+        150,
+    )];
+    let sink = Arc::new(Recording::default());
+    let h = serve::start_with(
+        c,
+        StartOptions {
+            metric_sink: Some(sink.clone()),
+            ..StartOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    sink.wait("allowed up", |v| find(v, "allowed", "up")).await;
+    assert!(
+        accepted.load(Ordering::SeqCst) >= 1,
+        "the allowed target was not connected to"
     );
     h.shutdown().await;
 }

@@ -161,6 +161,13 @@ async fn roles_validation_and_audit() {
             ),
             "scrape_targets[0].labels.job",
         ),
+        (
+            // The cloud metadata address is in the default deny list.
+            bad(
+                serde_json::json!({ "scrape_targets": [{ "job": "a", "url": "http://169.254.169.254/latest/meta-data" }] }),
+            ),
+            "scrape_targets[0].url",
+        ),
     ] {
         let r = put(addr, &admin, "/api/v1/settings", &body).await;
         assert_eq!(r.status, 400, "{body}: {}", r.text());
@@ -204,7 +211,7 @@ async fn roles_validation_and_audit() {
         addr,
         &acme_admin,
         "/api/v1/settings",
-        &serde_json::json!({ "scrape_targets": [{ "job": "x", "url": "http://169.254.169.254/metrics" }] }),
+        &serde_json::json!({ "scrape_targets": [{ "job": "x", "url": "http://10.0.0.7:9100/metrics" }] }),
     )
     .await;
     assert_eq!(r.status, 403, "{}", r.text());

@@ -53,6 +53,10 @@ use tokio::task::JoinHandle;
 
 use super::ingest::Ingest;
 
+mod deny;
+
+pub use deny::{DEFAULT_DENY_NETWORKS, Network};
+
 /// Scrapes done (`job`, `result` = `ok` | `down` | `timeout` | `too_large`
 /// | `sample_limit` | `parse_error` | `http_status`).
 pub const SCRAPES: &str = "killkrill_scrapes_total";
@@ -88,6 +92,11 @@ pub struct ScrapeConfig {
     /// stored settings (`/api/v1/settings`), ms; added targets start and
     /// removed ones stop within this time. Default 5000.
     pub settings_poll_ms: u64,
+    /// Networks no scrape connects to, checked on the addresses a target's
+    /// host resolves to (`"169.254.0.0/16"`, `"fe80::/10"`, a bare address).
+    /// Default [`DEFAULT_DENY_NETWORKS`]: link-local and the cloud metadata
+    /// services; `[]` allows every address.
+    pub deny_networks: Vec<String>,
 }
 
 impl Default for ScrapeConfig {
@@ -99,6 +108,10 @@ impl Default for ScrapeConfig {
             enqueue_wait_ms: 2_000,
             lease_ttl_ms: 15_000,
             settings_poll_ms: 5_000,
+            deny_networks: DEFAULT_DENY_NETWORKS
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect(),
         }
     }
 }
@@ -171,6 +184,17 @@ struct Endpoint {
     instance: String,
 }
 
+impl Endpoint {
+    /// The host when it is an IP address literal (`127.0.0.1`, `[::1]`).
+    fn literal_ip(&self) -> Option<std::net::IpAddr> {
+        let host = self.uri.host()?;
+        host.trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse()
+            .ok()
+    }
+}
+
 fn endpoint(url: &str) -> Result<Endpoint, String> {
     let uri: Uri = url
         .parse()
@@ -214,6 +238,13 @@ impl ScrapeConfig {
     /// # Errors
     /// `(key, problem)`.
     pub fn validate(&self) -> Result<(), (String, String)> {
+        let mut deny = Vec::with_capacity(self.deny_networks.len());
+        for (i, n) in self.deny_networks.iter().enumerate() {
+            deny.push(
+                n.parse::<Network>()
+                    .map_err(|p| (format!("scrape.deny_networks[{i}]"), p))?,
+            );
+        }
         if self.max_body_bytes == 0 {
             return Err((
                 "scrape.max_body_bytes".into(),
@@ -253,7 +284,15 @@ impl ScrapeConfig {
                 } else {
                     "urls"
                 };
-                endpoint(u).map_err(|p| (key(field), p))?;
+                let ep = endpoint(u).map_err(|p| (key(field), p))?;
+                if let Some(n) = ep.literal_ip().and_then(|ip| deny::denied(&deny, ip)) {
+                    return Err((
+                        key(field),
+                        format!(
+                            "{u:?} is in scrape.deny_networks ({n}): the server never scrapes it"
+                        ),
+                    ));
+                }
                 if !seen.insert((t.job.clone(), u.clone())) {
                     return Err((
                         key(field),
@@ -315,6 +354,8 @@ struct Scraper {
     max_body_bytes: usize,
     sample_limit: usize,
     enqueue_wait: Duration,
+    /// `scrape.deny_networks`, parsed.
+    deny: Arc<[Network]>,
     /// Scrape only while this says true (the lease is held); always when
     /// `None`.
     gate: Option<tokio::sync::watch::Receiver<bool>>,
@@ -383,6 +424,12 @@ pub(super) fn spawn_url(
         max_body_bytes: cfg.max_body_bytes,
         sample_limit: t.sample_limit.unwrap_or(cfg.sample_limit),
         enqueue_wait: Duration::from_millis(cfg.enqueue_wait_ms),
+        // Validated at start-up (`validate`); a bad entry cannot reach here.
+        deny: cfg
+            .deny_networks
+            .iter()
+            .filter_map(|n| n.parse().ok())
+            .collect(),
         gate,
     };
     Some(tokio::spawn(s.run(shutdown.clone())))
@@ -393,6 +440,9 @@ pub(super) fn spawn_url(
 pub enum ScrapeError {
     /// Connecting or talking to the target failed.
     Down(String),
+    /// Every address of the target is in `scrape.deny_networks`; nothing
+    /// was sent.
+    Denied(String),
     /// The target answered with a status other than 200.
     HttpStatus(u16),
     /// It took longer than the timeout.
@@ -409,6 +459,7 @@ impl ScrapeError {
     fn result_label(&self) -> &'static str {
         match self {
             ScrapeError::Down(_) => "down",
+            ScrapeError::Denied(_) => "denied",
             ScrapeError::HttpStatus(_) => "http_status",
             ScrapeError::Timeout => "timeout",
             ScrapeError::TooLarge(_) => "too_large",
@@ -422,6 +473,7 @@ impl std::fmt::Display for ScrapeError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ScrapeError::Down(e) => write!(f, "target down: {e}"),
+            ScrapeError::Denied(e) => write!(f, "target refused: {e}"),
             ScrapeError::HttpStatus(s) => write!(f, "server returned HTTP status {s}"),
             ScrapeError::Timeout => f.write_str("scrape timed out"),
             ScrapeError::TooLarge(n) => write!(f, "body larger than {n} bytes"),
@@ -529,7 +581,13 @@ impl Scraper {
     }
 
     async fn fetch_and_parse(&self) -> Result<Scraped, ScrapeError> {
-        let (content_type, body) = fetch(&self.endpoint, self.timeout, self.max_body_bytes).await?;
+        let (content_type, body) = fetch(
+            &self.endpoint,
+            &self.deny,
+            self.timeout,
+            self.max_body_bytes,
+        )
+        .await?;
         let limit = self.sample_limit;
         // Parsing a 16 MiB body takes a while: keep it off the runtime thread.
         tokio::task::spawn_blocking(move || parse(content_type.as_deref(), &body, limit))
@@ -541,11 +599,13 @@ impl Scraper {
 /// `GET` the target; the `Content-Type` and the body.
 async fn fetch(
     ep: &Endpoint,
+    deny: &[Network],
     timeout: Duration,
     max_body: usize,
 ) -> Result<(Option<String>, Bytes), ScrapeError> {
     let down = |e: &dyn std::fmt::Display| ScrapeError::Down(e.to_string());
-    let stream = tokio::net::TcpStream::connect(&ep.addr)
+    let addr = deny::resolve(&ep.addr, deny).await?;
+    let stream = tokio::net::TcpStream::connect(addr)
         .await
         .map_err(|e| down(&e))?;
     let _ = stream.set_nodelay(true);
