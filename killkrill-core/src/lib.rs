@@ -51,6 +51,7 @@ pub mod pipeline;
 pub mod prometheus;
 pub mod proto_records;
 pub mod remote_write;
+pub mod secret;
 pub mod snappy;
 pub mod storage;
 pub mod syslog;

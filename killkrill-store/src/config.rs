@@ -196,7 +196,7 @@ impl Default for LogBlockConfig {
 }
 
 /// Everything the store needs.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
     /// Backend.
@@ -234,6 +234,41 @@ pub struct StoreConfig {
     /// Log block building.
     #[serde(default)]
     pub logs: LogBlockConfig,
+}
+
+impl std::fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // By hand, to keep database passwords out of logs; every field is
+        // named, so a new one cannot be forgotten.
+        let StoreConfig {
+            db_type,
+            url,
+            host,
+            port,
+            user,
+            password,
+            name,
+            pool_size,
+            sqlite,
+            galera,
+            retry,
+            logs,
+        } = self;
+        f.debug_struct("StoreConfig")
+            .field("db_type", db_type)
+            .field("url", &killkrill_core::secret::UrlDebug(url.as_deref()))
+            .field("host", host)
+            .field("port", port)
+            .field("user", user)
+            .field("password", &killkrill_core::secret::Redacted(password))
+            .field("name", name)
+            .field("pool_size", pool_size)
+            .field("sqlite", sqlite)
+            .field("galera", galera)
+            .field("retry", retry)
+            .field("logs", logs)
+            .finish()
+    }
 }
 
 fn default_pool_size() -> u32 {
@@ -427,6 +462,23 @@ mod tests {
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
         move |k| m.get(k).cloned()
+    }
+
+    #[test]
+    fn passwords_are_not_in_debug_output() {
+        let mut c = StoreConfig::from_url(
+            DbType::Postgres,
+            "postgres://app:url-pw-1@db:5432/kk?sslpassword=url-pw-2",
+        );
+        c.password = Some("part-pw-3".into());
+        let shown = format!("{c:?}");
+        for s in ["url-pw-1", "url-pw-2", "part-pw-3"] {
+            assert!(!shown.contains(s), "{s} in {shown}");
+        }
+        assert!(
+            shown.contains("postgres://app:<redacted>@db:5432/kk"),
+            "{shown}"
+        );
     }
 
     #[test]

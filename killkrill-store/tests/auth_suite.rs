@@ -118,11 +118,27 @@ async fn users_tenants_and_lockout() {
         assert!(!a.use_recovery_code(id, &[2; 32]).await.unwrap());
         assert_eq!(a.totp_state(id).await.unwrap(), Default::default());
 
+        // A password change bumps the session generation and clears the
+        // lockout in the same statement; a role change does not bump it.
+        assert_eq!(a.user(id).await.unwrap().unwrap().session_gen, 0);
+        a.login_failed(id, 1, 900).await.unwrap();
         assert!(a.set_password(id, "$argon2id$new", 30).await.unwrap());
+        let u = a.user(id).await.unwrap().unwrap();
         assert_eq!(
-            a.user(id).await.unwrap().unwrap().password_hash,
-            "$argon2id$new"
+            (
+                u.password_hash.as_str(),
+                u.session_gen,
+                u.failed_logins,
+                u.locked_until
+            ),
+            ("$argon2id$new", 1, 0, 0),
+            "{}",
+            b.name
         );
+        assert!(!a.set_password(999_999, "$argon2id$x", 30).await.unwrap());
+        assert!(a.set_role(id, Role::Viewer, 31).await.unwrap());
+        assert_eq!(a.user(id).await.unwrap().unwrap().session_gen, 1);
+        assert_eq!(a.user(id2).await.unwrap().unwrap().session_gen, 0);
         assert!(a.delete_user(id2).await.unwrap());
         assert!(!a.delete_user(id2).await.unwrap());
         assert!(a.user(id2).await.unwrap().is_none());
@@ -219,6 +235,23 @@ async fn refresh_tokens_rotate_and_reuse_revokes_the_family() {
         assert_eq!(a.live_refresh_count(uid, 70).await.unwrap(), 1);
         assert_eq!(a.revoke_user_tokens(uid).await.unwrap(), 2); // the live one and the expired one
         assert_eq!(a.live_refresh_count(uid, 70).await.unwrap(), 0);
+        assert_eq!(a.user(uid).await.unwrap().unwrap().session_gen, 0);
+        // Ending the sessions revokes the refresh tokens and bumps the
+        // generation, in one transaction.
+        a.insert_refresh(
+            &NewRefreshToken {
+                family: [7; 16],
+                ..tok(7, 1000)
+            },
+            80,
+        )
+        .await
+        .unwrap();
+        assert_eq!(a.end_sessions(uid).await.unwrap(), 1, "{}", b.name);
+        assert_eq!(a.live_refresh_count(uid, 80).await.unwrap(), 0);
+        assert_eq!(a.user(uid).await.unwrap().unwrap().session_gen, 1);
+        assert_eq!(a.end_sessions(uid).await.unwrap(), 0);
+        assert_eq!(a.user(uid).await.unwrap().unwrap().session_gen, 2);
         assert_eq!(a.delete_expired_refresh(100).await.unwrap(), 1);
         b.cleanup().await;
     }

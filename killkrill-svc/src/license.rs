@@ -47,7 +47,7 @@ pub const INSTANCE_FILE: &str = "instance-id";
 
 /// `[license]`: how the license is checked (the key and the server come
 /// from the environment).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LicenseConfig {
     /// Product name sent to the server.
@@ -74,6 +74,38 @@ pub struct LicenseConfig {
     /// `LICENSE_SERVER_URL` (environment).
     #[serde(skip)]
     pub server_url: Option<String>,
+}
+
+impl std::fmt::Debug for LicenseConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // By hand, to keep the whole license key out of logs; every field is
+        // named, so a new one cannot be forgotten.
+        let LicenseConfig {
+            product,
+            timeout_secs,
+            keepalive_secs,
+            revalidate_secs,
+            grace_secs,
+            startup_wait_ms,
+            release_mode,
+            key,
+            server_url,
+        } = self;
+        f.debug_struct("LicenseConfig")
+            .field("product", product)
+            .field("timeout_secs", timeout_secs)
+            .field("keepalive_secs", keepalive_secs)
+            .field("revalidate_secs", revalidate_secs)
+            .field("grace_secs", grace_secs)
+            .field("startup_wait_ms", startup_wait_ms)
+            .field("release_mode", release_mode)
+            .field("key", &key.as_deref().map(masked))
+            .field(
+                "server_url",
+                &killkrill_core::secret::UrlDebug(server_url.as_deref()),
+            )
+            .finish()
+    }
 }
 
 impl Default for LicenseConfig {

@@ -44,7 +44,7 @@ pub const JWKS_MIN_REFRESH: Duration = Duration::from_secs(10);
 pub const LEEWAY_SECS: u64 = 60;
 
 /// `[oidc]`: the identity provider.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct OidcConfig {
     /// Turn SSO on (it also needs the `sso_oidc` license feature in release
@@ -80,6 +80,46 @@ pub struct OidcConfig {
     /// endpoint). Without it the client is public (PKCE only).
     #[serde(skip)]
     pub client_secret: Option<String>,
+}
+
+impl std::fmt::Debug for OidcConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // By hand, to keep the client secret out of logs; every field is
+        // named, so a new one cannot be forgotten.
+        let OidcConfig {
+            enabled,
+            issuer,
+            client_id,
+            redirect_uri,
+            scopes,
+            group_claim,
+            role_mapping,
+            default_tenant,
+            frontend_redirect,
+            timeout_secs,
+            state_ttl_secs,
+            max_pending,
+            client_secret,
+        } = self;
+        f.debug_struct("OidcConfig")
+            .field("enabled", enabled)
+            .field("issuer", issuer)
+            .field("client_id", client_id)
+            .field("redirect_uri", redirect_uri)
+            .field("scopes", scopes)
+            .field("group_claim", group_claim)
+            .field("role_mapping", role_mapping)
+            .field("default_tenant", default_tenant)
+            .field("frontend_redirect", frontend_redirect)
+            .field("timeout_secs", timeout_secs)
+            .field("state_ttl_secs", state_ttl_secs)
+            .field("max_pending", max_pending)
+            .field(
+                "client_secret",
+                &killkrill_core::secret::Redacted(client_secret),
+            )
+            .finish()
+    }
 }
 
 impl Default for OidcConfig {

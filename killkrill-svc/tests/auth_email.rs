@@ -24,6 +24,8 @@ const PASSWORD: &str = "Correct-Horse-42";
 const NEW_PASSWORD: &str = "Battery-Staple-77";
 const PUBLIC_URL: &str = "https://logs.example.test";
 const SMTP_PASSWORD: &str = "0123456789";
+/// Recipients starting with this are refused with a temporary failure (451).
+const TEMPFAIL: &str = "tempfail";
 
 // ---------------------------------------------------------------- SMTP server
 
@@ -266,8 +268,13 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
             to.clear();
             "250 ok\r\n".into()
         } else if upper.starts_with("RCPT TO:") {
-            to.push(cmd[8..].trim().trim_matches(['<', '>']).to_owned());
-            "250 ok\r\n".into()
+            let rcpt = cmd[8..].trim().trim_matches(['<', '>']).to_owned();
+            if rcpt.starts_with(TEMPFAIL) {
+                "451 4.3.0 test: try again later\r\n".into()
+            } else {
+                to.push(rcpt);
+                "250 ok\r\n".into()
+            }
         } else if upper == "DATA" {
             r.get_mut().write_all(b"354 end with .\r\n").await?;
             let mut data = String::new();
@@ -527,8 +534,11 @@ async fn reset_and_confirmation_flows_end_to_end() {
     );
     assert!(!m.body().contains("kke_"));
 
-    // Every session ended; the old password is gone, the new one works at
-    // once (the lockout is cleared).
+    // Every session ended, the access token too (at once, not at its
+    // expiry); the old password is gone, the new one works at once (the
+    // lockout is cleared).
+    let r = call(addr, "GET", "/api/v1/auth/me", Some(&bearer(&access)), "").await;
+    assert_eq!(r.status, 401, "{}", r.text());
     let r = call(
         addr,
         "POST",
@@ -740,6 +750,43 @@ async fn relay_failures_are_retried_counted_and_never_reach_the_client() {
     // Nothing lost from the user's view: the link works.
     assert_eq!(reset(addr, &token, NEW_PASSWORD).await.status, 204);
     assert_eq!(login(addr, user, NEW_PASSWORD).await.status, 200);
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mail_waiting_to_retry_does_not_hold_a_send_slot() {
+    let mail = MailServer::start(None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = smtp_config(dir.path(), &mail);
+    // One send slot, and a first retry at least 60 s away: far beyond the
+    // 15 s `wait` below, so the second mail only arrives in time when the
+    // first one waits without the slot.
+    cfg.smtp.concurrency = 1;
+    cfg.smtp.max_attempts = 3;
+    cfg.smtp.retry_base_ms = 60_000;
+    let h = support::start(cfg).await.unwrap();
+    let addr = h.http.unwrap();
+    let admin = admin_token(addr).await;
+    let stuck = format!("{TEMPFAIL}@x.test");
+    let retries0 = metric_sum(&metrics(addr).await, "killkrill_email_retries_total", &[]);
+    assert_eq!(add_user(addr, &admin, &stuck).await, "queued");
+    wait_metric(addr, "the first attempt failed and waits to retry", |m| {
+        metric_sum(m, "killkrill_email_retries_total", &[]) >= retries0 + 1.0
+    })
+    .await;
+    assert_eq!(add_user(addr, &admin, "free@x.test").await, "queued");
+    let m = mail.wait("free@x.test", 1).await;
+    assert_eq!(
+        m.header("Subject").as_deref(),
+        Some("Confirm your email address")
+    );
+    assert!(mail.to(&stuck).is_empty(), "{:?}", mail.all());
+    let m = metrics(addr).await;
+    assert_eq!(
+        metric_sum(&m, "killkrill_email_retries_total", &[]),
+        retries0 + 1.0,
+        "the stuck mail is still waiting"
+    );
     h.shutdown().await;
 }
 

@@ -538,6 +538,7 @@ async fn refresh_rotates_reuse_revokes_and_changes_end_sessions() {
         .json();
     assert_eq!(me["role"], "maintainer");
     // So does a password change (own, with the current password).
+    let (other_access, _) = tokens(addr, "v@x.test", PASSWORD).await;
     let (access, r) = tokens(addr, "v@x.test", PASSWORD).await;
     let wrong = call(
         addr,
@@ -574,8 +575,27 @@ async fn refresh_rotates_reuse_revokes_and_changes_end_sessions() {
     .await;
     assert_eq!(ok.status, 204, "{}", ok.text());
     assert_eq!(refresh(r).await.status, 401);
+    // The access token the change was made with dies at once, not at its
+    // expiry; so does one of another session of the same user.
+    for t in [&access, &other_access] {
+        let me = call(addr, "GET", "/api/v1/auth/me", Some(&bearer(t)), b"").await;
+        assert_eq!(me.status, 401, "{}", me.text());
+    }
     assert_eq!(login(addr, "v@x.test", PASSWORD).await.status, 401);
-    let (_, r) = tokens(addr, "v@x.test", "Another-Pass-99").await;
+    // The new login, right after the change (within the same second as
+    // likely as not), works.
+    let (access, r) = tokens(addr, "v@x.test", "Another-Pass-99").await;
+    let me = call(addr, "GET", "/api/v1/auth/me", Some(&bearer(&access)), b"").await;
+    assert_eq!(me.status, 200, "{}", me.text());
+    let m = support::scrape(addr).await;
+    assert!(
+        support::metric_sum(
+            &m,
+            "killkrill_auth_rejected_total",
+            &[("reason", "ended session")]
+        ) >= 2.0,
+        "{m}"
+    );
     // Logout revokes.
     let lo = call(
         addr,
@@ -985,6 +1005,9 @@ async fn totp_enrol_confirm_login_replay_recovery_and_reset() {
     )
     .await;
     assert_eq!(r.status, 204, "{}", r.text());
+    // The reset ends the user's sessions, the access token included.
+    let me = call(addr, "GET", "/api/v1/auth/me", Some(&bearer(&access)), b"").await;
+    assert_eq!(me.status, 401, "{}", me.text());
     assert_eq!(login(addr, "t@x.test", PASSWORD).await.status, 200);
     h.shutdown().await;
 }

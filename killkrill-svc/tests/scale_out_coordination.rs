@@ -143,6 +143,7 @@ async fn tokens_agree_across_processes(db: ScopedDb) {
     let forged = killkrill_svc::auth::jwt::Jwt::new(&[7u8; 64], "killkrill", "killkrill")
         .issue(
             1,
+            0,
             "default",
             "admin",
             jsonwebtoken::get_current_timestamp(),

@@ -152,7 +152,9 @@ impl AuthStore {
     }
 
     /// Revokes every refresh token of a user (password or role change);
-    /// returns how many were live.
+    /// returns how many were live. Access tokens stay valid (a role change
+    /// takes effect through the user row); [`AuthStore::end_sessions`]
+    /// ends those too.
     ///
     /// # Errors
     /// Database errors.
@@ -163,6 +165,26 @@ impl AuthStore {
             .sql("UPDATE auth_refresh_tokens SET revoked = 1 WHERE user_id = ? AND revoked = 0");
         Ok(with_writer!(&self.store.backend, pool => {
             sqlx::query(AssertSqlSafe(sql)).bind(user_id).execute(pool).await.ctx("revoking a user's tokens")?.rows_affected()
+        }))
+    }
+
+    /// Ends every session of a user: revokes its refresh tokens and bumps
+    /// its session generation (so its access tokens are refused at once),
+    /// in one transaction. Returns how many refresh tokens were live.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn end_sessions(&self, user_id: i64) -> Result<u64, StoreError> {
+        let d = self.store.dialect;
+        let tokens =
+            d.sql("UPDATE auth_refresh_tokens SET revoked = 1 WHERE user_id = ? AND revoked = 0");
+        let generation = d.sql("UPDATE auth_users SET session_gen = session_gen + 1 WHERE id = ?");
+        Ok(with_writer!(&self.store.backend, pool => {
+            let mut tx = pool.begin().await.ctx("ending a user's sessions")?;
+            let n = sqlx::query(AssertSqlSafe(tokens)).bind(user_id).execute(&mut *tx).await.ctx("ending a user's sessions")?.rows_affected();
+            sqlx::query(AssertSqlSafe(generation)).bind(user_id).execute(&mut *tx).await.ctx("ending a user's sessions")?;
+            tx.commit().await.ctx("ending a user's sessions")?;
+            n
         }))
     }
 

@@ -10,7 +10,7 @@ use crate::error::Context;
 use crate::{with_pool, with_writer};
 
 /// A user's TOTP state.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Clone, PartialEq, Eq, Default)]
 pub struct TotpState {
     /// Base32 secret, pending or active.
     pub secret: Option<String>,
@@ -18,6 +18,23 @@ pub struct TotpState {
     pub enabled: bool,
     /// The last time step accepted.
     pub last_step: i64,
+}
+
+impl std::fmt::Debug for TotpState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // By hand, to keep the TOTP secret out of logs; every field is
+        // named, so a new one cannot be forgotten.
+        let TotpState {
+            secret,
+            enabled,
+            last_step,
+        } = self;
+        f.debug_struct("TotpState")
+            .field("secret", &killkrill_core::secret::Redacted(secret))
+            .field("enabled", enabled)
+            .field("last_step", last_step)
+            .finish()
+    }
 }
 
 impl AuthStore {

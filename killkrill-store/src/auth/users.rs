@@ -40,10 +40,14 @@ pub struct UserRow {
     pub locked_until: i64,
     /// Created (ns).
     pub created_at: i64,
+    /// The session generation: bumped when the user's sessions end
+    /// ([`AuthStore::set_password`], [`AuthStore::end_sessions`]); an
+    /// access token issued under another generation is refused.
+    pub session_gen: i64,
 }
 
 const USER_COLS: &str =
-    "id, email, tenant, role, password_hash, failed_logins, locked_until, created_at";
+    "id, email, tenant, role, password_hash, failed_logins, locked_until, created_at, session_gen";
 
 fn user_of<'r, R: Row>(r: &'r R) -> Result<UserRow, StoreError>
 where
@@ -62,6 +66,7 @@ where
         failed_logins: u32::try_from(r.try_get::<i64, _>(5).ctx("reading a user")?).unwrap_or(0),
         locked_until: r.try_get(6).ctx("reading a user")?,
         created_at: r.try_get(7).ctx("reading a user")?,
+        session_gen: r.try_get(8).ctx("reading a user")?,
     })
 }
 
@@ -254,19 +259,28 @@ impl AuthStore {
             .await
     }
 
-    /// Replaces a user's password hash and clears the lockout; false when
-    /// there is no such user.
+    /// Replaces a user's password hash, clears the lockout and bumps the
+    /// session generation (so every access token issued before dies), in
+    /// one statement; false when there is no such user. The caller revokes
+    /// the refresh tokens ([`AuthStore::revoke_user_tokens`]).
     ///
     /// # Errors
     /// Database errors.
     pub async fn set_password(&self, id: i64, hash: &str, now: i64) -> Result<bool, StoreError> {
-        let ok = self
-            .update_user("password_hash", id, UpdateValue::Text(hash), now)
-            .await?;
-        if ok {
-            self.login_succeeded(id).await?;
-        }
-        Ok(ok)
+        let sql = self.store.dialect.sql(
+            "UPDATE auth_users SET password_hash = ?, session_gen = session_gen + 1, failed_logins = 0, locked_until = 0, updated_at = ? WHERE id = ?",
+        );
+        let n = with_writer!(&self.store.backend, pool => {
+            sqlx::query(AssertSqlSafe(sql))
+                .bind(hash)
+                .bind(now)
+                .bind(id)
+                .execute(pool)
+                .await
+                .ctx("setting a password")?
+                .rows_affected()
+        });
+        Ok(n == 1)
     }
 
     /// Deletes a user and its refresh tokens; false when there was none.

@@ -118,7 +118,7 @@ impl Default for SqliteQueueSettings {
 }
 
 /// `type = "redis"`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RedisQueueSettings {
     /// `redis://` or `rediss://` (TLS); for a cluster, any node with
@@ -154,6 +154,47 @@ pub struct RedisQueueSettings {
     pub forget_consumers_after_ms: u64,
     /// Compression of stored batches.
     pub compression: StoredCompression,
+}
+
+impl std::fmt::Debug for RedisQueueSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // By hand, to keep a Redis password in the URL out of logs; every field is
+        // named, so a new one cannot be forgotten.
+        let RedisQueueSettings {
+            url,
+            cluster,
+            prefix,
+            kind,
+            tenant_group,
+            group,
+            consumer,
+            max_len,
+            max_batch_bytes,
+            visibility_timeout_ms,
+            poll_interval_ms,
+            command_timeout_ms,
+            trim_interval_ms,
+            forget_consumers_after_ms,
+            compression,
+        } = self;
+        f.debug_struct("RedisQueueSettings")
+            .field("url", &killkrill_core::secret::UrlDebug(Some(url.as_str())))
+            .field("cluster", cluster)
+            .field("prefix", prefix)
+            .field("kind", kind)
+            .field("tenant_group", tenant_group)
+            .field("group", group)
+            .field("consumer", consumer)
+            .field("max_len", max_len)
+            .field("max_batch_bytes", max_batch_bytes)
+            .field("visibility_timeout_ms", visibility_timeout_ms)
+            .field("poll_interval_ms", poll_interval_ms)
+            .field("command_timeout_ms", command_timeout_ms)
+            .field("trim_interval_ms", trim_interval_ms)
+            .field("forget_consumers_after_ms", forget_consumers_after_ms)
+            .field("compression", compression)
+            .finish()
+    }
 }
 
 impl Default for RedisQueueSettings {
@@ -366,6 +407,20 @@ mod tests {
 
     fn parse(toml_text: &str) -> Result<QueueConfig, String> {
         toml::from_str::<QueueConfig>(toml_text).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_redis_password_is_not_in_debug_output() {
+        let c = RedisQueueSettings {
+            url: "rediss://default:redis-pw@r:6380".into(),
+            ..RedisQueueSettings::default()
+        };
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("redis-pw"), "{shown}");
+        assert!(
+            shown.contains("rediss://default:<redacted>@r:6380"),
+            "{shown}"
+        );
     }
 
     #[test]

@@ -17,7 +17,7 @@ pub const CREDENTIALS_FILE: &str = "bootstrap-credentials.json";
 pub const ADMIN_EMAIL: &str = "admin@killkrill.local";
 
 /// What the first start created.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BootstrapCredentials {
     /// Admin login.
     pub admin_email: String,
@@ -27,6 +27,25 @@ pub struct BootstrapCredentials {
     pub api_key: String,
     /// Tenant.
     pub tenant: String,
+}
+
+impl std::fmt::Debug for BootstrapCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // By hand, to keep the password and the key out of logs; every field is
+        // named, so a new one cannot be forgotten.
+        let BootstrapCredentials {
+            admin_email,
+            admin_password: _,
+            api_key: _,
+            tenant,
+        } = self;
+        f.debug_struct("BootstrapCredentials")
+            .field("admin_email", admin_email)
+            .field("admin_password", &killkrill_core::secret::REDACTED)
+            .field("api_key", &killkrill_core::secret::REDACTED)
+            .field("tenant", tenant)
+            .finish()
+    }
 }
 
 impl BootstrapCredentials {
@@ -95,4 +114,25 @@ pub async fn run(
     )
     .await;
     Ok(Some((creds, path)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_password_and_the_key_are_not_in_debug_output() {
+        let c = BootstrapCredentials {
+            admin_email: ADMIN_EMAIL.into(),
+            admin_password: "admin-pw-0123".into(),
+            api_key: "kk_api-key-4567".into(),
+            tenant: "default".into(),
+        };
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("admin-pw-0123") && !shown.contains("api-key-4567"),
+            "{shown}"
+        );
+        assert!(shown.contains(ADMIN_EMAIL), "{shown}");
+    }
 }

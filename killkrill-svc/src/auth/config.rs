@@ -17,7 +17,7 @@ pub enum AuthMode {
 }
 
 /// Authentication settings.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
     /// `enabled` (default) or `disabled` (development only).
@@ -56,6 +56,45 @@ pub struct AuthConfig {
     /// it they are encrypted with a key derived from the signing secret.
     #[serde(skip)]
     pub secret_key: Option<String>,
+}
+
+impl std::fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // By hand, to keep `JWT_SECRET` and `KILLKRILL_SECRET_KEY` out of logs; every field is
+        // named, so a new one cannot be forgotten.
+        let AuthConfig {
+            mode,
+            access_ttl_secs,
+            refresh_ttl_secs,
+            issuer,
+            audience,
+            max_failed_logins,
+            lockout_secs,
+            address_max_failures,
+            address_window_secs,
+            min_password_length,
+            bootstrap,
+            release_mode,
+            jwt_secret,
+            secret_key,
+        } = self;
+        f.debug_struct("AuthConfig")
+            .field("mode", mode)
+            .field("access_ttl_secs", access_ttl_secs)
+            .field("refresh_ttl_secs", refresh_ttl_secs)
+            .field("issuer", issuer)
+            .field("audience", audience)
+            .field("max_failed_logins", max_failed_logins)
+            .field("lockout_secs", lockout_secs)
+            .field("address_max_failures", address_max_failures)
+            .field("address_window_secs", address_window_secs)
+            .field("min_password_length", min_password_length)
+            .field("bootstrap", bootstrap)
+            .field("release_mode", release_mode)
+            .field("jwt_secret", &killkrill_core::secret::Redacted(jwt_secret))
+            .field("secret_key", &killkrill_core::secret::Redacted(secret_key))
+            .finish()
+    }
 }
 
 impl Default for AuthConfig {

@@ -31,6 +31,11 @@ pub struct Claims {
     pub tenant: String,
     /// Role at issue time (informational; the user row decides).
     pub role: String,
+    /// The user's session generation at issue time: the token is refused
+    /// once the user row's generation differs (a password change or reset
+    /// ended the sessions). Absent in tokens of older versions (read as 0).
+    #[serde(rename = "gen", default)]
+    pub session_gen: i64,
 }
 
 /// Signs and checks access tokens.
@@ -71,13 +76,15 @@ impl Jwt {
         }
     }
 
-    /// Signs a token for `sub` valid `ttl_secs` from `now` (seconds).
+    /// Signs a token for `sub` (of session generation `session_gen`) valid
+    /// `ttl_secs` from `now` (seconds).
     ///
     /// # Errors
     /// When signing fails (never with an HMAC key).
     pub fn issue(
         &self,
         sub: i64,
+        session_gen: i64,
         tenant: &str,
         role: &str,
         now: u64,
@@ -91,6 +98,7 @@ impl Jwt {
             iat: now,
             tenant: tenant.to_owned(),
             role: role.to_owned(),
+            session_gen,
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.enc)
             .map_err(|e| format!("signing a token: {e}"))
@@ -230,9 +238,12 @@ mod tests {
     #[test]
     fn good_tokens_pass_and_bad_ones_fail() {
         let j = Jwt::new(SECRET, "killkrill", "killkrill");
-        let t = j.issue(7, "default", "admin", now(), 60).unwrap();
+        let t = j.issue(7, 3, "default", "admin", now(), 60).unwrap();
         let c = j.verify(&t).unwrap();
-        assert_eq!((c.sub.as_str(), c.role.as_str()), ("7", "admin"));
+        assert_eq!(
+            (c.sub.as_str(), c.role.as_str(), c.session_gen),
+            ("7", "admin", 3)
+        );
 
         // Tampered payload: role changed, signature kept.
         let parts: Vec<&str> = t.split('.').collect();
@@ -256,6 +267,14 @@ mod tests {
 
         // alg none, with and without a signature.
         let body = serde_json::json!({"sub":"1","iss":"killkrill","aud":"killkrill","exp":now()+60,"iat":now(),"tenant":"default","role":"admin"});
+        // A token of an older version (no `gen`) reads as generation 0.
+        let legacy = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &body,
+            &EncodingKey::from_secret(SECRET),
+        )
+        .unwrap();
+        assert_eq!(j.verify(&legacy).unwrap().session_gen, 0);
         assert!(
             j.verify(&forge(r#"{"alg":"none","typ":"JWT"}"#, &body, ""))
                 .is_err()
@@ -274,10 +293,10 @@ mod tests {
         assert!(j.verify(&hs512).is_err());
 
         // Expired (beyond the leeway), wrong audience, wrong issuer, wrong key.
-        let old = j.issue(7, "default", "admin", now() - 3600, 60).unwrap();
+        let old = j.issue(7, 0, "default", "admin", now() - 3600, 60).unwrap();
         assert!(j.verify(&old).unwrap_err().contains("xpired"));
         let other_aud = Jwt::new(SECRET, "killkrill", "other")
-            .issue(7, "d", "admin", now(), 60)
+            .issue(7, 0, "d", "admin", now(), 60)
             .unwrap();
         assert!(
             j.verify(&other_aud)
@@ -286,7 +305,7 @@ mod tests {
                 .contains("audience")
         );
         let other_iss = Jwt::new(SECRET, "evil", "killkrill")
-            .issue(7, "d", "admin", now(), 60)
+            .issue(7, 0, "d", "admin", now(), 60)
             .unwrap();
         assert!(
             j.verify(&other_iss)
@@ -299,7 +318,7 @@ mod tests {
             "killkrill",
             "killkrill",
         )
-        .issue(7, "d", "admin", now(), 60)
+        .issue(7, 0, "d", "admin", now(), 60)
         .unwrap();
         assert!(j.verify(&other_key).is_err());
         // Missing exp.

@@ -14,7 +14,8 @@
 //! - [`keys`]: API keys and refresh tokens as SHA-256, constant-time compare.
 //! - [`limiter`]: failed logins per client address.
 //! - [`principal`]: roles, scopes, permissions.
-//! - [`totp`]: the TOTP second factor (RFC 6238) and recovery codes.
+//! - [`totp`]: the TOTP second factor (RFC 6238) and recovery codes;
+//!   [`second_factor`]: enrolment and the check at login.
 //! - [`service`]: [`Auth`], tying them together; [`bootstrap`]: the first start.
 
 pub mod bootstrap;
@@ -24,6 +25,7 @@ pub mod keys;
 pub mod limiter;
 pub mod password;
 pub mod principal;
+pub mod second_factor;
 pub mod secretbox;
 pub mod service;
 pub mod totp;

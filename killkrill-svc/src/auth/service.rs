@@ -18,8 +18,9 @@ use super::config::{AuthConfig, AuthMode};
 use super::jwt::{Jwt, SecretSource, load_secret};
 use super::limiter::AddressLimiter;
 use super::principal::{Credential, Principal};
+use super::second_factor::SecondFactor;
 use super::secretbox::SecretBox;
-use super::{keys, now_nanos, password, totp};
+use super::{keys, now_nanos, password};
 
 /// Counter of refused credentials, by reason.
 pub const AUTH_REJECTED: &str = "killkrill_auth_rejected_total";
@@ -67,7 +68,7 @@ pub enum AuthError {
 }
 
 /// An access token and a refresh token.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Clone, Serialize)]
 pub struct TokenPair {
     /// JWT for `Authorization: Bearer`.
     pub access_token: String,
@@ -79,16 +80,35 @@ pub struct TokenPair {
     pub refresh_token: String,
 }
 
+impl std::fmt::Debug for TokenPair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // By hand, to keep the tokens out of logs; every field is
+        // named, so a new one cannot be forgotten.
+        let TokenPair {
+            access_token: _,
+            token_type,
+            expires_in,
+            refresh_token: _,
+        } = self;
+        f.debug_struct("TokenPair")
+            .field("access_token", &killkrill_core::secret::REDACTED)
+            .field("token_type", token_type)
+            .field("expires_in", expires_in)
+            .field("refresh_token", &killkrill_core::secret::REDACTED)
+            .finish()
+    }
+}
+
 /// The authentication service of one process.
 #[derive(Debug)]
 pub struct Auth {
-    store: AuthStore,
+    pub(super) store: AuthStore,
     cfg: AuthConfig,
     jwt: Jwt,
     limiter: AddressLimiter,
     system_tenant: Tenant,
     secret_source: SecretSource,
-    sealer: SecretBox,
+    pub(super) sealer: SecretBox,
 }
 
 impl Auth {
@@ -296,12 +316,25 @@ impl Auth {
             .sub
             .parse()
             .map_err(|_| AuthError::Unauthenticated("access token: bad sub".into()))?;
-        // The user row decides tenant and role, so a role change or a
-        // deletion takes effect at once, not when the token expires.
+        // The user row (read on every request, no cache) decides tenant and
+        // role, so a role change or a deletion takes effect at once, not
+        // when the token expires; and its session generation, bumped when
+        // the user's sessions end (password change or reset, TOTP reset),
+        // must be the token's, so those end the access tokens at once too.
+        // A counter rather than "iat before the change": `iat` has second
+        // granularity (a new login in the same second as the change must
+        // work, a token from just before it must not) and replicas' clocks
+        // differ.
         let user = self.store.user(id).await?.ok_or_else(|| {
             counter!(AUTH_REJECTED, "reason" => "deleted user").increment(1);
             AuthError::Unauthenticated("access token of a deleted user".into())
         })?;
+        if claims.session_gen != user.session_gen {
+            counter!(AUTH_REJECTED, "reason" => "ended session").increment(1);
+            return Err(AuthError::Unauthenticated(
+                "access token of an ended session (password changed or reset)".into(),
+            ));
+        }
         Ok(user_principal(&user))
     }
 
@@ -420,128 +453,6 @@ impl Auth {
         Ok(pair)
     }
 
-    /// Checks the second factor of a user whose password was right.
-    async fn second_factor(&self, id: i64, code: Option<&str>) -> Result<SecondFactor, AuthError> {
-        let st = self.totp_state(id).await?;
-        let (Some(secret), true) = (st.secret, st.enabled) else {
-            return Ok(SecondFactor::NotEnrolled);
-        };
-        let Some(code) = code.map(str::trim).filter(|c| !c.is_empty()) else {
-            return Ok(SecondFactor::Missing);
-        };
-        if code.len() > 64 {
-            return Ok(SecondFactor::Wrong);
-        }
-        let now = u64::try_from(now_nanos() / NANOS).unwrap_or(0);
-        if let Some(step) = totp::check(&secret, code, now) {
-            let step = i64::try_from(step).unwrap_or(i64::MAX);
-            return Ok(if self.store.advance_totp_step(id, step).await? {
-                SecondFactor::Accepted
-            } else {
-                SecondFactor::Wrong // replayed
-            });
-        }
-        if self
-            .store
-            .use_recovery_code(id, &keys::digest(code))
-            .await?
-        {
-            counter!(AUTH_LOGINS, "result" => "recovery_code").increment(1);
-            return Ok(SecondFactor::Accepted);
-        }
-        Ok(SecondFactor::Wrong)
-    }
-
-    /// A user's TOTP state with the secret opened; a clear-text secret
-    /// (stored before encryption) or one sealed with the previous key is
-    /// sealed again with the current key.
-    ///
-    /// # Errors
-    /// [`AuthError::Internal`] for a secret that does not open,
-    /// [`AuthError::Store`].
-    pub async fn totp_state(&self, id: i64) -> Result<killkrill_store::auth::TotpState, AuthError> {
-        let mut st = self.store.totp_state(id).await?;
-        if let Some(stored) = st.secret.take() {
-            let o = self.sealer.open(id, &stored).map_err(|e| {
-                counter!(AUTH_REJECTED, "reason" => "unreadable TOTP secret").increment(1);
-                AuthError::Internal(format!("TOTP secret of user {id}: {e}"))
-            })?;
-            if o.reseal {
-                let sealed = self.sealer.seal(id, &o.value);
-                self.store.replace_totp_secret(id, &stored, &sealed).await?;
-            }
-            st.secret = Some(o.value);
-        }
-        Ok(st)
-    }
-
-    /// Seals every TOTP secret still stored in clear text (or under the
-    /// previous key); run at start. Returns how many were rewritten; a
-    /// secret that does not open is logged and left alone.
-    ///
-    /// # Errors
-    /// [`AuthError::Store`].
-    pub async fn seal_totp_secrets(&self) -> Result<u64, AuthError> {
-        let mut n = 0;
-        for (id, stored) in self.store.totp_secrets().await? {
-            match self.sealer.open(id, &stored) {
-                Ok(o) if o.reseal => {
-                    let sealed = self.sealer.seal(id, &o.value);
-                    if self.store.replace_totp_secret(id, &stored, &sealed).await? {
-                        n += 1;
-                    }
-                }
-                Ok(_) => {}
-                Err(e) => tracing::error!(user = id, error = %e, "TOTP secret does not open"),
-            }
-        }
-        if n > 0 {
-            tracing::info!(secrets = n, "TOTP secrets encrypted at rest");
-        }
-        Ok(n)
-    }
-
-    /// Starts TOTP enrolment: a new pending secret and its `otpauth://` URI.
-    ///
-    /// # Errors
-    /// [`AuthError::Conflict`] when TOTP is already on.
-    pub async fn totp_enrol(&self, u: &UserRow) -> Result<(String, String), AuthError> {
-        if self.totp_state(u.id).await?.enabled {
-            return Err(AuthError::Conflict(
-                "TOTP is already on; an admin can reset it".into(),
-            ));
-        }
-        let secret = totp::new_secret();
-        let uri = totp::uri(&secret, &u.email).map_err(AuthError::Internal)?;
-        let sealed = self.sealer.seal(u.id, &secret);
-        self.store.set_totp(u.id, Some(&sealed), false).await?;
-        Ok((secret, uri))
-    }
-
-    /// Confirms enrolment with a current code; returns the recovery codes
-    /// (shown once).
-    ///
-    /// # Errors
-    /// [`AuthError::Invalid`] without a pending enrolment or with a wrong code.
-    pub async fn totp_confirm(&self, id: i64, code: &str) -> Result<Vec<String>, AuthError> {
-        let st = self.totp_state(id).await?;
-        let Some(secret) = st.secret.filter(|_| !st.enabled) else {
-            return Err(AuthError::Invalid(
-                "no pending TOTP enrolment: call enrol first".into(),
-            ));
-        };
-        let now = u64::try_from(now_nanos() / NANOS).unwrap_or(0);
-        let step = totp::check(&secret, code.trim(), now)
-            .ok_or_else(|| AuthError::Invalid("code: wrong TOTP code".into()))?;
-        self.store
-            .enable_totp(id, i64::try_from(step).unwrap_or(i64::MAX))
-            .await?;
-        let codes = totp::recovery_codes();
-        let hashes: Vec<[u8; 32]> = codes.iter().map(|c| keys::digest(c)).collect();
-        self.store.replace_recovery_codes(id, &hashes).await?;
-        Ok(codes)
-    }
-
     /// Issues an access token and a refresh token of a new (or the given)
     /// family; also used by single sign-on.
     pub(crate) async fn issue_pair(
@@ -555,6 +466,7 @@ impl Auth {
             .jwt
             .issue(
                 u.id,
+                u.session_gen,
                 u.tenant.as_str(),
                 u.role.as_str(),
                 secs,
@@ -701,7 +613,9 @@ impl Auth {
             })
     }
 
-    /// Sets a password (policy checked) and ends the user's sessions.
+    /// Sets a password (policy checked) and ends the user's sessions: the
+    /// access tokens at once (the session generation is bumped with the
+    /// password), the refresh tokens right after.
     ///
     /// # Errors
     /// [`AuthError::Invalid`], [`AuthError::NotFound`], [`AuthError::Store`].
@@ -809,13 +723,6 @@ impl Auth {
             tracing::error!(error = %err, action, actor, target, result, "audit entry not written");
         }
     }
-}
-
-enum SecondFactor {
-    NotEnrolled,
-    Missing,
-    Accepted,
-    Wrong,
 }
 
 /// The principal of a user row.

@@ -90,7 +90,7 @@ pub struct SqliteQueueSection {
 }
 
 /// `[queue.redis]`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RedisQueueSection {
     /// `redis://` or `rediss://`; `REDIS_URL` when unset.
@@ -110,6 +110,33 @@ pub struct RedisQueueSection {
     /// Longest blocking read, ms (how soon an idle worker notices
     /// deliveries to take over).
     pub poll_interval_ms: u64,
+}
+
+impl std::fmt::Debug for RedisQueueSection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // By hand, to keep a Redis password in the URL out of logs; every field is
+        // named, so a new one cannot be forgotten.
+        let RedisQueueSection {
+            url,
+            cluster,
+            prefix,
+            stream,
+            group,
+            consumer,
+            max_len,
+            poll_interval_ms,
+        } = self;
+        f.debug_struct("RedisQueueSection")
+            .field("url", &killkrill_core::secret::UrlDebug(url.as_deref()))
+            .field("cluster", cluster)
+            .field("prefix", prefix)
+            .field("stream", stream)
+            .field("group", group)
+            .field("consumer", consumer)
+            .field("max_len", max_len)
+            .field("poll_interval_ms", poll_interval_ms)
+            .finish()
+    }
 }
 
 impl Default for RedisQueueSection {

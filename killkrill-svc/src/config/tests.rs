@@ -2,6 +2,36 @@
 
 use super::*;
 
+#[test]
+fn no_secret_reaches_debug_output() {
+    let secrets = [
+        "smtp-pw-0123",
+        "jwt-secret-of-at-least-32-bytes-xyz",
+        "totp-sealing-key",
+        "oidc-client-secret",
+        "redis-pw",
+        "license-server-pw",
+        "ABCD-EFGH-IJKL-MNOP",
+    ];
+    let mut c = ServeConfig::default();
+    c.smtp.username = Some("mailer".into());
+    c.smtp.password = Some(secrets[0].into());
+    c.auth.jwt_secret = Some(secrets[1].into());
+    c.auth.secret_key = Some(secrets[2].into());
+    c.oidc.client_secret = Some(secrets[3].into());
+    c.queue.redis.url = Some(format!("redis://:{}@redis:6379", secrets[4]));
+    c.license.server_url = Some(format!("https://u:{}@lic.example", secrets[5]));
+    c.license.key = Some(format!("PENG-{}-QRST", secrets[6]));
+    let shown = format!("{c:?} {c:#?}");
+    for s in secrets {
+        assert!(!shown.contains(s), "{s} in {shown}");
+    }
+    // What is not secret is still there.
+    for s in ["mailer", "redis:6379", "lic.example", "-QRST", "<redacted>"] {
+        assert!(shown.contains(s), "{s} not in {shown}");
+    }
+}
+
 fn load(
     file: Option<&str>,
     env: &[(&str, &str)],

@@ -34,7 +34,7 @@ impl SmtpSecurity {
 }
 
 /// `[smtp]`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SmtpConfig {
     /// The relay's host name or address; unset = email off.
@@ -64,10 +64,10 @@ pub struct SmtpConfig {
     pub reset_ttl_secs: u64,
     /// Timeout of one SMTP conversation, seconds.
     pub timeout_secs: u64,
-    /// Mails waiting to be sent at most; beyond it new mails are dropped
-    /// (counted).
+    /// Mails held at most (queued, being sent, or waiting to retry);
+    /// beyond it new mails are dropped (counted).
     pub outbox_capacity: usize,
-    /// Mails being sent at once.
+    /// SMTP conversations at once (a mail waiting to retry holds none).
     pub concurrency: usize,
     /// Attempts per mail (temporary failures are retried with exponential
     /// backoff; permanent ones are not).
@@ -82,6 +82,55 @@ pub struct SmtpConfig {
     pub resend_per_user: u32,
     /// The rate-limit window, seconds.
     pub limit_window_secs: u64,
+}
+
+impl std::fmt::Debug for SmtpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // By hand, to keep the SMTP password out of logs; every field is
+        // named, so a new one cannot be forgotten.
+        let SmtpConfig {
+            host,
+            port,
+            security,
+            username,
+            password,
+            ca_file,
+            from,
+            public_url,
+            confirm_ttl_secs,
+            reset_ttl_secs,
+            timeout_secs,
+            outbox_capacity,
+            concurrency,
+            max_attempts,
+            retry_base_ms,
+            forgot_per_address,
+            forgot_per_email,
+            resend_per_user,
+            limit_window_secs,
+        } = self;
+        f.debug_struct("SmtpConfig")
+            .field("host", host)
+            .field("port", port)
+            .field("security", security)
+            .field("username", username)
+            .field("password", &killkrill_core::secret::Redacted(password))
+            .field("ca_file", ca_file)
+            .field("from", from)
+            .field("public_url", public_url)
+            .field("confirm_ttl_secs", confirm_ttl_secs)
+            .field("reset_ttl_secs", reset_ttl_secs)
+            .field("timeout_secs", timeout_secs)
+            .field("outbox_capacity", outbox_capacity)
+            .field("concurrency", concurrency)
+            .field("max_attempts", max_attempts)
+            .field("retry_base_ms", retry_base_ms)
+            .field("forgot_per_address", forgot_per_address)
+            .field("forgot_per_email", forgot_per_email)
+            .field("resend_per_user", resend_per_user)
+            .field("limit_window_secs", limit_window_secs)
+            .finish()
+    }
 }
 
 impl Default for SmtpConfig {
@@ -389,5 +438,16 @@ mod tests {
             password: Some("s3cret".into()),
             ..on()
         }
+    }
+
+    #[test]
+    fn the_password_is_not_in_debug_output() {
+        let c = on_with_password();
+        for shown in [format!("{c:?}"), format!("{c:#?}")] {
+            assert!(!shown.contains("s3cret"), "{shown}");
+            assert!(shown.contains("<redacted>"), "{shown}");
+            assert!(shown.contains("smtp.example.com"), "{shown}");
+        }
+        assert!(format!("{:?}", on()).contains("password: None"));
     }
 }

@@ -32,7 +32,7 @@ use killkrill_store::auth::UserRow;
 use metrics::counter;
 
 pub use config::{SmtpConfig, SmtpSecurity};
-use limit::KeyedLimiter;
+use limit::{KeyedLimiter, Refused};
 pub use outbox::{Mail, Outbox};
 
 use crate::auth::{Auth, AuthError, keys, now_nanos, password};
@@ -43,8 +43,8 @@ pub const PURPOSE_CONFIRM: &str = "confirm";
 pub const PURPOSE_RESET: &str = "reset";
 /// Every email token starts with this.
 pub const TOKEN_PREFIX: &str = "kke_";
-/// Forgot-password requests, by result (`queued`, `unknown`,
-/// `rate_limited`, `error`).
+/// Forgot-password requests, by result (`queued`, `not_queued`,
+/// `unknown`, `rate_limited`, `limiter_full`, `error`).
 pub const EMAIL_REQUESTS: &str = "killkrill_email_reset_requests_total";
 
 const NANOS: i64 = 1_000_000_000;
@@ -113,9 +113,9 @@ impl Email {
         Ok(Arc::new(Email {
             cfg: cfg.clone(),
             outbox,
-            forgot_by_addr: KeyedLimiter::new(cfg.forgot_per_address, window),
-            forgot_by_email: KeyedLimiter::new(cfg.forgot_per_email, window),
-            resend_by_user: KeyedLimiter::new(cfg.resend_per_user, window),
+            forgot_by_addr: KeyedLimiter::new("forgot_per_address", cfg.forgot_per_address, window),
+            forgot_by_email: KeyedLimiter::new("forgot_per_email", cfg.forgot_per_email, window),
+            resend_by_user: KeyedLimiter::new("resend_per_user", cfg.resend_per_user, window),
         }))
     }
 
@@ -196,8 +196,10 @@ impl Email {
         if auth.store().email_confirmed_at(id).await?.is_some() {
             return Err(EmailError::AlreadyConfirmed);
         }
-        if let Err(retry_after) = self.resend_by_user.hit(id, Instant::now()) {
-            return Err(EmailError::RateLimited { retry_after });
+        if let Err(r) = self.resend_by_user.hit(id, Instant::now()) {
+            return Err(EmailError::RateLimited {
+                retry_after: r.retry_after(),
+            });
         }
         self.send_confirmation(auth, &u).await
     }
@@ -222,22 +224,33 @@ impl Email {
     }
 
     /// The rate limits of a forgot-password request (checked before
-    /// anything else, for known and unknown addresses alike).
+    /// anything else, for known and unknown addresses alike): per client
+    /// address (an IPv6 client by its /64) and per email address. A request
+    /// that finds a limiter's table full of live entries is refused too
+    /// (counted as `limiter_full`), never let through by forgetting others.
     ///
     /// # Errors
     /// [`EmailError::RateLimited`].
     pub fn check_forgot_limits(&self, email: &str, addr: Option<IpAddr>) -> Result<(), EmailError> {
         let now = Instant::now();
-        if let Some(a) = addr
-            && let Err(retry_after) = self.forgot_by_addr.hit(a, now)
-        {
-            counter!(EMAIL_REQUESTS, "result" => "rate_limited").increment(1);
-            return Err(EmailError::RateLimited { retry_after });
+        let refused = |r: Refused| {
+            let label = match r {
+                Refused::Limited { .. } => "rate_limited",
+                Refused::Full { .. } => "limiter_full",
+            };
+            counter!(EMAIL_REQUESTS, "result" => label).increment(1);
+            EmailError::RateLimited {
+                retry_after: r.retry_after(),
+            }
+        };
+        if let Some(a) = addr {
+            self.forgot_by_addr
+                .hit(limit::address_key(a), now)
+                .map_err(refused)?;
         }
-        if let Err(retry_after) = self.forgot_by_email.hit(email.to_lowercase(), now) {
-            counter!(EMAIL_REQUESTS, "result" => "rate_limited").increment(1);
-            return Err(EmailError::RateLimited { retry_after });
-        }
+        self.forgot_by_email
+            .hit(email.to_lowercase(), now)
+            .map_err(refused)?;
         Ok(())
     }
 
@@ -335,10 +348,10 @@ impl Email {
             Some(owner) if owner == id => {}
             _ => return Err(EmailError::BadToken),
         }
-        // Hashes on the blocking pool and revokes every refresh token.
+        // Hashes on the blocking pool; clears the lockout and ends every
+        // session (access tokens included: the session generation moves).
         auth.set_password(id, new_password).await?;
         store.spend_email_tokens(id, PURPOSE_RESET).await?;
-        store.login_succeeded(id).await?;
         if store.email_confirmed_at(id).await?.is_none() {
             store.set_email_confirmed(id, now).await?;
         }

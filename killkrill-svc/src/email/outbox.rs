@@ -1,8 +1,14 @@
 //! The outbox: mails are handed to a bounded queue and sent by a
-//! background task, so no request waits for the relay. A full queue drops
+//! background task, so no request waits for the relay. A full outbox drops
 //! the new mail (counted); a temporary failure (connection refused, 4xx,
 //! timeout) is retried with exponential backoff and jitter; a permanent one
 //! (5xx) is not. Mail bodies hold tokens: they are never logged.
+//!
+//! Two bounds: `outbox_capacity` mails held at most (queued, being sent or
+//! waiting to retry: a permit taken at submission and given back when the
+//! mail is sent or given up), and `concurrency` SMTP conversations at once
+//! (a send slot taken for one attempt and given back before the backoff
+//! sleep, so mails waiting out a retry delay do not block the others).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +18,7 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use metrics::counter;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use super::config::{SmtpConfig, SmtpSecurity};
 
@@ -55,12 +61,16 @@ impl std::fmt::Debug for Mail {
 struct Queued {
     kind: &'static str,
     message: Message,
+    /// The mail's place in the outbox, given back when it is done.
+    _held: OwnedSemaphorePermit,
 }
 
 /// The sending side of the outbox.
 pub struct Outbox {
     tx: mpsc::Sender<Queued>,
     from: Mailbox,
+    /// `outbox_capacity` permits: one per mail held.
+    held: Arc<Semaphore>,
 }
 
 impl std::fmt::Debug for Outbox {
@@ -125,11 +135,16 @@ impl Outbox {
             cfg.max_attempts,
             Duration::from_millis(cfg.retry_base_ms),
         ));
-        Ok(Outbox { tx, from })
+        Ok(Outbox {
+            tx,
+            from,
+            held: Arc::new(Semaphore::new(cfg.outbox_capacity)),
+        })
     }
 
-    /// Queues a mail; `false` (counted) when it cannot be: the queue is
-    /// full, or the recipient is not a valid address.
+    /// Queues a mail; `false` (counted) when it cannot be: the outbox
+    /// holds `outbox_capacity` mails already (queued, sending or waiting to
+    /// retry), or the recipient is not a valid address.
     pub fn submit(&self, m: Mail) -> bool {
         let message = match build(&self.from, &m) {
             Ok(msg) => msg,
@@ -139,9 +154,15 @@ impl Outbox {
                 return false;
             }
         };
+        let Ok(held) = self.held.clone().try_acquire_owned() else {
+            counter!(EMAIL_DROPPED, "kind" => m.kind, "reason" => "outbox_full").increment(1);
+            tracing::warn!(kind = m.kind, "mail dropped: the outbox is full");
+            return false;
+        };
         match self.tx.try_send(Queued {
             kind: m.kind,
             message,
+            _held: held,
         }) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
@@ -175,15 +196,10 @@ async fn run(
     max_attempts: u32,
     base: Duration,
 ) {
+    // At most `outbox_capacity` tasks: each holds its mail's permit.
     while let Some(q) = rx.recv().await {
-        let Ok(permit) = slots.clone().acquire_owned().await else {
-            return;
-        };
-        let t = transport.clone();
-        tokio::spawn(async move {
-            deliver(&t, q, max_attempts, base).await;
-            drop(permit);
-        });
+        let (t, slots) = (transport.clone(), slots.clone());
+        tokio::spawn(async move { deliver(&t, &slots, q, max_attempts, base).await });
     }
 }
 
@@ -213,15 +229,23 @@ pub fn backoff(base: Duration, n: u32) -> Duration {
     d + Duration::from_millis(fastrand::u64(0..=jitter_ms))
 }
 
+/// Sends `q`, retrying temporary failures; a send slot is held for each
+/// attempt only, never while waiting to retry.
 async fn deliver(
     t: &AsyncSmtpTransport<Tokio1Executor>,
+    slots: &Semaphore,
     q: Queued,
     max_attempts: u32,
     base: Duration,
 ) {
     let mut attempt = 1;
     loop {
-        match t.send(q.message.clone()).await {
+        let Ok(slot) = slots.acquire().await else {
+            return; // never closed
+        };
+        let sent = t.send(q.message.clone()).await;
+        drop(slot);
+        match sent {
             Ok(_) => {
                 counter!(EMAIL_SENT, "kind" => q.kind).increment(1);
                 tracing::info!(kind = q.kind, attempt, "mail sent");

@@ -83,7 +83,7 @@ pub enum SyslogFormat {
 }
 
 /// Arguments of `killkrill loadgen`.
-#[derive(Debug, Clone, Args)]
+#[derive(Clone, Args)]
 pub struct LoadgenArgs {
     /// What to send.
     #[arg(long, value_enum)]
@@ -159,6 +159,59 @@ pub struct LoadgenArgs {
     /// No progress line.
     #[arg(long)]
     pub quiet: bool,
+}
+
+impl std::fmt::Debug for LoadgenArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // By hand, to keep the API key out of logs; every field is
+        // named, so a new one cannot be forgotten.
+        let LoadgenArgs {
+            mode,
+            target,
+            connections,
+            rate,
+            duration,
+            count,
+            size,
+            batch,
+            framing,
+            format,
+            ca_file,
+            insecure,
+            server_name,
+            run_id,
+            verify,
+            verify_timeout,
+            data_dir,
+            tenant,
+            api_key,
+            pid,
+            quiet,
+        } = self;
+        f.debug_struct("LoadgenArgs")
+            .field("mode", mode)
+            .field("target", target)
+            .field("connections", connections)
+            .field("rate", rate)
+            .field("duration", duration)
+            .field("count", count)
+            .field("size", size)
+            .field("batch", batch)
+            .field("framing", framing)
+            .field("format", format)
+            .field("ca_file", ca_file)
+            .field("insecure", insecure)
+            .field("server_name", server_name)
+            .field("run_id", run_id)
+            .field("verify", verify)
+            .field("verify_timeout", verify_timeout)
+            .field("data_dir", data_dir)
+            .field("tenant", tenant)
+            .field("api_key", &killkrill_core::secret::Redacted(api_key))
+            .field("pid", pid)
+            .field("quiet", quiet)
+            .finish()
+    }
 }
 
 /// What one connection did: the per-connection indices `k` (its sequence

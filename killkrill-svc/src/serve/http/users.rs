@@ -260,11 +260,7 @@ pub async fn reset_totp(
         .set_totp(id, None, false)
         .await
         .map_err(store_err)?;
-    s.auth
-        .store()
-        .revoke_user_tokens(id)
-        .await
-        .map_err(store_err)?;
+    s.auth.store().end_sessions(id).await.map_err(store_err)?;
     s.auth
         .audit(
             &u.tenant,
