@@ -147,17 +147,22 @@ mod tests {
         let db = Arc::new(AtomicU64::new(1));
         let served = Arc::new(AtomicU64::new(0));
         let gate = Arc::new(tokio::sync::Semaphore::new(0));
-        let read = |db: Arc<AtomicU64>, served: Arc<AtomicU64>, gate: Arc<tokio::sync::Semaphore>| {
-            move || async move {
-                let g = db.load(Ordering::SeqCst) as i64;
-                gate.acquire().await.unwrap().forget();
-                served.fetch_add(1, Ordering::SeqCst);
-                Ok((g, 0))
-            }
-        };
+        let read =
+            |db: Arc<AtomicU64>, served: Arc<AtomicU64>, gate: Arc<tokio::sync::Semaphore>| {
+                move || async move {
+                    let g = db.load(Ordering::SeqCst) as i64;
+                    gate.acquire().await.unwrap().forget();
+                    served.fetch_add(1, Ordering::SeqCst);
+                    Ok((g, 0))
+                }
+            };
         // A read in flight sees generation 1...
         let first = tokio::spawn({
-            let (reads, t, f) = (reads.clone(), t.clone(), read(db.clone(), served.clone(), gate.clone()));
+            let (reads, t, f) = (
+                reads.clone(),
+                t.clone(),
+                read(db.clone(), served.clone(), gate.clone()),
+            );
             async move { reads.read(&t, f).await.unwrap() }
         });
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -165,20 +170,37 @@ mod tests {
         db.store(2, Ordering::SeqCst);
         let mut later = Vec::new();
         for _ in 0..10 {
-            let (reads, t, f) = (reads.clone(), t.clone(), read(db.clone(), served.clone(), gate.clone()));
-            later.push(tokio::spawn(async move { reads.read(&t, f).await.unwrap() }));
+            let (reads, t, f) = (
+                reads.clone(),
+                t.clone(),
+                read(db.clone(), served.clone(), gate.clone()),
+            );
+            later.push(tokio::spawn(
+                async move { reads.read(&t, f).await.unwrap() },
+            ));
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         gate.add_permits(100);
         assert_eq!(first.await.unwrap(), (1, 0));
         for h in later {
-            assert_eq!(h.await.unwrap(), (2, 0), "a query saw a read older than itself");
+            assert_eq!(
+                h.await.unwrap(),
+                (2, 0),
+                "a query saw a read older than itself"
+            );
         }
-        assert_eq!(served.load(Ordering::SeqCst), 2, "the ten later queries shared one read");
+        assert_eq!(
+            served.load(Ordering::SeqCst),
+            2,
+            "the ten later queries shared one read"
+        );
         // A failed read is not shared; the next query reads again.
         let r = reads
             .read(&t, || async {
-                Err(StoreError::new(killkrill_core::storage::ErrorKind::Retryable, "down"))
+                Err(StoreError::new(
+                    killkrill_core::storage::ErrorKind::Retryable,
+                    "down",
+                ))
             })
             .await;
         assert!(r.is_err());

@@ -80,7 +80,13 @@ impl KeyCache {
 
     /// Remembers a verified key, unless the cache was cleared since
     /// `epoch` (a revocation raced the lookup).
-    pub fn put(&self, digest: [u8; 32], expires_at: Option<i64>, principal: &Principal, epoch: u64) {
+    pub fn put(
+        &self,
+        digest: [u8; 32],
+        expires_at: Option<i64>,
+        principal: &Principal,
+        epoch: u64,
+    ) {
         if self.ttl.is_zero() {
             return;
         }

@@ -305,7 +305,11 @@ impl Auth {
     ///
     /// # Errors
     /// Database errors.
-    pub async fn revoke_api_key(&self, id: i64, tenant: Option<&Tenant>) -> Result<bool, AuthError> {
+    pub async fn revoke_api_key(
+        &self,
+        id: i64,
+        tenant: Option<&Tenant>,
+    ) -> Result<bool, AuthError> {
         let r = self.store.revoke_api_key(id, tenant).await;
         self.keys.clear();
         Ok(r?)
