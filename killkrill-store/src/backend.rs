@@ -87,6 +87,8 @@ pub struct Store {
     pub(crate) series_cache: std::sync::Arc<crate::metrics::series_cache::SeriesCache>,
     /// Parsed block summaries per tenant (`logs.summary_index_mb`).
     pub(crate) summary_index: std::sync::Arc<crate::logs::summary_index::SummaryIndex>,
+    /// Generation reads shared by concurrent queries of a tenant.
+    pub(crate) gen_reads: std::sync::Arc<crate::logs::gen_reads::GenReads>,
 }
 
 impl Store {
@@ -155,6 +157,7 @@ impl Store {
             decoded_cache,
             times_cache,
             summary_index,
+            gen_reads: std::sync::Arc::default(),
             series_cache: std::sync::Arc::new(crate::metrics::series_cache::SeriesCache::new(
                 SERIES_CACHE_ENTRIES,
             )),

@@ -12,7 +12,8 @@
 //! less.
 //!
 //! Before answering, a reader looks up `(gen, deleted_gen)` (one indexed
-//! point read) and compares it with the generation its index is exact for:
+//! point read, shared with concurrent queries of the tenant when it started
+//! after the reader asked: `gen_reads.rs`) and compares it with the generation its index is exact for:
 //! - equal: nothing changed, answer from memory;
 //! - `deleted_gen` newer: blocks went (compaction, retention) — list the
 //!   tenant's block ids (ids only), drop the missing, fetch the new;
@@ -279,7 +280,10 @@ impl Store {
             return Ok(Some(Vec::new()));
         }
         let tenant = req.tenant;
-        let (generation, deleted) = self.read_gen(tenant).await?;
+        let (generation, deleted) = self
+            .gen_reads
+            .read(tenant, || self.read_gen(tenant))
+            .await?;
         match index.staleness(tenant, generation, deleted) {
             Staleness::Fresh => {}
             Staleness::Oversize => {

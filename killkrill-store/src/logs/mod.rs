@@ -7,6 +7,7 @@
 //! which makes rewrites idempotent even after compaction).
 
 pub(crate) mod copy;
+pub(crate) mod gen_reads;
 mod index_sync;
 mod maintenance;
 mod read;

@@ -45,6 +45,11 @@ pub struct AuthConfig {
     /// key (printed once and written to `bootstrap-credentials` in the data
     /// directory, mode 0600).
     pub bootstrap: bool,
+    /// How long a verified API key is trusted without asking the database
+    /// again, milliseconds (0: every request asks). Revocation through this
+    /// process's API is immediate; through the CLI or another process it
+    /// takes effect within this bound (see `auth::key_cache`).
+    pub api_key_cache_ms: u64,
     /// `RELEASE_MODE=true` in the environment (not a config key).
     #[serde(skip)]
     pub release_mode: bool,
@@ -73,6 +78,7 @@ impl std::fmt::Debug for AuthConfig {
             address_max_failures,
             address_window_secs,
             min_password_length,
+            api_key_cache_ms,
             bootstrap,
             release_mode,
             jwt_secret,
@@ -89,6 +95,7 @@ impl std::fmt::Debug for AuthConfig {
             .field("address_max_failures", address_max_failures)
             .field("address_window_secs", address_window_secs)
             .field("min_password_length", min_password_length)
+            .field("api_key_cache_ms", api_key_cache_ms)
             .field("bootstrap", bootstrap)
             .field("release_mode", release_mode)
             .field("jwt_secret", &killkrill_core::secret::Redacted(jwt_secret))
@@ -111,6 +118,7 @@ impl Default for AuthConfig {
             address_window_secs: 5 * 60,
             min_password_length: 12,
             bootstrap: true,
+            api_key_cache_ms: 1000,
             release_mode: false,
             jwt_secret: None,
             secret_key: None,
@@ -158,6 +166,12 @@ impl AuthConfig {
             return Err((
                 "auth.max_failed_logins",
                 "the login limits must be greater than 0".into(),
+            ));
+        }
+        if self.api_key_cache_ms > 60_000 {
+            return Err((
+                "auth.api_key_cache_ms",
+                "must be at most 60000 (revocation elsewhere takes effect within it)".into(),
             ));
         }
         if self.min_password_length < 8 {

@@ -12,6 +12,7 @@
 //! - [`password`]: argon2id on the blocking pool, the strength policy.
 //! - [`jwt`]: HS256 access tokens, pinned algorithm, `iss`/`aud`/`exp`.
 //! - [`keys`]: API keys and refresh tokens as SHA-256, constant-time compare.
+//! - [`key_cache`]: verified API keys for at most `auth.api_key_cache_ms`.
 //! - [`limiter`]: failed logins per client address.
 //! - [`principal`]: roles, scopes, permissions.
 //! - [`totp`]: the TOTP second factor (RFC 6238) and recovery codes;
@@ -21,6 +22,7 @@
 pub mod bootstrap;
 pub mod config;
 pub mod jwt;
+pub mod key_cache;
 pub mod keys;
 pub mod limiter;
 pub mod password;

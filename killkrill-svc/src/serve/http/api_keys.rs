@@ -141,12 +141,7 @@ pub async fn revoke(
     Path(id): Path<i64>,
 ) -> Result<Response, ApiError> {
     let scope = (!p.is_system_admin(s.auth.system_tenant())).then_some(&p.tenant);
-    let ok = s
-        .auth
-        .store()
-        .revoke_api_key(id, scope)
-        .await
-        .map_err(|e| ApiError::from(AuthError::Store(e)))?;
+    let ok = s.auth.revoke_api_key(id, scope).await?;
     s.auth
         .audit(
             &p.tenant,
