@@ -161,6 +161,7 @@ async fn refresh_tokens_rotate_and_reuse_revokes_the_family() {
             user_id: uid,
             family: fam,
             expires_at: exp,
+            session_gen: 0,
         };
         a.insert_refresh(&tok(1, 1000), 10).await.unwrap();
         assert_eq!(a.live_refresh_count(uid, 10).await.unwrap(), 1);
@@ -168,7 +169,8 @@ async fn refresh_tokens_rotate_and_reuse_revokes_the_family() {
             a.use_refresh(&[1; 32], 20).await.unwrap(),
             RefreshUse::Rotated {
                 user_id: uid,
-                family: fam
+                family: fam,
+                session_gen: 0
             },
             "{}",
             b.name
@@ -253,6 +255,61 @@ async fn refresh_tokens_rotate_and_reuse_revokes_the_family() {
         assert_eq!(a.end_sessions(uid).await.unwrap(), 0);
         assert_eq!(a.user(uid).await.unwrap().unwrap().session_gen, 2);
         assert_eq!(a.delete_expired_refresh(100).await.unwrap(), 1);
+        // A refresh token is stored only under the user's current session
+        // generation (now 2): one issued from a row read before the change
+        // is refused, so no login or refresh racing a change keeps a token.
+        let at = |n: u8, session_gen: i64| NewRefreshToken {
+            family: [9; 16],
+            session_gen,
+            ..tok(n, 1000)
+        };
+        assert!(
+            !a.insert_refresh(&at(10, 1), 90).await.unwrap(),
+            "{}",
+            b.name
+        );
+        assert!(
+            a.insert_refresh(&at(11, 2), 90).await.unwrap(),
+            "{}",
+            b.name
+        );
+        assert_eq!(
+            a.use_refresh(&[11; 32], 91).await.unwrap(),
+            RefreshUse::Rotated {
+                user_id: uid,
+                family: [9; 16],
+                session_gen: 2
+            },
+            "{}",
+            b.name
+        );
+        assert!(a.insert_refresh(&at(12, 2), 91).await.unwrap());
+        // A password change bumps the generation and revokes the tokens
+        // together; the token's generation is now stale.
+        assert!(a.set_password(uid, "new-hash", 92).await.unwrap());
+        assert_eq!(
+            a.live_refresh_count(uid, 92).await.unwrap(),
+            0,
+            "{}",
+            b.name
+        );
+        assert_eq!(a.user(uid).await.unwrap().unwrap().session_gen, 3);
+        assert!(
+            !a.insert_refresh(&at(13, 2), 93).await.unwrap(),
+            "{}",
+            b.name
+        );
+        assert!(
+            !a.insert_refresh(
+                &NewRefreshToken {
+                    user_id: uid + 1000,
+                    ..at(14, 0)
+                },
+                93
+            )
+            .await
+            .unwrap()
+        );
         b.cleanup().await;
     }
 }

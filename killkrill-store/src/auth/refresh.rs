@@ -24,6 +24,8 @@ pub struct NewRefreshToken {
     pub family: [u8; 16],
     /// Expiry (ns).
     pub expires_at: i64,
+    /// The user's session generation it is issued under.
+    pub session_gen: i64,
 }
 
 /// What presenting a refresh token did.
@@ -35,6 +37,8 @@ pub enum RefreshUse {
         user_id: i64,
         /// Family.
         family: [u8; 16],
+        /// The session generation it was issued under (its successor's).
+        session_gen: i64,
     },
     /// It had been used before: the family is now revoked.
     Reused {
@@ -48,26 +52,30 @@ pub enum RefreshUse {
 }
 
 impl AuthStore {
-    /// Stores a refresh token.
+    /// Stores a refresh token, only while its user's session generation
+    /// still equals `t.session_gen`; false (nothing stored) when the
+    /// sessions were ended since, or the user is gone.
     ///
     /// # Errors
     /// Database errors.
-    pub async fn insert_refresh(&self, t: &NewRefreshToken, now: i64) -> Result<(), StoreError> {
+    pub async fn insert_refresh(&self, t: &NewRefreshToken, now: i64) -> Result<bool, StoreError> {
         let sql = self.store.dialect.sql(
-            "INSERT INTO auth_refresh_tokens (token_hash, user_id, family_id, expires_at, used, revoked, created_at) VALUES (?, ?, ?, ?, 0, 0, ?)",
+            "INSERT INTO auth_refresh_tokens (token_hash, user_id, family_id, expires_at, used, revoked, created_at, session_gen) SELECT ?, id, ?, ?, 0, 0, ?, session_gen FROM auth_users WHERE id = ? AND session_gen = ?",
         );
-        with_writer!(&self.store.backend, pool => {
+        let n = with_writer!(&self.store.backend, pool => {
             sqlx::query(AssertSqlSafe(sql))
                 .bind(&t.hash[..])
-                .bind(t.user_id)
                 .bind(&t.family[..])
                 .bind(t.expires_at)
                 .bind(now)
+                .bind(t.user_id)
+                .bind(t.session_gen)
                 .execute(pool)
                 .await
-                .ctx("storing a refresh token")?;
+                .ctx("storing a refresh token")?
+                .rows_affected()
         });
-        Ok(())
+        Ok(n == 1)
     }
 
     /// Marks the token with this digest used, atomically: of two requests
@@ -90,23 +98,28 @@ impl AuthStore {
                 .rows_affected()
         });
         let select =
-            d.sql("SELECT user_id, family_id, used FROM auth_refresh_tokens WHERE token_hash = ?");
-        let row: Option<(i64, Vec<u8>, i16)> = with_writer!(&self.store.backend, pool => {
+            d.sql("SELECT user_id, family_id, used, session_gen FROM auth_refresh_tokens WHERE token_hash = ?");
+        let row: Option<(i64, Vec<u8>, i16, i64)> = with_writer!(&self.store.backend, pool => {
             match sqlx::query(AssertSqlSafe(select)).bind(&hash[..]).fetch_optional(pool).await.ctx("reading a refresh token")? {
                 Some(r) => Some((
                     r.try_get(0).ctx("reading a refresh token")?,
                     r.try_get(1).ctx("reading a refresh token")?,
                     r.try_get(2).ctx("reading a refresh token")?,
+                    r.try_get(3).ctx("reading a refresh token")?,
                 )),
                 None => None,
             }
         });
-        let Some((user_id, family, used)) = row else {
+        let Some((user_id, family, used, session_gen)) = row else {
             return Ok(RefreshUse::Invalid);
         };
         let family: [u8; 16] = family.try_into().unwrap_or([0; 16]);
         if n == 1 {
-            return Ok(RefreshUse::Rotated { user_id, family });
+            return Ok(RefreshUse::Rotated {
+                user_id,
+                family,
+                session_gen,
+            });
         }
         if used != 0 {
             let revoked = self.revoke_family(&family).await?;

@@ -259,26 +259,35 @@ impl AuthStore {
             .await
     }
 
-    /// Replaces a user's password hash, clears the lockout and bumps the
-    /// session generation (so every access token issued before dies), in
-    /// one statement; false when there is no such user. The caller revokes
-    /// the refresh tokens ([`AuthStore::revoke_user_tokens`]).
+    /// Replaces a user's password hash, clears the lockout, bumps the
+    /// session generation (so every access token issued before dies) and
+    /// revokes the user's refresh tokens, in one transaction; false when
+    /// there is no such user.
     ///
     /// # Errors
     /// Database errors.
     pub async fn set_password(&self, id: i64, hash: &str, now: i64) -> Result<bool, StoreError> {
-        let sql = self.store.dialect.sql(
+        let d = self.store.dialect;
+        let user = d.sql(
             "UPDATE auth_users SET password_hash = ?, session_gen = session_gen + 1, failed_logins = 0, locked_until = 0, updated_at = ? WHERE id = ?",
         );
+        let tokens =
+            d.sql("UPDATE auth_refresh_tokens SET revoked = 1 WHERE user_id = ? AND revoked = 0");
+        // One transaction: the generation and the refresh tokens change
+        // together, so no token outlives the change (see `insert_refresh`).
         let n = with_writer!(&self.store.backend, pool => {
-            sqlx::query(AssertSqlSafe(sql))
+            let mut tx = pool.begin().await.ctx("setting a password")?;
+            let n = sqlx::query(AssertSqlSafe(user))
                 .bind(hash)
                 .bind(now)
                 .bind(id)
-                .execute(pool)
+                .execute(&mut *tx)
                 .await
                 .ctx("setting a password")?
-                .rows_affected()
+                .rows_affected();
+            sqlx::query(AssertSqlSafe(tokens)).bind(id).execute(&mut *tx).await.ctx("setting a password")?;
+            tx.commit().await.ctx("setting a password")?;
+            n
         });
         Ok(n == 1)
     }

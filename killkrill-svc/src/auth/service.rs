@@ -474,7 +474,9 @@ impl Auth {
         if let Some(a) = addr {
             self.limiter.succeeded(a);
         }
-        let pair = self.issue_pair(&u, rand::random()).await?;
+        // The generation read before the password was checked: a change
+        // that lands meanwhile refuses the new refresh token.
+        let pair = self.issue_pair(&u, rand::random(), u.session_gen).await?;
         counter!(AUTH_LOGINS, "result" => "ok").increment(1);
         self.audit(&u.tenant, email, "auth.login", email, &source, "ok", "")
             .await;
@@ -482,11 +484,16 @@ impl Auth {
     }
 
     /// Issues an access token and a refresh token of a new (or the given)
-    /// family; also used by single sign-on.
+    /// family under session generation `session_gen`; also used by single
+    /// sign-on. Refused when the user's sessions were ended since that
+    /// generation was read (a password change racing this login or
+    /// refresh): the refresh token is stored only while the user row still
+    /// has it.
     pub(crate) async fn issue_pair(
         &self,
         u: &UserRow,
         family: [u8; 16],
+        session_gen: i64,
     ) -> Result<TokenPair, AuthError> {
         let now = now_nanos();
         let secs = u64::try_from(now / NANOS).unwrap_or(0);
@@ -494,7 +501,7 @@ impl Auth {
             .jwt
             .issue(
                 u.id,
-                u.session_gen,
+                session_gen,
                 u.tenant.as_str(),
                 u.role.as_str(),
                 secs,
@@ -506,17 +513,25 @@ impl Auth {
             "{REFRESH_PREFIX}{}",
             base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, raw)
         );
-        self.store
+        let stored = self
+            .store
             .insert_refresh(
                 &NewRefreshToken {
                     hash: keys::digest(&refresh),
                     user_id: u.id,
                     family,
                     expires_at: now + i64::try_from(self.cfg.refresh_ttl_secs).unwrap_or(0) * NANOS,
+                    session_gen,
                 },
                 now,
             )
             .await?;
+        if !stored {
+            counter!(AUTH_REJECTED, "reason" => "ended session").increment(1);
+            return Err(AuthError::Unauthenticated(
+                "the session ended (the password was changed); log in again".into(),
+            ));
+        }
         Ok(TokenPair {
             access_token: access,
             token_type: "Bearer",
@@ -540,13 +555,20 @@ impl Auth {
             .use_refresh(&keys::digest(token), now_nanos())
             .await?
         {
-            RefreshUse::Rotated { user_id, family } => {
+            RefreshUse::Rotated {
+                user_id,
+                family,
+                session_gen,
+            } => {
                 let u = self
                     .store
                     .user(user_id)
                     .await?
                     .ok_or_else(|| AuthError::Unauthenticated("user deleted".into()))?;
-                self.issue_pair(&u, family).await
+                // The successor keeps the token's generation, not the row's:
+                // a token used just before a password change must not turn
+                // into a pair of the new generation.
+                self.issue_pair(&u, family, session_gen).await
             }
             RefreshUse::Reused { user_id, revoked } => {
                 counter!(AUTH_REJECTED, "reason" => "refresh token reuse").increment(1);
@@ -642,8 +664,9 @@ impl Auth {
     }
 
     /// Sets a password (policy checked) and ends the user's sessions: the
-    /// access tokens at once (the session generation is bumped with the
-    /// password), the refresh tokens right after.
+    /// session generation is bumped and the refresh tokens revoked in the
+    /// same transaction as the password, so the access tokens die at once
+    /// and no login or refresh racing the change keeps a token.
     ///
     /// # Errors
     /// [`AuthError::Invalid`], [`AuthError::NotFound`], [`AuthError::Store`].
@@ -659,7 +682,6 @@ impl Auth {
             .await
             .map_err(AuthError::Internal)?;
         self.store.set_password(id, &hash, now_nanos()).await?;
-        self.store.revoke_user_tokens(id).await?;
         Ok(())
     }
 

@@ -93,7 +93,9 @@ pub struct SqliteQueueSection {
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RedisQueueSection {
-    /// `redis://` or `rediss://`; `REDIS_URL` when unset.
+    /// `redis://` or `rediss://`; `REDIS_URL` when unset. Shown by
+    /// `check-config` without its password.
+    #[serde(serialize_with = "url_shown")]
     pub url: Option<String>,
     /// Use the Redis Cluster client.
     pub cluster: bool,
@@ -288,5 +290,14 @@ impl QueueConfig {
             (QueueKind::Memory, _) => "",
         };
         format!("queue.{section}{store_key}")
+    }
+}
+
+/// Serialises a URL without its password (`check-config` output ends up in
+/// CI logs).
+fn url_shown<S: serde::Serializer>(u: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    match u {
+        Some(u) => s.serialize_some(&killkrill_core::secret::url_without_password(u)),
+        None => s.serialize_none(),
     }
 }

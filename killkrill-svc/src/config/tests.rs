@@ -273,3 +273,20 @@ fn errors_name_the_key_and_the_layer() {
         assert!(e.contains(want), "{e:?} should contain {want:?}");
     }
 }
+
+#[test]
+fn check_config_output_hides_the_redis_password() {
+    let c = load(
+        Some("[queue]\nkind = \"redis\"\n[queue.redis]\nurl = \"redis://:hunter2@cache:6379/0\"\n"),
+        &[],
+        &[],
+    )
+    .unwrap();
+    assert_eq!(
+        c.queue.redis.url.as_deref(),
+        Some("redis://:hunter2@cache:6379/0")
+    );
+    let shown = c.to_toml();
+    assert!(!shown.contains("hunter2"), "{shown}");
+    assert!(shown.contains("cache:6379"), "{shown}");
+}

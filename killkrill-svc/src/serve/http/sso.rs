@@ -244,7 +244,7 @@ pub async fn oidc_callback(
     };
     let pair = s
         .auth
-        .issue_pair(&user, rand::random())
+        .issue_pair(&user, rand::random(), user.session_gen)
         .await
         .map_err(ApiError::from)?;
     counter!(SSO_LOGINS, "result" => "ok").increment(1);

@@ -101,22 +101,27 @@ pub fn denied(deny: &[Network], ip: IpAddr) -> Option<Network> {
     deny.iter().find(|n| n.contains(ip)).copied()
 }
 
-/// The first address `host_port` resolves to that no network of `deny`
-/// holds.
+/// The addresses `host_port` resolves to that no network of `deny` holds,
+/// in resolver order (the caller tries each, as `TcpStream::connect` does
+/// with a name).
 ///
 /// # Errors
 /// [`ScrapeError::Denied`] when every address is denied (naming one and its
 /// network), [`ScrapeError::Down`] when the name does not resolve.
-pub async fn resolve(host_port: &str, deny: &[Network]) -> Result<SocketAddr, ScrapeError> {
+pub async fn resolve(host_port: &str, deny: &[Network]) -> Result<Vec<SocketAddr>, ScrapeError> {
     let addrs = tokio::net::lookup_host(host_port)
         .await
         .map_err(|e| ScrapeError::Down(format!("resolving {host_port}: {e}")))?;
+    let mut allowed = Vec::new();
     let mut refused = None;
     for a in addrs {
         match denied(deny, a.ip()) {
-            None => return Ok(a),
+            None => allowed.push(a),
             Some(n) => refused = refused.or(Some((a.ip(), n))),
         }
+    }
+    if !allowed.is_empty() {
+        return Ok(allowed);
     }
     Err(match refused {
         Some((ip, n)) => ScrapeError::Denied(format!(
@@ -210,7 +215,12 @@ mod tests {
         );
         assert_eq!(
             resolve("[::1]:9100", &deny).await.unwrap(),
-            "[::1]:9100".parse().unwrap()
+            vec!["[::1]:9100".parse::<SocketAddr>().unwrap()]
         );
+        // A name with allowed and denied addresses keeps only the allowed.
+        let v4 = [net("127.0.0.0/8")];
+        for a in resolve("localhost:9100", &v4).await.unwrap_or_default() {
+            assert!(!a.ip().to_canonical().is_ipv4(), "{a}");
+        }
     }
 }

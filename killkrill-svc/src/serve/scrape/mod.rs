@@ -196,23 +196,27 @@ impl Endpoint {
 }
 
 fn endpoint(url: &str) -> Result<Endpoint, String> {
+    // Errors reach logs and the audit table: never with a password.
+    let shown = killkrill_core::secret::url_without_password(url);
     let uri: Uri = url
         .parse()
-        .map_err(|e| format!("{url:?} is not a URL: {e}"))?;
+        .map_err(|e| format!("{shown:?} is not a URL: {e}"))?;
     match uri.scheme_str() {
         Some("http") => {}
         Some("https") => {
             return Err(format!(
-                "{url:?}: https targets are not supported yet (only http://)"
+                "{shown:?}: https targets are not supported yet (only http://)"
             ));
         }
-        _ => return Err(format!("{url:?}: must start with http://")),
+        _ => return Err(format!("{shown:?}: must start with http://")),
     }
     let auth = uri
         .authority()
-        .ok_or_else(|| format!("{url:?} has no host"))?;
+        .ok_or_else(|| format!("{shown:?} has no host"))?;
     if auth.as_str().contains('@') {
-        return Err(format!("{url:?}: credentials in the URL are not supported"));
+        return Err(format!(
+            "{shown:?}: credentials in the URL are not supported"
+        ));
     }
     let port = auth.port_u16().unwrap_or(80);
     let host = auth.host();
@@ -604,10 +608,24 @@ async fn fetch(
     max_body: usize,
 ) -> Result<(Option<String>, Bytes), ScrapeError> {
     let down = |e: &dyn std::fmt::Display| ScrapeError::Down(e.to_string());
-    let addr = deny::resolve(&ep.addr, deny).await?;
-    let stream = tokio::net::TcpStream::connect(addr)
-        .await
-        .map_err(|e| down(&e))?;
+    // Every allowed address in turn, as a connect by name would; only
+    // checked addresses are ever connected to.
+    let mut stream = None;
+    let mut last_err = None;
+    for addr in deny::resolve(&ep.addr, deny).await? {
+        match tokio::net::TcpStream::connect(addr).await {
+            Ok(s) => {
+                stream = Some(s);
+                break;
+            }
+            Err(e) => last_err = Some(e),
+        }
+    }
+    let stream = match (stream, last_err) {
+        (Some(s), _) => s,
+        (None, Some(e)) => return Err(down(&e)),
+        (None, None) => return Err(down(&format!("{} resolves to no address", ep.addr))),
+    };
     let _ = stream.set_nodelay(true);
     let (mut sender, conn) =
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
