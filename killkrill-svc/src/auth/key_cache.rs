@@ -41,6 +41,26 @@ struct Cached {
     principal: Principal,
 }
 
+/// Taken before a database lookup and handed to [`KeyCache::put`]: the
+/// cache's epoch then, and the time the lookup began (an entry's age counts
+/// from there, so a slow lookup does not stretch the TTL).
+#[derive(Debug, Clone, Copy)]
+pub struct Ticket {
+    epoch: u64,
+    at: Instant,
+}
+
+/// Clears the cache when dropped: a revocation whose request is cancelled
+/// after the database committed still forgets the key.
+#[derive(Debug)]
+pub struct ClearOnDrop<'a>(&'a KeyCache);
+
+impl Drop for ClearOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.clear();
+    }
+}
+
 /// See the module docs.
 #[derive(Debug)]
 pub struct KeyCache {
@@ -72,26 +92,35 @@ impl KeyCache {
             .then(|| c.principal.clone())
     }
 
-    /// The epoch to pass to [`put`](Self::put) after a database lookup
-    /// (read before the lookup starts).
-    pub fn epoch(&self) -> u64 {
-        self.inner.lock().map_or(u64::MAX, |g| g.epoch)
+    /// The ticket to pass to [`put`](Self::put) after a database lookup
+    /// (taken before the lookup starts).
+    pub fn epoch(&self) -> Ticket {
+        Ticket {
+            epoch: self.inner.lock().map_or(u64::MAX, |g| g.epoch),
+            at: Instant::now(),
+        }
+    }
+
+    /// A guard that clears the cache when dropped, however the revocation
+    /// it covers ends.
+    pub fn clear_on_drop(&self) -> ClearOnDrop<'_> {
+        ClearOnDrop(self)
     }
 
     /// Remembers a verified key, unless the cache was cleared since
-    /// `epoch` (a revocation raced the lookup).
+    /// `ticket` was taken (a revocation raced the lookup).
     pub fn put(
         &self,
         digest: [u8; 32],
         expires_at: Option<i64>,
         principal: &Principal,
-        epoch: u64,
+        ticket: Ticket,
     ) {
         if self.ttl.is_zero() {
             return;
         }
         let Ok(mut g) = self.inner.lock() else { return };
-        if g.epoch != epoch {
+        if g.epoch != ticket.epoch {
             return;
         }
         if g.map.len() >= MAX_KEYS && !g.map.contains_key(&digest) {
@@ -104,7 +133,7 @@ impl KeyCache {
         g.map.insert(
             digest,
             Cached {
-                at: Instant::now(),
+                at: ticket.at,
                 expires_at,
                 principal: principal.clone(),
             },
@@ -136,6 +165,21 @@ mod tests {
                 scopes: Vec::new(),
             },
         }
+    }
+
+    #[test]
+    fn age_counts_from_the_lookup_and_a_dropped_revocation_clears() {
+        let c = KeyCache::new(Duration::from_millis(50));
+        // A lookup that took longer than the TTL is stored already stale.
+        let ticket = c.epoch();
+        std::thread::sleep(Duration::from_millis(60));
+        c.put([1; 32], None, &principal(1), ticket);
+        assert_eq!(c.get(&[1; 32], 0), None, "aged from the lookup's start");
+        c.put([1; 32], None, &principal(1), c.epoch());
+        assert_eq!(c.get(&[1; 32], 0), Some(principal(1)));
+        // A revocation cancelled mid-way (its guard dropped) still clears.
+        drop(c.clear_on_drop());
+        assert_eq!(c.get(&[1; 32], 0), None);
     }
 
     #[test]

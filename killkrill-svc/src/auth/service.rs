@@ -330,8 +330,11 @@ impl Auth {
         id: i64,
         tenant: Option<&Tenant>,
     ) -> Result<bool, AuthError> {
+        // Cleared after the database answered, also when this future is
+        // dropped meanwhile (the commit may have happened).
+        let clear = self.keys.clear_on_drop();
         let r = self.store.revoke_api_key(id, tenant).await;
-        self.keys.clear();
+        drop(clear);
         Ok(r?)
     }
 
