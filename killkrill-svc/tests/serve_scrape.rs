@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use axum::http::{HeaderMap, header};
 use axum::routing::get;
 use killkrill_core::event::{MetricSample, Timestamp};
+use killkrill_svc::config::ServeConfig;
 use killkrill_svc::serve::scrape::{ACCEPT, ScrapeConfig, ScrapeTarget};
 use killkrill_svc::serve::{self, ServeHandle, StartOptions};
 use support::{Recording, config, metric_sum};
@@ -140,6 +141,11 @@ async fn start(dir: &std::path::Path, targets: Vec<ScrapeTarget>) -> (ServeHandl
     let mut c = config(dir);
     c.scrape.targets = targets;
     c.scrape.max_body_bytes = 8 * 1024;
+    start_config(c).await
+}
+
+/// Serve on `c` (its scrape section validated), metrics into a recording.
+async fn start_config(c: ServeConfig) -> (ServeHandle, Arc<Recording>) {
     c.scrape.validate().unwrap();
     let sink = Arc::new(Recording::default());
     let h = serve::start_with(
@@ -418,17 +424,7 @@ async fn denied_networks_are_never_connected_to() {
         200,
         150,
     )];
-    c.scrape.validate().unwrap();
-    let sink = Arc::new(Recording::default());
-    let h = serve::start_with(
-        c,
-        StartOptions {
-            metric_sink: Some(sink.clone()),
-            ..StartOptions::default()
-        },
-    )
-    .await
-    .unwrap();
+    let (h, sink) = start_config(c).await;
     let up = sink.wait("denied up", |v| find(v, "denied", "up")).await;
     assert_eq!(up.value, 0.0);
     // A few more scrape rounds: still nothing reached the listener.
@@ -484,16 +480,7 @@ async fn denied_networks_are_never_connected_to() {
         200,
         150,
     )];
-    let sink = Arc::new(Recording::default());
-    let h = serve::start_with(
-        c,
-        StartOptions {
-            metric_sink: Some(sink.clone()),
-            ..StartOptions::default()
-        },
-    )
-    .await
-    .unwrap();
+    let (h, sink) = start_config(c).await;
     sink.wait("allowed up", |v| find(v, "allowed", "up")).await;
     assert!(
         accepted.load(Ordering::SeqCst) >= 1,
