@@ -362,8 +362,11 @@ fn plan<'a>(
 /// Parses PromQL into the parser's AST.
 ///
 /// # Errors
-/// `BadData` with the parser's message.
+/// `BadData` with the parser's message, or naming the limit of a query
+/// longer than [`MAX_QUERY_BYTES`](crate::MAX_QUERY_BYTES) or nested deeper
+/// than [`MAX_NESTING`](crate::MAX_NESTING) (see `shape`).
 pub fn parse(query: &str) -> Result<Expr, QueryError> {
+    crate::shape::check(query)?;
     promql_parser::parser::parse(query)
         .map_err(|e| QueryError::BadData(format!("parse error: {e}")))
 }
