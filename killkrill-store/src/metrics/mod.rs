@@ -25,7 +25,7 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use killkrill_core::aggregate::{BatchId, PartialRollup, Resolution, Rollup};
 use killkrill_core::event::{MetricMetadata, MetricSample, Tenant, Timestamp};
-use killkrill_core::storage::metric_chunk::prepare_samples;
+use killkrill_core::storage::metric_chunk::prepare_sample_parts;
 use killkrill_core::storage::{
     ErrorKind, LabelMatcher, MetricRetentionReport, MetricStore, MetricWriteReport, RollupFlush,
     RollupFlushOutcome, Series, SeriesId, SeriesInfo, SeriesRollups, StoreError, TimeRange,
@@ -45,7 +45,16 @@ impl MetricStore for Store {
         tenant: &Tenant,
         samples: &[MetricSample],
     ) -> Result<MetricWriteReport, StoreError> {
-        let batch = match prepare_samples(tenant, samples) {
+        self.write_sample_parts(tenant, &[samples], &[]).await
+    }
+
+    async fn write_sample_parts(
+        &self,
+        tenant: &Tenant,
+        parts: &[&[MetricSample]],
+        ids: &[&[SeriesId]],
+    ) -> Result<MetricWriteReport, StoreError> {
+        let batch = match prepare_sample_parts(tenant, parts, ids) {
             Ok(b) => b,
             Err(e) => {
                 metrics::counter!("killkrill_store_metric_batches_rejected_total").increment(1);
