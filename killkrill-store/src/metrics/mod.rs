@@ -12,11 +12,14 @@
 //! Small chunks (a write with a few samples per series: a scrape or a
 //! remote_write request) go to the time-major head table first and are
 //! merged into full chunks by [`Store::compact_metric_head`] (see
-//! [`head`]).
+//! [`head`]). Likewise the partials of an aggregator flush go to the
+//! flush-major rollup head first and are merged into `metric_rollups`
+//! every few flushes (see [`rollup_head`]).
 
 mod head;
 mod maintenance;
 mod read;
+mod rollup_head;
 pub(crate) mod series_cache;
 mod write;
 
@@ -33,6 +36,11 @@ use killkrill_core::storage::{
 };
 
 pub use head::{HEAD_MAX_SAMPLES, HeadCompactionReport, HeadStep};
+pub(crate) use rollup_head::RollupHeadCounts;
+pub use rollup_head::{
+    COMPACT_FLUSHES, ROLLUP_HEAD_COMPACTION_ERRORS, ROLLUP_HEAD_COMPACTIONS, ROLLUP_HEAD_FLUSHES,
+    ROLLUP_HEAD_ROWS_MERGED, RollupHeadCompaction,
+};
 
 use crate::backend::Store;
 use crate::retry::retry;
@@ -167,6 +175,7 @@ impl MetricStore for Store {
             self.cache_series(tenant, &series);
             metrics::counter!("killkrill_store_metric_rollups_written_total")
                 .increment(rows.len() as u64);
+            self.after_head_flush(tenant).await;
             return Ok(RollupFlushOutcome::Written { rows: rows.len() });
         }
         let recorded = retry(&self.cfg.retry, "write_rollup_flush", || {
