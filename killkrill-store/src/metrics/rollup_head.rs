@@ -144,6 +144,7 @@ impl Store {
             {
                 keys.push(r.try_get(0).ctx("reading the rollup head")?);
             }
+            keys.sort_unstable();
             if keys.is_empty() {
                 tx.rollback().await.ctx("ending a rollup head compaction")?;
                 return Ok(RollupHeadCompaction::default());
@@ -171,6 +172,9 @@ impl Store {
                     ));
                 }
             }
+            // Whole flushes up to the transaction byte limit (Galera's
+            // writesets; always at least one flush).
+            let (keys, rows) = within_tx_limit(keys, rows, self.tx_byte_limit());
             let mut deleted = 0u64;
             for part in keys.chunks(ROLLUP_ROWS) {
                 let sql = self.dialect.sql(&format!(
@@ -204,6 +208,38 @@ impl Store {
             }
         }))
     }
+}
+
+/// The first of `keys` (sorted) whose rows hold at most `limit` data bytes
+/// (at least one key), and those keys' rows.
+fn within_tx_limit(
+    keys: Vec<Vec<u8>>,
+    rows: Vec<HeadRow>,
+    limit: usize,
+) -> (Vec<Vec<u8>>, Vec<HeadRow>) {
+    let mut bytes: BTreeMap<&[u8], usize> = BTreeMap::new();
+    for r in &rows {
+        *bytes.entry(r.0.as_slice()).or_default() += r.6.len() + 64;
+    }
+    let mut total = 0usize;
+    let mut n = 0usize;
+    for k in &keys {
+        total += bytes.get(k.as_slice()).copied().unwrap_or(0);
+        if n > 0 && total > limit {
+            break;
+        }
+        n += 1;
+    }
+    if n == keys.len() {
+        return (keys, rows);
+    }
+    let mut keys = keys;
+    keys.truncate(n);
+    let rows = rows
+        .into_iter()
+        .filter(|r| keys.binary_search(&r.0).is_ok())
+        .collect();
+    (keys, rows)
 }
 
 /// One row per (series, resolution, window, late) of `rows`, under a key
@@ -249,4 +285,30 @@ fn merge_head<'a>(
             },
         )
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(key: u8, bytes: usize) -> HeadRow {
+        (vec![key], 1, 10, 0, false, 10, vec![0; bytes])
+    }
+
+    #[test]
+    fn a_compaction_takes_whole_flushes_up_to_the_limit() {
+        let keys = vec![vec![1], vec![2], vec![3]];
+        let rows = vec![row(2, 100), row(1, 100), row(3, 100), row(1, 100)];
+        // Everything fits.
+        let (k, r) = within_tx_limit(keys.clone(), rows.clone(), 10_000);
+        assert_eq!((k.len(), r.len()), (3, 4));
+        // Flush 1 (2 rows, 328 bytes) fits, flush 2 would not.
+        let (k, r) = within_tx_limit(keys.clone(), rows.clone(), 400);
+        assert_eq!(k, vec![vec![1]]);
+        assert_eq!(r.len(), 2);
+        assert!(r.iter().all(|r| r.0 == [1]));
+        // A flush bigger than the limit still goes alone.
+        let (k, r) = within_tx_limit(keys, rows, 10);
+        assert_eq!((k.len(), r.len()), (1, 2));
+    }
 }
