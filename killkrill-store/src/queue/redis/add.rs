@@ -16,9 +16,10 @@
 //!   than `max_len - 1 + P * max_adds_in_flight` entries: at the moment the
 //!   length last reached `max_len`, every later add that went in had passed
 //!   its check before that moment and was still in flight (a check after it
-//!   sees a full stream). One `XLEN` answers every add that was waiting for
-//!   it, as long as its length plus the adds it let in stays below
-//!   `max_len` ([`Admission`]), so 64 concurrent enqueues cost one check.
+//!   sees a full stream). One `XLEN` answers every add that took its place
+//!   before the check was sent, as long as its length plus the adds it let
+//!   in stays below `max_len` ([`Admission`]), so 64 concurrent enqueues
+//!   cost one or two checks.
 //! - **Exact**: the check and the add in one Lua script, so concurrent
 //!   producers can never overshoot, at the server cost above.
 //!
@@ -116,18 +117,24 @@ impl RedisStreamsQueue {
 
 /// The checked bound's admission: at most `max_adds_in_flight` adds between
 /// check and reply, and one `XLEN` answering every add that was waiting for
-/// it (64 concurrent enqueues cost one check, not 64).
+/// it (64 concurrent enqueues cost one or two checks, not 64).
+///
+/// An add only relies on a check that was *sent after* it took its place
+/// (its permit): so every add that goes in after the stream reached
+/// `max_len` held its place when that happened, which is what limits the
+/// overshoot to the places, whatever order replies arrive in.
 pub(super) struct Admission {
     in_flight: Semaphore,
-    /// How many checks have completed (read without the lock).
-    checks_done: AtomicU64,
-    /// The last check; held while a check is running.
+    /// How many checks have been started (read without the lock).
+    checks_started: AtomicU64,
+    /// The last completed check; locked while a check is running.
     seen: Mutex<Seen>,
 }
 
 #[derive(Default)]
 struct Seen {
-    checks: u64,
+    /// Which check (its number in `checks_started`).
+    check: u64,
     len: u64,
     /// Adds let in on this check.
     granted: u64,
@@ -137,15 +144,15 @@ impl Admission {
     pub(super) fn new(max_in_flight: usize) -> Admission {
         Admission {
             in_flight: Semaphore::new(max_in_flight.max(1)),
-            checks_done: AtomicU64::new(0),
+            checks_started: AtomicU64::new(0),
             seen: Mutex::new(Seen::default()),
         }
     }
 
     /// A place for one add, or `None` when the stream is full. A check
-    /// that completed after this call began is reused while it leaves room
-    /// (its length plus the adds it let in below `max_len`); otherwise this
-    /// call runs a new one.
+    /// started after this call took its place is reused while it leaves
+    /// room (its length plus the adds it let in below `max_len`); otherwise
+    /// this call runs a new one.
     async fn admit(
         &self,
         conn: &mut Conn,
@@ -158,9 +165,9 @@ impl Admission {
                 ErrorKind::Permanent,
             )
         })?;
-        let arrived = self.checks_done.load(Ordering::Acquire);
+        let arrived = self.checks_started.load(Ordering::Acquire);
         let mut seen = self.seen.lock().await;
-        if seen.checks > arrived {
+        if seen.check > arrived {
             if seen.len + seen.granted < max_len {
                 seen.granted += 1;
                 return Ok(Some(permit));
@@ -169,15 +176,15 @@ impl Admission {
                 return Ok(None);
             }
         }
+        let check = self.checks_started.fetch_add(1, Ordering::AcqRel) + 1;
         let len: u64 = redis::cmd("XLEN")
             .arg(key)
             .query_async(conn)
             .await
             .map_err(|e| rerr("XLEN", &e))?;
-        seen.checks += 1;
+        seen.check = check;
         seen.len = len;
         seen.granted = u64::from(len < max_len);
-        self.checks_done.store(seen.checks, Ordering::Release);
         Ok((len < max_len).then_some(permit))
     }
 }
