@@ -39,7 +39,6 @@
 //!   client.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::task::Poll;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
@@ -408,6 +407,9 @@ impl Queue for RedisStreamsQueue {
             .codec
             .encode_to_vec(&batch)
             .map_err(|e| backend(format!("encoding a batch: {e}"), ErrorKind::Permanent))?;
+        // Once encoded the records are not needed: they are freed now, not
+        // held until Redis answers.
+        drop(batch);
         if payload.len() as u64 > self.opts.max_batch_bytes {
             return Err(QueueError::TooLarge {
                 size: payload.len() as u64,
@@ -415,16 +417,7 @@ impl Queue for RedisStreamsQueue {
                 unit: "bytes",
             });
         }
-        // The batch's records are freed while the add waits for Redis, not
-        // after its reply: poll the add once (it sends its first command),
-        // then drop the batch, then wait.
-        let mut add = std::pin::pin!(self.add(&payload, wait));
-        let first = std::future::poll_fn(|cx| Poll::Ready(add.as_mut().poll(cx))).await;
-        if let Poll::Ready(r) = first {
-            return r;
-        }
-        drop(batch);
-        add.await
+        self.add(&payload, wait).await
     }
 
     async fn dequeue(&self, max: usize, wait: Duration) -> Result<Vec<Delivery>, QueueError> {
