@@ -2,7 +2,8 @@
 //! by one (each `enqueue` waits for its durability), dequeued and
 //! acknowledged, on the memory queue (the baseline), the SQLite queue
 //! (`synchronous = NORMAL` and `FULL`) and the Redis Streams queue
-//! (`KILLKRILL_TEST_REDIS_URL`), in one run.
+//! (`KILLKRILL_TEST_REDIS_URL`; its default checked bound, and concurrent
+//! also with the exact bound), in one run.
 //!
 //! ```text
 //! KILLKRILL_TEST_REDIS_URL=redis://127.0.0.1:6379 cargo bench --workspace --bench queues
@@ -24,6 +25,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use killkrill_core::event::{LogRecord, Severity, Tenant, Timestamp};
 use killkrill_core::pipeline::{Batch, BatchCodec, BatchId, MemoryQueue, MemoryQueueConfig, Queue};
 use killkrill_store::config::SqliteSync;
+use killkrill_store::queue::redis::RedisBound;
 use killkrill_store::queue::{
     RedisQueueOptions, RedisStreamsQueue, SqliteQueue, SqliteQueueOptions,
 };
@@ -270,6 +272,22 @@ fn queues(c: &mut Criterion) {
             let q = Arc::new(q);
             bench_queue(c, &rt, "redis", q.clone(), false);
             bench_queue(c, &rt, "redis_concurrent", q.clone(), true);
+            // The same with the exact bound (the check and the add in one
+            // Lua script), the default before the checked bound.
+            let exact = rt
+                .block_on(RedisStreamsQueue::connect(
+                    &url,
+                    RedisQueueOptions {
+                        prefix: "kkbench".into(),
+                        tenant_group: format!("bench-exact-{}", std::process::id()),
+                        bound: RedisBound::Exact,
+                        ..RedisQueueOptions::default()
+                    },
+                ))
+                .unwrap();
+            let exact = Arc::new(exact);
+            bench_queue(c, &rt, "redis_exact_concurrent", exact.clone(), true);
+            rt.block_on(exact.destroy()).unwrap();
             // Only in a real `cargo bench` run, not when a test runner
             // runs each benchmark once.
             let real = std::env::args().any(|a| a == "--bench");

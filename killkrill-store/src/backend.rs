@@ -85,6 +85,8 @@ pub struct Store {
     /// per 4,096-record block, so 64 MiB holds ≈1,800 blocks' columns.
     pub(crate) times_cache: std::sync::Arc<crate::logs::token_cache::TimesCache>,
     pub(crate) series_cache: std::sync::Arc<crate::metrics::series_cache::SeriesCache>,
+    /// Flushes per tenant since its rollup head was last merged.
+    pub(crate) rollup_head: std::sync::Arc<crate::metrics::RollupHeadCounts>,
     /// Parsed block summaries per tenant (`logs.summary_index_mb`).
     pub(crate) summary_index: std::sync::Arc<crate::logs::summary_index::SummaryIndex>,
     /// Generation reads shared by concurrent queries of a tenant.
@@ -158,6 +160,7 @@ impl Store {
             times_cache,
             summary_index,
             gen_reads: std::sync::Arc::default(),
+            rollup_head: std::sync::Arc::default(),
             series_cache: std::sync::Arc::new(crate::metrics::series_cache::SeriesCache::new(
                 SERIES_CACHE_ENTRIES,
             )),

@@ -135,9 +135,16 @@ impl Dialect {
 
     /// Upserts rollup partials (8 columns): a rewritten flush replaces its rows.
     pub fn upsert_rollups(self, rows: usize) -> String {
+        self.upsert_rollups_into("metric_rollups", rows)
+    }
+
+    /// [`upsert_rollups`](Self::upsert_rollups) into `table`:
+    /// `metric_rollups` or the head `metric_rollup_head` (same columns, a
+    /// key of the same columns in another order).
+    pub fn upsert_rollups_into(self, table: &str, rows: usize) -> String {
         let values = Self::rows(rows, 8);
         let base = format!(
-            "INSERT INTO metric_rollups (tenant, series_id, resolution_ns, window_start, late, flush_key, window_end, data) VALUES {values}"
+            "INSERT INTO {table} (tenant, series_id, resolution_ns, window_start, late, flush_key, window_end, data) VALUES {values}"
         );
         self.sql(&match self.0 {
             DbType::Mysql => format!("{base} ON DUPLICATE KEY UPDATE data = VALUES(data)"),

@@ -51,4 +51,8 @@ pub use config::{
     StoreConfig,
 };
 pub use logs::summary_index::SummaryIndexStats;
-pub use metrics::{HEAD_MAX_SAMPLES, HeadCompactionReport, HeadStep};
+pub use metrics::{
+    COMPACT_FLUSHES, HEAD_MAX_SAMPLES, HeadCompactionReport, HeadStep,
+    ROLLUP_HEAD_COMPACTION_ERRORS, ROLLUP_HEAD_COMPACTIONS, ROLLUP_HEAD_FLUSHES,
+    ROLLUP_HEAD_ROWS_MERGED, RollupHeadCompaction,
+};

@@ -96,49 +96,44 @@ pub fn prepare_samples(
     tenant: &Tenant,
     samples: &[MetricSample],
 ) -> Result<PreparedBatch, StoreError> {
+    prepare_sample_parts(tenant, &[samples], &[])
+}
+
+/// [`prepare_samples`] over the concatenation of `parts` (the batches of
+/// one worker group, not copied into one slice). `ids` is empty, or holds
+/// for every part the [`series_id`] of each of its samples (computed once
+/// by a caller that needs them too); sample indices in errors count across
+/// the parts.
+///
+/// # Errors
+/// As [`prepare_samples`]; [`ErrorKind::Invalid`] too when `ids` is given
+/// but does not match `parts` in shape.
+pub fn prepare_sample_parts(
+    tenant: &Tenant,
+    parts: &[&[MetricSample]],
+    ids: &[&[SeriesId]],
+) -> Result<PreparedBatch, StoreError> {
+    if !ids.is_empty()
+        && (ids.len() != parts.len() || ids.iter().zip(parts).any(|(i, p)| i.len() != p.len()))
+    {
+        return Err(StoreError::invalid(
+            "series ids given for a write do not match its samples",
+        ));
+    }
     let mut index: HashMap<SeriesId, usize> = HashMap::new();
     let mut series: Vec<PreparedSeries> = Vec::new();
-    for (i, s) in samples.iter().enumerate() {
-        let Some(ts) = s.timestamp else {
-            return Err(StoreError::invalid(format!(
-                "metric sample {i} ({}) has no timestamp",
-                s.name
-            )));
-        };
-        if s.name.is_empty() || s.name.len() > MAX_METRIC_NAME_LEN {
-            return Err(StoreError::invalid(format!(
-                "metric sample {i} has an empty name or one longer than {MAX_METRIC_NAME_LEN} bytes"
-            )));
-        }
-        if let Some(t) = &s.tenant
-            && t != tenant
-        {
-            return Err(StoreError::invalid(format!(
-                "metric sample {i} belongs to tenant {t}, not {tenant}"
-            )));
-        }
-        let id = series_id(&s.name, &s.labels);
-        match index.get(&id) {
-            Some(&at) => {
-                let p = &mut series[at];
-                if p.name != s.name || p.labels != s.labels {
-                    return Err(StoreError::new(
-                        ErrorKind::Invalid,
-                        format!("series id collision between {} and {}", p.name, s.name),
-                    ));
+    let mut i = 0usize;
+    for (pi, part) in parts.iter().enumerate() {
+        for (si, s) in part.iter().enumerate() {
+            let id = match ids.get(pi) {
+                Some(ids) => {
+                    debug_assert_eq!(ids[si], series_id(&s.name, &s.labels));
+                    ids[si]
                 }
-                p.points.push((ts.as_nanos(), s.value));
-            }
-            None => {
-                index.insert(id, series.len());
-                series.push(PreparedSeries {
-                    id,
-                    name: s.name.clone(),
-                    labels: s.labels.clone(),
-                    points: vec![(ts.as_nanos(), s.value)],
-                    chunks: Vec::new(),
-                });
-            }
+                None => series_id(&s.name, &s.labels),
+            };
+            add_sample(tenant, i, s, id, &mut index, &mut series)?;
+            i += 1;
         }
     }
     let mut total = 0u64;
@@ -165,6 +160,58 @@ pub fn prepare_samples(
         series,
         samples: total,
     })
+}
+
+/// Validates sample `i` (of series `id`) and adds it to its series.
+fn add_sample(
+    tenant: &Tenant,
+    i: usize,
+    s: &MetricSample,
+    id: SeriesId,
+    index: &mut HashMap<SeriesId, usize>,
+    series: &mut Vec<PreparedSeries>,
+) -> Result<(), StoreError> {
+    let Some(ts) = s.timestamp else {
+        return Err(StoreError::invalid(format!(
+            "metric sample {i} ({}) has no timestamp",
+            s.name
+        )));
+    };
+    if s.name.is_empty() || s.name.len() > MAX_METRIC_NAME_LEN {
+        return Err(StoreError::invalid(format!(
+            "metric sample {i} has an empty name or one longer than {MAX_METRIC_NAME_LEN} bytes"
+        )));
+    }
+    if let Some(t) = &s.tenant
+        && t != tenant
+    {
+        return Err(StoreError::invalid(format!(
+            "metric sample {i} belongs to tenant {t}, not {tenant}"
+        )));
+    }
+    match index.get(&id) {
+        Some(&at) => {
+            let p = &mut series[at];
+            if p.name != s.name || p.labels != s.labels {
+                return Err(StoreError::new(
+                    ErrorKind::Invalid,
+                    format!("series id collision between {} and {}", p.name, s.name),
+                ));
+            }
+            p.points.push((ts.as_nanos(), s.value));
+        }
+        None => {
+            index.insert(id, series.len());
+            series.push(PreparedSeries {
+                id,
+                name: s.name.clone(),
+                labels: s.labels.clone(),
+                points: vec![(ts.as_nanos(), s.value)],
+                chunks: Vec::new(),
+            });
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -252,5 +299,33 @@ mod tests {
         let p = prepare_samples(&t, &batch).unwrap();
         let counts: Vec<u32> = p.series[0].chunks.iter().map(|c| c.count).collect();
         assert_eq!(counts, [1024, 1024, 5]);
+    }
+
+    #[test]
+    fn parts_with_ids_prepare_as_the_joined_batch() {
+        let t = Tenant::new("t1").unwrap();
+        let a = vec![sample("up", "a", 3, 1.0), sample("up", "b", 1, 2.0)];
+        let b = vec![sample("up", "a", 1, 5.0), sample("down", "a", 2, 1.0)];
+        let joined: Vec<MetricSample> = a.iter().chain(&b).cloned().collect();
+        let ids = |v: &[MetricSample]| -> Vec<SeriesId> {
+            v.iter().map(|s| series_id(&s.name, &s.labels)).collect()
+        };
+        let (ia, ib) = (ids(&a), ids(&b));
+        let want = prepare_samples(&t, &joined).unwrap();
+        assert_eq!(prepare_sample_parts(&t, &[&a, &b], &[]).unwrap(), want);
+        assert_eq!(
+            prepare_sample_parts(&t, &[&a, &b], &[&ia, &ib]).unwrap(),
+            want
+        );
+        // Ids that do not match the parts in shape are refused.
+        let e = prepare_sample_parts(&t, &[&a, &b], &[&ia]).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Invalid);
+        let e = prepare_sample_parts(&t, &[&a, &b], &[&ia, &ib[..1]]).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Invalid);
+        // Sample numbers in errors count across the parts.
+        let mut bad = sample("up", "c", 1, 1.0);
+        bad.timestamp = None;
+        let e = prepare_sample_parts(&t, &[&a, &[bad]], &[]).unwrap_err();
+        assert!(e.to_string().contains("sample 2 (up)"), "{e}");
     }
 }

@@ -247,6 +247,33 @@ pub trait MetricStore: Send + Sync {
         samples: &[MetricSample],
     ) -> Result<MetricWriteReport, StoreError>;
 
+    /// [`write_samples`](Self::write_samples) of the concatenation of
+    /// `parts` (the batches of a worker group), in one call so that the
+    /// samples of a series from several parts share chunks. `ids` is empty
+    /// or gives, per part, the [`series_id`] of each sample (see
+    /// [`prepare_sample_parts`](super::metric_chunk::prepare_sample_parts)).
+    /// The default joins the parts into one vector; the SQL store reads
+    /// them in place and uses the ids instead of hashing again.
+    ///
+    /// # Errors
+    /// As [`write_samples`](Self::write_samples).
+    async fn write_sample_parts(
+        &self,
+        tenant: &Tenant,
+        parts: &[&[MetricSample]],
+        ids: &[&[SeriesId]],
+    ) -> Result<MetricWriteReport, StoreError> {
+        let _ = ids;
+        match parts {
+            [one] => self.write_samples(tenant, one).await,
+            _ => {
+                let joined: Vec<MetricSample> =
+                    parts.iter().flat_map(|p| p.iter().cloned()).collect();
+                self.write_samples(tenant, &joined).await
+            }
+        }
+    }
+
     /// Stores the partial rollups of one aggregator flush under its key
     /// ([`crate::aggregate::Flush::key`]), replacing what an earlier
     /// delivery of the same flush stored: rewriting gives the same result.

@@ -36,6 +36,16 @@ impl Store {
             )
         })
         .await?;
+        // Partials not merged yet count as rollups.
+        let rollup_head = retry(&self.cfg.retry, "metric_retention", || {
+            self.bounded_delete(
+                "DELETE FROM metric_rollup_head WHERE tenant = ? AND window_end <= ?",
+                false,
+                tenant,
+                c,
+            )
+        })
+        .await?;
         // Head chunks count as chunks (the head is where small writes wait).
         let head = retry(&self.cfg.retry, "metric_retention", || {
             self.bounded_delete(
@@ -68,7 +78,7 @@ impl Store {
         .await?;
         Ok(MetricRetentionReport {
             chunks: chunks + head,
-            rollups,
+            rollups: rollups + rollup_head,
             series,
         })
     }

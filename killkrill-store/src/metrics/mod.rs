@@ -12,11 +12,14 @@
 //! Small chunks (a write with a few samples per series: a scrape or a
 //! remote_write request) go to the time-major head table first and are
 //! merged into full chunks by [`Store::compact_metric_head`] (see
-//! [`head`]).
+//! [`head`]). Likewise the partials of an aggregator flush go to the
+//! flush-major rollup head first and are merged into `metric_rollups`
+//! every few flushes (see [`rollup_head`]).
 
 mod head;
 mod maintenance;
 mod read;
+mod rollup_head;
 pub(crate) mod series_cache;
 mod write;
 
@@ -25,7 +28,7 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use killkrill_core::aggregate::{BatchId, PartialRollup, Resolution, Rollup};
 use killkrill_core::event::{MetricMetadata, MetricSample, Tenant, Timestamp};
-use killkrill_core::storage::metric_chunk::prepare_samples;
+use killkrill_core::storage::metric_chunk::prepare_sample_parts;
 use killkrill_core::storage::{
     ErrorKind, LabelMatcher, MetricRetentionReport, MetricStore, MetricWriteReport, RollupFlush,
     RollupFlushOutcome, Series, SeriesId, SeriesInfo, SeriesRollups, StoreError, TimeRange,
@@ -33,6 +36,11 @@ use killkrill_core::storage::{
 };
 
 pub use head::{HEAD_MAX_SAMPLES, HeadCompactionReport, HeadStep};
+pub(crate) use rollup_head::RollupHeadCounts;
+pub use rollup_head::{
+    COMPACT_FLUSHES, ROLLUP_HEAD_COMPACTION_ERRORS, ROLLUP_HEAD_COMPACTIONS, ROLLUP_HEAD_FLUSHES,
+    ROLLUP_HEAD_ROWS_MERGED, RollupHeadCompaction,
+};
 
 use crate::backend::Store;
 use crate::retry::retry;
@@ -45,7 +53,16 @@ impl MetricStore for Store {
         tenant: &Tenant,
         samples: &[MetricSample],
     ) -> Result<MetricWriteReport, StoreError> {
-        let batch = match prepare_samples(tenant, samples) {
+        self.write_sample_parts(tenant, &[samples], &[]).await
+    }
+
+    async fn write_sample_parts(
+        &self,
+        tenant: &Tenant,
+        parts: &[&[MetricSample]],
+        ids: &[&[SeriesId]],
+    ) -> Result<MetricWriteReport, StoreError> {
+        let batch = match prepare_sample_parts(tenant, parts, ids) {
             Ok(b) => b,
             Err(e) => {
                 metrics::counter!("killkrill_store_metric_batches_rejected_total").increment(1);
@@ -158,6 +175,7 @@ impl MetricStore for Store {
             self.cache_series(tenant, &series);
             metrics::counter!("killkrill_store_metric_rollups_written_total")
                 .increment(rows.len() as u64);
+            self.after_head_flush(tenant).await;
             return Ok(RollupFlushOutcome::Written { rows: rows.len() });
         }
         let recorded = retry(&self.cfg.retry, "write_rollup_flush", || {

@@ -17,7 +17,7 @@ use killkrill_core::storage::{
 use sqlx::{AssertSqlSafe, Row};
 
 use super::head::HEAD_MAX_SPAN;
-use super::write::HEAD_TABLE;
+use super::write::{HEAD_TABLE, ROLLUP_HEAD_TABLE};
 use crate::backend::Store;
 use crate::dialect::Dialect;
 use crate::error::Context;
@@ -188,9 +188,17 @@ impl Store {
         if range.is_empty() {
             return Ok(out);
         }
-        for part in ids.chunks(IDS_PER_SELECT) {
+        // Merged rows and the head's (not merged yet) alike: the caller
+        // merges every partial of a window.
+        let mut steps: Vec<(&str, &[SeriesId])> = Vec::new();
+        for table in [ROLLUP_HEAD_TABLE, "metric_rollups"] {
+            for part in ids.chunks(IDS_PER_SELECT) {
+                steps.push((table, part));
+            }
+        }
+        for (table, part) in steps {
             let sql = self.dialect.sql(&format!(
-                "SELECT series_id, window_start, late, flush_key, data FROM metric_rollups WHERE tenant = ? AND resolution_ns = ? AND window_start >= ? AND window_start < ? AND series_id IN {}",
+                "SELECT series_id, window_start, late, flush_key, data FROM {table} WHERE tenant = ? AND resolution_ns = ? AND window_start >= ? AND window_start < ? AND series_id IN {}",
                 Dialect::tuple(part.len())
             ));
             with_pool!(&self.backend, pool => {

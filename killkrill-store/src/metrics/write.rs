@@ -19,13 +19,15 @@ use crate::error::Context;
 
 /// The head table (see [`super::head`]).
 pub(crate) const HEAD_TABLE: &str = "metric_head_chunks";
+/// The rollup head (see [`super::rollup_head`]).
+pub(crate) const ROLLUP_HEAD_TABLE: &str = "metric_rollup_head";
 
 /// Series rows per upsert statement (6 binds each).
 const SERIES_ROWS: usize = 500;
 /// Chunk rows per insert statement (7 binds each).
 pub(crate) const CHUNK_ROWS: usize = 500;
 /// Rollup rows per upsert statement (8 binds each).
-const ROLLUP_ROWS: usize = 400;
+pub(crate) const ROLLUP_ROWS: usize = 400;
 /// Ledger rows per insert statement (4 binds each).
 const LEDGER_ROWS: usize = 500;
 /// Metadata rows per upsert statement (6 binds each).
@@ -142,6 +144,33 @@ macro_rules! insert_chunk_rows {
 
 pub(crate) use insert_chunk_rows;
 
+/// Upserts rollup rows into `$table` (`metric_rollups` or the head) inside
+/// `$tx`.
+macro_rules! upsert_rollup_rows {
+    ($self:expr, $tx:expr, $table:expr, $tenant:expr, $rollups:expr) => {{
+        let tenant: &str = $tenant;
+        for part in $rollups.chunks(ROLLUP_ROWS) {
+            let mut q = sqlx::query(AssertSqlSafe(
+                $self.dialect.upsert_rollups_into($table, part.len()),
+            ));
+            for r in part {
+                q = q
+                    .bind(tenant)
+                    .bind(r.series.as_i64())
+                    .bind(r.resolution)
+                    .bind(r.window_start)
+                    .bind(i16::from(r.late))
+                    .bind(&r.flush_key[..])
+                    .bind(r.window_end)
+                    .bind(&r.data[..]);
+            }
+            q.execute(&mut *$tx).await.ctx("upserting metric rollups")?;
+        }
+    }};
+}
+
+pub(crate) use upsert_rollup_rows;
+
 /// Records the ledger rows, then upserts series and rollup rows, inside
 /// `$tx`; evaluates to false (nothing written, rolled back by the caller)
 /// when a batch was recorded already.
@@ -170,21 +199,14 @@ macro_rules! rollup_tx_body {
         }
         if fresh {
             upsert_series_rows!($self, $tx, tenant, $series);
-            for part in $rollups.chunks(ROLLUP_ROWS) {
-                let mut q = sqlx::query(AssertSqlSafe($self.dialect.upsert_rollups(part.len())));
-                for r in part {
-                    q = q
-                        .bind(tenant)
-                        .bind(r.series.as_i64())
-                        .bind(r.resolution)
-                        .bind(r.window_start)
-                        .bind(i16::from(r.late))
-                        .bind(&r.flush_key[..])
-                        .bind(r.window_end)
-                        .bind(&r.data[..]);
-                }
-                q.execute(&mut *$tx).await.ctx("upserting metric rollups")?;
-            }
+            // A flush with its ledger goes to the head (appended); one
+            // without (`write_rollups`) straight to `metric_rollups`.
+            let table = if $ledger.is_some() {
+                ROLLUP_HEAD_TABLE
+            } else {
+                "metric_rollups"
+            };
+            upsert_rollup_rows!($self, $tx, table, tenant, $rollups);
         }
         fresh
     }};

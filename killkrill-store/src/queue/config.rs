@@ -19,6 +19,7 @@ use std::time::Duration;
 use killkrill_core::pipeline::{Compression, MemoryQueue, MemoryQueueConfig, Queue, QueueError};
 use serde::{Deserialize, Serialize};
 
+use super::redis::RedisBound;
 use super::{RedisQueueOptions, RedisStreamsQueue, SqliteQueue, SqliteQueueOptions};
 use crate::config::SqliteSync;
 
@@ -137,8 +138,16 @@ pub struct RedisQueueSettings {
     pub group: String,
     /// Consumer name (default: host, pid and a random suffix).
     pub consumer: Option<String>,
-    /// Most entries (batches) in the stream.
+    /// Most entries (batches) in the stream (with `bound = "checked"`,
+    /// plus the adds in flight of every producer).
     pub max_len: u64,
+    /// `checked` (`XLEN`, then `XADD`: may overshoot `max_len` by at most
+    /// `max_adds_in_flight` per producer) or `exact` (a Lua script, never
+    /// over, about three times the server CPU per add).
+    pub bound: RedisBound,
+    /// With `bound = "checked"`, the most adds per producer between their
+    /// check and the reply.
+    pub max_adds_in_flight: u64,
     /// Largest encoded batch, bytes.
     pub max_batch_bytes: u64,
     /// An unacknowledged delivery idle this many ms is claimed again.
@@ -169,6 +178,8 @@ impl std::fmt::Debug for RedisQueueSettings {
             group,
             consumer,
             max_len,
+            bound,
+            max_adds_in_flight,
             max_batch_bytes,
             visibility_timeout_ms,
             poll_interval_ms,
@@ -186,6 +197,8 @@ impl std::fmt::Debug for RedisQueueSettings {
             .field("group", group)
             .field("consumer", consumer)
             .field("max_len", max_len)
+            .field("bound", bound)
+            .field("max_adds_in_flight", max_adds_in_flight)
             .field("max_batch_bytes", max_batch_bytes)
             .field("visibility_timeout_ms", visibility_timeout_ms)
             .field("poll_interval_ms", poll_interval_ms)
@@ -209,6 +222,8 @@ impl Default for RedisQueueSettings {
             group: o.group,
             consumer: None,
             max_len: o.max_len,
+            bound: o.bound,
+            max_adds_in_flight: o.max_adds_in_flight as u64,
             max_batch_bytes: o.max_batch_bytes,
             visibility_timeout_ms: 60_000,
             poll_interval_ms: 1_000,
@@ -318,6 +333,7 @@ impl QueueConfig {
                     name_part("consumer", c)?;
                 }
                 positive("max_len", r.max_len)?;
+                positive("max_adds_in_flight", r.max_adds_in_flight)?;
                 positive("max_batch_bytes", r.max_batch_bytes)?;
                 positive("visibility_timeout_ms", r.visibility_timeout_ms)?;
                 positive("poll_interval_ms", r.poll_interval_ms)?;
@@ -380,6 +396,8 @@ pub async fn build_queue(config: &QueueConfig) -> Result<Arc<dyn Queue>, QueueCo
                     group: r.group.clone(),
                     consumer: r.consumer.clone(),
                     max_len: r.max_len,
+                    bound: r.bound,
+                    max_adds_in_flight: usize::try_from(r.max_adds_in_flight).unwrap_or(usize::MAX),
                     max_batch_bytes: r.max_batch_bytes,
                     visibility_timeout: Duration::from_millis(r.visibility_timeout_ms),
                     poll_interval: Duration::from_millis(r.poll_interval_ms),
@@ -441,6 +459,13 @@ mod tests {
             panic!("not redis")
         };
         assert_eq!((r.url.as_str(), r.max_len), ("rediss://cache:6380", 5));
+        assert_eq!((r.bound, r.max_adds_in_flight), (RedisBound::Checked, 64));
+        let QueueConfig::Redis(r) =
+            parse("type = \"redis\"\nbound = \"exact\"\nmax_adds_in_flight = 8").unwrap()
+        else {
+            panic!("not redis")
+        };
+        assert_eq!((r.bound, r.max_adds_in_flight), (RedisBound::Exact, 8));
         assert_eq!(QueueConfig::default().validate(), Ok(()));
     }
 
@@ -470,6 +495,10 @@ mod tests {
                 "queue.tenant_group",
             ),
             ("type = \"redis\"\nmax_len = 0", "queue.max_len"),
+            (
+                "type = \"redis\"\nmax_adds_in_flight = 0",
+                "queue.max_adds_in_flight",
+            ),
             (
                 "type = \"redis\"\npoll_interval_ms = 5000\nvisibility_timeout_ms = 1000",
                 "queue.poll_interval_ms",

@@ -55,6 +55,9 @@ pub const ALL: &[&str] = &[
     super::http::grpc::GRPC_REQUESTS,
     super::scrape::SCRAPES,
     super::scrape::SCRAPE_DROPPED,
+    killkrill_store::ROLLUP_HEAD_COMPACTIONS,
+    killkrill_store::ROLLUP_HEAD_ROWS_MERGED,
+    killkrill_store::ROLLUP_HEAD_COMPACTION_ERRORS,
 ];
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();

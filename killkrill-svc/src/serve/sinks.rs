@@ -43,7 +43,7 @@ use killkrill_core::pipeline::{
 };
 use killkrill_core::storage::{
     DeadLetterStore, ErrorKind, LogStore, MetricStore, NewDeadLetter, RollupFlush,
-    RollupFlushOutcome, StoreError,
+    RollupFlushOutcome, SeriesId, StoreError, series_id,
 };
 use killkrill_store::Store;
 
@@ -230,27 +230,25 @@ impl StoreMetricSink {
     }
 
     /// Writes the samples of one tenant's batches (one call, so samples of
-    /// a series from several batches share chunks).
+    /// a series from several batches share chunks), read in place with the
+    /// series ids computed once in [`series_ids`].
     async fn write_samples(
         &self,
         tenant: &Tenant,
         batches: &[&Arc<Batch>],
+        ids: &[Vec<SeriesId>],
     ) -> Result<(), SinkError> {
-        let with: Vec<&&Arc<Batch>> = batches.iter().filter(|b| !b.metrics.is_empty()).collect();
-        let joined: Vec<MetricSample>;
-        let samples: &[MetricSample] = match with.as_slice() {
-            [] => return Ok(()),
-            [one] => &one.metrics,
-            many => {
-                joined = many
-                    .iter()
-                    .flat_map(|b| b.metrics.iter().cloned())
-                    .collect();
-                &joined
-            }
-        };
+        let (parts, ids): (Vec<&[MetricSample]>, Vec<&[SeriesId]>) = batches
+            .iter()
+            .zip(ids)
+            .filter(|(b, _)| !b.metrics.is_empty())
+            .map(|(b, i)| (b.metrics.as_slice(), i.as_slice()))
+            .unzip();
+        if parts.is_empty() {
+            return Ok(());
+        }
         self.store
-            .write_samples(tenant, samples)
+            .write_sample_parts(tenant, &parts, &ids)
             .await
             .map_err(|e| sink_error("writing metric samples", e))?;
         Ok(())
@@ -282,9 +280,14 @@ impl StoreMetricSink {
         r: &Rollups,
         tenant: &Tenant,
         batches: &[&Arc<Batch>],
+        ids: &[Vec<SeriesId>],
     ) -> Result<(), SinkError> {
         self.restore_high_water(r, tenant).await?;
-        let keys: Vec<u128> = batches.iter().map(|b| rollup_key(tenant, b)).collect();
+        let keys: Vec<u128> = batches
+            .iter()
+            .zip(ids)
+            .map(|(b, ids)| rollup_key(tenant, b, ids))
+            .collect();
         let mut skip: HashSet<u128> = HashSet::new();
         for _ in 0..LEDGER_ROUNDS {
             let flush = {
@@ -392,21 +395,27 @@ impl StoreMetricSink {
     }
 }
 
+/// The series id of every sample of a batch: computed once per group and
+/// used by the sample write and the rollup ledger key.
+fn series_ids(b: &Batch) -> Vec<SeriesId> {
+    b.metrics
+        .iter()
+        .map(|s| series_id(&s.name, &s.labels))
+        .collect()
+}
+
 /// The ledger key of a batch's rollups: a hash of the tenant and of every
 /// sample (series id, timestamp, value bits), not the queue's batch id. A
 /// redelivery has the same content, and so does a client's retry of a
 /// request (a new batch id): both are aggregated once, as the raw store
 /// keeps their samples once.
-fn rollup_key(tenant: &Tenant, b: &Batch) -> u128 {
+/// `ids` are the samples' series ids ([`series_ids`]).
+fn rollup_key(tenant: &Tenant, b: &Batch, ids: &[SeriesId]) -> u128 {
     let mut h = xxhash_rust::xxh3::Xxh3Default::new();
     h.update(tenant.as_str().as_bytes());
     h.update(&[0xFF]);
-    for s in &b.metrics {
-        h.update(
-            &killkrill_core::storage::series_id(&s.name, &s.labels)
-                .0
-                .to_le_bytes(),
-        );
+    for (s, id) in b.metrics.iter().zip(ids) {
+        h.update(&id.0.to_le_bytes());
         h.update(
             &s.timestamp
                 .map_or(i64::MIN, Timestamp::as_nanos)
@@ -438,10 +447,11 @@ impl MetricSink for StoreMetricSink {
             }
         }
         for (tenant, group) in &tenants {
-            self.write_samples(tenant, group).await?;
+            let ids: Vec<Vec<SeriesId>> = group.iter().map(|b| series_ids(b)).collect();
+            self.write_samples(tenant, group, &ids).await?;
             self.write_metadata(tenant, group).await?;
             if let Some(r) = &self.rollups {
-                self.write_rollups(r, tenant, group).await?;
+                self.write_rollups(r, tenant, group, &ids).await?;
             }
         }
         Ok(())

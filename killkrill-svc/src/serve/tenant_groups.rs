@@ -41,6 +41,8 @@ pub async fn open(
                 group: r.group.clone(),
                 consumer: r.consumer.clone(),
                 max_len: r.max_len,
+                bound: r.bound,
+                max_adds_in_flight: usize::try_from(r.max_adds_in_flight).unwrap_or(usize::MAX),
                 max_batch_bytes: r.max_batch_bytes,
                 visibility_timeout: Duration::from_millis(r.visibility_timeout_ms),
                 poll_interval: Duration::from_millis(r.poll_interval_ms),

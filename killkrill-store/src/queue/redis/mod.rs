@@ -10,11 +10,14 @@
 //! - **Durable when `enqueue` returns**: the server has answered the `XADD`
 //!   (durability is then Redis's: `appendonly yes` with `appendfsync
 //!   always|everysec`, and replicas).
-//! - **Bounded**: a Lua script checks `XLEN` against `max_len` and adds in
-//!   one step, so concurrent receivers cannot overshoot; a full stream makes
-//!   `enqueue` poll until `wait` passes, then answer `Full`. The stream is
-//!   never trimmed by `MAXLEN` on add: that would drop unacknowledged
-//!   batches.
+//! - **Bounded** (see [`add`]): by default `XLEN`, then a plain `XADD`,
+//!   with at most `max_adds_in_flight` adds between check and reply per
+//!   queue, so the stream holds at most `max_len - 1` plus the adds in
+//!   flight of all producers; or, with [`RedisBound::Exact`], a Lua script
+//!   that checks and adds in one step (never over, about three times the
+//!   server CPU per add). A full stream makes `enqueue` poll until `wait`
+//!   passes, then answer `Full`. The stream is never trimmed by `MAXLEN` on
+//!   add: that would drop unacknowledged batches.
 //! - **Deliveries**: `XREADGROUP ... BLOCK` on a connection of its own for
 //!   each blocking reader (a blocking read on the shared multiplexed
 //!   connection would stall every other caller), with a response timeout
@@ -44,18 +47,21 @@ use killkrill_core::pipeline::{
 };
 use redis::aio::ConnectionManagerConfig;
 use redis::cluster::ClusterClient;
-use redis::{AsyncConnectionConfig, Client, RedisError, Value};
+use redis::io::tcp::TcpSettings;
+use redis::{AsyncConnectionConfig, Client, IntoConnectionInfo, RedisError, Value};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use super::{backend, file_undecodable};
 
+mod add;
 mod conn;
 mod maintenance;
 mod options;
 mod read;
 mod scripts;
 
+pub use add::RedisBound;
 pub use conn::cluster_nodes;
 use conn::{Conn, Connector, rerr};
 pub use options::RedisQueueOptions;
@@ -125,6 +131,8 @@ pub struct RedisStreamsQueue {
     /// The bounded add and the acknowledgement, run by `EVALSHA`.
     add_if_room: Script,
     ack_del: Script,
+    /// Which adds may go in ([`RedisBound::Checked`]).
+    admission: add::Admission,
     /// Idle dedicated connections for blocking reads.
     blocking: Mutex<Vec<Conn>>,
     last_trim_ms: AtomicU64,
@@ -152,16 +160,25 @@ impl RedisStreamsQueue {
             }
             None => vec![url.to_owned()],
         };
+        // TCP_NODELAY, as hiredis and redis-benchmark set it: with Nagle's
+        // algorithm a command written while an earlier one is unacknowledged
+        // waits for that acknowledgement, which serializes pipelined adds.
+        let tcp = TcpSettings::default().set_nodelay(true);
         let connector = if opts.cluster {
             Connector::Cluster(
                 ClusterClient::builder(nodes)
+                    .tcp_settings(tcp)
                     .response_timeout(opts.command_timeout)
                     .connection_timeout(opts.command_timeout)
                     .build()
                     .map_err(|e| rerr("cluster URL", &e))?,
             )
         } else {
-            Connector::Single(Client::open(url).map_err(|e| rerr("URL", &e))?)
+            let info = url
+                .into_connection_info()
+                .map_err(|e| rerr("URL", &e))?
+                .set_tcp_settings(tcp);
+            Connector::Single(Client::open(info).map_err(|e| rerr("URL", &e))?)
         };
         let conn = match &connector {
             Connector::Single(c) => Conn::Managed(
@@ -197,6 +214,7 @@ impl RedisStreamsQueue {
             conn,
             add_if_room,
             ack_del,
+            admission: add::Admission::new(opts.max_adds_in_flight),
             blocking: Mutex::new(Vec::new()),
             last_trim_ms: AtomicU64::new(now_ms()),
             last_reclaim_ms: AtomicU64::new(0),
@@ -389,6 +407,9 @@ impl Queue for RedisStreamsQueue {
             .codec
             .encode_to_vec(&batch)
             .map_err(|e| backend(format!("encoding a batch: {e}"), ErrorKind::Permanent))?;
+        // Once encoded the records are not needed: they are freed now, not
+        // held until Redis answers.
+        drop(batch);
         if payload.len() as u64 > self.opts.max_batch_bytes {
             return Err(QueueError::TooLarge {
                 size: payload.len() as u64,
@@ -396,31 +417,7 @@ impl Queue for RedisStreamsQueue {
                 unit: "bytes",
             });
         }
-        let start = Instant::now();
-        let deadline = start + wait;
-        let mut pause = Duration::from_millis(5);
-        let mut conn = self.conn.clone();
-        loop {
-            let added: Option<String> = self
-                .add_if_room
-                .run(&mut conn, &self.key, |c| {
-                    c.arg(self.opts.max_len).arg(&payload[..]);
-                })
-                .await
-                .map_err(|e| rerr("XADD", &e))?;
-            if added.is_some() {
-                return Ok(());
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return Err(QueueError::Full {
-                    waited: start.elapsed(),
-                });
-            }
-            // Room appears when another process acknowledges: poll.
-            tokio::time::sleep(pause.min(deadline - now)).await;
-            pause = (pause * 2).min(Duration::from_millis(200));
-        }
+        self.add(&payload, wait).await
     }
 
     async fn dequeue(&self, max: usize, wait: Duration) -> Result<Vec<Delivery>, QueueError> {

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use killkrill_core::pipeline::{Compression, DeadLetter};
 
+use super::RedisBound;
+
 /// Settings of a [`RedisStreamsQueue`](super::RedisStreamsQueue).
 #[derive(Clone)]
 pub struct RedisQueueOptions {
@@ -19,8 +21,17 @@ pub struct RedisQueueOptions {
     /// This process's consumer name; `None` makes one from the host name,
     /// the process id and a random suffix.
     pub consumer: Option<String>,
-    /// Most entries (batches) in the stream, delivered or not.
+    /// Most entries (batches) in the stream, delivered or not; with
+    /// [`RedisBound::Checked`], plus the adds in flight (see `bound`).
     pub max_len: u64,
+    /// How `max_len` is enforced: checked (`XLEN`, then `XADD`; may
+    /// overshoot by the adds in flight) or exact (a Lua script, about three
+    /// times the server CPU per add).
+    pub bound: RedisBound,
+    /// With [`RedisBound::Checked`], the most adds of this queue between
+    /// their check and the `XADD`'s reply: the stream holds at most
+    /// `max_len - 1` plus this, summed over the producers.
+    pub max_adds_in_flight: usize,
     /// Largest encoded batch accepted.
     pub max_batch_bytes: u64,
     /// A delivery idle (unacknowledged) for this long is claimed again.
@@ -54,6 +65,8 @@ impl std::fmt::Debug for RedisQueueOptions {
             .field("group", &self.group)
             .field("consumer", &self.consumer)
             .field("max_len", &self.max_len)
+            .field("bound", &self.bound)
+            .field("max_adds_in_flight", &self.max_adds_in_flight)
             .field("visibility_timeout", &self.visibility_timeout)
             .field("cluster", &self.cluster)
             .finish_non_exhaustive()
@@ -69,6 +82,8 @@ impl Default for RedisQueueOptions {
             group: "workers".into(),
             consumer: None,
             max_len: 100_000,
+            bound: RedisBound::Checked,
+            max_adds_in_flight: 64,
             max_batch_bytes: 64 << 20,
             visibility_timeout: Duration::from_secs(60),
             poll_interval: Duration::from_secs(1),
