@@ -154,7 +154,8 @@ mod tests {
         let deeper = format!("{deep}*1");
         let e = check(&deeper).unwrap_err();
         assert!(
-            e.to_string().contains("nests 257 levels of operators and brackets, at most 256"),
+            e.to_string()
+                .contains("nests 257 levels of operators and brackets, at most 256"),
             "{e}"
         );
         let long = format!("x{{a=\"{}\"}}", "y".repeat(MAX_QUERY_BYTES));

@@ -33,8 +33,9 @@ fn deepest() -> Vec<(String, f64)> {
             format!("{}temp{{room=\"x\"}}{}", "(".repeat(n), ")".repeat(n)),
             -2.0,
         ),
-        // Nested function calls.
+        // Nested function calls and aggregations.
         (format!("{}temp{}", "abs(".repeat(n), ")".repeat(n)), 2.0),
+        (format!("{}temp{}", "sum(".repeat(n), ")".repeat(n)), -2.0),
         // Unary minus n times on a vector (even: the value itself).
         (format!("{}temp", "- ".repeat(n)), -2.0),
         // Vector-to-vector binary chain (one-to-one matching at each level).

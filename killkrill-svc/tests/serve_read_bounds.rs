@@ -42,11 +42,7 @@ async fn read_bodies_and_query_depth_are_bounded() {
         );
     }
     // Nested parentheses in a series selector (`match[]`).
-    let nested = format!(
-        "match[]={}up{}",
-        "(".repeat(20_000),
-        ")".repeat(20_000)
-    );
+    let nested = format!("match[]={}up{}", "(".repeat(20_000), ")".repeat(20_000));
     let r = http(addr, "POST", "/api/v1/series", &[FORM], nested.as_bytes()).await;
     assert_eq!(r.status, 400, "{}", r.text());
 
