@@ -385,9 +385,17 @@ impl Auth {
         let source = addr.map_or_else(|| "unknown".to_owned(), |a| a.to_string());
         let now = now_nanos();
         if let Some(a) = addr
-            && let Some(retry_after) = self.limiter.blocked(a, Instant::now())
+            && let Some(b) = self.limiter.blocked(a, Instant::now())
         {
-            counter!(AUTH_LOGINS, "result" => "address_limited").increment(1);
+            // `overflow_limited`: an address not tracked while the table is
+            // full, refused by the shared bucket (see `limiter`).
+            let result = if b.overflow {
+                "overflow_limited"
+            } else {
+                "address_limited"
+            };
+            counter!(AUTH_LOGINS, "result" => result).increment(1);
+            let retry_after = b.retry_after;
             self.audit(
                 &self.system_tenant,
                 email,
