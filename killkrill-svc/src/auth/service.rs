@@ -131,9 +131,10 @@ impl Auth {
             store: store.auth(),
             sealer: SecretBox::new(cfg.secret_key.as_deref().map(str::as_bytes), &secret),
             jwt: Jwt::new(&secret, &cfg.issuer, &cfg.audience),
-            limiter: AddressLimiter::new(
+            limiter: AddressLimiter::with_max_entries(
                 cfg.address_max_failures,
                 Duration::from_secs(cfg.address_window_secs),
+                cfg.address_max_entries,
             ),
             keys: KeyCache::new(Duration::from_millis(cfg.api_key_cache_ms)),
             cfg: cfg.clone(),
@@ -174,9 +175,10 @@ impl Auth {
             store: store.auth(),
             sealer: SecretBox::new(cfg.secret_key.as_deref().map(str::as_bytes), &secret),
             jwt: Jwt::new(&secret, &cfg.issuer, &cfg.audience),
-            limiter: AddressLimiter::new(
+            limiter: AddressLimiter::with_max_entries(
                 cfg.address_max_failures,
                 Duration::from_secs(cfg.address_window_secs),
+                cfg.address_max_entries,
             ),
             keys: KeyCache::new(Duration::from_millis(cfg.api_key_cache_ms)),
             cfg: cfg.clone(),
