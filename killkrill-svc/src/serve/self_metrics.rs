@@ -55,6 +55,8 @@ pub const ALL: &[&str] = &[
     super::http::grpc::GRPC_REQUESTS,
     super::scrape::SCRAPES,
     super::scrape::SCRAPE_DROPPED,
+    super::tls_reload::TLS_RELOADS,
+    crate::auth::limiter::LIMITER_OVERFLOW,
 ];
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();

@@ -3,7 +3,9 @@
 //! only, TLS 1.2 minimum (1.3 preferred: it is listed first and rustls picks
 //! the highest both sides speak), optional client certificates checked
 //! against a CA bundle (`client_auth = "required"` refuses a client without
-//! one, `"optional"` verifies one when presented).
+//! one, `"optional"` verifies one when presented). Rotated files are picked
+//! up without a restart by [`super::tls_reload`], which builds each new
+//! configuration with [`server_config_from`], the code start-up uses.
 
 use std::path::Path;
 use std::sync::Arc;
