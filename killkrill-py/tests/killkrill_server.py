@@ -42,9 +42,15 @@ def find_binary() -> Path:
 
 
 class Server:
-    """One running `killkrill serve`; `url` is its HTTP listener."""
+    """One running `killkrill serve`; `url` is its HTTP listener
+    (`https://` when `args` give it a certificate, `--http-tls-cert`)."""
 
-    def __init__(self, data_dir: Path, env: Optional[Dict[str, str]] = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        env: Optional[Dict[str, str]] = None,
+        args: Optional[List[str]] = None,
+    ) -> None:
         binary = find_binary()
         # The server reads KILLKRILL_* as configuration: none of the
         # caller's, only what the test asks for.
@@ -67,6 +73,7 @@ class Server:
                 "",
                 "--syslog-tcp",
                 "",
+                *(args or []),
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -87,7 +94,8 @@ class Server:
             raise RuntimeError(f"killkrill serve did not start: {first!r} {self.log()}")
         words = first.split()
         self.addr = words[words.index("http") + 1]
-        self.url = f"http://{self.addr}"
+        scheme = "https" if "--http-tls-cert" in (args or []) else "http"
+        self.url = f"{scheme}://{self.addr}"
         # The `ingest,read` key the first start created, when the server
         # authenticates (None when it does not).
         creds = data_dir / "bootstrap-credentials.json"

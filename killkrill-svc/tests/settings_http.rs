@@ -295,6 +295,52 @@ async fn roles_validation_and_audit() {
     h.shutdown().await;
 }
 
+/// The operator's `scrape.deny_networks`, not the default list, decides
+/// which target addresses `/api/v1/settings` refuses: an added network is
+/// refused (400 naming the field), a default network the operator took
+/// out is accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn targets_are_checked_against_the_configured_deny_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.scrape.deny_networks = vec!["10.0.0.0/8".into(), "fd00::/8".into()];
+    // Nothing is scraped during the test.
+    c.scrape.settings_poll_ms = 3_600_000;
+    let h = support::start(c).await.unwrap();
+    let addr = h.http.unwrap();
+    let admin = admin(addr).await;
+    let target = |url: &str| serde_json::json!({ "scrape_targets": [{ "job": "j", "url": url }] });
+    for (url, net) in [
+        ("http://10.1.2.3:9100/metrics", "10.0.0.0/8"),
+        ("http://[fd12::7]:9100/metrics", "fd00::/8"),
+    ] {
+        let r = put(addr, &admin, "/api/v1/settings", &target(url)).await;
+        assert_eq!(r.status, 400, "{url}: {}", r.text());
+        let j = r.json();
+        assert_eq!(j["parameter"], "scrape_targets[0].url", "{j}");
+        let d = j["detail"].as_str().unwrap();
+        assert!(
+            d.starts_with("scrape_targets[0].url") && d.contains(net),
+            "{d}"
+        );
+    }
+    // Link-local is denied by default, not by this operator.
+    let r = put(
+        addr,
+        &admin,
+        "/api/v1/settings",
+        &target("http://169.254.10.10:9100/metrics"),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = call(addr, "GET", "/api/v1/settings", Some(&admin), b"").await;
+    assert_eq!(
+        r.json()["scrape_targets"][0]["url"],
+        "http://169.254.10.10:9100/metrics"
+    );
+    h.shutdown().await;
+}
+
 fn rfc3339(t: Timestamp) -> String {
     t.to_rfc3339()
 }

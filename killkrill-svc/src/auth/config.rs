@@ -39,6 +39,10 @@ pub struct AuthConfig {
     pub address_max_failures: u32,
     /// The window of `address_max_failures`, seconds.
     pub address_window_secs: u64,
+    /// Most client addresses (IPv6: /64 networks) the login limiter tracks.
+    /// When that many have failed within their window, the addresses not
+    /// tracked share one limit (see `auth::limiter`). Default 100000.
+    pub address_max_entries: usize,
     /// Shortest password accepted.
     pub min_password_length: usize,
     /// Whether the first start with no users creates an admin and an API
@@ -77,6 +81,7 @@ impl std::fmt::Debug for AuthConfig {
             lockout_secs,
             address_max_failures,
             address_window_secs,
+            address_max_entries,
             min_password_length,
             api_key_cache_ms,
             bootstrap,
@@ -94,6 +99,7 @@ impl std::fmt::Debug for AuthConfig {
             .field("lockout_secs", lockout_secs)
             .field("address_max_failures", address_max_failures)
             .field("address_window_secs", address_window_secs)
+            .field("address_max_entries", address_max_entries)
             .field("min_password_length", min_password_length)
             .field("api_key_cache_ms", api_key_cache_ms)
             .field("bootstrap", bootstrap)
@@ -116,6 +122,7 @@ impl Default for AuthConfig {
             lockout_secs: 15 * 60,
             address_max_failures: 20,
             address_window_secs: 5 * 60,
+            address_max_entries: super::limiter::MAX_ENTRIES,
             min_password_length: 12,
             bootstrap: true,
             api_key_cache_ms: 1000,
@@ -166,6 +173,12 @@ impl AuthConfig {
             return Err((
                 "auth.max_failed_logins",
                 "the login limits must be greater than 0".into(),
+            ));
+        }
+        if !(1..=10_000_000).contains(&self.address_max_entries) {
+            return Err((
+                "auth.address_max_entries",
+                "must be between 1 and 10000000".into(),
             ));
         }
         if self.api_key_cache_ms > 60_000 {

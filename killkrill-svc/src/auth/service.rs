@@ -131,9 +131,10 @@ impl Auth {
             store: store.auth(),
             sealer: SecretBox::new(cfg.secret_key.as_deref().map(str::as_bytes), &secret),
             jwt: Jwt::new(&secret, &cfg.issuer, &cfg.audience),
-            limiter: AddressLimiter::new(
+            limiter: AddressLimiter::with_max_entries(
                 cfg.address_max_failures,
                 Duration::from_secs(cfg.address_window_secs),
+                cfg.address_max_entries,
             ),
             keys: KeyCache::new(Duration::from_millis(cfg.api_key_cache_ms)),
             cfg: cfg.clone(),
@@ -174,9 +175,10 @@ impl Auth {
             store: store.auth(),
             sealer: SecretBox::new(cfg.secret_key.as_deref().map(str::as_bytes), &secret),
             jwt: Jwt::new(&secret, &cfg.issuer, &cfg.audience),
-            limiter: AddressLimiter::new(
+            limiter: AddressLimiter::with_max_entries(
                 cfg.address_max_failures,
                 Duration::from_secs(cfg.address_window_secs),
+                cfg.address_max_entries,
             ),
             keys: KeyCache::new(Duration::from_millis(cfg.api_key_cache_ms)),
             cfg: cfg.clone(),
@@ -385,9 +387,17 @@ impl Auth {
         let source = addr.map_or_else(|| "unknown".to_owned(), |a| a.to_string());
         let now = now_nanos();
         if let Some(a) = addr
-            && let Some(retry_after) = self.limiter.blocked(a, Instant::now())
+            && let Some(b) = self.limiter.blocked(a, Instant::now())
         {
-            counter!(AUTH_LOGINS, "result" => "address_limited").increment(1);
+            // `overflow_limited`: an address not tracked while the table is
+            // full, refused by the shared bucket (see `limiter`).
+            let result = if b.overflow {
+                "overflow_limited"
+            } else {
+                "address_limited"
+            };
+            counter!(AUTH_LOGINS, "result" => result).increment(1);
+            let retry_after = b.retry_after;
             self.audit(
                 &self.system_tenant,
                 email,

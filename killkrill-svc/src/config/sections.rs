@@ -33,7 +33,7 @@ impl Default for RollupsConfig {
 }
 
 /// TLS files (PEM).
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TlsConfig {
     /// Certificate chain, leaf first.
@@ -46,6 +46,25 @@ pub struct TlsConfig {
     /// certificate at the handshake; `optional` accepts one without, but
     /// still refuses a certificate that does not verify.
     pub client_auth: ClientAuth,
+    /// How often the files are read again to pick up a rotated certificate
+    /// (ms; new connections get it, open ones keep theirs); `SIGHUP` also
+    /// reloads. `0` turns polling off. Default 30000.
+    pub reload_interval_ms: u64,
+}
+
+/// Default of `reload_interval_ms`.
+pub const TLS_RELOAD_INTERVAL_MS: u64 = 30_000;
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig {
+            cert: None,
+            key: None,
+            client_ca: None,
+            client_auth: ClientAuth::default(),
+            reload_interval_ms: TLS_RELOAD_INTERVAL_MS,
+        }
+    }
 }
 
 /// Whether a TLS listener with a `client_ca` insists on a client

@@ -63,6 +63,20 @@ impl ServeConfig {
             }
         }
         self.validate_http_tls(origins)?;
+        for (key, v) in [
+            ("tls.reload_interval_ms", self.tls.reload_interval_ms),
+            (
+                "http_tls.reload_interval_ms",
+                self.http_tls.reload_interval_ms,
+            ),
+        ] {
+            if v != 0 && !(100..=86_400_000).contains(&v) {
+                return Err(err(
+                    key,
+                    format!("{v} is outside 100..=86400000 (ms); 0 turns reloading off"),
+                ));
+            }
+        }
         let positive: [(&str, u64); 22] = [
             ("query.max_range_secs", self.query.max_range_secs),
             ("query.default_limit", self.query.default_limit as u64),

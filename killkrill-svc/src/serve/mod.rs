@@ -36,6 +36,7 @@ pub mod sinks;
 pub mod syslog;
 pub mod tenant_groups;
 pub mod tls;
+pub mod tls_reload;
 pub mod worker_groups;
 
 use std::net::SocketAddr;
@@ -59,6 +60,7 @@ use crate::auth::bootstrap::BootstrapCredentials;
 use crate::config::{QueueKind, ServeConfig};
 use ingest::Ingest;
 use sinks::{LogStoreSink, MetricSink, MetricSinkAdapter, StoreDeadLetter};
+use tls_reload::Reloader;
 
 /// `serve` could not start.
 #[derive(Debug, thiserror::Error)]
@@ -321,14 +323,15 @@ pub async fn start_with(
         )));
     }
     let tls = if roles.receiver && config.tls_enabled() {
-        Some(syslog::server_config(&config.tls)?)
+        Some(Reloader::load(&config.tls, "tls", "syslog_tls", &[])?)
     } else {
         None
     };
     let http_tls = if config.http_tls_enabled() && config.http.get().is_some() {
-        Some(tls::server_config(
+        Some(Reloader::load(
             &config.http_tls,
             "http_tls",
+            "http",
             tls::HTTP_ALPN,
         )?)
     } else {
@@ -508,6 +511,7 @@ pub async fn start_with(
             oidc: oidc.clone(),
             rollup_reads: http::prom::rollup_reads(&config),
             email: email.clone(),
+            scrape_deny_networks: config.scrape.deny_networks.clone(),
         });
         let app = http::router_for(
             state,
@@ -516,11 +520,16 @@ pub async fn start_with(
                 read: roles.api,
             },
         );
+        let source = http_tls.map(|r| {
+            let s = r.source();
+            listeners.push(r.spawn(listeners_shutdown.clone()));
+            s
+        });
         listeners.push(tokio::spawn(http::serve(
             l,
             app,
             config.http_server.clone(),
-            http_tls.map(tokio_rustls::TlsAcceptor::from),
+            source,
             listeners_shutdown.clone(),
         )));
     }
@@ -546,10 +555,12 @@ pub async fn start_with(
             )));
         }
         if let (Some(l), Some(tls)) = (tls_listener, tls) {
+            let source = tls.source();
+            listeners.push(tls.spawn(listeners_shutdown.clone()));
             listeners.push(tokio::spawn(syslog::run_stream_listener(
                 l,
                 syslog_ctx.clone(),
-                Some(tokio_rustls::TlsAcceptor::from(tls)),
+                Some(source),
                 listeners_shutdown.clone(),
             )));
         }

@@ -43,7 +43,7 @@ pub async fn run(
             Ok(all) => {
                 let mut wanted = Vec::new();
                 for (tenant, s) in &all {
-                    if let Err((field, problem)) = s.validate() {
+                    if let Err((field, problem)) = s.validate(&cfg.deny_networks) {
                         // Checked when written; a row edited by hand is skipped.
                         counter!(settings::SETTINGS_UNREADABLE).increment(1);
                         tracing::warn!(tenant = %tenant, field, problem, "stored scrape targets are invalid: skipped");

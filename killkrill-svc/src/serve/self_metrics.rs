@@ -58,6 +58,8 @@ pub const ALL: &[&str] = &[
     killkrill_store::ROLLUP_HEAD_COMPACTIONS,
     killkrill_store::ROLLUP_HEAD_ROWS_MERGED,
     killkrill_store::ROLLUP_HEAD_COMPACTION_ERRORS,
+    super::tls_reload::TLS_RELOADS,
+    crate::auth::limiter::LIMITER_OVERFLOW,
 ];
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();

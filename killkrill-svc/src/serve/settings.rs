@@ -51,11 +51,14 @@ pub struct TenantSettings {
 
 impl TenantSettings {
     /// Checks every field; the error names it (`retention.logs_days`,
-    /// `scrape_targets[0].url`) and the problem.
+    /// `scrape_targets[0].url`) and the problem. A target whose address is
+    /// written as a literal in one of `deny_networks` (the server's
+    /// configured `scrape.deny_networks`) is refused; host names are checked
+    /// when scraped, on the addresses they resolve to.
     ///
     /// # Errors
     /// `(field, problem)`.
-    pub fn validate(&self) -> Result<(), (String, String)> {
+    pub fn validate(&self, deny_networks: &[String]) -> Result<(), (String, String)> {
         for (field, v) in [
             ("retention.logs_days", self.retention.logs_days),
             ("retention.metrics_days", self.retention.metrics_days),
@@ -90,6 +93,7 @@ impl TenantSettings {
         }
         let cfg = ScrapeConfig {
             targets: self.scrape_targets.clone(),
+            deny_networks: deny_networks.to_vec(),
             ..ScrapeConfig::default()
         };
         cfg.validate().map_err(|(k, p)| {

@@ -3,7 +3,9 @@
 //! only, TLS 1.2 minimum (1.3 preferred: it is listed first and rustls picks
 //! the highest both sides speak), optional client certificates checked
 //! against a CA bundle (`client_auth = "required"` refuses a client without
-//! one, `"optional"` verifies one when presented).
+//! one, `"optional"` verifies one when presented). Rotated files are picked
+//! up without a restart by [`super::tls_reload`], which builds each new
+//! configuration with [`server_config_from`], the code start-up uses.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -31,6 +33,49 @@ pub struct TlsError {
 /// ALPN of the HTTP listener: HTTP/2 first (gRPC needs it), then HTTP/1.1.
 pub const HTTP_ALPN: &[&[u8]] = &[b"h2", b"http/1.1"];
 
+/// The PEM files of a `[tls]` / `[http_tls]` section, as read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// `cert`.
+    pub cert: Vec<u8>,
+    /// `key`.
+    pub key: Vec<u8>,
+    /// `client_ca`, when set.
+    pub client_ca: Option<Vec<u8>>,
+}
+
+impl TlsFiles {
+    /// Reads the files of the `[section]`.
+    ///
+    /// # Errors
+    /// [`TlsError`] naming the key and file.
+    pub fn read(cfg: &TlsConfig, section: &str) -> Result<TlsFiles, TlsError> {
+        let (Some(cert), Some(key)) = (&cfg.cert, &cfg.key) else {
+            return Err(TlsError {
+                key: format!("{section}.cert"),
+                path: String::new(),
+                problem: format!("{section}.cert and {section}.key are both needed"),
+            });
+        };
+        let read = |name: &str, path: &Path| {
+            std::fs::read(path).map_err(|e| TlsError {
+                key: format!("{section}.{name}"),
+                path: path.display().to_string(),
+                problem: e.to_string(),
+            })
+        };
+        Ok(TlsFiles {
+            cert: read("cert", cert)?,
+            key: read("key", key)?,
+            client_ca: cfg
+                .client_ca
+                .as_deref()
+                .map(|ca| read("client_ca", ca))
+                .transpose()?,
+        })
+    }
+}
+
 /// Builds the server configuration of the `[section]` (`tls`, `http_tls`)
 /// from its PEM files, offering `alpn` (none for syslog).
 ///
@@ -41,44 +86,61 @@ pub fn server_config(
     section: &str,
     alpn: &[&[u8]],
 ) -> Result<Arc<ServerConfig>, TlsError> {
-    let (Some(cert), Some(key)) = (&cfg.cert, &cfg.key) else {
-        return Err(TlsError {
-            key: format!("{section}.cert"),
-            path: String::new(),
-            problem: format!("{section}.cert and {section}.key are both needed"),
-        });
+    let files = TlsFiles::read(cfg, section)?;
+    server_config_from(cfg, section, alpn, &files)
+}
+
+/// [`server_config`] from files already read (`cfg` names them in errors
+/// and says how client certificates are checked). The key must match the
+/// certificate.
+///
+/// # Errors
+/// [`TlsError`] naming the key and file.
+pub fn server_config_from(
+    cfg: &TlsConfig,
+    section: &str,
+    alpn: &[&[u8]],
+    files: &TlsFiles,
+) -> Result<Arc<ServerConfig>, TlsError> {
+    let path_of = |p: &Option<std::path::PathBuf>| {
+        p.as_deref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default()
     };
-    let err = |key: &str, path: &Path, problem: String| TlsError {
+    let (cert, key, ca) = (
+        path_of(&cfg.cert),
+        path_of(&cfg.key),
+        path_of(&cfg.client_ca),
+    );
+    let err = |key: &str, path: &str, problem: String| TlsError {
         key: format!("{section}.{key}"),
-        path: path.display().to_string(),
+        path: path.to_owned(),
         problem,
     };
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .map_err(|e| err("cert", cert, e.to_string()))?
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&files.cert)
         .collect::<Result<_, _>>()
-        .map_err(|e| err("cert", cert, e.to_string()))?;
+        .map_err(|e| err("cert", &cert, e.to_string()))?;
     if certs.is_empty() {
-        return Err(err("cert", cert, "no certificate in the file".into()));
+        return Err(err("cert", &cert, "no certificate in the file".into()));
     }
-    let private = PrivateKeyDer::from_pem_file(key).map_err(|e| err("key", key, e.to_string()))?;
+    let private =
+        PrivateKeyDer::from_pem_slice(&files.key).map_err(|e| err("key", &key, e.to_string()))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&version::TLS13, &version::TLS12])
-        .map_err(|e| err("cert", cert, e.to_string()))?;
-    let builder = match &cfg.client_ca {
+        .map_err(|e| err("cert", &cert, e.to_string()))?;
+    let builder = match &files.client_ca {
         None => builder.with_no_client_auth(),
-        Some(ca) => {
+        Some(pem) => {
             let mut roots = RootCertStore::empty();
-            for c in CertificateDer::pem_file_iter(ca)
-                .map_err(|e| err("client_ca", ca, e.to_string()))?
-            {
-                let c = c.map_err(|e| err("client_ca", ca, e.to_string()))?;
+            for c in CertificateDer::pem_slice_iter(pem) {
+                let c = c.map_err(|e| err("client_ca", &ca, e.to_string()))?;
                 roots
                     .add(c)
-                    .map_err(|e| err("client_ca", ca, e.to_string()))?;
+                    .map_err(|e| err("client_ca", &ca, e.to_string()))?;
             }
             if roots.is_empty() {
-                return Err(err("client_ca", ca, "no certificate in the file".into()));
+                return Err(err("client_ca", &ca, "no certificate in the file".into()));
             }
             let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
             let verifier = match cfg.client_auth {
@@ -87,13 +149,14 @@ pub fn server_config(
             };
             let verifier = verifier
                 .build()
-                .map_err(|e| err("client_ca", ca, e.to_string()))?;
+                .map_err(|e| err("client_ca", &ca, e.to_string()))?;
             builder.with_client_cert_verifier(verifier)
         }
     };
+    // `with_single_cert` refuses a key that does not match the certificate.
     let mut config = builder
         .with_single_cert(certs, private)
-        .map_err(|e| err("key", key, e.to_string()))?;
+        .map_err(|e| err("key", &key, e.to_string()))?;
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Ok(Arc::new(config))
 }

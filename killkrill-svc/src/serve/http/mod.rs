@@ -93,6 +93,9 @@ pub struct AppState {
     pub rollup_reads: Vec<killkrill_core::aggregate::Resolution>,
     /// Email confirmation and password reset, when `[smtp]` is set.
     pub email: Option<Arc<crate::email::Email>>,
+    /// `scrape.deny_networks` as configured: `/api/v1/settings` refuses
+    /// scrape targets written as addresses in them.
+    pub scrape_deny_networks: Vec<String>,
 }
 
 /// The route groups, each with the permission its routes need.

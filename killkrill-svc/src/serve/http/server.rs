@@ -51,6 +51,7 @@ use tokio_rustls::server::TlsStream;
 use tower::ServiceExt;
 
 use crate::config::HttpServerConfig;
+use crate::serve::tls_reload::TlsSource;
 
 /// Connections closed at accept because `http_server.max_connections` were
 /// open.
@@ -119,7 +120,7 @@ pub async fn serve(
     listener: TcpListener,
     app: Router,
     cfg: HttpServerConfig,
-    tls: Option<TlsAcceptor>,
+    tls: Option<TlsSource>,
     mut shutdown: Shutdown,
 ) {
     let handshake_timeout = Duration::from_millis(cfg.tls_handshake_timeout_ms);
@@ -199,7 +200,9 @@ pub async fn serve(
         let alive = conns_alive.clone();
         let mut conn_shutdown = shutdown.clone();
         metrics::gauge!(OPEN_CONNECTIONS).increment(1.0);
-        let tls = tls.clone();
+        // The configuration of this moment: a reloaded certificate serves
+        // the connections accepted after it.
+        let tls = tls.as_ref().map(TlsSource::acceptor);
         tokio::spawn(async move {
             let io = match tls {
                 None => plain(stream, header_timeout).await,

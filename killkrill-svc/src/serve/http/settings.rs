@@ -88,7 +88,7 @@ pub async fn put(
             return Err(e);
         }
     };
-    if let Err((field, problem)) = new.validate() {
+    if let Err((field, problem)) = new.validate(&s.scrape_deny_networks) {
         audit("invalid", format!("{field}: {problem}")).await;
         let mut e = ApiError::bad_request("invalid settings", format!("{field}: {problem}"));
         e.param = Some(field);

@@ -29,6 +29,7 @@ use tokio_util::codec::Decoder;
 
 use super::{SyslogCtx, dropped};
 use crate::serve::self_metrics::{BACKPRESSURE, CONNECTIONS, CONNECTIONS_CLOSED, CONNECTIONS_OPEN};
+use crate::serve::tls_reload::TlsSource;
 
 /// At shutdown, a connection is read until it is quiet this long...
 const CLOSING_QUIET: Duration = Duration::from_millis(100);
@@ -43,7 +44,7 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub async fn run_stream_listener(
     listener: TcpListener,
     ctx: Arc<SyslogCtx>,
-    tls: Option<TlsAcceptor>,
+    tls: Option<TlsSource>,
     mut shutdown: Shutdown,
 ) {
     let name: &'static str = if tls.is_some() {
@@ -98,7 +99,7 @@ fn spawn_connection(
     peer: SocketAddr,
     name: &'static str,
     ctx: &Arc<SyslogCtx>,
-    tls: Option<&TlsAcceptor>,
+    tls: Option<&TlsSource>,
     shutdown: &Shutdown,
 ) {
     let _ = tcp.set_nodelay(true);
@@ -109,8 +110,9 @@ fn spawn_connection(
         None => {
             conns.spawn(connection(tcp, name, peer, ctx, shutdown));
         }
-        Some(acceptor) => {
-            let acceptor = acceptor.clone();
+        Some(source) => {
+            // The configuration of this moment (see `tls_reload`).
+            let acceptor: TlsAcceptor = source.acceptor();
             conns.spawn(async move {
                 match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                     Ok(Ok(stream)) => connection(stream, name, peer, ctx, shutdown).await,
