@@ -362,8 +362,11 @@ fn plan<'a>(
 /// Parses PromQL into the parser's AST.
 ///
 /// # Errors
-/// `BadData` with the parser's message.
+/// `BadData` with the parser's message, or naming the limit of a query
+/// longer than [`MAX_QUERY_BYTES`](crate::MAX_QUERY_BYTES) or nested deeper
+/// than [`MAX_NESTING`](crate::MAX_NESTING) (see `shape`).
 pub fn parse(query: &str) -> Result<Expr, QueryError> {
+    crate::shape::check(query)?;
     promql_parser::parser::parse(query)
         .map_err(|e| QueryError::BadData(format!("parse error: {e}")))
 }
@@ -715,14 +718,29 @@ fn check_loaded(cfg: &EngineConfig, series: usize, samples: usize) -> Result<(),
 }
 
 /// Runs the CPU-bound evaluation off the async workers.
+///
+/// Stack of an evaluation thread. Evaluation recurses through the tree
+/// (at most [`MAX_NESTING`](crate::MAX_NESTING) levels, each a few frames
+/// that are large in debug builds): a 2 MiB blocking-pool thread overflowed
+/// at 256 nested calls. Only the pages touched are ever committed.
+const EVAL_STACK_BYTES: usize = 64 << 20;
+
+/// Runs an evaluation on a thread of its own with [`EVAL_STACK_BYTES`] of
+/// stack; the tree is dropped there too.
 async fn spawn_eval<F>(f: F) -> Result<QueryValue, QueryError>
 where
     F: FnOnce() -> Result<QueryValue, QueryError> + Send + 'static,
 {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(r) => r,
-        Err(e) => Err(QueryError::exec(format!("evaluation task failed: {e}"))),
-    }
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("promql-eval".into())
+        .stack_size(EVAL_STACK_BYTES)
+        .spawn(move || {
+            let _ = tx.send(f());
+        })
+        .map_err(|e| QueryError::exec(format!("starting an evaluation thread: {e}")))?;
+    rx.await
+        .unwrap_or_else(|_| Err(QueryError::exec("the evaluation thread panicked")))
 }
 
 #[cfg(test)]

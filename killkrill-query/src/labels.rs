@@ -149,6 +149,7 @@ pub fn matches_all(matchers: &[Matcher], labels: &[(String, String)]) -> bool {
 /// # Errors
 /// `BadData` when it is not a plain vector selector.
 pub fn parse_selector(text: &str) -> Result<Vec<Vec<Matcher>>, QueryError> {
+    crate::shape::check(text)?;
     let expr = promql_parser::parser::parse(text).map_err(QueryError::BadData)?;
     match expr {
         promql_parser::parser::Expr::VectorSelector(vs) => selector_matchers(&vs),

@@ -22,6 +22,7 @@ mod labels;
 pub mod params;
 mod range_functions;
 mod rollup_plan;
+mod shape;
 mod source;
 mod subquery;
 mod value;
@@ -31,6 +32,7 @@ pub use engine::{Engine, EngineConfig, QueryStats, parse};
 pub use error::{ErrorKind, QueryError};
 pub use functions::supported as supported_functions;
 pub use labels::{Labels, METRIC_NAME, MatchOp, Matcher, parse_selector};
+pub use shape::{MAX_NESTING, MAX_QUERY_BYTES};
 pub use source::{
     MemorySource, RollupCoverage, RollupSource, SampleSource, Series, WindowAggregate, WindowQuery,
     WindowSeries,

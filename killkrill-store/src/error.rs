@@ -5,9 +5,10 @@
 //!
 //! | cause | kind |
 //! |---|---|
-//! | I/O, TLS, pool timeout, lost connection, PG `08xxx`/`57P0x`/`53xxx`, MySQL 2006/2013 | Retryable |
+//! | I/O, TLS, pool timeout, lost connection, PG `08xxx`/`57P0x`/`53xxx`/`58030` (I/O), MySQL 2006/2013 | Retryable |
 //! | PG `40001`/`40P01`, MySQL 1213 (deadlock, Galera certification), 1205 (lock wait), 1047/1180 (WSREP not ready) | Retryable |
-//! | SQLite `BUSY`/`LOCKED` | Retryable |
+//! | PG `57014` (statement timeout, cancelled), `25006` (read-only: a standby or a failover in progress); MySQL 1290 (`--read-only`), 1040 (too many connections), 1021 (disk full), 1969/3024 (statement timeout) | Retryable |
+//! | SQLite `BUSY`/`LOCKED`, `IOERR`, `FULL` (the disk or `max_page_count`: space may be freed) | Retryable |
 //! | unique violation (PG `23505`, MySQL 1062, SQLite 1555/2067) | Conflict |
 //! | row not found | NotFound |
 //! | configuration | Invalid |
@@ -25,6 +26,11 @@ const MYSQL_RETRYABLE: &[u16] = &[
     2006, // server has gone away
     2013, // lost connection during query
     1927, // ER_CONNECTION_KILLED
+    1290, // ER_OPTION_PREVENTS_STATEMENT: --read-only (a replica, a failover)
+    1040, // ER_CON_COUNT_ERROR: too many connections
+    1021, // ER_DISK_FULL
+    1969, // ER_STATEMENT_TIMEOUT (MariaDB max_statement_time)
+    3024, // ER_QUERY_TIMEOUT (MySQL max_execution_time)
 ];
 
 /// The kind of a database error.
@@ -58,14 +64,17 @@ fn database_kind(db: &(dyn DatabaseError + 'static)) -> ErrorKind {
         // Extended result codes; the primary code is the low byte.
         let n: i64 = code.parse().unwrap_or(-1);
         return match n & 0xFF {
-            5 | 6 => ErrorKind::Retryable,
+            // BUSY, LOCKED, IOERR, FULL.
+            5 | 6 | 10 | 13 => ErrorKind::Retryable,
             19 if n == 1555 || n == 2067 => ErrorKind::Conflict,
             _ => ErrorKind::Fatal,
         };
     }
     // PostgreSQL SQLSTATE.
     match code.as_str() {
-        "40001" | "40P01" | "55P03" | "57P01" | "57P02" | "57P03" => ErrorKind::Retryable,
+        "40001" | "40P01" | "55P03" | "57P01" | "57P02" | "57P03" | "57014" | "25006" | "58030" => {
+            ErrorKind::Retryable
+        }
         c if c.starts_with("08") || c.starts_with("53") => ErrorKind::Retryable,
         "23505" => ErrorKind::Conflict,
         _ => ErrorKind::Fatal,
@@ -111,5 +120,79 @@ mod tests {
             let got = kind_of(&e);
             assert_eq!(got, want, "{e}");
         }
+    }
+
+    /// A database error provoked on a real SQLite database: `FULL` when the
+    /// file may not grow (as on a full disk).
+    #[tokio::test]
+    async fn sqlite_full_is_retryable() {
+        use sqlx::Connection;
+        let mut c = sqlx::SqliteConnection::connect("sqlite::memory:")
+            .await
+            .unwrap();
+        sqlx::query("CREATE TABLE t (b BLOB)")
+            .execute(&mut c)
+            .await
+            .unwrap();
+        sqlx::query("PRAGMA max_page_count = 8")
+            .execute(&mut c)
+            .await
+            .unwrap();
+        let mut err = None;
+        for _ in 0..64 {
+            if let Err(e) = sqlx::query("INSERT INTO t VALUES (zeroblob(4096))")
+                .execute(&mut c)
+                .await
+            {
+                err = Some(e);
+                break;
+            }
+        }
+        let e = err.expect("the table never filled the capped database");
+        assert!(e.to_string().contains("full"), "{e}");
+        assert_eq!(kind_of(&e), ErrorKind::Retryable, "{e}");
+    }
+
+    /// PostgreSQL's statement timeout (`57014`) and a write in a read-only
+    /// transaction (`25006`, what a standby answers) are retryable.
+    #[tokio::test]
+    async fn postgres_timeout_and_read_only_are_retryable() {
+        use sqlx::Connection;
+        let Ok(url) = std::env::var("KILLKRILL_TEST_POSTGRES_URL") else {
+            eprintln!("skipped: KILLKRILL_TEST_POSTGRES_URL is not set");
+            return;
+        };
+        let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
+        sqlx::query("SET statement_timeout = 10")
+            .execute(&mut c)
+            .await
+            .unwrap();
+        let e = sqlx::query("SELECT pg_sleep(2)")
+            .execute(&mut c)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            e.as_database_error().and_then(|d| d.code()).as_deref(),
+            Some("57014")
+        );
+        assert_eq!(kind_of(&e), ErrorKind::Retryable, "{e}");
+        sqlx::query("SET statement_timeout = 0")
+            .execute(&mut c)
+            .await
+            .unwrap();
+        let mut tx = c.begin().await.unwrap();
+        sqlx::query("SET TRANSACTION READ ONLY")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        let e = sqlx::query("CREATE TABLE kk_read_only_probe (x int)")
+            .execute(&mut *tx)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            e.as_database_error().and_then(|d| d.code()).as_deref(),
+            Some("25006")
+        );
+        assert_eq!(kind_of(&e), ErrorKind::Retryable, "{e}");
     }
 }

@@ -313,6 +313,22 @@ async fn forgets_idle_consumers_without_pending_entries(kind: Kind) {
     assert_eq!(judge.forget_idle_consumers().await.unwrap(), 1);
     assert_eq!(judge.forget_idle_consumers().await.unwrap(), 0);
     assert_eq!(judge.stats().await.unwrap().in_flight, 1);
+    // The removal itself re-checks on the server: a consumer that read
+    // since it was listed as idle (here: one that holds an entry) is kept,
+    // and its entry stays claimable.
+    assert!(!judge.forget_consumer("holder").await.unwrap());
+    assert_eq!(judge.stats().await.unwrap().in_flight, 1);
+    let claimer = {
+        let mut o = ghost("claimer");
+        o.visibility_timeout = Duration::from_millis(50);
+        RedisStreamsQueue::connect(&url, o).await.unwrap()
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(ids(&claimer.dequeue(1, Duration::ZERO).await.unwrap()), [2]);
+    assert!(
+        judge.forget_consumer("holder").await.unwrap(),
+        "nothing pending now"
+    );
     f.finish().await;
 }
 
@@ -372,4 +388,72 @@ async fn build_queue_opens_what_the_config_names() {
         ),
         "{e}"
     );
+}
+
+/// A failed enqueue gives its room back even when its caller stops
+/// waiting (drops the future) at any moment, including between the
+/// writer's answer and reading it: the writer releases the reservation
+/// itself. Failures are real: the segment directory is replaced by a file,
+/// so every body append fails; callers time out after 0–490 µs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_failed_enqueues_give_their_room_back_even_when_abandoned() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.db");
+    let q = Arc::new(
+        SqliteQueue::open(
+            &path,
+            SqliteQueueOptions {
+                inline_max_bytes: 0,
+                segment_bytes: 1,
+                ..sqlite_options(shape(4, 10))
+            },
+        )
+        .await
+        .unwrap(),
+    );
+    q.try_enqueue(batch(1, 10)).await.unwrap();
+    let segs = dir.path().join("q.db-segments");
+    let aside = dir.path().join("segments-aside");
+    std::fs::rename(&segs, &aside).unwrap();
+    std::fs::write(&segs, b"not a directory").unwrap();
+
+    let mut tasks = Vec::new();
+    for i in 0..300u64 {
+        let q = q.clone();
+        tasks.push(tokio::spawn(async move {
+            let wait = Duration::from_micros((i % 50) * 10);
+            tokio::time::timeout(wait, q.try_enqueue(batch(u128::from(i) + 100, 10))).await
+        }));
+    }
+    let (mut failed, mut abandoned) = (0, 0);
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(Ok(())) => panic!("an append into a file cannot succeed"),
+            Ok(Err(_)) => failed += 1,
+            Err(_) => abandoned += 1,
+        }
+    }
+    eprintln!("{failed} failed, {abandoned} abandoned");
+    assert!(failed > 0, "no enqueue ran to its failure");
+    // The writer finishes what the abandoned callers left behind.
+    let mut s = q.stats().await.unwrap();
+    for _ in 0..200 {
+        if s.batches == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        s = q.stats().await.unwrap();
+    }
+    assert_eq!((s.batches, s.events), (1, Some(10)), "room leaked");
+
+    // With the directory back, the whole capacity is there: 3 more batches.
+    std::fs::remove_file(&segs).unwrap();
+    std::fs::rename(&aside, &segs).unwrap();
+    for i in 2..=4 {
+        q.try_enqueue(batch(i, 10)).await.unwrap();
+    }
+    assert!(matches!(
+        q.try_enqueue(batch(5, 10)).await,
+        Err(QueueError::Full { .. })
+    ));
 }

@@ -65,6 +65,15 @@ async fn start(dir: &std::path::Path) -> (ServeHandle, Arc<Recording>, Ch) {
 
 const T0: i64 = 1_764_000_000_000_000_000;
 
+/// The records' hour: reads name their range (an absent one is the last
+/// `query.max_range_secs` before now, which T0 is not in).
+fn around_t0() -> Option<pb::TimeRange> {
+    Some(pb::TimeRange {
+        start_ns: Some(T0),
+        end_ns: Some(T0 + 3_600_000_000_000),
+    })
+}
+
 fn record(i: i64, host: &str, severity: i32, msg: &str) -> pb::LogRecord {
     pb::LogRecord {
         timestamp_ns: T0 + i,
@@ -123,6 +132,7 @@ async fn push_logs_then_query_them_back() {
     let filter = pb::LogFilter {
         host: Some("web-1".into()),
         min_severity: 5,
+        range: around_t0(),
         ..Default::default()
     };
     let page1 = query
@@ -169,6 +179,7 @@ async fn push_logs_then_query_them_back() {
         .query_logs(pb::QueryLogsRequest {
             filter: Some(pb::LogFilter {
                 query: "failed".into(),
+                range: around_t0(),
                 ..Default::default()
             }),
             ..Default::default()
@@ -346,6 +357,124 @@ async fn bad_requests_get_the_right_status_naming_the_field() {
     assert_eq!(r.status, 200);
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(support::stored(&h.store).await.is_empty());
+    h.shutdown().await;
+}
+
+/// `QueryLogs`, `LogVolume` and `QueryMetrics` run under the REST routes'
+/// `[query]` limits: an absent range is the last `query.max_range_secs`, a
+/// longer one, too many volume buckets or too large a page is refused and
+/// named. (Before, an open range read the whole store and a 1 ns volume
+/// step over an hour asked for 3.6e12 buckets.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_obey_the_query_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    let (h, _, ch) = start(dir.path()).await;
+    let now = Timestamp::now().as_nanos();
+    let mut recent = record(0, "h", 4, "recent");
+    recent.timestamp_ns = now - 1_000_000_000;
+    IngestClient::new(ch.clone())
+        .push_logs(pb::PushLogsRequest {
+            records: vec![record(0, "h", 4, "old"), recent],
+        })
+        .await
+        .unwrap();
+    wait_stored(&h.store, 2).await;
+    let mut query = QueryClient::new(ch);
+
+    // No range: the last 31 days (the default limit), so only "recent".
+    let r = query
+        .query_logs(pb::QueryLogsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let msgs: Vec<_> = r
+        .records
+        .iter()
+        .map(|r| r.message.clone().unwrap())
+        .collect();
+    assert_eq!(msgs, [b"recent".to_vec()]);
+    let v = query
+        .log_volume(pb::LogVolumeRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(v.buckets.iter().map(|b| b.total).sum::<u64>(), 1);
+
+    let day = 86_400_000_000_000_i64;
+    let long = Some(pb::TimeRange {
+        start_ns: Some(T0),
+        end_ns: Some(T0 + 32 * day),
+    });
+    let open_start = Some(pb::TimeRange {
+        start_ns: Some(i64::MIN),
+        end_ns: None,
+    });
+    for range in [long, open_start] {
+        let filter = Some(pb::LogFilter {
+            range,
+            ..Default::default()
+        });
+        let e = query
+            .query_logs(pb::QueryLogsRequest {
+                filter: filter.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
+        assert!(e.message().contains("query.max_range_secs"), "{e:?}");
+        let e = query
+            .log_volume(pb::LogVolumeRequest { filter, step_ns: 0 })
+            .await
+            .unwrap_err();
+        assert!(e.message().contains("query.max_range_secs"), "{e:?}");
+    }
+    let e = query
+        .log_volume(pb::LogVolumeRequest {
+            filter: Some(pb::LogFilter {
+                range: around_t0(),
+                ..Default::default()
+            }),
+            step_ns: 1,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
+    assert!(e.message().contains("query.max_buckets"), "{e:?}");
+    let e = query
+        .query_logs(pb::QueryLogsRequest {
+            limit: 5_001,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    assert!(e.message().contains("query.max_limit"), "{e:?}");
+    let e = query
+        .query_metrics(pb::QueryMetricsRequest {
+            selector: Some(pb::SeriesSelector {
+                matchers: vec![pb::LabelMatcher {
+                    r#type: pb::label_matcher::Type::Equal as i32,
+                    name: "__name__".into(),
+                    value: "up".into(),
+                }],
+            }),
+            range: long,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
+    assert!(e.message().contains("query.max_range_secs"), "{e:?}");
+    let m = support::scrape(h.http.unwrap()).await;
+    assert!(
+        metric_sum(
+            &m,
+            "killkrill_query_limit_exceeded_total",
+            &[("limit", "query.max_range_secs")]
+        ) >= 5.0,
+        "{m}"
+    );
     h.shutdown().await;
 }
 

@@ -413,6 +413,11 @@ async fn grpc_over_tls_pushes_and_queries() {
         .query_logs(pb::QueryLogsRequest {
             filter: Some(pb::LogFilter {
                 host: Some("tls-host".into()),
+                // The records' hour (an absent range is the last 31 days).
+                range: Some(pb::TimeRange {
+                    start_ns: Some(1_764_000_000_000_000_000),
+                    end_ns: Some(1_764_000_000_000_000_000 + 3_600_000_000_000),
+                }),
                 ..Default::default()
             }),
             limit: 10,

@@ -8,6 +8,13 @@ use redis::Value;
 
 use super::{RedisStreamsQueue, format_id, now_ms, parse_id, rerr};
 
+/// Removes consumer ARGV[2] of group ARGV[1] only if it has no pending
+/// entry (answers -1 then), atomically: run by `EVAL` (rarely, from
+/// [`RedisStreamsQueue::forget_idle_consumers`]).
+const FORGET_IF_NOTHING_PENDING: &str = "\
+if #redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2]) > 0 then return -1 end \
+return redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])";
+
 impl RedisStreamsQueue {
     /// Removes entries that every consumer group has acknowledged (older than
     /// each group's oldest pending and oldest undelivered entry). Returns how
@@ -115,20 +122,39 @@ impl RedisStreamsQueue {
             if name == self.consumer || int("pending") != 0 || int("idle") < limit {
                 continue;
             }
-            let pending: i64 = redis::cmd("XGROUP")
-                .arg("DELCONSUMER")
-                .arg(&self.key)
-                .arg(&self.opts.group)
-                .arg(&name)
-                .query_async(&mut conn)
-                .await
-                .map_err(|e| rerr("XGROUP DELCONSUMER", &e))?;
-            if pending > 0 {
-                // It read something between the listing and the removal.
-                tracing::warn!(consumer = %name, pending, "removed consumer had pending entries");
+            if self.forget_consumer(&name).await? {
+                removed += 1;
             }
-            removed += 1;
         }
         Ok(removed)
+    }
+
+    /// Removes consumer `name` of this queue's group if it has no pending
+    /// entry, in one step on the server (a script): a consumer that read
+    /// entries since it was listed as idle keeps them, as removing it would
+    /// drop them from the pending list, out of reach of `XAUTOCLAIM`, and
+    /// nobody would redeliver them. Returns whether it was removed
+    /// (counted in `killkrill_queue_consumers_forgotten_total`).
+    ///
+    /// # Errors
+    /// [`QueueError::Backend`].
+    pub async fn forget_consumer(&self, name: &str) -> Result<bool, QueueError> {
+        let mut conn = self.conn.clone();
+        let r: i64 = redis::cmd("EVAL")
+            .arg(FORGET_IF_NOTHING_PENDING)
+            .arg(1)
+            .arg(&self.key)
+            .arg(&self.opts.group)
+            .arg(name)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| rerr("forgetting an idle consumer", &e))?;
+        if r < 0 {
+            tracing::debug!(consumer = %name, "idle consumer read entries since the listing; kept");
+            return Ok(false);
+        }
+        metrics::counter!("killkrill_queue_consumers_forgotten_total", "queue" => "redis")
+            .increment(1);
+        Ok(true)
     }
 }

@@ -708,16 +708,14 @@ impl Queue for SqliteQueue {
             self.shared.held.release(1, events, bytes);
             return Err(QueueError::Closed);
         }
+        // On a failure the writer has given the room back already (even
+        // when this future is dropped before it reads the answer).
         match result.await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => {
-                self.shared.held.release(1, events, bytes);
-                Err(e)
-            }
+            Ok(Err(e)) => Err(e),
             Err(_) => {
                 // The writer dropped the insert without an answer: nothing
-                // was stored, so the room goes back.
-                self.shared.held.release(1, events, bytes);
+                // was stored.
                 Err(backend(
                     "sqlite queue: the writer stopped",
                     ErrorKind::Permanent,

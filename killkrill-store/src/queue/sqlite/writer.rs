@@ -38,12 +38,21 @@ pub(super) async fn write_loop(shared: Arc<Shared>, mut rx: mpsc::UnboundedRecei
         if result.is_ok() {
             shared.readable.notify_waiters();
         }
-        for i in group {
-            let size = (i.events as u64, i.payload.len() as u64);
-            if i.done.send(result.clone()).is_err() && result.is_err() {
-                // The caller is gone and cannot give its room back.
-                shared.held.release(1, size.0, size.1);
+        // The writer alone gives a failed insert's room back, before it
+        // answers: the caller may be gone already, or drop its future
+        // between this answer and reading it (a client hanging up during a
+        // database error storm), and a reservation nobody releases would
+        // shrink the queue for good.
+        if result.is_err() {
+            for i in &group {
+                shared
+                    .held
+                    .release(1, i.events as u64, i.payload.len() as u64);
             }
+            shared.writable.notify_waiters();
+        }
+        for i in group {
+            let _ = i.done.send(result.clone());
         }
     }
 }
@@ -55,6 +64,10 @@ async fn write_group(
 ) -> (Vec<Insert>, Result<(), QueueError>) {
     let inline_max = shared.inline_max_bytes;
     let (group, locs) = if group.iter().any(|i| i.payload.len() > inline_max) {
+        let sizes: Vec<(u64, u64)> = group
+            .iter()
+            .map(|i| (i.events as u64, i.payload.len() as u64))
+            .collect();
         let s = shared.clone();
         let appended = tokio::task::spawn_blocking(move || {
             let bodies: Vec<&[u8]> = group
@@ -89,9 +102,13 @@ async fn write_group(
             }
             Err(e) => {
                 // The blocking task was cancelled or panicked outside the
-                // append: the group is gone with it, and every caller sees
-                // the writer's answer channel close (and gives its room back).
+                // append: the group is gone with it, so its room goes back
+                // here, and every caller sees the answer channel close.
                 tracing::error!(error = %e, "sqlite queue: segment append failed");
+                for (events, bytes) in sizes {
+                    shared.held.release(1, events, bytes);
+                }
+                shared.writable.notify_waiters();
                 return (Vec::new(), Ok(()));
             }
         }

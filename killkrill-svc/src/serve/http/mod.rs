@@ -31,6 +31,7 @@ pub mod prom;
 mod prom_rollups;
 mod query_logs;
 mod query_metrics;
+pub mod read_limits;
 pub mod read_params;
 pub mod routes;
 mod server;
@@ -308,7 +309,14 @@ fn read_routes(state: Option<&Arc<AppState>>) -> Routes {
         .route("/api/v1/settings", get(settings::get))
         .route("/killkrill.v1.Query/{method}", post(grpc::query))
         .merge_router(killkrill_query::API_PATHS, prom)
+        // Reads carry no data, only a query (Prometheus's POST form, a
+        // gRPC query message): bounded like the management bodies, but
+        // large enough for generated PromQL.
+        .layer(RequestBodyLimitLayer::new(MAX_READ_BODY_BYTES))
 }
+
+/// Largest request body of a read route (a PromQL POST form, a gRPC query).
+pub const MAX_READ_BODY_BYTES: usize = 1 << 20;
 
 /// The body, or the error a client should see.
 fn body(endpoint: &'static str, b: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {

@@ -3,7 +3,6 @@
 //! engine and scoped to the caller's tenant.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -15,44 +14,23 @@ use killkrill_core::logquery::{
 use killkrill_core::storage::{ErrorKind, TimeRange};
 use metrics::counter;
 
-use super::read_params::{
-    FILTER_PARAMS, Params, bad_param, limit_exceeded, log_filter, nanos, parse_duration,
-};
+use super::read_limits;
+use super::read_params::{FILTER_PARAMS, Params, bad_param, log_filter, nanos, parse_duration};
 use super::{ApiError, AppState, Caller};
 use crate::config::QueryConfig;
 use crate::serve::self_metrics::HTTP_ACCEPTED;
 
-/// `[start, end)` from `start`/`end`, checked against `query.max_range_secs`.
-/// `end` defaults to now, `start` to `end - max_range`.
-pub(super) fn time_range(
+/// `[start, end)` from `start`/`end` (end: now; start: the longest range
+/// allowed), checked against `query.max_range_secs`.
+fn time_range(
     ep: &'static str,
     p: &Params,
     cfg: &QueryConfig,
     now: Timestamp,
 ) -> Result<TimeRange, ApiError> {
-    let max = i64::try_from(cfg.max_range_secs)
-        .unwrap_or(i64::MAX / 1_000_000_000)
-        .saturating_mul(1_000_000_000);
-    let end = p.time(ep, "end", now)?.unwrap_or(now);
-    let start = p
-        .time(ep, "start", now)?
-        .unwrap_or_else(|| end.saturating_add_nanos(-max));
-    if start > end {
-        return Err(bad_param(ep, "end", "end is before start"));
-    }
-    let width = i128::from(end.as_nanos()) - i128::from(start.as_nanos());
-    if width > i128::from(max) {
-        return Err(limit_exceeded(
-            ep,
-            "query.max_range_secs",
-            format!(
-                "the range is {}s long, the limit is {}s",
-                width / 1_000_000_000,
-                cfg.max_range_secs
-            ),
-        ));
-    }
-    Ok(TimeRange::new(start, end))
+    let start = p.time(ep, "start", now)?;
+    let end = p.time(ep, "end", now)?;
+    read_limits::time_range(cfg, start, end, now, None, "end").map_err(|r| r.http(ep))
 }
 
 /// A log query error as an HTTP answer.
@@ -88,15 +66,7 @@ pub(super) async fn with_timeout<T>(
     cfg: &QueryConfig,
     f: impl Future<Output = T>,
 ) -> Result<T, ApiError> {
-    tokio::time::timeout(Duration::from_millis(cfg.timeout_ms), f)
-        .await
-        .map_err(|_| {
-            limit_exceeded(
-                ep,
-                "query.timeout_ms",
-                format!("the query ran longer than {} ms", cfg.timeout_ms),
-            )
-        })
+    read_limits::timed(cfg, f).await.map_err(|r| r.http(ep))
 }
 
 fn json_body(body: impl Into<axum::body::Body>) -> Response {
@@ -123,14 +93,8 @@ pub async fn get_logs(
     let now = Timestamp::now();
     let range = time_range(EP, &p, cfg, now)?;
     let filter = log_filter(EP, &p)?;
-    let limit = p.usize(EP, "limit")?.unwrap_or(cfg.default_limit);
-    if limit == 0 || limit > cfg.max_limit {
-        return Err(bad_param(
-            EP,
-            "limit",
-            format!("must be between 1 and {} (query.max_limit)", cfg.max_limit),
-        ));
-    }
+    let limit =
+        read_limits::page_size(cfg, p.usize(EP, "limit")?, "limit").map_err(|r| r.http(EP))?;
     let order = match p.one(EP, "order")? {
         None => Order::NewestFirst,
         Some(o) => match o.to_ascii_lowercase().as_str() {
@@ -211,38 +175,13 @@ pub async fn get_volume(
     let now = Timestamp::now();
     let range = time_range(EP, &p, cfg, now)?;
     let filter = log_filter(EP, &p)?;
-    let width = i128::from(range.end.as_nanos()) - i128::from(range.start.as_nanos());
-    let max_buckets = cfg.max_buckets.max(1);
     let step = match p.one(EP, "step")? {
-        Some(v) => {
-            let d = parse_duration(v).map_err(|why| bad_param(EP, "step", why))?;
-            let n = nanos(d);
-            if n <= 0 {
-                return Err(bad_param(EP, "step", "must be positive"));
-            }
-            n
-        }
-        // About 100 buckets, in whole seconds.
-        None => {
-            let per = (width / 100).max(1_000_000_000);
-            let per = (per + 999_999_999) / 1_000_000_000 * 1_000_000_000;
-            i64::try_from(per).unwrap_or(i64::MAX)
-        }
+        Some(v) => Some(nanos(
+            parse_duration(v).map_err(|why| bad_param(EP, "step", why))?,
+        )),
+        None => None,
     };
-    let buckets = if width <= 0 {
-        0
-    } else {
-        (width + i128::from(step) - 1) / i128::from(step)
-    };
-    if buckets > max_buckets as i128 {
-        return Err(limit_exceeded(
-            EP,
-            "query.max_buckets",
-            format!(
-                "{buckets} buckets requested, at most {max_buckets}: use a larger step or a shorter range"
-            ),
-        ));
-    }
+    let step = read_limits::volume_step(cfg, range, step, "step").map_err(|r| r.http(EP))?;
     let q = VolumeQuery {
         tenant: caller.tenant,
         range,

@@ -22,13 +22,14 @@ use axum::response::{IntoResponse, Response};
 use killkrill_core::aggregate::Point;
 use killkrill_core::aggregate::{Resolution, Rollup, SketchParams};
 use killkrill_core::event::Timestamp;
-use killkrill_core::storage::{LabelMatcher, MetricStore, TimeRange};
+use killkrill_core::storage::{LabelMatcher, MetricStore};
 use metrics::counter;
 use serde_json::{Value as Json, json};
 
 use super::prom::{labels_of, store_matchers};
 use super::query_logs::{query_error, with_timeout};
-use super::read_params::{Params, bad_param, limit_exceeded, nanos};
+use super::read_limits;
+use super::read_params::{Params, bad_param, nanos};
 use super::{ApiError, AppState, Caller};
 use crate::serve::self_metrics::HTTP_ACCEPTED;
 
@@ -138,30 +139,17 @@ pub async fn get_metrics(
             "give a metric name, or a match selector with at least one matcher that does not match the empty string",
         ));
     }
-    // Range.
-    let end = p.time(EP, "end", now)?.unwrap_or(now);
-    let start = p
-        .time(EP, "start", now)?
-        .unwrap_or_else(|| end.saturating_add_nanos(-3_600_000_000_000));
-    if start > end {
-        return Err(bad_param(EP, "end", "end is before start"));
-    }
-    let max_range = i64::try_from(cfg.max_range_secs)
-        .unwrap_or(i64::MAX / 1_000_000_000)
-        .saturating_mul(1_000_000_000);
-    let width = end.as_nanos().saturating_sub(start.as_nanos());
-    if width > max_range {
-        return Err(limit_exceeded(
-            EP,
-            "query.max_range_secs",
-            format!(
-                "the range is {}s long, the limit is {}s",
-                width / 1_000_000_000,
-                cfg.max_range_secs
-            ),
-        ));
-    }
-    let range = TimeRange::new(start, end);
+    // Range (default: the last hour).
+    let range = read_limits::time_range(
+        cfg,
+        p.time(EP, "start", now)?,
+        p.time(EP, "end", now)?,
+        now,
+        Some(std::time::Duration::from_secs(3_600)),
+        "end",
+    )
+    .map_err(|r| r.http(EP))?;
+    let width = range.end.as_nanos().saturating_sub(range.start.as_nanos());
     // Resolution, step, aggregation.
     let resolution = match p.one(EP, "resolution")? {
         None | Some("raw") => None,
@@ -196,17 +184,7 @@ pub async fn get_metrics(
         })?,
     };
     if let Some(st) = step {
-        let buckets = width / st + 1;
-        if buckets as u128 > cfg.max_buckets as u128 {
-            return Err(limit_exceeded(
-                EP,
-                "query.max_buckets",
-                format!(
-                    "{buckets} steps, at most {}: use a larger step or a shorter range",
-                    cfg.max_buckets
-                ),
-            ));
-        }
+        read_limits::buckets_within(cfg, i128::from(width / st) + 1).map_err(|r| r.http(EP))?;
     }
     let tenant = caller.tenant;
     let store = &s.store;
@@ -216,16 +194,7 @@ pub async fn get_metrics(
             .await
             .map_err(|e| query_error(EP, &e.into()))?
             .len();
-        if n > cfg.max_series {
-            return Err(limit_exceeded(
-                EP,
-                "query.max_series",
-                format!(
-                    "the query selects {n} series, the limit is {}",
-                    cfg.max_series
-                ),
-            ));
-        }
+        read_limits::series_within(cfg, n).map_err(|r| r.http(EP))?;
         let bucket = |t: i64, st: i64| t - t.rem_euclid(st);
         let mut out: Vec<OutSeries> = Vec::new();
         let mut loaded = 0usize;
@@ -237,9 +206,7 @@ pub async fn get_metrics(
                     .map_err(|e| query_error(EP, &e.into()))?;
                 for sr in got {
                     loaded += sr.points.len();
-                    if loaded > cfg.max_points {
-                        return Err(too_many_points(cfg.max_points));
-                    }
+                    read_limits::points_within(cfg, loaded).map_err(|r| r.http(EP))?;
                     let pts: Vec<(i64, f64)> = sr
                         .points
                         .into_iter()
@@ -280,9 +247,7 @@ pub async fn get_metrics(
                     .map_err(|e| query_error(EP, &e.into()))?;
                 for sr in got {
                     loaded += sr.windows.len();
-                    if loaded > cfg.max_points {
-                        return Err(too_many_points(cfg.max_points));
-                    }
+                    read_limits::points_within(cfg, loaded).map_err(|r| r.http(EP))?;
                     let mut points = Vec::new();
                     let mut cur: Option<(i64, Rollup)> = None;
                     for (w, r) in sr.windows {
@@ -312,7 +277,7 @@ pub async fn get_metrics(
                 }
             }
         }
-        Ok(out)
+        Ok::<_, ApiError>(out)
     };
     let series = with_timeout(EP, cfg, work).await??;
     let data: Vec<Json> = series
@@ -337,12 +302,4 @@ pub async fn get_metrics(
         "step_seconds": step.map(|s| s as f64 / 1e9),
     }))
     .into_response())
-}
-
-fn too_many_points(limit: usize) -> ApiError {
-    limit_exceeded(
-        EP,
-        "query.max_points",
-        format!("the query would load more than {limit} points"),
-    )
 }

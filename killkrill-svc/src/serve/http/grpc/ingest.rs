@@ -25,7 +25,7 @@ impl IngestRpc for GrpcIngest {
         &self,
         request: tonic::Request<pb::PushLogsRequest>,
     ) -> Result<tonic::Response<pb::PushLogsResponse>, Status> {
-        call(&self.s, "PushLogs", request, |caller, req| async move {
+        call("PushLogs", request, |caller, req| async move {
             let records = logs_from_proto(req.records, Timestamp::now())
                 .inspect_err(|_| pm::parsed("grpc", 0, 1))?;
             pm::parsed("grpc", records.len(), 0);
@@ -47,7 +47,7 @@ impl IngestRpc for GrpcIngest {
         &self,
         request: tonic::Request<pb::PushMetricsRequest>,
     ) -> Result<tonic::Response<pb::PushMetricsResponse>, Status> {
-        call(&self.s, "PushMetrics", request, |caller, req| async move {
+        call("PushMetrics", request, |caller, req| async move {
             let (samples, exemplars) =
                 samples_from_proto(req.series).inspect_err(|_| pm::parsed("grpc", 0, 1))?;
             let metadata = metadata_from_proto(req.metadata)?;

@@ -14,15 +14,16 @@
 //!
 //! Bounds: a request message larger than `http_ingest.max_body_bytes` is
 //! refused by tonic's decoder (`RESOURCE_EXHAUSTED`, before it is buffered
-//! whole); a page is at most [`MAX_PAGE_SIZE`] records; PromQL runs under the
-//! engine's limits and timeout. Every refusal is counted in
+//! whole); `QueryLogs`, `LogVolume` and `QueryMetrics` run under the same
+//! `[query]` limits and timeout as their REST routes
+//! ([`read_limits`](super::read_limits)); PromQL runs under the engine's
+//! limits and timeout. Every refusal is counted in
 //! `killkrill_grpc_requests_total{method, code}` with every success.
 
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
-use killkrill_core::event::Tenant;
 use killkrill_core::pipeline::QueueError;
 use killkrill_proto::killkrill::v1::ingest_server::IngestServer;
 use killkrill_proto::killkrill::v1::query_server::QueryServer;
@@ -42,19 +43,17 @@ use query::GrpcQuery;
 /// gRPC calls answered (`method`, `code`: `OK`, `InvalidArgument`, ...).
 pub const GRPC_REQUESTS: &str = "killkrill_grpc_requests_total";
 
-/// Page size when a `QueryLogs` request says 0.
-pub const DEFAULT_PAGE_SIZE: usize = 100;
-
-/// Buckets of a `LogVolume` whose step is 0.
-const DEFAULT_BUCKETS: i64 = 100;
-
 /// The caller of a gRPC call: the [`Caller`] the HTTP layers resolved (an
-/// authentication layer's verified identity), else the anonymous caller of
-/// the process's default tenant.
-pub fn caller_of(ext: &tonic::Extensions, default_tenant: &Tenant) -> Caller {
+/// authentication layer's verified identity). The handlers below always put
+/// one there; a call without one is refused (fails closed), never given a
+/// default tenant.
+///
+/// # Errors
+/// `UNAUTHENTICATED` when the request carries no caller.
+pub fn caller_of(ext: &tonic::Extensions) -> Result<Caller, Status> {
     ext.get::<Caller>()
         .cloned()
-        .unwrap_or_else(|| Caller::anonymous(default_tenant.clone()))
+        .ok_or_else(|| Status::unauthenticated("no caller resolved for this call"))
 }
 
 /// `POST /killkrill.v1.Ingest/{method}`.
@@ -88,7 +87,6 @@ pub async fn query(State(s): State<Arc<AppState>>, caller: Caller, mut req: Requ
 /// One call of `method`: resolves its caller, unwraps the message, runs
 /// `f` and counts the outcome.
 async fn call<Req, T, Fut>(
-    s: &AppState,
     method: &'static str,
     request: tonic::Request<Req>,
     f: impl FnOnce(Caller, Req) -> Fut,
@@ -96,8 +94,10 @@ async fn call<Req, T, Fut>(
 where
     Fut: std::future::Future<Output = Result<T, Status>>,
 {
-    let caller = caller_of(request.extensions(), s.ingest.default_tenant());
-    let r = f(caller, request.into_inner()).await;
+    let r = match caller_of(request.extensions()) {
+        Ok(caller) => f(caller, request.into_inner()).await,
+        Err(e) => Err(e),
+    };
     counted(method, r.map(tonic::Response::new))
 }
 

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use killkrill_core::event::{MetricType, Severity, Tenant, Timestamp};
 use killkrill_core::logquery::{
-    self, Cursor, LogFilter, LogQuery, MAX_PAGE_SIZE, VolumeQuery, query_logs, query_volume,
+    self, Cursor, LogFilter, LogQuery, VolumeQuery, query_logs, query_volume,
 };
 use killkrill_core::proto_records::log_record_to_proto;
 use killkrill_core::storage::{LabelMatcher, MatchOp, MetricStore, ScanOrder, TimeRange};
@@ -15,8 +15,10 @@ use metrics::counter;
 use tonic::{Code, Status};
 
 use super::ingest::metric_type_to_proto;
-use super::{DEFAULT_BUCKETS, DEFAULT_PAGE_SIZE, call, invalid};
+use super::{call, invalid};
+use crate::config::QueryConfig;
 use crate::serve::http::AppState;
+use crate::serve::http::read_limits::{self, Refusal};
 
 pub(super) struct GrpcQuery {
     pub(super) s: Arc<AppState>,
@@ -70,6 +72,7 @@ impl GrpcQuery {
     }
 }
 
+/// An open range for label lookups (absent bounds are the whole of time).
 fn time_range(field: &str, r: Option<pb::TimeRange>) -> Result<TimeRange, Status> {
     let r = r.unwrap_or_default();
     let range = TimeRange::new(
@@ -80,6 +83,28 @@ fn time_range(field: &str, r: Option<pb::TimeRange>) -> Result<TimeRange, Status
         return Err(invalid(field, "start_ns is after end_ns"));
     }
     Ok(range)
+}
+
+/// A data range under the `[query]` limits, as REST reads it: an absent
+/// `end_ns` is now, an absent `start_ns` is `end_ns` minus `default_width`
+/// (at most `query.max_range_secs`), a longer range is
+/// `RESOURCE_EXHAUSTED`.
+fn limited_range(
+    cfg: &QueryConfig,
+    r: Option<pb::TimeRange>,
+    end_field: &'static str,
+    default_width: Option<std::time::Duration>,
+) -> Result<TimeRange, Status> {
+    let r = r.unwrap_or_default();
+    read_limits::time_range(
+        cfg,
+        r.start_ns.map(Timestamp::from_nanos),
+        r.end_ns.map(Timestamp::from_nanos),
+        Timestamp::now(),
+        default_width,
+        end_field,
+    )
+    .map_err(Refusal::grpc)
 }
 
 fn severity_from_proto(field: &str, n: i32) -> Result<Option<Severity>, Status> {
@@ -93,10 +118,9 @@ fn severity_from_proto(field: &str, n: i32) -> Result<Option<Severity>, Status> 
     }
 }
 
-/// A request's log filter and time range.
-fn log_filter(f: Option<pb::LogFilter>) -> Result<(LogFilter, TimeRange), Status> {
+/// A request's log filter and its (unchecked) time range.
+fn log_filter(f: Option<pb::LogFilter>) -> Result<(LogFilter, Option<pb::TimeRange>), Status> {
     let f = f.unwrap_or_default();
-    let range = time_range("filter.range", f.range)?;
     let filter = LogFilter {
         min_severity: severity_from_proto("filter.min_severity", f.min_severity)?,
         host: f.host,
@@ -105,7 +129,7 @@ fn log_filter(f: Option<pb::LogFilter>) -> Result<(LogFilter, TimeRange), Status
         fields: f.fields.into_iter().map(|m| (m.name, m.value)).collect(),
         text: (!f.query.is_empty()).then_some(f.query),
     };
-    Ok((filter, range))
+    Ok((filter, f.range))
 }
 
 fn logquery_status(e: logquery::QueryError) -> Status {
@@ -213,18 +237,16 @@ impl QueryRpc for GrpcQuery {
         &self,
         request: tonic::Request<pb::QueryLogsRequest>,
     ) -> Result<tonic::Response<pb::QueryLogsResponse>, Status> {
-        call(&self.s, "QueryLogs", request, |caller, req| async move {
+        call("QueryLogs", request, |caller, req| async move {
+            let cfg = &self.s.query;
             let (filter, range) = log_filter(req.filter)?;
-            let limit = match req.limit as usize {
-                0 => DEFAULT_PAGE_SIZE,
-                n if n > MAX_PAGE_SIZE => {
-                    return Err(invalid(
-                        "limit",
-                        format_args!("{n} is more than the maximum page size {MAX_PAGE_SIZE}"),
-                    ));
-                }
-                n => n,
-            };
+            let range = limited_range(cfg, range, "filter.range.end_ns", None)?;
+            let limit = read_limits::page_size(
+                cfg,
+                (req.limit != 0).then_some(req.limit as usize),
+                "limit",
+            )
+            .map_err(Refusal::grpc)?;
             let cursor = if req.cursor.is_empty() {
                 None
             } else {
@@ -252,8 +274,9 @@ impl QueryRpc for GrpcQuery {
                 limit,
                 cursor,
             };
-            let page = query_logs(&self.s.store, &q)
+            let page = read_limits::timed(cfg, query_logs(&self.s.store, &q))
                 .await
+                .map_err(Refusal::grpc)?
                 .map_err(logquery_status)?;
             Ok(pb::QueryLogsResponse {
                 records: page.records.iter().map(log_record_to_proto).collect(),
@@ -267,28 +290,25 @@ impl QueryRpc for GrpcQuery {
         &self,
         request: tonic::Request<pb::LogVolumeRequest>,
     ) -> Result<tonic::Response<pb::LogVolumeResponse>, Status> {
-        call(&self.s, "LogVolume", request, |caller, req| async move {
+        call("LogVolume", request, |caller, req| async move {
+            let cfg = &self.s.query;
             let (filter, range) = log_filter(req.filter)?;
-            if range.start == Timestamp::MIN || range.end == Timestamp::MAX {
-                return Err(invalid(
-                    "filter.range",
-                    "start_ns and end_ns are both required",
-                ));
-            }
-            let width = range.end.as_nanos().saturating_sub(range.start.as_nanos());
-            let step = match i64::try_from(req.step_ns) {
-                Ok(0) => (width / DEFAULT_BUCKETS).max(1),
-                Ok(n) => n,
-                Err(_) => return Err(invalid("step_ns", "too large")),
+            let range = limited_range(cfg, range, "filter.range.end_ns", None)?;
+            let step = match req.step_ns {
+                0 => None,
+                n => Some(i64::try_from(n).map_err(|_| invalid("step_ns", "too large"))?),
             };
+            let step =
+                read_limits::volume_step(cfg, range, step, "step_ns").map_err(Refusal::grpc)?;
             let q = VolumeQuery {
                 tenant: caller.tenant,
                 range,
                 filter,
                 step_nanos: step,
             };
-            let v = query_volume(&self.s.store, &q)
+            let v = read_limits::timed(cfg, query_volume(&self.s.store, &q))
                 .await
+                .map_err(Refusal::grpc)?
                 .map_err(logquery_status)?;
             let buckets = v
                 .buckets
@@ -321,7 +341,7 @@ impl QueryRpc for GrpcQuery {
         &self,
         request: tonic::Request<pb::TailLogsRequest>,
     ) -> Result<tonic::Response<Self::TailLogsStream>, Status> {
-        call(&self.s, "TailLogs", request, |caller, req| async move {
+        call("TailLogs", request, |caller, req| async move {
             // `filter.range` is ignored: a tail starts now.
             let (filter, _) = log_filter(req.filter)?;
             let sub = crate::serve::http::tail::subscribe(&self.s, caller.tenant, filter)
@@ -343,7 +363,7 @@ impl QueryRpc for GrpcQuery {
         &self,
         request: tonic::Request<pb::QueryMetricsRequest>,
     ) -> Result<tonic::Response<pb::QueryMetricsResponse>, Status> {
-        call(&self.s, "QueryMetrics", request, |caller, req| async move {
+        call("QueryMetrics", request, |caller, req| async move {
             let sel = req
                 .selector
                 .ok_or_else(|| invalid("selector", "required"))?;
@@ -354,10 +374,15 @@ impl QueryRpc for GrpcQuery {
                     "at least one matcher must not match the empty string",
                 ));
             }
-            let range = time_range("range", req.range)?;
-            if range.start == Timestamp::MIN || range.end == Timestamp::MAX {
+            let cfg = &self.s.query;
+            if req
+                .range
+                .as_ref()
+                .is_none_or(|r| r.start_ns.is_none() || r.end_ns.is_none())
+            {
                 return Err(invalid("range", "start_ns and end_ns are both required"));
             }
+            let range = limited_range(cfg, req.range, "range.end_ns", None)?;
             let aggregated = req
                 .aggregation
                 .as_ref()
@@ -368,11 +393,25 @@ impl QueryRpc for GrpcQuery {
                      PromQueryRange for steps and aggregations",
                 ));
             }
-            let got = self
-                .metric_store()
-                .select_samples(&caller.tenant, &matchers, range)
+            let store = self.metric_store();
+            let load = async {
+                let n = store
+                    .select_series(&caller.tenant, &matchers, range)
+                    .await
+                    .map_err(|e| store_status(&e))?
+                    .len();
+                read_limits::series_within(cfg, n).map_err(Refusal::grpc)?;
+                let got = store
+                    .select_samples(&caller.tenant, &matchers, range)
+                    .await
+                    .map_err(|e| store_status(&e))?;
+                read_limits::points_within(cfg, got.iter().map(|s| s.points.len()).sum())
+                    .map_err(Refusal::grpc)?;
+                Ok::<_, Status>(got)
+            };
+            let got = read_limits::timed(cfg, load)
                 .await
-                .map_err(|e| store_status(&e))?;
+                .map_err(Refusal::grpc)??;
             let series = got
                 .into_iter()
                 .map(|s| pb::SeriesPoints {
@@ -405,7 +444,7 @@ impl QueryRpc for GrpcQuery {
         &self,
         request: tonic::Request<pb::LabelNamesRequest>,
     ) -> Result<tonic::Response<pb::LabelNamesResponse>, Status> {
-        call(&self.s, "LabelNames", request, |caller, req| async move {
+        call("LabelNames", request, |caller, req| async move {
             let range = time_range("range", req.range)?;
             let names = self
                 .label_union(&caller.tenant, None, &req.selectors, range, req.limit)
@@ -419,7 +458,7 @@ impl QueryRpc for GrpcQuery {
         &self,
         request: tonic::Request<pb::LabelValuesRequest>,
     ) -> Result<tonic::Response<pb::LabelValuesResponse>, Status> {
-        call(&self.s, "LabelValues", request, |caller, req| async move {
+        call("LabelValues", request, |caller, req| async move {
             if req.name.is_empty() {
                 return Err(invalid("name", "required"));
             }
@@ -442,7 +481,7 @@ impl QueryRpc for GrpcQuery {
         &self,
         request: tonic::Request<pb::PromQueryRequest>,
     ) -> Result<tonic::Response<pb::PromQueryResponse>, Status> {
-        call(&self.s, "PromQuery", request, |caller, req| async move {
+        call("PromQuery", request, |caller, req| async move {
             if req.query.is_empty() {
                 return Err(invalid("query", "required"));
             }
@@ -463,34 +502,29 @@ impl QueryRpc for GrpcQuery {
         &self,
         request: tonic::Request<pb::PromQueryRangeRequest>,
     ) -> Result<tonic::Response<pb::PromQueryResponse>, Status> {
-        call(
-            &self.s,
-            "PromQueryRange",
-            request,
-            |caller, req| async move {
-                if req.query.is_empty() {
-                    return Err(invalid("query", "required"));
-                }
-                if req.step_ns < 1_000_000 {
-                    return Err(invalid("step_ns", "must be at least 1 ms (1000000)"));
-                }
-                let step_ms = i64::try_from(req.step_ns / 1_000_000)
-                    .map_err(|_| invalid("step_ns", "too large"))?;
-                let (start, end) = (
-                    req.start_ns.div_euclid(1_000_000),
-                    req.end_ns.div_euclid(1_000_000),
-                );
-                if end < start {
-                    return Err(invalid("end_ns", "is before start_ns"));
-                }
-                let v = self
-                    .engine(caller.tenant)
-                    .range(&req.query, start, end, step_ms, None)
-                    .await
-                    .map_err(|e| promql_status(&e))?;
-                Ok(prom_series(v))
-            },
-        )
+        call("PromQueryRange", request, |caller, req| async move {
+            if req.query.is_empty() {
+                return Err(invalid("query", "required"));
+            }
+            if req.step_ns < 1_000_000 {
+                return Err(invalid("step_ns", "must be at least 1 ms (1000000)"));
+            }
+            let step_ms = i64::try_from(req.step_ns / 1_000_000)
+                .map_err(|_| invalid("step_ns", "too large"))?;
+            let (start, end) = (
+                req.start_ns.div_euclid(1_000_000),
+                req.end_ns.div_euclid(1_000_000),
+            );
+            if end < start {
+                return Err(invalid("end_ns", "is before start_ns"));
+            }
+            let v = self
+                .engine(caller.tenant)
+                .range(&req.query, start, end, step_ms, None)
+                .await
+                .map_err(|e| promql_status(&e))?;
+            Ok(prom_series(v))
+        })
         .await
     }
 }
