@@ -99,7 +99,10 @@ mod tests {
         assert_eq!(b.used(), 500);
         assert_eq!(b.charge(1, 501), Err(OverBudget { max: 1000 }));
         assert_eq!(b.used(), 500, "a refused charge is not kept");
-        assert_eq!(b.charge(usize::MAX, usize::MAX), Err(OverBudget { max: 1000 }));
+        assert_eq!(
+            b.charge(usize::MAX, usize::MAX),
+            Err(OverBudget { max: 1000 })
+        );
         assert_eq!(b.charge(1, 500), Ok(()));
         assert_eq!(b.charge(0, usize::MAX), Ok(()));
     }

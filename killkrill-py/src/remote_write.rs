@@ -42,9 +42,7 @@ fn remote_write_error(py: Python<'_>, e: &CoreError) -> PyErr {
     let series = match e {
         CoreError::Series { series, .. }
         | CoreError::TooManySamples { series, .. }
-        | CoreError::TooLargeDecoded { series, .. } => {
-            Some(*series)
-        }
+        | CoreError::TooLargeDecoded { series, .. } => Some(*series),
         _ => None,
     };
     with_attrs(

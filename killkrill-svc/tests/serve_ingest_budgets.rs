@@ -34,6 +34,9 @@ const LOKI_JSON: [(&str, &str); 1] = [("Content-Type", "application/json")];
 
 const T0: i64 = 1_764_000_000_000;
 
+/// (path, headers, body, status, what the answer must say)
+type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], Vec<u8>, u16, &'a str);
+
 fn snappy(raw: &[u8]) -> Vec<u8> {
     snap::raw::Encoder::new().compress_vec(raw).unwrap()
 }
@@ -56,7 +59,10 @@ async fn start(cfg: ServeConfig) -> (ServeHandle, Arc<Recording>) {
 async fn wait_samples(sink: &Recording, n: usize) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while sink.0.lock().unwrap().len() < n {
-        assert!(std::time::Instant::now() < deadline, "{n} samples never arrived");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{n} samples never arrived"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
 }
@@ -154,7 +160,7 @@ async fn fan_out_bodies_are_refused_counted_and_not_stored() {
     let budget = "268435456 bytes of memory"; // 16 × the 16 MiB body limit
 
     // (path, headers, body, status, what the answer must say)
-    let cases: Vec<(&str, &[(&str, &str)], Vec<u8>, u16, &str)> = vec![
+    let cases: Vec<Case> = vec![
         // The reviewer's example: 1 MiB label × a million samples, ~150 KB.
         (
             "/api/v1/write",
@@ -258,17 +264,42 @@ async fn the_operators_limits_reach_the_decoders() {
     assert!(body.len() < 64 << 10);
     let r = http(addr, "POST", "/api/v1/write", &RW1, &body).await;
     assert_eq!(r.status, 413, "{}", r.text());
-    assert!(r.text().contains("http_ingest.max_body_bytes"), "{}", r.text());
-    let r = http(addr, "POST", "/loki/api/v1/push", &LOKI_PB, &loki_pb_fan_out(10, 40_000)).await;
+    assert!(
+        r.text().contains("http_ingest.max_body_bytes"),
+        "{}",
+        r.text()
+    );
+    let r = http(
+        addr,
+        "POST",
+        "/loki/api/v1/push",
+        &LOKI_PB,
+        &loki_pb_fan_out(10, 40_000),
+    )
+    .await;
     assert_eq!(r.status, 413, "{}", r.text());
 
     // The budget follows the body limit (16 × 64 KiB = 1 MiB): 8 KiB labels
     // × 200 samples are 1.6 MB of samples.
-    let r = http(addr, "POST", "/api/v1/write", &RW1, &rw1_fan_out(8 << 10, 200)).await;
+    let r = http(
+        addr,
+        "POST",
+        "/api/v1/write",
+        &RW1,
+        &rw1_fan_out(8 << 10, 200),
+    )
+    .await;
     assert_eq!(r.status, 413, "{}", r.text());
     assert!(r.text().contains("1048576 bytes of memory"), "{}", r.text());
     // ... and 100 of them (0.8 MB) fit, here from a 2.0 symbol.
-    let r = http(addr, "POST", "/api/v1/write", &RW2, &rw2_shared_symbol(8 << 10, 1, 100)).await;
+    let r = http(
+        addr,
+        "POST",
+        "/api/v1/write",
+        &RW2,
+        &rw2_shared_symbol(8 << 10, 1, 100),
+    )
+    .await;
     assert_eq!(r.status, 204, "{}", r.text());
     wait_samples(&sink, 100).await;
     h.shutdown().await;
@@ -282,7 +313,14 @@ async fn the_operators_limits_reach_the_decoders() {
     cfg.http_ingest.max_output_bytes = Some(8 << 20);
     let (h, sink) = start(cfg).await;
     let addr = h.http.unwrap();
-    let r = http(addr, "POST", "/api/v1/write", &RW1, &rw1_at(8 << 10, 200, T0)).await;
+    let r = http(
+        addr,
+        "POST",
+        "/api/v1/write",
+        &RW1,
+        &rw1_at(8 << 10, 200, T0),
+    )
+    .await;
     assert_eq!(r.status, 204, "{}", r.text());
     wait_samples(&sink, 200).await;
     // And a smaller one refuses what the default would take.

@@ -34,7 +34,11 @@ fn json_fan_out(value_len: usize, entries: usize) -> Vec<u8> {
         "v".repeat(value_len)
     );
     for i in 0..entries {
-        s.push_str(if i == 0 { r#"["0",""]"# } else { r#",["0",""]"# });
+        s.push_str(if i == 0 {
+            r#"["0",""]"#
+        } else {
+            r#",["0",""]"#
+        });
     }
     s.push_str("]}]}");
     s.into_bytes()
@@ -104,7 +108,10 @@ fn the_budget_is_exact_at_its_edge() {
     assert_eq!(at(261).unwrap().len(), 2);
     assert!(matches!(
         at(260).unwrap_err(),
-        LokiError::TooLargeDecoded { stream: 0, max: 260 }
+        LokiError::TooLargeDecoded {
+            stream: 0,
+            max: 260
+        }
     ));
 }
 

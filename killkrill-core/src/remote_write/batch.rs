@@ -105,7 +105,12 @@ impl BatchBuilder {
 
     /// Charges `count` copies of `each` bytes to the output budget; called before
     /// they are made.
-    pub fn charge(&mut self, series: usize, count: usize, each: usize) -> Result<(), RemoteWriteError> {
+    pub fn charge(
+        &mut self,
+        series: usize,
+        count: usize,
+        each: usize,
+    ) -> Result<(), RemoteWriteError> {
         self.budget
             .charge(count, each)
             .map_err(|e| RemoteWriteError::TooLargeDecoded { series, max: e.max })
@@ -217,7 +222,9 @@ impl BatchBuilder {
         series: usize,
         texts: &[&str],
     ) -> Result<(), RemoteWriteError> {
-        let n = texts.iter().fold(RECORD_OVERHEAD, |n, t| n.saturating_add(t.len()));
+        let n = texts
+            .iter()
+            .fold(RECORD_OVERHEAD, |n, t| n.saturating_add(t.len()));
         self.charge(series, 1, n)
     }
 

@@ -98,9 +98,9 @@ impl NativeHistogram<'_> {
             for (k, &(idx, c)) in neg.iter().enumerate().rev() {
                 // Negative bucket `idx` is [-b^idx, -b^(idx-1)): its `le` is
                 // the lower magnitude. i32::MIN has no bucket below it.
-                let below = idx.checked_sub(1).ok_or_else(|| {
-                    format!("negative bucket {k}: index {idx} is out of range")
-                })?;
+                let below = idx
+                    .checked_sub(1)
+                    .ok_or_else(|| format!("negative bucket {k}: index {idx} is out of range"))?;
                 bounds.push((-upper_bound(below, self.schema), c));
             }
             if self.zero_count != 0.0 || self.zero_threshold != 0.0 || !neg.is_empty() {

@@ -6,10 +6,10 @@ use killkrill_core::decode_budget::{DecodeBudget, RECORD_OVERHEAD, label_bytes};
 use killkrill_core::event::{
     Label, Labels, LogRecord, MetricMetadata, MetricSample, MetricText, MetricType, Timestamp,
 };
-use killkrill_core::remote_write::Limits;
 use killkrill_core::pipeline::self_metrics as pm;
 use killkrill_core::prometheus::{is_valid_label_name, is_valid_metric_name};
 use killkrill_core::proto_records::log_record_from_proto;
+use killkrill_core::remote_write::Limits;
 use killkrill_proto::killkrill::v1 as pb;
 use killkrill_proto::killkrill::v1::ingest_server::Ingest as IngestRpc;
 use tonic::Status;
@@ -235,9 +235,7 @@ fn check_bounds(series: &[pb::Series], limits: &Limits) -> Result<(), Status> {
             return Err(too_many("samples", limits.max_samples));
         }
         budget.charge(s.samples.len(), each).map_err(|e| {
-            Status::resource_exhausted(format!(
-                "series[{i}]: {e} (http_ingest.max_output_bytes)"
-            ))
+            Status::resource_exhausted(format!("series[{i}]: {e} (http_ingest.max_output_bytes)"))
         })?;
     }
     Ok(())
