@@ -19,6 +19,8 @@
 //!   records, with field aliases, flattening, epoch timestamps and limits.
 //! - [`remote_write`]: Prometheus remote write 1.0/2.0 bodies into samples.
 //! - [`loki`]: Loki push bodies (JSON and protobuf) into log records.
+//! - [`decode_budget`]: the per-request allowance that bounds what those
+//!   decoders allocate when one label set is copied into many events.
 //! - [`proto_records`]: log records to and from the gRPC form (`killkrill.v1`).
 //! - [`media_type`], [`snappy`]: the `Content-Type` and snappy block layers those
 //!   HTTP protocols share.
@@ -40,6 +42,7 @@
 #![deny(missing_docs)]
 
 pub mod aggregate;
+pub mod decode_budget;
 pub mod event;
 pub mod framing;
 pub mod json_logs;

@@ -21,6 +21,13 @@ pub enum SnappyError {
     Invalid(String),
 }
 
+/// The decompressed length a snappy block announces in its header (unchecked:
+/// for deciding how to decode it, not for trusting it); `None` when the header is
+/// not a valid varint.
+pub fn announced_len(body: &[u8]) -> Option<usize> {
+    snap::raw::decompress_len(body).ok()
+}
+
 /// Decompresses a snappy block of at most `max` decompressed bytes.
 ///
 /// # Errors

@@ -20,11 +20,13 @@ fn kind_name(e: &CoreError) -> &'static str {
         CoreError::Protobuf { .. } => "protobuf",
         CoreError::TooManySeries { .. } => "too_many_series",
         CoreError::TooManySamples { .. } => "too_many_samples",
+        CoreError::TooLargeDecoded { .. } => "too_large_decoded",
         CoreError::Series { problem, .. } => match problem {
             SeriesProblem::MissingName => "missing_name",
             SeriesProblem::EmptyLabelName(_) => "empty_label_name",
             SeriesProblem::DuplicateLabel(_) => "duplicate_label",
             SeriesProblem::TooManyLabels { .. } => "too_many_labels",
+            SeriesProblem::LabelTooLong { .. } => "label_too_long",
             SeriesProblem::OddRefs { .. } => "odd_refs",
             SeriesProblem::SymbolOutOfRange { .. } => "symbol_out_of_range",
             SeriesProblem::Timestamp { .. } => "timestamp",
@@ -38,9 +40,9 @@ fn kind_name(e: &CoreError) -> &'static str {
 
 fn remote_write_error(py: Python<'_>, e: &CoreError) -> PyErr {
     let series = match e {
-        CoreError::Series { series, .. } | CoreError::TooManySamples { series, .. } => {
-            Some(*series)
-        }
+        CoreError::Series { series, .. }
+        | CoreError::TooManySamples { series, .. }
+        | CoreError::TooLargeDecoded { series, .. } => Some(*series),
         _ => None,
     };
     with_attrs(
@@ -217,6 +219,7 @@ fn decode_remote_write(
         max_series: max_series.unwrap_or(d.max_series),
         max_samples: max_samples.unwrap_or(d.max_samples),
         max_labels_per_series: max_labels_per_series.unwrap_or(d.max_labels_per_series),
+        ..d
     };
     let bytes = data.bytes();
     let result = py.detach(|| {

@@ -765,3 +765,101 @@ async fn grpc_without_credentials_is_refused() {
     assert!(support::stored(&h.store).await.is_empty());
     h.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_metrics_bounds_labels_and_the_decoded_size() {
+    // 64 KiB messages, so a 1 MiB output budget (16 ×).
+    let dir = tempfile::tempdir().unwrap();
+    let (h, sink, ch) = start(dir.path()).await;
+    let mut ingest = IngestClient::new(ch);
+    let label = |n: String, v: String| pb::Label { name: n, value: v };
+    let series = |labels: Vec<pb::Label>, samples: usize| pb::Series {
+        name: "x".into(),
+        labels,
+        samples: vec![
+            pb::Sample {
+                value: 0.0,
+                timestamp_ns: None,
+            };
+            samples
+        ],
+        ..Default::default()
+    };
+    let push = |s: pb::Series| {
+        let mut ingest = ingest.clone();
+        async move {
+            ingest
+                .push_metrics(pb::PushMetricsRequest {
+                    series: vec![s],
+                    metadata: Vec::new(),
+                })
+                .await
+                .unwrap_err()
+        }
+    };
+    // Four 4 KiB labels × 10,000 samples: a 36 KB message, 160 MB of samples.
+    let wide: Vec<pb::Label> = (0..4)
+        .map(|i| label(format!("l{i}"), "v".repeat(4 << 10)))
+        .collect();
+    let e = push(series(wide, 10_000)).await;
+    assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
+    assert!(
+        e.message().starts_with("series[0]: ")
+            && e.message().contains("1048576 bytes of memory")
+            && e.message().contains("http_ingest.max_output_bytes"),
+        "{e:?}"
+    );
+    let e = push(series(vec![label("a".into(), "v".repeat(9000))], 1)).await;
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    assert_eq!(
+        e.message(),
+        "series[0].labels[0].value: 9000 bytes, more than the limit of 8192"
+    );
+    let many: Vec<pb::Label> = (0..300)
+        .map(|i| label(format!("l{i}"), "v".into()))
+        .collect();
+    let e = push(series(many, 1)).await;
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    assert_eq!(
+        e.message(),
+        "series[0].labels: 300 labels and the name, more than the limit of 256"
+    );
+    // Duplicates are found by sorting: the later of the two is named.
+    let mut dup: Vec<pb::Label> = (0..250)
+        .map(|i| label(format!("l{i}"), "v".into()))
+        .collect();
+    dup[200] = label("l3".into(), "w".into());
+    let e = push(series(dup, 1)).await;
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    assert_eq!(e.message(), "series[0].labels[200]: label l3 appears twice");
+
+    // Within the bounds: accepted, with sorted labels.
+    let ok = pb::PushMetricsRequest {
+        series: vec![series(
+            vec![label("b".into(), "2".into()), label("a".into(), "1".into())],
+            3,
+        )],
+        metadata: Vec::new(),
+    };
+    let r = ingest.push_metrics(ok).await.unwrap().into_inner();
+    assert_eq!(r.samples_accepted, 3);
+    let start = Instant::now();
+    while sink.0.lock().unwrap().len() < 3 {
+        assert!(start.elapsed() < Duration::from_secs(10), "never arrived");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let got = sink.0.lock().unwrap().clone();
+    assert_eq!(got.len(), 3, "nothing of the refused calls");
+    assert_eq!(got[0].labels, Labels::from_pairs([("a", "1"), ("b", "2")]));
+    let m = support::scrape(h.http.unwrap()).await;
+    let calls = |code: &str| {
+        metric_sum(
+            &m,
+            "killkrill_grpc_requests_total",
+            &[("method", "PushMetrics"), ("code", code)],
+        )
+    };
+    assert_eq!(calls("ResourceExhausted"), 1.0, "{m}");
+    assert_eq!(calls("InvalidArgument"), 3.0, "{m}");
+    h.shutdown().await;
+}

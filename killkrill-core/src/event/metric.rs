@@ -110,19 +110,26 @@ impl Labels {
     pub fn from_pairs<N: Into<MetricText>, V: Into<MetricText>>(
         pairs: impl IntoIterator<Item = (N, V)>,
     ) -> Self {
-        let mut v: Vec<Label> = Vec::new();
-        for (n, val) in pairs {
-            let (name, value) = (n.into(), val.into());
-            if name == "__name__" {
-                continue;
-            }
-            match v.iter_mut().find(|l| l.name == name) {
-                Some(l) => l.value = value,
-                None => v.push(Label { name, value }),
-            }
-        }
-        v.retain(|l| !l.value.is_empty());
+        let mut v: Vec<Label> = pairs
+            .into_iter()
+            .map(|(n, val)| Label {
+                name: n.into(),
+                value: val.into(),
+            })
+            .filter(|l| l.name != "__name__")
+            .collect();
+        // A stable sort keeps equal names in arrival order; dedup then moves
+        // each later value into the first of its run. O(n log n), where a
+        // scan per pair was quadratic in the labels a sender chose to send.
         v.sort_by(|a, b| a.name.cmp(&b.name));
+        v.dedup_by(|later, kept| {
+            let same = later.name == kept.name;
+            if same {
+                std::mem::swap(&mut later.value, &mut kept.value);
+            }
+            same
+        });
+        v.retain(|l| !l.value.is_empty());
         Labels(v)
     }
 
@@ -282,6 +289,19 @@ mod tests {
         l.set("c", "9");
         l.set("a", "");
         assert_eq!(serde_json::to_string(&l).unwrap(), r#"{"b":"3","c":"9"}"#);
+        // The last of several equal names wins, also when it is empty.
+        let l = Labels::from_pairs([("k", "1"), ("z", "z"), ("k", "2"), ("k", "3")]);
+        assert_eq!(l.get("k"), Some("3"));
+        let l = Labels::from_pairs([("k", "1"), ("k", "")]);
+        assert!(l.is_empty());
+        // Many labels: sorted and unique (this was a scan per pair).
+        let many: Vec<(String, String)> = (0..50_000)
+            .rev()
+            .map(|i| (format!("l{i:05}"), "v".to_owned()))
+            .collect();
+        let l = Labels::from_pairs(many);
+        assert_eq!(l.len(), 50_000);
+        assert!(l.as_slice().windows(2).all(|w| w[0].name < w[1].name));
     }
 
     #[test]

@@ -46,6 +46,17 @@ pub enum LokiError {
         /// The limit.
         max: usize,
     },
+    /// The decoded records would take more memory than allowed (see
+    /// [`Limits::max_output_bytes`](super::Limits::max_output_bytes)).
+    #[error(
+        "request would decode into more than the limit of {max} bytes of memory (reached in stream {stream}; a stream's labels are copied into each of its entries): send fewer entries per stream, shorter labels, or smaller pushes"
+    )]
+    TooLargeDecoded {
+        /// Stream index where the limit was passed.
+        stream: usize,
+        /// The limit.
+        max: usize,
+    },
     /// A stream's labels are invalid.
     #[error("stream {stream}: {problem}")]
     Stream {

@@ -6,20 +6,23 @@
 //! do not read would be data dropped without a word (for example Loki's legacy
 //! `labels`/`entries` form, which this endpoint never accepted).
 
+use std::collections::HashSet;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
+use crate::decode_budget::{DecodeBudget, attribute_bytes};
 use crate::event::{LogRecord, Timestamp};
 
 use super::record::StreamContext;
-use super::{Limits, LokiError};
+use super::{Limits, LokiError, check_stream_labels};
 
 /// Decodes a JSON push body.
 pub(super) fn decode(body: &[u8], limits: &Limits) -> Result<Vec<LogRecord>, LokiError> {
     let mut state = State {
         out: Vec::new(),
         limits,
+        budget: DecodeBudget::new(limits.max_output_bytes),
         limit_hit: None,
         streams: 0,
     };
@@ -37,6 +40,7 @@ pub(super) fn decode(body: &[u8], limits: &Limits) -> Result<Vec<LogRecord>, Lok
 struct State<'l> {
     out: Vec<LogRecord>,
     limits: &'l Limits,
+    budget: DecodeBudget,
     /// A limit error, kept typed (serde can only carry text).
     limit_hit: Option<LokiError>,
     streams: usize,
@@ -182,19 +186,33 @@ impl<'de> Visitor<'de> for Stream<'_, '_> {
                 "stream: at least one label pair is required per stream",
             ));
         }
-        if labels.len() > self.0.limits.max_labels_per_stream {
-            return Err(de::Error::custom(format_args!(
-                "stream: {} labels, more than the limit of {}",
-                labels.len(),
-                self.0.limits.max_labels_per_stream
-            )));
-        }
+        check_stream_labels(&labels, self.0.limits)
+            .map_err(|e| de::Error::custom(format_args!("stream: {e}")))?;
         if let Some((n, _)) = labels.iter().find(|(n, _)| !valid_label_name(n)) {
             return Err(de::Error::custom(format_args!(
                 "stream: invalid label name {n:?} (expected [a-zA-Z_][a-zA-Z0-9_]*)"
             )));
         }
         let ctx = StreamContext::new(labels);
+        // Each entry copies the stream's labels; its line and metadata are its own.
+        let own = entries.iter().fold(0usize, |n, (_, line, meta)| {
+            let meta = meta
+                .iter()
+                .fold(0usize, |m, (k, v)| m.saturating_add(attribute_bytes(k, v)));
+            n.saturating_add(line.len()).saturating_add(meta)
+        });
+        let charged = self
+            .0
+            .budget
+            .charge(entries.len(), ctx.bytes_per_entry())
+            .and_then(|()| self.0.budget.charge(1, own));
+        if let Err(e) = charged {
+            self.0.limit_hit = Some(LokiError::TooLargeDecoded {
+                stream: self.0.streams,
+                max: e.max,
+            });
+            return Err(de::Error::custom("over the output budget"));
+        }
         self.0.out.reserve(entries.len());
         for (ts, line, meta) in entries {
             self.0.out.push(ctx.record(ts, line.into_bytes(), meta));
@@ -228,14 +246,24 @@ impl<'de> Visitor<'de> for StringMap {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut out: Vec<(String, String)> = Vec::new();
+        // Small objects (the usual case) are checked by scanning; a large one
+        // by a set, so a million keys cost O(n), not O(n²).
+        let mut seen: Option<HashSet<String>> = None;
         while let Some(k) = map.next_key::<String>()? {
             let v: String = map
                 .next_value()
                 .map_err(|e| within(format_args!("{k:?}"), e))?;
-            if out.iter().any(|(n, _)| *n == k) {
+            let dup = match &mut seen {
+                Some(set) => !set.insert(k.clone()),
+                None => out.iter().any(|(n, _)| *n == k),
+            };
+            if dup {
                 return Err(de::Error::custom(format_args!("duplicate name {k:?}")));
             }
             out.push((k, v));
+            if seen.is_none() && out.len() == 16 {
+                seen = Some(out.iter().map(|(n, _)| n.clone()).collect());
+            }
         }
         Ok(out)
     }

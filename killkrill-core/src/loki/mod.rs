@@ -39,18 +39,63 @@ pub struct Limits {
     pub max_entries: usize,
     /// Most labels on one stream.
     pub max_labels_per_stream: usize,
+    /// Longest stream label name, bytes.
+    pub max_label_name_bytes: usize,
+    /// Longest stream label value, bytes.
+    pub max_label_value_bytes: usize,
+    /// Most memory the decoded records may take, estimated as the queue counts
+    /// bytes ([`crate::decode_budget`]). A stream's labels are copied into each
+    /// of its entries, so this bounds *entries × label bytes*, which the other
+    /// limits do not; it is charged before anything is copied.
+    pub max_output_bytes: usize,
 }
 
 impl Default for Limits {
-    /// 32 MiB, 10,000 streams, 1,000,000 entries, 64 labels per stream.
+    /// 32 MiB, 10,000 streams, 1,000,000 entries, 64 labels per stream, label
+    /// names up to 1 KiB and values up to 8 KiB (Loki's defaults are 1 KiB and
+    /// 2 KiB), 256 MiB of decoded records.
     fn default() -> Self {
         Limits {
             max_body_bytes: 32 << 20,
             max_streams: 10_000,
             max_entries: 1_000_000,
             max_labels_per_stream: 64,
+            max_label_name_bytes: 1 << 10,
+            max_label_value_bytes: 8 << 10,
+            max_output_bytes: 256 << 20,
         }
     }
+}
+
+/// Checks a stream's labels against the count and length limits, before they are
+/// copied into its entries.
+fn check_stream_labels(labels: &[(String, String)], limits: &Limits) -> Result<(), String> {
+    if labels.len() > limits.max_labels_per_stream {
+        return Err(format!(
+            "{} labels, more than the limit of {}",
+            labels.len(),
+            limits.max_labels_per_stream
+        ));
+    }
+    for (n, v) in labels {
+        for (part, len, max) in [
+            ("name", n.len(), limits.max_label_name_bytes),
+            ("value", v.len(), limits.max_label_value_bytes),
+        ] {
+            if len > max {
+                let mut end = n.len().min(64);
+                while !n.is_char_boundary(end) {
+                    end -= 1;
+                }
+                let cut = if end < n.len() { "…" } else { "" };
+                return Err(format!(
+                    "label {:?}{cut}: {part} is {len} bytes, more than the limit of {max}",
+                    &n[..end]
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Decodes a Loki push body into log records, in stream and entry order.
@@ -81,5 +126,7 @@ pub fn decode(
     }
 }
 
+#[cfg(test)]
+mod budget_tests;
 #[cfg(test)]
 mod tests;

@@ -3,11 +3,12 @@
 use killkrill_proto::logproto;
 use prost::Message;
 
+use crate::decode_budget::{DecodeBudget, attribute_bytes};
 use crate::event::{LogRecord, Timestamp};
 
 use super::label_syntax::parse_labels;
 use super::record::StreamContext;
-use super::{Limits, LokiError};
+use super::{Limits, LokiError, check_stream_labels};
 
 /// Decodes an uncompressed `logproto.PushRequest`.
 pub(super) fn decode(raw: &[u8], limits: &Limits) -> Result<Vec<LogRecord>, LokiError> {
@@ -17,6 +18,7 @@ pub(super) fn decode(raw: &[u8], limits: &Limits) -> Result<Vec<LogRecord>, Loki
             max: limits.max_streams,
         });
     }
+    let mut budget = DecodeBudget::new(limits.max_output_bytes);
     let total: usize = req.streams.iter().map(|s| s.entries.len()).sum();
     let mut out = Vec::with_capacity(total.min(limits.max_entries));
     for (si, stream) in req.streams.into_iter().enumerate() {
@@ -24,15 +26,19 @@ pub(super) fn decode(raw: &[u8], limits: &Limits) -> Result<Vec<LogRecord>, Loki
             stream: si,
             problem,
         };
-        let labels = parse_labels(&stream.labels)
-            .map_err(|e| stream_err(format!("labels {:?}: {e}", stream.labels)))?;
-        if labels.len() > limits.max_labels_per_stream {
-            return Err(stream_err(format!(
-                "{} labels, more than the limit of {}",
-                labels.len(),
-                limits.max_labels_per_stream
-            )));
-        }
+        let labels = parse_labels(&stream.labels).map_err(|e| {
+            let mut shown = stream.labels.clone();
+            if shown.len() > 256 {
+                let mut end = 256;
+                while !shown.is_char_boundary(end) {
+                    end -= 1;
+                }
+                shown.truncate(end);
+                shown.push('…');
+            }
+            stream_err(format!("labels {shown:?}: {e}"))
+        })?;
+        check_stream_labels(&labels, limits).map_err(stream_err)?;
         if out.len() + stream.entries.len() > limits.max_entries {
             return Err(LokiError::TooManyEntries {
                 stream: si,
@@ -40,6 +46,20 @@ pub(super) fn decode(raw: &[u8], limits: &Limits) -> Result<Vec<LogRecord>, Loki
             });
         }
         let ctx = StreamContext::new(labels);
+        // Each entry copies the stream's labels; its line and metadata are its own.
+        let own = stream.entries.iter().fold(0usize, |n, e| {
+            let meta = e.structured_metadata.iter().fold(0usize, |m, p| {
+                m.saturating_add(attribute_bytes(&p.name, &p.value))
+            });
+            n.saturating_add(e.line.len()).saturating_add(meta)
+        });
+        budget
+            .charge(stream.entries.len(), ctx.bytes_per_entry())
+            .and_then(|()| budget.charge(1, own))
+            .map_err(|e| LokiError::TooLargeDecoded {
+                stream: si,
+                max: e.max,
+            })?;
         for (ei, e) in stream.entries.into_iter().enumerate() {
             let entry_err = |problem: &str| LokiError::Entry {
                 stream: si,

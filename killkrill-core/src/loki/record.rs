@@ -15,6 +15,7 @@
 //! `service_name` comes first because Loki 3 derives it itself from the same list
 //! (`job` last, as it often names the scraper rather than the program).
 
+use crate::decode_budget::{RECORD_OVERHEAD, attribute_bytes};
 use crate::event::{FieldValue, LogRecord, Severity, Timestamp};
 
 const SEVERITY_LABELS: &[&str] = &["level", "severity", "detected_level", "lvl"];
@@ -59,6 +60,22 @@ impl StreamContext {
             app: first(&attributes, APP_LABELS).map(str::to_owned),
             attributes,
         }
+    }
+
+    /// Estimated bytes of one record of this stream before its own line and
+    /// metadata: what each entry copies.
+    pub fn bytes_per_entry(&self) -> usize {
+        let s = |o: &Option<String>| o.as_ref().map_or(0, String::len);
+        self.attributes.iter().fold(
+            RECORD_OVERHEAD + s(&self.host) + s(&self.app),
+            |n, (k, v)| {
+                let v = match v {
+                    FieldValue::Str(v) => v.as_str(),
+                    _ => "",
+                };
+                n.saturating_add(attribute_bytes(k, v))
+            },
+        )
     }
 
     /// One record: the stream's fields, overridden by the entry's metadata.

@@ -130,7 +130,7 @@ impl Batch {
     /// payloads plus a fixed overhead per record. Cheap (one pass, no
     /// allocation); used to bound queues by memory.
     pub fn approx_bytes(&self) -> usize {
-        const RECORD_OVERHEAD: usize = 64;
+        use crate::decode_budget::{ATTRIBUTE_OVERHEAD, RECORD_OVERHEAD, sample_bytes};
         let opt = |s: &Option<String>| s.as_ref().map_or(0, String::len);
         let mut n = 128 + opt(&self.source);
         for r in &self.logs {
@@ -151,19 +151,14 @@ impl Batch {
                     .sum::<usize>();
             }
             for (k, v) in &r.attributes {
-                n += 56 + k.len();
+                n += ATTRIBUTE_OVERHEAD + k.len();
                 if let crate::event::FieldValue::Str(s) = v {
                     n += s.len();
                 }
             }
         }
         for m in &self.metrics {
-            n += RECORD_OVERHEAD + m.name.len();
-            n += m
-                .labels
-                .iter()
-                .map(|l| 48 + l.name.len() + l.value.len())
-                .sum::<usize>();
+            n += sample_bytes(&m.name, m.labels.as_slice());
         }
         for m in &self.metadata {
             n += RECORD_OVERHEAD + m.family.len() + opt(&m.help) + opt(&m.unit);

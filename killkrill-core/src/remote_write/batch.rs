@@ -1,9 +1,11 @@
 //! The result of decoding one request: samples, exemplars, metadata and a report.
 
+use crate::decode_budget::{DecodeBudget, RECORD_OVERHEAD, label_bytes, sample_bytes};
 use crate::event::{
     Exemplar, Labels, MetricMetadata, MetricSample, MetricText, MetricType, Timestamp,
 };
 
+use super::Limits;
 use super::error::{RemoteWriteError, SeriesProblem};
 use super::histogram::NativeHistogram;
 
@@ -81,21 +83,48 @@ pub(super) fn millis(ms: i64, field: impl FnOnce() -> String) -> Result<Timestam
         })
 }
 
-/// Accumulates a [`WriteBatch`] and enforces the sample limit.
+/// Accumulates a [`WriteBatch`] and enforces the sample limit and the output
+/// budget.
 pub(super) struct BatchBuilder {
     pub batch: WriteBatch,
     max_samples: usize,
+    budget: DecodeBudget,
 }
 
 impl BatchBuilder {
-    pub fn new(max_samples: usize, capacity: usize) -> Self {
+    pub fn new(limits: &Limits, capacity: usize) -> Self {
         BatchBuilder {
             batch: WriteBatch {
-                samples: Vec::with_capacity(capacity.min(max_samples)),
+                samples: Vec::with_capacity(capacity.min(limits.max_samples)),
                 ..WriteBatch::default()
             },
-            max_samples,
+            max_samples: limits.max_samples,
+            budget: DecodeBudget::new(limits.max_output_bytes),
         }
+    }
+
+    /// Charges `count` copies of `each` bytes to the output budget; called before
+    /// they are made.
+    pub fn charge(
+        &mut self,
+        series: usize,
+        count: usize,
+        each: usize,
+    ) -> Result<(), RemoteWriteError> {
+        self.budget
+            .charge(count, each)
+            .map_err(|e| RemoteWriteError::TooLargeDecoded { series, max: e.max })
+    }
+
+    /// Charges the copy of one series' labels into each of `count` samples.
+    pub fn charge_samples(
+        &mut self,
+        series: usize,
+        count: usize,
+        name: &str,
+        labels: &Labels,
+    ) -> Result<(), RemoteWriteError> {
+        self.charge(series, count, sample_bytes(name, labels.as_slice()))
     }
 
     /// Fails when `more` samples would pass the limit.
@@ -151,6 +180,11 @@ impl BatchBuilder {
             (MetricType::Histogram, "_count", "_sum")
         };
         self.reserve(series, classic.buckets.len() + 2)?;
+        // `_count`/`_sum` and each bucket (with its `le` label and longer name).
+        let each = sample_bytes(name, labels.as_slice()) + 8;
+        self.charge(series, 2, each)?;
+        let le = classic.buckets.iter().map(|(le, _)| label_bytes("le", le));
+        self.charge(series, classic.buckets.len(), each + le.max().unwrap_or(0))?;
         let mut push = |suffix: &str, labels: Labels, value: f64| {
             self.batch.samples.push(MetricSample {
                 tenant: None,
@@ -180,6 +214,18 @@ impl BatchBuilder {
             labels: labels.clone(),
             exemplar,
         });
+    }
+
+    /// Charges one metadata entry of these sizes.
+    pub fn charge_metadata(
+        &mut self,
+        series: usize,
+        texts: &[&str],
+    ) -> Result<(), RemoteWriteError> {
+        let n = texts
+            .iter()
+            .fold(RECORD_OVERHEAD, |n, t| n.saturating_add(t.len()));
+        self.charge(series, 1, n)
     }
 
     pub fn metadata(&mut self, m: MetricMetadata) {

@@ -31,6 +31,17 @@ pub enum RemoteWriteError {
         /// The limit.
         max: usize,
     },
+    /// The decoded samples would take more memory than allowed (see
+    /// [`Limits::max_output_bytes`](super::Limits::max_output_bytes)).
+    #[error(
+        "request would decode into more than the limit of {max} bytes of memory (reached at series {series}; a series' labels are copied into each of its samples): send fewer samples per series, shorter labels, or smaller requests"
+    )]
+    TooLargeDecoded {
+        /// Index of the series at which the limit was passed.
+        series: usize,
+        /// The limit.
+        max: usize,
+    },
     /// One series is invalid.
     #[error("series {series}: {problem}")]
     Series {
@@ -58,6 +69,18 @@ pub enum SeriesProblem {
     TooManyLabels {
         /// Labels on the series.
         count: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A label name or value longer than allowed.
+    #[error("label {label}: {part} is {len} bytes, more than the limit of {max}")]
+    LabelTooLong {
+        /// The label name (cut to its first 64 bytes when longer).
+        label: String,
+        /// `name` or `value`.
+        part: &'static str,
+        /// Its length.
+        len: usize,
         /// The limit.
         max: usize,
     },

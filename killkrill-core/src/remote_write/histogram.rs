@@ -95,8 +95,13 @@ impl NativeHistogram<'_> {
             }
         } else {
             // Most negative first: higher index = larger magnitude.
-            for &(idx, c) in neg.iter().rev() {
-                bounds.push((-upper_bound(idx - 1, self.schema), c));
+            for (k, &(idx, c)) in neg.iter().enumerate().rev() {
+                // Negative bucket `idx` is [-b^idx, -b^(idx-1)): its `le` is
+                // the lower magnitude. i32::MIN has no bucket below it.
+                let below = idx
+                    .checked_sub(1)
+                    .ok_or_else(|| format!("negative bucket {k}: index {idx} is out of range"))?;
+                bounds.push((-upper_bound(below, self.schema), c));
             }
             if self.zero_count != 0.0 || self.zero_threshold != 0.0 || !neg.is_empty() {
                 bounds.push((self.zero_threshold, self.zero_count));
@@ -321,5 +326,16 @@ mod tests {
                 .unwrap_err()
                 .contains("both deltas and counts")
         );
+        // A negative span starting at i32::MIN: no bucket below it (this
+        // overflowed `idx - 1` before).
+        let mut x = h();
+        x.negative_spans = vec![(i32::MIN, 1)];
+        x.negative_deltas = &[1];
+        assert_eq!(
+            x.to_classic().unwrap_err(),
+            "negative bucket 0: index -2147483648 is out of range"
+        );
+        x.negative_spans = vec![(i32::MIN + 1, 1)];
+        assert!(x.to_classic().is_ok(), "the lowest representable bucket");
     }
 }

@@ -49,16 +49,30 @@ pub struct Limits {
     pub max_samples: usize,
     /// Most labels on one series (including `__name__`).
     pub max_labels_per_series: usize,
+    /// Longest label name, bytes (series and exemplar labels).
+    pub max_label_name_bytes: usize,
+    /// Longest label value, bytes, including the metric name (`__name__`).
+    pub max_label_value_bytes: usize,
+    /// Most memory the decoded samples, exemplars and metadata may take, estimated
+    /// as the queue counts bytes ([`crate::decode_budget`]). A series' labels are
+    /// copied into each of its samples, so this bounds *samples × label bytes*,
+    /// which the other limits do not; it is charged before anything is copied.
+    pub max_output_bytes: usize,
 }
 
 impl Default for Limits {
-    /// 32 MiB decoded, 500,000 series, 1,000,000 samples, 256 labels per series.
+    /// 32 MiB decoded, 500,000 series, 1,000,000 samples, 256 labels per series,
+    /// label names up to 1 KiB and values up to 8 KiB (Mimir's and Loki's defaults
+    /// are 1 KiB and 2 KiB), 256 MiB of decoded output.
     fn default() -> Self {
         Limits {
             max_decoded_bytes: 32 << 20,
             max_series: 500_000,
             max_samples: 1_000_000,
             max_labels_per_series: 256,
+            max_label_name_bytes: 1 << 10,
+            max_label_value_bytes: 8 << 10,
+            max_output_bytes: 256 << 20,
         }
     }
 }
@@ -114,5 +128,7 @@ pub fn decode_uncompressed(
     }
 }
 
+#[cfg(test)]
+mod budget_tests;
 #[cfg(test)]
 mod tests;

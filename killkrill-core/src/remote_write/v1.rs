@@ -9,13 +9,14 @@ use std::collections::HashMap;
 
 use killkrill_proto::prometheus as pb;
 
+use crate::decode_budget::label_bytes;
 use crate::event::{Exemplar, Label, MetricMetadata, MetricType};
 
 use super::Limits;
 use super::batch::{BatchBuilder, WriteBatch, millis};
 use super::error::RemoteWriteError;
 use super::histogram::NativeHistogram;
-use super::series_labels::{exemplar_labels, split_name};
+use super::series_labels::{check_label, exemplar_labels, split_name};
 
 fn metric_type(t: pb::metric_metadata::MetricType) -> MetricType {
     use pb::metric_metadata::MetricType as P;
@@ -137,10 +138,18 @@ pub(super) fn add_series(
         series: si,
         problem,
     };
-    let (name, labels) = split_name(labels, limits.max_labels_per_series).map_err(bad)?;
+    let (name, labels) = split_name(labels, limits).map_err(bad)?;
     let kind = lookup_type(types, &name);
     b.reserve(si, samples.len())?;
+    // Every sample and exemplar gets its own copy of the name and labels.
+    b.charge_samples(si, samples.len() + exemplars.len(), &name, &labels)?;
     for (i, e) in exemplars.iter().enumerate() {
+        let mut own = 0usize;
+        for l in &e.labels {
+            check_label(&l.name, &l.value, limits).map_err(bad)?;
+            own = own.saturating_add(label_bytes(&l.name, &l.value));
+        }
+        b.charge(si, 1, own)?;
         let el = e
             .labels
             .iter()
@@ -192,7 +201,7 @@ pub(super) fn convert(
         });
     }
     let expected: usize = req.timeseries.iter().map(|t| t.samples.len()).sum();
-    let mut b = BatchBuilder::new(limits.max_samples, expected);
+    let mut b = BatchBuilder::new(limits, expected);
     b.batch.report.series = req.timeseries.len() as u64;
     let types = add_metadata(&mut b, req.metadata);
     for (si, ts) in req.timeseries.into_iter().enumerate() {

@@ -9,13 +9,14 @@ use std::collections::HashSet;
 
 use killkrill_proto::prometheus_v2 as pb;
 
+use crate::decode_budget::label_bytes;
 use crate::event::{Exemplar, Label, MetricMetadata, MetricType};
 
 use super::Limits;
 use super::batch::{BatchBuilder, WriteBatch, family_name, millis};
 use super::error::{RemoteWriteError, SeriesProblem};
 use super::histogram::NativeHistogram;
-use super::series_labels::{exemplar_labels, split_name};
+use super::series_labels::{check_label, exemplar_labels, split_name};
 
 fn metric_type(t: pb::metadata::MetricType) -> MetricType {
     use pb::metadata::MetricType as P;
@@ -46,27 +47,55 @@ fn symbol(
         })
 }
 
-/// Resolves a `labels_refs` list into labels.
-fn resolve_labels(
+/// Checks a `labels_refs` list — name/value pairs, every reference in the table,
+/// every name and value within its length limit — and returns the bytes its
+/// labels will take once copied, without copying anything.
+fn check_refs(
     symbols: &[String],
     refs: &[u32],
     field: &str,
-) -> Result<Vec<Label>, SeriesProblem> {
+    limits: &Limits,
+) -> Result<usize, SeriesProblem> {
     if !refs.len().is_multiple_of(2) {
         return Err(SeriesProblem::OddRefs {
             field: field.to_owned(),
             len: refs.len(),
         });
     }
-    refs.chunks_exact(2)
-        .enumerate()
-        .map(|(i, pair)| {
-            Ok(Label {
-                name: symbol(symbols, pair[0], || format!("{field}[{}]", 2 * i))?.into(),
-                value: symbol(symbols, pair[1], || format!("{field}[{}]", 2 * i + 1))?.into(),
-            })
+    let mut bytes = 0usize;
+    for (i, pair) in refs.chunks_exact(2).enumerate() {
+        let name = symbol(symbols, pair[0], || format!("{field}[{}]", 2 * i))?;
+        let value = symbol(symbols, pair[1], || format!("{field}[{}]", 2 * i + 1))?;
+        check_label(name, value, limits)?;
+        bytes = bytes.saturating_add(label_bytes(name, value));
+    }
+    Ok(bytes)
+}
+
+/// Resolves a `labels_refs` list into labels: checked by [`check_refs`], its
+/// copies charged to the budget, then copied.
+fn resolve_labels(
+    b: &mut BatchBuilder,
+    si: usize,
+    symbols: &[String],
+    refs: &[u32],
+    field: &str,
+    limits: &Limits,
+) -> Result<Vec<Label>, RemoteWriteError> {
+    let bad = |problem| RemoteWriteError::Series {
+        series: si,
+        problem,
+    };
+    let bytes = check_refs(symbols, refs, field, limits).map_err(bad)?;
+    b.charge(si, 1, bytes)?;
+    let text = |r: u32| symbols.get(r as usize).map_or("", String::as_str);
+    Ok(refs
+        .chunks_exact(2)
+        .map(|pair| Label {
+            name: text(pair[0]).into(),
+            value: text(pair[1]).into(),
         })
-        .collect()
+        .collect())
 }
 
 fn native<'a>(h: &'a pb::Histogram) -> NativeHistogram<'a> {
@@ -113,7 +142,7 @@ pub(super) fn convert(req: pb::Request, limits: &Limits) -> Result<WriteBatch, R
     }
     let symbols = &req.symbols;
     let expected: usize = req.timeseries.iter().map(|t| t.samples.len()).sum();
-    let mut b = BatchBuilder::new(limits.max_samples, expected);
+    let mut b = BatchBuilder::new(limits, expected);
     b.batch.report.series = req.timeseries.len() as u64;
     let mut families: HashSet<String> = HashSet::new();
     for (si, ts) in req.timeseries.iter().enumerate() {
@@ -127,8 +156,8 @@ pub(super) fn convert(req: pb::Request, limits: &Limits) -> Result<WriteBatch, R
                 max: limits.max_labels_per_series,
             }));
         }
-        let ls = resolve_labels(symbols, &ts.labels_refs, "labels_refs").map_err(bad)?;
-        let (name, labels) = split_name(ls, limits.max_labels_per_series).map_err(bad)?;
+        let ls = resolve_labels(&mut b, si, symbols, &ts.labels_refs, "labels_refs", limits)?;
+        let (name, labels) = split_name(ls, limits).map_err(bad)?;
         if !ts.samples.is_empty() && !ts.histograms.is_empty() {
             return Err(bad(SeriesProblem::SamplesAndHistograms));
         }
@@ -140,6 +169,7 @@ pub(super) fn convert(req: pb::Request, limits: &Limits) -> Result<WriteBatch, R
             let family = family_name(&name, kind);
             let useful = kind != MetricType::Unknown || !help.is_empty() || !unit.is_empty();
             if useful && !families.contains(family) {
+                b.charge_metadata(si, &[family, family, help, unit])?;
                 families.insert(family.to_owned());
                 b.metadata(MetricMetadata {
                     family: family.to_owned(),
@@ -150,9 +180,11 @@ pub(super) fn convert(req: pb::Request, limits: &Limits) -> Result<WriteBatch, R
             }
         }
         b.reserve(si, ts.samples.len())?;
+        // Every sample and exemplar gets its own copy of the name and labels.
+        b.charge_samples(si, ts.samples.len() + ts.exemplars.len(), &name, &labels)?;
         for (i, e) in ts.exemplars.iter().enumerate() {
             let field = format!("exemplars[{i}].labels_refs");
-            let el = resolve_labels(symbols, &e.labels_refs, &field).map_err(bad)?;
+            let el = resolve_labels(&mut b, si, symbols, &e.labels_refs, &field, limits)?;
             let exemplar = Exemplar {
                 labels: exemplar_labels(el).map_err(bad)?,
                 value: e.value,

@@ -83,16 +83,37 @@ pub enum ClientAuth {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpIngestConfig {
-    /// Largest request body after decompression, bytes (413 above).
+    /// Largest request body after decompression, bytes (413 above). For
+    /// remote write and Loki protobuf (snappy is the body format, not a
+    /// `Content-Encoding`) this bounds both the compressed body and its
+    /// decompressed protobuf; for gRPC, the request message.
     pub max_body_bytes: usize,
+    /// Most memory the events decoded from one request may take, bytes,
+    /// estimated as the queue counts them (413 / `RESOURCE_EXHAUSTED`
+    /// above). Formats that name a label set once and apply it to many
+    /// samples or entries (remote write, Loki, gRPC `PushMetrics`) can
+    /// decode into far more than they send; this bounds it. Unset: 16 ×
+    /// `max_body_bytes`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_output_bytes: Option<usize>,
     /// How long a request waits for room in a full queue before 429, ms.
     pub enqueue_wait_ms: u64,
+}
+
+impl HttpIngestConfig {
+    /// The decoded-output budget of one request: `max_output_bytes`, or 16 ×
+    /// `max_body_bytes` when unset.
+    pub fn output_budget(&self) -> usize {
+        self.max_output_bytes
+            .unwrap_or_else(|| self.max_body_bytes.saturating_mul(16))
+    }
 }
 
 impl Default for HttpIngestConfig {
     fn default() -> Self {
         HttpIngestConfig {
             max_body_bytes: 16 << 20,
+            max_output_bytes: None,
             enqueue_wait_ms: 2_000,
         }
     }

@@ -77,7 +77,7 @@ impl ServeConfig {
                 ));
             }
         }
-        let positive: [(&str, u64); 22] = [
+        let positive: [(&str, u64); 23] = [
             ("query.max_range_secs", self.query.max_range_secs),
             ("query.default_limit", self.query.default_limit as u64),
             ("query.max_limit", self.query.max_limit as u64),
@@ -107,6 +107,10 @@ impl ServeConfig {
             (
                 "http_ingest.max_body_bytes",
                 self.http_ingest.max_body_bytes as u64,
+            ),
+            (
+                "http_ingest.max_output_bytes",
+                self.http_ingest.output_budget() as u64,
             ),
             ("syslog.max_frame_bytes", self.syslog.max_frame_bytes as u64),
             ("syslog.max_connections", self.syslog.max_connections as u64),

@@ -500,6 +500,7 @@ pub async fn start_with(
             metrics: metrics_handle.clone(),
             enqueue_wait: Duration::from_millis(config.http_ingest.enqueue_wait_ms),
             max_body_bytes: config.http_ingest.max_body_bytes,
+            max_output_bytes: config.http_ingest.output_budget(),
             query: config.query.clone(),
             tails: http::TailHub::new(
                 config.query.max_tails,

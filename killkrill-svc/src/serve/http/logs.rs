@@ -19,7 +19,7 @@ use killkrill_core::pipeline::self_metrics as pm;
 use killkrill_core::snappy::SnappyError;
 use metrics::counter;
 
-use super::{ApiError, AppState, Caller, body, content_type, parse_body};
+use super::{ApiError, AppState, Caller, body, content_type, decode_body, parse_body};
 use crate::serve::self_metrics::HTTP_ACCEPTED;
 
 /// `POST /api/v1/logs`.
@@ -82,23 +82,42 @@ pub async fn post_loki(
         ApiError::unsupported("unsupported Content-Type for a Loki push", e.to_string()).counted(EP)
     })?;
     let b = body(EP, b)?;
+    // The body limit bounds the JSON body, or the snappy block and the
+    // protobuf inside it; the output budget what they decode into.
     let limits = loki::Limits {
-        max_body_bytes: s.max_body_bytes.max(loki::Limits::default().max_body_bytes),
+        max_body_bytes: s.max_body_bytes,
         ..loki::Limits::default()
     };
-    let records = parse_body(b.len(), move || {
-        loki::decode(&b, encoding, &limits).map_err(|e| {
-            pm::parsed("loki", 0, 1);
-            let err = match &e {
-                LokiError::TooLarge { .. } | LokiError::Snappy(SnappyError::TooLarge { .. }) => {
-                    ApiError::too_large(e.to_string())
-                }
-                _ => ApiError::bad_request("invalid Loki push", e.to_string()),
+    let decoded_len = match encoding {
+        LokiEncoding::Protobuf => killkrill_core::snappy::announced_len(&b).unwrap_or(b.len()),
+        LokiEncoding::Json => b.len(),
+    };
+    let records = decode_body(
+        decoded_len,
+        s.max_output_bytes,
+        move |budget| {
+            let limits = loki::Limits {
+                max_output_bytes: budget,
+                ..limits
             };
-            err.counted(EP)
-        })
-    })
-    .await?;
+            loki::decode(&b, encoding, &limits)
+        },
+        |e| matches!(e, LokiError::TooLargeDecoded { .. }),
+    )
+    .await?
+    .map_err(|e| {
+        pm::parsed("loki", 0, 1);
+        let err = match &e {
+            LokiError::TooLargeDecoded { .. } => {
+                ApiError::too_large(format!("{e} (http_ingest.max_output_bytes)"))
+            }
+            LokiError::TooLarge { .. } | LokiError::Snappy(SnappyError::TooLarge { .. }) => {
+                ApiError::too_large(format!("{e} (http_ingest.max_body_bytes)"))
+            }
+            _ => ApiError::bad_request("invalid Loki push", e.to_string()),
+        };
+        err.counted(EP)
+    })?;
     pm::parsed("loki", records.len(), 0);
     if !records.is_empty() {
         let batch = s.ingest.log_batch(&caller.tenant, "loki", records);

@@ -19,7 +19,7 @@ use killkrill_core::remote_write::{self, RemoteWriteError, RemoteWriteVersion};
 use killkrill_core::snappy::SnappyError;
 use metrics::counter;
 
-use super::{ApiError, AppState, Caller, body, content_type, parse_body};
+use super::{ApiError, AppState, Caller, body, content_type, decode_body, parse_body};
 use crate::serve::self_metrics::HTTP_ACCEPTED;
 
 /// `POST /api/v1/write`.
@@ -47,19 +47,42 @@ pub async fn post_remote_write(
         }
     }
     let b = body(EP, b)?;
-    let decoded = parse_body(b.len(), move || {
-        remote_write::decode(&b, version, &remote_write::Limits::default()).map_err(|e| {
-            pm::parsed("remote_write", 0, 1);
-            let err = match &e {
-                RemoteWriteError::Snappy(SnappyError::TooLarge { .. })
-                | RemoteWriteError::TooManySamples { .. }
-                | RemoteWriteError::TooManySeries { .. } => ApiError::too_large(e.to_string()),
-                _ => ApiError::bad_request("invalid remote write request", e.to_string()),
+    // The body limit bounds the snappy block as sent and, here, the protobuf
+    // inside it; the output budget what the two decode into.
+    let limits = remote_write::Limits {
+        max_decoded_bytes: s.max_body_bytes,
+        ..remote_write::Limits::default()
+    };
+    let decoded_len = killkrill_core::snappy::announced_len(&b).unwrap_or(b.len());
+    let decoded = decode_body(
+        decoded_len,
+        s.max_output_bytes,
+        move |budget| {
+            let limits = remote_write::Limits {
+                max_output_bytes: budget,
+                ..limits
             };
-            err.counted(EP)
-        })
-    })
-    .await?;
+            remote_write::decode(&b, version, &limits)
+        },
+        |e| matches!(e, RemoteWriteError::TooLargeDecoded { .. }),
+    )
+    .await?
+    .map_err(|e| {
+        pm::parsed("remote_write", 0, 1);
+        let err = match &e {
+            RemoteWriteError::TooLargeDecoded { .. } => {
+                ApiError::too_large(format!("{e} (http_ingest.max_output_bytes)"))
+            }
+            RemoteWriteError::Snappy(SnappyError::TooLarge { .. }) => {
+                ApiError::too_large(format!("{e} (http_ingest.max_body_bytes)"))
+            }
+            RemoteWriteError::TooManySamples { .. } | RemoteWriteError::TooManySeries { .. } => {
+                ApiError::too_large(e.to_string())
+            }
+            _ => ApiError::bad_request("invalid remote write request", e.to_string()),
+        };
+        err.counted(EP)
+    })?;
     let report = decoded.report;
     pm::parsed("remote_write", decoded.samples.len(), 0);
     // Exemplars have no place in the batch model yet: counted, not kept, and

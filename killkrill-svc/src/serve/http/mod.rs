@@ -78,6 +78,9 @@ pub struct AppState {
     pub enqueue_wait: Duration,
     /// Largest decompressed body.
     pub max_body_bytes: usize,
+    /// Most memory the events decoded from one request may take
+    /// (`http_ingest.max_output_bytes`).
+    pub max_output_bytes: usize,
     /// Limits of the read API.
     pub query: crate::config::QueryConfig,
     /// Live tails: the concurrency limit and the commit notification.
@@ -335,7 +338,8 @@ fn body(endpoint: &'static str, b: Result<Bytes, BytesRejection>) -> Result<Byte
 const INLINE_PARSE_BYTES: usize = 64 * 1024;
 
 /// Runs a parser inline for small bodies and on the blocking pool for large
-/// ones.
+/// ones. For parsers whose output is about the size of their input (JSON
+/// logs, exposition text); see [`decode_body`] for the others.
 async fn parse_body<T: Send + 'static>(
     len: usize,
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
@@ -343,10 +347,48 @@ async fn parse_body<T: Send + 'static>(
     if len <= INLINE_PARSE_BYTES {
         return f();
     }
-    tokio::task::spawn_blocking(f).await.map_err(|e| {
-        tracing::error!(error = %e, "parser task failed");
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error", None)
-    })?
+    tokio::task::spawn_blocking(f).await.map_err(join_error)?
+}
+
+/// Decoded output an inline decode may build before it moves to the
+/// blocking pool.
+const INLINE_OUTPUT_BYTES: usize = 1 << 20;
+
+/// Runs a decoder whose output can be far larger than its body (remote
+/// write, Loki: one label set copied into many samples or entries). The
+/// decoder takes an output budget in bytes and charges it before copying.
+///
+/// Inline only when the *decoded* body (`decoded_len`: the snappy header's
+/// announced length, not the compressed size) is small and the output stays
+/// within [`INLINE_OUTPUT_BYTES`]; when that small budget is what stopped it,
+/// the decode runs again on the blocking pool with the request's whole
+/// budget `max_output` (the wasted inline attempt is bounded by the small
+/// budget). Large bodies go to the pool at once.
+async fn decode_body<T, E>(
+    decoded_len: usize,
+    max_output: usize,
+    decode: impl Fn(usize) -> Result<T, E> + Send + 'static,
+    over_budget: fn(&E) -> bool,
+) -> Result<Result<T, E>, ApiError>
+where
+    T: Send + 'static,
+    E: Send + 'static,
+{
+    if decoded_len <= INLINE_PARSE_BYTES {
+        let small = max_output.min(INLINE_OUTPUT_BYTES);
+        match decode(small) {
+            Err(e) if small < max_output && over_budget(&e) => {}
+            r => return Ok(r),
+        }
+    }
+    tokio::task::spawn_blocking(move || decode(max_output))
+        .await
+        .map_err(join_error)
+}
+
+fn join_error(e: tokio::task::JoinError) -> ApiError {
+    tracing::error!(error = %e, "parser task failed");
+    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error", None)
 }
 
 fn content_type(headers: &axum::http::HeaderMap) -> Option<&str> {

@@ -56,7 +56,10 @@ pub async fn run_udp(socket: UdpSocket, ctx: Arc<SyslogCtx>, mut shutdown: Shutd
                 flush(&ctx, &mut pending, ctx.drain.min(Duration::from_secs(1))).await;
                 since = None;
             }
-            _ = stats.tick() => publish_kernel_drops(port),
+            _ = stats.tick() => {
+                // File I/O: on the blocking pool, and the loop does not wait.
+                drop(tokio::task::spawn_blocking(move || publish_kernel_drops(port)));
+            }
             r = socket.recv_from(&mut buf) => match r {
                 Ok((n, _peer)) => {
                     take(&ctx, &buf[..n], &mut pending);
@@ -101,7 +104,9 @@ pub async fn run_udp(socket: UdpSocket, ctx: Arc<SyslogCtx>, mut shutdown: Shutd
         }
     }
     flush(&ctx, &mut pending, left()).await;
-    publish_kernel_drops(port);
+    if let Err(e) = tokio::task::spawn_blocking(move || publish_kernel_drops(port)).await {
+        tracing::warn!(error = %e, "reading the kernel's UDP drop count failed");
+    }
 }
 
 /// One datagram's record (empty datagrams are ignored).
@@ -114,7 +119,8 @@ fn take(ctx: &SyslogCtx, datagram: &[u8], pending: &mut Vec<killkrill_core::even
 
 /// Datagrams the kernel dropped because the socket's receive buffer was
 /// full (Linux: the `drops` column of `/proc/net/udp` and `udp6` for our
-/// port), published as a counter. Elsewhere, nothing is published.
+/// port), published as a counter. Elsewhere, nothing is published. Reads
+/// files: call it on the blocking pool.
 fn publish_kernel_drops(port: u16) {
     if port == 0 {
         return;

@@ -14,10 +14,13 @@
 //!
 //! Bounds: a request message larger than `http_ingest.max_body_bytes` is
 //! refused by tonic's decoder (`RESOURCE_EXHAUSTED`, before it is buffered
-//! whole); `QueryLogs`, `LogVolume` and `QueryMetrics` run under the same
-//! `[query]` limits and timeout as their REST routes
-//! ([`read_limits`](super::read_limits)); PromQL runs under the engine's
-//! limits and timeout. Every refusal is counted in
+//! whole); a `PushMetrics` call is held to remote write's limits (series,
+//! samples, labels per series, label lengths) and to the decoded-output
+//! budget `http_ingest.max_output_bytes`, all checked before anything is
+//! copied, and large pushes are converted on the blocking pool; `QueryLogs`,
+//! `LogVolume` and `QueryMetrics` run under the same `[query]` limits and
+//! timeout as their REST routes ([`read_limits`](super::read_limits));
+//! PromQL runs under the engine's limits and timeout. Every refusal is counted in
 //! `killkrill_grpc_requests_total{method, code}` with every success.
 
 use std::sync::Arc;
