@@ -189,26 +189,35 @@ impl Store {
             return Ok(out);
         }
         // Merged rows and the head's (not merged yet) alike: the caller
-        // merges every partial of a window.
-        let mut steps: Vec<(&str, &[SeriesId])> = Vec::new();
-        for table in [ROLLUP_HEAD_TABLE, "metric_rollups"] {
-            for part in ids.chunks(IDS_PER_SELECT) {
-                steps.push((table, part));
-            }
-        }
-        for (table, part) in steps {
+        // merges every partial of a window. Both tables in one statement
+        // (one snapshot): read apart, a compaction committing in between
+        // moved a partial from the head into a merged row after the head
+        // was read and before the merged rows were, and it was counted
+        // twice. Different id chunks hold different series, so a
+        // compaction between chunks changes nothing either of them reads.
+        for part in ids.chunks(IDS_PER_SELECT) {
+            let one = |table: &str| {
+                format!(
+                    "SELECT series_id, window_start, late, flush_key, data FROM {table} WHERE tenant = ? AND resolution_ns = ? AND window_start >= ? AND window_start < ? AND series_id IN {}",
+                    Dialect::tuple(part.len())
+                )
+            };
             let sql = self.dialect.sql(&format!(
-                "SELECT series_id, window_start, late, flush_key, data FROM {table} WHERE tenant = ? AND resolution_ns = ? AND window_start >= ? AND window_start < ? AND series_id IN {}",
-                Dialect::tuple(part.len())
+                "{} UNION ALL {}",
+                one(ROLLUP_HEAD_TABLE),
+                one("metric_rollups")
             ));
             with_pool!(&self.backend, pool => {
-                let mut q = sqlx::query(AssertSqlSafe(sql))
-                    .bind(tenant.as_str())
-                    .bind(resolution.as_nanos())
-                    .bind(range.start.as_nanos())
-                    .bind(range.end.as_nanos());
-                for id in part {
-                    q = q.bind(id.as_i64());
+                let mut q = sqlx::query(AssertSqlSafe(sql));
+                for _ in 0..2 {
+                    q = q
+                        .bind(tenant.as_str())
+                        .bind(resolution.as_nanos())
+                        .bind(range.start.as_nanos())
+                        .bind(range.end.as_nanos());
+                    for id in part {
+                        q = q.bind(id.as_i64());
+                    }
                 }
                 let rows = q.fetch_all(pool).await.ctx("reading metric rollups")?;
                 for r in rows {
