@@ -11,13 +11,16 @@
 //!   (clearing the table) would let anyone who fills it reset everyone's
 //!   counters, and letting new keys through unlimited would make a spray
 //!   of addresses unlimited.
-//! - A key that finds the table full of live entries shares one
-//!   **overflow bucket** with every other such key, with the same limit
-//!   and window. A spray of addresses is then still limited as a whole;
-//!   addresses already tracked keep their own counters, and a legitimate
-//!   user at a new address is only refused while the table is full and
-//!   the shared bucket is used up, that is, while under attack. Failures
-//!   counted there are counted in [`LIMITER_OVERFLOW`].
+//! - A key that finds the table full of live entries is counted in an
+//!   **overflow bucket** of its network: IPv4 /24, IPv6 /48 (a site's
+//!   allocation), with the same limit and window. A spray of addresses is
+//!   then still limited per network, and it uses up only its own networks'
+//!   buckets: a legitimate user at a new address elsewhere keeps being let
+//!   in while an attacker fills the table (one shared bucket let anyone
+//!   who filled the table lock every new address out; review). At most
+//!   `max_entries / 16` networks have a bucket; beyond that, new networks
+//!   share one last bucket (an attacker would need that many /48s). Failures
+//!   counted in a bucket are counted in [`LIMITER_OVERFLOW`].
 //! - The per-account lockout (the user row) is separate and unchanged.
 //!
 //! Expired entries are found through a queue in window-start order, so the
@@ -25,7 +28,7 @@
 
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -36,30 +39,85 @@ pub use crate::email::limit::address_key;
 /// Most addresses tracked by default.
 pub const MAX_ENTRIES: usize = 100_000;
 
-/// Failed logins counted in the shared overflow bucket because the table
-/// was full of live entries.
+/// Failed logins counted in an overflow bucket because the table was full
+/// of live entries.
 pub const LIMITER_OVERFLOW: &str = "killkrill_auth_login_limiter_overflow_total";
+
+/// The network of an address's overflow bucket: IPv4 /24, IPv6 /48.
+pub fn network_key(a: IpAddr) -> IpAddr {
+    match address_key(a) {
+        IpAddr::V4(v4) => IpAddr::V4(Ipv4Addr::from(u32::from(v4) & 0xFFFF_FF00)),
+        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !((1u128 << 80) - 1))),
+    }
+}
 
 /// Why a login is refused before its password is checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Blocked {
     /// Seconds until the window ends.
     pub retry_after: u64,
-    /// The address is not tracked and the shared overflow bucket is used
-    /// up (the table is full).
+    /// The address is not tracked and its overflow bucket is used up (the
+    /// table is full).
     pub overflow: bool,
 }
 
+/// Counters per key with their windows, expired in start order.
 #[derive(Debug, Default)]
-struct Table {
+struct Windows {
     /// Key → (window start, failures in the window).
     seen: HashMap<IpAddr, (Instant, u32)>,
     /// (window start, key) in start order; an element whose start is no
     /// longer its key's is stale and skipped.
     starts: VecDeque<(Instant, IpAddr)>,
-    /// The bucket of new keys while the table is full: (window start,
+}
+
+impl Windows {
+    fn expire(&mut self, now: Instant, window: Duration) {
+        while let Some((start, _)) = self.starts.front() {
+            if now.saturating_duration_since(*start) < window {
+                break;
+            }
+            if let Some((start, k)) = self.starts.pop_front()
+                && self.seen.get(&k).is_some_and(|e| e.0 == start)
+            {
+                self.seen.remove(&k);
+            }
+        }
+    }
+
+    /// Counts a failure of `key` (present, or added when `room`); `false`
+    /// when it is absent and there is no room.
+    fn count(&mut self, key: IpAddr, now: Instant, window: Duration, room: bool) -> bool {
+        let e = match self.seen.entry(key) {
+            Entry::Occupied(mut o) => {
+                // Ended, though its queue element is behind a later start
+                // (two callers' `now` a little out of order): a new window.
+                if now.saturating_duration_since(o.get().0) >= window {
+                    self.starts.push_back((now, key));
+                    *o.get_mut() = (now, 0);
+                }
+                o.into_mut()
+            }
+            Entry::Vacant(_) if !room => return false,
+            Entry::Vacant(v) => {
+                self.starts.push_back((now, key));
+                v.insert((now, 0))
+            }
+        };
+        e.1 = e.1.saturating_add(1);
+        true
+    }
+}
+
+#[derive(Debug, Default)]
+struct Table {
+    /// Per address key.
+    own: Windows,
+    /// Per network, for keys that found `own` full.
+    overflow: Windows,
+    /// For keys whose network found `overflow` full too: (window start,
     /// failures).
-    overflow: Option<(Instant, u32)>,
+    last: Option<(Instant, u32)>,
 }
 
 /// The limiter.
@@ -68,6 +126,7 @@ pub struct AddressLimiter {
     max: u32,
     window: Duration,
     max_entries: usize,
+    max_networks: usize,
     table: Mutex<Table>,
 }
 
@@ -77,12 +136,15 @@ impl AddressLimiter {
         Self::with_max_entries(max, window, MAX_ENTRIES)
     }
 
-    /// [`AddressLimiter::new`] with another table size.
+    /// [`AddressLimiter::new`] with another table size (and
+    /// `max_entries / 16` overflow networks, at least one).
     pub fn with_max_entries(max: u32, window: Duration, max_entries: usize) -> Self {
+        let max_entries = max_entries.max(1);
         AddressLimiter {
             max,
             window,
-            max_entries: max_entries.max(1),
+            max_entries,
+            max_networks: (max_entries / 16).max(1),
             table: Mutex::new(Table::default()),
         }
     }
@@ -91,22 +153,14 @@ impl AddressLimiter {
         self.table.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Forgets the entries (and the overflow bucket) whose window ended.
+    /// Forgets the entries and buckets whose window ended.
     fn expire(&self, t: &mut Table, now: Instant) {
-        while let Some((start, _)) = t.starts.front() {
-            if now.saturating_duration_since(*start) < self.window {
-                break;
-            }
-            if let Some((start, k)) = t.starts.pop_front()
-                && t.seen.get(&k).is_some_and(|e| e.0 == start)
-            {
-                t.seen.remove(&k);
-            }
-        }
-        if t.overflow
+        t.own.expire(now, self.window);
+        t.overflow.expire(now, self.window);
+        if t.last
             .is_some_and(|(start, _)| now.saturating_duration_since(start) >= self.window)
         {
-            t.overflow = None;
+            t.last = None;
         }
     }
 
@@ -115,9 +169,15 @@ impl AddressLimiter {
         let key = address_key(addr);
         let mut t = self.lock();
         self.expire(&mut t, now);
-        let (entry, overflow) = match t.seen.get(&key) {
+        let (entry, overflow) = match t.own.seen.get(&key) {
             Some(e) => (*e, false),
-            None if t.seen.len() >= self.max_entries => (t.overflow?, true),
+            None if t.own.seen.len() >= self.max_entries => {
+                match t.overflow.seen.get(&network_key(addr)) {
+                    Some(e) => (*e, true),
+                    None if t.overflow.seen.len() >= self.max_networks => (t.last?, true),
+                    None => return None,
+                }
+            }
             None => return None,
         };
         let (start, n) = entry;
@@ -128,45 +188,36 @@ impl AddressLimiter {
         })
     }
 
-    /// Counts a failure of `addr`: in its own entry, or in the overflow
-    /// bucket (counted) when it is new and the table is full.
+    /// Counts a failure of `addr`: in its own entry, or (counted) in its
+    /// network's overflow bucket when it is new and the table is full, or
+    /// in the last bucket when the overflow buckets are full too.
     pub fn failed(&self, addr: IpAddr, now: Instant) {
         let key = address_key(addr);
         let mut guard = self.lock();
         let t = &mut *guard;
         self.expire(t, now);
-        let full = t.seen.len() >= self.max_entries;
-        let e = match t.seen.entry(key) {
-            Entry::Occupied(mut o) => {
-                // Ended, though its queue element is behind a later start
-                // (two callers' `now` a little out of order): a new window.
-                if now.saturating_duration_since(o.get().0) >= self.window {
-                    t.starts.push_back((now, key));
-                    *o.get_mut() = (now, 0);
-                }
-                o.into_mut()
-            }
-            Entry::Vacant(_) if full => {
-                counter!(LIMITER_OVERFLOW).increment(1);
-                t.overflow.get_or_insert((now, 0))
-            }
-            Entry::Vacant(v) => {
-                t.starts.push_back((now, key));
-                v.insert((now, 0))
-            }
-        };
+        let room = t.own.seen.len() < self.max_entries;
+        if t.own.count(key, now, self.window, room) {
+            return;
+        }
+        counter!(LIMITER_OVERFLOW).increment(1);
+        let room = t.overflow.seen.len() < self.max_networks;
+        if t.overflow.count(network_key(addr), now, self.window, room) {
+            return;
+        }
+        let e = t.last.get_or_insert((now, 0));
         e.1 = e.1.saturating_add(1);
     }
 
-    /// Forgets an address (a successful login). The overflow bucket is
-    /// shared: one success does not reset it.
+    /// Forgets an address (a successful login). Overflow buckets are
+    /// shared: one success does not reset them.
     pub fn succeeded(&self, addr: IpAddr) {
-        self.lock().seen.remove(&address_key(addr));
+        self.lock().own.seen.remove(&address_key(addr));
     }
 
     /// How many addresses are tracked.
     pub fn len(&self) -> usize {
-        self.lock().seen.len()
+        self.lock().own.seen.len()
     }
 
     /// Whether no address is tracked.
@@ -241,51 +292,70 @@ mod tests {
     }
 
     #[test]
-    fn a_full_table_forgets_only_expired_entries_and_limits_new_keys_together() {
-        let l = AddressLimiter::with_max_entries(2, MIN, 3);
+    fn network_keys() {
+        assert_eq!(network_key(ip("10.1.2.3")), ip("10.1.2.0"));
+        assert_eq!(network_key(ip("::ffff:10.1.2.3")), ip("10.1.2.0"));
+        assert_eq!(network_key(ip("2001:db8:a:ffff:1::9")), ip("2001:db8:a::"));
+    }
+
+    #[test]
+    fn a_full_table_forgets_only_expired_entries_and_limits_new_keys_per_network() {
+        // 32 addresses, 2 overflow networks.
+        let l = AddressLimiter::with_max_entries(2, MIN, 32);
         let t0 = Instant::now();
         let at = |s: u64| t0 + Duration::from_secs(s);
         // A victim with one failure; the attacker fills the table.
         l.failed(ip("192.0.2.1"), at(0));
-        l.failed(ip("10.0.0.1"), at(10));
-        l.failed(ip("10.0.0.2"), at(20));
-        assert_eq!(l.len(), 3);
-        // New addresses are not tracked and not cleared away: they go to
-        // the one overflow bucket, which is used up after two failures.
-        assert_eq!(l.blocked(ip("10.0.0.3"), at(30)), None);
-        l.failed(ip("10.0.0.3"), at(30));
-        l.failed(ip("2001:db8:9::1"), at(31));
-        for a in ["10.0.0.4", "10.0.0.3", "2001:db8:a::1", "198.51.100.1"] {
-            assert_eq!(l.blocked(ip(a), at(32)), shared(58), "{a}");
+        for i in 1..=31u8 {
+            l.failed(IpAddr::from([10, 0, 0, i]), at(10));
         }
-        assert_eq!(l.len(), 3, "nothing was forgotten, nothing added");
+        assert_eq!(l.len(), 32);
+        // New attacker addresses are not tracked and clear nothing away:
+        // they go to their /24's bucket, used up after two failures.
+        assert_eq!(l.blocked(ip("10.0.0.200"), at(20)), None);
+        l.failed(ip("10.0.0.200"), at(20));
+        l.failed(ip("10.0.0.201"), at(20));
+        assert_eq!(l.blocked(ip("10.0.0.202"), at(21)), shared(59));
+        assert_eq!(l.len(), 32, "nothing was forgotten, nothing added");
+        // A new user in another network is still let in (review: one
+        // shared bucket locked every new address out).
+        assert_eq!(l.blocked(ip("198.51.100.7"), at(21)), None);
         // Tracked addresses keep their own counters: the victim still has
         // one failure left (not reset by the flood, not blocked by it).
-        assert_eq!(l.blocked(ip("192.0.2.1"), at(32)), None);
-        l.failed(ip("192.0.2.1"), at(33));
-        assert_eq!(l.blocked(ip("192.0.2.1"), at(33)), own(27));
-        // A success from an untracked address does not reset the bucket.
-        l.succeeded(ip("10.0.0.9"));
-        assert_eq!(l.blocked(ip("10.0.0.9"), at(34)), shared(56));
+        assert_eq!(l.blocked(ip("192.0.2.1"), at(21)), None);
+        l.failed(ip("192.0.2.1"), at(21));
+        assert_eq!(l.blocked(ip("192.0.2.1"), at(21)), own(39));
+        // IPv6: one bucket per /48, whatever the /64.
+        l.failed(ip("2001:db8:a:1::1"), at(22));
+        l.failed(ip("2001:db8:a:2::1"), at(22));
+        assert_eq!(l.blocked(ip("2001:db8:a:ffff::1"), at(22)), shared(60));
+        // Both network buckets are taken: a third network shares the last
+        // bucket, and once that is used up, so are all other new networks.
+        assert_eq!(l.blocked(ip("203.0.113.5"), at(23)), None);
+        l.failed(ip("203.0.113.5"), at(23));
+        l.failed(ip("203.0.113.6"), at(23));
+        assert_eq!(l.blocked(ip("198.51.100.7"), at(23)), shared(60));
+        assert_eq!(
+            l.blocked(ip("10.0.0.202"), at(23)),
+            shared(57),
+            "own bucket still"
+        );
+        // A success from an untracked address resets no bucket.
+        l.succeeded(ip("10.0.0.201"));
+        assert_eq!(l.blocked(ip("10.0.0.201"), at(24)), shared(56));
         // At 60 s the victim's window ends: its entry (only) is forgotten,
-        // so the table has room and new addresses get their own entries.
-        assert_eq!(l.blocked(ip("10.0.0.5"), at(60)), None);
-        l.failed(ip("10.0.0.5"), at(60));
-        assert_eq!(l.len(), 3);
-        assert_eq!(l.blocked(ip("10.0.0.2"), at(60)), None);
-        l.failed(ip("10.0.0.2"), at(61));
-        assert_eq!(l.blocked(ip("10.0.0.2"), at(61)), own(19));
-        // Full again: a new address meets the bucket, still used up until
-        // its window (started at 30 s) ends at 90 s.
-        assert_eq!(l.blocked(ip("10.0.0.6"), at(62)), shared(28));
-        assert_eq!(l.blocked(ip("10.0.0.6"), at(70)), None, "10.0.0.1 expired");
+        // so the table has room and a new address gets its own entry.
+        assert_eq!(l.blocked(ip("10.0.0.250"), at(60)), None);
+        l.failed(ip("10.0.0.250"), at(60));
+        assert_eq!(l.len(), 32);
         // Later everything has expired.
-        assert_eq!(l.blocked(ip("10.0.0.3"), at(200)), None);
-        assert_eq!(l.len(), 0);
+        assert_eq!(l.blocked(ip("10.0.0.202"), at(200)), None);
+        let t = l.lock();
+        assert!(t.own.seen.is_empty() && t.overflow.seen.is_empty() && t.last.is_none());
     }
 
     #[test]
-    fn the_overflow_bucket_has_its_own_window() {
+    fn the_overflow_buckets_have_their_own_window() {
         let l = AddressLimiter::with_max_entries(1, MIN, 1);
         let t0 = Instant::now();
         let at = |s: u64| t0 + Duration::from_secs(s);
@@ -300,7 +370,8 @@ mod tests {
         // until 110 s, then it is forgotten.
         assert_eq!(l.blocked(ip("10.0.0.4"), at(100)), shared(10));
         assert_eq!(l.blocked(ip("10.0.0.4"), at(110)), None);
-        assert!(l.lock().overflow.is_none());
+        let t = l.lock();
+        assert!(t.overflow.seen.is_empty() && t.last.is_none());
     }
 
     #[test]
@@ -312,7 +383,7 @@ mod tests {
             l.failed(a, t0 + Duration::from_millis(u64::from(i) * 10));
         }
         let t = l.lock();
-        assert!(t.seen.len() <= 7);
-        assert!(t.starts.len() <= 14, "{}", t.starts.len());
+        assert!(t.own.seen.len() <= 7);
+        assert!(t.own.starts.len() <= 14, "{}", t.own.starts.len());
     }
 }
