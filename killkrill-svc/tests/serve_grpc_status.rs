@@ -12,20 +12,11 @@ use std::net::SocketAddr;
 use killkrill_proto::killkrill::v1 as pb;
 use killkrill_proto::killkrill::v1::ingest_client::IngestClient;
 use killkrill_proto::killkrill::v1::query_client::QueryClient;
+use support::grpc::Key;
 use support::{config, metric_sum, raw_http, scrape};
 use tonic::Code;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
-
-#[derive(Clone)]
-struct Key(tonic::metadata::MetadataValue<tonic::metadata::Ascii>);
-
-impl tonic::service::Interceptor for Key {
-    fn call(&mut self, mut r: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-        r.metadata_mut().insert("x-api-key", self.0.clone());
-        Ok(r)
-    }
-}
 
 async fn channel(addr: SocketAddr) -> Channel {
     Channel::from_shared(format!("http://{addr}"))

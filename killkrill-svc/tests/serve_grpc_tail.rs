@@ -18,19 +18,10 @@ use killkrill_svc::config::ListenAddr;
 use killkrill_svc::serve::ServeHandle;
 use pb::tail_logs_response::Event;
 use support::config;
+use support::grpc::Key;
 use tonic::Code;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
-
-#[derive(Clone)]
-struct Key(tonic::metadata::MetadataValue<tonic::metadata::Ascii>);
-
-impl tonic::service::Interceptor for Key {
-    fn call(&mut self, mut r: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-        r.metadata_mut().insert("x-api-key", self.0.clone());
-        Ok(r)
-    }
-}
 
 type Ch = InterceptedService<Channel, Key>;
 

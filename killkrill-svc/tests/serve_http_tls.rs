@@ -26,6 +26,7 @@ use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, ExtendedKeyUsagePurpose, IsCa, KeyPair,
 };
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+use support::grpc::Key;
 use support::{config, metric_sum, wait_stored};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -351,16 +352,6 @@ async fn tls_1_1_is_refused_and_1_2_accepted_by_openssl() {
     let m = metrics_text(addr, &pki, false).await;
     assert_eq!(handshake_failures(&m, "protocol_version"), 1.0, "{m}");
     h.shutdown().await;
-}
-
-#[derive(Clone)]
-struct Key(tonic::metadata::MetadataValue<tonic::metadata::Ascii>);
-
-impl tonic::service::Interceptor for Key {
-    fn call(&mut self, mut r: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-        r.metadata_mut().insert("x-api-key", self.0.clone());
-        Ok(r)
-    }
 }
 
 async fn grpc_tls_channel(addr: SocketAddr, pki: &Pki, with_cert: bool) -> Result<Channel, String> {

@@ -19,6 +19,8 @@ use killkrill_svc::serve::{self, ServeHandle, StartOptions};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+pub mod grpc;
+
 /// Every listener on 127.0.0.1 port 0 (TLS off), SQLite in `dir`, fast batching.
 pub fn config(dir: &Path) -> ServeConfig {
     let any = ListenAddr::on(SocketAddr::from(([127, 0, 0, 1], 0)));
