@@ -188,9 +188,13 @@ impl PyWriteBatch {
 /// or `"2.0"`, or give the request's `content_type` instead. `compressed`:
 /// the body is a snappy block (as sent over HTTP); False for the bare
 /// protobuf. Raises `RemoteWriteError` (all-or-nothing, as the protocol
-/// wants) naming the series and problem.
+/// wants) naming the series and problem. Limits default to core's (the
+/// server's): `max_label_name_bytes` / `max_label_value_bytes` cap each
+/// label (kind `label_too_long`); `max_output_bytes` is the request's
+/// decoded-size budget, estimated before anything is copied (a series'
+/// labels are copied into each sample; kind `too_large_decoded`).
 #[pyfunction]
-#[pyo3(signature = (data, *, version=None, content_type=None, compressed=true, max_decoded_bytes=None, max_series=None, max_samples=None, max_labels_per_series=None))]
+#[pyo3(signature = (data, *, version=None, content_type=None, compressed=true, max_decoded_bytes=None, max_series=None, max_samples=None, max_labels_per_series=None, max_label_name_bytes=None, max_label_value_bytes=None, max_output_bytes=None))]
 #[allow(clippy::too_many_arguments)]
 fn decode_remote_write(
     py: Python<'_>,
@@ -202,6 +206,9 @@ fn decode_remote_write(
     max_series: Option<usize>,
     max_samples: Option<usize>,
     max_labels_per_series: Option<usize>,
+    max_label_name_bytes: Option<usize>,
+    max_label_value_bytes: Option<usize>,
+    max_output_bytes: Option<usize>,
 ) -> PyResult<PyWriteBatch> {
     let version = match (version, content_type) {
         (Some(_), Some(_)) => {
@@ -219,7 +226,9 @@ fn decode_remote_write(
         max_series: max_series.unwrap_or(d.max_series),
         max_samples: max_samples.unwrap_or(d.max_samples),
         max_labels_per_series: max_labels_per_series.unwrap_or(d.max_labels_per_series),
-        ..d
+        max_label_name_bytes: max_label_name_bytes.unwrap_or(d.max_label_name_bytes),
+        max_label_value_bytes: max_label_value_bytes.unwrap_or(d.max_label_value_bytes),
+        max_output_bytes: max_output_bytes.unwrap_or(d.max_output_bytes),
     };
     let bytes = data.bytes();
     let result = py.detach(|| {

@@ -225,6 +225,34 @@ def test_limits():
         killkrill.decode_remote_write(raw, version="1.0", compressed=False, max_decoded_bytes=10)
 
 
+def test_label_and_output_limits():
+    # One series with a 300-byte label and 1,000 samples: small on the wire,
+    # but its labels are copied into every sample when decoded.
+    raw = v1_series([("__name__", "m"), ("long_label_name", "v" * 300)], [(float(i), i) for i in range(1000)])
+    body = snappy_block(raw)
+    # Exactly at a label cap is accepted; one byte under it is refused.
+    assert len(killkrill.decode_remote_write(body, max_label_name_bytes=15, max_label_value_bytes=300)) == 1000
+    for limits, part in [({"max_label_name_bytes": 14}, "name"), ({"max_label_value_bytes": 299}, "value")]:
+        with pytest.raises(killkrill.RemoteWriteError) as info:
+            killkrill.decode_remote_write(body, **limits)
+        assert (info.value.kind, info.value.series) == ("label_too_long", 0), str(info.value)
+        assert f": {part} is " in str(info.value), str(info.value)
+    # The metric name is a label value too.
+    with pytest.raises(killkrill.RemoteWriteError) as info:
+        killkrill.decode_remote_write(snappy_block(v1_series([("__name__", "x" * 20)], [(1.0, 0)])), max_label_value_bytes=19)
+    assert info.value.kind == "label_too_long"
+    # The decoded-size budget: 1,000 samples x (64 + name + 2 labels with
+    # their 48-byte overhead) is about 0.5 MB, far more than the 30 KB body.
+    assert len(raw) < 30_000
+    with pytest.raises(killkrill.RemoteWriteError, match="more than the limit of 100000 bytes") as info:
+        killkrill.decode_remote_write(body, max_output_bytes=100_000)
+    assert (info.value.kind, info.value.series) == ("too_large_decoded", 0), str(info.value)
+    assert len(killkrill.decode_remote_write(body, max_output_bytes=1_000_000)) == 1000
+    for bad in ({"max_output_bytes": -1}, {"max_label_name_bytes": "8"}):
+        with pytest.raises((OverflowError, TypeError)):
+            killkrill.decode_remote_write(body, **bad)
+
+
 def test_snappy_errors():
     with pytest.raises(killkrill.RemoteWriteError) as info:
         killkrill.decode_remote_write(b"garbage", version="1.0")

@@ -359,6 +359,9 @@ def decode_remote_write(
     max_series: Optional[int] = None,
     max_samples: Optional[int] = None,
     max_labels_per_series: Optional[int] = None,
+    max_label_name_bytes: Optional[int] = None,
+    max_label_value_bytes: Optional[int] = None,
+    max_output_bytes: Optional[int] = None,
 ) -> WriteBatch: ...
 def remote_write_version(content_type: Optional[str]) -> Literal["1.0", "2.0"]: ...
 
