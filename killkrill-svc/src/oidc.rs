@@ -8,8 +8,13 @@
 //! - discovery (`<issuer>/.well-known/openid-configuration`) must name the
 //!   configured issuer; it and the JWK set are cached (an unknown `kid`
 //!   refetches the set, at most every [`JWKS_MIN_REFRESH`]);
-//! - `state` is random, kept server-side with the PKCE verifier and the
-//!   nonce, expires after `oidc.state_ttl_secs` and is single-use;
+//! - `state` is random, kept in the database (as its SHA-256, with the PKCE
+//!   verifier and the nonce, table `auth_oidc_logins`) so that any process
+//!   on the database can finish the login, expires after
+//!   `oidc.state_ttl_secs` and is single-use across processes; at most
+//!   `oidc.max_pending` logins are in progress (beyond it new ones are
+//!   refused, 503, so a flood of unauthenticated logins cannot fill the
+//!   table);
 //! - the ID token must be RS256 (pinned; `none` and HMAC refused), signed by
 //!   a key of the provider's JWK set, with our `client_id` as audience, the
 //!   configured issuer, a live `exp`, and the nonce of this login;
@@ -19,8 +24,7 @@
 //! SSO users are stored with a password hash that no password matches
 //! (`sso:oidc:<issuer>`), so they cannot log in with a password.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -28,7 +32,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use killkrill_core::event::Tenant;
-use killkrill_store::auth::Role;
+use killkrill_store::auth::{AuthStore, OidcLogin, Role};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -74,7 +78,8 @@ pub struct OidcConfig {
     pub timeout_secs: u64,
     /// How long a login may take between redirect and callback, seconds.
     pub state_ttl_secs: u64,
-    /// Logins in progress kept at most (beyond it the oldest is dropped).
+    /// Logins in progress kept at most, across every process on the
+    /// database; beyond it new logins are refused (503).
     pub max_pending: usize,
     /// `OIDC_CLIENT_SECRET` (environment; sent with HTTP Basic to the token
     /// endpoint). Without it the client is public (PKCE only).
@@ -238,7 +243,16 @@ pub enum OidcError {
     /// No mapped group (403).
     #[error("none of the user's groups is mapped to a role")]
     NoRole,
+    /// `oidc.max_pending` logins are in progress (503).
+    #[error("too many logins in progress")]
+    Busy,
+    /// The database failed (503); text for the log.
+    #[error("database: {0}")]
+    Store(String),
 }
+
+/// Counter of logins refused because `oidc.max_pending` were in progress.
+pub const PENDING_REFUSED: &str = "killkrill_auth_sso_pending_refused_total";
 
 #[derive(Debug, Clone, Deserialize)]
 struct Provider {
@@ -246,12 +260,6 @@ struct Provider {
     authorization_endpoint: String,
     token_endpoint: String,
     jwks_uri: String,
-}
-
-struct Pending {
-    verifier: String,
-    nonce: String,
-    created: Instant,
 }
 
 /// A verified SSO identity.
@@ -267,14 +275,14 @@ pub struct Identity {
     pub role: Role,
 }
 
-/// The SSO client of one process.
+/// The SSO client of one process (logins in progress live in the database).
 pub struct Oidc {
     cfg: OidcConfig,
     client: HttpClient,
     tenant: Tenant,
     provider: tokio::sync::Mutex<Option<(Provider, Instant)>>,
     jwks: tokio::sync::Mutex<Option<(JwkSet, Instant)>>,
-    pending: Mutex<HashMap<String, Pending>>,
+    store: AuthStore,
 }
 
 impl std::fmt::Debug for Oidc {
@@ -299,7 +307,7 @@ impl Oidc {
     ///
     /// # Errors
     /// A message naming the bad key.
-    pub fn new(cfg: &OidcConfig, system_tenant: &Tenant) -> Result<Self, String> {
+    pub fn new(cfg: &OidcConfig, system_tenant: &Tenant, store: AuthStore) -> Result<Self, String> {
         cfg.validate().map_err(|(k, p)| format!("{k}: {p}"))?;
         let tenant = match &cfg.default_tenant {
             Some(t) => Tenant::new(t).map_err(|_| format!("oidc.default_tenant: {t:?}"))?,
@@ -311,7 +319,7 @@ impl Oidc {
             tenant,
             provider: tokio::sync::Mutex::new(None),
             jwks: tokio::sync::Mutex::new(None),
-            pending: Mutex::new(HashMap::new()),
+            store,
         })
     }
 
@@ -411,43 +419,35 @@ impl Oidc {
     }
 
     /// Starts a login: the provider's authorization URL with a fresh state,
-    /// nonce and PKCE challenge (kept here until the callback).
+    /// nonce and PKCE challenge (stored in the database until the callback).
     ///
     /// # Errors
-    /// [`OidcError::Provider`] when discovery fails.
+    /// [`OidcError::Provider`] when discovery fails, [`OidcError::Busy`]
+    /// when `oidc.max_pending` logins are in progress (counted in
+    /// [`PENDING_REFUSED`]), [`OidcError::Store`].
     pub async fn begin(&self) -> Result<String, OidcError> {
         let prov = self.provider().await?;
         let state = random_b64();
         let nonce = random_b64();
         let verifier = random_b64();
-        {
-            let mut p = self
-                .pending
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let ttl = Duration::from_secs(self.cfg.state_ttl_secs);
-            p.retain(|_, v| v.created.elapsed() < ttl);
-            // Full (someone is opening logins in bulk): the oldest goes, so
-            // a flood has to outpace real logins to disturb them.
-            while p.len() >= self.cfg.max_pending {
-                let Some(oldest) = p
-                    .iter()
-                    .min_by_key(|(_, v)| v.created)
-                    .map(|(k, _)| k.clone())
-                else {
-                    break;
-                };
-                p.remove(&oldest);
-                metrics::counter!("killkrill_auth_sso_pending_evicted_total").increment(1);
-            }
-            p.insert(
-                state.clone(),
-                Pending {
-                    verifier: verifier.clone(),
-                    nonce: nonce.clone(),
-                    created: Instant::now(),
-                },
-            );
+        let now = crate::auth::now_nanos();
+        let ttl = i64::try_from(self.cfg.state_ttl_secs)
+            .unwrap_or(i64::MAX / 1_000_000_000)
+            .saturating_mul(1_000_000_000);
+        let login = OidcLogin {
+            verifier: verifier.clone(),
+            nonce: nonce.clone(),
+            expires_at: now.saturating_add(ttl),
+        };
+        let cap = u64::try_from(self.cfg.max_pending).unwrap_or(u64::MAX);
+        let stored = self
+            .store
+            .insert_oidc_login(&crate::auth::keys::digest(&state), &login, now, cap)
+            .await
+            .map_err(|e| OidcError::Store(e.to_string()))?;
+        if !stored {
+            metrics::counter!(PENDING_REFUSED).increment(1);
+            return Err(OidcError::Busy);
         }
         let q = form_urlencoded::Serializer::new(String::new())
             .append_pair("response_type", "code")
@@ -473,19 +473,14 @@ impl Oidc {
     /// # Errors
     /// [`OidcError`].
     pub async fn finish(&self, code: &str, state: &str) -> Result<Identity, OidcError> {
-        let pending = {
-            let mut p = self
-                .pending
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            p.remove(state)
-        };
-        let Some(pending) = pending else {
+        let Some(pending) = self
+            .store
+            .take_oidc_login(&crate::auth::keys::digest(state), crate::auth::now_nanos())
+            .await
+            .map_err(|e| OidcError::Store(e.to_string()))?
+        else {
             return Err(OidcError::BadState);
         };
-        if pending.created.elapsed() >= Duration::from_secs(self.cfg.state_ttl_secs) {
-            return Err(OidcError::BadState);
-        }
         if code.is_empty() || code.len() > 4096 {
             return Err(OidcError::BadRequest("code: missing or too long".into()));
         }
@@ -541,7 +536,7 @@ impl Oidc {
         let claims = self
             .verify_id_token(&prov, id_token, &pending.nonce)
             .await?;
-        self.identity(&claims)
+        identity(&self.cfg, &claims)
     }
 
     async fn verify_id_token(
@@ -580,56 +575,52 @@ impl Oidc {
         }
         Ok(claims)
     }
+}
 
-    fn identity(&self, claims: &serde_json::Value) -> Result<Identity, OidcError> {
-        let subject = claims
-            .get("sub")
-            .and_then(|s| s.as_str())
-            .unwrap_or_default()
-            .to_owned();
-        let email = claims
-            .get("email")
-            .and_then(|s| s.as_str())
-            .ok_or_else(|| OidcError::Token("no email claim (ask for the email scope)".into()))?
-            .to_ascii_lowercase();
-        if claims
-            .get("email_verified")
-            .and_then(serde_json::Value::as_bool)
-            == Some(false)
-        {
-            return Err(OidcError::Token(
-                "the provider says the email is not verified".into(),
-            ));
-        }
-        let groups: Vec<String> = match claims.get(&self.cfg.group_claim) {
-            Some(serde_json::Value::Array(a)) => a
-                .iter()
-                .filter_map(|g| g.as_str().map(str::to_owned))
-                .collect(),
-            Some(serde_json::Value::String(s)) => vec![s.clone()],
-            _ => Vec::new(),
-        };
-        let mut role = None;
-        let mut matched = Vec::new();
-        for g in &groups {
-            if let Some(r) = self
-                .cfg
-                .role_mapping
-                .get(g)
-                .and_then(|r| r.parse::<Role>().ok())
-            {
-                matched.push(g.clone());
-                role = role.max(Some(r));
-            }
-        }
-        let role = role.ok_or(OidcError::NoRole)?;
-        Ok(Identity {
-            email,
-            subject,
-            groups: matched,
-            role,
-        })
+/// The identity in verified ID token claims, with the role its groups map to.
+fn identity(cfg: &OidcConfig, claims: &serde_json::Value) -> Result<Identity, OidcError> {
+    let subject = claims
+        .get("sub")
+        .and_then(|s| s.as_str())
+        .unwrap_or_default()
+        .to_owned();
+    let email = claims
+        .get("email")
+        .and_then(|s| s.as_str())
+        .ok_or_else(|| OidcError::Token("no email claim (ask for the email scope)".into()))?
+        .to_ascii_lowercase();
+    if claims
+        .get("email_verified")
+        .and_then(serde_json::Value::as_bool)
+        == Some(false)
+    {
+        return Err(OidcError::Token(
+            "the provider says the email is not verified".into(),
+        ));
     }
+    let groups: Vec<String> = match claims.get(&cfg.group_claim) {
+        Some(serde_json::Value::Array(a)) => a
+            .iter()
+            .filter_map(|g| g.as_str().map(str::to_owned))
+            .collect(),
+        Some(serde_json::Value::String(s)) => vec![s.clone()],
+        _ => Vec::new(),
+    };
+    let mut role = None;
+    let mut matched = Vec::new();
+    for g in &groups {
+        if let Some(r) = cfg.role_mapping.get(g).and_then(|r| r.parse::<Role>().ok()) {
+            matched.push(g.clone());
+            role = role.max(Some(r));
+        }
+    }
+    let role = role.ok_or(OidcError::NoRole)?;
+    Ok(Identity {
+        email,
+        subject,
+        groups: matched,
+        role,
+    })
 }
 
 #[cfg(test)]
@@ -678,25 +669,33 @@ mod tests {
 
     #[test]
     fn groups_map_to_the_highest_role() {
-        let o = Oidc::new(&cfg(), &Tenant::default()).unwrap();
-        let id = o
-            .identity(
-                &serde_json::json!({"sub":"1","email":"A@x.test","groups":["all","ops","other"]}),
-            )
-            .unwrap();
+        let c = cfg();
+        let id = identity(
+            &c,
+            &serde_json::json!({"sub":"1","email":"A@x.test","groups":["all","ops","other"]}),
+        )
+        .unwrap();
         assert_eq!(id.role, Role::Maintainer);
         assert_eq!(id.email, "a@x.test");
         assert_eq!(id.groups, vec!["all", "ops"]);
-        let id = o
-            .identity(&serde_json::json!({"sub":"1","email":"a@x.test","groups":"admins"}))
-            .unwrap();
+        let id = identity(
+            &c,
+            &serde_json::json!({"sub":"1","email":"a@x.test","groups":"admins"}),
+        )
+        .unwrap();
         assert_eq!(id.role, Role::Admin);
         assert!(matches!(
-            o.identity(&serde_json::json!({"sub":"1","email":"a@x.test","groups":["nope"]})),
+            identity(
+                &c,
+                &serde_json::json!({"sub":"1","email":"a@x.test","groups":["nope"]})
+            ),
             Err(OidcError::NoRole)
         ));
         assert!(matches!(
-            o.identity(&serde_json::json!({"sub":"1","email":"a@x.test","email_verified":false,"groups":["all"]})),
+            identity(
+                &c,
+                &serde_json::json!({"sub":"1","email":"a@x.test","email_verified":false,"groups":["all"]})
+            ),
             Err(OidcError::Token(_))
         ));
     }

@@ -1,24 +1,27 @@
 //! Licensing against a local license server (the three endpoints, every
 //! call recorded) and OpenID Connect single sign-on against a local
-//! identity provider (discovery, JWKS, authorize, token with PKCE, RS256 ID
-//! tokens signed by a fixed test key under `testdata/oidc`). Real sockets
-//! on 127.0.0.1 throughout; auth is on.
+//! identity provider (`support/idp.rs`), including a login begun on one
+//! server and finished on another sharing its database. Real sockets on
+//! 127.0.0.1 throughout; auth is on.
 #![allow(clippy::unwrap_used, clippy::print_stderr)]
 
+#[path = "support/idp.rs"]
+mod idp;
 mod support;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use base64::Engine;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::post;
+use idp::{
+    addr_of, authorize, begin, callback, callback_with_cookie, full_login, identity_provider,
+    oidc_config, spawn,
+};
 use killkrill_svc::config::ServeConfig;
 use killkrill_svc::license::{CACHE_FILE, FEATURE_SSO_OIDC};
 use killkrill_svc::serve::ServeHandle;
@@ -56,13 +59,6 @@ async fn record(s: &LicenseServer, path: &str, body: &[u8]) -> Value {
     let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     s.calls.lock().unwrap().push((path.to_owned(), v.clone()));
     v
-}
-
-async fn spawn(app: axum::Router) -> SocketAddr {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(l, app).await });
-    addr
 }
 
 async fn license_server(valid: bool, features: &[&'static str]) -> (Arc<LicenseServer>, String) {
@@ -400,268 +396,6 @@ async fn development_mode_calls_nothing_and_allows_everything() {
     h.shutdown().await;
 }
 
-// ---------------------------------------------------------------- identity provider
-
-const CLIENT_ID: &str = "killkrill-test";
-const CLIENT_SECRET: &str = "s3cret:with/odd&chars";
-const REDIRECT: &str = "https://killkrill.test/api/v1/auth/oidc/callback";
-
-struct Grant {
-    challenge: String,
-    nonce: String,
-}
-
-#[derive(Default)]
-struct Idp {
-    issuer: Mutex<String>,
-    grants: Mutex<HashMap<String, Grant>>,
-    groups: Mutex<Vec<String>>,
-    email: Mutex<String>,
-    sign_with_other_key: AtomicBool,
-    bad_verifiers: AtomicU32,
-    tokens_issued: AtomicU32,
-}
-
-fn testdata(name: &str) -> Vec<u8> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../testdata/oidc")
-        .join(name);
-    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-}
-
-fn err(status: StatusCode, e: &str) -> Response {
-    (status, axum::Json(json!({ "error": e }))).into_response()
-}
-
-async fn idp_authorize(
-    State(s): State<Arc<Idp>>,
-    Query(q): Query<HashMap<String, String>>,
-) -> Response {
-    let ok = q.get("response_type").map(String::as_str) == Some("code")
-        && q.get("client_id").map(String::as_str) == Some(CLIENT_ID)
-        && q.get("redirect_uri").map(String::as_str) == Some(REDIRECT)
-        && q.get("code_challenge_method").map(String::as_str) == Some("S256")
-        && q.get("scope")
-            .is_some_and(|s| s.split(' ').any(|x| x == "openid"));
-    if !ok {
-        return err(StatusCode::BAD_REQUEST, "invalid_request");
-    }
-    let code = format!("code-{}", rand::random::<u64>());
-    s.grants.lock().unwrap().insert(
-        code.clone(),
-        Grant {
-            challenge: q["code_challenge"].clone(),
-            nonce: q["nonce"].clone(),
-        },
-    );
-    let loc = format!(
-        "{REDIRECT}?code={code}&state={}",
-        form_urlencoded::byte_serialize(q["state"].as_bytes()).collect::<String>()
-    );
-    (StatusCode::FOUND, [(header::LOCATION, loc)]).into_response()
-}
-
-async fn idp_token(State(s): State<Arc<Idp>>, headers: HeaderMap, body: bytes::Bytes) -> Response {
-    let f: HashMap<String, String> = form_urlencoded::parse(&body).into_owned().collect();
-    // client_secret_basic, each part form-encoded.
-    let want = format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!(
-            "{}:{}",
-            form_urlencoded::byte_serialize(CLIENT_ID.as_bytes()).collect::<String>(),
-            form_urlencoded::byte_serialize(CLIENT_SECRET.as_bytes()).collect::<String>()
-        ))
-    );
-    if headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        != Some(want.as_str())
-    {
-        return err(StatusCode::UNAUTHORIZED, "invalid_client");
-    }
-    if f.get("grant_type").map(String::as_str) != Some("authorization_code")
-        || f.get("redirect_uri").map(String::as_str) != Some(REDIRECT)
-    {
-        return err(StatusCode::BAD_REQUEST, "invalid_request");
-    }
-    let Some(g) = f
-        .get("code")
-        .and_then(|c| s.grants.lock().unwrap().remove(c))
-    else {
-        return err(StatusCode::BAD_REQUEST, "invalid_grant");
-    };
-    let verifier = f.get("code_verifier").cloned().unwrap_or_default();
-    let computed = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .encode(<sha2::Sha256 as sha2::Digest>::digest(verifier.as_bytes()));
-    if computed != g.challenge {
-        s.bad_verifiers.fetch_add(1, Ordering::SeqCst);
-        return err(StatusCode::BAD_REQUEST, "invalid_grant");
-    }
-    let now = jsonwebtoken::get_current_timestamp();
-    let claims = json!({
-        "iss": *s.issuer.lock().unwrap(),
-        "sub": "idp-user-42",
-        "aud": CLIENT_ID,
-        "exp": now + 300,
-        "iat": now,
-        "nonce": g.nonce,
-        "email": *s.email.lock().unwrap(),
-        "email_verified": true,
-        "groups": *s.groups.lock().unwrap(),
-    });
-    let der = if s.sign_with_other_key.load(Ordering::SeqCst) {
-        testdata("other-rsa-private.der")
-    } else {
-        testdata("idp-rsa-private.der")
-    };
-    let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
-    h.kid = Some("idp-key-1".into());
-    let id_token =
-        jsonwebtoken::encode(&h, &claims, &jsonwebtoken::EncodingKey::from_rsa_der(&der)).unwrap();
-    s.tokens_issued.fetch_add(1, Ordering::SeqCst);
-    axum::Json(json!({"access_token": "idp-access", "token_type": "Bearer", "expires_in": 300, "id_token": id_token}))
-        .into_response()
-}
-
-async fn identity_provider() -> (Arc<Idp>, String) {
-    let s = Arc::new(Idp::default());
-    *s.email.lock().unwrap() = "sso.user@x.test".into();
-    let jwk: Value = serde_json::from_slice(&testdata("idp-rsa-public.jwk.json")).unwrap();
-    let app = axum::Router::new()
-        .route(
-            "/.well-known/openid-configuration",
-            get(|State(s): State<Arc<Idp>>| async move {
-                let i = s.issuer.lock().unwrap().clone();
-                axum::Json(json!({
-                    "issuer": i,
-                    "authorization_endpoint": format!("{i}/authorize"),
-                    "token_endpoint": format!("{i}/token"),
-                    "jwks_uri": format!("{i}/jwks"),
-                    "response_types_supported": ["code"],
-                    "code_challenge_methods_supported": ["S256"],
-                    "id_token_signing_alg_values_supported": ["RS256"],
-                }))
-            }),
-        )
-        .route(
-            "/jwks",
-            get(move || {
-                let jwk = jwk.clone();
-                async move { axum::Json(json!({ "keys": [jwk] })) }
-            }),
-        )
-        .route("/authorize", get(idp_authorize))
-        .route("/token", post(idp_token))
-        .with_state(s.clone());
-    let addr = spawn(app).await;
-    let issuer = format!("http://{addr}");
-    *s.issuer.lock().unwrap() = issuer.clone();
-    (s, issuer)
-}
-
-fn oidc_config(issuer: &str) -> killkrill_svc::oidc::OidcConfig {
-    killkrill_svc::oidc::OidcConfig {
-        enabled: true,
-        issuer: issuer.into(),
-        client_id: CLIENT_ID.into(),
-        client_secret: Some(CLIENT_SECRET.into()),
-        redirect_uri: REDIRECT.into(),
-        role_mapping: [
-            ("kk-viewers".to_owned(), "viewer".to_owned()),
-            ("kk-admins".to_owned(), "admin".to_owned()),
-        ]
-        .into(),
-        ..killkrill_svc::oidc::OidcConfig::default()
-    }
-}
-
-fn query_of(url: &str) -> HashMap<String, String> {
-    let q = url.split_once('?').map_or("", |(_, q)| q);
-    form_urlencoded::parse(q.as_bytes()).into_owned().collect()
-}
-
-/// `GET /api/v1/auth/oidc/login` on Killkrill: the IdP URL's query.
-async fn begin(kk: SocketAddr) -> HashMap<String, String> {
-    let r = raw_http(kk, "GET", "/api/v1/auth/oidc/login", &[], b"").await;
-    assert_eq!(r.status, 302, "{}", r.text());
-    assert_eq!(r.header("cache-control"), Some("no-store"));
-    let loc = r.header("location").unwrap().to_owned();
-    let q = query_of(&loc);
-    assert_eq!(q["code_challenge_method"], "S256");
-    assert_eq!(q["code_challenge"].len(), 43);
-    assert!(q["state"].len() >= 43 && q["nonce"].len() >= 43, "{q:?}");
-    assert!(!q.contains_key("code_verifier"));
-    // The state is bound to this browser by a cookie.
-    let cookie = r.header("set-cookie").unwrap();
-    assert!(
-        cookie.starts_with(&format!("kk_oidc_state={};", q["state"]))
-            && cookie.contains("HttpOnly")
-            && cookie.contains("SameSite=Lax")
-            && cookie.contains("Secure"),
-        "{cookie}"
-    );
-    q
-}
-
-/// The browser at the IdP: the code it sends back.
-async fn authorize(idp: SocketAddr, q: &HashMap<String, String>) -> (String, String) {
-    let mut ser = form_urlencoded::Serializer::new(String::new());
-    for (k, v) in q {
-        ser.append_pair(k, v);
-    }
-    let r = raw_http(
-        idp,
-        "GET",
-        &format!("/authorize?{}", ser.finish()),
-        &[],
-        b"",
-    )
-    .await;
-    assert_eq!(r.status, 302, "{}", r.text());
-    let back = query_of(r.header("location").unwrap());
-    (back["code"].clone(), back["state"].clone())
-}
-
-/// The callback from the browser that began the login with `state` (its
-/// state cookie is `state`).
-async fn callback(kk: SocketAddr, code: &str, state: &str) -> Resp {
-    callback_with_cookie(kk, code, state, Some(state)).await
-}
-
-/// The callback from a browser whose state cookie is `cookie`.
-async fn callback_with_cookie(
-    kk: SocketAddr,
-    code: &str,
-    state: &str,
-    cookie: Option<&str>,
-) -> Resp {
-    let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-    let header = cookie.map(|c| format!("other=1; kk_oidc_state={c}"));
-    let headers: Vec<(&str, &str)> = header.iter().map(|h| ("cookie", h.as_str())).collect();
-    raw_http(
-        kk,
-        "GET",
-        &format!(
-            "/api/v1/auth/oidc/callback?code={}&state={}",
-            enc(code),
-            enc(state)
-        ),
-        &headers,
-        b"",
-    )
-    .await
-}
-
-async fn full_login(kk: SocketAddr, idp: SocketAddr) -> Resp {
-    let q = begin(kk).await;
-    let (code, state) = authorize(idp, &q).await;
-    callback(kk, &code, &state).await
-}
-
-fn addr_of(url: &str) -> SocketAddr {
-    url.trim_start_matches("http://").parse().unwrap()
-}
-
 async fn audit(kk: SocketAddr) -> Vec<Value> {
     let t = admin_token(kk).await;
     let r = get_as(kk, "/api/v1/audit?limit=1000", &t).await;
@@ -843,5 +577,133 @@ async fn oidc_refuses_bad_state_bad_verifier_foreign_keys_and_unmapped_groups() 
     assert_eq!(count("ok"), 1, "{a:?}");
     assert_eq!(count("denied"), 1, "{a:?}");
     assert!(count("failed") >= 4, "{a:?}");
+    h.shutdown().await;
+}
+
+// ------------------------------------------------ login state shared by processes
+
+const SHARED_JWT_SECRET: &str = "a-jwt-secret-shared-by-both-test-servers-0123";
+
+fn shared_config(dir: &Path, issuer: &str) -> ServeConfig {
+    let mut c = config(dir);
+    c.oidc = oidc_config(issuer);
+    c.auth.jwt_secret = Some(SHARED_JWT_SECRET.into());
+    c
+}
+
+/// Two servers on one database (`a_store` / `b_store`): a login begun on one finishes on the
+/// other, and its state cannot be replayed on either.
+async fn login_across_servers(
+    backend: &str,
+    a_store: Option<killkrill_store::StoreConfig>,
+    b_store: killkrill_store::StoreConfig,
+) {
+    use killkrill_svc::serve::StartOptions;
+    let (idp, issuer) = identity_provider().await;
+    let idp_addr = addr_of(&issuer);
+    *idp.groups.lock().unwrap() = vec!["kk-viewers".into()];
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let opts = |store| StartOptions {
+        store,
+        ..StartOptions::default()
+    };
+    let a = support::start_with(shared_config(da.path(), &issuer), opts(a_store))
+        .await
+        .unwrap();
+    // The second server finds the first's users: no bootstrap credentials.
+    let b =
+        killkrill_svc::serve::start_with(shared_config(db.path(), &issuer), opts(Some(b_store)))
+            .await
+            .unwrap();
+    let (ka, kb) = (a.http.unwrap(), b.http.unwrap());
+
+    for (first, second, name) in [(ka, kb, "a→b"), (kb, ka, "b→a")] {
+        let q = begin(first).await;
+        let (code, state) = authorize(idp_addr, &q).await;
+        let r = callback(second, &code, &state).await;
+        assert_eq!(r.status, 200, "{backend} {name}: {}", r.text());
+        let access = r.json()["access_token"].as_str().unwrap().to_owned();
+        for k in [ka, kb] {
+            let me = get_as(k, "/api/v1/auth/me", &access).await;
+            assert_eq!(me.status, 200, "{backend} {name}: {}", me.text());
+            assert_eq!(me.json()["role"], "viewer");
+        }
+        // Replayed on either server (same state, same cookie): refused.
+        for k in [first, second] {
+            let r = callback(k, &code, &state).await;
+            assert_eq!(r.status, 400, "{backend} {name} replay: {}", r.text());
+            assert_eq!(r.json()["error"], "invalid login state");
+        }
+    }
+    assert_eq!(
+        a.store.auth().oidc_logins_stored().await.unwrap(),
+        0,
+        "{backend}: finished logins leave no row"
+    );
+    assert_eq!(idp.tokens_issued.load(Ordering::SeqCst), 2, "{backend}");
+    b.shutdown().await;
+    a.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oidc_login_begun_on_one_server_finishes_on_another() {
+    // SQLite: both servers open one database file.
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = killkrill_store::StoreConfig::sqlite(dir.path());
+    login_across_servers("sqlite", Some(sqlite.clone()), sqlite).await;
+    if let Some(db) = support::postgres_db("kk_sso").await {
+        login_across_servers("postgres", Some(db.config.clone()), db.config.clone()).await;
+        db.drop_db().await;
+    }
+    if let Some(db) = support::mysql_db("kk_sso").await {
+        login_across_servers("mysql", Some(db.config.clone()), db.config.clone()).await;
+        db.drop_db().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oidc_logins_in_progress_are_bounded_and_expire() {
+    let (idp, issuer) = identity_provider().await;
+    let idp_addr = addr_of(&issuer);
+    *idp.groups.lock().unwrap() = vec!["kk-viewers".into()];
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = shared_config(dir.path(), &issuer);
+    c.oidc.max_pending = 2;
+    c.oidc.state_ttl_secs = 2;
+    let h = support::start(c).await.unwrap();
+    let kk = h.http.unwrap();
+    let started = Instant::now();
+    let first = begin(kk).await;
+    let (code, state) = authorize(idp_addr, &first).await;
+    begin(kk).await;
+    // Full: refused with 503, counted, nothing stored.
+    let r = raw_http(kk, "GET", "/api/v1/auth/oidc/login", &[], b"").await;
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "too slow to test the cap"
+    );
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert_eq!(r.json()["error"], "too many logins in progress");
+    assert_eq!(r.header("retry-after"), Some("5"));
+    assert_eq!(h.store.auth().oidc_logins_stored().await.unwrap(), 2);
+    let m = support::scrape(kk).await;
+    assert!(
+        support::metric_sum(&m, killkrill_svc::oidc::PENDING_REFUSED, &[]) >= 1.0,
+        "{m}"
+    );
+    // Expired: the state is refused, and the next login purges the old
+    // rows and is let in again.
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    let r = callback(kk, &code, &state).await;
+    assert_eq!(r.status, 400, "expired: {}", r.text());
+    let fresh = begin(kk).await;
+    assert_eq!(
+        h.store.auth().oidc_logins_stored().await.unwrap(),
+        1,
+        "the expired rows are purged"
+    );
+    let (code, state) = authorize(idp_addr, &fresh).await;
+    let r = callback(kk, &code, &state).await;
+    assert_eq!(r.status, 200, "{}", r.text());
     h.shutdown().await;
 }

@@ -1,5 +1,6 @@
-//! Authentication data: tenants, users, refresh tokens, API keys and the
-//! audit log, on the same three databases as everything else.
+//! Authentication data: tenants, users, refresh tokens, API keys, SSO
+//! logins in progress and the audit log, on the same three databases as
+//! everything else.
 //!
 //! This module stores and fetches; it decides nothing. Hashing passwords,
 //! signing tokens, lockout policy and permissions live in `killkrill-svc`.
@@ -16,6 +17,7 @@
 mod audit;
 mod email;
 mod keys;
+mod oidc;
 mod refresh;
 mod totp;
 mod users;
@@ -28,6 +30,7 @@ use killkrill_core::storage::{ErrorKind, StoreError};
 
 pub use audit::{AuditEntry, AuditRow};
 pub use keys::{ApiKeyRow, NewApiKey};
+pub use oidc::OidcLogin;
 pub use refresh::{NewRefreshToken, RefreshUse};
 pub use totp::TotpState;
 pub use users::{NewUser, UserRow};

@@ -381,7 +381,7 @@ pub async fn start_with(
         }
     };
     let oidc = if config.oidc.enabled {
-        match crate::oidc::Oidc::new(&config.oidc, auth.system_tenant()) {
+        match crate::oidc::Oidc::new(&config.oidc, auth.system_tenant(), store.auth()) {
             Ok(o) => Some(Arc::new(o)),
             Err(e) => {
                 store.close().await;

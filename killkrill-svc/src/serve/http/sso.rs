@@ -103,6 +103,32 @@ fn oidc_error(e: &OidcError) -> ApiError {
             "forbidden",
             "none of your groups is mapped to a Killkrill role".to_owned(),
         ),
+        OidcError::Busy => {
+            return ApiError {
+                retry_after: Some(5),
+                ..ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "too many logins in progress",
+                    Some(
+                        "oidc.max_pending single sign-on logins are in progress; try again shortly"
+                            .into(),
+                    ),
+                )
+            }
+            .counted(EP);
+        }
+        OidcError::Store(d) => {
+            tracing::warn!(error = %d, "SSO: the login state could not be stored or read");
+            return ApiError {
+                retry_after: Some(5),
+                ..ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "database unavailable",
+                    Some("the login state could not be stored or read; try again".into()),
+                )
+            }
+            .counted(EP);
+        }
     };
     ApiError::new(status, error, Some(detail)).counted(EP)
 }
@@ -117,7 +143,12 @@ const STATE_COOKIE: &str = "kk_oidc_state";
 /// redirect URI is https, as long as the state lives).
 pub async fn oidc_login(State(s): State<Arc<AppState>>) -> Result<Response, ApiError> {
     let o = gate(&s)?;
-    let url = o.begin().await.map_err(|e| oidc_error(&e))?;
+    let url = o.begin().await.map_err(|e| {
+        if matches!(e, OidcError::Busy) {
+            counter!(SSO_LOGINS, "result" => "busy").increment(1);
+        }
+        oidc_error(&e)
+    })?;
     let state = url
         .split_once('?')
         .map(|(_, q)| q)
