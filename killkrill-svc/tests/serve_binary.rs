@@ -207,6 +207,51 @@ fn spawn(
 /// syslog TCP (counted as enqueued) survive a SIGKILL right after the
 /// acknowledgement (before any worker wrote them), and after a restart on
 /// the same data directory each is stored exactly once.
+/// SIGHUP (what logrotate and init systems send) does not end the binary
+/// when it has no TLS listener; it is counted, and SIGTERM still stops it
+/// cleanly.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_does_not_end_the_binary_without_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (mut child, first) = spawn_killkrill("serve", &data, &[]);
+    let addr = addr_after(&first, "http").unwrap();
+    let pid = child.id().to_string();
+    let signal = |sig: &str| {
+        let st = Command::new("kill")
+            .args([sig, pid.as_str()])
+            .status()
+            .unwrap();
+        assert!(st.success());
+    };
+    signal("-HUP");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "SIGHUP ended the server"
+        );
+        let m = scrape(addr).await;
+        if metric_sum(&m, "killkrill_sighup_total", &[("action", "nothing")]) >= 1.0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "SIGHUP not counted: {m}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "SIGHUP ended the server"
+    );
+    assert_eq!(http(addr, "GET", "/healthz", &[], b"").await.status, 200);
+    signal("-TERM");
+    assert!(child.wait().unwrap().success());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_records_survive_sigkill_exactly_once() {
     const HTTP_REQUESTS: usize = 20;

@@ -3,7 +3,7 @@
 //! TLS connections see B while a connection opened before keeps working;
 //! a garbage key or a key that does not match leaves B serving and is
 //! counted. For the HTTP listener (polling and SIGHUP) and syslog over
-//! TLS.
+//! TLS; and SIGHUP without any TLS listener (counted, the server lives).
 #![allow(clippy::unwrap_used, clippy::print_stderr)]
 
 mod support;
@@ -285,6 +285,46 @@ async fn sighup_reloads_when_polling_is_off() {
     assert!(st.success());
     wait_served(addr, &pki, "B").await;
     assert_eq!(reloads(addr, &pki, "http", "ok").await, 1.0);
+    h.shutdown().await;
+}
+
+/// Without any TLS listener, SIGHUP (logrotate, init systems) is counted
+/// and logged, and does not end the process: before, it had no handler and
+/// killed this test process.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_without_tls_is_counted_and_the_server_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = support::start(config(dir.path())).await.unwrap();
+    let addr = h.http.unwrap();
+    let nothing = |m: &str| metric_sum(m, "killkrill_sighup_total", &[("action", "nothing")]);
+    assert_eq!(nothing(&support::scrape(addr).await), 0.0);
+    let pid = std::process::id().to_string();
+    for n in 1..=2 {
+        let st = std::process::Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let start = Instant::now();
+        while nothing(&support::scrape(addr).await) < f64::from(n) {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "SIGHUP {n} not counted"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let r = support::http(addr, "GET", "/healthz", &[], b"").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        metric_sum(
+            &support::scrape(addr).await,
+            "killkrill_sighup_total",
+            &[("action", "reload")]
+        ),
+        0.0
+    );
     h.shutdown().await;
 }
 

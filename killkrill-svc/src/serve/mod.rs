@@ -493,6 +493,7 @@ pub async fn start_with(
 
     // Listeners.
     let mut listeners = Vec::new();
+    let mut reloading = Vec::new();
     if let Some(l) = http_listener {
         let state = Arc::new(http::AppState {
             ingest: ingest.clone(),
@@ -524,6 +525,7 @@ pub async fn start_with(
         let source = http_tls.map(|r| {
             let s = r.source();
             listeners.push(r.spawn(listeners_shutdown.clone()));
+            reloading.push("http");
             s
         });
         listeners.push(tokio::spawn(http::serve(
@@ -558,6 +560,7 @@ pub async fn start_with(
         if let (Some(l), Some(tls)) = (tls_listener, tls) {
             let source = tls.source();
             listeners.push(tls.spawn(listeners_shutdown.clone()));
+            reloading.push("syslog_tls");
             listeners.push(tokio::spawn(syslog::run_stream_listener(
                 l,
                 syslog_ctx.clone(),
@@ -566,6 +569,11 @@ pub async fn start_with(
             )));
         }
     }
+    // Every role survives SIGHUP (logrotate, init systems).
+    listeners.push(tls_reload::spawn_hangup(
+        reloading,
+        listeners_shutdown.clone(),
+    ));
     let mut scrape_lease = None;
     if roles.receiver {
         // On a shared database only the holder of the `scrape` lease

@@ -59,6 +59,7 @@ pub const ALL: &[&str] = &[
     killkrill_store::ROLLUP_HEAD_ROWS_MERGED,
     killkrill_store::ROLLUP_HEAD_COMPACTION_ERRORS,
     super::tls_reload::TLS_RELOADS,
+    super::tls_reload::SIGHUPS,
     crate::oidc::PENDING_REFUSED,
     crate::auth::limiter::LIMITER_OVERFLOW,
 ];

@@ -198,6 +198,45 @@ impl Reloader {
     }
 }
 
+/// `SIGHUP`s received by a running server, by what they did (`reload`: the
+/// TLS files of `listeners` were checked; `nothing`: no TLS listener, so
+/// nothing to reload).
+pub const SIGHUPS: &str = "killkrill_sighup_total";
+
+/// Handles `SIGHUP` for the whole process, whatever its role, so that the
+/// signal logrotate and init systems send never ends a server (its default
+/// action is to terminate): each one is counted in [`SIGHUPS`] and logged,
+/// naming the TLS `listeners` whose [`Reloader`]s check their files on it
+/// (each has its own handler), or saying there is nothing to reload. The
+/// handler is in place when this returns and stays for the life of the
+/// process (tokio never uninstalls one), so a `SIGHUP` during shutdown is
+/// ignored too.
+pub fn spawn_hangup(
+    listeners: Vec<&'static str>,
+    mut shutdown: Shutdown,
+) -> tokio::task::JoinHandle<()> {
+    let mut hangup = Hangup::new("process");
+    tokio::spawn(async move {
+        let action = if listeners.is_empty() {
+            "nothing"
+        } else {
+            "reload"
+        };
+        loop {
+            tokio::select! {
+                () = shutdown.requested() => return,
+                () = hangup.recv() => {}
+            }
+            counter!(SIGHUPS, "action" => action).increment(1);
+            if listeners.is_empty() {
+                tracing::info!("SIGHUP: no TLS listener, nothing to reload");
+            } else {
+                tracing::info!(listeners = ?listeners, "SIGHUP: reloading TLS certificates");
+            }
+        }
+    })
+}
+
 /// `SIGHUP`, where there is one.
 struct Hangup(#[cfg(unix)] Option<tokio::signal::unix::Signal>);
 
@@ -209,7 +248,7 @@ impl Hangup {
             match signal(SignalKind::hangup()) {
                 Ok(s) => Hangup(Some(s)),
                 Err(e) => {
-                    tracing::warn!(listener, error = %e, "no SIGHUP handler: TLS files are only polled");
+                    tracing::warn!(listener, error = %e, "no SIGHUP handler (TLS files, if any, are only polled)");
                     Hangup(None)
                 }
             }
