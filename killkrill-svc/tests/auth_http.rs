@@ -401,7 +401,10 @@ async fn forged_expired_and_foreign_tokens_are_refused() {
         )
         .unwrap()
     };
-    let claims = |iss: &str, aud: &str, exp: u64| serde_json::json!({"sub":"1","iss":iss,"aud":aud,"exp":exp,"iat":now,"tenant":"default","role":"admin"});
+    let claims = |iss: &str, aud: &str, exp: u64| serde_json::json!({"sub":"1","iss":iss,"aud":aud,"exp":exp,"iat":now,"tenant":"default","role":"admin","gen":0});
+    // A token of a version before session generations (no `gen` claim).
+    let mut legacy = claims("killkrill", "killkrill", now + 60);
+    legacy.as_object_mut().unwrap().remove("gen");
     use jsonwebtoken::Algorithm::{HS256, HS512};
     // Control: a token we sign right is accepted, so each refusal below is
     // about the one thing changed.
@@ -457,6 +460,7 @@ async fn forged_expired_and_foreign_tokens_are_refused() {
             ),
         ),
         ("truncated", format!("{}.{}", parts[0], parts[1])),
+        ("no session generation", sign(HS256, legacy, &key)),
     ];
     for (name, tok) in cases {
         let r = call(addr, "GET", "/api/v1/auth/me", Some(&bearer(&tok)), b"").await;
@@ -477,7 +481,7 @@ async fn forged_expired_and_foreign_tokens_are_refused() {
             &m,
             "killkrill_auth_rejected_total",
             &[("reason", "bad access token")]
-        ) >= 18.0,
+        ) >= 20.0,
         "{m}"
     );
     h.shutdown().await;

@@ -33,8 +33,13 @@ pub struct Claims {
     pub role: String,
     /// The user's session generation at issue time: the token is refused
     /// once the user row's generation differs (a password change or reset
-    /// ended the sessions). Absent in tokens of older versions (read as 0).
-    #[serde(rename = "gen", default)]
+    /// ended the sessions). Required: a token of a version before session
+    /// generations (migration 0008) has none and is refused, rather than
+    /// read as generation 0 and left valid until the user's first change.
+    /// Access tokens live minutes, so only a client that upgraded within
+    /// one access lifetime meets this, and it gets a new token with its
+    /// refresh token (stored, and ended by session changes as ever).
+    #[serde(rename = "gen")]
     pub session_gen: i64,
 }
 
@@ -114,7 +119,15 @@ impl Jwt {
         }
         jsonwebtoken::decode::<Claims>(token, &self.dec, &self.validation)
             .map(|d| d.claims)
-            .map_err(|e| e.to_string())
+            .map_err(|e| {
+                let e = e.to_string();
+                if e.contains("missing field `gen`") {
+                    "no session generation (`gen`): issued by a version before 0008; refresh it"
+                        .to_owned()
+                } else {
+                    e
+                }
+            })
     }
 }
 
@@ -267,14 +280,25 @@ mod tests {
 
         // alg none, with and without a signature.
         let body = serde_json::json!({"sub":"1","iss":"killkrill","aud":"killkrill","exp":now()+60,"iat":now(),"tenant":"default","role":"admin"});
-        // A token of an older version (no `gen`) reads as generation 0.
+        // A token of an older version (no `gen`), signed right: refused,
+        // not read as generation 0.
         let legacy = jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),
             &body,
             &EncodingKey::from_secret(SECRET),
         )
         .unwrap();
-        assert_eq!(j.verify(&legacy).unwrap().session_gen, 0);
+        let e = j.verify(&legacy).unwrap_err();
+        assert!(e.contains("no session generation"), "{e}");
+        let mut with_gen = body.clone();
+        with_gen["gen"] = 0.into();
+        let current = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &with_gen,
+            &EncodingKey::from_secret(SECRET),
+        )
+        .unwrap();
+        assert_eq!(j.verify(&current).unwrap().session_gen, 0);
         assert!(
             j.verify(&forge(r#"{"alg":"none","typ":"JWT"}"#, &body, ""))
                 .is_err()
