@@ -12,6 +12,7 @@
 //! - [`password`]: argon2id on the blocking pool, the strength policy.
 //! - [`jwt`]: HS256 access tokens, pinned algorithm, `iss`/`aud`/`exp`.
 //! - [`keys`]: API keys and refresh tokens as SHA-256, constant-time compare.
+//! - `api_keys`: API key lookup, creation and revocation on [`Auth`].
 //! - [`key_cache`]: verified API keys for at most `auth.api_key_cache_ms`.
 //! - [`limiter`]: failed logins per client address.
 //! - [`principal`]: roles, scopes, permissions.
@@ -19,6 +20,7 @@
 //!   [`second_factor`]: enrolment and the check at login.
 //! - [`service`]: [`Auth`], tying them together; [`bootstrap`]: the first start.
 
+mod api_keys;
 pub mod bootstrap;
 pub mod config;
 pub mod jwt;
