@@ -50,13 +50,13 @@ fn flushes(t: &Tenant, n: u64) -> Vec<Flush> {
 async fn head_rows(store: &Store, t: &Tenant) -> i64 {
     let sql = "SELECT COUNT(*) FROM metric_rollup_head WHERE tenant = ?";
     match store.backend() {
-        Backend::Postgres(p) => sqlx::query_scalar(
-            "SELECT COUNT(*) FROM metric_rollup_head WHERE tenant = $1",
-        )
-        .bind(t.as_str())
-        .fetch_one(p)
-        .await
-        .unwrap(),
+        Backend::Postgres(p) => {
+            sqlx::query_scalar("SELECT COUNT(*) FROM metric_rollup_head WHERE tenant = $1")
+                .bind(t.as_str())
+                .fetch_one(p)
+                .await
+                .unwrap()
+        }
         Backend::MySql(p) => sqlx::query_scalar(sql)
             .bind(t.as_str())
             .fetch_one(p)

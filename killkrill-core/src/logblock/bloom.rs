@@ -110,7 +110,11 @@ impl Bloom {
 
     /// Appends the serialised form.
     pub fn write(&self, out: &mut Vec<u8>) {
-        out.push(if self.modulo { self.k } else { self.k | MULTIPLY });
+        out.push(if self.modulo {
+            self.k
+        } else {
+            self.k | MULTIPLY
+        });
         put_u64(out, self.bits);
         out.reserve(self.words.len() * 8);
         for w in &self.words {

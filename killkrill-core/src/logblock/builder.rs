@@ -9,9 +9,9 @@
 
 use std::collections::HashSet;
 
+use super::encode::{FrameDicts, compress_frame, encode_frame_with_dicts};
 use super::summary::{NO_SEVERITY, ValueSet, field_hash_with};
 use super::tokenizer::{for_each_token, token_hash};
-use super::encode::{FrameDicts, compress_frame, encode_frame_with_dicts};
 use super::{BlockError, BlockId, BlockSummary, Bloom};
 use crate::event::{FieldValue, LogRecord, Tenant, Timestamp};
 
@@ -229,8 +229,10 @@ pub fn encode_block(
     let mut severity_counts = [0u32; 9];
     // Realistic logs have a few distinct tokens per record (request ids,
     // sizes, durations): sized for that, the set grows once or not at all.
-    let mut tokens =
-        HashSet64::with_capacity_and_hasher(records.len() * 3, super::hashing::FastBuild::default());
+    let mut tokens = HashSet64::with_capacity_and_hasher(
+        records.len() * 3,
+        super::hashing::FastBuild::default(),
+    );
     let mut buf = Vec::new();
     let mut name_buf = String::new();
     let mut field_buf = Vec::new();

@@ -22,7 +22,8 @@
 use killkrill_core::event::{NANOS_PER_SEC, Timestamp};
 use killkrill_core::pipeline::Shutdown;
 use killkrill_core::storage::{
-    CompactionOptions, ErrorKind, LogStore, MetricStore, RetentionPolicy, apply_retention, compact_tenant,
+    CompactionOptions, ErrorKind, LogStore, MetricStore, RetentionPolicy, apply_retention,
+    compact_tenant,
 };
 use killkrill_store::Store;
 use metrics::counter;
