@@ -6,8 +6,15 @@
 //! from one 64-bit hash by Kirsch–Mitzenmacher double hashing
 //! (`h1 + i·h2`), which is as good as k independent hashes for this use.
 //!
-//! Serialised form: `k` (1 byte), bit count (varint), then the bit array as
-//! little-endian 64-bit words.
+//! A probe `h` picks bit `⌊h · bits / 2⁶⁴⌋` (a multiply and a shift).
+//! Filters written before 2026-11-26 picked bit `h mod bits`: a 64-bit
+//! division per probe, ten probes per key at the default 0.1% target, which
+//! was a large share of the encoder's time (see
+//! docs/src/benchmarks/storage.md). Both still read; new filters use the
+//! multiply.
+//!
+//! Serialised form: one byte — `k`, plus 0x80 for the multiply reduction —,
+//! bit count (varint), then the bit array as little-endian 64-bit words.
 
 use super::BlockError;
 use super::wire::{Reader, put_u64};
@@ -18,7 +25,12 @@ pub struct Bloom {
     k: u8,
     bits: u64,
     words: Vec<u64>,
+    /// Probe reduction: `h mod bits` (filters of older builds) when set.
+    modulo: bool,
 }
+
+/// Flag in the serialised `k` byte: probes use the multiply reduction.
+const MULTIPLY: u8 = 0x80;
 
 /// Largest filter accepted when decoding (bits): 64 Mbit = 8 MiB.
 const MAX_BITS: u64 = 1 << 26;
@@ -39,6 +51,17 @@ impl Bloom {
             k,
             bits: words.len() as u64 * 64,
             words,
+            modulo: false,
+        }
+    }
+
+    /// The bit probe `h` sets.
+    #[inline]
+    fn bit(&self, h: u64) -> u64 {
+        if self.modulo {
+            h % self.bits
+        } else {
+            ((u128::from(h) * u128::from(self.bits)) >> 64) as u64
         }
     }
 
@@ -50,7 +73,7 @@ impl Bloom {
         }
         let (mut h, step) = Self::probes(hash);
         for _ in 0..self.k {
-            let bit = h % self.bits;
+            let bit = self.bit(h);
             self.words[(bit / 64) as usize] |= 1 << (bit % 64);
             h = h.wrapping_add(step);
         }
@@ -64,7 +87,7 @@ impl Bloom {
         }
         let (mut h, step) = Self::probes(hash);
         for _ in 0..self.k {
-            let bit = h % self.bits;
+            let bit = self.bit(h);
             if self.words[(bit / 64) as usize] & (1 << (bit % 64)) == 0 {
                 return false;
             }
@@ -87,7 +110,11 @@ impl Bloom {
 
     /// Appends the serialised form.
     pub fn write(&self, out: &mut Vec<u8>) {
-        out.push(self.k);
+        out.push(if self.modulo {
+            self.k
+        } else {
+            self.k | MULTIPLY
+        });
         put_u64(out, self.bits);
         out.reserve(self.words.len() * 8);
         for w in &self.words {
@@ -96,7 +123,8 @@ impl Bloom {
     }
 
     pub(crate) fn read(r: &mut Reader<'_>) -> Result<Self, BlockError> {
-        let k = r.u8()?;
+        let flags = r.u8()?;
+        let (k, modulo) = (flags & !MULTIPLY, flags & MULTIPLY == 0);
         let bits = r.u64()?;
         if bits % 64 != 0 || bits > MAX_BITS || (bits > 0 && k == 0) || k > 16 {
             return Err(r.err(format!("bloom with {bits} bits and k={k}")));
@@ -110,7 +138,12 @@ impl Bloom {
                 u64::from_le_bytes(a)
             })
             .collect();
-        Ok(Bloom { k, bits, words })
+        Ok(Bloom {
+            k,
+            bits,
+            words,
+            modulo,
+        })
     }
 
     /// Decodes a filter written by [`write`](Self::write).
@@ -152,6 +185,54 @@ mod tests {
             Bloom::from_bytes(&out).unwrap()
         };
         assert_eq!(back, b);
+    }
+
+    /// A filter as builds before the multiply reduction wrote it: `k`
+    /// without the flag, probes `h mod bits`.
+    fn old_format(keys: &[u64], k: u8, bits: u64) -> Vec<u8> {
+        let mut words = vec![0u64; (bits / 64) as usize];
+        for &key in keys {
+            let (mut h, step) = Bloom::probes(key);
+            for _ in 0..k {
+                let bit = h % bits;
+                words[(bit / 64) as usize] |= 1 << (bit % 64);
+                h = h.wrapping_add(step);
+            }
+        }
+        let mut out = vec![k];
+        put_u64(&mut out, bits);
+        for w in &words {
+            out.extend_from_slice(&w.to_le_bytes());
+        }
+        out
+    }
+
+    #[test]
+    fn filters_of_older_builds_still_answer() {
+        let keys: Vec<u64> = (0..2_000)
+            .map(|i| token_hash(format!("tok{i}").as_bytes()))
+            .collect();
+        let bytes = old_format(&keys, 10, 30_016);
+        let b = Bloom::from_bytes(&bytes).unwrap();
+        assert!(keys.iter().all(|&k| b.may_contain(k)));
+        let fp = (0..100_000)
+            .filter(|i| b.may_contain(token_hash(format!("other{i}").as_bytes())))
+            .count();
+        assert!(fp < 300, "false positives {fp} of 100000 at ~0.1%");
+        // Written back byte for byte.
+        let mut out = Vec::new();
+        b.write(&mut out);
+        assert_eq!(out, bytes);
+        // The new reduction sets other bits for the same keys.
+        let mut new = Bloom::with_capacity(keys.len(), 0.001);
+        for &k in &keys {
+            new.insert(k);
+        }
+        let mut new_bytes = Vec::new();
+        new.write(&mut new_bytes);
+        assert_eq!(new_bytes[0], new.k | MULTIPLY);
+        assert_ne!(new.words, b.words);
+        assert_eq!(Bloom::from_bytes(&new_bytes).unwrap(), new);
     }
 
     #[test]

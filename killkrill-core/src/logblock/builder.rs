@@ -9,9 +9,10 @@
 
 use std::collections::HashSet;
 
+use super::encode::{FrameDicts, compress_frame, encode_frame_with_dicts};
 use super::summary::{NO_SEVERITY, ValueSet, field_hash_with};
 use super::tokenizer::{for_each_token, token_hash};
-use super::{BlockError, BlockId, BlockSummary, Bloom, encode_payload};
+use super::{BlockError, BlockId, BlockSummary, Bloom};
 use crate::event::{FieldValue, LogRecord, Tenant, Timestamp};
 
 /// How blocks are cut and encoded.
@@ -144,38 +145,65 @@ pub fn build_blocks(
         chunks.push(start..records.len());
     }
 
+    // Each chunk's records are dropped right after it is encoded, by the
+    // thread that encoded it: their memory is still in cache then, and the
+    // frees run in parallel. Dropping the whole batch at the end (one
+    // thread, cold memory) was most of the encoder's malloc/free time.
     let threads = opts.threads.clamp(1, chunks.len().max(1));
+    let mut parts: Vec<Vec<(usize, &mut [LogRecord])>> = (0..threads).map(|_| Vec::new()).collect();
+    let mut rest: &mut [LogRecord] = &mut records;
+    let mut at = 0;
+    for (c, range) in chunks.iter().enumerate() {
+        let (_, tail) = std::mem::take(&mut rest).split_at_mut(range.start - at);
+        let (chunk, tail) = tail.split_at_mut(range.len());
+        rest = tail;
+        at = range.end;
+        parts[c % threads].push((c, chunk));
+    }
     if threads == 1 {
-        return chunks
+        return parts
+            .pop()
+            .unwrap_or_default()
             .into_iter()
-            .map(|c| encode_chunk(&records[c], opts))
+            .map(|(_, c)| encode_and_drop(c, opts))
             .collect();
     }
-    let records = &records;
-    let chunks = &chunks;
-    let mut parts: Vec<Vec<(usize, Result<EncodedBlock, BlockError>)>> = Vec::new();
+    let mut done: Vec<Vec<(usize, Result<EncodedBlock, BlockError>)>> = Vec::new();
     std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
+        let handles: Vec<_> = parts
+            .into_iter()
+            .map(|part| {
                 s.spawn(move || {
-                    (t..chunks.len())
-                        .step_by(threads)
-                        .map(|c| (c, encode_chunk(&records[chunks[c].clone()], opts)))
+                    part.into_iter()
+                        .map(|(c, chunk)| (c, encode_and_drop(chunk, opts)))
                         .collect::<Vec<_>>()
                 })
             })
             .collect();
         for h in handles {
             match h.join() {
-                Ok(p) => parts.push(p),
+                Ok(p) => done.push(p),
                 Err(panic) => std::panic::resume_unwind(panic),
             }
         }
     });
     let mut out: Vec<(usize, Result<EncodedBlock, BlockError>)> =
-        parts.into_iter().flatten().collect();
+        done.into_iter().flatten().collect();
     out.sort_by_key(|(c, _)| *c);
     out.into_iter().map(|(_, b)| b).collect()
+}
+
+/// Encodes a chunk, then drops its records' contents (leaving defaults,
+/// which own no memory).
+fn encode_and_drop(
+    chunk: &mut [LogRecord],
+    opts: &BlockOptions,
+) -> Result<EncodedBlock, BlockError> {
+    let block = encode_chunk(chunk, opts);
+    for r in chunk.iter_mut() {
+        drop(std::mem::take(r));
+    }
+    block
 }
 
 fn encode_chunk(records: &[LogRecord], opts: &BlockOptions) -> Result<EncodedBlock, BlockError> {
@@ -199,11 +227,12 @@ pub fn encode_block(
     opts: &BlockOptions,
 ) -> Result<EncodedBlock, BlockError> {
     let mut severity_counts = [0u32; 9];
-    let mut tokens = HashSet64::default();
-    let mut hosts: Vec<&str> = Vec::new();
-    let mut apps: Vec<&str> = Vec::new();
-    let mut sources: Vec<&str> = Vec::new();
-    let (mut host_missing, mut app_missing, mut source_missing) = (false, false, false);
+    // Realistic logs have a few distinct tokens per record (request ids,
+    // sizes, durations): sized for that, the set grows once or not at all.
+    let mut tokens = HashSet64::with_capacity_and_hasher(
+        records.len() * 3,
+        super::hashing::FastBuild::default(),
+    );
     let mut buf = Vec::new();
     let mut name_buf = String::new();
     let mut field_buf = Vec::new();
@@ -220,9 +249,6 @@ pub fn encode_block(
     };
     for r in records {
         severity_counts[r.severity.map_or(NO_SEVERITY, |s| usize::from(s.code()))] += 1;
-        note(&mut hosts, &mut host_missing, r.host.as_deref());
-        note(&mut apps, &mut app_missing, r.app.as_deref());
-        note(&mut sources, &mut source_missing, r.source.as_deref());
         if let Some(m) = &r.message {
             for_each_token(m, &mut buf, |t| add(token_hash(t)));
         }
@@ -239,6 +265,13 @@ pub fn encode_block(
         for (k, v) in &r.attributes {
             let text: &str = match v {
                 FieldValue::Str(s) => s,
+                FieldValue::Int(i) => {
+                    use std::fmt::Write as _;
+                    // The same digits as `to_text`, without its String.
+                    text_buf.clear();
+                    let _infallible = write!(text_buf, "{i}");
+                    &text_buf
+                }
                 other => {
                     use std::fmt::Write as _;
                     text_buf.clear();
@@ -255,7 +288,14 @@ pub fn encode_block(
     for h in tokens {
         bloom.insert(h);
     }
-    let payload = encode_payload(records, opts.zstd_level)?;
+    let (frame, dicts) = encode_frame_with_dicts(records);
+    let payload = compress_frame(&frame, opts.zstd_level)?;
+    drop(frame);
+    let FrameDicts {
+        hosts: (hosts, host_missing),
+        apps: (apps, app_missing),
+        sources: (sources, source_missing),
+    } = dicts;
     let min_ts = records.first().map_or(Timestamp::EPOCH, |r| r.timestamp);
     let max_ts = records.last().map_or(Timestamp::EPOCH, |r| r.timestamp);
     Ok(EncodedBlock {
@@ -273,19 +313,4 @@ pub fn encode_block(
         },
         payload,
     })
-}
-
-/// Collects distinct values cheaply: consecutive records usually repeat.
-#[inline]
-fn note<'a>(set: &mut Vec<&'a str>, missing: &mut bool, v: Option<&'a str>) {
-    match v {
-        None => *missing = true,
-        Some(v) => {
-            if set.last() != Some(&v)
-                && (set.len() > 4 * super::summary::EXACT_SET_MAX || !set.contains(&v))
-            {
-                set.push(v);
-            }
-        }
-    }
 }

@@ -43,7 +43,22 @@ pub const PAYLOAD_VERSION: u8 = 1;
 /// # Errors
 /// [`BlockError::Compress`] if zstd fails.
 pub fn encode_payload(records: &[LogRecord], zstd_level: i32) -> Result<Vec<u8>, BlockError> {
-    let frame = encode_frame(records);
+    compress_frame(&encode_frame(records), zstd_level)
+}
+
+/// The distinct values of a dictionary column in first-seen order, and
+/// whether some record had none.
+pub(crate) type Distinct<'a> = (Vec<&'a str>, bool);
+
+/// What the frame's dictionary columns found, for the block summary.
+pub(crate) struct FrameDicts<'a> {
+    pub(crate) hosts: Distinct<'a>,
+    pub(crate) apps: Distinct<'a>,
+    pub(crate) sources: Distinct<'a>,
+}
+
+/// Compresses a frame into a payload (version, raw length, zstd).
+pub(crate) fn compress_frame(frame: &[u8], zstd_level: i32) -> Result<Vec<u8>, BlockError> {
     // One compression context per thread and level, reused: allocating a
     // fresh one per block showed up as page faults in profiles.
     thread_local! {
@@ -59,7 +74,7 @@ pub fn encode_payload(records: &[LogRecord], zstd_level: i32) -> Result<Vec<u8>,
         }
         match c.as_mut() {
             Some((_, comp)) => comp
-                .compress(&frame)
+                .compress(frame)
                 .map_err(|e| BlockError::Compress(e.to_string())),
             None => Err(BlockError::Compress("no compressor".into())),
         }
@@ -78,6 +93,12 @@ fn id_halves(r: &LogRecord) -> (u64, u64) {
 
 /// The uncompressed columnar frame.
 pub(crate) fn encode_frame(records: &[LogRecord]) -> Vec<u8> {
+    encode_frame_with_dicts(records).0
+}
+
+/// The uncompressed columnar frame and the distinct hosts, apps and
+/// sources (the summary's value sets: the dictionaries already hold them).
+pub(crate) fn encode_frame_with_dicts(records: &[LogRecord]) -> (Vec<u8>, FrameDicts<'_>) {
     let n = records.len();
     let msg_bytes: usize = records
         .iter()
@@ -106,11 +127,11 @@ pub(crate) fn encode_frame(records: &[LogRecord]) -> Vec<u8> {
     out.extend(records.iter().map(|r| r.severity.map_or(8, |s| s.code())));
     out.extend(records.iter().map(|r| r.facility.map_or(255, |f| f as u8)));
 
-    dict_column(&mut out, records, |r| r.host.as_deref());
-    dict_column(&mut out, records, |r| r.app.as_deref());
+    let hosts = dict_column(&mut out, records, |r| r.host.as_deref());
+    let apps = dict_column(&mut out, records, |r| r.app.as_deref());
     dict_column(&mut out, records, |r| r.procid.as_deref());
     dict_column(&mut out, records, |r| r.msgid.as_deref());
-    dict_column(&mut out, records, |r| r.source.as_deref());
+    let sources = dict_column(&mut out, records, |r| r.source.as_deref());
 
     bytes_column(&mut out, records, |r| r.message.as_deref());
     bytes_column(&mut out, records, |r| {
@@ -149,27 +170,45 @@ pub(crate) fn encode_frame(records: &[LogRecord]) -> Vec<u8> {
             }
         }
     }
-    out
+    (
+        out,
+        FrameDicts {
+            hosts,
+            apps,
+            sources,
+        },
+    )
 }
 
 fn dict_column<'a>(
     out: &mut Vec<u8>,
     records: &'a [LogRecord],
     get: impl Fn(&'a LogRecord) -> Option<&'a str>,
-) {
+) -> Distinct<'a> {
     let mut dict: HashMap<&'a str, u64, super::hashing::FastBuild> = HashMap::default();
     let mut order: Vec<&'a str> = Vec::new();
     let mut idx: Vec<u64> = Vec::with_capacity(records.len());
+    let mut missing = false;
+    // Runs of one value (a source, a host's burst) skip the hash lookup.
+    let mut last: Option<(&'a str, u64)> = None;
     for r in records {
         idx.push(match get(r) {
-            None => 0,
-            Some(v) => {
-                let next = order.len() as u64 + 1;
-                *dict.entry(v).or_insert_with(|| {
-                    order.push(v);
-                    next
-                })
+            None => {
+                missing = true;
+                0
             }
+            Some(v) => match last {
+                Some((l, i)) if l == v => i,
+                _ => {
+                    let next = order.len() as u64 + 1;
+                    let i = *dict.entry(v).or_insert_with(|| {
+                        order.push(v);
+                        next
+                    });
+                    last = Some((v, i));
+                    i
+                }
+            },
         });
     }
     put_u64(out, order.len() as u64);
@@ -179,6 +218,7 @@ fn dict_column<'a>(
     for i in idx {
         put_u64(out, i);
     }
+    (order, missing)
 }
 
 fn bytes_column<'a>(

@@ -84,8 +84,26 @@ impl Store {
     }
 
     pub(super) async fn metric_tenant_list(&self) -> Result<Vec<Tenant>, StoreError> {
+        self.tenants_of("SELECT DISTINCT tenant FROM metric_series ORDER BY tenant")
+            .await
+    }
+
+    /// The tenants with partials in the rollup head (not merged into
+    /// `metric_rollups` yet): what maintenance compacts, idle tenants
+    /// included.
+    ///
+    /// # Errors
+    /// Backend errors.
+    pub async fn rollup_head_tenants(&self) -> Result<Vec<Tenant>, StoreError> {
+        retry(&self.cfg.retry, "rollup_head_tenants", || {
+            self.tenants_of("SELECT DISTINCT tenant FROM metric_rollup_head ORDER BY tenant")
+        })
+        .await
+    }
+
+    async fn tenants_of(&self, sql: &'static str) -> Result<Vec<Tenant>, StoreError> {
         let names: Vec<String> = with_pool!(&self.backend, pool => {
-            let rows = sqlx::query("SELECT DISTINCT tenant FROM metric_series ORDER BY tenant")
+            let rows = sqlx::query(sql)
                 .fetch_all(pool)
                 .await
                 .ctx("listing metric tenants")?;

@@ -8,7 +8,9 @@
 //! blocks older than that (core's `apply_retention`). It also merges the
 //! metric head (small chunks of scrapes and remote_write requests) into full
 //! per-series chunks once their samples are `maintenance.metric_head_secs`
-//! old (`Store::compact_metric_head`).
+//! old (`Store::compact_metric_head`), and every tenant's rollup head into
+//! `metric_rollups` (`Store::compact_rollup_head`; flushes do that only
+//! every few flushes, so an idle tenant's last partials waited forever).
 //!
 //! Retention per tenant comes from the stored settings
 //! (`/api/v1/settings`, read each pass, so a change applies from the next
@@ -20,7 +22,8 @@
 use killkrill_core::event::{NANOS_PER_SEC, Timestamp};
 use killkrill_core::pipeline::Shutdown;
 use killkrill_core::storage::{
-    CompactionOptions, LogStore, MetricStore, RetentionPolicy, apply_retention, compact_tenant,
+    CompactionOptions, ErrorKind, LogStore, MetricStore, RetentionPolicy, apply_retention,
+    compact_tenant,
 };
 use killkrill_store::Store;
 use metrics::counter;
@@ -36,7 +39,8 @@ pub const RETENTION_BLOCKS: &str = "killkrill_retention_deleted_blocks_total";
 /// Metric chunks deleted by retention (`retention.metrics_days` of a
 /// tenant's settings).
 pub const RETENTION_METRIC_CHUNKS: &str = "killkrill_retention_deleted_metric_chunks_total";
-/// Maintenance passes that failed (`task` = `compaction` | `retention`).
+/// Maintenance passes that failed (`task` = `compaction` | `retention` |
+/// `metric_head` | `rollup_head` | `metric_retention`).
 pub const MAINTENANCE_ERRORS: &str = "killkrill_maintenance_errors_total";
 
 /// How long written block ids are remembered (a redelivered batch older
@@ -49,12 +53,7 @@ pub async fn run(store: Store, cfg: MaintenanceConfig, mut shutdown: Shutdown) {
         return;
     }
     let every = std::time::Duration::from_secs(cfg.interval_secs);
-    let opts = CompactionOptions {
-        target_records: store.block_options().max_records,
-        small_below: store.block_options().max_records / 2,
-        block: store.block_options().clone(),
-        ..CompactionOptions::default()
-    };
+    let opts = options(&store);
     loop {
         tokio::select! {
             () = shutdown.requested() => return,
@@ -87,8 +86,58 @@ async fn compact_metric_heads(store: &Store, cfg: &MaintenanceConfig) {
     }
 }
 
+/// Compactions of one tenant's rollup head per pass at most (each merges
+/// up to `COMPACT_FLUSHES` flushes).
+const ROLLUP_HEAD_ROUNDS: usize = 8;
+
+/// Merges every tenant's rollup head into `metric_rollups`. Flushes compact
+/// their tenant's head every `ROLLUP_HEAD_FLUSHES` flushes; a tenant that
+/// stops sending keeps its last partials in the head until this pass. A
+/// `Conflict` (another process compacting the same head) is benign: that
+/// process merges the rows.
+pub async fn compact_rollup_heads(store: &Store) {
+    let tenants = match store.rollup_head_tenants().await {
+        Ok(t) => t,
+        Err(e) => {
+            counter!(MAINTENANCE_ERRORS, "task" => "rollup_head").increment(1);
+            tracing::warn!(error = %e, "rollup head compaction: listing tenants failed");
+            return;
+        }
+    };
+    for t in &tenants {
+        for _ in 0..ROLLUP_HEAD_ROUNDS {
+            match store.compact_rollup_head(t).await {
+                Ok(r) if r.flushes < killkrill_store::COMPACT_FLUSHES => break,
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::Conflict => break,
+                Err(e) => {
+                    counter!(MAINTENANCE_ERRORS, "task" => "rollup_head").increment(1);
+                    tracing::warn!(tenant = %t, error = %e, "rollup head compaction failed");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// One maintenance pass: metric heads, rollup heads, log compaction,
+/// retention. `run` calls it every `interval_secs`.
+pub async fn pass_once(store: &Store, cfg: &MaintenanceConfig) {
+    pass(store, cfg, &options(store)).await;
+}
+
+fn options(store: &Store) -> CompactionOptions {
+    CompactionOptions {
+        target_records: store.block_options().max_records,
+        small_below: store.block_options().max_records / 2,
+        block: store.block_options().clone(),
+        ..CompactionOptions::default()
+    }
+}
+
 async fn pass(store: &Store, cfg: &MaintenanceConfig, opts: &CompactionOptions) {
     compact_metric_heads(store, cfg).await;
+    compact_rollup_heads(store).await;
     let tenants = match store.log_tenants().await {
         Ok(t) => t,
         Err(e) => {
