@@ -169,6 +169,10 @@ pub struct SyslogConfig {
     /// Most TCP and TLS connections open at once (each listener); more are
     /// closed on accept and counted.
     pub max_connections: usize,
+    /// Most of those from one source address (a TLS handshake in progress
+    /// counts), so one sender cannot take every slot; more are closed on
+    /// accept and counted.
+    pub max_connections_per_ip: usize,
     /// A connection silent this long is closed, seconds.
     pub idle_timeout_secs: u64,
     /// Receive buffer asked for the UDP socket, bytes (the kernel caps it at
@@ -185,6 +189,7 @@ impl Default for SyslogConfig {
         SyslogConfig {
             max_frame_bytes: 64 * 1024,
             max_connections: 1024,
+            max_connections_per_ip: 64,
             idle_timeout_secs: 300,
             udp_recv_buffer_bytes: 8 << 20,
             batch_max_events: 2_000,

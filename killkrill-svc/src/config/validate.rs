@@ -77,7 +77,7 @@ impl ServeConfig {
                 ));
             }
         }
-        let positive: [(&str, u64); 23] = [
+        let positive: [(&str, u64); 24] = [
             ("query.max_range_secs", self.query.max_range_secs),
             ("query.default_limit", self.query.default_limit as u64),
             ("query.max_limit", self.query.max_limit as u64),
@@ -114,6 +114,10 @@ impl ServeConfig {
             ),
             ("syslog.max_frame_bytes", self.syslog.max_frame_bytes as u64),
             ("syslog.max_connections", self.syslog.max_connections as u64),
+            (
+                "syslog.max_connections_per_ip",
+                self.syslog.max_connections_per_ip as u64,
+            ),
             ("syslog.idle_timeout_secs", self.syslog.idle_timeout_secs),
             (
                 "syslog.batch_max_events",

@@ -502,6 +502,7 @@ pub async fn start_with(
             enqueue_wait: Duration::from_millis(config.http_ingest.enqueue_wait_ms),
             max_body_bytes: config.http_ingest.max_body_bytes,
             max_output_bytes: config.http_ingest.output_budget(),
+            max_request_events: config.queue.max_events,
             query: config.query.clone(),
             tails: http::TailHub::new(
                 config.query.max_tails,

@@ -131,7 +131,9 @@ pub fn endpoint_of(path: &str) -> &'static str {
         "/loki/api/v1/push" => "loki",
         "/api/v1/write" => "remote_write",
         "/api/v1/import/prometheus" => "prometheus_import",
-        p if p.starts_with("/metrics/job/") => "pushgateway",
+        p if p.starts_with("/metrics/job/") || p.starts_with("/metrics/job@base64/") => {
+            "pushgateway"
+        }
         "/healthz" | "/readyz" | "/metrics" => "ops",
         p if p.starts_with("/api/v1/auth/") => "auth",
         p if p.starts_with("/api/v1/users") => "users",

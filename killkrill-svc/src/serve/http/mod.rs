@@ -21,6 +21,8 @@ pub mod authn;
 mod caller;
 mod email_api;
 mod error;
+mod exposition;
+mod grouping_key;
 pub mod grpc;
 mod grpc_status;
 mod logs;
@@ -81,6 +83,9 @@ pub struct AppState {
     /// Most memory the events decoded from one request may take
     /// (`http_ingest.max_output_bytes`).
     pub max_output_bytes: usize,
+    /// Most samples or records one request may hold: `queue.max_events`,
+    /// which the queue would refuse anyway (parsers stop at it).
+    pub max_request_events: usize,
     /// Limits of the read API.
     pub query: crate::config::QueryConfig,
     /// Live tails: the concurrency limit and the commit notification.
@@ -267,17 +272,24 @@ fn ingest_routes(limit: usize) -> Routes {
     let decompress = || RequestDecompressionLayer::new().gzip(true).zstd(true);
     let plain = Routes::new()
         .route("/api/v1/logs", post(logs::post_logs))
-        .route(
-            "/api/v1/import/prometheus",
-            post(metrics_ingest::post_import),
-        )
+        .route("/api/v1/import/prometheus", post(exposition::post_import))
+        // The handler reads the grouping key from the raw path (see
+        // `grouping_key`), not from these parameters.
         .route(
             "/metrics/job/{job}",
-            post(metrics_ingest::push_job).put(metrics_ingest::push_job),
+            post(exposition::push).put(exposition::push),
         )
         .route(
             "/metrics/job/{job}/{*labels}",
-            post(metrics_ingest::push_job_labels).put(metrics_ingest::push_job_labels),
+            post(exposition::push).put(exposition::push),
+        )
+        .route(
+            "/metrics/job@base64/{job}",
+            post(exposition::push).put(exposition::push),
+        )
+        .route(
+            "/metrics/job@base64/{job}/{*labels}",
+            post(exposition::push).put(exposition::push),
         )
         .layer(RequestBodyLimitLayer::new(limit))
         .layer(decompress());
@@ -339,7 +351,7 @@ const INLINE_PARSE_BYTES: usize = 64 * 1024;
 
 /// Runs a parser inline for small bodies and on the blocking pool for large
 /// ones. For parsers whose output is about the size of their input (JSON
-/// logs, exposition text); see [`decode_body`] for the others.
+/// logs); see [`decode_body`] for the others.
 async fn parse_body<T: Send + 'static>(
     len: usize,
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,

@@ -3,16 +3,24 @@
 //!
 //! Per connection: at most `syslog.max_frame_bytes` per message (longer
 //! frames are skipped and counted), closed after `syslog.idle_timeout_secs`
-//! of silence, and no more than `syslog.max_connections` open per listener
-//! (more are closed on accept and counted). Backpressure: while a batch
-//! waits for room in the queue the connection is not read, so the sender's
-//! TCP window fills and it slows down; nothing is dropped. At shutdown the
-//! listener stops accepting; every connection reads what its sender already
-//! sent until the stream is quiet for 100 ms (at most 2 s), enqueues what it
-//! holds (waiting at most the drain time) and closes.
+//! of silence, and no more than `syslog.max_connections` open per listener,
+//! `syslog.max_connections_per_ip` of them from one source address (IPv6:
+//! one /64), TLS handshakes included (more are closed on accept and
+//! counted). Backpressure: while a batch waits for room in the queue the
+//! connection is not read, so the sender's TCP window fills and it slows
+//! down; nothing is dropped. At shutdown the
+//! listener takes what waits in its accept backlog (at most
+//! `max_connections` accepts, within the drain time) and stops accepting;
+//! every connection reads what its sender already sent until the stream is
+//! quiet for 100 ms (at most 2 s), enqueues what it holds (waiting at most
+//! the drain time) and closes. A batch that cannot be enqueued (too large,
+//! queue closed, still full at the end of the drain time) is dropped and
+//! counted, and so is every message still buffered on its connection, which
+//! then closes.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -53,6 +61,7 @@ pub async fn run_stream_listener(
         "syslog-tcp"
     };
     let mut conns: JoinSet<()> = JoinSet::new();
+    let per_ip = PerIp::default();
     loop {
         while conns.try_join_next().is_some() {}
         gauge!(CONNECTIONS_OPEN, "listener" => name).set(conns.len() as f64);
@@ -71,32 +80,135 @@ pub async fn run_stream_listener(
                 continue;
             }
         };
-        if conns.len() >= ctx.cfg.max_connections {
-            counter!(CONNECTIONS_CLOSED, "listener" => name, "reason" => "limit").increment(1);
-            tracing::warn!(listener = name, %peer, limit = ctx.cfg.max_connections, "connection limit reached; closing");
+        let Some(slot) = admit(&conns, &per_ip, peer, name, &ctx) else {
             drop(tcp);
             continue;
-        }
-        spawn_connection(&mut conns, tcp, peer, name, &ctx, tls.as_ref(), &shutdown);
+        };
+        spawn_connection(
+            &mut conns,
+            tcp,
+            peer,
+            slot,
+            name,
+            &ctx,
+            tls.as_ref(),
+            &shutdown,
+        );
     }
     // Connections that completed their handshake before the shutdown wait
     // in the accept backlog, their senders already writing: take them too
-    // (they start in closing mode, reading until quiet).
-    while let Ok(Ok((tcp, peer))) =
-        tokio::time::timeout(Duration::from_millis(5), listener.accept()).await
-    {
-        spawn_connection(&mut conns, tcp, peer, name, &ctx, tls.as_ref(), &shutdown);
+    // (they start in closing mode, reading until quiet), under the same
+    // connection limit. A sender that keeps connecting must not hold the
+    // shutdown open: at most `max_connections` accepts, within the drain
+    // time.
+    let until = Instant::now() + ctx.drain;
+    for _ in 0..ctx.cfg.max_connections {
+        let next = until.min(Instant::now() + Duration::from_millis(5));
+        let Ok(Ok((tcp, peer))) = tokio::time::timeout_at(next, listener.accept()).await else {
+            break;
+        };
+        while conns.try_join_next().is_some() {}
+        let Some(slot) = admit(&conns, &per_ip, peer, name, &ctx) else {
+            drop(tcp);
+            continue;
+        };
+        spawn_connection(
+            &mut conns,
+            tcp,
+            peer,
+            slot,
+            name,
+            &ctx,
+            tls.as_ref(),
+            &shutdown,
+        );
     }
     drop(listener);
     while conns.join_next().await.is_some() {}
     gauge!(CONNECTIONS_OPEN, "listener" => name).set(0.0);
 }
 
+/// A connection's place under both limits, or `None` (counted) when
+/// `max_connections` are open or `max_connections_per_ip` from its source.
+fn admit(
+    conns: &JoinSet<()>,
+    per_ip: &PerIp,
+    peer: SocketAddr,
+    name: &'static str,
+    ctx: &SyslogCtx,
+) -> Option<IpSlot> {
+    if conns.len() >= ctx.cfg.max_connections {
+        counter!(CONNECTIONS_CLOSED, "listener" => name, "reason" => "limit").increment(1);
+        tracing::warn!(listener = name, %peer, limit = ctx.cfg.max_connections, "connection limit reached; closing");
+        return None;
+    }
+    let slot = per_ip.take(peer.ip(), ctx.cfg.max_connections_per_ip);
+    if slot.is_none() {
+        counter!(CONNECTIONS_CLOSED, "listener" => name, "reason" => "per_ip_limit").increment(1);
+        tracing::debug!(listener = name, %peer, limit = ctx.cfg.max_connections_per_ip, "per-address connection limit reached; closing");
+    }
+    slot
+}
+
+/// Open connections (TLS handshakes included) per source: an IPv4 address,
+/// or an IPv6 /64 (one host usually has a whole /64). Entries exist only
+/// while a connection from them is open, so there are at most
+/// `max_connections` of them.
+#[derive(Default, Clone)]
+struct PerIp(Arc<Mutex<HashMap<IpAddr, usize>>>);
+
+/// One connection's count in [`PerIp`], given back when dropped (when the
+/// connection task ends, however it ends).
+struct IpSlot {
+    map: PerIp,
+    key: IpAddr,
+}
+
+impl PerIp {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, usize>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn take(&self, ip: IpAddr, max: usize) -> Option<IpSlot> {
+        let key = match ip.to_canonical() {
+            IpAddr::V6(a) => IpAddr::V6(Ipv6Addr::from(u128::from(a) & !((1u128 << 64) - 1))),
+            v4 => v4,
+        };
+        let mut m = self.lock();
+        let n = m.entry(key).or_insert(0);
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        drop(m);
+        Some(IpSlot {
+            map: self.clone(),
+            key,
+        })
+    }
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        let mut m = self.map.lock();
+        if let Some(n) = m.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.key);
+            }
+        }
+    }
+}
+
 /// Counts and spawns one connection task (after the TLS handshake, for TLS).
+#[allow(clippy::too_many_arguments)]
 fn spawn_connection(
     conns: &mut JoinSet<()>,
     tcp: TcpStream,
     peer: SocketAddr,
+    slot: IpSlot,
     name: &'static str,
     ctx: &Arc<SyslogCtx>,
     tls: Option<&TlsSource>,
@@ -108,12 +220,16 @@ fn spawn_connection(
     let shutdown = shutdown.clone();
     match tls {
         None => {
-            conns.spawn(connection(tcp, name, peer, ctx, shutdown));
+            conns.spawn(async move {
+                let _slot = slot;
+                connection(tcp, name, peer, ctx, shutdown).await;
+            });
         }
         Some(source) => {
             // The configuration of this moment (see `tls_reload`).
             let acceptor: TlsAcceptor = source.acceptor();
             conns.spawn(async move {
+                let _slot = slot;
                 match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                     Ok(Ok(stream)) => connection(stream, name, peer, ctx, shutdown).await,
                     Ok(Err(e)) => {
@@ -162,7 +278,8 @@ async fn connection<S: AsyncRead + Unpin>(
             if pending.len() < max {
                 break;
             }
-            if !flush(&ctx, name, &mut pending, &shutdown).await {
+            if let Err(reason) = flush(&ctx, name, &mut pending, &shutdown).await {
+                drop_rest(&ctx, name, &mut framer, &mut buf, reason);
                 return;
             }
             first_pending = None;
@@ -197,7 +314,8 @@ async fn connection<S: AsyncRead + Unpin>(
             Err(_elapsed) => {
                 let now = Instant::now();
                 if first_pending.is_some_and(|t| now >= t + linger) {
-                    if !flush(&ctx, name, &mut pending, &shutdown).await {
+                    if let Err(reason) = flush(&ctx, name, &mut pending, &shutdown).await {
+                        drop_rest(&ctx, name, &mut framer, &mut buf, reason);
                         return;
                     }
                     first_pending = None;
@@ -229,11 +347,30 @@ async fn connection<S: AsyncRead + Unpin>(
         if pending.len() < max {
             break;
         }
-        if !flush(&ctx, name, &mut pending, &shutdown).await {
+        if let Err(reason) = flush(&ctx, name, &mut pending, &shutdown).await {
+            drop_rest(&ctx, name, &mut framer, &mut buf, reason);
             return;
         }
     }
-    flush(&ctx, name, &mut pending, &shutdown).await;
+    if let Err(reason) = flush(&ctx, name, &mut pending, &shutdown).await {
+        drop_rest(&ctx, name, &mut framer, &mut buf, reason);
+    }
+}
+
+/// After a batch could not be enqueued the connection closes: the frames
+/// still in `buf` (complete or not; the socket is read no further) are cut,
+/// counted as received and as dropped for the same `reason`, so that
+/// received = stored + dropped.
+fn drop_rest(
+    ctx: &SyslogCtx,
+    name: &'static str,
+    framer: &mut SyslogFramer,
+    buf: &mut BytesMut,
+    reason: &'static str,
+) {
+    let mut rest = Vec::new();
+    frames(ctx, name, framer, buf, true, &mut rest, usize::MAX);
+    dropped(name, reason, rest.len());
 }
 
 /// Cuts complete frames out of `buf` (all of it at the end of the stream)
@@ -272,16 +409,16 @@ fn frames(
 }
 
 /// Enqueues the pending records, holding the connection (not reading) while
-/// the queue is full. Returns false when the records could not be enqueued
-/// (dropped and counted), after which the connection is closed.
+/// the queue is full. Fails with the reason when the records could not be
+/// enqueued (dropped and counted), after which the connection is closed.
 async fn flush(
     ctx: &SyslogCtx,
     name: &'static str,
     pending: &mut Vec<LogRecord>,
     shutdown: &Shutdown,
-) -> bool {
+) -> Result<(), &'static str> {
     if pending.is_empty() {
-        return true;
+        return Ok(());
     }
     let records = std::mem::take(pending);
     let n = records.len();
@@ -298,7 +435,7 @@ async fn flush(
             ctx.ingest.resubmit(batch.clone(), wait).await
         };
         match r {
-            Ok(()) => return true,
+            Ok(()) => return Ok(()),
             Err(QueueError::Full { .. }) => {
                 if first {
                     counter!(BACKPRESSURE, "listener" => name).increment(1);
@@ -307,7 +444,7 @@ async fn flush(
                     let d = *drain_deadline.get_or_insert_with(|| Instant::now() + ctx.drain);
                     if Instant::now() >= d {
                         dropped(name, "shutdown", n);
-                        return false;
+                        return Err("shutdown");
                     }
                 }
             }
@@ -315,19 +452,46 @@ async fn flush(
                 tracing::warn!(listener = name, error = %message, "queue backend failed; retrying");
                 if shutdown.is_requested() {
                     dropped(name, "queue_error", n);
-                    return false;
+                    return Err("queue_error");
                 }
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
             Err(QueueError::TooLarge { .. }) => {
                 dropped(name, "too_large", n);
-                return false;
+                return Err("too_large");
             }
             Err(QueueError::Closed) => {
                 dropped(name, "shutdown", n);
-                return false;
+                return Err("shutdown");
             }
         }
         first = false;
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_ip_slots_are_counted_by_source_and_given_back() {
+        let m = PerIp::default();
+        let v4: IpAddr = "10.0.0.1".parse().unwrap();
+        let a = m.take(v4, 2).unwrap();
+        let _b = m.take(v4, 2).unwrap();
+        assert!(m.take(v4, 2).is_none(), "a third from one address");
+        // The same address written as IPv4-mapped IPv6 is the same source.
+        assert!(m.take("::ffff:10.0.0.1".parse().unwrap(), 2).is_none());
+        assert!(m.take("10.0.0.2".parse().unwrap(), 2).is_some());
+        drop(a);
+        assert!(
+            m.take(v4, 2).is_some(),
+            "a closed connection frees its place"
+        );
+        // One IPv6 /64 is one source; another /64 is another.
+        let _c = m.take("2001:db8::1".parse().unwrap(), 1).unwrap();
+        assert!(m.take("2001:db8::ffff:2".parse().unwrap(), 1).is_none());
+        assert!(m.take("2001:db8:0:1::1".parse().unwrap(), 1).is_some());
     }
 }

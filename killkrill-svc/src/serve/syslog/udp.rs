@@ -87,11 +87,16 @@ pub async fn run_udp(socket: UdpSocket, ctx: Arc<SyslogCtx>, mut shutdown: Shutd
         }
     }
     // Datagrams already in the socket's receive buffer were sent before the
-    // shutdown: take them too, within one drain time in total.
+    // shutdown: take them too, within one drain time in total and no more
+    // than the buffer can hold (a sender that keeps sending must not hold
+    // the shutdown open).
     let deadline = Instant::now() + ctx.drain;
     let left = || deadline.saturating_duration_since(Instant::now());
     let mut errors = 0;
-    while errors < 100 {
+    for _ in 0..drain_datagrams(&ctx) {
+        if errors >= 100 || Instant::now() >= deadline {
+            break;
+        }
         match socket.try_recv_from(&mut buf) {
             Ok((n, _)) => {
                 take(&ctx, &buf[..n], &mut pending);
@@ -107,6 +112,13 @@ pub async fn run_udp(socket: UdpSocket, ctx: Arc<SyslogCtx>, mut shutdown: Shutd
     if let Err(e) = tokio::task::spawn_blocking(move || publish_kernel_drops(port)).await {
         tracing::warn!(error = %e, "reading the kernel's UDP drop count failed");
     }
+}
+
+/// Most datagrams taken from the receive buffer at shutdown: what a buffer
+/// of `udp_recv_buffer_bytes` could hold (the kernel grants at most twice
+/// the request and charges each datagram far more than 128 bytes).
+fn drain_datagrams(ctx: &SyslogCtx) -> usize {
+    (ctx.cfg.udp_recv_buffer_bytes / 64).max(ctx.cfg.batch_max_events)
 }
 
 /// One datagram's record (empty datagrams are ignored).
