@@ -3,8 +3,8 @@
 //! the same batch (byte-identical re-encoding, which also covers NaN bits).
 //!
 //! The first input byte picks a framing so the fuzzer reaches the body
-//! quickly: raw bytes, a valid plain header + body, or a valid zstd header +
-//! body.
+//! quickly: raw bytes, or a valid header (format version 1 or 2, plain or
+//! zstd) + body.
 #![no_main]
 
 use killkrill_core::pipeline::{BatchCodec, Compression};
@@ -15,11 +15,12 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let mut input = Vec::with_capacity(rest.len() + 21);
-    match mode % 3 {
+    match mode % 5 {
         0 => input.extend_from_slice(rest),
         m => {
-            input.extend_from_slice(b"KKB\x01");
-            input.push(if m == 1 { 0 } else { 1 });
+            input.extend_from_slice(b"KKB");
+            input.push(if m <= 2 { 1 } else { 2 });
+            input.push(if m % 2 == 1 { 0 } else { 1 });
             input.extend_from_slice(&[0x42; 16]);
             input.extend_from_slice(rest);
         }

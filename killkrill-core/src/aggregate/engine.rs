@@ -90,6 +90,10 @@ pub struct Aggregator {
     rejected_by_metric: MetricTally,
     /// Index of the tenant of the previous sample (batches are usually one tenant).
     last_tenant: usize,
+    /// Tenant index and series hash of the previous sample, while the
+    /// current sample is of the same series (a remote_write batch sends a
+    /// series' samples together): the series is hashed once per run.
+    run_hash: Option<(usize, u64)>,
 }
 
 impl Aggregator {
@@ -107,6 +111,7 @@ impl Aggregator {
             late_by_metric: MetricTally::default(),
             rejected_by_metric: MetricTally::default(),
             last_tenant: usize::MAX,
+            run_hash: None,
         }
     }
 
@@ -125,7 +130,14 @@ impl Aggregator {
             self.batches.push(batch);
         }
         let mut report = BatchReport::default();
+        let mut prev: Option<&MetricSample> = None;
         for (index, s) in samples.iter().enumerate() {
+            if !prev
+                .is_some_and(|p| p.name == s.name && p.labels == s.labels && p.tenant == s.tenant)
+            {
+                self.run_hash = None;
+            }
+            prev = Some(s);
             self.counters.received += 1;
             match self.sample(index, s, &mut report) {
                 Ok(()) => {}
@@ -257,7 +269,14 @@ impl Aggregator {
         expiry: i64,
     ) -> Result<(), RejectReason> {
         let tenant = self.tenants[ti].tenant.clone();
-        let h = self.series.hash(tenant.as_str(), &s.name, &s.labels);
+        let h = match self.run_hash {
+            Some((t, h)) if t == ti => h,
+            _ => {
+                let h = self.series.hash(tenant.as_str(), &s.name, &s.labels);
+                self.run_hash = Some((ti, h));
+                h
+            }
+        };
         let found = self.series.find(h, tenant.as_str(), &s.name, &s.labels);
         // Capacity: windows this sample would open.
         let mut needed = late.iter().count();

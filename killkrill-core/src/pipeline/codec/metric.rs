@@ -4,6 +4,26 @@
 //! marker is a specific NaN) survive exactly. Timestamps are zigzag deltas
 //! from the previous sample. Labels are checked on decode to be strictly
 //! sorted by name, the invariant [`Labels`] promises.
+//!
+//! Version 1 writes every sample with its series (flags, type, name,
+//! labels, value, timestamp). Version 2 writes *runs*: consecutive samples
+//! of one series (same tenant, type, name and labels, and all with or all
+//! without a timestamp) share one series header, then each sample is only
+//! its value and timestamp delta:
+//!
+//! ```text
+//! varint n                    samples in the batch
+//! runs until n samples are read:
+//!   varint (k << 1) | has_ts  k ≥ 1 samples in this run
+//!   u8 flags (tenant mode), u8 type, str name, varint m, m × (str, str),
+//!   [str tenant when the tenant mode is "explicit"]
+//!   k × (f64 value, [zigzag timestamp delta])
+//! ```
+//!
+//! A remote_write request sends each series' samples together, so a batch
+//! of 100 series × 10 samples carries 100 label sets instead of 1,000.
+//! Because one header stands for up to `k` decoded label sets, a decoder
+//! counts what it expands against a byte budget (see [`decode_runs`]).
 
 use super::CodecError;
 use super::wire::{Reader, Writer};
@@ -122,6 +142,131 @@ pub(super) fn decode(
         timestamp,
         kind,
     })
+}
+
+/// Whether `b` continues the run that `a` started.
+fn same_run(a: &MetricSample, b: &MetricSample) -> bool {
+    a.timestamp.is_some() == b.timestamp.is_some()
+        && a.kind == b.kind
+        && a.name == b.name
+        && a.labels == b.labels
+        && a.tenant == b.tenant
+}
+
+/// Version 2: the samples as runs of one series each (layout above).
+pub(super) fn encode_runs(w: &mut Writer<'_>, samples: &[MetricSample], tenant: &Tenant) {
+    w.len(samples.len());
+    let mut prev_ts = 0i64;
+    let mut rest = samples;
+    while let Some(first) = rest.first() {
+        let k = 1 + rest[1..].iter().take_while(|m| same_run(first, m)).count();
+        let has_ts = first.timestamp.is_some();
+        w.varint(((k as u64) << 1) | u64::from(has_ts));
+        let tenant_mode = match &first.tenant {
+            None => 0,
+            Some(t) if t == tenant => 1,
+            Some(_) => 2,
+        };
+        w.u8(tenant_mode);
+        w.u8(type_code(first.kind));
+        w.str(&first.name);
+        w.len(first.labels.len());
+        for l in first.labels.iter() {
+            w.str(&l.name);
+            w.str(&l.value);
+        }
+        if tenant_mode == 2
+            && let Some(t) = &first.tenant
+        {
+            w.str(t.as_str());
+        }
+        for m in &rest[..k] {
+            w.f64(m.value);
+            if let Some(ts) = m.timestamp {
+                w.zigzag(ts.as_nanos().wrapping_sub(prev_ts));
+                prev_ts = ts.as_nanos();
+            }
+        }
+        rest = &rest[k..];
+    }
+}
+
+/// Version 2: reads the runs back into samples. Every decoded sample holds
+/// its own copy of the run's labels, so the expansion is counted (with the
+/// estimate [`sample_bytes`](crate::decode_budget::sample_bytes)) against
+/// `budget` bytes, and [`CodecError::TooLarge`] stops a small input that
+/// would expand past it.
+pub(super) fn decode_runs(
+    rd: &mut Reader<'_>,
+    tenant: &Tenant,
+    budget: usize,
+) -> Result<Vec<MetricSample>, CodecError> {
+    // A sample is at least its 8-byte value.
+    let n = rd.count(8, "metric sample count")?;
+    let mut out = Vec::with_capacity(n);
+    let mut prev_ts = 0i64;
+    let mut used = 0usize;
+    while out.len() < n {
+        let at = rd.pos();
+        let head = rd.varint("metric run header")?;
+        let k = head >> 1;
+        let has_ts = head & 1 == 1;
+        if k == 0 || k > (n - out.len()) as u64 {
+            return Err(rd.invalid(at, "metric run length"));
+        }
+        let k = k as usize;
+        let f_at = rd.pos();
+        let flags = rd.u8("metric series flags")?;
+        if flags > 2 {
+            return Err(rd.invalid(f_at, "metric series flags"));
+        }
+        let kind = decode_type(rd)?;
+        let name = MetricText::from(rd.str("metric name")?);
+        let m = rd.count(2, "label count")?;
+        let mut labels: Vec<Label> = Vec::with_capacity(m);
+        for _ in 0..m {
+            let l_at = rd.pos();
+            let name = MetricText::from(rd.str("label name")?);
+            let value = MetricText::from(rd.str("label value")?);
+            if labels.last().is_some_and(|prev| prev.name >= name) {
+                return Err(rd.invalid(l_at, "label order (names must be sorted and unique)"));
+            }
+            labels.push(Label { name, value });
+        }
+        let series_tenant = match flags {
+            0 => None,
+            1 => Some(tenant.clone()),
+            _ => {
+                let t_at = rd.pos();
+                let s = rd.string("sample tenant")?;
+                Some(Tenant::new(&s).map_err(|_| rd.invalid(t_at, "sample tenant"))?)
+            }
+        };
+        let each = crate::decode_budget::sample_bytes(&name, &labels);
+        used = used.saturating_add(each.saturating_mul(k));
+        if used > budget {
+            return Err(CodecError::TooLarge { limit: budget });
+        }
+        let labels = Labels::from_sorted(labels);
+        for _ in 0..k {
+            let value = rd.f64("sample value")?;
+            let timestamp = if has_ts {
+                prev_ts = prev_ts.wrapping_add(rd.zigzag("sample timestamp")?);
+                Some(Timestamp::from_nanos(prev_ts))
+            } else {
+                None
+            };
+            out.push(MetricSample {
+                tenant: series_tenant.clone(),
+                name: name.clone(),
+                labels: labels.clone(),
+                value,
+                timestamp,
+                kind,
+            });
+        }
+    }
+    Ok(out)
 }
 
 pub(super) fn encode_metadata(w: &mut Writer<'_>, m: &MetricMetadata) {

@@ -11,12 +11,12 @@
 //! simple enough to check by eye, several times smaller than JSON and about
 //! as fast as copying the strings.
 //!
-//! # Layout (version 1)
+//! # Layout (versions 1 and 2)
 //!
 //! ```text
 //! header (never compressed)
 //!   "KKB"            magic
-//!   u8               format version (1)
+//!   u8               format version (1 or 2)
 //!   u8               flags: bit 0 = body is one zstd stream
 //!   [u8; 16]         batch id, big-endian (readable without decoding the body)
 //! body
@@ -24,9 +24,19 @@
 //!   str              tenant
 //!   opt str          source (0 = none, else len + 1 and the bytes)
 //!   varint n, n ×    log record   (see log.rs: flag word, then present fields)
-//!   varint n, n ×    metric sample (see metric.rs)
+//!   metric samples   version 1: varint n, n × sample with its series;
+//!                    version 2: varint n, then runs of one series each
+//!                    (see metric.rs)
 //!   varint n, n ×    metric metadata
 //! ```
+//!
+//! Version 2 differs from version 1 only in the metric samples: a series'
+//! name and labels are written once per run of its samples instead of once
+//! per sample (a remote_write batch of 100 series × 10 samples shrinks from
+//! about 230 to about 35 bytes per sample with the benchmark's labels).
+//! Builds write version 2 by default; [`BatchCodec::with_version`] writes
+//! version 1 for readers that predate version 2 (a Redis queue shared with
+//! older workers during a rolling upgrade).
 //!
 //! The body must end exactly at the end of the input. A decoder reads every
 //! version up to its own and rejects newer ones with
@@ -63,7 +73,7 @@ pub enum CodecError {
     #[error("not a Killkrill batch: expected the magic bytes \"KKB\"")]
     BadMagic,
     /// Written by a newer build.
-    #[error("unsupported batch format version {0}: this build reads version 1")]
+    #[error("unsupported batch format version {0}: this build reads versions 1 and 2")]
     UnsupportedVersion(u8),
     /// Header flags this build does not know.
     #[error("unknown batch flags {0:#04x}")]
@@ -113,6 +123,7 @@ pub enum Compression {
 pub struct BatchCodec {
     compression: Compression,
     max_decoded_bytes: usize,
+    version: u8,
 }
 
 impl Default for BatchCodec {
@@ -122,8 +133,9 @@ impl Default for BatchCodec {
 }
 
 impl BatchCodec {
-    /// The format version this build writes.
-    pub const VERSION: u8 = 1;
+    /// The newest format version, the one this build writes by default and
+    /// the newest it reads.
+    pub const VERSION: u8 = 2;
     /// Default cap on a decompressed body: 256 MiB.
     pub const DEFAULT_MAX_DECODED_BYTES: usize = 256 << 20;
 
@@ -132,7 +144,21 @@ impl BatchCodec {
         BatchCodec {
             compression: Compression::None,
             max_decoded_bytes: Self::DEFAULT_MAX_DECODED_BYTES,
+            version: Self::VERSION,
         }
+    }
+
+    /// Writes format `version` (1 or [`VERSION`](Self::VERSION); anything
+    /// else is taken as the newest). Decoding reads every version, whatever
+    /// this says.
+    pub const fn with_version(mut self, version: u8) -> Self {
+        self.version = if version == 1 { 1 } else { Self::VERSION };
+        self
+    }
+
+    /// The format version [`encode`](Self::encode) writes.
+    pub const fn version(&self) -> u8 {
+        self.version
     }
 
     /// Chooses the compression used by [`encode`](Self::encode). Decoding
@@ -160,18 +186,18 @@ impl BatchCodec {
     /// [`Compression::None`]).
     pub fn encode(&self, batch: &Batch, out: &mut Vec<u8>) -> Result<(), CodecError> {
         out.extend_from_slice(MAGIC);
-        out.push(Self::VERSION);
+        out.push(self.version);
         match self.compression {
             Compression::None => {
                 out.push(0);
                 out.extend_from_slice(&batch.id.to_bytes());
-                encode_body(batch, out);
+                encode_body(batch, self.version, out);
             }
             Compression::Zstd(level) => {
                 out.push(FLAG_ZSTD);
                 out.extend_from_slice(&batch.id.to_bytes());
                 let mut body = Vec::with_capacity(batch.approx_bytes());
-                encode_body(batch, &mut body);
+                encode_body(batch, self.version, &mut body);
                 let packed = zstd::bulk::compress(&body, level)
                     .map_err(|e| CodecError::Compression(e.to_string()))?;
                 out.extend_from_slice(&packed);
@@ -197,10 +223,10 @@ impl BatchCodec {
     /// [`CodecError::BadMagic`], [`CodecError::UnsupportedVersion`] or
     /// [`CodecError::Truncated`] when the header is not a batch header.
     pub fn peek_id(bytes: &[u8]) -> Result<BatchId, CodecError> {
-        Self::header(bytes).map(|(id, _)| id)
+        Self::header(bytes).map(|(id, _, _)| id)
     }
 
-    fn header(bytes: &[u8]) -> Result<(BatchId, u8), CodecError> {
+    fn header(bytes: &[u8]) -> Result<(BatchId, u8, u8), CodecError> {
         if bytes.len() < MAGIC.len() || &bytes[..3] != MAGIC {
             return Err(CodecError::BadMagic);
         }
@@ -219,7 +245,7 @@ impl BatchCodec {
         }
         let mut id = [0u8; 16];
         id.copy_from_slice(&bytes[5..HEADER_LEN]);
-        Ok((BatchId::from_bytes(id), flags))
+        Ok((BatchId::from_bytes(id), bytes[3], flags))
     }
 
     /// Decodes a whole batch.
@@ -228,12 +254,12 @@ impl BatchCodec {
     /// Any [`CodecError`]: wrong magic or version, truncation, invalid values
     /// (with their offset), trailing bytes, or a body over the size limit.
     pub fn decode(&self, bytes: &[u8]) -> Result<Batch, CodecError> {
-        let (id, flags) = Self::header(bytes)?;
+        let (id, version, flags) = Self::header(bytes)?;
         let body = &bytes[HEADER_LEN..];
-        if flags & FLAG_ZSTD == 0 {
-            return decode_body(id, body);
-        }
         let limit = self.max_decoded_bytes;
+        if flags & FLAG_ZSTD == 0 {
+            return decode_body(id, version, body, limit);
+        }
         let decoder = zstd::stream::read::Decoder::with_buffer(body)
             .map_err(|e| CodecError::Compression(e.to_string()))?;
         let mut plain = Vec::with_capacity(body.len().saturating_mul(4).min(limit));
@@ -244,11 +270,11 @@ impl BatchCodec {
         if plain.len() > limit {
             return Err(CodecError::TooLarge { limit });
         }
-        decode_body(id, &plain)
+        decode_body(id, version, &plain, limit)
     }
 }
 
-fn encode_body(batch: &Batch, out: &mut Vec<u8>) {
+fn encode_body(batch: &Batch, version: u8, out: &mut Vec<u8>) {
     let mut w = Writer { out };
     w.zigzag(batch.received.as_nanos());
     w.str(batch.tenant.as_str());
@@ -258,10 +284,14 @@ fn encode_body(batch: &Batch, out: &mut Vec<u8>) {
     for r in &batch.logs {
         log::encode(&mut w, &mut st, r, &batch.tenant, batch.source.as_ref());
     }
-    w.len(batch.metrics.len());
-    let mut st = metric::MetricState::default();
-    for m in &batch.metrics {
-        metric::encode(&mut w, &mut st, m, &batch.tenant);
+    if version == 1 {
+        w.len(batch.metrics.len());
+        let mut st = metric::MetricState::default();
+        for m in &batch.metrics {
+            metric::encode(&mut w, &mut st, m, &batch.tenant);
+        }
+    } else {
+        metric::encode_runs(&mut w, &batch.metrics, &batch.tenant);
     }
     w.len(batch.metadata.len());
     for m in &batch.metadata {
@@ -269,7 +299,9 @@ fn encode_body(batch: &Batch, out: &mut Vec<u8>) {
     }
 }
 
-fn decode_body(id: BatchId, body: &[u8]) -> Result<Batch, CodecError> {
+/// `limit` bounds what version 2's metric runs expand into (see
+/// [`metric::decode_runs`]); everything else is bounded by the input size.
+fn decode_body(id: BatchId, version: u8, body: &[u8], limit: usize) -> Result<Batch, CodecError> {
     let mut rd = Reader::new(body);
     let received = Timestamp::from_nanos(rd.zigzag("received time")?);
     let t_at = rd.pos();
@@ -284,13 +316,18 @@ fn decode_body(id: BatchId, body: &[u8]) -> Result<Batch, CodecError> {
     for _ in 0..n {
         logs.push(log::decode(&mut rd, &mut st, &tenant, source.as_ref())?);
     }
-    // A sample is at least flags, type, name length, label count and 8 bytes.
-    let n = rd.count(12, "metric sample count")?;
-    let mut metrics = Vec::with_capacity(n);
-    let mut st = metric::MetricState::default();
-    for _ in 0..n {
-        metrics.push(metric::decode(&mut rd, &mut st, &tenant)?);
-    }
+    let metrics = if version == 1 {
+        // A sample is at least flags, type, name length, label count and 8 bytes.
+        let n = rd.count(12, "metric sample count")?;
+        let mut metrics = Vec::with_capacity(n);
+        let mut st = metric::MetricState::default();
+        for _ in 0..n {
+            metrics.push(metric::decode(&mut rd, &mut st, &tenant)?);
+        }
+        metrics
+    } else {
+        metric::decode_runs(&mut rd, &tenant, limit)?
+    };
     let n = rd.count(4, "metadata count")?;
     let mut metadata = Vec::with_capacity(n);
     for _ in 0..n {
@@ -312,3 +349,5 @@ fn decode_body(id: BatchId, body: &[u8]) -> Result<Batch, CodecError> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_runs;

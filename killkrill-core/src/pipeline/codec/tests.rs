@@ -398,6 +398,10 @@ proptest! {
         let _ = codec.decode(&framed);
         framed[4] = 1;
         let _ = codec.decode(&framed);
+        framed[3] = 2;
+        let _ = codec.decode(&framed);
+        framed[4] = 0;
+        let _ = codec.decode(&framed);
     }
 
     #[test]
