@@ -138,6 +138,14 @@ impl Timestamp {
             .ok_or(TimestampError::Overflow)
     }
 
+    /// The canonical text (`YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`, as in JSON)
+    /// as bytes, without going through a formatter.
+    pub fn rfc3339_bytes(self) -> [u8; 30] {
+        let mut buf = [0u8; 30];
+        self.to_civil().format_into(&mut buf);
+        buf
+    }
+
     /// Splits into civil UTC fields.
     pub fn to_civil(self) -> Civil {
         let secs = self.0.div_euclid(NANOS_PER_SEC);

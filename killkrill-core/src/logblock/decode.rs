@@ -21,10 +21,24 @@ pub const MAX_FRAME_BYTES: usize = 256 << 20;
 /// Most records accepted in one block.
 pub const MAX_BLOCK_RECORDS: usize = 1 << 20;
 
+/// What [`Dict::lookup`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DictLookup {
+    /// No record holds the value.
+    Absent,
+    /// Records holding the value carry this code.
+    Code(u32),
+    /// The value occurs more than once in the dictionary (an encoder never
+    /// writes that): compare strings.
+    Repeated,
+}
+
+/// A dictionary column: each distinct value once, and a code per record.
 #[derive(Debug, Clone, Default)]
-struct Dict {
-    values: Vec<String>,
-    idx: Vec<u32>,
+pub struct Dict {
+    pub(super) values: Vec<String>,
+    /// Per record: 0 = none, k = `values[k - 1]`.
+    pub(super) idx: Vec<u32>,
 }
 
 impl Dict {
@@ -41,8 +55,30 @@ impl Dict {
         Ok(Dict { values, idx })
     }
 
+    /// The code of the records holding `value` (a filter then compares
+    /// codes, not strings).
+    pub fn lookup(&self, value: &str) -> DictLookup {
+        let mut found = DictLookup::Absent;
+        for (k, v) in self.values.iter().enumerate() {
+            if v == value {
+                if found != DictLookup::Absent {
+                    return DictLookup::Repeated;
+                }
+                found = DictLookup::Code(k as u32 + 1);
+            }
+        }
+        found
+    }
+
+    /// Record `i`'s code (0: no value).
     #[inline]
-    fn get(&self, i: usize) -> Option<&str> {
+    pub fn code(&self, i: usize) -> u32 {
+        self.idx[i]
+    }
+
+    /// Record `i`'s value.
+    #[inline]
+    pub fn get(&self, i: usize) -> Option<&str> {
         match self.idx[i] {
             0 => None,
             k => Some(self.values[k as usize - 1].as_str()),
@@ -53,22 +89,22 @@ impl Dict {
 /// A decoded block: columns over one decompressed frame.
 #[derive(Debug, Clone)]
 pub struct DecodedBlock {
-    tenant: Tenant,
-    frame: Vec<u8>,
-    ts: Vec<i64>,
-    ids: Vec<EventId>,
-    sev: Vec<u8>,
-    fac: Vec<u8>,
-    host: Dict,
-    app: Dict,
-    procid: Dict,
-    msgid: Dict,
-    source: Dict,
+    pub(super) tenant: Tenant,
+    pub(super) frame: Vec<u8>,
+    pub(super) ts: Vec<i64>,
+    pub(super) ids: Vec<EventId>,
+    pub(super) sev: Vec<u8>,
+    pub(super) fac: Vec<u8>,
+    pub(super) host: Dict,
+    pub(super) app: Dict,
+    pub(super) procid: Dict,
+    pub(super) msgid: Dict,
+    pub(super) source: Dict,
     /// (start, 1 + length) into `frame`; 0 = none.
-    msg: Vec<(u32, u32)>,
-    perr: Vec<(u32, u32)>,
+    pub(super) msg: Vec<(u32, u32)>,
+    pub(super) perr: Vec<(u32, u32)>,
     /// Start of each record's fields in `frame`.
-    fields: Vec<u32>,
+    pub(super) fields: Vec<u32>,
 }
 
 fn bytes_column(r: &mut Reader<'_>, n: usize) -> Result<Vec<(u32, u32)>, BlockError> {
@@ -309,6 +345,24 @@ impl DecodedBlock {
     #[inline]
     pub fn severity_code(&self, i: usize) -> u8 {
         self.sev[i]
+    }
+
+    /// The host column.
+    #[inline]
+    pub fn host_dict(&self) -> &Dict {
+        &self.host
+    }
+
+    /// The app column.
+    #[inline]
+    pub fn app_dict(&self) -> &Dict {
+        &self.app
+    }
+
+    /// The source column.
+    #[inline]
+    pub fn source_dict(&self) -> &Dict {
+        &self.source
     }
 
     /// Host of record `i`.

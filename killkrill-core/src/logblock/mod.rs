@@ -22,6 +22,7 @@ mod decode;
 mod encode;
 mod error;
 mod hashing;
+mod json;
 mod summary;
 pub mod tokenizer;
 mod wire;
@@ -29,9 +30,12 @@ mod wire;
 pub use block_id::BlockId;
 pub use bloom::Bloom;
 pub use builder::{BlockOptions, EncodedBlock, build_blocks, encode_block};
-pub use decode::{DecodedBlock, Fields, MAX_BLOCK_RECORDS, MAX_FRAME_BYTES, decode_times};
+pub use decode::{
+    DecodedBlock, Dict, DictLookup, Fields, MAX_BLOCK_RECORDS, MAX_FRAME_BYTES, decode_times,
+};
 pub use encode::{PAYLOAD_VERSION, encode_payload};
 pub use error::BlockError;
+pub use json::write_json_str;
 pub use summary::{BlockSummary, EXACT_SET_MAX, NO_SEVERITY, ValueSet, field_hash};
 pub use tokenizer::{query_tokens, token_hash};
 

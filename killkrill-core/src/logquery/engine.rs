@@ -11,26 +11,58 @@
 //! `(timestamp, id)` (a duplicate that slipped past the registry) are
 //! returned once.
 
+use std::sync::Arc;
+
 use super::filter::CompiledFilter;
 use super::scan::SummaryScan;
-use super::{Cursor, LogPage, LogQuery, MAX_PAGE_SIZE, QueryError};
-use crate::event::{EventId, LogRecord, Timestamp};
-use crate::logblock::{BlockId, BlockSummary, DecodedBlock};
+use super::{Cursor, LogPage, LogQuery, MAX_PAGE_SIZE, PageRow, QueryError, RowPage};
+use crate::event::{EventId, Timestamp};
+use crate::logblock::{BlockError, BlockId, BlockSummary, DecodedBlock};
 
 use crate::storage::{ErrorKind, LogStore, ScanOrder, StoreError, TimeRange};
 
 type Key = (Timestamp, EventId);
 
+/// A pending record: its key, the slot of its block among the opened ones,
+/// and its index in the block.
+type Pending = (Key, u32, u32);
+
 /// Most blocks fetched in one round trip.
 const MAX_FETCH: usize = 16;
 
-/// Runs one page of a log query.
+/// Runs one page of a log query, materialising its records.
+///
+/// # Errors
+/// As for [`query_log_rows`].
+pub async fn query_logs(store: &dyn LogStore, q: &LogQuery) -> Result<LogPage, QueryError> {
+    let page = query_log_rows(store, q).await?;
+    let records = page
+        .rows
+        .iter()
+        .map(|r| {
+            r.block
+                .record(r.index)
+                .map_err(|source| QueryError::Corrupt {
+                    tenant: q.tenant.to_string(),
+                    block: r.block_id,
+                    source,
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(LogPage {
+        records,
+        next_cursor: page.next_cursor,
+        blocks_decoded: page.blocks_decoded,
+    })
+}
+
+/// Runs one page of a log query; its records stay in their decoded blocks.
 ///
 /// # Errors
 /// [`QueryError::Invalid`] for a limit outside 1..=[`MAX_PAGE_SIZE`] or a
 /// text with too many tokens; store errors; [`QueryError::Corrupt`] for a
 /// block that does not decode.
-pub async fn query_logs(store: &dyn LogStore, q: &LogQuery) -> Result<LogPage, QueryError> {
+pub async fn query_log_rows(store: &dyn LogStore, q: &LogQuery) -> Result<RowPage, QueryError> {
     for _ in 0..MAX_RESTARTS {
         // `None`: a block listed by the scan was gone when its payload was
         // fetched (compacted into another block, or expired). The scan's
@@ -50,7 +82,7 @@ pub async fn query_logs(store: &dyn LogStore, q: &LogQuery) -> Result<LogPage, Q
 pub(crate) const MAX_RESTARTS: usize = 5;
 
 /// One attempt; `None` when a listed block vanished before it was read.
-async fn query_once(store: &dyn LogStore, q: &LogQuery) -> Result<Option<LogPage>, QueryError> {
+async fn query_once(store: &dyn LogStore, q: &LogQuery) -> Result<Option<RowPage>, QueryError> {
     if q.limit == 0 || q.limit > MAX_PAGE_SIZE {
         return Err(QueryError::Invalid(format!(
             "limit must be between 1 and {MAX_PAGE_SIZE}, got {}",
@@ -77,7 +109,9 @@ async fn query_once(store: &dyn LogStore, q: &LogQuery) -> Result<Option<LogPage
     let want = q.limit + 1;
 
     let mut scan = SummaryScan::new(store, &q.tenant, range, q.order, Some(&filter));
-    let mut pending: Vec<(Key, LogRecord)> = Vec::new();
+    let mut pending: Vec<Pending> = Vec::new();
+    // Blocks that contributed a pending record, by slot.
+    let mut opened: Vec<(BlockId, Arc<DecodedBlock>)> = Vec::new();
     let mut decoded = 0usize;
     let mut fetch = 1usize;
     loop {
@@ -138,9 +172,10 @@ async fn query_once(store: &dyn LogStore, q: &LogQuery) -> Result<Option<LogPage
                 None
             };
             let before = pending.len();
+            let slot = opened.len() as u32;
             collect(
                 &block,
-                id,
+                slot,
                 &filter,
                 &range,
                 cursor,
@@ -148,9 +183,14 @@ async fn query_once(store: &dyn LogStore, q: &LogQuery) -> Result<Option<LogPage
                 want,
                 newest,
                 &mut pending,
-                &q.tenant,
-            )?;
+            )
+            .map_err(|source| QueryError::Corrupt {
+                tenant: q.tenant.to_string(),
+                block: id,
+                source,
+            })?;
             if pending.len() != before {
+                opened.push((id, block));
                 pending.sort_by(|a, b| if newest { b.0.cmp(&a.0) } else { a.0.cmp(&b.0) });
                 pending.dedup_by(|b, a| a.0 == b.0);
                 pending.truncate(want);
@@ -169,15 +209,26 @@ async fn query_once(store: &dyn LogStore, q: &LogQuery) -> Result<Option<LogPage
     }
     let next_cursor = if pending.len() > q.limit {
         pending.truncate(q.limit);
-        pending.last().map(|(k, _)| Cursor {
+        pending.last().map(|(k, _, _)| Cursor {
             timestamp: k.0,
             id: k.1,
         })
     } else {
         None
     };
-    Ok(Some(LogPage {
-        records: pending.into_iter().map(|(_, r)| r).collect(),
+    let rows = pending
+        .into_iter()
+        .map(|(_, slot, index)| {
+            let (block_id, block) = &opened[slot as usize];
+            PageRow {
+                block: block.clone(),
+                block_id: *block_id,
+                index: index as usize,
+            }
+        })
+        .collect();
+    Ok(Some(RowPage {
+        rows,
         next_cursor,
         blocks_decoded: decoded,
     }))
@@ -196,30 +247,32 @@ fn is_final(key: &Key, next: &BlockSummary, newest: bool) -> bool {
 #[allow(clippy::too_many_arguments)]
 fn collect(
     block: &DecodedBlock,
-    id: BlockId,
+    slot: u32,
     filter: &CompiledFilter,
     range: &TimeRange,
     cursor: Option<Key>,
     worst: Option<Key>,
     want: usize,
     newest: bool,
-    pending: &mut Vec<(Key, LogRecord)>,
-    tenant: &crate::event::Tenant,
-) -> Result<(), QueryError> {
+    pending: &mut Vec<Pending>,
+) -> Result<(), BlockError> {
     let n = block.len();
-    let corrupt = |source| QueryError::Corrupt {
-        tenant: tenant.to_string(),
-        block: id,
-        source,
-    };
     if !filter.block_may_match(block) {
         return Ok(());
     }
+    let Some(bf) = filter.for_block(block) else {
+        return Ok(());
+    };
     let mut taken = 0;
     // Records in a block are sorted by (timestamp, id) ascending: walk them
     // in result order so the walk can stop after `want` matches.
     for k in 0..n {
         let i = if newest { n - 1 - k } else { k };
+        // Cheap column conditions first (a record failing them is skipped
+        // whatever its key); the full text only for records in range.
+        if !bf.matches_columns(block, i) {
+            continue;
+        }
         let key = (block.timestamp(i), block.id(i));
         if !range.contains(key.0) {
             continue;
@@ -236,10 +289,10 @@ fn collect(
                 break;
             }
         }
-        if !filter.matches(block, i).map_err(corrupt)? {
+        if !bf.matches_rest(block, i)? {
             continue;
         }
-        pending.push((key, block.record(i).map_err(corrupt)?));
+        pending.push((key, slot, i as u32));
         taken += 1;
         if taken >= want {
             break;

@@ -9,7 +9,7 @@
 use super::LogFilter;
 use crate::logblock::tokenizer::for_each_token;
 use crate::logblock::{
-    BlockError, BlockSummary, DecodedBlock, field_hash, query_tokens, token_hash,
+    BlockError, BlockSummary, DecodedBlock, Dict, DictLookup, field_hash, query_tokens, token_hash,
 };
 
 /// A filter ready to run.
@@ -133,28 +133,44 @@ impl CompiledFilter {
             .all(|t| !frame_checkable(t) || contains_ascii_ci(b.frame(), t))
     }
 
-    /// Whether record `i` of `b` matches (time range is checked by the caller).
+    /// Whether record `i` of `b` matches (time range is checked by the
+    /// caller). A walk over many records of one block binds the filter to
+    /// the block once instead ([`for_block`](Self::for_block)).
     ///
     /// # Errors
     /// When the record's fields do not decode.
     pub fn matches(&self, b: &DecodedBlock, i: usize) -> Result<bool, BlockError> {
-        if let Some(m) = self.min_sev
-            && b.severity_code(i) > m
-        {
-            return Ok(false);
+        match self.for_block(b) {
+            Some(bf) => bf.matches(b, i),
+            None => Ok(false),
         }
-        if self.host.is_some() && b.host(i) != self.host.as_deref() {
-            return Ok(false);
+    }
+
+    /// Binds the filter to block `b`: host/app/source conditions become
+    /// dictionary codes compared per record. `None` when no record of the
+    /// block can match (a wanted value is not in its dictionary).
+    pub fn for_block(&self, b: &DecodedBlock) -> Option<BlockFilter<'_>> {
+        fn check(want: Option<&str>, d: &Dict) -> Option<ColumnCheck> {
+            match want {
+                None => Some(ColumnCheck::Any),
+                Some(v) => match d.lookup(v) {
+                    DictLookup::Absent => None,
+                    DictLookup::Code(k) => Some(ColumnCheck::Code(k)),
+                    DictLookup::Repeated => Some(ColumnCheck::Text),
+                },
+            }
         }
-        if self.app.is_some() && b.app(i) != self.app.as_deref() {
-            return Ok(false);
-        }
-        if self.source.is_some() && b.source(i) != self.source.as_deref() {
-            return Ok(false);
-        }
-        if self.fields.is_empty() && self.tokens.is_empty() {
-            return Ok(true);
-        }
+        Some(BlockFilter {
+            f: self,
+            host: check(self.host.as_deref(), b.host_dict())?,
+            app: check(self.app.as_deref(), b.app_dict())?,
+            source: check(self.source.as_deref(), b.source_dict())?,
+            columns_only: self.fields.is_empty() && self.tokens.is_empty(),
+        })
+    }
+
+    /// The full-text and field conditions of [`matches`](Self::matches).
+    fn matches_text_and_fields(&self, b: &DecodedBlock, i: usize) -> Result<bool, BlockError> {
         // Exact pre-check before tokenising or decoding fields: a token that
         // can only come from stored text must occur in the record's message
         // or field bytes (see `block_may_match`).
@@ -225,6 +241,79 @@ impl CompiledFilter {
                 }
             }
         });
+    }
+}
+
+/// How a host/app/source condition is checked in one block.
+#[derive(Debug, Clone, Copy)]
+enum ColumnCheck {
+    /// No condition.
+    Any,
+    /// The record's dictionary code must be this.
+    Code(u32),
+    /// Compare the strings (a dictionary with a repeated value).
+    Text,
+}
+
+impl ColumnCheck {
+    #[inline]
+    fn holds(self, d: &Dict, i: usize, want: Option<&str>) -> bool {
+        match self {
+            ColumnCheck::Any => true,
+            ColumnCheck::Code(k) => d.code(i) == k,
+            ColumnCheck::Text => d.get(i) == want,
+        }
+    }
+}
+
+/// A [`CompiledFilter`] bound to one block ([`CompiledFilter::for_block`]).
+#[derive(Debug, Clone)]
+pub struct BlockFilter<'a> {
+    f: &'a CompiledFilter,
+    host: ColumnCheck,
+    app: ColumnCheck,
+    source: ColumnCheck,
+    /// No full-text or field condition.
+    columns_only: bool,
+}
+
+impl BlockFilter<'_> {
+    /// [`CompiledFilter::matches`] for a record of the bound block.
+    ///
+    /// # Errors
+    /// When the record's fields do not decode.
+    #[inline]
+    pub fn matches(&self, b: &DecodedBlock, i: usize) -> Result<bool, BlockError> {
+        Ok(self.matches_columns(b, i) && self.matches_rest(b, i)?)
+    }
+
+    /// The severity/host/app/source part of [`matches`](Self::matches):
+    /// a byte and a few integer compares.
+    #[inline]
+    pub fn matches_columns(&self, b: &DecodedBlock, i: usize) -> bool {
+        if let Some(m) = self.f.min_sev
+            && b.severity_code(i) > m
+        {
+            return false;
+        }
+        self.host.holds(b.host_dict(), i, self.f.host.as_deref())
+            && self.app.holds(b.app_dict(), i, self.f.app.as_deref())
+            && self
+                .source
+                .holds(b.source_dict(), i, self.f.source.as_deref())
+    }
+
+    /// The full-text and field part of [`matches`](Self::matches), for a
+    /// record that passed [`matches_columns`](Self::matches_columns).
+    ///
+    /// # Errors
+    /// When the record's fields do not decode.
+    #[inline]
+    pub fn matches_rest(&self, b: &DecodedBlock, i: usize) -> Result<bool, BlockError> {
+        if self.columns_only {
+            return Ok(true);
+        }
+        self.f.matches_text_and_fields(b, i)
     }
 }
 

@@ -33,9 +33,9 @@ pub mod volume;
 mod tests;
 
 pub use cursor::Cursor;
-pub use engine::query_logs;
+pub use engine::{query_log_rows, query_logs};
 pub use error::QueryError;
-pub use query::{LogFilter, LogPage, LogQuery, MAX_PAGE_SIZE, Order};
+pub use query::{LogFilter, LogPage, LogQuery, MAX_PAGE_SIZE, Order, PageRow, RowPage};
 pub use volume::{MAX_BUCKETS, VolumeBucket, VolumeQuery, VolumeResult, query_volume};
 
 /// A pruning-free summary scan, for compaction.

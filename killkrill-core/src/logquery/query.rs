@@ -1,7 +1,10 @@
 //! What a log query asks for and what it gets.
 
+use std::sync::Arc;
+
 use super::Cursor;
 use crate::event::{LogRecord, Severity, Tenant};
+use crate::logblock::{BlockId, DecodedBlock};
 use crate::storage::TimeRange;
 
 /// The hard cap on a page.
@@ -58,5 +61,29 @@ pub struct LogPage {
     pub next_cursor: Option<Cursor>,
     /// Blocks opened: read and decoded, or taken from the store's cache of
     /// decoded blocks (for metrics and tests).
+    pub blocks_decoded: usize,
+}
+
+/// One record of a page, as a place in a decoded block (nothing copied).
+#[derive(Debug, Clone)]
+pub struct PageRow {
+    /// The block that holds it (shared with the store's cache).
+    pub block: Arc<DecodedBlock>,
+    /// The block's id, to name it in errors.
+    pub block_id: BlockId,
+    /// The record's index in the block.
+    pub index: usize,
+}
+
+/// A page as rows: what [`query_logs`](super::query_logs) materialises into
+/// [`LogRecord`]s, and what the REST API writes as JSON straight from the
+/// blocks ([`DecodedBlock::write_json`]).
+#[derive(Debug, Clone, Default)]
+pub struct RowPage {
+    /// Records in the query's order.
+    pub rows: Vec<PageRow>,
+    /// Present when more records may follow.
+    pub next_cursor: Option<Cursor>,
+    /// As [`LogPage::blocks_decoded`].
     pub blocks_decoded: usize,
 }

@@ -229,9 +229,12 @@ async fn decode_into(
         };
         out.blocks_decoded += 1;
         let block = DecodedBlock::decode(&q.tenant, &payload).map_err(corrupt)?;
+        let Some(bf) = filter.for_block(&block) else {
+            continue;
+        };
         for i in 0..block.len() {
             let t = block.timestamp(i);
-            if q.range.contains(t) && filter.matches(&block, i).map_err(corrupt)? {
+            if q.range.contains(t) && bf.matches(&block, i).map_err(corrupt)? {
                 let b = &mut buckets[bucket_of(t)];
                 b.by_severity[usize::from(block.severity_code(i))] += 1;
                 b.total += 1;

@@ -9,7 +9,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use killkrill_core::event::{Severity, Timestamp};
 use killkrill_core::logquery::{
-    Cursor, LogQuery, Order, QueryError, VolumeQuery, query_logs, query_volume,
+    Cursor, LogQuery, Order, QueryError, VolumeQuery, query_log_rows, query_volume,
 };
 use killkrill_core::storage::{ErrorKind, TimeRange};
 use metrics::counter;
@@ -124,20 +124,28 @@ pub async fn get_logs(
         limit,
         cursor,
     };
-    let page = with_timeout(EP, cfg, query_logs(&s.store, &q))
+    let page = with_timeout(EP, cfg, query_log_rows(&s.store, &q))
         .await?
         .map_err(|e| query_error(EP, &e))?;
     metrics::histogram!("killkrill_logs_query_blocks_decoded").record(page.blocks_decoded as f64);
-    // Canonical JSON written straight into the response buffer (no
-    // per-record String).
-    let mut body: Vec<u8> = Vec::with_capacity(64 + page.records.len() * 512);
+    // Canonical JSON written straight from the decoded blocks into the
+    // response buffer (no LogRecord, no serde; the same bytes).
+    let mut body: Vec<u8> = Vec::with_capacity(64 + page.rows.len() * 560);
     body.extend_from_slice(b"{\"data\":[");
-    for (i, r) in page.records.iter().enumerate() {
+    for (i, r) in page.rows.iter().enumerate() {
         if i > 0 {
             body.push(b',');
         }
-        // Writing into a Vec cannot fail.
-        let _ = r.write_json(&mut body);
+        r.block.write_json(r.index, &mut body).map_err(|source| {
+            query_error(
+                EP,
+                &QueryError::Corrupt {
+                    tenant: q.tenant.to_string(),
+                    block: r.block_id,
+                    source,
+                },
+            )
+        })?;
     }
     body.extend_from_slice(b"],\"next_cursor\":");
     match page.next_cursor {
