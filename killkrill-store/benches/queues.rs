@@ -9,10 +9,12 @@
 //! KILLKRILL_TEST_REDIS_URL=redis://127.0.0.1:6379 cargo bench --workspace --bench queues
 //! ```
 //!
-//! With Redis, the run ends with `redis-benchmark` sending `XADD`s of the
-//! same payload to the same server (one client without pipelining, 50
-//! clients without pipelining -- redis-benchmark's default -- and 50 clients
-//! with 16-deep pipelines) as the raw-rate reference. It also prints the CPU
+//! With Redis, the run ends with `redis-benchmark` sending `XADD`s to the
+//! same server (one client without pipelining, 50 clients without
+//! pipelining -- redis-benchmark's default -- and 50 clients with 16-deep
+//! pipelines) as the raw-rate reference, twice: one event per entry (the
+//! issue's measure: the queue's events/s against it) and one whole batch's
+//! bytes per entry (the stricter measure: batches/s against it). It also prints the CPU
 //! time per batch of this process (all its threads) and of `redis-server`
 //! (`INFO cpu`) over 100 concurrent rounds, and the server's CPU per raw
 //! `XADD`: client and server share the machine's cores.
@@ -167,7 +169,12 @@ fn server_cpu(url: &str) -> Duration {
 /// Wall and CPU time (this process, redis-server) per batch over
 /// `rounds` concurrent rounds; the batches are cloned outside the
 /// measured spans.
-fn cpu_per_batch(rt: &tokio::runtime::Runtime, url: &str, q: &Arc<dyn Queue>, rounds: usize) {
+fn cpu_per_batch(
+    rt: &tokio::runtime::Runtime,
+    url: &str,
+    q: &Arc<dyn Queue>,
+    rounds: usize,
+) -> f64 {
     let template: Vec<Batch> = (0..BATCHES as u128).map(batch).collect();
     let (mut wall, mut own, mut server) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
     for _ in 0..rounds / 10 {
@@ -183,18 +190,22 @@ fn cpu_per_batch(rt: &tokio::runtime::Runtime, url: &str, q: &Arc<dyn Queue>, ro
         server += server_cpu(url).saturating_sub(s0);
     }
     let n = (rounds / 10 * 10 * BATCHES) as f64;
+    let rate = n / wall.as_secs_f64();
     println!(
-        "redis_concurrent, {n} batches: {:.0} batches/s; CPU per batch: this process {:.1} us, redis-server {:.1} us, wall {:.1} us",
-        n / wall.as_secs_f64(),
+        "redis_concurrent, {n} batches: {rate:.0} batches/s ({:.0} events/s); CPU per batch: this process {:.1} us, redis-server {:.1} us, wall {:.1} us",
+        rate * EVENTS as f64,
         own.as_secs_f64() * 1e6 / n,
         server.as_secs_f64() * 1e6 / n,
         wall.as_secs_f64() * 1e6 / n,
     );
+    rate
 }
 
-/// `redis-benchmark` XADDs of one encoded batch: the raw server rate, and
-/// the server's CPU per request.
-fn raw_xadd(url: &str, payload: &[u8]) {
+/// `redis-benchmark` XADDs of `payload` (`what` names it): the raw server
+/// rate, and the server's CPU per request. Returns the rate of
+/// redis-benchmark's default (50 clients, no pipelining), requests/s.
+fn raw_xadd(url: &str, payload: &[u8], what: &str) -> Option<f64> {
+    let mut default_rate = None;
     let (host, port) = host_port(url);
     let (host, port) = (host.as_str(), port.as_str());
     let arg = String::from_utf8_lossy(payload).replace('\0', " ");
@@ -211,9 +222,15 @@ fn raw_xadd(url: &str, payload: &[u8]) {
             Ok(o) => {
                 let text = String::from_utf8_lossy(&o.stdout);
                 let last = text.rsplit(": ").next().unwrap_or(&text).trim();
+                if (clients, pipeline) == ("50", "1") {
+                    default_rate = last
+                        .split(" requests per second")
+                        .next()
+                        .and_then(|r| r.trim().parse::<f64>().ok());
+                }
                 let server = server_cpu(url).saturating_sub(s0);
                 println!(
-                    "raw XADD of one {}-byte batch, {clients} client(s), pipeline {pipeline}: {last}; redis-server CPU {:.1} us per request",
+                    "raw XADD of {what} ({} bytes), {clients} client(s), pipeline {pipeline}: {last}; redis-server CPU {:.1} us per request",
                     payload.len(),
                     server.as_secs_f64() * 1e6 / 20_000.0
                 );
@@ -224,6 +241,14 @@ fn raw_xadd(url: &str, payload: &[u8]) {
     let _ = std::process::Command::new("redis-cli")
         .args(["-h", host, "-p", port, "DEL", &key])
         .output();
+    default_rate
+}
+
+/// One log record as the queue would carry it alone: a one-record batch.
+fn one_event() -> Batch {
+    let mut b = batch(2);
+    b.logs.truncate(1);
+    b
 }
 
 fn queues(c: &mut Criterion) {
@@ -291,14 +316,33 @@ fn queues(c: &mut Criterion) {
             // Only in a real `cargo bench` run, not when a test runner
             // runs each benchmark once.
             let real = std::env::args().any(|a| a == "--bench");
-            if real {
+            let batches_per_s = real.then(|| {
                 let dq: Arc<dyn Queue> = q.clone();
-                cpu_per_batch(&rt, &url, &dq, 100);
-            }
+                cpu_per_batch(&rt, &url, &dq, 100)
+            });
             rt.block_on(q.destroy()).unwrap();
-            if real {
-                let payload = BatchCodec::new().encode_to_vec(&batch(1)).unwrap();
-                raw_xadd(&url, &payload);
+            if let Some(batches_per_s) = batches_per_s {
+                let codec = BatchCodec::new();
+                let event = codec.encode_to_vec(&one_event()).unwrap();
+                let per_event = raw_xadd(&url, &event, "one event");
+                let whole = codec.encode_to_vec(&batch(1)).unwrap();
+                let per_batch = raw_xadd(&url, &whole, "one 100-event batch");
+                // The issue's measure: events/s through the queue (enqueue,
+                // dequeue, ack; batched) against redis-benchmark's XADD rate
+                // of one event per entry. The stricter one: batches/s
+                // against XADDs of the same batch-sized payload.
+                if let Some(raw) = per_event {
+                    println!(
+                        "share (events/s through the queue / raw XADD of one event, 50 clients): {:.0}%",
+                        100.0 * batches_per_s * EVENTS as f64 / raw
+                    );
+                }
+                if let Some(raw) = per_batch {
+                    println!(
+                        "share (batches/s through the queue / raw XADD of one batch's bytes, 50 clients): {:.0}%",
+                        100.0 * batches_per_s / raw
+                    );
+                }
             }
         }
         None => eprintln!("redis skipped: KILLKRILL_TEST_REDIS_URL is not set"),
