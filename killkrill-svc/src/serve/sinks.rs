@@ -396,12 +396,21 @@ impl StoreMetricSink {
 }
 
 /// The series id of every sample of a batch: computed once per group and
-/// used by the sample write and the rollup ledger key.
+/// used by the sample write and the rollup ledger key. Hashed once per run:
+/// a sample whose labels are shared with the previous sample's (decoded
+/// from one run of the queue body) and whose name is the same has its id.
 fn series_ids(b: &Batch) -> Vec<SeriesId> {
-    b.metrics
-        .iter()
-        .map(|s| series_id(&s.name, &s.labels))
-        .collect()
+    let mut ids = Vec::with_capacity(b.metrics.len());
+    let mut prev: Option<(&MetricSample, SeriesId)> = None;
+    for s in &b.metrics {
+        let id = match prev {
+            Some((p, id)) if p.labels.shares(&s.labels) && p.name == s.name => id,
+            _ => series_id(&s.name, &s.labels),
+        };
+        ids.push(id);
+        prev = Some((s, id));
+    }
+    ids
 }
 
 /// The ledger key of a batch's rollups: a hash of the tenant and of every
