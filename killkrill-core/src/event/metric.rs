@@ -382,6 +382,46 @@ mod tests {
     }
 
     #[test]
+    fn shared_labels_compare_hash_and_order_as_their_slice() {
+        use std::hash::BuildHasher;
+        let a = Labels::from_pairs([("job", "node"), ("instance", "h:9100")]);
+        let shared = a.clone();
+        let copy = Labels::from_sorted(a.as_slice().to_vec());
+        assert!(a.shares(&shared));
+        assert!(!a.shares(&copy));
+        assert!(Labels::new().shares(&Labels::from_pairs([("e", "")])));
+        let h = std::collections::hash_map::RandomState::new();
+        let slice_hash = h.hash_one(a.as_slice());
+        for b in [&shared, &copy] {
+            assert_eq!(&a, b);
+            assert_eq!(a.cmp(b), Ordering::Equal);
+            assert_eq!(h.hash_one(b), slice_hash);
+        }
+        let other = Labels::from_pairs([("job", "node"), ("instance", "h:9101")]);
+        assert_ne!(a, other);
+        assert_eq!(a.cmp(&other), a.as_slice().cmp(other.as_slice()));
+        assert_eq!(format!("{:?}", Labels::new()), "Labels([])");
+    }
+
+    #[test]
+    fn set_copies_shared_labels_on_write() {
+        let a = Labels::from_pairs([("job", "node")]);
+        let mut b = a.clone();
+        b.set("job", "node");
+        assert!(b.shares(&a), "setting the same value copies nothing");
+        b.set("job", "api");
+        b.set("cpu", "0");
+        assert_eq!(a.get("job"), Some("node"));
+        assert_eq!(a.len(), 1);
+        assert_eq!(b.get("job"), Some("api"));
+        assert_eq!(b.get("cpu"), Some("0"));
+        b.set("cpu", "");
+        b.set("job", "");
+        assert!(b.is_empty());
+        assert_eq!(b, Labels::new());
+    }
+
+    #[test]
     fn sample_json_form() {
         let s = MetricSample {
             tenant: None,

@@ -569,3 +569,50 @@ impl DeadLetter for StoreDeadLetter {
             .map_err(|e| DeadLetterError::Backend(e.to_string()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use killkrill_core::event::Labels;
+    use killkrill_core::pipeline::BatchId as QueueBatchId;
+
+    use super::*;
+
+    /// Ids reused within a run of shared labels are the ids computed per
+    /// sample: runs of one series, a name change inside shared labels,
+    /// equal but unshared labels.
+    #[test]
+    fn series_ids_per_run_equal_ids_per_sample() {
+        let t = Tenant::new("t").expect("valid tenant");
+        let a = Labels::from_pairs([("job", "a")]);
+        let b = Labels::from_pairs([("job", "b")]);
+        let a_copy = Labels::from_pairs([("job", "a")]);
+        let series = [
+            ("x", &a),
+            ("x", &a),
+            ("y", &a),
+            ("y", &a),
+            ("x", &b),
+            ("x", &a_copy),
+            ("x", &a),
+        ];
+        let mut batch = Batch::new(QueueBatchId::from_u128(1), t, Timestamp::EPOCH);
+        for (i, (name, labels)) in series.iter().enumerate() {
+            batch.metrics.push(MetricSample {
+                name: (*name).into(),
+                labels: (*labels).clone(),
+                value: i as f64,
+                timestamp: Some(Timestamp::from_nanos(i as i64)),
+                ..MetricSample::default()
+            });
+        }
+        let want: Vec<SeriesId> = batch
+            .metrics
+            .iter()
+            .map(|s| series_id(&s.name, &s.labels))
+            .collect();
+        assert_eq!(series_ids(&batch), want);
+        assert_eq!(want[0], want[1]);
+        assert_ne!(want[1], want[2]);
+        assert_eq!(want[5], want[0]);
+    }
+}
