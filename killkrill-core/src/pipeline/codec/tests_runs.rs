@@ -114,7 +114,10 @@ fn the_samples_of_a_decoded_run_share_one_label_set() {
         for (i, w) in m.windows(2).enumerate() {
             let same_series = (i + 1) % 4 != 0;
             // Version 1 carries labels per sample: equal, never shared.
-            assert_eq!(w[0].labels.shares(&w[1].labels), same_series && version == 2);
+            assert_eq!(
+                w[0].labels.shares(&w[1].labels),
+                same_series && version == 2
+            );
             assert_eq!(w[0].labels == w[1].labels, same_series);
         }
     }
