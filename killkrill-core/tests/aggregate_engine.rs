@@ -408,3 +408,46 @@ fn self_metrics_reach_the_facade() {
     .collect();
     assert_eq!(got, want);
 }
+
+/// A series' samples that share one label set (a decoded run) aggregate
+/// exactly like samples that each carry a copy: the engine looks the
+/// series up once per run, also when the run's series is new, rejected,
+/// or continues into the next batch.
+#[test]
+fn runs_of_shared_labels_aggregate_like_copies() {
+    let config = serde_json::json!({
+        "resolutions": ["10s", "1m"], "allowed_lateness": "0s", "max_series_per_metric": 2,
+    });
+    // (label, first second, samples in the run)
+    let runs: &[(&str, i64, i64)] = &[("a", 0, 4), ("b", 2, 3), ("c", 3, 3), ("a", 5, 2)];
+    let mut shared = Vec::new();
+    let mut copies = Vec::new();
+    for (label, t0, n) in runs {
+        let first = s("t", "m", label, *t0, 1.0);
+        for i in 0..*n {
+            let one = MetricSample {
+                value: i as f64,
+                timestamp: Some(Timestamp::from_secs(t0 + i)),
+                ..first.clone()
+            };
+            copies.push(MetricSample {
+                labels: Labels::from_pairs([("id", *label)]),
+                ..one.clone()
+            });
+            shared.push(one);
+        }
+    }
+    assert!(shared[0].labels.shares(&shared[1].labels));
+    assert!(!copies[0].labels.shares(&copies[1].labels));
+    let (mut e1, mut e2) = (engine(config.clone()), engine(config));
+    // The second batch starts inside the last run of `a`.
+    for (batch, range) in [(1, 0..11), (2, 11..12)] {
+        let r1 = e1.aggregate(BatchId(batch), &shared[range.clone()]);
+        let r2 = e2.aggregate(BatchId(batch), &copies[range]);
+        assert_eq!(r1, r2);
+    }
+    assert_eq!(e1.counters().rejected_cardinality, 3, "the run of c");
+    assert_eq!(e1.counters(), e2.counters());
+    assert_eq!(e1.flush(), e2.flush());
+    assert_eq!(e1.series_count(), 2);
+}

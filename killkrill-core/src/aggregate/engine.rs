@@ -65,6 +65,15 @@ struct Series {
     late: Vec<LateWindow>,
 }
 
+/// The series of the current run of samples: its tenant index, hash, and
+/// slot once it is in the table.
+#[derive(Debug, Clone, Copy)]
+struct RunSeries {
+    tenant: usize,
+    hash: u64,
+    slot: Option<u32>,
+}
+
 #[derive(Debug)]
 struct TenantState {
     tenant: Tenant,
@@ -90,10 +99,10 @@ pub struct Aggregator {
     rejected_by_metric: MetricTally,
     /// Index of the tenant of the previous sample (batches are usually one tenant).
     last_tenant: usize,
-    /// Tenant index and series hash of the previous sample, while the
-    /// current sample is of the same series (a remote_write batch sends a
-    /// series' samples together): the series is hashed once per run.
-    run_hash: Option<(usize, u64)>,
+    /// The series of the previous sample, while the current sample is of
+    /// the same series (a remote_write batch sends a series' samples
+    /// together): the series is hashed and looked up once per run.
+    run: Option<RunSeries>,
 }
 
 impl Aggregator {
@@ -111,7 +120,7 @@ impl Aggregator {
             late_by_metric: MetricTally::default(),
             rejected_by_metric: MetricTally::default(),
             last_tenant: usize::MAX,
-            run_hash: None,
+            run: None,
         }
     }
 
@@ -132,10 +141,12 @@ impl Aggregator {
         let mut report = BatchReport::default();
         let mut prev: Option<&MetricSample> = None;
         for (index, s) in samples.iter().enumerate() {
+            // Labels shared with the previous sample (decoded from one
+            // run) are equal without comparing them.
             if !prev
                 .is_some_and(|p| p.name == s.name && p.labels == s.labels && p.tenant == s.tenant)
             {
-                self.run_hash = None;
+                self.run = None;
             }
             prev = Some(s);
             self.counters.received += 1;
@@ -269,15 +280,21 @@ impl Aggregator {
         expiry: i64,
     ) -> Result<(), RejectReason> {
         let tenant = self.tenants[ti].tenant.clone();
-        let h = match self.run_hash {
-            Some((t, h)) if t == ti => h,
+        // No series leaves the table during `aggregate` (only a flush
+        // evicts), so the run's slot stays valid for the whole run.
+        let (h, found) = match self.run {
+            Some(r) if r.tenant == ti => (r.hash, r.slot),
             _ => {
                 let h = self.series.hash(tenant.as_str(), &s.name, &s.labels);
-                self.run_hash = Some((ti, h));
-                h
+                let found = self.series.find(h, tenant.as_str(), &s.name, &s.labels);
+                (h, found)
             }
         };
-        let found = self.series.find(h, tenant.as_str(), &s.name, &s.labels);
+        self.run = Some(RunSeries {
+            tenant: ti,
+            hash: h,
+            slot: found,
+        });
         // Capacity: windows this sample would open.
         let mut needed = late.iter().count();
         match found.and_then(|at| self.series.get_mut(at)) {
@@ -344,7 +361,13 @@ impl Aggregator {
                     windows: Vec::with_capacity(self.settings.resolutions.len()),
                     late: Vec::new(),
                 };
-                self.series.insert(h, key, series)
+                let at = self.series.insert(h, key, series);
+                self.run = Some(RunSeries {
+                    tenant: ti,
+                    hash: h,
+                    slot: Some(at),
+                });
+                at
             }
         };
         let sketch = self.settings.sketch;

@@ -6,7 +6,10 @@
 //! (`x_bucket{le=..}`, `x_sum`, `x_count`, `x{quantile=..}`), exactly as
 //! Prometheus stores them, with the family's [`MetricType`] attached.
 
+use std::cmp::Ordering;
 use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -95,13 +98,29 @@ pub struct Label {
 
 /// A label set, sorted by name with unique names, never containing `__name__`
 /// (the metric name is kept apart in [`MetricSample::name`]).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-pub struct Labels(Vec<Label>);
+///
+/// The labels are shared: a clone is a reference count, not a copy. A
+/// remote_write series, or a run of one series in a queue body, hands the
+/// same set to each of its samples, so the samples of one series cost one
+/// label set, and code that walks samples can tell "same series as the
+/// previous sample" with [`Labels::shares`] instead of comparing labels.
+/// Equality, order and hashing are those of the label slice (as when this
+/// was a `Vec`), whether or not two sets are shared.
+#[derive(Clone, Default)]
+pub struct Labels(Option<Arc<[Label]>>);
 
 impl Labels {
     /// An empty label set.
     pub const fn new() -> Self {
-        Labels(Vec::new())
+        Labels(None)
+    }
+
+    fn wrap(v: Vec<Label>) -> Self {
+        if v.is_empty() {
+            Labels(None)
+        } else {
+            Labels(Some(v.into()))
+        }
     }
 
     /// Builds a label set from pairs in any order. A later pair with the same
@@ -130,7 +149,7 @@ impl Labels {
             same
         });
         v.retain(|l| !l.value.is_empty());
-        Labels(v)
+        Labels::wrap(v)
     }
 
     /// Wraps labels that are already sorted by name, unique and non-empty.
@@ -140,26 +159,35 @@ impl Labels {
             v.windows(2).all(|w| w[0].name < w[1].name),
             "labels not sorted/unique"
         );
-        Labels(v)
+        Labels::wrap(v)
     }
 
     /// The value of `name`.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .binary_search_by(|l| l.name.as_str().cmp(name))
+        let v = self.as_slice();
+        v.binary_search_by(|l| l.name.as_str().cmp(name))
             .ok()
-            .map(|i| self.0[i].value.as_str())
+            .map(|i| v[i].value.as_str())
     }
 
     /// Sets `name` to `value` (an empty value removes it), keeping the order.
+    /// Copies the labels when they are shared (copy on write): other holders
+    /// keep the set they had.
     pub fn set(&mut self, name: &str, value: &str) {
-        match self.0.binary_search_by(|l| l.name.as_str().cmp(name)) {
+        let at = self
+            .as_slice()
+            .binary_search_by(|l| l.name.as_str().cmp(name));
+        let mut v = match at {
+            Ok(i) if self.as_slice()[i].value == value => return,
+            Err(_) if value.is_empty() => return,
+            _ => self.as_slice().to_vec(),
+        };
+        match at {
             Ok(i) if value.is_empty() => {
-                self.0.remove(i);
+                v.remove(i);
             }
-            Ok(i) => self.0[i].value = value.into(),
-            Err(_) if value.is_empty() => {}
-            Err(i) => self.0.insert(
+            Ok(i) => v[i].value = value.into(),
+            Err(i) => v.insert(
                 i,
                 Label {
                     name: name.into(),
@@ -167,33 +195,82 @@ impl Labels {
                 },
             ),
         }
+        *self = Labels::wrap(v);
     }
 
     /// The labels in name order.
     pub fn iter(&self) -> impl Iterator<Item = &Label> {
-        self.0.iter()
+        self.as_slice().iter()
     }
 
     /// Number of labels.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.as_slice().len()
     }
 
     /// True when there are no labels.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.0.is_none()
     }
 
     /// The labels as a slice.
     pub fn as_slice(&self) -> &[Label] {
-        &self.0
+        self.0.as_deref().unwrap_or(&[])
+    }
+
+    /// True when `self` and `other` are one shared set (one is a clone of
+    /// the other, or both are empty): then they are equal without comparing
+    /// a label. False says nothing: unshared sets may still be equal.
+    #[inline]
+    pub fn shares(&self, other: &Labels) -> bool {
+        match (&self.0, &other.0) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        }
+    }
+}
+
+impl PartialEq for Labels {
+    #[inline]
+    fn eq(&self, other: &Self) -> bool {
+        self.shares(other) || self.as_slice() == other.as_slice()
+    }
+}
+
+impl Eq for Labels {}
+
+impl Hash for Labels {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.as_slice().hash(state);
+    }
+}
+
+impl PartialOrd for Labels {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Labels {
+    fn cmp(&self, other: &Self) -> Ordering {
+        if self.shares(other) {
+            return Ordering::Equal;
+        }
+        self.as_slice().cmp(other.as_slice())
+    }
+}
+
+impl fmt::Debug for Labels {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Labels").field(&self.as_slice()).finish()
     }
 }
 
 impl Serialize for Labels {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(Some(self.0.len()))?;
-        for l in &self.0 {
+        let mut m = s.serialize_map(Some(self.len()))?;
+        for l in self.iter() {
             m.serialize_entry(&l.name, &l.value)?;
         }
         m.end()
@@ -302,6 +379,46 @@ mod tests {
         let l = Labels::from_pairs(many);
         assert_eq!(l.len(), 50_000);
         assert!(l.as_slice().windows(2).all(|w| w[0].name < w[1].name));
+    }
+
+    #[test]
+    fn shared_labels_compare_hash_and_order_as_their_slice() {
+        use std::hash::BuildHasher;
+        let a = Labels::from_pairs([("job", "node"), ("instance", "h:9100")]);
+        let shared = a.clone();
+        let copy = Labels::from_sorted(a.as_slice().to_vec());
+        assert!(a.shares(&shared));
+        assert!(!a.shares(&copy));
+        assert!(Labels::new().shares(&Labels::from_pairs([("e", "")])));
+        let h = std::collections::hash_map::RandomState::new();
+        let slice_hash = h.hash_one(a.as_slice());
+        for b in [&shared, &copy] {
+            assert_eq!(&a, b);
+            assert_eq!(a.cmp(b), Ordering::Equal);
+            assert_eq!(h.hash_one(b), slice_hash);
+        }
+        let other = Labels::from_pairs([("job", "node"), ("instance", "h:9101")]);
+        assert_ne!(a, other);
+        assert_eq!(a.cmp(&other), a.as_slice().cmp(other.as_slice()));
+        assert_eq!(format!("{:?}", Labels::new()), "Labels([])");
+    }
+
+    #[test]
+    fn set_copies_shared_labels_on_write() {
+        let a = Labels::from_pairs([("job", "node")]);
+        let mut b = a.clone();
+        b.set("job", "node");
+        assert!(b.shares(&a), "setting the same value copies nothing");
+        b.set("job", "api");
+        b.set("cpu", "0");
+        assert_eq!(a.get("job"), Some("node"));
+        assert_eq!(a.len(), 1);
+        assert_eq!(b.get("job"), Some("api"));
+        assert_eq!(b.get("cpu"), Some("0"));
+        b.set("cpu", "");
+        b.set("job", "");
+        assert!(b.is_empty());
+        assert_eq!(b, Labels::new());
     }
 
     #[test]

@@ -396,12 +396,21 @@ impl StoreMetricSink {
 }
 
 /// The series id of every sample of a batch: computed once per group and
-/// used by the sample write and the rollup ledger key.
+/// used by the sample write and the rollup ledger key. Hashed once per run:
+/// a sample whose labels are shared with the previous sample's (decoded
+/// from one run of the queue body) and whose name is the same has its id.
 fn series_ids(b: &Batch) -> Vec<SeriesId> {
-    b.metrics
-        .iter()
-        .map(|s| series_id(&s.name, &s.labels))
-        .collect()
+    let mut ids = Vec::with_capacity(b.metrics.len());
+    let mut prev: Option<(&MetricSample, SeriesId)> = None;
+    for s in &b.metrics {
+        let id = match prev {
+            Some((p, id)) if p.labels.shares(&s.labels) && p.name == s.name => id,
+            _ => series_id(&s.name, &s.labels),
+        };
+        ids.push(id);
+        prev = Some((s, id));
+    }
+    ids
 }
 
 /// The ledger key of a batch's rollups: a hash of the tenant and of every
@@ -558,5 +567,52 @@ impl DeadLetter for StoreDeadLetter {
             .await
             .map(|_| ())
             .map_err(|e| DeadLetterError::Backend(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use killkrill_core::event::Labels;
+    use killkrill_core::pipeline::BatchId as QueueBatchId;
+
+    use super::*;
+
+    /// Ids reused within a run of shared labels are the ids computed per
+    /// sample: runs of one series, a name change inside shared labels,
+    /// equal but unshared labels.
+    #[test]
+    fn series_ids_per_run_equal_ids_per_sample() {
+        let t = Tenant::new("t").expect("valid tenant");
+        let a = Labels::from_pairs([("job", "a")]);
+        let b = Labels::from_pairs([("job", "b")]);
+        let a_copy = Labels::from_pairs([("job", "a")]);
+        let series = [
+            ("x", &a),
+            ("x", &a),
+            ("y", &a),
+            ("y", &a),
+            ("x", &b),
+            ("x", &a_copy),
+            ("x", &a),
+        ];
+        let mut batch = Batch::new(QueueBatchId::from_u128(1), t, Timestamp::EPOCH);
+        for (i, (name, labels)) in series.iter().enumerate() {
+            batch.metrics.push(MetricSample {
+                name: (*name).into(),
+                labels: (*labels).clone(),
+                value: i as f64,
+                timestamp: Some(Timestamp::from_nanos(i as i64)),
+                ..MetricSample::default()
+            });
+        }
+        let want: Vec<SeriesId> = batch
+            .metrics
+            .iter()
+            .map(|s| series_id(&s.name, &s.labels))
+            .collect();
+        assert_eq!(series_ids(&batch), want);
+        assert_eq!(want[0], want[1]);
+        assert_ne!(want[1], want[2]);
+        assert_eq!(want[5], want[0]);
     }
 }

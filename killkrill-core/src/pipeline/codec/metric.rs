@@ -191,11 +191,14 @@ pub(super) fn encode_runs(w: &mut Writer<'_>, samples: &[MetricSample], tenant: 
     }
 }
 
-/// Version 2: reads the runs back into samples. Every decoded sample holds
-/// its own copy of the run's labels, so the expansion is counted (with the
-/// estimate [`sample_bytes`](crate::decode_budget::sample_bytes)) against
-/// `budget` bytes, and [`CodecError::TooLarge`] stops a small input that
-/// would expand past it.
+/// Version 2: reads the runs back into samples. The samples of a run share
+/// its label set (a clone of [`Labels`] is a reference count), so code
+/// downstream can see runs with [`Labels::shares`]. The expansion is still
+/// counted as if each sample held its own copy (with the estimate
+/// [`sample_bytes`](crate::decode_budget::sample_bytes)) against `budget`
+/// bytes, so [`CodecError::TooLarge`] stops the same inputs as when samples
+/// did: a small input whose samples would expand past it, were they copied
+/// (a JSON rendering or a store row does copy them).
 pub(super) fn decode_runs(
     rd: &mut Reader<'_>,
     tenant: &Tenant,

@@ -101,6 +101,29 @@ fn a_version_one_body_written_by_the_previous_build_still_decodes() {
 }
 
 #[test]
+fn the_samples_of_a_decoded_run_share_one_label_set() {
+    let b = remote_write_batch(3, 4);
+    for version in [1, 2] {
+        let bytes = BatchCodec::new()
+            .with_version(version)
+            .encode_to_vec(&b)
+            .unwrap();
+        let d = BatchCodec::new().decode(&bytes).unwrap();
+        assert_eq!(d, b);
+        let m = &d.metrics;
+        for (i, w) in m.windows(2).enumerate() {
+            let same_series = (i + 1) % 4 != 0;
+            // Version 1 carries labels per sample: equal, never shared.
+            assert_eq!(
+                w[0].labels.shares(&w[1].labels),
+                same_series && version == 2
+            );
+            assert_eq!(w[0].labels == w[1].labels, same_series);
+        }
+    }
+}
+
+#[test]
 fn runs_break_on_series_tenant_type_and_timestamp_presence() {
     let t = tenant("a");
     let base = MetricSample {
