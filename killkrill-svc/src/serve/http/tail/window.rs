@@ -56,7 +56,7 @@ impl LateWindow {
     }
 
     /// Keys remembered now.
-    pub fn len(&self) -> usize {
+    pub fn remembered(&self) -> usize {
         self.seen.len()
     }
 
@@ -159,7 +159,7 @@ mod tests {
         let mut w = LateWindow::new(3);
         let forgot: Vec<usize> = (1..=5).map(|t| w.mark(k(t, 0))).collect();
         assert_eq!(forgot, vec![0, 0, 0, 1, 1]);
-        assert_eq!(w.len(), 3);
+        assert_eq!(w.remembered(), 3);
         assert_eq!(w.forgotten(), Some(k(2, 0)));
         // Forgotten keys (and anything before them) are not new; after them
         // an unseen key is.
@@ -179,9 +179,9 @@ mod tests {
         // The gap leaves the grace window: over, and told again next time.
         w.prune(Timestamp::from_nanos(4));
         assert_eq!(w.forgotten(), None);
-        assert_eq!(w.len(), 3);
+        assert_eq!(w.remembered(), 3);
         w.prune(Timestamp::from_nanos(6));
-        assert_eq!(w.len(), 1);
+        assert_eq!(w.remembered(), 1);
         for t in 7..=9 {
             w.mark(k(t, 0));
         }
