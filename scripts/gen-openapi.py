@@ -63,8 +63,8 @@ paths = {
         p("step", "Bucket width (e.g. 1m); default: about 100 buckets. At most query.max_buckets buckets.")],
         {"200": {"description": "Buckets", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Volume"}}}}, "400": ERR, "422": LIMIT, "503": ERR})},
     "/api/v1/logs/tail": {"get": op("Live tail (Server-Sent Events)", "logs", filters,
-        {"200": {"description": "`event: log` with a canonical record as data (id: its cursor); `: heartbeat` comments; a final `event: error` with {error, reason} when the client is too slow (reason slow_client) or the store fails.", "content": {"text/event-stream": {"schema": {"type": "string"}}}},
-         "400": ERR, "422": LIMIT})},
+        {"200": {"description": "`event: log` with a canonical record as data (id: its cursor), every matching record committed after the connect once, in order; `: heartbeat` comments; `event: gap` with {reason, until, limit, message} when query.tail_late_window_records was reached and late records at or before `until` are not tailed; a final `event: error` with {error, reason} when the client is too slow (reason slow_client), the store fails or the server shuts down.", "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+         "400": ERR, "429": {"description": "Too many live tails: `limit` names query.max_tails_per_tenant or query.max_tails; Retry-After.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}})},
     "/api/v1/metrics": {"get": op("Native metric query: series with points from raw samples or rollups", "metrics", [
         p("name", "Metric name."), p("match", "A PromQL series selector, e.g. {job=\"api\"}."),
         {"name": "label", "in": "query", "style": "deepObject", "explode": True, "description": "label.<name>=<value> equality matchers.", "schema": {"type": "object", "additionalProperties": {"type": "string"}}},
@@ -132,7 +132,7 @@ doc = {
         },
         "responses": {
             "Error": {"description": "Refused", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
-            "Limit": {"description": "A configured limit was exceeded (`limit` names it, e.g. query.max_range_secs, query.max_series, query.max_points, query.max_buckets, query.timeout_ms, query.max_tails)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+            "Limit": {"description": "A configured limit was exceeded (`limit` names it, e.g. query.max_range_secs, query.max_series, query.max_points, query.max_buckets, query.timeout_ms)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
         },
         "schemas": {
             "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}, "detail": {"type": "string", "nullable": True}, "parameter": {"type": "string"}, "limit": {"type": "string"}}},

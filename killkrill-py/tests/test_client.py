@@ -905,6 +905,10 @@ def test_sse_parser():
         _api.tail_item(_api.SseEvent("error", '{"error":"too slow","reason":"slow_client"}'), 200)
     assert (e.value.error_type, e.value.message) == ("slow_client", "too slow")
     assert _api.tail_item(_api.SseEvent("heartbeat", ""), 200) is None
+    # A gap is neither a record nor the end: a warning with the server's message.
+    gap = '{"reason":"late_window_full","until":"2026-11-26T01:40:25Z","message":"late records are not tailed"}'
+    with pytest.warns(UserWarning, match="killkrill tail gap: late records are not tailed"):
+        assert _api.tail_item(_api.SseEvent("gap", gap), 200) is None
     small = _api.SseParser(max_event_bytes=10)
     with pytest.raises(killkrill.ProtocolError):
         small.feed(b"data: " + b"x" * 20)

@@ -99,6 +99,7 @@ async fn read_until(
                 assert!(t > 0);
                 heartbeats += 1;
             }
+            Event::Gap(g) => panic!("unexpected gap: {g:?}"),
         }
     }
     (got, heartbeats)

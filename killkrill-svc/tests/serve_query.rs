@@ -487,11 +487,12 @@ async fn every_limit_is_a_422_naming_it() {
         assert_eq!(j["status"], "error");
         assert!(j["error"].as_str().unwrap().contains(needle), "{path}: {j}");
     }
-    // Tails: one at a time.
+    // Tails: one at a time (a concurrency limit: 429 with Retry-After).
     let (mut first, head) = open_tail(addr, "").await;
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     let r = get(addr, "/api/v1/logs/tail").await;
-    assert_eq!(r.status, 422, "{}", r.text());
+    assert_eq!(r.status, 429, "{}", r.text());
+    assert_eq!(r.header("retry-after"), Some("5"));
     assert_eq!(r.json()["limit"], "query.max_tails");
     first.shutdown().await.unwrap();
     drop(first);

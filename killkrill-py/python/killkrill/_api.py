@@ -41,6 +41,7 @@ from ._errors import (  # noqa: F401  (re-exported)
 from ._killkrill import __version__
 from ._sse import (  # noqa: F401  (re-exported)
     CLOSE_EVENTS,
+    GAP_EVENTS,
     HEARTBEAT_EVENTS,
     MAX_EVENT_BYTES,
     SseEvent,

@@ -24,6 +24,7 @@ from ._errors import decode_json as decode_json
 from ._errors import error_from_response as error_from_response
 from ._errors import prometheus_data as prometheus_data
 from ._sse import CLOSE_EVENTS as CLOSE_EVENTS
+from ._sse import GAP_EVENTS as GAP_EVENTS
 from ._sse import HEARTBEAT_EVENTS as HEARTBEAT_EVENTS
 from ._sse import MAX_EVENT_BYTES as MAX_EVENT_BYTES
 from ._sse import SseEvent as SseEvent

@@ -4,6 +4,7 @@ an event means to the client (see :mod:`killkrill._api`)."""
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
 
@@ -94,6 +95,9 @@ class SseParser:
 HEARTBEAT_EVENTS = frozenset({"heartbeat", "ping", "keepalive"})
 #: Event names with which the server ends a tail and says why.
 CLOSE_EVENTS = frozenset({"error", "close", "disconnect", "lagged", "overflow"})
+#: Event names with which the server says late records before a time will
+#: not be tailed (the stream goes on).
+GAP_EVENTS = frozenset({"gap"})
 
 
 def tail_item(ev: SseEvent, status: int) -> Optional[Dict[str, Any]]:
@@ -101,8 +105,19 @@ def tail_item(ev: SseEvent, status: int) -> Optional[Dict[str, Any]]:
     :class:`TailDisconnected` for the server's closing event."""
     if ev.event in HEARTBEAT_EVENTS:
         return None
-    if ev.event in CLOSE_EVENTS:
+    if ev.event in GAP_EVENTS:
+        # Not a record and not the end: said out loud, never silently dropped.
         message: Any = ev.data
+        try:
+            doc = json.loads(ev.data)
+            if isinstance(doc, dict):
+                message = doc.get("message") or ev.data
+        except ValueError:
+            pass
+        warnings.warn(f"killkrill tail gap: {message}", UserWarning, stacklevel=3)
+        return None
+    if ev.event in CLOSE_EVENTS:
+        message = ev.data
         kind = ev.event
         detail = None
         try:

@@ -18,5 +18,6 @@ class SseParser:
 
 HEARTBEAT_EVENTS: frozenset[str]
 CLOSE_EVENTS: frozenset[str]
+GAP_EVENTS: frozenset[str]
 
 def tail_item(ev: SseEvent, status: int) -> Optional[Dict[str, Any]]: ...

@@ -559,7 +559,8 @@ class AsyncTail:
                     await self.aclose()
                     raise
                 if item is None:
-                    self._beats += 1
+                    if ev.event not in _api.GAP_EVENTS:
+                        self._beats += 1
                     continue
                 return item
             try:

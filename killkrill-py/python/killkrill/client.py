@@ -482,7 +482,8 @@ class Tail:
                     self.close()
                     raise
                 if item is None:
-                    self._beats += 1
+                    if ev.event not in _api.GAP_EVENTS:
+                        self._beats += 1
                     continue
                 return item
             try:

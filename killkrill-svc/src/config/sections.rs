@@ -277,8 +277,14 @@ pub struct QueryConfig {
     pub max_buckets: usize,
     /// Longest a query may run, milliseconds.
     pub timeout_ms: u64,
-    /// Most live tails open at once (the process).
+    /// Most live tails open at once in the process (SSE and gRPC
+    /// together); beyond, 429 naming `query.max_tails`.
     pub max_tails: usize,
+    /// Most live tails one tenant may have open at once (SSE and gRPC
+    /// together), so one API key cannot take every tail of the process;
+    /// beyond, 429 naming `query.max_tails_per_tenant`. At most
+    /// `max_tails` in effect.
+    pub max_tails_per_tenant: usize,
     /// Events buffered per tail client; a client that lets the buffer fill
     /// is sent `event: error` and disconnected.
     pub tail_buffer_events: usize,
@@ -289,6 +295,13 @@ pub struct QueryConfig {
     /// clock when they are committed are still tailed (late or
     /// out-of-order senders), seconds. Each poll re-reads this window.
     pub tail_grace_secs: u64,
+    /// Keys of records inside the grace window a tail remembers, to send
+    /// late records once (about 48 bytes each; each poll re-reads at most
+    /// about this many records). With more records than this
+    /// inside the window, the oldest are forgotten: late records before
+    /// them are not tailed and the client is sent `event: gap`. New records
+    /// never depend on it (they are read by cursor). 1..=1,000,000.
+    pub tail_late_window_records: usize,
     /// A comment line is sent after this much silence, seconds.
     pub tail_heartbeat_secs: u64,
     /// Answer `count/sum/min/max/avg/last_over_time` from the stored
@@ -312,9 +325,11 @@ impl Default for QueryConfig {
             max_buckets: 11_000,
             timeout_ms: 30_000,
             max_tails: 64,
+            max_tails_per_tenant: 16,
             tail_buffer_events: 1_024,
             tail_poll_ms: 1_000,
             tail_grace_secs: 5,
+            tail_late_window_records: 20_000,
             tail_heartbeat_secs: 15,
             rollup_reads: false,
         }

@@ -262,6 +262,24 @@ fn errors_name_the_key_and_the_layer() {
             "queue.visibility_timeout_ms (from KILLKRILL_QUEUE__VISIBILITY_TIMEOUT_MS): must be greater than 0",
         ),
         (
+            Some("[query]\nmax_tails_per_tenant = 0\n"),
+            &[],
+            &[],
+            "query.max_tails_per_tenant (from ",
+        ),
+        (
+            Some("[query]\ntail_late_window_records = 0\n"),
+            &[],
+            &[],
+            "query.tail_late_window_records (from ",
+        ),
+        (
+            Some("[query]\ntail_late_window_records = 1000001\n"),
+            &[],
+            &[],
+            "is above 1000000",
+        ),
+        (
             Some("[queue.sqlite]\nsynchronous = \"sometimes\"\n"),
             &[],
             &[],

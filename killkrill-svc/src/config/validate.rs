@@ -77,7 +77,7 @@ impl ServeConfig {
                 ));
             }
         }
-        let positive: [(&str, u64); 24] = [
+        let positive: [(&str, u64); 26] = [
             ("query.max_range_secs", self.query.max_range_secs),
             ("query.default_limit", self.query.default_limit as u64),
             ("query.max_limit", self.query.max_limit as u64),
@@ -86,6 +86,14 @@ impl ServeConfig {
             ("query.max_buckets", self.query.max_buckets as u64),
             ("query.timeout_ms", self.query.timeout_ms),
             ("query.max_tails", self.query.max_tails as u64),
+            (
+                "query.max_tails_per_tenant",
+                self.query.max_tails_per_tenant as u64,
+            ),
+            (
+                "query.tail_late_window_records",
+                self.query.tail_late_window_records as u64,
+            ),
             (
                 "query.tail_buffer_events",
                 self.query.tail_buffer_events as u64,
@@ -156,6 +164,15 @@ impl ServeConfig {
                     "{} is above the engine's cap of {}",
                     self.query.max_buckets,
                     killkrill_core::logquery::MAX_BUCKETS
+                ),
+            ));
+        }
+        if self.query.tail_late_window_records > 1_000_000 {
+            return Err(err(
+                "query.tail_late_window_records",
+                format!(
+                    "{} is above 1000000 (each key costs memory in every tail)",
+                    self.query.tail_late_window_records
                 ),
             ));
         }

@@ -506,6 +506,7 @@ pub async fn start_with(
             query: config.query.clone(),
             tails: http::TailHub::new(
                 config.query.max_tails,
+                config.query.max_tails_per_tenant,
                 log_committed.clone(),
                 listeners_shutdown.clone(),
             ),

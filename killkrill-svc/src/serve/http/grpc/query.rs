@@ -344,14 +344,14 @@ impl QueryRpc for GrpcQuery {
         call("TailLogs", request, |caller, req| async move {
             // `filter.range` is ignored: a tail starts now.
             let (filter, _) = log_filter(req.filter)?;
+            use crate::serve::http::tail::SubscribeError;
             let sub = crate::serve::http::tail::subscribe(&self.s, caller.tenant, filter)
                 .await
                 .map_err(|e| match e {
-                    Some(e) => logquery_status(e),
-                    None => Status::resource_exhausted(format!(
-                        "query.max_tails: {} live tails are open, the limit; retry later",
-                        self.s.query.max_tails
-                    )),
+                    SubscribeError::Query(e) => logquery_status(e),
+                    SubscribeError::Refused(r) => {
+                        Status::resource_exhausted(format!("{}: {}", r.limit.key(), r.message()))
+                    }
                 })?;
             counter!(crate::serve::http::tail::TAILS_OPENED_GRPC).increment(1);
             Ok(Box::pin(tail_stream(sub)) as Self::TailLogsStream)
@@ -564,6 +564,7 @@ fn tail_stream(
     use pb::tail_logs_response::Event;
     struct St {
         sub: crate::serve::http::tail::Subscription,
+        pending: Option<TailItem>,
         ended: bool,
         done: bool,
     }
@@ -574,12 +575,20 @@ fn tail_stream(
             _ => Status::unavailable(e.message.clone()),
         }
     }
+    /// The next message: `first`, with the records buffered behind it
+    /// when it is a record (a gap behind them is kept for the next one).
     fn message(
         first: TailItem,
         rx: &mut tokio::sync::mpsc::Receiver<TailItem>,
+        pending: &mut Option<TailItem>,
     ) -> pb::TailLogsResponse {
         let event = match first {
             TailItem::Heartbeat(t) => Event::HeartbeatNs(t.as_nanos()),
+            TailItem::Gap(g) => Event::Gap(pb::TailGap {
+                reason: g.reason.to_owned(),
+                until_ns: g.until.as_nanos(),
+                message: g.message,
+            }),
             TailItem::Record(r) => {
                 let mut records = vec![log_record_to_proto(&r)];
                 while records.len() < TAIL_BATCH {
@@ -587,6 +596,10 @@ fn tail_stream(
                         Ok(TailItem::Record(r)) => records.push(log_record_to_proto(&r)),
                         // A heartbeat behind records says nothing new.
                         Ok(TailItem::Heartbeat(_)) => {}
+                        Ok(g @ TailItem::Gap(_)) => {
+                            *pending = Some(g);
+                            break;
+                        }
                         Err(_) => break,
                     }
                 }
@@ -598,6 +611,7 @@ fn tail_stream(
     futures_util::stream::unfold(
         St {
             sub,
+            pending: None,
             ended: false,
             done: false,
         },
@@ -605,12 +619,16 @@ fn tail_stream(
             if st.done {
                 return None;
             }
+            if let Some(item) = st.pending.take() {
+                let m = message(item, &mut st.sub.items, &mut st.pending);
+                return Some((Ok(m), st));
+            }
             loop {
                 if st.ended {
                     // The server stopped without a reason: send what is
                     // buffered, then end.
                     let item = st.sub.items.recv().await?;
-                    let m = message(item, &mut st.sub.items);
+                    let m = message(item, &mut st.sub.items, &mut st.pending);
                     return Some((Ok(m), st));
                 }
                 tokio::select! {
@@ -627,7 +645,7 @@ fn tail_stream(
                     }
                     item = st.sub.items.recv() => {
                         let item = item?;
-                        let m = message(item, &mut st.sub.items);
+                        let m = message(item, &mut st.sub.items, &mut st.pending);
                         return Some((Ok(m), st));
                     }
                 }
