@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use killkrill_core::pipeline::{Compression, DeadLetter};
+use killkrill_core::pipeline::{BatchCodec, Compression, DeadLetter};
 
 use super::RedisBound;
 
