@@ -25,6 +25,7 @@
 //! (`sso:oidc:<issuer>`), so they cannot log in with a password.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -36,6 +37,7 @@ use killkrill_store::auth::{AuthStore, OidcLogin, Role};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::auth::limiter::AddressLimiter;
 use crate::httpc::{HttpClient, check_url};
 
 /// The password hash prefix of SSO users (matches no password).
@@ -81,6 +83,12 @@ pub struct OidcConfig {
     /// Logins in progress kept at most, across every process on the
     /// database; beyond it new logins are refused (503).
     pub max_pending: usize,
+    /// Logins one client address (IPv6: /64) may begin per
+    /// `state_ttl_secs`; beyond it 429 with `Retry-After`. Keeps one client
+    /// from filling `max_pending` and locking everyone out of SSO (counted
+    /// in the limiter per network when its table is full, as for password
+    /// logins).
+    pub max_pending_per_address: u32,
     /// `OIDC_CLIENT_SECRET` (environment; sent with HTTP Basic to the token
     /// endpoint). Without it the client is public (PKCE only).
     #[serde(skip)]
@@ -104,6 +112,7 @@ impl std::fmt::Debug for OidcConfig {
             timeout_secs,
             state_ttl_secs,
             max_pending,
+            max_pending_per_address,
             client_secret,
         } = self;
         f.debug_struct("OidcConfig")
@@ -119,6 +128,7 @@ impl std::fmt::Debug for OidcConfig {
             .field("timeout_secs", timeout_secs)
             .field("state_ttl_secs", state_ttl_secs)
             .field("max_pending", max_pending)
+            .field("max_pending_per_address", max_pending_per_address)
             .field(
                 "client_secret",
                 &killkrill_core::secret::Redacted(client_secret),
@@ -142,6 +152,7 @@ impl Default for OidcConfig {
             timeout_secs: 10,
             state_ttl_secs: 600,
             max_pending: 10_000,
+            max_pending_per_address: 30,
             client_secret: None,
         }
     }
@@ -221,6 +232,12 @@ impl OidcConfig {
                 "timeout_secs, state_ttl_secs and max_pending must be greater than 0".into(),
             ));
         }
+        if self.max_pending_per_address == 0 {
+            return Err((
+                "oidc.max_pending_per_address",
+                "must be greater than 0".into(),
+            ));
+        }
         Ok(())
     }
 }
@@ -246,6 +263,13 @@ pub enum OidcError {
     /// `oidc.max_pending` logins are in progress (503).
     #[error("too many logins in progress")]
     Busy,
+    /// This client address began `oidc.max_pending_per_address` logins
+    /// within `oidc.state_ttl_secs` (429).
+    #[error("too many logins begun from this address")]
+    TooManyFromAddress {
+        /// Seconds until it may begin another.
+        retry_after: u64,
+    },
     /// The database failed (503); text for the log.
     #[error("database: {0}")]
     Store(String),
@@ -253,6 +277,9 @@ pub enum OidcError {
 
 /// Counter of logins refused because `oidc.max_pending` were in progress.
 pub const PENDING_REFUSED: &str = "killkrill_auth_sso_pending_refused_total";
+/// Counter of logins refused because their address began
+/// `oidc.max_pending_per_address` within `oidc.state_ttl_secs`.
+pub const ADDRESS_REFUSED: &str = "killkrill_auth_sso_address_refused_total";
 
 #[derive(Debug, Clone, Deserialize)]
 struct Provider {
@@ -283,6 +310,8 @@ pub struct Oidc {
     provider: tokio::sync::Mutex<Option<(Provider, Instant)>>,
     jwks: tokio::sync::Mutex<Option<(JwkSet, Instant)>>,
     store: AuthStore,
+    /// Logins begun per client address, per `state_ttl_secs`.
+    begun: AddressLimiter,
 }
 
 impl std::fmt::Debug for Oidc {
@@ -320,6 +349,10 @@ impl Oidc {
             provider: tokio::sync::Mutex::new(None),
             jwks: tokio::sync::Mutex::new(None),
             store,
+            begun: AddressLimiter::new(
+                cfg.max_pending_per_address,
+                Duration::from_secs(cfg.state_ttl_secs),
+            ),
         })
     }
 
@@ -422,10 +455,25 @@ impl Oidc {
     /// nonce and PKCE challenge (stored in the database until the callback).
     ///
     /// # Errors
-    /// [`OidcError::Provider`] when discovery fails, [`OidcError::Busy`]
-    /// when `oidc.max_pending` logins are in progress (counted in
+    /// [`OidcError::Provider`] when discovery fails,
+    /// [`OidcError::TooManyFromAddress`] when `from` began
+    /// `oidc.max_pending_per_address` logins within `oidc.state_ttl_secs`
+    /// (counted in [`ADDRESS_REFUSED`]), [`OidcError::Busy`] when
+    /// `oidc.max_pending` logins are in progress (counted in
     /// [`PENDING_REFUSED`]), [`OidcError::Store`].
-    pub async fn begin(&self) -> Result<String, OidcError> {
+    pub async fn begin(&self, from: Option<IpAddr>) -> Result<String, OidcError> {
+        if let Some(a) = from {
+            let now = Instant::now();
+            if let Some(b) = self.begun.blocked(a, now) {
+                metrics::counter!(ADDRESS_REFUSED).increment(1);
+                return Err(OidcError::TooManyFromAddress {
+                    retry_after: b.retry_after,
+                });
+            }
+            // Counted before anything is stored: a begin that fails later
+            // still used the slot, as a request that filled the table would.
+            self.begun.failed(a, now);
+        }
         let prov = self.provider().await?;
         let state = random_b64();
         let nonce = random_b64();

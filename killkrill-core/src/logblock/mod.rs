@@ -33,6 +33,7 @@ pub use builder::{BlockOptions, EncodedBlock, build_blocks, encode_block};
 pub use decode::{
     DecodedBlock, Dict, DictLookup, Fields, MAX_BLOCK_RECORDS, MAX_FRAME_BYTES, decode_times,
 };
+pub(crate) use encode::encode_frame;
 pub use encode::{PAYLOAD_VERSION, encode_payload};
 pub use error::BlockError;
 pub use json::write_json_str;

@@ -17,7 +17,7 @@ use super::filter::CompiledFilter;
 use super::scan::SummaryScan;
 use super::{Cursor, LogPage, LogQuery, MAX_PAGE_SIZE, PageRow, QueryError, RowPage};
 use crate::event::{EventId, Timestamp};
-use crate::logblock::{BlockError, BlockId, BlockSummary, DecodedBlock};
+use crate::logblock::{BlockError, BlockId, BlockSummary, DecodedBlock, encode_frame};
 
 use crate::storage::{ErrorKind, LogStore, ScanOrder, StoreError, TimeRange};
 
@@ -29,6 +29,13 @@ type Pending = (Key, u32, u32);
 
 /// Most blocks fetched in one round trip.
 const MAX_FETCH: usize = 16;
+
+/// Decoded bytes a page may keep referenced for its rows before it releases
+/// blocks no row points to any more and repacks sparsely used ones into
+/// blocks of just the rows it keeps. A sparse page (a rare token, one match
+/// per block, `limit` 5,000) would otherwise pin thousands of whole decoded
+/// blocks until its response is written, past the block cache's budget.
+const PIN_BUDGET: usize = 64 << 20;
 
 /// Runs one page of a log query, materialising its records.
 ///
@@ -63,12 +70,22 @@ pub async fn query_logs(store: &dyn LogStore, q: &LogQuery) -> Result<LogPage, Q
 /// text with too many tokens; store errors; [`QueryError::Corrupt`] for a
 /// block that does not decode.
 pub async fn query_log_rows(store: &dyn LogStore, q: &LogQuery) -> Result<RowPage, QueryError> {
+    query_log_rows_pinning(store, q, PIN_BUDGET).await
+}
+
+/// [`query_log_rows`] with the bytes of decoded blocks the page may keep
+/// referenced before it shrinks them (tests use a small budget).
+pub(crate) async fn query_log_rows_pinning(
+    store: &dyn LogStore,
+    q: &LogQuery,
+    pin_budget: usize,
+) -> Result<RowPage, QueryError> {
     for _ in 0..MAX_RESTARTS {
         // `None`: a block listed by the scan was gone when its payload was
         // fetched (compacted into another block, or expired). The scan's
         // view is stale, so start again rather than return a page with a
         // hole in it.
-        if let Some(page) = query_once(store, q).await? {
+        if let Some(page) = query_once(store, q, pin_budget).await? {
             return Ok(page);
         }
     }
@@ -82,7 +99,11 @@ pub async fn query_log_rows(store: &dyn LogStore, q: &LogQuery) -> Result<RowPag
 pub(crate) const MAX_RESTARTS: usize = 5;
 
 /// One attempt; `None` when a listed block vanished before it was read.
-async fn query_once(store: &dyn LogStore, q: &LogQuery) -> Result<Option<RowPage>, QueryError> {
+async fn query_once(
+    store: &dyn LogStore,
+    q: &LogQuery,
+    pin_budget: usize,
+) -> Result<Option<RowPage>, QueryError> {
     if q.limit == 0 || q.limit > MAX_PAGE_SIZE {
         return Err(QueryError::Invalid(format!(
             "limit must be between 1 and {MAX_PAGE_SIZE}, got {}",
@@ -110,8 +131,11 @@ async fn query_once(store: &dyn LogStore, q: &LogQuery) -> Result<Option<RowPage
 
     let mut scan = SummaryScan::new(store, &q.tenant, range, q.order, Some(&filter));
     let mut pending: Vec<Pending> = Vec::new();
-    // Blocks that contributed a pending record, by slot.
-    let mut opened: Vec<(BlockId, Arc<DecodedBlock>)> = Vec::new();
+    // Blocks that contributed a pending record, by slot (`None` once no
+    // pending record points to it any more), and the bytes they hold.
+    let mut opened: Vec<(BlockId, Option<Arc<DecodedBlock>>)> = Vec::new();
+    let mut pinned = 0usize;
+    let mut shrink_at = pin_budget;
     let mut decoded = 0usize;
     let mut fetch = 1usize;
     loop {
@@ -190,10 +214,15 @@ async fn query_once(store: &dyn LogStore, q: &LogQuery) -> Result<Option<RowPage
                 source,
             })?;
             if pending.len() != before {
-                opened.push((id, block));
+                pinned += block.byte_len();
+                opened.push((id, Some(block)));
                 pending.sort_by(|a, b| if newest { b.0.cmp(&a.0) } else { a.0.cmp(&b.0) });
                 pending.dedup_by(|b, a| a.0 == b.0);
                 pending.truncate(want);
+                if pinned > shrink_at {
+                    pinned = shrink(&mut opened, &mut pending, q)?;
+                    shrink_at = pin_budget.max(pinned.saturating_mul(2));
+                }
             }
         }
         if exhausted {
@@ -216,22 +245,86 @@ async fn query_once(store: &dyn LogStore, q: &LogQuery) -> Result<Option<RowPage
     } else {
         None
     };
+    // The page is held until its response is written: shrink it once more
+    // if it is over the budget, the last rows included.
+    if pinned > pin_budget {
+        shrink(&mut opened, &mut pending, q)?;
+    }
     let rows = pending
         .into_iter()
         .map(|(_, slot, index)| {
             let (block_id, block) = &opened[slot as usize];
-            PageRow {
-                block: block.clone(),
+            let block = block.clone().ok_or_else(|| released(q, *block_id))?;
+            Ok(PageRow {
+                block,
                 block_id: *block_id,
                 index: index as usize,
-            }
+            })
         })
-        .collect();
+        .collect::<Result<_, QueryError>>()?;
     Ok(Some(RowPage {
         rows,
         next_cursor,
         blocks_decoded: decoded,
     }))
+}
+
+/// Releases the opened blocks no pending record points to, and replaces a
+/// block of which the page keeps under a quarter of the records by a block
+/// of just those records (same order, so their encoding and JSON are the
+/// same); returns the bytes still held.
+fn shrink(
+    opened: &mut [(BlockId, Option<Arc<DecodedBlock>>)],
+    pending: &mut [Pending],
+    q: &LogQuery,
+) -> Result<usize, QueryError> {
+    let mut rows: Vec<Vec<usize>> = vec![Vec::new(); opened.len()];
+    for (p, row) in pending.iter().enumerate() {
+        rows[row.1 as usize].push(p);
+    }
+    let mut pinned = 0;
+    for (slot, (id, held)) in opened.iter_mut().enumerate() {
+        let Some(block) = held.as_ref() else {
+            continue;
+        };
+        let mine = &rows[slot];
+        if mine.is_empty() {
+            *held = None;
+            continue;
+        }
+        if mine.len() * 4 < block.len() {
+            let corrupt = |source| QueryError::Corrupt {
+                tenant: q.tenant.to_string(),
+                block: *id,
+                source,
+            };
+            let records = mine
+                .iter()
+                .map(|&p| block.record(pending[p].2 as usize))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(corrupt)?;
+            let small = DecodedBlock::from_frame(q.tenant.clone(), encode_frame(&records))
+                .map_err(corrupt)?;
+            for (k, &p) in mine.iter().enumerate() {
+                pending[p].2 = k as u32;
+            }
+            *held = Some(Arc::new(small));
+        }
+        pinned += held.as_ref().map_or(0, |b| b.byte_len());
+    }
+    Ok(pinned)
+}
+
+/// A pending record's block was released: a bug in [`shrink`], reported
+/// rather than answered with a wrong page.
+fn released(q: &LogQuery, block: BlockId) -> QueryError {
+    QueryError::Store(StoreError::new(
+        ErrorKind::Fatal,
+        format!(
+            "block {block} of tenant {} was released while a row of the page still used it",
+            q.tenant
+        ),
+    ))
 }
 
 /// Whether `key` sorts strictly before everything block `next` can hold.

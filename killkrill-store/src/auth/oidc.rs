@@ -32,7 +32,7 @@ impl std::fmt::Debug for OidcLogin {
 impl AuthStore {
     /// Purges expired logins, then stores this one unless `cap` unexpired
     /// logins are stored already (`false`: refused). The count and the
-    /// insert run in one transaction; processes beginning logins at the
+    /// insert run in one transaction (the purge before it, on its own); processes beginning logins at the
     /// same instant may each pass the count, so the table can exceed `cap`
     /// by at most the number of concurrent inserts.
     ///
@@ -53,8 +53,14 @@ impl AuthStore {
         );
         with_writer!(&self.store.backend, pool => {
             let c = "storing an SSO login";
+            // The purge is its own statement, outside the transaction: on
+            // MySQL (REPEATABLE READ) a range DELETE inside it takes gap
+            // locks, and two logins begun at once then deadlocked on their
+            // INSERTs into the same gap (review). Without it, the count
+            // takes no lock and concurrent inserts of distinct keys do not
+            // wait on each other.
+            sqlx::query(AssertSqlSafe(purge)).bind(now).execute(pool).await.ctx(c)?;
             let mut tx = pool.begin().await.ctx(c)?;
-            sqlx::query(AssertSqlSafe(purge)).bind(now).execute(&mut *tx).await.ctx(c)?;
             let n: i64 = sqlx::query(AssertSqlSafe(count)).fetch_one(&mut *tx).await.ctx(c)?.try_get(0).ctx(c)?;
             if u64::try_from(n).unwrap_or(0) >= cap {
                 tx.commit().await.ctx(c)?;

@@ -102,6 +102,8 @@ pub struct SqliteQueueSettings {
     pub visibility_timeout_ms: u64,
     /// Compression of stored batches.
     pub compression: StoredCompression,
+    /// Batch format written (1 or 2; see the queue options).
+    pub batch_format_version: u8,
 }
 
 impl Default for SqliteQueueSettings {
@@ -114,6 +116,7 @@ impl Default for SqliteQueueSettings {
             max_bytes: o.max_bytes,
             visibility_timeout_ms: 60_000,
             compression: StoredCompression::None,
+            batch_format_version: o.batch_format_version,
         }
     }
 }
@@ -163,6 +166,8 @@ pub struct RedisQueueSettings {
     pub forget_consumers_after_ms: u64,
     /// Compression of stored batches.
     pub compression: StoredCompression,
+    /// Batch format written (1 or 2; see the queue options).
+    pub batch_format_version: u8,
 }
 
 impl std::fmt::Debug for RedisQueueSettings {
@@ -187,6 +192,7 @@ impl std::fmt::Debug for RedisQueueSettings {
             trim_interval_ms,
             forget_consumers_after_ms,
             compression,
+            batch_format_version,
         } = self;
         f.debug_struct("RedisQueueSettings")
             .field("url", &killkrill_core::secret::UrlDebug(Some(url.as_str())))
@@ -206,6 +212,7 @@ impl std::fmt::Debug for RedisQueueSettings {
             .field("trim_interval_ms", trim_interval_ms)
             .field("forget_consumers_after_ms", forget_consumers_after_ms)
             .field("compression", compression)
+            .field("batch_format_version", batch_format_version)
             .finish()
     }
 }
@@ -231,6 +238,7 @@ impl Default for RedisQueueSettings {
             trim_interval_ms: 30_000,
             forget_consumers_after_ms: 3_600_000,
             compression: StoredCompression::None,
+            batch_format_version: o.batch_format_version,
         }
     }
 }
@@ -279,6 +287,20 @@ fn name_part(key: &'static str, v: &str) -> Result<(), QueueConfigError> {
     Ok(())
 }
 
+/// A batch format this build writes: 1 or the newest.
+fn format_version(v: u8) -> Result<(), QueueConfigError> {
+    if v == 1 || v == killkrill_core::pipeline::BatchCodec::VERSION {
+        return Ok(());
+    }
+    Err(QueueConfigError::Invalid {
+        key: "batch_format_version",
+        message: format!(
+            "{v} is not a batch format this build writes (1 or {})",
+            killkrill_core::pipeline::BatchCodec::VERSION
+        ),
+    })
+}
+
 impl QueueConfig {
     /// Checks every value.
     ///
@@ -300,6 +322,7 @@ impl QueueConfig {
                 }
                 positive("max_events", s.max_events)?;
                 positive("max_bytes", s.max_bytes)?;
+                format_version(s.batch_format_version)?;
                 positive("visibility_timeout_ms", s.visibility_timeout_ms)
             }
             QueueConfig::Redis(r) => {
@@ -340,6 +363,7 @@ impl QueueConfig {
                 positive("command_timeout_ms", r.command_timeout_ms)?;
                 positive("trim_interval_ms", r.trim_interval_ms)?;
                 positive("forget_consumers_after_ms", r.forget_consumers_after_ms)?;
+                format_version(r.batch_format_version)?;
                 if r.poll_interval_ms >= r.visibility_timeout_ms {
                     return Err(QueueConfigError::Invalid {
                         key: "poll_interval_ms",
@@ -377,6 +401,7 @@ pub async fn build_queue(config: &QueueConfig) -> Result<Arc<dyn Queue>, QueueCo
                     max_bytes: s.max_bytes,
                     visibility_timeout: Duration::from_millis(s.visibility_timeout_ms),
                     compression: s.compression.build(),
+                    batch_format_version: s.batch_format_version,
                     ..SqliteQueueOptions::default()
                 },
             )
@@ -406,6 +431,7 @@ pub async fn build_queue(config: &QueueConfig) -> Result<Arc<dyn Queue>, QueueCo
                     forget_consumers_after: Duration::from_millis(r.forget_consumers_after_ms),
                     cluster: r.cluster,
                     compression: r.compression.build(),
+                    batch_format_version: r.batch_format_version,
                     ..RedisQueueOptions::default()
                 },
             )

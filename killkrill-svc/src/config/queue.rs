@@ -49,6 +49,10 @@ pub struct QueueConfig {
     pub visibility_timeout_ms: u64,
     /// Compression of stored batches (SQLite and Redis): `none` or `zstd`.
     pub compression: killkrill_store::queue::config::StoredCompression,
+    /// Batch format written (SQLite and Redis): 2 (default) or 1, which
+    /// builds before 2 read. Every format is read. On a queue shared with
+    /// older workers (a rolling upgrade), set 1 until they are upgraded.
+    pub batch_format_version: u8,
     /// `kind = "sqlite"`.
     pub sqlite: SqliteQueueSection,
     /// `kind = "redis"`.
@@ -70,6 +74,7 @@ impl Default for QueueConfig {
             max_bytes: 256 << 20,
             visibility_timeout_ms: 60_000,
             compression: killkrill_store::queue::config::StoredCompression::None,
+            batch_format_version: killkrill_core::pipeline::BatchCodec::VERSION,
             sqlite: SqliteQueueSection::default(),
             redis: RedisQueueSection::default(),
             tenant_groups: BTreeMap::new(),
@@ -182,6 +187,7 @@ impl QueueConfig {
                     max_bytes: self.max_bytes as u64,
                     visibility_timeout_ms: self.visibility_timeout_ms,
                     compression: self.compression,
+                    batch_format_version: self.batch_format_version,
                 })
             }
             QueueKind::Redis => {
@@ -197,6 +203,7 @@ impl QueueConfig {
                     visibility_timeout_ms: self.visibility_timeout_ms,
                     poll_interval_ms: self.redis.poll_interval_ms,
                     compression: self.compression,
+                    batch_format_version: self.batch_format_version,
                     ..d
                 })
             }
@@ -283,7 +290,14 @@ impl QueueConfig {
     /// validation names.
     pub(super) fn key_of(&self, store_key: &str) -> String {
         let section = match (self.kind, store_key) {
-            (_, "max_events" | "max_bytes" | "visibility_timeout_ms" | "compression") => "",
+            (
+                _,
+                "max_events"
+                | "max_bytes"
+                | "visibility_timeout_ms"
+                | "compression"
+                | "batch_format_version",
+            ) => "",
             (QueueKind::Redis, "kind") => return "queue.redis.stream".into(),
             (QueueKind::Redis, _) => "redis.",
             (QueueKind::Sqlite, _) => "sqlite.",

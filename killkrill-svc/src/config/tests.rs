@@ -172,6 +172,24 @@ fn errors_name_the_key_and_the_layer() {
         ),
         (Some("http = ["), &[], &[], "not valid TOML"),
         (
+            None,
+            &[("KILLKRILL_QUEUE__BATCH_FORMAT_VERSION", "3")],
+            &[],
+            "queue.batch_format_version (from KILLKRILL_QUEUE__BATCH_FORMAT_VERSION): 3 is not a batch format",
+        ),
+        (
+            Some("[http_ingest]\nmax_body_bytes = 33554432\n"),
+            &[],
+            &[],
+            "http_ingest.max_body_bytes (from ",
+        ),
+        (
+            Some("[http_ingest]\nmax_body_bytes = 33554432\nmax_output_bytes = 268435457\n"),
+            &[],
+            &[],
+            "http_ingest.max_output_bytes (from ",
+        ),
+        (
             Some("[[transforms]]\ntype = \"filter\"\nregex = \"(\"\n"),
             &[],
             &[],
@@ -307,4 +325,25 @@ fn check_config_output_hides_the_redis_password() {
     let shown = c.to_toml();
     assert!(!shown.contains("hunter2"), "{shown}");
     assert!(shown.contains("cache:6379"), "{shown}");
+}
+
+#[test]
+fn batch_format_version_reaches_the_queue_settings() {
+    let sqlite = |c: &ServeConfig| match c.queue.to_store(Path::new("/d")) {
+        killkrill_store::queue::QueueConfig::Sqlite(s) => s.batch_format_version,
+        _ => panic!("not sqlite"),
+    };
+    assert_eq!(sqlite(&load(None, &[], &[]).unwrap()), 2);
+    let c = load(None, &[("KILLKRILL_QUEUE__BATCH_FORMAT_VERSION", "1")], &[]).unwrap();
+    assert_eq!(sqlite(&c), 1);
+    let c = load(
+        Some("[queue]\nkind = \"redis\"\nbatch_format_version = 1\n"),
+        &[("REDIS_URL", "redis://127.0.0.1:1")],
+        &[],
+    )
+    .unwrap();
+    match c.queue.to_store(Path::new("/d")) {
+        killkrill_store::queue::QueueConfig::Redis(r) => assert_eq!(r.batch_format_version, 1),
+        _ => panic!("not redis"),
+    }
 }

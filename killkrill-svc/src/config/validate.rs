@@ -141,6 +141,27 @@ impl ServeConfig {
             }
         }
         self.http_server.validate().map_err(|(k, p)| err(k, p))?;
+        // A request accepted with 2xx is enqueued as one batch, and the
+        // worker decodes it under the queue codec's cap: a budget above that
+        // cap would acknowledge batches that can only be dead-lettered.
+        let codec_cap = killkrill_core::pipeline::BatchCodec::DEFAULT_MAX_DECODED_BYTES;
+        if self.http_ingest.output_budget() > codec_cap {
+            let key = if self.http_ingest.max_output_bytes.is_some() {
+                "http_ingest.max_output_bytes"
+            } else {
+                "http_ingest.max_body_bytes"
+            };
+            return Err(err(
+                key,
+                format!(
+                    "the decoded-output budget of a request ({} bytes; unset \
+                     http_ingest.max_output_bytes means 16 x max_body_bytes) is above the \
+                     queue's cap of {codec_cap} bytes on a decoded batch: set \
+                     http_ingest.max_output_bytes to at most {codec_cap}",
+                    self.http_ingest.output_budget()
+                ),
+            ));
+        }
         if self.query.max_limit > killkrill_core::logquery::MAX_PAGE_SIZE {
             return Err(err(
                 "query.max_limit",

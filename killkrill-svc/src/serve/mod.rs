@@ -502,7 +502,17 @@ pub async fn start_with(
             enqueue_wait: Duration::from_millis(config.http_ingest.enqueue_wait_ms),
             max_body_bytes: config.http_ingest.max_body_bytes,
             max_output_bytes: config.http_ingest.output_budget(),
-            max_request_events: config.queue.max_events,
+            // The memory and SQLite queues refuse a batch over
+            // `queue.max_events` whatever happens, so parsers stop there;
+            // the Redis queue has no such cap (its streams are bounded by
+            // `max_len` entries, not events), so only the output budget
+            // bounds a request there, as for remote_write.
+            max_request_events: match config.queue.kind {
+                crate::config::QueueKind::Redis => usize::MAX,
+                crate::config::QueueKind::Sqlite | crate::config::QueueKind::Memory => {
+                    config.queue.max_events
+                }
+            },
             query: config.query.clone(),
             tails: http::TailHub::new(
                 config.query.max_tails,

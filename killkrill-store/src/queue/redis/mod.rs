@@ -206,7 +206,9 @@ impl RedisStreamsQueue {
         let add_if_room = Script::load(&mut c, ADD_IF_ROOM).await;
         let ack_del = Script::load(&mut c, ACK_DEL).await;
         let q = RedisStreamsQueue {
-            codec: BatchCodec::new().with_compression(opts.compression),
+            codec: BatchCodec::new()
+                .with_compression(opts.compression)
+                .with_version(opts.batch_format_version),
             key,
             quarantine,
             consumer,

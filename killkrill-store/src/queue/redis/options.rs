@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use killkrill_core::pipeline::{Compression, DeadLetter};
+use killkrill_core::pipeline::{BatchCodec, Compression, DeadLetter};
 
 use super::RedisBound;
 
@@ -51,6 +51,11 @@ pub struct RedisQueueOptions {
     pub cluster: bool,
     /// Compression of stored batches.
     pub compression: Compression,
+    /// The batch format written: 2 (the default: a metric series' labels
+    /// once per run) or 1 (what builds before 2 read). Every version is
+    /// read whatever this says; 1 is for a rolling upgrade on a shared
+    /// queue, until no older worker is left.
+    pub batch_format_version: u8,
     /// Where undecodable entries go; `None` moves them to the
     /// `...:undecodable` stream.
     pub dead_letter: Option<Arc<dyn DeadLetter>>,
@@ -69,6 +74,7 @@ impl std::fmt::Debug for RedisQueueOptions {
             .field("max_adds_in_flight", &self.max_adds_in_flight)
             .field("visibility_timeout", &self.visibility_timeout)
             .field("cluster", &self.cluster)
+            .field("batch_format_version", &self.batch_format_version)
             .finish_non_exhaustive()
     }
 }
@@ -92,6 +98,7 @@ impl Default for RedisQueueOptions {
             forget_consumers_after: Duration::from_secs(3600),
             cluster: false,
             compression: Compression::None,
+            batch_format_version: BatchCodec::VERSION,
             dead_letter: None,
         }
     }

@@ -272,7 +272,9 @@ impl SqliteQueue {
             row.try_get(2)
                 .map_err(|e| db("reading the queue size", e))?,
         );
-        let codec = BatchCodec::new().with_compression(opts.compression);
+        let codec = BatchCodec::new()
+            .with_compression(opts.compression)
+            .with_version(opts.batch_format_version);
         let shared = Arc::new(Shared {
             conn: Mutex::new(Some(conn)),
             held: Held {

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use killkrill_core::pipeline::{Compression, DeadLetter};
+use killkrill_core::pipeline::{BatchCodec, Compression, DeadLetter};
 
 use crate::config::SqliteSync;
 
@@ -20,6 +20,11 @@ pub struct SqliteQueueOptions {
     pub visibility_timeout: Duration,
     /// Compression of stored batches.
     pub compression: Compression,
+    /// The batch format written: 2 (the default: a metric series' labels
+    /// once per run) or 1 (what builds before 2 read). Every version is
+    /// read whatever this says; 1 is for a rolling upgrade on a shared
+    /// queue, until no older worker is left.
+    pub batch_format_version: u8,
     /// Free pages tolerated before an incremental vacuum gives them back.
     pub vacuum_free_pages: u64,
     /// Bodies larger than this go to segment files (written once) instead
@@ -40,6 +45,7 @@ impl std::fmt::Debug for SqliteQueueOptions {
             .field("max_bytes", &self.max_bytes)
             .field("visibility_timeout", &self.visibility_timeout)
             .field("compression", &self.compression)
+            .field("batch_format_version", &self.batch_format_version)
             .field("vacuum_free_pages", &self.vacuum_free_pages)
             .field("inline_max_bytes", &self.inline_max_bytes)
             .field("segment_bytes", &self.segment_bytes)
@@ -58,6 +64,7 @@ impl Default for SqliteQueueOptions {
             max_bytes: 1 << 30,
             visibility_timeout: Duration::from_secs(60),
             compression: Compression::None,
+            batch_format_version: BatchCodec::VERSION,
             vacuum_free_pages: 1024,
             inline_max_bytes: 64 << 10,
             segment_bytes: 64 << 20,

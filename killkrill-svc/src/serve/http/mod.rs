@@ -83,8 +83,10 @@ pub struct AppState {
     /// Most memory the events decoded from one request may take
     /// (`http_ingest.max_output_bytes`).
     pub max_output_bytes: usize,
-    /// Most samples or records one request may hold: `queue.max_events`,
-    /// which the queue would refuse anyway (parsers stop at it).
+    /// Most samples or records one request may hold: `queue.max_events`
+    /// for the memory and SQLite queues, which would refuse more anyway
+    /// (parsers stop at it); unbounded for Redis (the output budget bounds
+    /// it).
     pub max_request_events: usize,
     /// Limits of the read API.
     pub query: crate::config::QueryConfig,

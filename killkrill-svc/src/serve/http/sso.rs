@@ -117,6 +117,21 @@ fn oidc_error(e: &OidcError) -> ApiError {
             }
             .counted(EP);
         }
+        OidcError::TooManyFromAddress { retry_after } => {
+            return ApiError {
+                retry_after: Some(*retry_after),
+                ..ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too many logins from this address",
+                    Some(
+                        "this address began oidc.max_pending_per_address single sign-on logins \
+                         within oidc.state_ttl_secs; finish one or try again later"
+                            .into(),
+                    ),
+                )
+            }
+            .counted(EP);
+        }
         OidcError::Store(d) => {
             tracing::warn!(error = %d, "SSO: the login state could not be stored or read");
             return ApiError {
@@ -141,11 +156,15 @@ const STATE_COOKIE: &str = "kk_oidc_state";
 /// `GET /api/v1/auth/oidc/login` → 302 to the identity provider, setting
 /// the state cookie (`HttpOnly`, `SameSite=Lax`, `Secure` when the
 /// redirect URI is https, as long as the state lives).
-pub async fn oidc_login(State(s): State<Arc<AppState>>) -> Result<Response, ApiError> {
+pub async fn oidc_login(State(s): State<Arc<AppState>>, src: Source) -> Result<Response, ApiError> {
     let o = gate(&s)?;
-    let url = o.begin().await.map_err(|e| {
-        if matches!(e, OidcError::Busy) {
-            counter!(SSO_LOGINS, "result" => "busy").increment(1);
+    let url = o.begin(src.0).await.map_err(|e| {
+        match e {
+            OidcError::Busy => counter!(SSO_LOGINS, "result" => "busy").increment(1),
+            OidcError::TooManyFromAddress { .. } => {
+                counter!(SSO_LOGINS, "result" => "address_limited").increment(1);
+            }
+            _ => {}
         }
         oidc_error(&e)
     })?;
