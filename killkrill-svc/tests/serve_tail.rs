@@ -128,10 +128,7 @@ impl Sse {
     fn push(&mut self, b: &[u8]) {
         self.raw.extend_from_slice(b);
         let mut at = 0;
-        loop {
-            let Some(nl) = self.raw[at..].windows(2).position(|w| w == b"\r\n") else {
-                break;
-            };
+        while let Some(nl) = self.raw[at..].windows(2).position(|w| w == b"\r\n") {
             let size = usize::from_str_radix(
                 std::str::from_utf8(&self.raw[at..at + nl]).unwrap().trim(),
                 16,
