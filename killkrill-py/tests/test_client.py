@@ -372,33 +372,51 @@ def test_tail_cut_by_the_server_is_a_connection_error(tmp_path):
 
 
 def test_tail_too_slow_is_told_why(tmp_path):
-    """A tail whose buffer overflows (4 events here, and 2,000 records at
-    once) is ended by the server with a reason: TailDisconnected, after the
-    records that did arrive; then the iteration is over."""
+    """A tail client that stops reading while far more is tailed than the
+    socket buffers hold (4,000 records of 4 KiB) fills its buffer (4 events
+    here); the server waits one poll interval for room, then ends the tail
+    with a reason: TailDisconnected, after the records that did arrive; then
+    the iteration is over. A client that keeps reading is never cut off."""
     try:
-        s = Server(tmp_path / "data", env={"KILLKRILL_QUERY__TAIL_BUFFER_EVENTS": "4"})
+        s = Server(
+            tmp_path / "data",
+            env={
+                "KILLKRILL_QUERY__TAIL_BUFFER_EVENTS": "4",
+                "KILLKRILL_QUERY__TAIL_POLL_MS": "100",
+            },
+        )
     except RuntimeError as e:
         if "unknown field `query`" in str(e):
             pytest.skip("this killkrill build has no [query] settings (the read API is not merged)")
         raise
+    big = "x" * 4096
+    batches = 8
+    per_batch = 500
     try:
         c = killkrill.Client(s.url, s.api_key)
         need(c, "/api/v1/logs/tail")
         received = []
         with c.tail(host="burst", read_timeout=30) as tail:
-            c.push_logs([{"host": "burst", "msg": f"r{i}"} for i in range(2000)])
+            for k in range(batches):
+                c.push_logs([{"host": "burst", "msg": f"r{k} {i} {big}"} for i in range(per_batch)])
+            # Not reading while the poller finds the records and waits.
+            time.sleep(2)
             with pytest.raises(killkrill.TailDisconnected) as e:
                 for r in tail:
                     received.append(r)
             assert list(tail) == []
         assert (e.value.status, e.value.error_type) == (200, "slow_client")
         assert e.value.message.startswith("slow client: 4 events were waiting"), e.value.message
-        assert len(received) < 2000
+        assert len(received) < batches * per_batch
 
         async def main():
             async with killkrill.AsyncClient(s.url, s.api_key) as ac:
                 async with ac.tail(host="burst2", read_timeout=30) as atail:
-                    await ac.push_logs([{"host": "burst2", "msg": f"r{i}"} for i in range(2000)])
+                    for k in range(batches):
+                        await ac.push_logs(
+                            [{"host": "burst2", "msg": f"r{k} {i} {big}"} for i in range(per_batch)]
+                        )
+                    await asyncio.sleep(2)
                     with pytest.raises(killkrill.TailDisconnected) as e:
                         async for _ in atail:
                             pass
