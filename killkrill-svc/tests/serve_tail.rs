@@ -5,11 +5,13 @@
 //! disconnects; a burst larger than 20 pages of 1,000 inside the grace
 //! window is delivered exactly once, in order; a grace window holding more
 //! records than `query.tail_late_window_records` is told (`event: gap`) and
-//! counted, and new records still all arrive.
+//! counted, and new records still all arrive; a reader slower than the
+//! grace window falls behind the clock and still gets every record.
 #![allow(clippy::unwrap_used, clippy::print_stderr)]
 
 mod support;
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -64,6 +66,8 @@ struct Sse {
     s: TcpStream,
     raw: Vec<u8>,
     body: Vec<u8>,
+    /// Decoded, not yet returned by `read_until`.
+    pending: VecDeque<Event>,
     ended: bool,
 }
 
@@ -78,7 +82,25 @@ impl Sse {
     /// Opens a tail with `key`; returns the head (status line and headers)
     /// and, when it is 200, the stream.
     async fn open(addr: SocketAddr, key: &str, query: &str) -> (String, Option<Sse>) {
-        let mut s = TcpStream::connect(addr).await.unwrap();
+        let s = TcpStream::connect(addr).await.unwrap();
+        Self::open_on(s, addr, key, query).await
+    }
+
+    /// [`Sse::open`] on a connection whose receive buffer is 4 KiB, so
+    /// that a reader that does not read holds the server up soon.
+    async fn open_small(addr: SocketAddr, key: &str, query: &str) -> (String, Option<Sse>) {
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.set_recv_buffer_size(4096).unwrap();
+        let s = sock.connect(addr).await.unwrap();
+        Self::open_on(s, addr, key, query).await
+    }
+
+    async fn open_on(
+        mut s: TcpStream,
+        addr: SocketAddr,
+        key: &str,
+        query: &str,
+    ) -> (String, Option<Sse>) {
         let req = format!(
             "GET /api/v1/logs/tail?{query} HTTP/1.1\r\nHost: {addr}\r\nX-API-Key: {key}\r\n\r\n"
         );
@@ -117,6 +139,7 @@ impl Sse {
             s,
             raw: Vec::new(),
             body: Vec::new(),
+            pending: VecDeque::new(),
             ended: false,
         };
         sse.push(&rest);
@@ -178,7 +201,9 @@ impl Sse {
         let mut all = Vec::new();
         let mut buf = vec![0u8; 256 * 1024];
         loop {
-            for e in self.take_events() {
+            let more = self.take_events();
+            self.pending.extend(more);
+            while let Some(e) = self.pending.pop_front() {
                 let stop = done(&e);
                 all.push(e);
                 if stop {
@@ -515,5 +540,90 @@ async fn a_grace_window_over_the_cap_is_told_and_counted_and_new_records_still_a
     );
     let after = support::scrape(addr).await;
     assert_eq!(gaps(&after) - gaps(&before), 1.0);
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_slower_than_the_grace_window_gets_every_record() {
+    // 25,000 records of 1 KiB (more than 20 pages, more than socket
+    // buffers hold) read at most 1,000 per 600 ms: the tail needs well over
+    // ten seconds. Their event time is 6 s ahead of the clock, so encoding
+    // and committing them (several transactions, slow in a debug build)
+    // stays inside the 2 s grace window; reading them does not, so the
+    // tail is behind the clock at its second poll and must read on from
+    // its last key, not from the window's start.
+    const BURST: usize = 25_000;
+    let (_d, h, addr) = start(|c| {
+        c.query.tail_grace_secs = 2;
+        c.query.tail_late_window_records = 100_000;
+        c.query.tail_buffer_events = 256;
+        c.query.tail_poll_ms = 2_000;
+    })
+    .await;
+    let (_, s) = Sse::open_small(addr, &support::api_key(addr), "host=h").await;
+    let mut s = s.unwrap();
+    let pad = format!(" {}", "p".repeat(1_024));
+    let t0 = std::time::Instant::now();
+    let ahead = Timestamp::now().saturating_add_nanos(6_000_000_000);
+    let mut burst = records("burst", ahead, 1, BURST);
+    for r in &mut burst {
+        r.message
+            .as_mut()
+            .unwrap()
+            .extend_from_slice(pad.as_bytes());
+    }
+    write(&h.store, burst).await;
+    let written = t0.elapsed();
+    assert!(
+        written < Duration::from_secs(7),
+        "writing the burst took {written:?}: its records would be committed \
+         after the grace window, which this test is not about"
+    );
+    // A marker after the whole burst in key order.
+    write(
+        &h.store,
+        records(
+            "end",
+            ahead.saturating_add_nanos(1_000_000_000),
+            1_000_000,
+            1,
+        ),
+    )
+    .await;
+    let mut got = Vec::new();
+    let mut others = Vec::new();
+    let mut seen = 0usize;
+    loop {
+        let events = s
+            .read_until(|e| {
+                seen += 1;
+                seen.is_multiple_of(1_000) || e.data.contains("\"end 0\"")
+            })
+            .await;
+        assert!(
+            !events.is_empty(),
+            "the stream stalled after {} records",
+            got.len()
+        );
+        let mut end = false;
+        for e in &events {
+            if e.name != "log" {
+                others.push(format!("{}: {}", e.name, e.data));
+            }
+        }
+        for m in messages(&events) {
+            end |= m == "end 0";
+            got.push(m.split(' ').take(2).collect::<Vec<_>>().join(" "));
+        }
+        if end || !others.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(600)).await;
+    }
+    assert!(others.is_empty(), "only records expected: {others:?}");
+    let mut want: Vec<String> = (0..BURST).map(|i| format!("burst {i}")).collect();
+    want.push("end 0".to_owned());
+    assert_eq!(got.len(), want.len(), "every record once");
+    assert!(got == want, "records out of order");
     h.shutdown().await;
 }

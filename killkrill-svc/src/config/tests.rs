@@ -286,6 +286,12 @@ fn errors_name_the_key_and_the_layer() {
             "query.max_tails_per_tenant (from ",
         ),
         (
+            Some("[query]\ntail_grace_secs = 0\n"),
+            &[],
+            &[],
+            "query.tail_grace_secs (from ",
+        ),
+        (
             Some("[query]\ntail_late_window_records = 0\n"),
             &[],
             &[],

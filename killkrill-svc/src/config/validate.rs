@@ -77,7 +77,7 @@ impl ServeConfig {
                 ));
             }
         }
-        let positive: [(&str, u64); 26] = [
+        let positive: [(&str, u64); 27] = [
             ("query.max_range_secs", self.query.max_range_secs),
             ("query.default_limit", self.query.default_limit as u64),
             ("query.max_limit", self.query.max_limit as u64),
@@ -99,6 +99,9 @@ impl ServeConfig {
                 self.query.tail_buffer_events as u64,
             ),
             ("query.tail_poll_ms", self.query.tail_poll_ms),
+            // 0 would leave no time between a record's event time and its
+            // commit: almost nothing would be tailed.
+            ("query.tail_grace_secs", self.query.tail_grace_secs),
             ("query.tail_heartbeat_secs", self.query.tail_heartbeat_secs),
             (
                 "http_server.header_read_timeout_ms",

@@ -17,8 +17,10 @@
 //! the stream starts with what arrives after the client connected. When
 //! more than `query.tail_late_window_records` records are inside the grace
 //! window the oldest keys are forgotten and late records before them can no
-//! longer be told apart: the client is sent `event: gap` naming the time,
-//! once per gap, and it is counted.
+//! longer be told apart: the client is sent `event: gap` naming the time
+//! (again when that time moves on, at most once per grace period), and it is
+//! counted. A tail behind the clock reads on from its last key until it has
+//! caught up, even from before the grace window.
 //!
 //! Backpressure: events go through a bounded channel of
 //! `query.tail_buffer_events`. The poller waits for room at most one poll

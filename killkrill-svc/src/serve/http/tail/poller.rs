@@ -6,7 +6,15 @@
 //!    records there that were not sent ([`LateWindow`]);
 //! 3. reads records strictly after the last key sent, up to
 //!    [`MAX_PAGES_PER_POLL`] pages; when more remain the next poll follows
-//!    at once, so a burst of any size is delivered, each record once.
+//!    at once, so a burst of any size is delivered, each record once. While
+//!    pages remain the tail is *behind*: the read starts at the last key
+//!    sent even when that is older than the grace window (a slow reader or
+//!    a large burst falls behind the clock, and loses nothing); once a read
+//!    reaches the end it starts at the grace window again.
+//!
+//! The grace window's start never moves back for a tail (a wall clock
+//! stepped back would otherwise re-read records already forgotten and send
+//! them twice).
 //!
 //! Sending never blocks ingestion (the poller only reads the store); it waits
 //! for room in the client's buffer at most one poll interval. A client whose
@@ -35,6 +43,9 @@ const PAGE: usize = 1_000;
 /// Pages of new records read per poll at most (the rest follows at once,
 /// after the client and shutdown are checked).
 const MAX_PAGES_PER_POLL: usize = 20;
+/// A gap that keeps moving (the late window overflowing under sustained
+/// load) is told again at most this often, or every grace period if longer.
+const GAP_EVERY: Duration = Duration::from_secs(1);
 
 /// One tail's poller.
 pub(super) struct Poller {
@@ -45,6 +56,12 @@ pub(super) struct Poller {
     committed: Arc<Notify>,
     shutdown: Shutdown,
     window: LateWindow,
+    /// The grace window's start at the last poll (never moves back).
+    floor: Timestamp,
+    /// The last poll stopped with pages of new records left to read.
+    behind: bool,
+    /// No gap is told before this.
+    next_gap: tokio::time::Instant,
 }
 
 /// Why a poll stopped.
@@ -73,6 +90,9 @@ impl Poller {
             committed,
             shutdown,
             window,
+            floor: Timestamp::from_nanos(i64::MIN),
+            behind: false,
+            next_gap: tokio::time::Instant::now(),
         }
     }
 
@@ -80,12 +100,16 @@ impl Poller {
         Duration::from_millis(self.cfg.tail_poll_ms).max(MIN_POLL)
     }
 
-    /// The start of the grace window.
-    fn floor(&self) -> Timestamp {
+    /// The start of the grace window: `query.tail_grace_secs` before now,
+    /// and never before its value at the last call.
+    fn floor(&mut self) -> Timestamp {
         let grace = i64::try_from(self.cfg.tail_grace_secs)
             .unwrap_or(i64::MAX / 1_000_000_000)
             .saturating_mul(1_000_000_000);
-        Timestamp::now().saturating_add_nanos(-grace)
+        self.floor = self
+            .floor
+            .max(Timestamp::now().saturating_add_nanos(-grace));
+        self.floor
     }
 
     async fn page(
@@ -146,8 +170,9 @@ impl Poller {
         self.window.prune(floor);
         self.tell_gap(tx).await?;
         let mut sent = 0u64;
+        let last_sent = self.window.last();
         // Late records: behind the last key sent, inside the grace window.
-        if let Some(last) = self.window.last().filter(|l| l.timestamp >= floor) {
+        if let Some(last) = last_sent.filter(|l| l.timestamp >= floor) {
             let range = TimeRange::new(floor, last.timestamp.saturating_add_nanos(1));
             let mut cursor = self.window.forgotten();
             'late: loop {
@@ -158,7 +183,7 @@ impl Poller {
                         break 'late;
                     }
                     if self.window.is_new(k) {
-                        self.send_record(tx, r, k).await?;
+                        self.send_record(tx, r, k, floor).await?;
                         sent += 1;
                     }
                 }
@@ -168,23 +193,32 @@ impl Poller {
                 }
             }
         }
-        // New records: strictly after the last key sent.
-        let range = TimeRange::new(floor, Timestamp::MAX);
-        let mut cursor = self.window.last();
+        // New records: strictly after the last key sent; from that key
+        // even before the grace window while the tail is behind.
+        let start = match last_sent {
+            Some(l) if self.behind => l.timestamp.min(floor),
+            _ => floor,
+        };
+        let range = TimeRange::new(start, Timestamp::MAX);
+        let mut cursor = last_sent;
         for _ in 0..MAX_PAGES_PER_POLL {
             let page = self.read(range, cursor).await?;
             for r in page.records {
                 let Some(k) = key(&r) else { continue };
                 if self.window.is_new(k) {
-                    self.send_record(tx, r, k).await?;
+                    self.send_record(tx, r, k, floor).await?;
                     sent += 1;
                 }
             }
             match page.next_cursor {
                 Some(c) => cursor = Some(c),
-                None => return Ok((sent, false)),
+                None => {
+                    self.behind = false;
+                    return Ok((sent, false));
+                }
             }
         }
+        self.behind = true;
         Ok((sent, true))
     }
 
@@ -193,19 +227,31 @@ impl Poller {
         tx: &mpsc::Sender<TailItem>,
         r: LogRecord,
         k: Cursor,
+        floor: Timestamp,
     ) -> Result<(), Stop> {
         self.send(tx, TailItem::Record(Box::new(r))).await?;
         counter!(TAIL_RECORDS).increment(1);
-        self.window.mark(k);
+        if k.timestamp < floor {
+            // Catching up: the late re-read never goes back there.
+            self.window.advance(k);
+        } else {
+            self.window.mark(k);
+        }
         self.tell_gap(tx).await
     }
 
-    /// Tells the client, once per gap, that late records before a key will
-    /// not be tailed (the window's cap was reached).
+    /// Tells the client that late records at or before a key will not be
+    /// tailed (the window's cap was reached): when that key has moved past
+    /// the one told last, at most every [`GAP_EVERY`] or grace period.
     async fn tell_gap(&mut self, tx: &mpsc::Sender<TailItem>) -> Result<(), Stop> {
+        if tokio::time::Instant::now() < self.next_gap {
+            return Ok(());
+        }
         let Some(f) = self.window.take_gap() else {
             return Ok(());
         };
+        self.next_gap = tokio::time::Instant::now()
+            + GAP_EVERY.max(Duration::from_secs(self.cfg.tail_grace_secs));
         counter!(TAIL_GAPS, "reason" => "late_window_full").increment(1);
         tracing::info!(tenant = %self.tenant, until = %f.timestamp, "live tail late window full");
         let gap = Gap {

@@ -15,8 +15,13 @@
 //! a late record at or before it cannot be told apart from one already sent,
 //! so it is not tailed. That is the only way a tail misses a record (besides
 //! arriving after the grace window), and it is never silent: the poller
-//! tells the client once per episode ([`LateWindow::take_gap`]) and counts
-//! the forgotten keys.
+//! tells the client whenever the newest forgotten key has moved past the one
+//! it last told ([`LateWindow::take_gap`], rate-limited by the poller), and
+//! counts each telling.
+//!
+//! Records a lagging tail sends from before the grace window are not
+//! remembered ([`LateWindow::advance`]): the late re-read never goes there,
+//! and remembering them would push keys of the window out for nothing.
 
 use std::collections::BTreeSet;
 
@@ -30,7 +35,7 @@ pub struct LateWindow {
     seen: BTreeSet<Cursor>,
     last: Option<Cursor>,
     forgotten: Option<Cursor>,
-    gap_told: bool,
+    told: Option<Cursor>,
 }
 
 impl LateWindow {
@@ -41,7 +46,7 @@ impl LateWindow {
             seen: BTreeSet::new(),
             last: None,
             forgotten: None,
-            gap_told: false,
+            told: None,
         }
     }
 
@@ -69,20 +74,35 @@ impl LateWindow {
         });
         if self.forgotten.is_some_and(|f| f.timestamp < floor) {
             self.forgotten = None;
-            self.gap_told = false;
+        }
+        if self.told.is_some_and(|t| t.timestamp < floor) {
+            self.told = None;
         }
     }
 
     /// Whether the record with key `k` is to be sent: after `last`, or
     /// behind it, not remembered, and after the forgotten keys.
     pub fn is_new(&self, k: Cursor) -> bool {
-        if self.last.is_none_or(|l| k > l) {
-            return true;
+        match self.last {
+            None => return true,
+            Some(l) if k > l => return true,
+            // The last key was sent, remembered or not (see `advance`).
+            Some(l) if k == l => return false,
+            Some(_) => {}
         }
         if self.forgotten.is_some_and(|f| k <= f) {
             return false;
         }
         !self.seen.contains(&k)
+    }
+
+    /// Moves `last` to `k` without remembering it: for records sent from
+    /// before the grace window (a tail catching up), which the late re-read
+    /// never reads again.
+    pub fn advance(&mut self, k: Cursor) {
+        if self.last.is_none_or(|l| k > l) {
+            self.last = Some(k);
+        }
     }
 
     /// Remembers `k` as sent (or seen); returns how many keys were
@@ -105,14 +125,15 @@ impl LateWindow {
         n
     }
 
-    /// The newest forgotten key, once per gap (until it leaves the grace
-    /// window): late records at or before it are not tailed.
+    /// The newest forgotten key when it is past the one told last (or none
+    /// was told): late records at or before it are not tailed. Each key is
+    /// returned once; the caller decides how often to ask.
     pub fn take_gap(&mut self) -> Option<Cursor> {
-        if self.gap_told {
+        let f = self.forgotten?;
+        if self.told.is_some_and(|t| f <= t) {
             return None;
         }
-        let f = self.forgotten?;
-        self.gap_told = true;
+        self.told = Some(f);
         Some(f)
     }
 }
@@ -173,12 +194,16 @@ mod tests {
             assert_eq!(w.is_new(key), want, "{key:?}");
         }
         assert_eq!(w.take_gap(), Some(k(2, 0)));
+        assert_eq!(w.take_gap(), None, "each forgotten key told once");
+        // Forgetting more moves the gap: told again, with the newer key.
         assert_eq!(w.mark(k(6, 0)), 1);
-        assert_eq!(w.take_gap(), None, "told once per gap");
         assert_eq!(w.forgotten(), Some(k(3, 0)));
+        assert_eq!(w.take_gap(), Some(k(3, 0)));
+        assert_eq!(w.take_gap(), None);
         // The gap leaves the grace window: over, and told again next time.
         w.prune(Timestamp::from_nanos(4));
         assert_eq!(w.forgotten(), None);
+        assert_eq!(w.take_gap(), None);
         assert_eq!(w.remembered(), 3);
         w.prune(Timestamp::from_nanos(6));
         assert_eq!(w.remembered(), 1);
@@ -186,6 +211,23 @@ mod tests {
             w.mark(k(t, 0));
         }
         assert_eq!(w.take_gap(), Some(k(6, 0)));
+    }
+
+    #[test]
+    fn advancing_moves_last_without_remembering() {
+        let mut w = LateWindow::new(2);
+        for t in 1..=5 {
+            w.advance(k(t, 0));
+        }
+        assert_eq!(w.last(), Some(k(5, 0)));
+        assert_eq!(w.remembered(), 0);
+        assert_eq!(w.forgotten(), None);
+        assert_eq!(w.take_gap(), None, "nothing forgotten, no gap");
+        assert!(!w.is_new(k(5, 0)));
+        assert!(w.is_new(k(5, 1)));
+        // An older key never moves last back.
+        w.advance(k(3, 0));
+        assert_eq!(w.last(), Some(k(5, 0)));
     }
 
     #[test]
