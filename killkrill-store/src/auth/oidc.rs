@@ -46,6 +46,7 @@ impl AuthStore {
         cap: u64,
     ) -> Result<bool, StoreError> {
         let d = self.store.dialect;
+        let sqlite = matches!(d.0, crate::DbType::Sqlite);
         let purge = d.sql("DELETE FROM auth_oidc_logins WHERE expires_at <= ?");
         let count = d.sql("SELECT COUNT(*) FROM auth_oidc_logins");
         let insert = d.sql(
@@ -60,7 +61,17 @@ impl AuthStore {
             // takes no lock and concurrent inserts of distinct keys do not
             // wait on each other.
             sqlx::query(AssertSqlSafe(purge)).bind(now).execute(pool).await.ctx(c)?;
-            let mut tx = pool.begin().await.ctx(c)?;
+            // SQLite: take the write lock at BEGIN. A deferred transaction
+            // that reads (the count) and then writes fails at once with
+            // SQLITE_BUSY when another process sharing the file wrote in
+            // between (the busy timeout does not cover that upgrade);
+            // IMMEDIATE waits for the lock under the busy timeout instead.
+            let mut tx = if sqlite {
+                pool.begin_with("BEGIN IMMEDIATE").await
+            } else {
+                pool.begin().await
+            }
+            .ctx(c)?;
             let n: i64 = sqlx::query(AssertSqlSafe(count)).fetch_one(&mut *tx).await.ctx(c)?.try_get(0).ctx(c)?;
             if u64::try_from(n).unwrap_or(0) >= cap {
                 tx.commit().await.ctx(c)?;
