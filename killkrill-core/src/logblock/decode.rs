@@ -6,6 +6,8 @@
 //! [`LogRecord`] only for the records it returns, which is what makes a
 //! selective query over a 4,096-record block cheap.
 
+use std::sync::OnceLock;
+
 use super::BlockError;
 use super::encode::PAYLOAD_VERSION;
 use super::wire::{Reader, unzigzag};
@@ -105,7 +107,16 @@ pub struct DecodedBlock {
     pub(super) perr: Vec<(u32, u32)>,
     /// Start of each record's fields in `frame`.
     pub(super) fields: Vec<u32>,
+    /// Per severity bound `m` (0..=7), built on first use: the ascending
+    /// indices of the records whose code is at most `m`, when they are at
+    /// most [`SEVERITY_LIST_SHARE`] of the block (`None`: too many to be
+    /// worth a list; a query walks the column).
+    pub(super) sev_lists: [OnceLock<Option<Box<[u32]>>>; 8],
 }
+
+/// A severity list is kept when at most one record in this many matches
+/// its bound (a walk of the column is as cheap otherwise).
+pub const SEVERITY_LIST_SHARE: usize = 4;
 
 fn bytes_column(r: &mut Reader<'_>, n: usize) -> Result<Vec<(u32, u32)>, BlockError> {
     let mut lens = Vec::with_capacity(n);
@@ -284,16 +295,20 @@ impl DecodedBlock {
             msg,
             perr,
             fields,
+            sev_lists: std::array::from_fn(|_| OnceLock::new()),
         })
     }
 
     /// Approximate memory held by the decoded block, bytes (for caches).
+    /// It includes room for the severity lists built later: each holds at
+    /// most a quarter of the records, 4 bytes each, so the 8 together at
+    /// most 8 bytes per record.
     pub fn byte_len(&self) -> usize {
         let dict =
             |d: &Dict| d.idx.len() * 4 + d.values.iter().map(|v| v.len() + 24).sum::<usize>();
         std::mem::size_of::<Self>()
             + self.frame.capacity()
-            + self.len() * (8 + 16 + 1 + 1 + 8 + 8 + 4)
+            + self.len() * (8 + 16 + 1 + 1 + 8 + 8 + 4 + 8)
             + dict(&self.host)
             + dict(&self.app)
             + dict(&self.procid)
@@ -345,6 +360,33 @@ impl DecodedBlock {
     #[inline]
     pub fn severity_code(&self, i: usize) -> u8 {
         self.sev[i]
+    }
+
+    /// The ascending indices of the records whose severity code is at most
+    /// `m` (as severe as code `m` or more), when they are few: at most one
+    /// in [`SEVERITY_LIST_SHARE`] of the block. `None` when they are more
+    /// (or `m` > 7: every record with a severity): walk the column instead.
+    /// Built on first use for each `m` and kept with the block, so a
+    /// selective severity filter over a cached block visits its matches
+    /// only instead of every record.
+    pub fn severity_at_most(&self, m: u8) -> Option<&[u32]> {
+        let slot = self.sev_lists.get(usize::from(m))?;
+        slot.get_or_init(|| {
+            let count = self.sev.iter().filter(|&&s| s <= m).count();
+            if count * SEVERITY_LIST_SHARE > self.sev.len() {
+                return None;
+            }
+            let mut list = Vec::with_capacity(count);
+            list.extend(
+                self.sev
+                    .iter()
+                    .enumerate()
+                    .filter(|&(_, &s)| s <= m)
+                    .map(|(i, _)| i as u32),
+            );
+            Some(list.into_boxed_slice())
+        })
+        .as_deref()
     }
 
     /// The host column.

@@ -31,7 +31,8 @@ pub use block_id::BlockId;
 pub use bloom::Bloom;
 pub use builder::{BlockOptions, EncodedBlock, build_blocks, encode_block};
 pub use decode::{
-    DecodedBlock, Dict, DictLookup, Fields, MAX_BLOCK_RECORDS, MAX_FRAME_BYTES, decode_times,
+    DecodedBlock, Dict, DictLookup, Fields, MAX_BLOCK_RECORDS, MAX_FRAME_BYTES,
+    SEVERITY_LIST_SHARE, decode_times,
 };
 pub(crate) use encode::encode_frame;
 pub use encode::{PAYLOAD_VERSION, encode_payload};

@@ -84,6 +84,34 @@ proptest! {
     }
 
     #[test]
+    fn severity_lists_hold_exactly_the_records_within_the_bound(
+        sevs in prop::collection::vec(prop::option::of(0u8..8), 1..200),
+    ) {
+        let records: Vec<LogRecord> = sevs
+            .iter()
+            .enumerate()
+            .map(|(i, &s)| rec(i as i64, i as u128 + 1, s.and_then(Severity::from_code), "h", "m"))
+            .collect();
+        let block = DecodedBlock::from_frame(tenant(), encode::encode_frame(&records)).unwrap();
+        for m in 0u8..=8 {
+            let want: Vec<u32> = sevs
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s.is_some_and(|s| s <= m))
+                .map(|(i, _)| i as u32)
+                .collect();
+            match block.severity_at_most(m) {
+                Some(list) => {
+                    prop_assert!(m < 8);
+                    prop_assert!(want.len() * SEVERITY_LIST_SHARE <= sevs.len());
+                    prop_assert_eq!(list, &want[..]);
+                }
+                None => prop_assert!(m == 8 || want.len() * SEVERITY_LIST_SHARE > sevs.len()),
+            }
+        }
+    }
+
+    #[test]
     fn corrupt_payloads_are_errors_not_panics(records in prop::collection::vec(arb_record(), 1..10), flips in prop::collection::vec((any::<usize>(), any::<u8>()), 1..4)) {
         let frame = encode::encode_frame(&records);
         let mut bad = frame.clone();

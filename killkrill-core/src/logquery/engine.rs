@@ -357,10 +357,15 @@ fn collect(
         return Ok(());
     };
     let mut taken = 0;
+    // A selective severity bound visits the block's list of records within
+    // it instead of every record (both ascending).
+    let list = bf.severity_candidates(block);
+    let count = list.map_or(n, <[u32]>::len);
     // Records in a block are sorted by (timestamp, id) ascending: walk them
     // in result order so the walk can stop after `want` matches.
-    for k in 0..n {
-        let i = if newest { n - 1 - k } else { k };
+    for k in 0..count {
+        let j = if newest { count - 1 - k } else { k };
+        let i = list.map_or(j, |l| l[j] as usize);
         // Cheap column conditions first (a record failing them is skipped
         // whatever its key); the full text only for records in range.
         if !bf.matches_columns(block, i) {

@@ -7,6 +7,7 @@
 //! touches message and fields only for records that pass them.
 
 use super::LogFilter;
+use super::needle::Needle;
 use crate::logblock::tokenizer::for_each_token;
 use crate::logblock::{
     BlockError, BlockSummary, DecodedBlock, Dict, DictLookup, field_hash, query_tokens, token_hash,
@@ -20,7 +21,7 @@ pub struct CompiledFilter {
     app: Option<String>,
     source: Option<String>,
     fields: Vec<(String, String)>,
-    tokens: Vec<Vec<u8>>,
+    tokens: Vec<Needle>,
     /// Token hashes and field-pair hashes the bloom must hold.
     bloom_keys: Vec<u64>,
 }
@@ -43,7 +44,7 @@ impl CompiledFilter {
             app: f.app.clone(),
             source: f.source.clone(),
             fields: f.fields.clone(),
-            tokens,
+            tokens: tokens.into_iter().map(Needle::new).collect(),
             bloom_keys,
         })
     }
@@ -130,7 +131,7 @@ impl CompiledFilter {
     pub fn block_may_match(&self, b: &DecodedBlock) -> bool {
         self.tokens
             .iter()
-            .all(|t| !frame_checkable(t) || contains_ascii_ci(b.frame(), t))
+            .all(|t| !frame_checkable(t.as_bytes()) || t.in_text(b.frame()))
     }
 
     /// Whether record `i` of `b` matches (time range is checked by the
@@ -171,30 +172,34 @@ impl CompiledFilter {
 
     /// The full-text and field conditions of [`matches`](Self::matches).
     fn matches_text_and_fields(&self, b: &DecodedBlock, i: usize) -> Result<bool, BlockError> {
-        // Exact pre-check before tokenising or decoding fields: a token that
-        // can only come from stored text must occur in the record's message
-        // or field bytes (see `block_may_match`).
-        if !self.tokens.is_empty() {
-            let msg = b.message(i).unwrap_or_default();
-            let fb = b.field_bytes(i);
-            if self.tokens.iter().any(|t| {
-                frame_checkable(t) && !contains_ascii_ci(msg, t) && !contains_ascii_ci(fb, t)
-            }) {
-                return Ok(false);
-            }
-        }
-        let mut found: u64 = 0;
         let all: u64 = if self.tokens.is_empty() {
             0
         } else {
             (1u64 << self.tokens.len()) - 1
         };
-        let mut buf = Vec::new();
-        if all != 0
-            && let Some(m) = b.message(i)
-        {
-            self.mark(m, &mut found, &mut buf);
+        let mut found: u64 = 0;
+        if all != 0 {
+            // A query token is one of the message's tokens when it occurs
+            // with no word byte either side: found without tokenising.
+            let msg = b.message(i).unwrap_or_default();
+            for (k, t) in self.tokens.iter().enumerate() {
+                if t.is_token_of(msg) {
+                    found |= 1 << k;
+                }
+            }
+            // Exact pre-check before decoding fields: a token missing from
+            // the message that can only come from stored text must occur in
+            // the record's field bytes (see `block_may_match`).
+            if found != all {
+                let fb = b.field_bytes(i);
+                if self.tokens.iter().enumerate().any(|(k, t)| {
+                    found & (1 << k) == 0 && frame_checkable(t.as_bytes()) && !t.in_text(fb)
+                }) {
+                    return Ok(false);
+                }
+            }
         }
+        let mut buf = Vec::new();
         if self.fields.is_empty() && found == all {
             return Ok(true);
         }
@@ -236,7 +241,7 @@ impl CompiledFilter {
     fn mark(&self, text: &[u8], found: &mut u64, buf: &mut Vec<u8>) {
         for_each_token(text, buf, |t| {
             for (k, q) in self.tokens.iter().enumerate() {
-                if q.as_slice() == t {
+                if q.as_bytes() == t {
                     *found |= 1 << k;
                 }
             }
@@ -287,6 +292,15 @@ impl BlockFilter<'_> {
         Ok(self.matches_columns(b, i) && self.matches_rest(b, i)?)
     }
 
+    /// The records of `b` within the severity bound, ascending, when the
+    /// block keeps a list of them (a selective bound, see
+    /// [`DecodedBlock::severity_at_most`]); `None`: every record is a
+    /// candidate. Candidates still go through [`matches`](Self::matches).
+    #[inline]
+    pub fn severity_candidates<'b>(&self, b: &'b DecodedBlock) -> Option<&'b [u32]> {
+        b.severity_at_most(self.f.min_sev?)
+    }
+
     /// The severity/host/app/source part of [`matches`](Self::matches):
     /// a byte and a few integer compares.
     #[inline]
@@ -326,43 +340,9 @@ fn frame_checkable(token: &[u8]) -> bool {
         && !matches!(token, b"null" | b"true" | b"false" | b"nan" | b"inf")
 }
 
-/// Whether `hay` contains `needle` (lower case) with ASCII case folded.
-fn contains_ascii_ci(hay: &[u8], needle: &[u8]) -> bool {
-    let Some((&first, rest)) = needle.split_first() else {
-        return true;
-    };
-    let upper = first.to_ascii_uppercase();
-    let mut from = 0;
-    while from + needle.len() <= hay.len() {
-        let found = if upper == first {
-            memchr::memchr(first, &hay[from..])
-        } else {
-            memchr::memchr2(first, upper, &hay[from..])
-        };
-        let Some(k) = found else { return false };
-        let at = from + k;
-        match hay.get(at + 1..at + needle.len()) {
-            Some(s) if s.eq_ignore_ascii_case(rest) => return true,
-            Some(_) => from = at + 1,
-            None => return false,
-        }
-    }
-    false
-}
-
 #[cfg(test)]
 mod frame_tests {
     use super::*;
-
-    #[test]
-    fn case_insensitive_containment() {
-        assert!(contains_ascii_ci(b"an ERROR here", b"error"));
-        assert!(contains_ascii_ci(b"xx zebraCorn", b"zebracorn"));
-        assert!(!contains_ascii_ci(b"zebracor", b"zebracorn"));
-        assert!(!contains_ascii_ci(b"", b"a"));
-        assert!(contains_ascii_ci(b"a", b"a"));
-        assert!(contains_ascii_ci(b"Q1 q2", b"q2"));
-    }
 
     #[test]
     fn numeric_tokens_are_not_checked() {

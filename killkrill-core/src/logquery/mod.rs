@@ -25,6 +25,7 @@ pub mod cursor;
 pub mod engine;
 mod error;
 pub mod filter;
+mod needle;
 mod query;
 mod scan;
 pub mod volume;
