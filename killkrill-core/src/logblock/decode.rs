@@ -112,6 +112,10 @@ pub struct DecodedBlock {
     /// most [`SEVERITY_LIST_SHARE`] of the block (`None`: too many to be
     /// worth a list; a query walks the column).
     pub(super) sev_lists: [OnceLock<Option<Box<[u32]>>>; 8],
+    /// [`byte_len`](Self::byte_len), computed once (summing the
+    /// dictionaries walks every distinct value: per call, that was a large
+    /// share of a query over many cached blocks).
+    pub(super) bytes: usize,
 }
 
 /// A severity list is kept when at most one record in this many matches
@@ -280,7 +284,7 @@ impl DecodedBlock {
         if !r.is_empty() {
             return Err(r.err("trailing bytes"));
         }
-        Ok(DecodedBlock {
+        let mut block = DecodedBlock {
             tenant,
             frame,
             ts,
@@ -296,14 +300,22 @@ impl DecodedBlock {
             perr,
             fields,
             sev_lists: std::array::from_fn(|_| OnceLock::new()),
-        })
+            bytes: 0,
+        };
+        block.bytes = block.measure();
+        Ok(block)
     }
 
     /// Approximate memory held by the decoded block, bytes (for caches).
     /// It includes room for the severity lists built later: each holds at
     /// most a quarter of the records, 4 bytes each, so the 8 together at
     /// most 8 bytes per record.
+    #[inline]
     pub fn byte_len(&self) -> usize {
+        self.bytes
+    }
+
+    fn measure(&self) -> usize {
         let dict =
             |d: &Dict| d.idx.len() * 4 + d.values.iter().map(|v| v.len() + 24).sum::<usize>();
         std::mem::size_of::<Self>()

@@ -35,6 +35,16 @@ const MAX_FETCH: usize = 16;
 /// blocks of just the rows it keeps. A sparse page (a rare token, one match
 /// per block, `limit` 5,000) would otherwise pin thousands of whole decoded
 /// blocks until its response is written, past the block cache's budget.
+///
+/// Only blocks the page alone holds count, and only they are repacked: a
+/// block still in the store's cache of decoded blocks (or held by another
+/// query) costs the page no memory of its own, and repacking it (decoding
+/// its rows into records and encoding them again) was most of the cost of
+/// a page whose matches are spread thinly over ~40 cached blocks. A block
+/// the cache evicts while the page holds it is counted at the next check
+/// (after at most another budget's worth of blocks is opened) and at the
+/// end, so a page holds at most about twice this budget of blocks no cache
+/// holds.
 const PIN_BUDGET: usize = 64 << 20;
 
 /// Runs one page of a log query, materialising its records.
@@ -270,9 +280,10 @@ async fn query_once(
 }
 
 /// Releases the opened blocks no pending record points to, and replaces a
-/// block of which the page keeps under a quarter of the records by a block
-/// of just those records (same order, so their encoding and JSON are the
-/// same); returns the bytes still held.
+/// block that only the page holds and of which it keeps under a quarter of
+/// the records by a block of just those records (same order, so their
+/// encoding and JSON are the same); returns the bytes of the blocks only the
+/// page holds (see [`PIN_BUDGET`]).
 fn shrink(
     opened: &mut [(BlockId, Option<Arc<DecodedBlock>>)],
     pending: &mut [Pending],
@@ -290,6 +301,10 @@ fn shrink(
         let mine = &rows[slot];
         if mine.is_empty() {
             *held = None;
+            continue;
+        }
+        if Arc::strong_count(block) > 1 {
+            // Shared (the cache, another query): not the page's memory.
             continue;
         }
         if mine.len() * 4 < block.len() {
@@ -397,4 +412,75 @@ fn collect(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod pin_tests {
+    use super::*;
+    use crate::event::{LogRecord, Tenant};
+    use crate::logquery::{LogFilter, Order};
+
+    fn block(t: &Tenant) -> Arc<DecodedBlock> {
+        let records: Vec<LogRecord> = (0..40u128)
+            .map(|i| LogRecord {
+                id: Some(EventId::from_u128(i + 1)),
+                tenant: Some(t.clone()),
+                timestamp: Timestamp::from_nanos(i as i64),
+                message: Some(format!("record {i}").into_bytes()),
+                ..LogRecord::default()
+            })
+            .collect();
+        Arc::new(DecodedBlock::from_frame(t.clone(), encode_frame(&records)).unwrap())
+    }
+
+    /// A sparsely used block the page alone holds is repacked and counted;
+    /// one the cache (or another query) also holds is left whole and not
+    /// counted as the page's memory.
+    #[test]
+    fn only_blocks_the_page_alone_holds_are_repacked_and_counted() {
+        let t = Tenant::new("pins").unwrap();
+        let q = LogQuery {
+            tenant: t.clone(),
+            range: TimeRange::ALL,
+            filter: LogFilter::default(),
+            order: Order::NewestFirst,
+            limit: 10,
+            cursor: None,
+        };
+        let (alone, shared) = (block(&t), block(&t));
+        let cache = shared.clone();
+        let id = |b: &DecodedBlock| BlockId::for_records(&t, [b.id(0), b.id(1)]);
+        let (ida, ids) = (id(&alone), id(&shared));
+        let mut opened = vec![(ida, Some(alone.clone())), (ids, Some(shared.clone()))];
+        drop((alone, shared));
+        let key = |b: &DecodedBlock, i: usize| (b.timestamp(i), b.id(i));
+        let a = opened[0].1.clone().unwrap();
+        let mut pending: Vec<Pending> = vec![
+            (key(&a, 30), 0, 30),
+            (key(&a, 7), 0, 7),
+            (key(&cache, 12), 1, 12),
+        ];
+        drop(a);
+        let held = shrink(&mut opened, &mut pending, &q).unwrap();
+        let small = opened[0].1.as_ref().unwrap();
+        let small_len = small.byte_len();
+        assert_eq!(small.len(), 2, "the page's block is repacked to its rows");
+        assert_eq!(held, small_len, "only the page's own block counts");
+        assert_eq!((pending[0].2, pending[1].2), (0, 1));
+        assert_eq!(small.message(0), Some(&b"record 30"[..]));
+        assert_eq!(small.message(1), Some(&b"record 7"[..]));
+        let kept = opened[1].1.as_ref().unwrap();
+        assert!(Arc::ptr_eq(kept, &cache), "the cached block is kept whole");
+        assert_eq!(pending[2].2, 12);
+        // Once the cache lets go, the block is the page's: repacked too.
+        drop(cache);
+        let held = shrink(&mut opened, &mut pending, &q).unwrap();
+        let small2 = opened[1].1.as_ref().unwrap();
+        assert_eq!(small2.len(), 1);
+        assert_eq!(
+            small2.message(pending[2].2 as usize),
+            Some(&b"record 12"[..])
+        );
+        assert_eq!(held, small_len + small2.byte_len());
+    }
 }
