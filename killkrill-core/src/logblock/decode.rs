@@ -437,6 +437,38 @@ impl DecodedBlock {
         self.source.get(i)
     }
 
+    /// Where record `i`'s message lies in the [`frame`](Self::frame):
+    /// `start..end`, `None` when it has none. Messages are stored one after
+    /// the other in record order, so the ranges of the records that have one
+    /// ascend and tile [`message_region`](Self::message_region).
+    #[inline]
+    pub fn message_range(&self, i: usize) -> Option<std::ops::Range<usize>> {
+        match self.msg[i] {
+            (_, 0) => None,
+            (s, l) => Some(s as usize..(s + l - 1) as usize),
+        }
+    }
+
+    /// The part of the frame holding every message and nothing else
+    /// (empty when no record has one).
+    pub fn message_region(&self) -> std::ops::Range<usize> {
+        let first = (0..self.len()).find_map(|i| self.message_range(i));
+        let last = (0..self.len()).rev().find_map(|i| self.message_range(i));
+        match (first, last) {
+            (Some(a), Some(b)) => a.start..b.end,
+            _ => 0..0,
+        }
+    }
+
+    /// The part of the frame holding every record's structured data and
+    /// attributes (the frame's last column; string values stored raw).
+    pub fn field_region(&self) -> &[u8] {
+        match self.fields.first() {
+            Some(&s) => &self.frame[s as usize..],
+            None => &[],
+        }
+    }
+
     /// Message bytes of record `i`.
     #[inline]
     pub fn message(&self, i: usize) -> Option<&[u8]> {

@@ -372,15 +372,26 @@ fn collect(
         return Ok(());
     };
     let mut taken = 0;
-    // A selective severity bound visits the block's list of records within
-    // it instead of every record (both ascending).
-    let list = bf.severity_candidates(block);
-    let count = list.map_or(n, <[u32]>::len);
     // Records in a block are sorted by (timestamp, id) ascending: walk them
-    // in result order so the walk can stop after `want` matches.
-    for k in 0..count {
-        let j = if newest { count - 1 - k } else { k };
-        let i = list.map_or(j, |l| l[j] as usize);
+    // in result order so the walk can stop after `want` matches. A full-text
+    // token found by scanning the block's messages, or a selective severity
+    // bound's list, narrows the walk to the records that can match.
+    let walk: Box<dyn Iterator<Item = usize>> =
+        if let Some(hits) = filter.text_candidates(block, newest) {
+            Box::new(hits)
+        } else if let Some(list) = bf.severity_candidates(block) {
+            let at = |&i: &u32| i as usize;
+            if newest {
+                Box::new(list.iter().rev().map(at))
+            } else {
+                Box::new(list.iter().map(at))
+            }
+        } else if newest {
+            Box::new((0..n).rev())
+        } else {
+            Box::new(0..n)
+        };
+    for i in walk {
         // Cheap column conditions first (a record failing them is skipped
         // whatever its key); the full text only for records in range.
         if !bf.matches_columns(block, i) {

@@ -8,7 +8,7 @@
 
 use super::LogFilter;
 use super::needle::Needle;
-use crate::logblock::tokenizer::for_each_token;
+use crate::logblock::tokenizer::{for_each_token, is_word_byte};
 use crate::logblock::{
     BlockError, BlockSummary, DecodedBlock, Dict, DictLookup, field_hash, query_tokens, token_hash,
 };
@@ -168,6 +168,70 @@ impl CompiledFilter {
             source: check(self.source.as_deref(), b.source_dict())?,
             columns_only: self.fields.is_empty() && self.tokens.is_empty(),
         })
+    }
+
+    /// The records of `b` whose message holds the query's first token that
+    /// only stored text can hold (see [`block_may_match`](Self::block_may_match)),
+    /// in walk order (descending when `newest`), found by scanning the
+    /// block's messages for the token instead of checking each record —
+    /// when that finds every record that can match: the token's bytes do
+    /// not occur in the block's fields at all. `None` otherwise (no such
+    /// token, or a field may hold it): walk every record. Candidates still
+    /// go through [`BlockFilter::matches`].
+    pub fn text_candidates<'b>(
+        &'b self,
+        b: &'b DecodedBlock,
+        newest: bool,
+    ) -> Option<impl Iterator<Item = usize> + 'b> {
+        let t = self.tokens.iter().find(|t| frame_checkable(t.as_bytes()))?;
+        if t.in_text(b.field_region()) {
+            return None;
+        }
+        let region = b.message_region();
+        let frame = b.frame();
+        let len = t.as_bytes().len();
+        let n = b.len();
+        // The record whose message holds the hit, found by a cursor that
+        // moves one way as the hits do.
+        let mut r: usize = if newest { n } else { 0 };
+        let mut last: Option<usize> = None;
+        let hits = t.occurrences(&frame[region.clone()], newest);
+        Some(hits.filter_map(move |p| {
+            let pos = region.start + p;
+            let m = if newest {
+                loop {
+                    r = r.checked_sub(1)?;
+                    if let Some(m) = b.message_range(r)
+                        && m.start <= pos
+                    {
+                        // Stay on this record for the next (lower) hit.
+                        r += 1;
+                        break m;
+                    }
+                }
+            } else {
+                loop {
+                    if r >= n {
+                        return None;
+                    }
+                    if let Some(m) = b.message_range(r)
+                        && pos < m.end
+                    {
+                        break m;
+                    }
+                    r += 1;
+                }
+            };
+            let i = if newest { r - 1 } else { r };
+            let whole = pos + len <= m.end
+                && (pos == m.start || !is_word_byte(frame[pos - 1]))
+                && (pos + len == m.end || !is_word_byte(frame[pos + len]));
+            if !whole || last == Some(i) {
+                return None;
+            }
+            last = Some(i);
+            Some(i)
+        }))
     }
 
     /// The full-text and field conditions of [`matches`](Self::matches).

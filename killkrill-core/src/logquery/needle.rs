@@ -74,6 +74,32 @@ impl Needle {
         }
     }
 
+    /// The start of every occurrence in `hay` (ASCII case folded),
+    /// ascending, or descending when `rev`; found lazily, so a walk that
+    /// stops early scans only what it needed.
+    pub(crate) fn occurrences<'h>(
+        &'h self,
+        hay: &'h [u8],
+        rev: bool,
+    ) -> Box<dyn Iterator<Item = usize> + 'h> {
+        let n = self.bytes.len();
+        if n == 0 || hay.len() < n {
+            return Box::new(std::iter::empty());
+        }
+        let r = self.rare;
+        let window = &hay[r..hay.len() - (n - 1 - r)];
+        let b = self.bytes[r];
+        let up = b.to_ascii_uppercase();
+        // A hit at `p` of the window is an occurrence starting at `p`.
+        let verify = move |&p: &usize| hay[p..p + n].eq_ignore_ascii_case(&self.bytes);
+        match (up == b, rev) {
+            (true, false) => Box::new(memchr::memchr_iter(b, window).filter(verify)),
+            (true, true) => Box::new(memchr::memchr_iter(b, window).rev().filter(verify)),
+            (false, false) => Box::new(memchr::memchr2_iter(b, up, window).filter(verify)),
+            (false, true) => Box::new(memchr::memchr2_iter(b, up, window).rev().filter(verify)),
+        }
+    }
+
     /// Whether the token's bytes occur in `hay` (ASCII case folded).
     pub(crate) fn in_text(&self, hay: &[u8]) -> bool {
         self.any_occurrence(hay, |_| true)
