@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+import killkrill
+from killkrill_server import Server
+
 REPO = Path(__file__).resolve().parents[2]
 CORPORA = REPO / "testdata" / "corpora"
 CAPTURED = REPO / "testdata" / "captured"
@@ -42,3 +45,20 @@ def message_bytes(exp):
     if exp.get("message_hex") is not None:
         return bytes.fromhex(exp["message_hex"])
     return None
+
+
+# --- a killkrill serve shared by a test module (the client tests) ------------------
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    s = Server(tmp_path_factory.mktemp("killkrill-data"))
+    yield s
+    code = s.stop()
+    assert code == 0, f"killkrill serve exited {code}: {s.log()}"
+
+
+@pytest.fixture()
+def client(server):
+    with killkrill.Client(server.url, server.api_key, timeout=10) as c:
+        yield c

@@ -41,10 +41,11 @@ const MAX_FETCH: usize = 16;
 /// query) costs the page no memory of its own, and repacking it (decoding
 /// its rows into records and encoding them again) was most of the cost of
 /// a page whose matches are spread thinly over ~40 cached blocks. A block
-/// the cache evicts while the page holds it is counted at the next check
-/// (after at most another budget's worth of blocks is opened) and at the
-/// end, so a page holds at most about twice this budget of blocks no cache
-/// holds.
+/// the cache evicts while the page holds it becomes the page's alone: it is
+/// counted and repacked at the next check (after at most another budget's
+/// worth of opened blocks) and at the end. Between checks a page so holds
+/// at most about this budget plus the blocks the cache evicted since the
+/// last check (at most the cache's own budget) whole.
 const PIN_BUDGET: usize = 64 << 20;
 
 /// Runs one page of a log query, materialising its records.
