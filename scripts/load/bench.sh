@@ -12,10 +12,14 @@
 # usage: scripts/load/bench.sh [BINARY] [SECONDS] [OUTDIR]
 # Environment: MODES (default "syslog-tcp http remote-write") and KINDS
 # (default "memory sqlite") restrict the runs; SINK=0 skips the socat
-# baseline (it is skipped anyway when MODES has no syslog-tcp).
+# baseline (it is skipped anyway when MODES has no syslog-tcp); BATCH
+# (default 1000) is loadgen's `--batch`: records or samples per HTTP request;
+# CONNS (default 4) is loadgen's `--connections`.
 set -u
 MODES=${MODES:-syslog-tcp http remote-write}
 KINDS=${KINDS:-memory sqlite}
+BATCH=${BATCH:-1000}
+CONNS=${CONNS:-4}
 BIN=${1:-${CARGO_TARGET_DIR:-target}/release/killkrill}
 SECS=${2:-30}
 OUT=${3:-$(mktemp -d /tmp/kk-load.XXXXXX)}
@@ -83,8 +87,8 @@ for kind in $KINDS; do
         target=$HTTP
         [ "$mode" = syslog-tcp ] && target=$TCP
         timeout=300
-        run "$kind-$mode" --mode "$mode" --target "$target" --connections 4 --size 300 \
-            --batch 1000 --verify --verify-timeout "$timeout" --data-dir "$dir" --pid "$SERVE_PID"
+        run "$kind-$mode" --mode "$mode" --target "$target" --connections "$CONNS" --size 300 \
+            --batch "$BATCH" --verify --verify-timeout "$timeout" --data-dir "$dir" --pid "$SERVE_PID"
         stop_serve "$kind-$mode"
     done
 done
