@@ -36,17 +36,22 @@ const MAX_FETCH: usize = 16;
 /// per block, `limit` 5,000) would otherwise pin thousands of whole decoded
 /// blocks until its response is written, past the block cache's budget.
 ///
-/// Only blocks the page alone holds count, and only they are repacked: a
-/// block still in the store's cache of decoded blocks (or held by another
-/// query) costs the page no memory of its own, and repacking it (decoding
-/// its rows into records and encoding them again) was most of the cost of
-/// a page whose matches are spread thinly over ~40 cached blocks. A block
-/// the cache evicts while the page holds it becomes the page's alone: it is
-/// counted and repacked at the next check (after at most another budget's
-/// worth of opened blocks) and at the end. Between checks a page so holds
-/// at most about this budget plus the blocks the cache evicted since the
-/// last check (at most the cache's own budget) whole.
+/// Every block the page holds counts. Over the budget, the page first
+/// repacks only the blocks it alone holds: a block also held elsewhere —
+/// usually the store's cache of decoded blocks — costs little of the
+/// page's own, and repacking it (decoding its rows into records and
+/// encoding them again) was most of the cost of a page whose matches are
+/// spread thinly over ~40 cached blocks. "Held elsewhere" may also be
+/// another query holding a block the cache has evicted, so shared blocks
+/// are repacked too once the page holds more than [`SHARED_PIN_FACTOR`]
+/// budgets. A check runs whenever another budget's worth of blocks has been
+/// opened since the last, and at the end: a page holds at most about
+/// `SHARED_PIN_FACTOR + 1` budgets of decoded blocks.
 const PIN_BUDGET: usize = 64 << 20;
+
+/// Budgets of held blocks past which a page repacks shared blocks too
+/// (see [`PIN_BUDGET`]).
+const SHARED_PIN_FACTOR: usize = 4;
 
 /// Runs one page of a log query, materialising its records.
 ///
@@ -231,8 +236,8 @@ async fn query_once(
                 pending.dedup_by(|b, a| a.0 == b.0);
                 pending.truncate(want);
                 if pinned > shrink_at {
-                    pinned = shrink(&mut opened, &mut pending, q)?;
-                    shrink_at = pin_budget.max(pinned.saturating_mul(2));
+                    pinned = relieve(&mut opened, &mut pending, q, pin_budget)?;
+                    shrink_at = pinned.saturating_add(pin_budget);
                 }
             }
         }
@@ -259,7 +264,7 @@ async fn query_once(
     // The page is held until its response is written: shrink it once more
     // if it is over the budget, the last rows included.
     if pinned > pin_budget {
-        shrink(&mut opened, &mut pending, q)?;
+        relieve(&mut opened, &mut pending, q, pin_budget)?;
     }
     let rows = pending
         .into_iter()
@@ -280,15 +285,32 @@ async fn query_once(
     }))
 }
 
+/// [`shrink`] without touching shared blocks, then with them if the page
+/// still holds more than [`SHARED_PIN_FACTOR`] budgets; returns the bytes
+/// held.
+fn relieve(
+    opened: &mut [(BlockId, Option<Arc<DecodedBlock>>)],
+    pending: &mut [Pending],
+    q: &LogQuery,
+    pin_budget: usize,
+) -> Result<usize, QueryError> {
+    let held = shrink(opened, pending, q, false)?;
+    if held > pin_budget.saturating_mul(SHARED_PIN_FACTOR) {
+        return shrink(opened, pending, q, true);
+    }
+    Ok(held)
+}
+
 /// Releases the opened blocks no pending record points to, and replaces a
-/// block that only the page holds and of which it keeps under a quarter of
-/// the records by a block of just those records (same order, so their
-/// encoding and JSON are the same); returns the bytes of the blocks only the
-/// page holds (see [`PIN_BUDGET`]).
+/// block of which the page keeps under a quarter of the records by a block
+/// of just those records (same order, so their encoding and JSON are the
+/// same) — only if the page alone holds it, unless `shared`; returns the
+/// bytes of the blocks still held (see [`PIN_BUDGET`]).
 fn shrink(
     opened: &mut [(BlockId, Option<Arc<DecodedBlock>>)],
     pending: &mut [Pending],
     q: &LogQuery,
+    shared: bool,
 ) -> Result<usize, QueryError> {
     let mut rows: Vec<Vec<usize>> = vec![Vec::new(); opened.len()];
     for (p, row) in pending.iter().enumerate() {
@@ -304,11 +326,8 @@ fn shrink(
             *held = None;
             continue;
         }
-        if Arc::strong_count(block) > 1 {
-            // Shared (the cache, another query): not the page's memory.
-            continue;
-        }
-        if mine.len() * 4 < block.len() {
+        // Shared (the cache, another query): repacked only when asked.
+        if mine.len() * 4 < block.len() && (shared || Arc::strong_count(block) == 1) {
             let corrupt = |source| QueryError::Corrupt {
                 tenant: q.tenant.to_string(),
                 block: *id,
@@ -445,11 +464,11 @@ mod pin_tests {
         Arc::new(DecodedBlock::from_frame(t.clone(), encode_frame(&records)).unwrap())
     }
 
-    /// A sparsely used block the page alone holds is repacked and counted;
-    /// one the cache (or another query) also holds is left whole and not
-    /// counted as the page's memory.
+    /// A sparsely used block the page alone holds is repacked; one the
+    /// cache (or another query) also holds is left whole unless shared
+    /// blocks are asked for; both count.
     #[test]
-    fn only_blocks_the_page_alone_holds_are_repacked_and_counted() {
+    fn shared_blocks_are_repacked_only_when_asked() {
         let t = Tenant::new("pins").unwrap();
         let q = LogQuery {
             tenant: t.clone(),
@@ -473,20 +492,21 @@ mod pin_tests {
             (key(&cache, 12), 1, 12),
         ];
         drop(a);
-        let held = shrink(&mut opened, &mut pending, &q).unwrap();
+        let held = shrink(&mut opened, &mut pending, &q, false).unwrap();
         let small = opened[0].1.as_ref().unwrap();
         let small_len = small.byte_len();
         assert_eq!(small.len(), 2, "the page's block is repacked to its rows");
-        assert_eq!(held, small_len, "only the page's own block counts");
+        assert_eq!(held, small_len + cache.byte_len(), "both blocks count");
         assert_eq!((pending[0].2, pending[1].2), (0, 1));
         assert_eq!(small.message(0), Some(&b"record 30"[..]));
         assert_eq!(small.message(1), Some(&b"record 7"[..]));
         let kept = opened[1].1.as_ref().unwrap();
         assert!(Arc::ptr_eq(kept, &cache), "the cached block is kept whole");
         assert_eq!(pending[2].2, 12);
-        // Once the cache lets go, the block is the page's: repacked too.
-        drop(cache);
-        let held = shrink(&mut opened, &mut pending, &q).unwrap();
+        // Asked for shared blocks too (the page holds too much): repacked
+        // although the cache still holds it.
+        let held = shrink(&mut opened, &mut pending, &q, true).unwrap();
+        assert!(!Arc::ptr_eq(opened[1].1.as_ref().unwrap(), &cache));
         let small2 = opened[1].1.as_ref().unwrap();
         assert_eq!(small2.len(), 1);
         assert_eq!(

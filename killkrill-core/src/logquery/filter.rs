@@ -408,6 +408,75 @@ fn frame_checkable(token: &[u8]) -> bool {
 mod frame_tests {
     use super::*;
 
+    fn block(messages: &[Option<&str>], field: Option<&str>) -> DecodedBlock {
+        use crate::event::{EventId, FieldValue, LogRecord, Tenant, Timestamp};
+        let t = Tenant::new("tc").unwrap();
+        let records: Vec<LogRecord> = messages
+            .iter()
+            .enumerate()
+            .map(|(i, m)| LogRecord {
+                id: Some(EventId::from_u128(i as u128 + 1)),
+                tenant: Some(t.clone()),
+                timestamp: Timestamp::from_nanos(i as i64),
+                message: m.map(|m| m.as_bytes().to_vec()),
+                attributes: match (i, field) {
+                    (0, Some(f)) => vec![("f".into(), FieldValue::Str(f.into()))],
+                    _ => Vec::new(),
+                },
+                ..LogRecord::default()
+            })
+            .collect();
+        DecodedBlock::from_frame(t, crate::logblock::encode_frame(&records)).unwrap()
+    }
+
+    fn candidates(f: &CompiledFilter, b: &DecodedBlock, newest: bool) -> Option<Vec<usize>> {
+        f.text_candidates(b, newest).map(Iterator::collect)
+    }
+
+    /// The message scan finds exactly the records holding the token whole:
+    /// not inside a word, not across two messages, whatever its case;
+    /// records without a message (or with an empty one) at either end or
+    /// in between are skipped; both walk orders.
+    #[test]
+    fn text_candidates_are_exactly_the_records_holding_the_token() {
+        let f = CompiledFilter::new(&LogFilter {
+            text: Some("ab".into()),
+            ..LogFilter::default()
+        })
+        .unwrap();
+        let b = block(
+            &[
+                None,
+                Some("ab"),
+                Some("cab"),
+                Some("x a"),
+                Some("b ab ab"),
+                Some("AB"),
+                Some(""),
+                Some("a"),
+                Some("b"),
+                None,
+            ],
+            None,
+        );
+        assert_eq!(candidates(&f, &b, false), Some(vec![1, 4, 5]));
+        assert_eq!(candidates(&f, &b, true), Some(vec![5, 4, 1]));
+        // No record has a message: nothing to visit, and no panic.
+        let empty = block(&[None, None, None], None);
+        assert_eq!(candidates(&f, &empty, false), Some(vec![]));
+        assert_eq!(candidates(&f, &empty, true), Some(vec![]));
+        // The token's bytes in a field: the scan would miss that record.
+        let in_field = block(&[Some("x"), Some("ab")], Some("ab"));
+        assert_eq!(candidates(&f, &in_field, false), None);
+        // A token a number attribute could produce is not scanned for.
+        let numeric = CompiledFilter::new(&LogFilter {
+            text: Some("42".into()),
+            ..LogFilter::default()
+        })
+        .unwrap();
+        assert_eq!(candidates(&numeric, &b, false), None);
+    }
+
     #[test]
     fn numeric_tokens_are_not_checked() {
         assert!(!frame_checkable(b"42"));
