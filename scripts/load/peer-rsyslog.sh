@@ -34,35 +34,23 @@ for _ in $(seq 100); do
     (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break
     sleep 0.1
 done
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null; }
+. "$(dirname "$0")/peer-common.sh"
 before=$(cpu_ticks "$RS_PID")
 start=$(date +%s.%N)
 "$BIN" loadgen --quiet --mode syslog-tcp --target "127.0.0.1:$PORT" --connections "$CONNS" \
     --size 300 --duration "$SECS" --pid "$RS_PID" >"$OUT/rsyslog.json" ||
     { echo "loadgen failed against rsyslog" >&2; kill "$RS_PID"; exit 1; }
 sent=$(python3 -c "import json; print(json.load(open('$OUT/rsyslog.json'))['sent'])")
-last=-1
-grown=$start
-for _ in $(seq 240); do
-    n=$(wc -l <"$OUT/rs-out.log" 2>/dev/null || echo 0)
-    now=$(date +%s.%N)
-    if [ "$n" != "$last" ]; then
-        last=$n
-        grown=$now
-    elif [ "$n" -ge "$sent" ] || python3 -c "import sys; sys.exit(0 if $now - $grown > 5 else 1)"; then
-        break
-    fi
-    sleep 0.5
-done
+rs_count() { wc -l <"$OUT/rs-out.log" 2>/dev/null || echo 0; }
+read -r last secs < <(settle rs_count "$sent" "$start" 5)
 after=$(cpu_ticks "$RS_PID")
 rss=$(python3 -c "import json; print(json.load(open('$OUT/rsyslog.json'))['targets'][0]['peak_rss_bytes'] // 2**20)")
 kill "$RS_PID"
 wait "$RS_PID" 2>/dev/null
-python3 - "$sent" "$last" "$start" "$grown" "$before" "$after" "$rss" <<'EOF' | tee "$OUT/rsyslog.summary"
+python3 - "$sent" "$last" "$secs" "$before" "$after" "$rss" <<'EOF' | tee "$OUT/rsyslog.summary"
 import os, sys
-sent, lines, start, grown, before, after, rss = sys.argv[1:]
-sent, lines = int(sent), int(lines)
-secs = float(grown) - float(start)
+sent, lines, secs, before, after, rss = sys.argv[1:]
+sent, lines, secs = int(sent), int(lines), float(secs)
 cpu = (int(after) - int(before)) / os.sysconf("SC_CLK_TCK")
 print(f"| rsyslog imtcp -> omfile | {sent:,} | {lines:,} | {lines / secs:,.0f} | {cpu / max(lines, 1) * 1e6:.2f} | {rss} |")
 EOF

@@ -26,7 +26,7 @@ fi
 VM_PORT=$((20000 + RANDOM % 20000))
 AG_PORT=$((VM_PORT + 1))
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null; }
+. "$(dirname "$0")/peer-common.sh"
 
 # Samples of run $1 stored in VictoriaMetrics.
 stored() {
@@ -40,23 +40,10 @@ except Exception:
     print(-1)'
 }
 
-# Waits until run $1's stored count stops growing (or reaches $2); prints
-# "count seconds-since-start-when-last-grown".
-settle() {
-    local run=$1 want=$2 start=$3 last=-1 grown=$start now n
-    for _ in $(seq 240); do
-        curl -s "http://127.0.0.1:$VM_PORT/internal/force_flush" >/dev/null
-        n=$(stored "$run")
-        now=$(date +%s.%N)
-        if [ "$n" != "$last" ]; then
-            grown=$now
-            last=$n
-        elif [ "$n" -ge "$want" ] || python3 -c "import sys; sys.exit(0 if $now - $grown > 10 else 1)"; then
-            break
-        fi
-        sleep 0.5
-    done
-    echo "$last $(python3 -c "print($grown - $start)")"
+# What run $run has stored, after VictoriaMetrics flushed what it buffers.
+vm_count() {
+    curl -s "http://127.0.0.1:$VM_PORT/internal/force_flush" >/dev/null
+    stored "$run"
 }
 
 rm -rf "$OUT/vm-data" "$OUT/vmagent-data"
@@ -85,7 +72,7 @@ for setup in vm-direct vm-vmagent; do
         --size 300 --batch "$BATCH" --duration "$SECS" --run-id "$run" --pid "$VM_PID" >"$OUT/$setup.json" ||
         { echo "loadgen failed against $setup" >&2; kill "$VM_PID"; exit 1; }
     acked=$(python3 -c "import json; print(json.load(open('$OUT/$setup.json'))['acknowledged'])")
-    read -r count secs < <(settle "$run" "$acked" "$start")
+    read -r count secs < <(settle vm_count "$acked" "$start" 10)
     after=0
     for p in $pids; do after=$((after + $(cpu_ticks "$p"))); done
     rss=$(python3 -c "import json; print(json.load(open('$OUT/$setup.json'))['targets'][0]['peak_rss_bytes'] // 2**20)")

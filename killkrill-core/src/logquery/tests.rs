@@ -142,6 +142,36 @@ async fn a_volume_read_while_its_blocks_are_compacted_counts_everything() {
     assert!(!s.armed.load(Ordering::SeqCst), "the race happened");
 }
 
+/// The ids of every record matching `filter`, read page after page (by
+/// cursor) with `limit` records a page, in `order`.
+async fn every_page(
+    s: &dyn LogStore,
+    t: &Tenant,
+    filter: &LogFilter,
+    order: Order,
+    limit: usize,
+) -> Vec<Option<EventId>> {
+    let mut got = Vec::new();
+    let mut cursor = None;
+    loop {
+        let q = LogQuery {
+            tenant: t.clone(),
+            range: TimeRange::ALL,
+            filter: filter.clone(),
+            order,
+            limit,
+            cursor,
+        };
+        let page = query_logs(s, &q).await.unwrap();
+        got.extend(page.records.into_iter().map(|r| r.id));
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    got
+}
+
 /// Pages over many small blocks, some overlapping in time, walked to the
 /// end: the blocks the engine skips (its round bound and the finality check
 /// before opening a block) never drop or repeat a record, and a
@@ -205,25 +235,7 @@ async fn skipped_blocks_never_drop_matches() {
                 if order == Order::NewestFirst {
                     want.reverse();
                 }
-                let mut got = Vec::new();
-                let mut cursor = None;
-                loop {
-                    let q = LogQuery {
-                        tenant: t.clone(),
-                        range: TimeRange::ALL,
-                        filter: f.clone(),
-                        order,
-                        limit,
-                        cursor,
-                    };
-                    let page = query_logs(&s, &q).await.unwrap();
-                    got.extend(page.records);
-                    match page.next_cursor {
-                        Some(c) => cursor = Some(c),
-                        None => break,
-                    }
-                }
-                let got_ids: Vec<_> = got.iter().map(|r| r.id).collect();
+                let got_ids = every_page(&s, &t, &f, order, limit).await;
                 let want_ids: Vec<_> = want.iter().map(|r| r.id).collect();
                 assert_eq!(got_ids, want_ids, "{f:?} {order:?} limit {limit}");
             }
@@ -466,27 +478,11 @@ async fn full_text_pages_equal_a_brute_force_scan() {
                     want.reverse();
                 }
                 for limit in [1, 7, 1000] {
-                    let mut got = Vec::new();
-                    let mut cursor = None;
-                    loop {
-                        let q = LogQuery {
-                            tenant: t.clone(),
-                            range: TimeRange::ALL,
-                            filter: LogFilter {
-                                text: Some(text.into()),
-                                ..LogFilter::default()
-                            },
-                            order,
-                            limit,
-                            cursor,
-                        };
-                        let page = query_logs(&s, &q).await.unwrap();
-                        got.extend(page.records.into_iter().map(|r| r.id));
-                        match page.next_cursor {
-                            Some(c) => cursor = Some(c),
-                            None => break,
-                        }
-                    }
+                    let filter = LogFilter {
+                        text: Some(text.into()),
+                        ..LogFilter::default()
+                    };
+                    let got = every_page(&s, &t, &filter, order, limit).await;
                     let want_ids: Vec<_> = want.iter().map(|r| r.id).collect();
                     assert!(!want_ids.is_empty(), "{text}: no record to find");
                     assert_eq!(
