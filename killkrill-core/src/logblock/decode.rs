@@ -10,6 +10,7 @@ use std::sync::OnceLock;
 
 use super::BlockError;
 use super::encode::PAYLOAD_VERSION;
+use super::token_memo::{TokenHits, TokenMemo};
 use super::wire::{Reader, unzigzag};
 use crate::event::{
     EventId, Facility, FieldValue, LogRecord, SdElement, Severity, Tenant, Timestamp,
@@ -112,6 +113,8 @@ pub struct DecodedBlock {
     /// most [`SEVERITY_LIST_SHARE`] of the block (`None`: too many to be
     /// worth a list; a query walks the column).
     pub(super) sev_lists: [OnceLock<Option<Box<[u32]>>>; 8],
+    /// Where query tokens occur (see [`token_hits`](Self::token_hits)).
+    pub(super) memo: TokenMemo,
     /// [`byte_len`](Self::byte_len), computed once (summing the
     /// dictionaries walks every distinct value: per call, that was a large
     /// share of a query over many cached blocks).
@@ -300,6 +303,7 @@ impl DecodedBlock {
             perr,
             fields,
             sev_lists: std::array::from_fn(|_| OnceLock::new()),
+            memo: TokenMemo::default(),
             bytes: 0,
         };
         block.bytes = block.measure();
@@ -307,9 +311,11 @@ impl DecodedBlock {
     }
 
     /// Approximate memory held by the decoded block, bytes (for caches).
-    /// It includes room for the severity lists built later: each holds at
-    /// most a quarter of the records, 4 bytes each, so the 8 together at
-    /// most 8 bytes per record.
+    /// It includes room for what is built later: the severity lists (each
+    /// holds at most a quarter of the records, 4 bytes each, so the 8
+    /// together at most 8 bytes per record) and the token memo (at most
+    /// 32 answers of one bit per record, so 4 more bytes per record, and
+    /// the tokens).
     #[inline]
     pub fn byte_len(&self) -> usize {
         self.bytes
@@ -326,6 +332,7 @@ impl DecodedBlock {
             + dict(&self.procid)
             + dict(&self.msgid)
             + dict(&self.source)
+            + TokenMemo::bound(self.len())
     }
 
     /// The decompressed frame (every column's bytes; strings stored raw).
@@ -399,6 +406,26 @@ impl DecodedBlock {
             Some(list.into_boxed_slice())
         })
         .as_deref()
+    }
+
+    /// Where `token` occurs in the block: remembered with the block (see
+    /// [`TokenHits`] and the memo's bounds), computed by `compute` on the
+    /// second lookup; `None` on the first (the caller scans as it would
+    /// without a memo) and for tokens too long to remember. The caller decides what a token's hits are and the block
+    /// only keeps the answer, so there is one caller: the query engine's
+    /// `CompiledFilter::text_walk`.
+    pub(crate) fn token_hits(
+        &self,
+        token: &[u8],
+        compute: impl FnOnce() -> TokenHits,
+    ) -> Option<std::sync::Arc<TokenHits>> {
+        self.memo.get_or_compute(token, compute)
+    }
+
+    /// Tokens the memo remembers (tests).
+    #[cfg(test)]
+    pub(crate) fn memo_tokens(&self) -> usize {
+        self.memo.len()
     }
 
     /// The host column.

@@ -24,6 +24,7 @@ mod error;
 mod hashing;
 mod json;
 mod summary;
+mod token_memo;
 pub mod tokenizer;
 mod wire;
 
@@ -39,6 +40,7 @@ pub use encode::{PAYLOAD_VERSION, encode_payload};
 pub use error::BlockError;
 pub use json::write_json_str;
 pub use summary::{BlockSummary, EXACT_SET_MAX, NO_SEVERITY, ValueSet, field_hash};
+pub(crate) use token_memo::TokenHits;
 pub use tokenizer::{query_tokens, token_hash};
 
 #[cfg(test)]

@@ -13,7 +13,7 @@
 
 use std::sync::Arc;
 
-use super::filter::CompiledFilter;
+use super::filter::{CompiledFilter, TextWalk};
 use super::scan::SummaryScan;
 use super::{Cursor, LogPage, LogQuery, MAX_PAGE_SIZE, PageRow, QueryError, RowPage};
 use crate::event::{EventId, Timestamp};
@@ -385,32 +385,33 @@ fn collect(
     pending: &mut Vec<Pending>,
 ) -> Result<(), BlockError> {
     let n = block.len();
-    if !filter.block_may_match(block) {
-        return Ok(());
-    }
     let Some(bf) = filter.for_block(block) else {
         return Ok(());
     };
     let mut taken = 0;
     // Records in a block are sorted by (timestamp, id) ascending: walk them
-    // in result order so the walk can stop after `want` matches. A full-text
-    // token found by scanning the block's messages, or a selective severity
-    // bound's list, narrows the walk to the records that can match.
-    let walk: Box<dyn Iterator<Item = usize>> =
-        if let Some(hits) = filter.text_candidates(block, newest) {
-            Box::new(hits)
-        } else if let Some(list) = bf.severity_candidates(block) {
-            let at = |&i: &u32| i as usize;
-            if newest {
-                Box::new(list.iter().rev().map(at))
+    // in result order so the walk can stop after `want` matches. The
+    // records a full-text token can be in (remembered with the block), or
+    // a selective severity bound's list, narrow the walk to the records
+    // that can match.
+    let walk: Box<dyn Iterator<Item = usize>> = match filter.text_walk(block, newest) {
+        TextWalk::Nothing => return Ok(()),
+        TextWalk::Only(hits) => hits,
+        TextWalk::Every => {
+            if let Some(list) = bf.severity_candidates(block) {
+                let at = |&i: &u32| i as usize;
+                if newest {
+                    Box::new(list.iter().rev().map(at))
+                } else {
+                    Box::new(list.iter().map(at))
+                }
+            } else if newest {
+                Box::new((0..n).rev())
             } else {
-                Box::new(list.iter().map(at))
+                Box::new(0..n)
             }
-        } else if newest {
-            Box::new((0..n).rev())
-        } else {
-            Box::new(0..n)
-        };
+        }
+    };
     for i in walk {
         // Cheap column conditions first (a record failing them is skipped
         // whatever its key); the full text only for records in range.
