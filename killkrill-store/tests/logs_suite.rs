@@ -340,6 +340,7 @@ async fn compaction_merges_small_blocks_and_keeps_results() {
                 after: None,
                 limit: 10_000,
                 with_tokens: false,
+                continuation: false,
             };
             b.store.block_summaries(&req).await.unwrap()
         };

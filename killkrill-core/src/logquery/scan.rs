@@ -69,6 +69,7 @@ impl<'a> SummaryScan<'a> {
                 after: self.after,
                 limit: self.page,
                 with_tokens: self.with_tokens,
+                continuation: self.seen > 0,
             };
             let got = self.store.shared_summaries(&req).await?;
             if got.len() < self.page {

@@ -47,6 +47,12 @@ pub struct SummaryRequest<'a> {
     /// Also fetch the token bloom filter (bigger; only needed for full-text
     /// and field filters).
     pub with_tokens: bool,
+    /// A later page of a scan whose first page this store answered: a
+    /// store that checks its in-memory view against the database before
+    /// answering may skip the check (the view is at least as new as the
+    /// one the first page was answered from, so the scan still sees every
+    /// block committed before it began). `false` for a first page.
+    pub continuation: bool,
 }
 
 /// What a write did.

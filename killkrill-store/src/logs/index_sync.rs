@@ -266,6 +266,26 @@ impl Store {
         Ok(())
     }
 
+    /// Brings the index of `tenant` up to the database's current
+    /// generation (one shared point read; a sync when it is behind).
+    /// Leaves the tenant out of the index when it is over the budget.
+    async fn check_index(&self, tenant: &Tenant) -> Result<(), StoreError> {
+        let index = &self.summary_index;
+        let (generation, deleted) = self
+            .gen_reads
+            .read(tenant, || self.read_gen(tenant))
+            .await?;
+        match index.staleness(tenant, generation, deleted) {
+            Staleness::Fresh | Staleness::Oversize => Ok(()),
+            _ => {
+                let _one = index.sync.lock().await;
+                // Another request may have synced while this one waited.
+                let st = index.staleness(tenant, generation, deleted);
+                self.sync_tenant(tenant, st, generation).await
+            }
+        }
+    }
+
     /// A summary page from the index, synced first; `None` when the index
     /// does not serve this tenant (off, MySQL, over budget).
     pub(super) async fn indexed_summaries(
@@ -280,22 +300,13 @@ impl Store {
             return Ok(Some(Vec::new()));
         }
         let tenant = req.tenant;
-        let (generation, deleted) = self
-            .gen_reads
-            .read(tenant, || self.read_gen(tenant))
-            .await?;
-        match index.staleness(tenant, generation, deleted) {
-            Staleness::Fresh => {}
-            Staleness::Oversize => {
-                metrics::counter!("killkrill_store_log_summary_index_fallbacks_total").increment(1);
-                return Ok(None);
-            }
-            _ => {
-                let _one = index.sync.lock().await;
-                // Another request may have synced while this one waited.
-                let st = index.staleness(tenant, generation, deleted);
-                self.sync_tenant(tenant, st, generation).await?;
-            }
+        // A later page of a scan: the index was checked for its first page
+        // and only moves forward, so it is checked again only if it no
+        // longer serves the tenant (one generation read per query, not one
+        // per page: a full-text query over a day reads ~5 pages). Not
+        // served (over budget): `select` says so and SQL answers.
+        if !(req.continuation && index.serves(tenant)) {
+            self.check_index(tenant).await?;
         }
         let Some(picked) = index.select(req) else {
             metrics::counter!("killkrill_store_log_summary_index_fallbacks_total").increment(1);

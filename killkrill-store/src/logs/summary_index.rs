@@ -402,6 +402,14 @@ impl SummaryIndex {
         }
     }
 
+    /// Whether `tenant` is indexed and not marked for a re-list: a later
+    /// page of a scan whose first page was checked can be answered as is.
+    pub(crate) fn serves(&self, tenant: &Tenant) -> bool {
+        self.inner
+            .read()
+            .is_ok_and(|g| g.tenants.get(tenant).is_some_and(|t| !t.dirty))
+    }
+
     /// One page, or `None` when `tenant` is not indexed.
     pub(crate) fn select(&self, req: &SummaryRequest<'_>) -> Option<Picked> {
         let g = self.inner.read().ok()?;
@@ -619,6 +627,7 @@ mod tests {
             after: None,
             limit: usize::MAX,
             with_tokens,
+            continuation: false,
         }
     }
 
