@@ -82,7 +82,20 @@ impl Entry {
     fn full(&self) -> Option<Arc<BlockSummary>> {
         self.full.lock().ok().and_then(|g| g.clone())
     }
+
+    /// Records a use of `full` at `now` unless one was recorded within the
+    /// last [`USE_SLACK`] ticks: shedding only needs a rough order, and a
+    /// store per entry per query makes the two cores of concurrent queries
+    /// fight over the entries' cache lines.
+    fn touch(&self, now: u64) {
+        if now.saturating_sub(self.used.load(Ordering::Relaxed)) > USE_SLACK {
+            self.used.store(now, Ordering::Relaxed);
+        }
+    }
 }
+
+/// See [`Entry::touch`]: index clock ticks (one per summary page served).
+const USE_SLACK: u64 = 256;
 
 /// Weight of a token filter attached to an entry: the filter and a second
 /// summary struct carrying it.
@@ -439,7 +452,7 @@ impl SummaryIndex {
             .map(|e| {
                 let f = e.full();
                 if f.is_some() {
-                    e.used.store(now, Ordering::Relaxed);
+                    e.touch(now);
                 } else {
                     missing.push(e.id());
                 }
