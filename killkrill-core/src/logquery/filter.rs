@@ -104,6 +104,20 @@ impl CompiledFilter {
         }
     }
 
+    /// A first, cheaper test of [`may_match`](Self::may_match) (false:
+    /// `may_match` is false too): the first two probes of each token and
+    /// field pair in the block's bloom filter, without early exits, for a
+    /// pass over a page of summaries (see [`Bloom::may_contain_first`]).
+    pub fn may_match_first(&self, s: &BlockSummary) -> bool {
+        match &s.tokens {
+            Some(b) => self
+                .bloom_keys
+                .iter()
+                .fold(true, |all, &k| all & b.may_contain_first(k, 2)),
+            None => true,
+        }
+    }
+
     /// An upper bound on the block's matching records, from its summary.
     pub fn max_matches(&self, s: &BlockSummary) -> usize {
         let n = match self.min_sev {
