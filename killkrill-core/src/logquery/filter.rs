@@ -198,11 +198,10 @@ impl CompiledFilter {
             match hits.count() {
                 None => {}
                 Some(0) => return TextWalk::Nothing,
-                Some(c) => {
-                    if best.as_ref().is_none_or(|(k, _)| *k > c) {
-                        best = Some((c, hits));
-                    }
+                Some(c) if best.as_ref().is_none_or(|(k, _)| *k > c) => {
+                    best = Some((c, hits));
                 }
+                Some(_) => {}
             }
         }
         if let Some((_, hits)) = best {
