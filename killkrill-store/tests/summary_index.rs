@@ -378,8 +378,13 @@ async fn later_pages_of_a_scan_skip_the_generation_check() {
             with_tokens: false,
             continuation,
         };
-        // A continuation for a tenant not indexed yet: checked, loaded.
+        // A continuation for a tenant not indexed yet: checked, loaded
+        // (a later continuation reads that load, not the database).
         assert_eq!(count(&t.api, req(&fresh, true)).await, 3, "{}", t.name);
+        assert!(t.api.summary_index_blocks(&fresh).is_some(), "{}", t.name);
+        write(&t.worker, batch(&fresh, 30, 50), &opts).await;
+        assert_eq!(count(&t.api, req(&fresh, true)).await, 3, "{}", t.name);
+        assert_eq!(count(&t.api, req(&fresh, false)).await, 5, "{}", t.name);
         assert_eq!(count(&t.api, req(&tenant, false)).await, 5, "{}", t.name);
         write(&t.worker, batch(&tenant, 50, 80), &opts).await;
         assert_eq!(

@@ -96,27 +96,6 @@ impl Bloom {
         true
     }
 
-    /// Whether the first `n` probes (at most `k`) of a key may have been
-    /// set: [`may_contain`](Self::may_contain) with fewer probes and no
-    /// early exit. A pass over many filters with it has no branch that
-    /// depends on a loaded word, so the CPU keeps many of those loads (each
-    /// a likely cache miss) in flight at once; the full test that follows
-    /// finds most of its words cached.
-    #[inline]
-    pub fn may_contain_first(&self, hash: u64, n: u8) -> bool {
-        if self.bits == 0 {
-            return false;
-        }
-        let (mut h, step) = Self::probes(hash);
-        let mut all = true;
-        for _ in 0..n.min(self.k) {
-            let bit = self.bit(h);
-            all &= (self.words[(bit / 64) as usize] >> (bit % 64)) & 1 == 1;
-            h = h.wrapping_add(step);
-        }
-        all
-    }
-
     #[inline]
     fn probes(hash: u64) -> (u64, u64) {
         // Second hash: a multiplicative remix; forced odd so it never sticks.
@@ -194,18 +173,7 @@ mod tests {
             b.insert(token_hash(format!("tok{i}").as_bytes()));
         }
         for i in 0..n {
-            let h = token_hash(format!("tok{i}").as_bytes());
-            assert!(b.may_contain(h));
-            assert!((0..=b.k + 1).all(|p| b.may_contain_first(h, p)));
-        }
-        // Fewer probes pass more keys, never fewer; all k probes pass
-        // exactly the keys `may_contain` passes.
-        for i in 0..20_000 {
-            let h = token_hash(format!("other{i}").as_bytes());
-            let full = b.may_contain(h);
-            assert_eq!(b.may_contain_first(h, b.k), full);
-            assert!(!full || b.may_contain_first(h, 2));
-            assert!(!b.may_contain_first(h, 2) || b.may_contain_first(h, 1));
+            assert!(b.may_contain(token_hash(format!("tok{i}").as_bytes())));
         }
         let fp = (0..100_000)
             .filter(|i| b.may_contain(token_hash(format!("other{i}").as_bytes())))

@@ -411,7 +411,8 @@ impl DecodedBlock {
     /// Where `token` occurs in the block: remembered with the block (see
     /// [`TokenHits`] and the memo's bounds), computed by `compute` on the
     /// second lookup; `None` on the first (the caller scans as it would
-    /// without a memo) and for tokens too long to remember. The caller decides what a token's hits are and the block
+    /// without a memo), for tokens too long to remember and in blocks too
+    /// small to keep a memo. The caller decides what a token's hits are and the block
     /// only keeps the answer, so there is one caller: the query engine's
     /// `CompiledFilter::text_walk`.
     pub(crate) fn token_hits(
@@ -419,6 +420,9 @@ impl DecodedBlock {
         token: &[u8],
         compute: impl FnOnce() -> TokenHits,
     ) -> Option<std::sync::Arc<TokenHits>> {
+        if self.len() < super::token_memo::MIN_MEMO_RECORDS {
+            return None;
+        }
         self.memo.get_or_compute(token, compute)
     }
 

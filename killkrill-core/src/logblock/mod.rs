@@ -40,6 +40,8 @@ pub use encode::{PAYLOAD_VERSION, encode_payload};
 pub use error::BlockError;
 pub use json::write_json_str;
 pub use summary::{BlockSummary, EXACT_SET_MAX, NO_SEVERITY, ValueSet, field_hash};
+#[cfg(test)]
+pub(crate) use token_memo::MIN_MEMO_RECORDS;
 pub(crate) use token_memo::TokenHits;
 pub use tokenizer::{query_tokens, token_hash};
 

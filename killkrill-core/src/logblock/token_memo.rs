@@ -17,9 +17,10 @@
 //! did without the memo and does not push out what repeated searches use.
 //! The memo holds at most [`MEMO_TOKENS`] tokens per block (least recently
 //! used forgotten first), each at most [`MAX_MEMO_TOKEN`] bytes, and an
-//! answer takes at most one bit per record (a list of record numbers when
-//! at most one record in 32 holds the token, a bitmap otherwise). That
-//! bound is part of [`DecodedBlock::byte_len`](super::DecodedBlock::byte_len),
+//! answer takes about one bit per record (a list of record numbers when
+//! at most one record in 32 holds the token, a bitmap otherwise): at most
+//! 4 bytes per record for the 32. Blocks under [`MIN_MEMO_RECORDS`]
+//! records keep none. That bound is part of [`DecodedBlock::byte_len`](super::DecodedBlock::byte_len),
 //! so block caches count it.
 
 use std::collections::VecDeque;
@@ -85,6 +86,12 @@ impl TokenHits {
 
 /// Most tokens a block remembers.
 pub const MEMO_TOKENS: usize = 32;
+
+/// Blocks of fewer records keep no memo: scanning them is cheap, and the
+/// memo's fixed part (~6 KB reserved) would be a large share of a small
+/// block's weight in the cache (fresh blocks before compaction, a page's
+/// repacked rows).
+pub const MIN_MEMO_RECORDS: usize = 256;
 
 /// Most tokens a block notes as seen once (by hash).
 const SEEN_TOKENS: usize = 64;
@@ -167,13 +174,19 @@ impl TokenMemo {
         self.lock().known.len()
     }
 
-    /// Most bytes one answer for a block of `records` records holds.
+    /// Most bytes one answer for a block of `records` records holds: a
+    /// list of at most `records / 32` numbers or a bitmap, about one bit
+    /// per record either way.
     fn answer_bound(records: usize) -> usize {
-        std::mem::size_of::<TokenHits>() + records.div_ceil(64) * 8 + records / LIST_SHARE * 4
+        std::mem::size_of::<TokenHits>() + (records.div_ceil(64) * 8).max(records / LIST_SHARE * 4)
     }
 
-    /// Most bytes the memo of a block of `records` records can hold.
+    /// Most bytes the memo of a block of `records` records can hold (0
+    /// below [`MIN_MEMO_RECORDS`]: such a block keeps no memo).
     pub(crate) fn bound(records: usize) -> usize {
+        if records < MIN_MEMO_RECORDS {
+            return 0;
+        }
         MEMO_TOKENS * (Self::answer_bound(records) + MAX_MEMO_TOKEN + 64) + SEEN_TOKENS * 8 + 128
     }
 }
@@ -268,6 +281,40 @@ mod tests {
         assert_eq!(set as usize, many.len());
         assert!(h.byte_len() <= TokenMemo::answer_bound(n));
         assert_eq!(h.count(), Some(many.len()));
+        // The whole memo: 32 answers of the worst kind under 64-byte
+        // tokens, and a full ring of seen hashes, stay within the bound
+        // the block reserves (about 4 bytes per record, plus ~6 KB).
+        let memo = TokenMemo::default();
+        let worst: Vec<u32> = (0..n as u32).step_by(2).collect();
+        for i in 0..MEMO_TOKENS + SEEN_TOKENS {
+            let t = format!("{i:064}");
+            for _ in 0..2 {
+                memo.get_or_compute(t.as_bytes(), || TokenHits::from_records(worst.clone(), n));
+            }
+        }
+        for i in 0..SEEN_TOKENS {
+            memo.get_or_compute(format!("seen{i}").as_bytes(), || TokenHits::Anywhere);
+        }
+        let m = memo.lock();
+        assert_eq!((m.known.len(), m.seen.len()), (MEMO_TOKENS, SEEN_TOKENS));
+        let held: usize = m
+            .known
+            .iter()
+            .map(|(t, h)| t.len() + h.byte_len() + 16)
+            .sum::<usize>()
+            + m.seen.capacity() * 8
+            + m.known.capacity() * std::mem::size_of::<(Box<[u8]>, Arc<TokenHits>)>();
+        assert!(
+            held <= TokenMemo::bound(n),
+            "{held} > {}",
+            TokenMemo::bound(n)
+        );
+        assert!(
+            TokenMemo::bound(n) <= 4 * n + 7_000,
+            "{}",
+            TokenMemo::bound(n)
+        );
+        assert_eq!(TokenMemo::bound(MIN_MEMO_RECORDS - 1), 0);
         assert_eq!(TokenHits::Anywhere.count(), None);
     }
 }

@@ -104,20 +104,6 @@ impl CompiledFilter {
         }
     }
 
-    /// A first, cheaper test of [`may_match`](Self::may_match) (false:
-    /// `may_match` is false too): the first two probes of each token and
-    /// field pair in the block's bloom filter, without early exits, for a
-    /// pass over a page of summaries (see [`Bloom::may_contain_first`]).
-    pub fn may_match_first(&self, s: &BlockSummary) -> bool {
-        match &s.tokens {
-            Some(b) => self
-                .bloom_keys
-                .iter()
-                .fold(true, |all, &k| all & b.may_contain_first(k, 2)),
-            None => true,
-        }
-    }
-
     /// An upper bound on the block's matching records, from its summary.
     pub fn max_matches(&self, s: &BlockSummary) -> usize {
         let n = match self.min_sev {
@@ -481,11 +467,14 @@ struct HitsWalk {
 }
 
 impl HitsWalk {
+    /// Walks a list or a bitmap; never built for
+    /// [`TokenHits::Anywhere`] (every record: `text_walk` says
+    /// [`TextWalk::Every`] instead).
     fn new(hits: Arc<TokenHits>, newest: bool) -> Self {
         let back = match &*hits {
             TokenHits::Records(r) => r.len(),
             TokenHits::Bitmap { words, .. } => words.len(),
-            TokenHits::Anywhere => 0,
+            TokenHits::Anywhere => unreachable!("a walk over every record is TextWalk::Every"),
         };
         HitsWalk {
             hits,
@@ -547,11 +536,17 @@ impl Iterator for HitsWalk {
 mod frame_tests {
     use super::*;
 
+    /// A block of these messages, padded with records whose message is
+    /// "pad" up to the size that keeps a token memo.
     fn block(messages: &[Option<&str>], field: Option<&str>) -> DecodedBlock {
         use crate::event::{EventId, FieldValue, LogRecord, Tenant, Timestamp};
+        use crate::logblock::MIN_MEMO_RECORDS;
         let t = Tenant::new("tc").unwrap();
+        let pad = MIN_MEMO_RECORDS.saturating_sub(messages.len());
         let records: Vec<LogRecord> = messages
             .iter()
+            .copied()
+            .chain(std::iter::repeat_n(Some("pad"), pad))
             .enumerate()
             .map(|(i, m)| LogRecord {
                 id: Some(EventId::from_u128(i as u128 + 1)),
@@ -608,6 +603,29 @@ mod frame_tests {
         second
     }
 
+    /// Blocks too small to keep a memo scan every time, with the same
+    /// result.
+    #[test]
+    fn small_blocks_keep_no_memo() {
+        use crate::event::{EventId, LogRecord, Tenant, Timestamp};
+        let t = Tenant::new("tc").unwrap();
+        let records: Vec<LogRecord> = (0..10u128)
+            .map(|i| LogRecord {
+                id: Some(EventId::from_u128(i + 1)),
+                tenant: Some(t.clone()),
+                timestamp: Timestamp::from_nanos(i as i64),
+                message: Some(if i % 3 == 0 { "x ab" } else { "x" }.into()),
+                ..LogRecord::default()
+            })
+            .collect();
+        let b = DecodedBlock::from_frame(t, crate::logblock::encode_frame(&records)).unwrap();
+        let f = filter("ab");
+        for _ in 0..3 {
+            assert_eq!(walk(&f, &b, true), Ok(vec![9, 6, 3, 0]));
+        }
+        assert_eq!(b.memo_tokens(), 0);
+    }
+
     /// The message scan finds exactly the records holding the token whole:
     /// not inside a word, not across two messages, whatever its case;
     /// records without a message (or with an empty one) at either end or
@@ -633,11 +651,10 @@ mod frame_tests {
         let hits = |b, newest| message_hits(&f.tokens[0], b, newest).collect::<Vec<_>>();
         assert_eq!(hits(&b, false), vec![1, 4, 5]);
         assert_eq!(hits(&b, true), vec![5, 4, 1]);
-        // 3 of 10 records: a bitmap.
-        let TokenHits::Bitmap { words, count: 3 } = find_hits(&f.tokens[0], &b) else {
-            panic!("not a bitmap of 3")
-        };
-        assert_eq!(&*words, &[0b11_0010]);
+        assert_eq!(
+            find_hits(&f.tokens[0], &b),
+            TokenHits::Records(vec![1, 4, 5].into())
+        );
         assert_eq!(twice(&f, &b, true), Ok(vec![5, 4, 1]));
         assert_eq!(b.memo_tokens(), 1);
         assert_eq!(walk(&f, &b, false), Ok(vec![1, 4, 5]));
@@ -697,6 +714,12 @@ mod frame_tests {
             .filter(|i| ![3, 17, 130, 131].contains(i))
             .collect();
         let words = filter("words");
+        let TokenHits::Bitmap { words: bits, count } = find_hits(&words.tokens[0], &b) else {
+            panic!("not a bitmap")
+        };
+        assert_eq!(count as usize, plain.len());
+        assert_eq!(bits.len(), b.len().div_ceil(64));
+        assert_eq!(bits[0], !((1 << 3) | (1 << 17)), "records 3 and 17 lack it");
         assert_eq!(twice(&words, &b, false), Ok(plain.clone()));
         let mut rev = plain;
         rev.reverse();

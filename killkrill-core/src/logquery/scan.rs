@@ -53,8 +53,11 @@ impl<'a> SummaryScan<'a> {
     /// The next candidate without consuming it.
     pub(crate) async fn peek(&mut self) -> Result<Option<&Arc<BlockSummary>>, QueryError> {
         loop {
-            if !self.buf.is_empty() {
-                return Ok(self.buf.front());
+            while let Some(s) = self.buf.front() {
+                if self.filter.is_none_or(|f| f.may_match(s)) {
+                    return Ok(self.buf.front());
+                }
+                self.buf.pop_front();
             }
             if self.done {
                 return Ok(None);
@@ -81,23 +84,7 @@ impl<'a> SummaryScan<'a> {
                 };
                 self.after = Some((key, last.id));
             }
-            match self.filter {
-                None => self.buf.extend(got),
-                Some(f) => {
-                    // Pruned in two passes: each bloom test is a likely
-                    // cache miss or two, and a full-text query over a day
-                    // tests ~2,400 filters. The first pass (two probes per
-                    // key, no branch on what it loads, no reference-count
-                    // updates) keeps many of those loads in flight at
-                    // once; the exact test then finds its words cached.
-                    let first: Vec<bool> = got.iter().map(|s| f.may_match_first(s)).collect();
-                    self.buf.extend(
-                        got.into_iter()
-                            .zip(first)
-                            .filter_map(|(s, k)| (k && f.may_match(&s)).then_some(s)),
-                    );
-                }
-            }
+            self.buf.extend(got);
         }
     }
 

@@ -49,9 +49,13 @@ pub struct SummaryRequest<'a> {
     pub with_tokens: bool,
     /// A later page of a scan whose first page this store answered: a
     /// store that checks its in-memory view against the database before
-    /// answering may skip the check (the view is at least as new as the
-    /// one the first page was answered from, so the scan still sees every
-    /// block committed before it began). `false` for a first page.
+    /// answering may skip the check and answer from the view as it is.
+    /// That view is usually at least as new as the one the first page was
+    /// answered from; a scan whose first page came from the database
+    /// directly (the view did not hold the tenant) may have later pages
+    /// answered from a view loaded meanwhile, which can lack blocks
+    /// committed just before the scan began. Either way the next scan's
+    /// first page sees them. `false` for a first page.
     pub continuation: bool,
 }
 
