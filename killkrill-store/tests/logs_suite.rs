@@ -341,6 +341,7 @@ async fn compaction_merges_small_blocks_and_keeps_results() {
                 limit: 10_000,
                 with_tokens: false,
                 continuation: false,
+                tokens: &[],
             };
             b.store.block_summaries(&req).await.unwrap()
         };

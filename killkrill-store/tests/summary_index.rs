@@ -117,6 +117,7 @@ async fn sql_blocks(truth: &Store, tenant: &Tenant) -> Vec<(BlockId, Timestamp, 
         limit: 100_000,
         with_tokens: false,
         continuation: false,
+        tokens: &[],
     };
     let mut v: Vec<_> = truth
         .block_summaries(&req)
@@ -377,6 +378,7 @@ async fn later_pages_of_a_scan_skip_the_generation_check() {
             limit: 10_000,
             with_tokens: false,
             continuation,
+            tokens: &[],
         };
         // A continuation for a tenant not indexed yet: checked, loaded
         // (a later continuation reads that load, not the database).
@@ -400,6 +402,111 @@ async fn later_pages_of_a_scan_skip_the_generation_check() {
             t.name
         );
         assert_eq!(count(&t.api, req(&tenant, true)).await, 8, "{}", t.name);
+        t.cleanup().await;
+    }
+}
+
+/// Full-text scans until `api` has sliced `want` groups of `tenant`'s
+/// token filters (a blocking task slices them after a scan met them).
+async fn wait_sliced(api: &Store, tenant: &Tenant, want: usize) {
+    let text = LogFilter {
+        text: Some("timeout".into()),
+        ..LogFilter::default()
+    };
+    for _ in 0..400 {
+        walk(api, query(tenant, text.clone(), Order::NewestFirst, 100)).await;
+        if api.summary_index_stats().groups_sliced >= want {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!(
+        "{want} groups never sliced: {:?}",
+        api.summary_index_stats()
+    );
+}
+
+/// Once groups of 64 blocks hold their token filters sliced, a full-text
+/// scan leaves out the blocks the slices rule out — and every page still
+/// equals what plain SQL answers, in both orders, while another store adds
+/// and compacts blocks and the reading store compacts its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sliced_groups_answer_as_sql_does() {
+    let opts = small_blocks(3);
+    let tenant = Tenant::new("sliced").unwrap();
+    for t in trios(&opts, |c| c).await {
+        for chunk in batch(&tenant, 0, 420).chunks(3) {
+            write(&t.worker, chunk.to_vec(), &opts).await;
+        }
+        wait_sliced(&t.api, &tenant, 2).await;
+        check(&t, &tenant, 420, "sliced").await;
+        for i in [7u64, 63, 64, 128, 200, 419] {
+            for order in [Order::NewestFirst, Order::OldestFirst] {
+                let f = LogFilter {
+                    text: Some(format!("request {i}")),
+                    ..LogFilter::default()
+                };
+                let got = walk(&t.api, query(&tenant, f, order, 5)).await;
+                assert_eq!(
+                    ids(&got),
+                    ids(&batch(&tenant, i, i + 1)),
+                    "{}: request {i} {order:?}",
+                    t.name
+                );
+            }
+        }
+        // The store left blocks out: one token in one record.
+        let keys = [killkrill_core::logblock::token_hash(b"77")];
+        let req = SummaryRequest {
+            tenant: &tenant,
+            range: TimeRange::ALL,
+            order: ScanOrder::NewestFirst,
+            after: None,
+            limit: 1_000,
+            with_tokens: true,
+            continuation: false,
+            tokens: &keys,
+        };
+        let page = t.api.summary_page(&req).await.unwrap();
+        assert_eq!(page.examined, 140, "{}: every block looked at", t.name);
+        assert!(page.done);
+        assert!(
+            page.summaries.len() <= 12 + 4,
+            "{}: {} of 140 blocks returned (the open group holds 12)",
+            t.name,
+            page.summaries.len()
+        );
+        assert!(
+            page.summaries
+                .iter()
+                .any(|s| s.min_ts.as_nanos() <= T0 + 77 * NANOS_PER_SEC / 2
+                    && s.max_ts.as_nanos() >= T0 + 77 * NANOS_PER_SEC / 2),
+            "{}: the block of record 77",
+            t.name
+        );
+        // Another store adds and compacts; this one compacts its own.
+        for chunk in batch(&tenant, 420, 500).chunks(3) {
+            write(&t.worker, chunk.to_vec(), &opts).await;
+        }
+        check(&t, &tenant, 500, "sliced, after another store wrote").await;
+        let copts = CompactionOptions {
+            target_records: 30,
+            small_below: 4,
+            block: opts.clone(),
+            ..CompactionOptions::default()
+        };
+        let rep = compact_tenant(&t.worker, &tenant, &copts).await.unwrap();
+        assert!(rep.merges >= 1, "{}: {rep:?}", t.name);
+        check(&t, &tenant, 500, "sliced, after another store compacted").await;
+        for chunk in batch(&tenant, 500, 700).chunks(3) {
+            write(&t.api, chunk.to_vec(), &opts).await;
+        }
+        wait_sliced(&t.api, &tenant, 1).await;
+        let rep = compact_tenant(&t.api, &tenant, &copts).await.unwrap();
+        assert!(rep.merges >= 1, "{}: {rep:?}", t.name);
+        check(&t, &tenant, 700, "sliced, after this store compacted").await;
+        let st = t.api.summary_index_stats();
+        assert!(st.groups_sliced >= 1, "{}: {st:?}", t.name);
         t.cleanup().await;
     }
 }

@@ -591,6 +591,10 @@ async fn run(a: Args) {
             }
         }
     }
+    println!(
+        "summary index after the log cases: {:?}",
+        store.summary_index_stats()
+    );
     if a.skip_metrics || built {
         h.shutdown().await;
         if !a.keep {

@@ -17,6 +17,7 @@
 
 mod block_id;
 mod bloom;
+mod bloom_slices;
 mod builder;
 mod decode;
 mod encode;
@@ -30,6 +31,7 @@ mod wire;
 
 pub use block_id::BlockId;
 pub use bloom::Bloom;
+pub use bloom_slices::{BloomSlices, GROUP_MEMBERS};
 pub use builder::{BlockOptions, EncodedBlock, build_blocks, encode_block};
 pub use decode::{
     DecodedBlock, Dict, DictLookup, Fields, MAX_BLOCK_RECORDS, MAX_FRAME_BYTES,

@@ -54,6 +54,11 @@ impl CompiledFilter {
         })
     }
 
+    /// The token hashes a block's token filter must all hold.
+    pub fn bloom_keys(&self) -> &[u64] {
+        &self.bloom_keys
+    }
+
     /// Whether pruning needs the token bloom filter.
     pub fn needs_tokens(&self) -> bool {
         !self.bloom_keys.is_empty()

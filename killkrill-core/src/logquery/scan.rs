@@ -70,21 +70,17 @@ impl<'a> SummaryScan<'a> {
                 limit: self.page,
                 with_tokens: self.with_tokens,
                 continuation: self.seen > 0,
+                tokens: self
+                    .filter
+                    .map(CompiledFilter::bloom_keys)
+                    .unwrap_or_default(),
             };
-            let got = self.store.shared_summaries(&req).await?;
-            if got.len() < self.page {
-                self.done = true;
-            }
+            let got = self.store.summary_page(&req).await?;
+            self.done = got.done || got.last.is_none();
             self.page = (self.page * 4).min(1024);
-            self.seen += got.len();
-            if let Some(last) = got.last() {
-                let key = match self.order {
-                    ScanOrder::NewestFirst => last.max_ts,
-                    ScanOrder::OldestFirst => last.min_ts,
-                };
-                self.after = Some((key, last.id));
-            }
-            self.buf.extend(got);
+            self.seen += got.examined;
+            self.after = got.last;
+            self.buf.extend(got.summaries);
         }
     }
 

@@ -57,6 +57,44 @@ pub struct SummaryRequest<'a> {
     /// committed just before the scan began. Either way the next scan's
     /// first page sees them. `false` for a first page.
     pub continuation: bool,
+    /// Token hashes ([`token_hash`](crate::logblock::token_hash),
+    /// [`field_hash`](crate::logblock::field_hash)) every wanted block's
+    /// token filter must hold; empty for no such condition. A hint for
+    /// [`summary_page`](LogStore::summary_page): a store that can test many
+    /// blocks' filters at once may leave out blocks whose filter certainly
+    /// lacks one. Other methods ignore it.
+    pub tokens: &'a [u64],
+}
+
+/// A page of a summary scan ([`LogStore::summary_page`]).
+#[derive(Debug, Clone, Default)]
+pub struct SummaryPage {
+    /// At most `limit` summaries, in scan order.
+    pub summaries: Vec<Arc<BlockSummary>>,
+    /// Blocks the store looked at for the page: those returned and those
+    /// it left out because their filter lacks a token.
+    pub examined: usize,
+    /// Sort key of the last block looked at (see
+    /// [`SummaryRequest::after`]): the next page continues after it.
+    pub last: Option<(Timestamp, BlockId)>,
+    /// No block is left after this page.
+    pub done: bool,
+}
+
+impl SummaryPage {
+    /// A page of exactly the summaries a store looked at.
+    pub fn unpruned(order: ScanOrder, limit: usize, summaries: Vec<Arc<BlockSummary>>) -> Self {
+        let last = summaries.last().map(|s| match order {
+            ScanOrder::NewestFirst => (s.max_ts, s.id),
+            ScanOrder::OldestFirst => (s.min_ts, s.id),
+        });
+        SummaryPage {
+            examined: summaries.len(),
+            done: summaries.len() < limit,
+            last,
+            summaries,
+        }
+    }
 }
 
 /// What a write did.
@@ -115,6 +153,19 @@ pub trait LogStore: Send + Sync {
             .into_iter()
             .map(Arc::new)
             .collect())
+    }
+
+    /// One page of the summary scan a query makes: like
+    /// [`shared_summaries`](LogStore::shared_summaries), except that the
+    /// store may leave out blocks whose token filter certainly lacks one of
+    /// [`SummaryRequest::tokens`] (and may look at more than `limit` blocks
+    /// to fill the page). The default leaves nothing out.
+    ///
+    /// # Errors
+    /// As for [`block_summaries`](LogStore::block_summaries).
+    async fn summary_page(&self, req: &SummaryRequest<'_>) -> Result<SummaryPage, StoreError> {
+        let summaries = self.shared_summaries(req).await?;
+        Ok(SummaryPage::unpruned(req.order, req.limit, summaries))
     }
 
     /// The payloads of the given blocks of `tenant`, in any order; ids that

@@ -36,7 +36,8 @@ pub use label_matcher::{
     LabelMatcher, MAX_REGEX_LEN, MAX_REGEX_PROGRAM, MatchOp, MatcherError, matches_all,
 };
 pub use log_store::{
-    BlockTimes, DecodedResult, LogStore, ScanOrder, SummaryRequest, TimesResult, WriteReport,
+    BlockTimes, DecodedResult, LogStore, ScanOrder, SummaryPage, SummaryRequest, TimesResult,
+    WriteReport,
 };
 pub use memory::MemoryLogStore;
 pub use metric_memory::MemoryMetricStore;

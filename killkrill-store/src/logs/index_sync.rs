@@ -32,11 +32,11 @@ use std::sync::Arc;
 
 use killkrill_core::event::{Tenant, Timestamp};
 use killkrill_core::logblock::{BlockId, BlockSummary};
-use killkrill_core::storage::{ErrorKind, StoreError, SummaryRequest};
+use killkrill_core::storage::{ErrorKind, StoreError, SummaryPage, SummaryRequest};
 use sqlx::{AssertSqlSafe, Row};
 
 use super::read::corrupt;
-use super::summary_index::Staleness;
+use super::summary_index::{Entry, Staleness};
 use crate::backend::{Backend, Store};
 use crate::dialect::Dialect;
 use crate::error::Context;
@@ -287,17 +287,23 @@ impl Store {
     }
 
     /// A summary page from the index, synced first; `None` when the index
-    /// does not serve this tenant (off, MySQL, over budget).
-    pub(super) async fn indexed_summaries(
+    /// does not serve this tenant (off, MySQL, over budget). Leaves out
+    /// blocks ruled out by their group's slices when `req.tokens` is set
+    /// and the page wants token filters (see `summary_groups.rs`), and
+    /// starts slicing the complete groups the page met unsliced.
+    pub(super) async fn indexed_page(
         &self,
         req: &SummaryRequest<'_>,
-    ) -> Result<Option<Vec<Arc<BlockSummary>>>, StoreError> {
+    ) -> Result<Option<SummaryPage>, StoreError> {
         let index = &self.summary_index;
         if !index.enabled() || !self.keeps_generations() {
             return Ok(None);
         }
         if req.range.is_empty() || req.limit == 0 {
-            return Ok(Some(Vec::new()));
+            return Ok(Some(SummaryPage {
+                done: true,
+                ..SummaryPage::default()
+            }));
         }
         let tenant = req.tenant;
         // A later page of a scan: the index was checked for its first page
@@ -308,38 +314,81 @@ impl Store {
         if !(req.continuation && index.serves(tenant)) {
             self.check_index(tenant).await?;
         }
-        let Some(picked) = index.select(req) else {
+        let Some((picked, groups)) = index.select_pruned(req) else {
             metrics::counter!("killkrill_store_log_summary_index_fallbacks_total").increment(1);
             return Ok(None);
         };
-        let entries = picked.entries;
+        let entries = &picked.entries;
+        let page = |summaries| SummaryPage {
+            summaries,
+            examined: picked.examined,
+            last: picked.last,
+            done: picked.done,
+        };
         if !req.with_tokens {
-            return Ok(Some(entries.iter().map(|e| e.plain().clone()).collect()));
+            return Ok(Some(page(
+                entries.iter().map(|e| e.plain().clone()).collect(),
+            )));
         }
-        let (mut held, missing) = index.with_tokens(&entries);
+        // Blocks their group's slices let through need no filter of their
+        // own (the engine scans them); the others are tested one by one.
+        let unsliced: Vec<Arc<Entry>> = entries
+            .iter()
+            .zip(&picked.by_slices)
+            .filter(|(_, s)| !**s)
+            .map(|(e, _)| e.clone())
+            .collect();
+        let (mut held, missing) = index.with_tokens(&unsliced);
         if !missing.is_empty() {
             let filters = self.token_filters(tenant, &missing).await?;
-            let lacking: Vec<_> = entries
+            let lacking: Vec<_> = unsliced
                 .iter()
                 .zip(&held)
                 .filter(|(_, h)| h.is_none())
                 .map(|(e, _)| e.clone())
                 .collect();
             let mut full = index.attach_tokens(tenant, &lacking, &filters);
-            for (e, h) in entries.iter().zip(held.iter_mut()) {
+            for (e, h) in unsliced.iter().zip(held.iter_mut()) {
                 if h.is_none() {
                     *h = full.remove(&e.id());
                 }
             }
         }
-        Ok(Some(
-            entries
-                .iter()
-                .zip(held)
+        if !groups.is_empty()
+            && let Some(jobs) = index.slice_jobs(tenant, &groups)
+        {
+            let index = index.clone();
+            let tenant = tenant.clone();
+            tokio::task::spawn_blocking(move || index.build_slices(&tenant, jobs));
+        }
+        let mut held = unsliced.iter().zip(held);
+        let summaries = entries
+            .iter()
+            .zip(&picked.by_slices)
+            .map(|(e, by_slices)| {
+                if *by_slices {
+                    return e.plain().clone();
+                }
                 // No filter: the block went between the two reads; the
                 // engine treats it as a candidate and finds it gone.
-                .map(|(e, h)| h.unwrap_or_else(|| e.plain().clone()))
-                .collect(),
-        ))
+                held.next()
+                    .and_then(|(_, h)| h)
+                    .unwrap_or_else(|| e.plain().clone())
+            })
+            .collect();
+        Ok(Some(page(summaries)))
+    }
+
+    /// [`indexed_page`](Self::indexed_page) without leaving anything out:
+    /// `limit` summaries unless the scan ends.
+    pub(super) async fn indexed_summaries(
+        &self,
+        req: &SummaryRequest<'_>,
+    ) -> Result<Option<Vec<Arc<BlockSummary>>>, StoreError> {
+        let req = SummaryRequest {
+            tokens: &[],
+            ..req.clone()
+        };
+        Ok(self.indexed_page(&req).await?.map(|p| p.summaries))
     }
 }

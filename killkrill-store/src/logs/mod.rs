@@ -20,7 +20,8 @@ use killkrill_core::event::{LogRecord, Tenant, Timestamp};
 use killkrill_core::logblock::{BlockId, BlockSummary, EncodedBlock, build_blocks};
 use killkrill_core::logblock::{DecodedBlock, decode_times};
 use killkrill_core::storage::{
-    DecodedResult, ErrorKind, LogStore, StoreError, SummaryRequest, TimesResult, WriteReport,
+    DecodedResult, ErrorKind, LogStore, StoreError, SummaryPage, SummaryRequest, TimesResult,
+    WriteReport,
 };
 use std::sync::Arc;
 
@@ -118,6 +119,25 @@ impl LogStore for Store {
         })
         .await?;
         Ok(v.into_iter().map(Arc::new).collect())
+    }
+
+    async fn summary_page(&self, req: &SummaryRequest<'_>) -> Result<SummaryPage, StoreError> {
+        if let Some(p) = retry(&self.cfg.retry, "block_summaries", || {
+            self.indexed_page(req)
+        })
+        .await?
+        {
+            return Ok(p);
+        }
+        let v = retry(&self.cfg.retry, "block_summaries", || {
+            self.read_summaries(req)
+        })
+        .await?;
+        Ok(SummaryPage::unpruned(
+            req.order,
+            req.limit,
+            v.into_iter().map(Arc::new).collect(),
+        ))
     }
 
     async fn block_payloads(

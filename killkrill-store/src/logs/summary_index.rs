@@ -32,6 +32,10 @@ use killkrill_core::event::{Tenant, Timestamp};
 use killkrill_core::logblock::{BlockId, BlockSummary, Bloom};
 use killkrill_core::storage::{ScanOrder, SummaryRequest};
 
+#[path = "summary_groups.rs"]
+mod groups;
+use groups::{EXAMINE_FACTOR, Groups, MaskCache, Verdict};
+
 /// Fixed cost of an entry beyond its summary blob: the struct, two map
 /// nodes, one hash slot, the `Arc`s.
 const ENTRY_OVERHEAD: usize = 320;
@@ -118,11 +122,29 @@ pub(crate) enum Staleness {
     Oversize,
 }
 
+/// A block's place in one scan order.
+#[derive(Debug, Clone)]
+struct Slot {
+    entry: Arc<Entry>,
+    /// The other end of the block's span (`min_ts` in `newest`, `max_ts`
+    /// in `oldest`), tested without reaching into the entry.
+    other_ts: Timestamp,
+    /// Arrival number in this tenant index: its group (`summary_groups.rs`).
+    seq: u64,
+}
+
 #[derive(Debug, Default)]
 struct TenantIndex {
     by_id: HashMap<BlockId, Arc<Entry>>,
-    newest: BTreeMap<(Timestamp, BlockId), Arc<Entry>>,
-    oldest: BTreeMap<(Timestamp, BlockId), Arc<Entry>>,
+    newest: BTreeMap<(Timestamp, BlockId), Slot>,
+    oldest: BTreeMap<(Timestamp, BlockId), Slot>,
+    /// Next arrival number.
+    next_seq: u64,
+    /// Arrivals in groups of 64, with their sliced token filters.
+    groups: Groups,
+    /// Which tenant index this is (slices built for a replaced one are
+    /// not installed in its successor).
+    epoch: u64,
     /// The database generation this state is exact for (or newer).
     generation: i64,
     /// A block the index listed was missing in the database.
@@ -147,8 +169,21 @@ impl TenantIndex {
             // Same id, same block: the new entry replaces the old one.
             delta -= entry_bytes(&old) as isize;
         }
-        self.newest.insert((s.max_ts, s.id), e.clone());
-        self.oldest.insert((s.min_ts, s.id), e);
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.groups.join(seq, s.id);
+        let slot = |entry, other_ts| Slot {
+            entry,
+            other_ts,
+            seq,
+        };
+        if let Some(old) = self
+            .newest
+            .insert((s.max_ts, s.id), slot(e.clone(), s.min_ts))
+        {
+            delta -= self.groups.leave(old.seq) as isize;
+        }
+        self.oldest.insert((s.min_ts, s.id), slot(e, s.max_ts));
         delta
     }
 
@@ -157,55 +192,79 @@ impl TenantIndex {
         let Some(e) = self.by_id.remove(id) else {
             return 0;
         };
-        self.newest.remove(&(e.plain.max_ts, *id));
+        let slot = self.newest.remove(&(e.plain.max_ts, *id));
         self.oldest.remove(&(e.plain.min_ts, *id));
-        entry_bytes(&e)
+        entry_bytes(&e) + slot.map_or(0, |s| self.groups.leave(s.seq))
     }
 
     fn bytes(&self) -> usize {
-        self.by_id.values().map(|e| entry_bytes(e)).sum()
+        self.by_id.values().map(|e| entry_bytes(e)).sum::<usize>() + self.groups.bytes()
     }
 
-    /// The entries a summary page returns, in its order.
-    fn select(&self, req: &SummaryRequest<'_>) -> Vec<Arc<Entry>> {
-        let mut out = Vec::new();
+    /// The entries a summary page returns, in its order. With `masks`,
+    /// blocks whose group's slices rule them out are left out (looked at,
+    /// not returned).
+    fn select(&self, req: &SummaryRequest<'_>, mut masks: Option<&mut MaskCache<'_>>) -> Picked {
+        let mut out = Picked {
+            entries: Vec::new(),
+            by_slices: Vec::new(),
+            examined: 0,
+            last: None,
+            done: true,
+        };
         if req.range.is_empty() || req.limit == 0 {
             return out;
         }
         let (start, end) = (req.range.start, req.range.end);
-        match req.order {
-            ScanOrder::NewestFirst => {
-                let upper = match req.after {
-                    Some(k) => Bound::Excluded(k),
-                    None => Bound::Unbounded,
-                };
-                for ((max_ts, _), e) in self.newest.range((Bound::Unbounded, upper)).rev() {
-                    if *max_ts < start {
-                        break;
-                    }
-                    if e.plain.min_ts < end {
-                        out.push(e.clone());
-                        if out.len() >= req.limit {
-                            break;
-                        }
-                    }
+        let max_examined = req.limit.saturating_mul(EXAMINE_FACTOR);
+        let newest = req.order == ScanOrder::NewestFirst;
+        let mut visit = |key: &(Timestamp, BlockId), slot: &Slot| -> bool {
+            let wanted = if newest {
+                slot.other_ts < end
+            } else {
+                slot.other_ts >= start
+            };
+            if !wanted {
+                return true;
+            }
+            if out.examined >= max_examined {
+                out.done = false;
+                return false;
+            }
+            out.examined += 1;
+            out.last = Some(*key);
+            let verdict = masks
+                .as_deref_mut()
+                .map_or(Verdict::Unknown, |m| m.verdict(&self.groups, slot.seq));
+            if verdict == Verdict::Out {
+                return true;
+            }
+            out.entries.push(slot.entry.clone());
+            out.by_slices.push(verdict == Verdict::Sliced);
+            if out.entries.len() >= req.limit {
+                out.done = false;
+                return false;
+            }
+            true
+        };
+        if newest {
+            let upper = match req.after {
+                Some(k) => Bound::Excluded(k),
+                None => Bound::Unbounded,
+            };
+            for (key, slot) in self.newest.range((Bound::Unbounded, upper)).rev() {
+                if key.0 < start || !visit(key, slot) {
+                    break;
                 }
             }
-            ScanOrder::OldestFirst => {
-                let lower = match req.after {
-                    Some(k) => Bound::Excluded(k),
-                    None => Bound::Unbounded,
-                };
-                for ((min_ts, _), e) in self.oldest.range((lower, Bound::Unbounded)) {
-                    if *min_ts >= end {
-                        break;
-                    }
-                    if e.plain.max_ts >= start {
-                        out.push(e.clone());
-                        if out.len() >= req.limit {
-                            break;
-                        }
-                    }
+        } else {
+            let lower = match req.after {
+                Some(k) => Bound::Excluded(k),
+                None => Bound::Unbounded,
+            };
+            for (key, slot) in self.oldest.range((lower, Bound::Unbounded)) {
+                if key.0 >= end || !visit(key, slot) {
+                    break;
                 }
             }
         }
@@ -230,12 +289,23 @@ pub(crate) struct SummaryIndex {
     pub(crate) sync: tokio::sync::Mutex<()>,
     budget: usize,
     clock: AtomicU64,
+    /// Epochs of tenant indexes (see `TenantIndex::epoch`).
+    epochs: AtomicU64,
 }
 
 /// A summary page out of the index.
 pub(crate) struct Picked {
     /// The page, in order.
     pub(crate) entries: Vec<Arc<Entry>>,
+    /// Per entry: its group's slices let it through (its own filter is
+    /// not needed; it may not be held).
+    pub(crate) by_slices: Vec<bool>,
+    /// Blocks looked at (returned or left out by their group's slices).
+    pub(crate) examined: usize,
+    /// Sort key of the last block looked at.
+    pub(crate) last: Option<(Timestamp, BlockId)>,
+    /// No block is left after this page.
+    pub(crate) done: bool,
 }
 
 /// Sizes, for metrics and tests.
@@ -247,6 +317,8 @@ pub struct SummaryIndexStats {
     pub blocks: usize,
     /// Blocks whose token filter is held.
     pub blocks_with_tokens: usize,
+    /// Groups of 64 blocks whose token filters are held sliced.
+    pub groups_sliced: usize,
     /// Bytes held (estimate, what the budget counts).
     pub bytes: usize,
 }
@@ -258,6 +330,7 @@ impl SummaryIndex {
             sync: tokio::sync::Mutex::new(()),
             budget,
             clock: AtomicU64::new(0),
+            epochs: AtomicU64::new(0),
         }
     }
 
@@ -323,6 +396,7 @@ impl SummaryIndex {
         let mut t = TenantIndex {
             generation,
             last_used: now,
+            epoch: self.epochs.fetch_add(1, Ordering::Relaxed) + 1,
             ..TenantIndex::default()
         };
         // The listing was taken after `gen` was read: exact for `gen` (it
@@ -423,20 +497,36 @@ impl SummaryIndex {
             .is_ok_and(|g| g.tenants.get(tenant).is_some_and(|t| !t.dirty))
     }
 
-    /// One page, or `None` when `tenant` is not indexed.
+    /// One page, or `None` when `tenant` is not indexed (tests; queries
+    /// use [`select_pruned`](Self::select_pruned)).
+    #[cfg(test)]
     pub(crate) fn select(&self, req: &SummaryRequest<'_>) -> Option<Picked> {
+        self.select_pruned(req).map(|(p, _)| p)
+    }
+
+    /// One page, or `None` when `tenant` is not indexed. Blocks whose
+    /// group's slices rule out `req.tokens` are left out when the page
+    /// wants token filters; also returns the complete groups it met
+    /// unsliced (to slice: [`slice_jobs`](Self::slice_jobs)).
+    pub(crate) fn select_pruned(&self, req: &SummaryRequest<'_>) -> Option<(Picked, Vec<u64>)> {
+        let now = self.tick();
         let g = self.inner.read().ok()?;
         let t = g.tenants.get(req.tenant)?;
-        let entries = t.select(req);
+        let mut masks =
+            (req.with_tokens && !req.tokens.is_empty()).then(|| MaskCache::new(req.tokens, now));
+        let picked = t.select(req, masks.as_mut());
         drop(g);
+        if picked.examined > picked.entries.len() {
+            metrics::counter!("killkrill_store_log_summary_index_group_skips_total")
+                .increment((picked.examined - picked.entries.len()) as u64);
+        }
         // Eviction order only; a lost update is harmless.
-        let now = self.tick();
         if let Ok(mut g) = self.inner.try_write()
             && let Some(t) = g.tenants.get_mut(req.tenant)
         {
             t.last_used = now;
         }
-        Some(Picked { entries })
+        Some((picked, masks.map(|m| m.unsliced).unwrap_or_default()))
     }
 
     /// The summaries with their token filters: those already held, and
@@ -472,7 +562,10 @@ impl SummaryIndex {
         let now = self.tick();
         let mut added = 0usize;
         let mut out = HashMap::with_capacity(filters.len());
-        for e in entries {
+        // A block whose group was sliced since the page was picked: its
+        // filter serves this page but is not kept (the slices answer).
+        let sliced = self.in_sliced_groups(tenant, entries);
+        for (e, sliced) in entries.iter().zip(sliced) {
             let Some(b) = filters.get(&e.id()) else {
                 continue;
             };
@@ -480,7 +573,7 @@ impl SummaryIndex {
                 tokens: Some(b.clone()),
                 ..(*e.plain).clone()
             });
-            if let Ok(mut f) = e.full.lock() {
+            if !sliced && let Ok(mut f) = e.full.lock() {
                 if f.is_none() {
                     added += token_weight(b, e.weight);
                 }
@@ -540,30 +633,6 @@ impl SummaryIndex {
         metrics::gauge!("killkrill_store_log_summary_index_blocks").set(blocks as f64);
     }
 
-    /// Drops the least recently used half of the held token filters
-    /// (at least one); returns the bytes freed.
-    fn shed_tokens(&self, g: &mut Inner) -> usize {
-        let mut held: Vec<(u64, &Arc<Entry>)> = g
-            .tenants
-            .values()
-            .flat_map(|t| t.by_id.values())
-            .filter(|e| e.full().is_some())
-            .map(|e| (e.used.load(Ordering::Relaxed), e))
-            .collect();
-        held.sort_unstable_by_key(|(u, _)| *u);
-        let n = held.len().div_ceil(2);
-        let mut freed = 0;
-        for (_, e) in held.into_iter().take(n) {
-            if let Ok(mut f) = e.full.lock()
-                && let Some(s) = f.take()
-            {
-                freed += s.tokens.as_ref().map_or(0, |b| token_weight(b, e.weight));
-            }
-        }
-        g.bytes = g.bytes.saturating_sub(freed);
-        freed
-    }
-
     /// Current sizes.
     pub(crate) fn stats(&self) -> SummaryIndexStats {
         let Ok(g) = self.inner.read() else {
@@ -578,8 +647,16 @@ impl SummaryIndex {
                 .flat_map(|t| t.by_id.values())
                 .filter(|e| e.full().is_some())
                 .count(),
+            groups_sliced: g.tenants.values().map(|t| t.groups.sliced()).sum(),
             bytes: g.bytes,
         }
+    }
+
+    /// The bytes held, counted afresh (tests: `bytes` must equal it).
+    #[cfg(test)]
+    pub(crate) fn recount(&self) -> usize {
+        let g = self.inner.read().unwrap();
+        g.tenants.values().map(TenantIndex::bytes).sum()
     }
 
     /// The indexed ids of `tenant` with their spans, sorted (tests).

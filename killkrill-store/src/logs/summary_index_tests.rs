@@ -43,6 +43,7 @@ fn req(tenant: &Tenant, order: ScanOrder, with_tokens: bool) -> SummaryRequest<'
         limit: usize::MAX,
         with_tokens,
         continuation: false,
+        tokens: &[],
     }
 }
 
@@ -157,4 +158,155 @@ fn budget_sheds_filters_then_tenants_and_refuses_oversize() {
     assert!(idx.snapshot(&c).is_some(), "the others stay");
     assert_eq!(idx.staleness(&big, 1, 0), Staleness::Oversize);
     assert!(idx.stats().bytes <= budget);
+}
+
+/// Blocks of 4 records whose message tokens are `word{i}` (one record)
+/// and `other{i % 7}`: the block holding `word{i}` is number `i / 4`.
+fn with_all_filters(idx: &SummaryIndex, t: &Tenant, s: &[BlockSummary]) {
+    let entries = idx
+        .select(&req(t, ScanOrder::NewestFirst, false))
+        .unwrap()
+        .entries;
+    let filters: HashMap<BlockId, Arc<Bloom>> = s
+        .iter()
+        .map(|s| (s.id, s.tokens.clone().unwrap()))
+        .collect();
+    assert_eq!(idx.attach_tokens(t, &entries, &filters).len(), s.len());
+}
+
+fn word(i: usize) -> u64 {
+    killkrill_core::logblock::token_hash(format!("word{i}").as_bytes())
+}
+
+/// Ids of the blocks a pruned scan returns, page by page (`limit` each),
+/// and the blocks it looked at.
+fn pruned_scan(idx: &SummaryIndex, r: &SummaryRequest<'_>) -> (Vec<BlockId>, usize) {
+    let mut r = r.clone();
+    let (mut ids, mut examined) = (Vec::new(), 0);
+    loop {
+        let (p, _) = idx.select_pruned(&r).unwrap();
+        assert!(p.entries.len() <= r.limit);
+        assert!(p.examined <= r.limit.saturating_mul(EXAMINE_FACTOR));
+        examined += p.examined;
+        ids.extend(p.entries.iter().map(|e| e.id()));
+        if p.done || p.last.is_none() {
+            return (ids, examined);
+        }
+        r.after = p.last;
+    }
+}
+
+#[test]
+fn sliced_groups_leave_out_blocks_without_the_tokens() {
+    let t = Tenant::new("a").unwrap();
+    let s = summaries(&t, 200);
+    let idx = SummaryIndex::new(64 << 20);
+    idx.replace(&t, 1, &HashSet::new(), rows(&s));
+    with_all_filters(&idx, &t, &s);
+    let keys = [word(17)];
+    let mut r = req(&t, ScanOrder::NewestFirst, true);
+    r.tokens = &keys;
+    // Nothing sliced yet: every block comes back, the three complete
+    // groups (of 64) are reported, the open one (8 blocks) is not.
+    let (p, unsliced) = idx.select_pruned(&r).unwrap();
+    assert_eq!((p.entries.len(), p.examined), (200, 200));
+    let mut unsliced = unsliced;
+    unsliced.sort_unstable();
+    assert_eq!(unsliced, vec![0, 1, 2]);
+    let jobs = idx.slice_jobs(&t, &unsliced).unwrap();
+    assert_eq!(jobs.jobs.len(), 3);
+    assert!(idx.slice_jobs(&t, &unsliced).is_none(), "being sliced");
+    idx.build_slices(&t, jobs);
+    let st = idx.stats();
+    assert_eq!((st.groups_sliced, st.blocks_with_tokens), (3, 8));
+    assert_eq!(st.bytes, idx.recount(), "the byte count is exact");
+    // Now every word's block comes back, in both orders and page sizes,
+    // with few others: the 8 of the open group and false positives.
+    for order in [ScanOrder::NewestFirst, ScanOrder::OldestFirst] {
+        for i in (0..800).step_by(13) {
+            let keys = [word(i)];
+            let mut r = req(&t, order, true);
+            r.tokens = &keys;
+            for limit in [1, 5, usize::MAX] {
+                r.limit = limit;
+                let (ids, examined) = pruned_scan(&idx, &r);
+                assert_eq!(examined, 200, "every block looked at once");
+                assert!(ids.contains(&s[i / 4].id), "word{i} limit {limit}");
+                assert!(ids.len() <= 8 + 1 + 6, "{} blocks for word{i}", ids.len());
+            }
+        }
+    }
+    // A token of nobody: the open group only (and false positives).
+    let keys = [word(1_000_000)];
+    let mut r = req(&t, ScanOrder::NewestFirst, true);
+    r.tokens = &keys;
+    assert!(pruned_scan(&idx, &r).0.len() <= 8 + 6);
+    // Without `with_tokens` or tokens nothing is left out.
+    r.with_tokens = false;
+    assert_eq!(idx.select(&r).unwrap().entries.len(), 200);
+    // Removing the blocks of group 0 frees its slices.
+    let ids: Vec<BlockId> = s[..64].iter().map(|x| x.id).collect();
+    idx.apply_local(&t, 2, &ids, &[]);
+    let st = idx.stats();
+    assert_eq!((st.blocks, st.groups_sliced), (136, 2));
+    assert_eq!(st.bytes, idx.recount());
+    // A re-listed tenant starts over (new groups, which slice once their
+    // members' filters are held again); slices built for the old index
+    // are not installed in the new one.
+    let keep: HashSet<BlockId> = s[64..].iter().map(|x| x.id).collect();
+    idx.replace(&t, 3, &keep, Vec::new());
+    assert_eq!(idx.stats().groups_sliced, 0);
+    assert!(idx.slice_jobs(&t, &[0, 1]).is_none(), "filters not held");
+    with_all_filters(&idx, &t, &s[64..]);
+    let (_, mut fresh) = idx.select_pruned(&r_with(&t, &keys)).unwrap();
+    fresh.sort_unstable();
+    assert_eq!(fresh, vec![0, 1], "136 blocks: two complete groups");
+    let jobs = idx.slice_jobs(&t, &fresh).unwrap();
+    idx.replace(&t, 4, &keep, Vec::new());
+    idx.build_slices(&t, jobs);
+    assert_eq!(idx.stats().groups_sliced, 0, "stale jobs dropped");
+    assert_eq!(idx.stats().bytes, idx.recount());
+}
+
+fn r_with<'a>(t: &'a Tenant, keys: &'a [u64]) -> SummaryRequest<'a> {
+    let mut r = req(t, ScanOrder::NewestFirst, true);
+    r.tokens = keys;
+    r
+}
+
+#[test]
+fn slices_replace_their_members_filters_and_are_shed_like_them() {
+    let t = Tenant::new("a").unwrap();
+    let s = summaries(&t, 70);
+    let idx = SummaryIndex::new(64 << 20);
+    idx.replace(&t, 1, &HashSet::new(), rows(&s));
+    with_all_filters(&idx, &t, &s);
+    let before = idx.stats();
+    assert_eq!(before.blocks_with_tokens, 70);
+    let jobs = idx.slice_jobs(&t, &[0]).unwrap();
+    idx.build_slices(&t, jobs);
+    let st = idx.stats();
+    assert_eq!((st.groups_sliced, st.blocks_with_tokens), (1, 6));
+    assert!(st.bytes < before.bytes, "{st:?} vs {before:?}");
+    assert_eq!(st.bytes, idx.recount());
+    // The sliced group's blocks come back marked (no filter of their own
+    // needed), the open group's unmarked.
+    let keys = [word(5)];
+    let (p, _) = idx.select_pruned(&r_with(&t, &keys)).unwrap();
+    assert_eq!(p.by_slices.iter().filter(|b| !**b).count(), 6);
+    assert!(
+        p.entries
+            .iter()
+            .zip(&p.by_slices)
+            .any(|(e, b)| *b && e.id() == s[1].id)
+    );
+    // Shedding takes the least recently used half of filters and slices
+    // together: of 6 filters and 1 slices, the 4 oldest (filters).
+    {
+        let mut g = idx.inner.write().unwrap();
+        assert!(idx.shed_tokens(&mut g) > 0);
+    }
+    let st = idx.stats();
+    assert_eq!((st.blocks_with_tokens, st.groups_sliced), (2, 1), "{st:?}");
+    assert_eq!(st.bytes, idx.recount());
 }
