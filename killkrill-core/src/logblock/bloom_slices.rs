@@ -40,6 +40,9 @@ pub struct BloomSlices {
     /// Members that are always candidates (no filter, or one that cannot
     /// be resampled).
     always: u64,
+    /// Sliced members the slices answer for exactly as their own filter
+    /// (a power-of-two divisor of the width, the group's `k`, or empty).
+    exact: u64,
 }
 
 impl BloomSlices {
@@ -70,43 +73,72 @@ impl BloomSlices {
                 _ => out.always |= 1 << j,
             }
         }
+        out.exact = out.sliced;
         if regular.is_empty() {
             return out;
         }
-        let max = regular.iter().map(|(_, b)| b.bits()).max().unwrap_or(64);
-        let total: u64 = regular.iter().map(|(_, b)| b.bits()).sum();
-        let cap = 2 * total / regular.len() as u64;
-        let width = if max <= cap {
-            max
-        } else {
-            // Fold the outsized: a power of two if the members are.
-            if cap.is_power_of_two() {
-                cap
-            } else {
-                cap.next_power_of_two() / 2
-            }
-        }
-        .max(64)
-        .div_ceil(64)
-            * 64;
+        let width = Self::width_of(regular.iter().map(|(_, b)| b.bits()));
         out.width = width;
         out.k = regular.iter().map(|(_, b)| b.k()).min().unwrap_or(1);
+        for (j, b) in &regular {
+            if b.bits() > width || width % b.bits() != 0 || b.k() != out.k {
+                out.exact &= !(1 << j);
+            }
+        }
         let cols = (width / 64) as usize;
         out.words = vec![0u64; width as usize];
         let mut row = vec![0u64; cols];
-        // One 64×64 tile per column of 64 positions: rows are members.
-        let mut tiles = vec![[0u64; 64]; cols];
+        // Column `c` of 64 positions is a 64×64 tile, rows are members:
+        // transposed in place, row `r` becomes position `64c + r`.
         for (j, b) in regular {
             resample(b, width, &mut row);
             for (c, w) in row.iter().enumerate() {
-                tiles[c][j] = *w;
+                out.words[c * 64 + j] = *w;
             }
         }
-        for (c, tile) in tiles.iter_mut().enumerate() {
+        for tile in out.words.chunks_exact_mut(64) {
+            let tile: &mut [u64; 64] = tile.try_into().expect("64 words");
             transpose64(tile);
-            out.words[c * 64..c * 64 + 64].copy_from_slice(tile);
         }
         out
+    }
+
+    /// The width members of `bits` (non-empty filters) are resampled to:
+    /// the largest, unless over twice the mean (then a power of two near
+    /// that: the outsized are folded).
+    fn width_of(bits: impl Iterator<Item = u64> + Clone) -> u64 {
+        let n = bits.clone().count() as u64;
+        if n == 0 {
+            return 0;
+        }
+        let max = bits.clone().max().unwrap_or(64);
+        let cap = 2 * bits.sum::<u64>() / n;
+        let width = if max <= cap {
+            max
+        } else if cap.is_power_of_two() {
+            cap
+        } else {
+            cap.next_power_of_two() / 2
+        };
+        width.max(64).div_ceil(64) * 64
+    }
+
+    /// Bytes [`build`](Self::build) would take for `filters` (to check a
+    /// budget before building).
+    pub fn planned_bytes(filters: &[Option<&Bloom>]) -> usize {
+        let bits = filters
+            .iter()
+            .flatten()
+            .filter(|b| !b.is_modulo() && b.bits() > 0)
+            .map(|b| b.bits());
+        Self::width_of(bits) as usize * 8 + std::mem::size_of::<Self>()
+    }
+
+    /// Members the slices answer for exactly as their own filter would: a
+    /// member of [`candidates`](Self::candidates) outside this set may still
+    /// be ruled out by its own filter.
+    pub fn exact(&self) -> u64 {
+        self.exact
     }
 
     /// The members whose filter may hold every key of `keys` (bit `j` for
@@ -237,10 +269,25 @@ mod tests {
     /// hold the keys is a candidate, and the slices rule out most others.
     #[test]
     fn never_rules_out_what_a_member_filter_allows() {
+        // Mostly 0.1% filters (k = 10); every 10th at 1% (k = 7, so the
+        // group tests 7 probes); every 7th of a size that is no power of two
+        // (as builds of 2026-11-26 wrote them: one group bit spans two of
+        // its bits).
         let mut filters: Vec<Bloom> = (0..60)
             .map(|j| {
                 let n = 200 + (j * 37) % 900;
-                filter(j * 1000..j * 1000 + n, "k", 0.001)
+                let keys = j * 1000..j * 1000 + n;
+                if j % 7 == 3 {
+                    let mut bytes = vec![0x8A, 0xC0, 0xEA, 0x01]; // k 10, 30,016 bits
+                    bytes.extend(std::iter::repeat_n(0u8, 30_016 / 8));
+                    let mut b = Bloom::from_bytes(&bytes).unwrap();
+                    for i in keys {
+                        b.insert(token_hash(format!("k{i}").as_bytes()));
+                    }
+                    b
+                } else {
+                    filter(keys, "k", if j % 10 == 5 { 0.01 } else { 0.001 })
+                }
             })
             .collect();
         filters.push(filter(0..5_000, "big", 0.001)); // folded (~7x the mean)
@@ -258,6 +305,17 @@ mod tests {
         refs.push(None);
         let s = BloomSlices::build(&refs);
         assert!(s.width > 0 && s.width.is_multiple_of(64));
+        assert_eq!(s.k, 7);
+        // Exact: power-of-two divisors of the width with the group's k, and
+        // the empty filter; not the 30,016-bit ones, the folded, the old.
+        for (j, f) in refs.iter().enumerate() {
+            let exact = f.is_some_and(|b| {
+                b.bits() == 0 || (!b.is_modulo() && b.k() == 7 && s.width.is_multiple_of(b.bits()))
+            });
+            assert_eq!(s.exact() & (1 << j) != 0, exact, "member {j}");
+        }
+        assert_eq!(s.exact() & (1 << 60), 0, "folded");
+        assert_ne!(s.exact() & (1 << 5), 0, "a 1% member");
         let check = |keys: &[u64]| {
             let got = s.candidates(keys);
             for (j, f) in refs.iter().enumerate() {

@@ -12,9 +12,12 @@
 //! members' filters). A scan then asks each group once which of its members
 //! may hold the query's tokens and leaves the others out without touching
 //! them. Groups still open or not sliced yet are walked block by block as
-//! before, and every block the slices let through is still tested against
-//! its own filter by the query engine: the slices only ever leave out
-//! blocks whose own filter would.
+//! before. A block the slices let through is handed to the engine without
+//! a filter (and scanned) when the slices answer for it exactly (its
+//! filter is a power-of-two divisor of the group's width with the group's
+//! `k`: every filter since 2026-11-27); otherwise its own filter is kept
+//! and tested. The slices only ever leave out blocks whose own filter
+//! would.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -53,6 +56,9 @@ pub(crate) struct Group {
     /// never): not tried again for [`RETRY_TICKS`].
     pub(crate) refused_at: AtomicU64,
 }
+
+/// Most groups one page offers for slicing.
+const MAX_UNSLICED: usize = 16;
 
 /// Index clock ticks (about one per summary page) before a group whose
 /// slices did not fit the budget is sliced again.
@@ -116,11 +122,12 @@ impl Groups {
             group.slices = None;
             group.members = Vec::new();
         }
-        // Empty groups at the front go (retention removes the oldest).
+        // Retired groups (complete, then emptied) at the front go:
+        // retention removes the oldest blocks.
         while self
             .groups
             .front()
-            .is_some_and(|f| f.live == 0 && f.is_full())
+            .is_some_and(|f| f.live == 0 && f.members.is_empty())
         {
             self.groups.pop_front();
             self.first += 1;
@@ -206,8 +213,9 @@ pub(crate) enum Verdict {
 /// data, so consecutive blocks mostly share a group).
 pub(crate) struct MaskCache<'a> {
     keys: &'a [u64],
-    /// The last group asked and its answer (`None`: not sliced).
-    last: Option<(u64, Option<u64>)>,
+    /// The last group asked and its answer (`None`: not sliced): the
+    /// candidates, and which of them the slices answer for exactly.
+    last: Option<(u64, Option<(u64, u64)>)>,
     now: u64,
     /// Complete groups met without slices (to slice after the page).
     pub(crate) unsliced: Vec<u64>,
@@ -236,25 +244,28 @@ impl<'a> MaskCache<'a> {
         };
         match mask {
             None => Verdict::Unknown,
-            Some(m) if m & bit == 0 => Verdict::Out,
-            Some(_) => Verdict::Sliced,
+            Some((m, _)) if m & bit == 0 => Verdict::Out,
+            Some((_, exact)) if exact & bit != 0 => Verdict::Sliced,
+            // Not ruled out, but its own filter might: test it.
+            Some(_) => Verdict::Unknown,
         }
     }
 
-    fn mask(&mut self, groups: &Groups, g: u64) -> Option<u64> {
+    fn mask(&mut self, groups: &Groups, g: u64) -> Option<(u64, u64)> {
         let group = groups.get(g)?;
         match &group.slices {
             Some(s) => {
                 if self.now.saturating_sub(group.used.load(Ordering::Relaxed)) > 256 {
                     group.used.store(self.now, Ordering::Relaxed);
                 }
-                Some(s.candidates(self.keys))
+                Some((s.candidates(self.keys), s.exact()))
             }
             None => {
                 let refused = group.refused_at.load(Ordering::Relaxed);
                 if group.is_full()
                     && !group.building.load(Ordering::Relaxed)
                     && (refused == 0 || self.now.saturating_sub(refused) > RETRY_TICKS)
+                    && self.unsliced.len() < MAX_UNSLICED
                     && !self.unsliced.contains(&g)
                 {
                     self.unsliced.push(g);
@@ -284,19 +295,25 @@ impl TenantIndex {
             .collect()
     }
 
-    /// Whether `e` is walked as a member of a sliced group.
+    /// Whether `e` is walked as a member its group's slices answer for.
     fn is_sliced(&self, e: &Entry) -> bool {
         self.newest
             .get(&(e.plain.max_ts, e.id()))
-            .and_then(|s| self.groups.get(place(s.seq).0))
-            .is_some_and(|g| g.slices.is_some())
+            .and_then(|s| {
+                let (g, bit) = place(s.seq);
+                let slices = self.groups.get(g)?.slices.as_ref()?;
+                Some(slices.exact() & bit != 0)
+            })
+            .unwrap_or(false)
     }
 
     /// The member filters of group `g`, when it is complete, not sliced
     /// or being sliced, and every member still indexed has its filter held.
     fn slice_job(&self, g: u64) -> Option<Vec<Option<Arc<Bloom>>>> {
         let group = self.groups.get(g)?;
-        if !group.is_full() || group.slices.is_some() {
+        // A group mostly gone (compaction, retention) is not worth slices
+        // sized for 64.
+        if !group.is_full() || group.slices.is_some() || (group.live as usize) < GROUP_MEMBERS / 2 {
             return None;
         }
         let filters = self
@@ -347,9 +364,13 @@ impl SummaryIndex {
     pub(crate) fn build_slices(&self, tenant: &Tenant, jobs: SliceJobs) {
         for (n, filters) in jobs.jobs {
             let refs: Vec<Option<&Bloom>> = filters.iter().map(|f| f.as_deref()).collect();
-            let slices = Arc::new(BloomSlices::build(&refs));
-            drop(filters);
             let now = self.tick();
+            // One group's slices may take at most a quarter of the budget
+            // (an outsized group is walked block by block instead).
+            let slices = (BloomSlices::planned_bytes(&refs) <= self.budget / 4)
+                .then(|| Arc::new(BloomSlices::build(&refs)));
+            drop(refs);
+            drop(filters);
             let Ok(mut guard) = self.inner.write() else {
                 return;
             };
@@ -357,10 +378,20 @@ impl SummaryIndex {
             let Some(t) = g.tenants.get_mut(tenant).filter(|t| t.epoch == jobs.epoch) else {
                 continue;
             };
-            // The members' own filters go once the slices are in: scans
-            // take the slices' word for the group's blocks.
-            let members: Vec<Arc<Entry>> =
-                t.members_here(n).into_iter().flatten().cloned().collect();
+            let Some(slices) = slices else {
+                t.groups.refuse(n, now);
+                continue;
+            };
+            // The own filters of the members the slices answer for exactly
+            // go once the slices are in; the others stay and are tested.
+            let exact = slices.exact();
+            let members: Vec<Arc<Entry>> = t
+                .members_here(n)
+                .into_iter()
+                .enumerate()
+                .filter(|(j, _)| exact & (1 << j) != 0)
+                .filter_map(|(_, e)| e.cloned())
+                .collect();
             let held: usize = members.iter().map(|e| filter_bytes(e)).sum();
             if g.bytes + slices.byte_len() > self.budget + held {
                 t.groups.refuse(n, now);

@@ -379,9 +379,11 @@ impl SummaryIndex {
             .unwrap_or_default()
     }
 
-    /// Replaces `tenant`'s index with exactly `blocks` (a full listing
-    /// taken after generation `gen` was read). `keep` are ids already
-    /// indexed that stay (a re-list only fetches the new ones).
+    /// Makes `tenant`'s index exactly `keep` and `blocks` (a full listing
+    /// taken after generation `gen` was read): `keep` are ids already
+    /// indexed that stay (a re-list only fetches the new ones; it is
+    /// applied in place, so the groups of the blocks that stay keep their
+    /// slices), `blocks` the new ones.
     pub(crate) fn replace(
         &self,
         tenant: &Tenant,
@@ -393,37 +395,48 @@ impl SummaryIndex {
             return;
         };
         let now = self.tick();
-        let mut t = TenantIndex {
-            generation,
-            last_used: now,
-            epoch: self.epochs.fetch_add(1, Ordering::Relaxed) + 1,
-            ..TenantIndex::default()
-        };
+        // Arrivals in time order: groups of 64 (`summary_groups.rs`) then
+        // hold neighbours in time, as live data's do.
+        let mut blocks = blocks;
+        blocks.sort_unstable_by_key(|(s, _)| (s.max_ts, s.id));
         // The listing was taken after `gen` was read: exact for `gen` (it
         // may hold later changes too; the next sync re-checks those).
-        if let Some(old) = g.tenants.get(tenant) {
-            for id in keep {
-                match old.by_id.get(id) {
-                    Some(e) => {
-                        t.insert(e.clone());
-                    }
-                    // Removed meanwhile by a local compaction: its
-                    // generation is newer than `gen`, so the next sync
-                    // re-lists; make sure of it.
-                    None => t.dirty = true,
-                }
+        if let Some(t) = g.tenants.get_mut(tenant) {
+            // A re-list, in place: the blocks not listed go, the new ones
+            // join, and the groups (and slices) of the others stay.
+            let gone: Vec<BlockId> = t
+                .by_id
+                .keys()
+                .filter(|id| !keep.contains(id))
+                .copied()
+                .collect();
+            let freed: usize = gone.iter().map(|id| t.remove(id)).sum();
+            // Listed as held but removed meanwhile by a local compaction:
+            // its generation is newer than `gen`, so the next sync
+            // re-lists; make sure of it.
+            let missing = keep.iter().any(|id| !t.by_id.contains_key(id));
+            let mut delta = 0isize;
+            for (s, len) in blocks {
+                delta += t.insert(Entry::new(s, len));
             }
-        } else if !keep.is_empty() {
-            t.dirty = true;
+            t.generation = generation;
+            t.dirty = missing;
+            t.last_used = now;
+            g.bytes = g.bytes.saturating_sub(freed).saturating_add_signed(delta);
+        } else {
+            let mut t = TenantIndex {
+                generation,
+                last_used: now,
+                epoch: self.epochs.fetch_add(1, Ordering::Relaxed) + 1,
+                dirty: !keep.is_empty(),
+                ..TenantIndex::default()
+            };
+            for (s, len) in blocks {
+                t.insert(Entry::new(s, len));
+            }
+            g.bytes += t.bytes();
+            g.tenants.insert(tenant.clone(), t);
         }
-        for (s, len) in blocks {
-            t.insert(Entry::new(s, len));
-        }
-        if let Some(old) = g.tenants.remove(tenant) {
-            g.bytes = g.bytes.saturating_sub(old.bytes());
-        }
-        g.bytes += t.bytes();
-        g.tenants.insert(tenant.clone(), t);
         g.oversize.remove(tenant);
         self.enforce(&mut g, tenant);
     }
@@ -436,6 +449,8 @@ impl SummaryIndex {
         let Some(t) = g.tenants.get_mut(tenant) else {
             return;
         };
+        let mut blocks = blocks;
+        blocks.sort_unstable_by_key(|(s, _)| (s.max_ts, s.id));
         let mut delta = 0isize;
         for (s, len) in blocks {
             delta += t.insert(Entry::new(s, len));

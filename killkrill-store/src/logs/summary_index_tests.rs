@@ -250,22 +250,42 @@ fn sliced_groups_leave_out_blocks_without_the_tokens() {
     let st = idx.stats();
     assert_eq!((st.blocks, st.groups_sliced), (136, 2));
     assert_eq!(st.bytes, idx.recount());
-    // A re-listed tenant starts over (new groups, which slice once their
-    // members' filters are held again); slices built for the old index
-    // are not installed in the new one.
-    let keep: HashSet<BlockId> = s[64..].iter().map(|x| x.id).collect();
+    // A re-list is applied in place: the blocks that stay keep their
+    // groups and slices.
+    let keep: HashSet<BlockId> = s[64..190].iter().map(|x| x.id).collect();
     idx.replace(&t, 3, &keep, Vec::new());
-    assert_eq!(idx.stats().groups_sliced, 0);
-    assert!(idx.slice_jobs(&t, &[0, 1]).is_none(), "filters not held");
-    with_all_filters(&idx, &t, &s[64..]);
-    let (_, mut fresh) = idx.select_pruned(&r_with(&t, &keys)).unwrap();
-    fresh.sort_unstable();
-    assert_eq!(fresh, vec![0, 1], "136 blocks: two complete groups");
-    let jobs = idx.slice_jobs(&t, &fresh).unwrap();
-    idx.replace(&t, 4, &keep, Vec::new());
+    let st = idx.stats();
+    assert_eq!((st.blocks, st.groups_sliced), (126, 2));
+    assert_eq!(st.bytes, idx.recount());
+    for i in (256..760).step_by(17) {
+        let keys = [word(i)];
+        let (ids, _) = pruned_scan(&idx, &r_with(&t, &keys));
+        assert!(ids.contains(&s[i / 4].id), "word{i} after the re-list");
+    }
+    // Retention empties groups 1 and 2: freed, and retired from the front.
+    let ids: Vec<BlockId> = s[64..190].iter().map(|x| x.id).collect();
+    idx.apply_local(&t, 4, &ids, &[]);
+    let st = idx.stats();
+    assert_eq!(
+        (st.blocks, st.groups_sliced, st.bytes),
+        (0, 0, idx.recount())
+    );
+    {
+        let g = idx.inner.read().unwrap();
+        let groups = &g.tenants[&t].groups;
+        assert_eq!(groups.numbered().count(), 1, "only the open group is left");
+    }
+    // A tenant loaded afresh (evicted, then loaded again) is a new index:
+    // slices built for the old one are not installed in it.
+    let keep: HashSet<BlockId> = HashSet::new();
+    idx.inner.write().unwrap().tenants.remove(&t);
+    idx.replace(&t, 5, &keep, rows(&s));
+    with_all_filters(&idx, &t, &s);
+    let jobs = idx.slice_jobs(&t, &[0]).unwrap();
+    idx.inner.write().unwrap().tenants.remove(&t);
+    idx.replace(&t, 6, &keep, rows(&s));
     idx.build_slices(&t, jobs);
     assert_eq!(idx.stats().groups_sliced, 0, "stale jobs dropped");
-    assert_eq!(idx.stats().bytes, idx.recount());
 }
 
 fn r_with<'a>(t: &'a Tenant, keys: &'a [u64]) -> SummaryRequest<'a> {
