@@ -17,7 +17,11 @@
 //! stamped with the new generations) or also deleted (compaction,
 //! retention: re-list the ids and drop the missing ones).
 //!
-//! Memory is bounded by `logs.summary_index_mb`: token filters are shed
+//! Full-text scans test token filters 64 blocks at a time: blocks join
+//! groups of 64 in arrival order, and complete groups get their filters
+//! bit-sliced (`summary_groups.rs`, a child module).
+//!
+//! Memory is bounded by `logs.summary_index_mb`: token filters and slices are shed
 //! first (least recently used half), then whole tenants (least recently
 //! queried); a tenant that alone exceeds the budget is not indexed and is
 //! answered from SQL as before.
