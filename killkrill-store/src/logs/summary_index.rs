@@ -516,13 +516,6 @@ impl SummaryIndex {
             .is_ok_and(|g| g.tenants.get(tenant).is_some_and(|t| !t.dirty))
     }
 
-    /// One page, or `None` when `tenant` is not indexed (tests; queries
-    /// use [`select_pruned`](Self::select_pruned)).
-    #[cfg(test)]
-    pub(crate) fn select(&self, req: &SummaryRequest<'_>) -> Option<Picked> {
-        self.select_pruned(req).map(|(p, _)| p)
-    }
-
     /// One page, or `None` when `tenant` is not indexed. Blocks whose
     /// group's slices rule out `req.tokens` are left out when the page
     /// wants token filters; also returns the complete groups it met
@@ -669,13 +662,6 @@ impl SummaryIndex {
             groups_sliced: g.tenants.values().map(|t| t.groups.sliced()).sum(),
             bytes: g.bytes,
         }
-    }
-
-    /// The bytes held, counted afresh (tests: `bytes` must equal it).
-    #[cfg(test)]
-    pub(crate) fn recount(&self) -> usize {
-        let g = self.inner.read().unwrap();
-        g.tenants.values().map(TenantIndex::bytes).sum()
     }
 
     /// The indexed ids of `tenant` with their spans, sorted (tests).

@@ -5,6 +5,20 @@ use killkrill_core::event::{EventId, LogRecord};
 use killkrill_core::logblock::{BlockOptions, build_blocks};
 use killkrill_core::storage::TimeRange;
 
+impl SummaryIndex {
+    /// One page, or `None` when `tenant` is not indexed (tests; queries
+    /// use [`select_pruned`](Self::select_pruned)).
+    pub(crate) fn select(&self, req: &SummaryRequest<'_>) -> Option<Picked> {
+        self.select_pruned(req).map(|(p, _)| p)
+    }
+
+    /// The bytes held, counted afresh (tests: `bytes` must equal it).
+    pub(crate) fn recount(&self) -> usize {
+        let g = self.inner.read().unwrap();
+        g.tenants.values().map(TenantIndex::bytes).sum()
+    }
+}
+
 fn summaries(tenant: &Tenant, blocks: usize) -> Vec<BlockSummary> {
     let recs: Vec<LogRecord> = (0..blocks * 4)
         .map(|i| LogRecord {
@@ -329,4 +343,55 @@ fn slices_replace_their_members_filters_and_are_shed_like_them() {
     let st = idx.stats();
     assert_eq!((st.blocks_with_tokens, st.groups_sliced), (2, 1), "{st:?}");
     assert_eq!(st.bytes, idx.recount());
+}
+
+/// Members the slices cannot answer for exactly (here filters in the
+/// format of builds before 2026-11-26, `h mod bits`) keep their own filter
+/// and come back unmarked, to be tested one by one.
+#[test]
+fn inexact_members_keep_their_filter() {
+    let t = Tenant::new("a").unwrap();
+    let s = summaries(&t, 64);
+    let idx = SummaryIndex::new(64 << 20);
+    idx.replace(&t, 1, &HashSet::new(), rows(&s));
+    // k = 3 without the multiply flag, 128 bits all set: "maybe" to all.
+    let mut bytes = vec![3u8, 0x80, 0x01];
+    bytes.extend(std::iter::repeat_n(0xFFu8, 16));
+    let old = Arc::new(Bloom::from_bytes(&bytes).unwrap());
+    let entries = idx
+        .select(&req(&t, ScanOrder::NewestFirst, false))
+        .unwrap()
+        .entries;
+    let filters: HashMap<BlockId, Arc<Bloom>> = s
+        .iter()
+        .enumerate()
+        .map(|(i, x)| {
+            let f = if i == 0 || i == 5 {
+                old.clone()
+            } else {
+                x.tokens.clone().unwrap()
+            };
+            (x.id, f)
+        })
+        .collect();
+    idx.attach_tokens(&t, &entries, &filters);
+    let jobs = idx.slice_jobs(&t, &[0]).unwrap();
+    idx.build_slices(&t, jobs);
+    let st = idx.stats();
+    assert_eq!((st.groups_sliced, st.blocks_with_tokens), (1, 2));
+    assert_eq!(st.bytes, idx.recount());
+    let keys = [word(40)];
+    let (p, _) = idx.select_pruned(&r_with(&t, &keys)).unwrap();
+    let got: Vec<(BlockId, bool)> = p
+        .entries
+        .iter()
+        .zip(&p.by_slices)
+        .map(|(e, b)| (e.id(), *b))
+        .collect();
+    assert!(
+        got.contains(&(s[10].id, true)),
+        "word40's block, by the slices"
+    );
+    assert!(got.contains(&(s[0].id, false)) && got.contains(&(s[5].id, false)));
+    assert!(got.len() <= 3 + 4, "{got:?}");
 }
