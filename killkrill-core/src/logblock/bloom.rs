@@ -48,8 +48,8 @@ impl Bloom {
     /// smaller). That is what lets the summary index slice 64 blocks'
     /// filters into one exact group filter
     /// ([`BloomSlices`](super::BloomSlices)). The price: the size is
-    /// between 0.75 and 1.5 times the optimum, so the rate is between about
-    /// `fp^1.5` and `fp^0.75` (0.003% to 0.6% at the default 0.1%).
+    /// between 0.75 and 1.5 times the optimum, so with `k` fixed the rate
+    /// is between about 0.005% and 0.65% at the default 0.1%.
     pub fn with_capacity(n: usize, fp: f64) -> Self {
         if n == 0 {
             return Bloom::default();
