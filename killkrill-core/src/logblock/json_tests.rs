@@ -177,3 +177,39 @@ fn a_hand_written_record_with_every_field() {
     };
     check(&[r, bad, empty]).unwrap();
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// A page's rows from several blocks, in any order and more than one
+    /// read-ahead's worth: the same bytes as each row's `write_json`, comma
+    /// separated.
+    #[test]
+    fn rows_from_several_blocks_match_one_by_one(
+        blocks in prop::collection::vec(prop::collection::vec(arb_record(), 1..6), 1..5),
+        picks in prop::collection::vec((any::<prop::sample::Index>(), any::<prop::sample::Index>()), 0..40),
+    ) {
+        let tenant = Tenant::new("team-a").unwrap();
+        let decoded: Vec<DecodedBlock> = blocks
+            .iter()
+            .map(|b| DecodedBlock::decode(&tenant, &encode_payload(b, 1).unwrap()).unwrap())
+            .collect();
+        let rows: Vec<(&DecodedBlock, usize)> = picks
+            .iter()
+            .map(|(b, i)| {
+                let block = &decoded[b.index(decoded.len())];
+                (block, i.index(block.len()))
+            })
+            .collect();
+        let mut want = Vec::new();
+        for (k, (block, i)) in rows.iter().enumerate() {
+            if k > 0 {
+                want.push(b',');
+            }
+            block.write_json(*i, &mut want).unwrap();
+        }
+        let mut got = Vec::new();
+        write_json_rows(&rows, |&(b, i)| (b, i), &mut got).unwrap();
+        prop_assert_eq!(String::from_utf8(got).unwrap(), String::from_utf8(want).unwrap());
+    }
+}

@@ -40,7 +40,7 @@ pub use decode::{
 pub(crate) use encode::encode_frame;
 pub use encode::{PAYLOAD_VERSION, encode_payload};
 pub use error::BlockError;
-pub use json::write_json_str;
+pub use json::{write_json_rows, write_json_str};
 pub use summary::{BlockSummary, EXACT_SET_MAX, NO_SEVERITY, ValueSet, field_hash};
 #[cfg(test)]
 pub(crate) use token_memo::MIN_MEMO_RECORDS;

@@ -8,6 +8,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use killkrill_core::event::{Severity, Timestamp};
+use killkrill_core::logblock::write_json_rows;
 use killkrill_core::logquery::{
     Cursor, LogQuery, Order, QueryError, VolumeQuery, query_log_rows, query_volume,
 };
@@ -132,21 +133,16 @@ pub async fn get_logs(
     // response buffer (no LogRecord, no serde; the same bytes).
     let mut body: Vec<u8> = Vec::with_capacity(64 + page.rows.len() * 560);
     body.extend_from_slice(b"{\"data\":[");
-    for (i, r) in page.rows.iter().enumerate() {
-        if i > 0 {
-            body.push(b',');
-        }
-        r.block.write_json(r.index, &mut body).map_err(|source| {
-            query_error(
-                EP,
-                &QueryError::Corrupt {
-                    tenant: q.tenant.to_string(),
-                    block: r.block_id,
-                    source,
-                },
-            )
-        })?;
-    }
+    write_json_rows(&page.rows, |r| (&*r.block, r.index), &mut body).map_err(|(i, source)| {
+        query_error(
+            EP,
+            &QueryError::Corrupt {
+                tenant: q.tenant.to_string(),
+                block: page.rows[i].block_id,
+                source,
+            },
+        )
+    })?;
     body.extend_from_slice(b"],\"next_cursor\":");
     match page.next_cursor {
         Some(c) => {
