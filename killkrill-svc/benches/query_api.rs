@@ -35,6 +35,11 @@ use killkrill_svc::serve::{self, StartOptions};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+/// The allocator the `killkrill` binary ships with (`src/main.rs`): the
+/// server measured here allocates as it does in production.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[path = "../../killkrill-store/benches/support/log_data.rs"]
 #[allow(dead_code)]
 mod log_data;
