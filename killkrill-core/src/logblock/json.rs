@@ -247,46 +247,32 @@ pub fn write_json_rows<T>(
 
 impl RowCols<'_> {
     fn write(self, tenant: &crate::event::Tenant, out: &mut Vec<u8>) -> Result<(), BlockError> {
-        let RowCols {
-            id,
-            ts,
-            sev,
-            fac,
-            host,
-            app,
-            procid,
-            msgid,
-            source,
-            fields: mut r,
-            nsd,
-            message,
-            perr,
-        } = self;
+        let mut r = self.fields;
         out.extend_from_slice(b"{\"id\":");
-        write_id(out, id);
+        write_id(out, self.id);
         out.extend_from_slice(b",\"tenant\":");
         write_json_str(out, tenant.as_str());
         out.extend_from_slice(b",\"timestamp\":\"");
-        out.extend_from_slice(&ts.rfc3339_bytes());
+        out.extend_from_slice(&self.ts.rfc3339_bytes());
         out.extend_from_slice(b"\",\"severity\":");
-        write_opt_str(out, Severity::from_code(sev).map(Severity::name));
+        write_opt_str(out, Severity::from_code(self.sev).map(Severity::name));
         out.extend_from_slice(b",\"facility\":");
-        write_opt_str(out, Facility::from_code(fac).map(Facility::name));
+        write_opt_str(out, Facility::from_code(self.fac).map(Facility::name));
         out.extend_from_slice(b",\"host\":");
-        write_opt_str(out, host);
+        write_opt_str(out, self.host);
         out.extend_from_slice(b",\"app\":");
-        write_opt_str(out, app);
+        write_opt_str(out, self.app);
         out.extend_from_slice(b",\"procid\":");
-        write_opt_str(out, procid);
+        write_opt_str(out, self.procid);
         out.extend_from_slice(b",\"msgid\":");
-        write_opt_str(out, msgid);
+        write_opt_str(out, self.msgid);
         out.extend_from_slice(b",\"structured_data\":");
-        if nsd == 0 {
+        if self.nsd == 0 {
             out.extend_from_slice(b"null");
         } else {
             out.push(b'{');
             let mut params: Vec<(&str, &str)> = Vec::new();
-            for k in 0..nsd {
+            for k in 0..self.nsd {
                 if k > 0 {
                     out.push(b',');
                 }
@@ -302,7 +288,7 @@ impl RowCols<'_> {
             out.push(b'}');
         }
         out.extend_from_slice(b",\"message\":");
-        match message {
+        match self.message {
             None => out.extend_from_slice(b"null"),
             Some(Ok(text)) => write_json_str(out, text),
             Some(Err(bytes)) => {
@@ -312,7 +298,7 @@ impl RowCols<'_> {
                 out.push(b'"');
             }
         }
-        if let Some(src) = source {
+        if let Some(src) = self.source {
             out.extend_from_slice(b",\"source\":");
             write_json_str(out, src);
         }
@@ -346,7 +332,7 @@ impl RowCols<'_> {
             }
             out.push(b'}');
         }
-        if let Some(bytes) = perr {
+        if let Some(bytes) = self.perr {
             out.extend_from_slice(b",\"parse_error\":");
             write_json_str(out, &String::from_utf8_lossy(bytes));
         }
