@@ -378,17 +378,4 @@ impl Store {
             .collect();
         Ok(Some(page(summaries)))
     }
-
-    /// [`indexed_page`](Self::indexed_page) without leaving anything out:
-    /// `limit` summaries unless the scan ends.
-    pub(super) async fn indexed_summaries(
-        &self,
-        req: &SummaryRequest<'_>,
-    ) -> Result<Option<Vec<Arc<BlockSummary>>>, StoreError> {
-        let req = SummaryRequest {
-            tokens: &[],
-            ..req.clone()
-        };
-        Ok(self.indexed_page(&req).await?.map(|p| p.summaries))
-    }
 }

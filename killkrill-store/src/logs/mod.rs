@@ -90,35 +90,21 @@ impl LogStore for Store {
         &self,
         req: &SummaryRequest<'_>,
     ) -> Result<Vec<BlockSummary>, StoreError> {
-        if let Some(v) = retry(&self.cfg.retry, "block_summaries", || {
-            self.indexed_summaries(req)
-        })
-        .await?
-        {
-            return Ok(v.into_iter().map(Arc::unwrap_or_clone).collect());
-        }
-        retry(&self.cfg.retry, "block_summaries", || {
-            self.read_summaries(req)
-        })
-        .await
+        let v = self.shared_summaries(req).await?;
+        Ok(v.into_iter().map(Arc::unwrap_or_clone).collect())
     }
 
+    /// A [`summary_page`](LogStore::summary_page) that leaves nothing out
+    /// (no tokens to prune by).
     async fn shared_summaries(
         &self,
         req: &SummaryRequest<'_>,
     ) -> Result<Vec<Arc<BlockSummary>>, StoreError> {
-        if let Some(v) = retry(&self.cfg.retry, "block_summaries", || {
-            self.indexed_summaries(req)
-        })
-        .await?
-        {
-            return Ok(v);
-        }
-        let v = retry(&self.cfg.retry, "block_summaries", || {
-            self.read_summaries(req)
-        })
-        .await?;
-        Ok(v.into_iter().map(Arc::new).collect())
+        let req = SummaryRequest {
+            tokens: &[],
+            ..req.clone()
+        };
+        Ok(self.summary_page(&req).await?.summaries)
     }
 
     async fn summary_page(&self, req: &SummaryRequest<'_>) -> Result<SummaryPage, StoreError> {
