@@ -180,6 +180,15 @@ pub struct LogBlockConfig {
     /// token filters full-text queries used), MiB; 0 turns it off. See
     /// docs/src/storage.md.
     pub summary_index_mb: usize,
+    /// How long the summary index trusts its last read of a tenant's block
+    /// generation, milliseconds, before reading it again (one point read):
+    /// this process's own writes, compactions and deletes are seen by its
+    /// next query at once; another process's writing the same database
+    /// within this period. Unset: 100 on SQLite (one process normally owns
+    /// the embedded database), 0 — read before every query — on PostgreSQL
+    /// (API processes read what other processes' workers commit). At most
+    /// 60,000. See docs/src/summary-index.md.
+    pub index_recheck_ms: Option<u64>,
 }
 
 impl Default for LogBlockConfig {
@@ -191,6 +200,7 @@ impl Default for LogBlockConfig {
             token_cache_mb: 256,
             decoded_cache_mb: 128,
             summary_index_mb: 128,
+            index_recheck_ms: None,
         }
     }
 }
@@ -309,7 +319,8 @@ impl StoreConfig {
     /// Reads the standard variables through `var` (e.g. `std::env::var`):
     /// `DB_TYPE` (default `default_type`), `DATABASE_URL`, `DB_HOST`,
     /// `DB_PORT`, `DB_USER`, `DB_PASS`, `DB_NAME`, `DB_POOL_SIZE`,
-    /// `DB_SQLITE_SYNCHRONOUS`, `GALERA_MODE`, `GALERA_NODES`. SQLite without
+    /// `DB_SQLITE_SYNCHRONOUS`, `DB_INDEX_RECHECK_MS` (`logs.index_recheck_ms`),
+    /// `GALERA_MODE`, `GALERA_NODES`. SQLite without
     /// `DATABASE_URL` lives in `data_dir/killkrill.db`.
     ///
     /// # Errors
@@ -376,6 +387,11 @@ impl StoreConfig {
                 .map(str::to_owned)
                 .collect();
         }
+        c.logs.index_recheck_ms = parse_var(
+            &var,
+            "DB_INDEX_RECHECK_MS",
+            "milliseconds 0-60000 (logs.index_recheck_ms)",
+        )?;
         c.galera.sync_wait = 1;
         c.validate()?;
         Ok(c)
@@ -417,6 +433,15 @@ impl StoreConfig {
                 name: "logs.bloom_fp",
                 value: self.logs.bloom_fp.to_string(),
                 expected: "a false-positive rate 0.0001 to 0.1",
+            });
+        }
+        if let Some(ms) = self.logs.index_recheck_ms
+            && ms > 60_000
+        {
+            return Err(ConfigError::Invalid {
+                name: "logs.index_recheck_ms",
+                value: ms.to_string(),
+                expected: "0 to 60000 milliseconds",
             });
         }
         if self.pool_size == 0 {
@@ -540,6 +565,10 @@ mod tests {
         assert!(c.galera.enabled);
         let s = StoreConfig::from_env(env(&[]), DbType::Sqlite, "/data").unwrap();
         assert_eq!(s.sqlite.path, PathBuf::from("/data/killkrill.db"));
+        assert_eq!(s.logs.index_recheck_ms, None);
+        let s = StoreConfig::from_env(env(&[("DB_INDEX_RECHECK_MS", "0")]), DbType::Sqlite, ".")
+            .unwrap();
+        assert_eq!(s.logs.index_recheck_ms, Some(0));
         let cases: &[(&[(&str, &str)], &str)] = &[
             (&[("DB_TYPE", "postgres")], "needs DATABASE_URL or DB_HOST"),
             (&[("DB_PORT", "x")], "invalid DB_PORT=\"x\""),
@@ -549,6 +578,14 @@ mod tests {
             (
                 &[("DB_SQLITE_SYNCHRONOUS", "sometimes")],
                 "full, normal or off",
+            ),
+            (
+                &[("DB_INDEX_RECHECK_MS", "soon")],
+                "invalid DB_INDEX_RECHECK_MS=\"soon\"",
+            ),
+            (
+                &[("DB_INDEX_RECHECK_MS", "60001")],
+                "invalid logs.index_recheck_ms=\"60001\"",
             ),
         ];
         for (vars, want) in cases {

@@ -59,7 +59,13 @@ fn without_index(mut cfg: StoreConfig) -> StoreConfig {
     cfg
 }
 
-async fn open(cfg: StoreConfig, opts: &BlockOptions) -> Store {
+/// Opens a store; one that does not set `logs.index_recheck_ms` reads the
+/// generation before every query (SQLite's default trusts a read for
+/// 100 ms), so the stores here see each other's commits at once
+/// (`own_commits_are_seen_at_once_another_stores_within_the_period` tests
+/// the trusted reads).
+async fn open(mut cfg: StoreConfig, opts: &BlockOptions) -> Store {
+    cfg.logs.index_recheck_ms.get_or_insert(0);
     Store::open(cfg)
         .await
         .expect("open store")
@@ -402,6 +408,69 @@ async fn later_pages_of_a_scan_skip_the_generation_check() {
             t.name
         );
         assert_eq!(count(&t.api, req(&tenant, true)).await, 8, "{}", t.name);
+        t.cleanup().await;
+    }
+}
+
+/// With `logs.index_recheck_ms` set (SQLite's default is 100 ms), a
+/// store trusts its last generation read for that long: its own writes,
+/// compactions and deletes are seen by its next query at once (each commit
+/// follows on from the generation it knows), another store's within the
+/// period; a commit of its own that does not follow on (another store
+/// committed in between) makes the next query read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn own_commits_are_seen_at_once_another_stores_within_the_period() {
+    let opts = small_blocks(10);
+    let tenant = Tenant::new("sidx-trust").unwrap();
+    let long = |mut c: StoreConfig| {
+        c.logs.index_recheck_ms = Some(60_000);
+        c
+    };
+    for t in trios(&opts, long).await {
+        let req = SummaryRequest {
+            tenant: &tenant,
+            range: TimeRange::ALL,
+            order: ScanOrder::OldestFirst,
+            after: None,
+            limit: 10_000,
+            with_tokens: false,
+            continuation: false,
+            tokens: &[],
+        };
+        write(&t.worker, batch(&tenant, 0, 30), &opts).await;
+        assert_eq!(count(&t.api, req.clone()).await, 3, "{}", t.name);
+        write(&t.worker, batch(&tenant, 30, 50), &opts).await;
+        assert_eq!(
+            count(&t.api, req.clone()).await,
+            3,
+            "{}: another store's write is not seen while the read is trusted",
+            t.name
+        );
+        write(&t.api, batch(&tenant, 50, 60), &opts).await;
+        assert_eq!(
+            count(&t.api, req.clone()).await,
+            6,
+            "{}: an own commit after another store's makes the next query read",
+            t.name
+        );
+        write(&t.api, batch(&tenant, 60, 70), &opts).await;
+        assert_eq!(count(&t.api, req.clone()).await, 7, "{}: own write", t.name);
+        let copts = CompactionOptions {
+            target_records: 40,
+            small_below: 11,
+            block: opts.clone(),
+            ..CompactionOptions::default()
+        };
+        let rep = compact_tenant(&t.api, &tenant, &copts).await.unwrap();
+        assert!(rep.blocks_in > rep.blocks_out, "{}: {rep:?}", t.name);
+        let after = sql_blocks(&t.truth, &tenant).await.len();
+        assert!(after < 7, "{}", t.name);
+        assert_eq!(
+            count(&t.api, req.clone()).await,
+            after,
+            "{}: own compaction seen at once",
+            t.name
+        );
         t.cleanup().await;
     }
 }

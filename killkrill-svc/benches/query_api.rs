@@ -404,9 +404,18 @@ async fn run(a: Args) {
         std::thread::available_parallelism().map_or(0, usize::from)
     );
     // Build the store (or reuse one a `--keep` run left).
-    let store_cfg = || match &a.postgres {
-        Some(url) => StoreConfig::from_url(killkrill_store::DbType::Postgres, url.clone()),
-        None => StoreConfig::sqlite(&a.dir),
+    // `DB_INDEX_RECHECK_MS` as the binary reads it (0: every query reads
+    // the block generation, as before it was trusted).
+    let recheck = std::env::var("DB_INDEX_RECHECK_MS")
+        .ok()
+        .map(|v| v.parse::<u64>().expect("DB_INDEX_RECHECK_MS: milliseconds"));
+    let store_cfg = || {
+        let mut c = match &a.postgres {
+            Some(url) => StoreConfig::from_url(killkrill_store::DbType::Postgres, url.clone()),
+            None => StoreConfig::sqlite(&a.dir),
+        };
+        c.logs.index_recheck_ms = recheck;
+        c
     };
     let marker = a.dir.join("bench-records.txt");
     let built = std::fs::read_to_string(&marker).ok() == Some(a.records.to_string());

@@ -13,9 +13,21 @@
 //! the query, so it does not count) waits for it to end and for the next
 //! one, which the first such waiter starts and every other waiter shares.
 //! A failed or cancelled read hands over to a waiter, which starts another.
+//!
+//! **Trusted values** (`logs.index_recheck_ms`, by default on SQLite only).
+//! The slot also keeps what is *known* of the database's generations: the
+//! last read's value, moved forward by this process's own commits
+//! ([`GenReads::committed`]) as long as they follow on from it (a commit of
+//! generation `known + 1`; any other number means another process committed
+//! in between, and the value is forgotten). While the read behind it started
+//! less than the trust period ago, a query takes the known value without a
+//! round trip. So this process's commits are seen by its next query at
+//! once, another process's within the trust period. A read that started
+//! before the value was forgotten does not restore it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use killkrill_core::event::Tenant;
 use killkrill_core::storage::StoreError;
@@ -32,6 +44,18 @@ struct State {
     finished: u64,
     value: Gens,
     running: bool,
+    /// What is known of the database's generations (see the module docs).
+    known: Option<Known>,
+    /// Bumped whenever `known` is forgotten: a read that started under an
+    /// older epoch does not set it.
+    epoch: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Known {
+    value: Gens,
+    /// When the read behind it started.
+    at: Instant,
 }
 
 #[derive(Debug, Default)]
@@ -61,6 +85,8 @@ pub(crate) struct GenReads {
 
 /// Counter of generation reads a query took from another query's read.
 const SHARED: &str = "killkrill_store_log_gen_reads_shared_total";
+/// Counter of generation reads a query did without, trusting the known value.
+const TRUSTED: &str = "killkrill_store_log_gen_reads_trusted_total";
 
 impl GenReads {
     fn slot(&self, tenant: &Tenant) -> Option<Arc<Slot>> {
@@ -74,8 +100,14 @@ impl GenReads {
     }
 
     /// `(gen, deleted_gen)` of `tenant` from a read (`read`, or another
-    /// query's) that started after this call.
-    pub(crate) async fn read<F, Fut>(&self, tenant: &Tenant, read: F) -> Result<Gens, StoreError>
+    /// query's) that started after this call; or, when `trust` is not zero,
+    /// the known value while its read started less than `trust` ago.
+    pub(crate) async fn read<F, Fut>(
+        &self,
+        tenant: &Tenant,
+        trust: Duration,
+        read: F,
+    ) -> Result<Gens, StoreError>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Gens, StoreError>>,
@@ -84,10 +116,19 @@ impl GenReads {
             return read().await; // poisoned: read alone
         };
         // Any read numbered `need` or later starts after this point.
-        let need = slot.state.lock().ok().map(|g| g.started + 1);
-        let Some(need) = need else {
+        let need = slot.state.lock().ok().map(|g| {
+            let trusted = g
+                .known
+                .filter(|k| !trust.is_zero() && k.at.elapsed() < trust);
+            (g.started + 1, trusted)
+        });
+        let Some((need, trusted)) = need else {
             return read().await;
         };
+        if let Some(k) = trusted {
+            metrics::counter!(TRUSTED).increment(1);
+            return Ok(k.value);
+        }
         let mut read = Some(read);
         loop {
             let notified = slot.done.notified();
@@ -105,21 +146,29 @@ impl GenReads {
                 } else {
                     g.running = true;
                     g.started += 1;
-                    Some(g.started)
+                    Some((g.started, g.epoch))
                 }
             };
-            let Some(mine) = lead else {
+            let Some((mine, epoch)) = lead else {
                 notified.await;
                 continue;
             };
             let _running = Running(&slot);
             let Some(f) = read.take() else { break };
+            let at = Instant::now();
             let r = f().await;
             if let Ok(v) = r
                 && let Ok(mut g) = slot.state.lock()
             {
                 g.finished = mine;
                 g.value = v;
+                // A commit of this process that followed on from a value
+                // newer than this read stays known; a value forgotten since
+                // the read started is not restored by it.
+                let newer = g.known.is_some_and(|k| k.value.0 > v.0);
+                if g.epoch == epoch && !newer {
+                    g.known = Some(Known { value: v, at });
+                }
             }
             return r;
         }
@@ -131,6 +180,46 @@ impl GenReads {
             )),
         }
     }
+
+    /// This process committed generation `generation` of `tenant` (deleting
+    /// blocks when `deleted`). The known value moves to it when it was
+    /// `generation - 1`; otherwise another process committed in between
+    /// and the known value is forgotten (the next query reads).
+    pub(crate) fn committed(&self, tenant: &Tenant, generation: i64, deleted: bool) {
+        let Some(slot) = self.existing(tenant) else {
+            return;
+        };
+        let Ok(mut g) = slot.state.lock() else {
+            return;
+        };
+        match g.known {
+            Some(k) if k.value.0 == generation - 1 => {
+                let value = (generation, if deleted { generation } else { k.value.1 });
+                g.known = Some(Known { value, ..k });
+            }
+            Some(k) if k.value.0 >= generation => {} // a read already saw it
+            _ => forget(&mut g),
+        }
+    }
+
+    /// Forgets what is known of `tenant`'s generations: the next query
+    /// reads them (a block the index listed was gone).
+    pub(crate) fn forget(&self, tenant: &Tenant) {
+        if let Some(slot) = self.existing(tenant)
+            && let Ok(mut g) = slot.state.lock()
+        {
+            forget(&mut g);
+        }
+    }
+
+    fn existing(&self, tenant: &Tenant) -> Option<Arc<Slot>> {
+        self.slots.lock().ok()?.get(tenant).cloned()
+    }
+}
+
+fn forget(g: &mut State) {
+    g.known = None;
+    g.epoch += 1;
 }
 
 #[cfg(test)]
@@ -163,7 +252,7 @@ mod tests {
                 t.clone(),
                 read(db.clone(), served.clone(), gate.clone()),
             );
-            async move { reads.read(&t, f).await.unwrap() }
+            async move { reads.read(&t, Duration::ZERO, f).await.unwrap() }
         });
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         // ...then a write commits, then ten queries ask.
@@ -175,9 +264,9 @@ mod tests {
                 t.clone(),
                 read(db.clone(), served.clone(), gate.clone()),
             );
-            later.push(tokio::spawn(
-                async move { reads.read(&t, f).await.unwrap() },
-            ));
+            later.push(tokio::spawn(async move {
+                reads.read(&t, Duration::ZERO, f).await.unwrap()
+            }));
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         gate.add_permits(100);
@@ -196,7 +285,7 @@ mod tests {
         );
         // A failed read is not shared; the next query reads again.
         let r = reads
-            .read(&t, || async {
+            .read(&t, Duration::ZERO, || async {
                 Err(StoreError::new(
                     killkrill_core::storage::ErrorKind::Retryable,
                     "down",
@@ -206,7 +295,7 @@ mod tests {
         assert!(r.is_err());
         let (reads2, t2) = (reads.clone(), t.clone());
         let f = read(db.clone(), served.clone(), gate.clone());
-        assert_eq!(reads2.read(&t2, f).await.unwrap(), (2, 0));
+        assert_eq!(reads2.read(&t2, Duration::ZERO, f).await.unwrap(), (2, 0));
         assert_eq!(served.load(Ordering::SeqCst), 3);
     }
 
@@ -218,7 +307,7 @@ mod tests {
             let (reads, t) = (reads.clone(), t.clone());
             async move {
                 reads
-                    .read(&t, || async {
+                    .read(&t, Duration::ZERO, || async {
                         std::future::pending::<()>().await;
                         Ok((9, 9))
                     })
@@ -228,7 +317,12 @@ mod tests {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         let waiter = tokio::spawn({
             let (reads, t) = (reads.clone(), t.clone());
-            async move { reads.read(&t, || async { Ok((3, 1)) }).await.unwrap() }
+            async move {
+                reads
+                    .read(&t, Duration::ZERO, || async { Ok((3, 1)) })
+                    .await
+                    .unwrap()
+            }
         });
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         stuck.abort();
@@ -237,5 +331,138 @@ mod tests {
             .expect("the waiter took over")
             .unwrap();
         assert_eq!(got, (3, 1));
+    }
+
+    /// A read that counts the reads it served and returns the database's
+    /// generation, as `(gen, gen)`.
+    fn counting(
+        db: &Arc<AtomicU64>,
+        served: &Arc<AtomicU64>,
+    ) -> impl FnOnce() -> std::future::Ready<Result<Gens, StoreError>> {
+        let (db, served) = (db.clone(), served.clone());
+        move || {
+            served.fetch_add(1, Ordering::SeqCst);
+            let g = db.load(Ordering::SeqCst) as i64;
+            std::future::ready(Ok((g, g)))
+        }
+    }
+
+    #[tokio::test]
+    async fn the_known_value_is_trusted_for_the_period_and_follows_own_commits() {
+        let reads = GenReads::default();
+        let t = Tenant::default();
+        let trust = Duration::from_millis(300);
+        let db = Arc::new(AtomicU64::new(1));
+        let served = Arc::new(AtomicU64::new(0));
+        let got = |served: &AtomicU64| served.load(Ordering::SeqCst);
+        assert_eq!(
+            reads.read(&t, trust, counting(&db, &served)).await.unwrap(),
+            (1, 1)
+        );
+        // Another process commits 2: not seen while the read is trusted.
+        db.store(2, Ordering::SeqCst);
+        assert_eq!(
+            reads.read(&t, trust, counting(&db, &served)).await.unwrap(),
+            (1, 1)
+        );
+        assert_eq!(got(&served), 1);
+        // Without trust, every query reads.
+        assert_eq!(
+            reads
+                .read(&t, Duration::ZERO, counting(&db, &served))
+                .await
+                .unwrap(),
+            (2, 2)
+        );
+        assert_eq!(got(&served), 2);
+        // This process commits 3 (following on from 2) and 4 (deleting):
+        // known at once, no read.
+        db.store(4, Ordering::SeqCst);
+        reads.committed(&t, 3, false);
+        assert_eq!(
+            reads.read(&t, trust, counting(&db, &served)).await.unwrap(),
+            (3, 2)
+        );
+        reads.committed(&t, 4, true);
+        assert_eq!(
+            reads.read(&t, trust, counting(&db, &served)).await.unwrap(),
+            (4, 4)
+        );
+        assert_eq!(got(&served), 2);
+        // Another process commits 5, then this one 6: not following on, so
+        // the value is forgotten and the next query reads.
+        db.store(6, Ordering::SeqCst);
+        reads.committed(&t, 6, false);
+        assert_eq!(
+            reads.read(&t, trust, counting(&db, &served)).await.unwrap(),
+            (6, 6)
+        );
+        assert_eq!(got(&served), 3);
+        // A commit a read already saw changes nothing.
+        reads.committed(&t, 6, false);
+        assert_eq!(
+            reads.read(&t, trust, counting(&db, &served)).await.unwrap(),
+            (6, 6)
+        );
+        assert_eq!(got(&served), 3);
+        // A gone block forgets it too.
+        reads.forget(&t);
+        db.store(7, Ordering::SeqCst);
+        assert_eq!(
+            reads.read(&t, trust, counting(&db, &served)).await.unwrap(),
+            (7, 7)
+        );
+        assert_eq!(got(&served), 4);
+        // Past the period, the next query reads again.
+        db.store(8, Ordering::SeqCst);
+        tokio::time::sleep(trust + Duration::from_millis(50)).await;
+        assert_eq!(
+            reads.read(&t, trust, counting(&db, &served)).await.unwrap(),
+            (8, 8)
+        );
+        assert_eq!(got(&served), 5);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_read_started_before_a_forget_does_not_restore_the_value() {
+        let reads = Arc::new(GenReads::default());
+        let t = Tenant::default();
+        let trust = Duration::from_secs(60);
+        let db = Arc::new(AtomicU64::new(1));
+        let served = Arc::new(AtomicU64::new(0));
+        // Known (1, 1), then forgotten; a read starts (it sees 1) and is
+        // held while this process commits 3 after another process's 2 (the
+        // value is forgotten again, under the read).
+        assert_eq!(
+            reads.read(&t, trust, counting(&db, &served)).await.unwrap(),
+            (1, 1)
+        );
+        reads.forget(&t);
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        let held = tokio::spawn({
+            let (reads, t, gate, db) = (reads.clone(), t.clone(), gate.clone(), db.clone());
+            async move {
+                reads
+                    .read(&t, trust, || async move {
+                        let g = db.load(Ordering::SeqCst) as i64;
+                        gate.acquire().await.unwrap().forget();
+                        Ok((g, g))
+                    })
+                    .await
+                    .unwrap()
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        db.store(3, Ordering::SeqCst);
+        reads.committed(&t, 3, false);
+        gate.add_permits(1);
+        assert_eq!(held.await.unwrap(), (1, 1));
+        // The held read does not become the known value: the next query
+        // reads, and sees this process's commit.
+        assert_eq!(
+            reads.read(&t, trust, counting(&db, &served)).await.unwrap(),
+            (3, 3)
+        );
+        assert_eq!(served.load(Ordering::SeqCst), 2);
     }
 }

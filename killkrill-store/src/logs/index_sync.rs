@@ -45,6 +45,9 @@ use crate::with_pool;
 /// Ids per SELECT or UPDATE.
 const IDS_PER_STATEMENT: usize = 256;
 
+/// `logs.index_recheck_ms` on SQLite when unset.
+const DEFAULT_SQLITE_RECHECK_MS: u64 = 100;
+
 const SUMMARY_COLS: &str = "block_id, min_ts, max_ts, record_count, summary";
 
 /// Bumps the tenant's generation inside `$tx` (an open transaction),
@@ -138,6 +141,47 @@ impl Store {
     /// Whether the backend keeps block generations (and so the index).
     pub(crate) fn keeps_generations(&self) -> bool {
         !matches!(self.backend, Backend::MySql(_))
+    }
+
+    /// How long a generation read is trusted for other processes' commits
+    /// (`logs.index_recheck_ms`; unset: 100 ms on SQLite, where one process
+    /// normally owns the database, and 0 — read before every query — on
+    /// PostgreSQL, where API processes read what workers commit).
+    pub(crate) fn index_trust(&self) -> std::time::Duration {
+        let ms = self
+            .cfg
+            .logs
+            .index_recheck_ms
+            .unwrap_or(match self.backend {
+                Backend::Sqlite { .. } => DEFAULT_SQLITE_RECHECK_MS,
+                Backend::Postgres(_) | Backend::MySql(_) => 0,
+            });
+        std::time::Duration::from_millis(ms)
+    }
+
+    /// This process committed generation `generation` of `tenant`: moves
+    /// the known generations on (see `gen_reads.rs`).
+    pub(crate) fn committed_gen(&self, tenant: &Tenant, generation: i64, deleted: bool) {
+        self.gen_reads.committed(tenant, generation, deleted);
+    }
+
+    /// A number that changes whenever `tenant`'s set of log blocks changes
+    /// (a write, compaction or delete committed), read as a query reads it
+    /// (trusted for `logs.index_recheck_ms`, see `gen_reads.rs`); `None` on
+    /// MySQL/MariaDB, which keeps no generations. A live tail skips its
+    /// poll while it stays the same.
+    ///
+    /// # Errors
+    /// The database's, reading it.
+    pub async fn log_generation(&self, tenant: &Tenant) -> Result<Option<i64>, StoreError> {
+        if !self.keeps_generations() {
+            return Ok(None);
+        }
+        let (generation, _) = self
+            .gen_reads
+            .read(tenant, self.index_trust(), || self.read_gen(tenant))
+            .await?;
+        Ok(Some(generation))
     }
 
     /// `(gen, deleted_gen)` of `tenant`; `(0, 0)` before its first write.
@@ -273,7 +317,7 @@ impl Store {
         let index = &self.summary_index;
         let (generation, deleted) = self
             .gen_reads
-            .read(tenant, || self.read_gen(tenant))
+            .read(tenant, self.index_trust(), || self.read_gen(tenant))
             .await?;
         match index.staleness(tenant, generation, deleted) {
             Staleness::Fresh | Staleness::Oversize => Ok(()),

@@ -125,6 +125,7 @@ impl Store {
             merged.iter().map(|b| &b.summary).collect();
         self.summary_index
             .apply_local(tenant, generation, sources, &added);
+        self.committed_gen(tenant, generation, true);
     }
 
     pub(super) async fn delete_before(
@@ -148,10 +149,15 @@ impl Store {
                     .await
                     .ctx("deleting old rows")?
                     .rows_affected();
-                if n > 0 {
-                    bump_gen!(self, tx, tenant.as_str(), &[], true);
-                }
+                let generation = if n > 0 {
+                    Some(bump_gen!(self, tx, tenant.as_str(), &[], true))
+                } else {
+                    None
+                };
                 tx.commit().await.ctx("committing a retention delete")?;
+                if let Some(g) = generation {
+                    self.committed_gen(tenant, g, true);
+                }
                 return Ok(n);
             }
             Backend::Sqlite { writer, .. } => {
@@ -163,10 +169,15 @@ impl Store {
                     .await
                     .ctx("deleting old rows")?
                     .rows_affected();
-                if n > 0 {
-                    bump_gen!(self, tx, tenant.as_str(), &[], true);
-                }
+                let generation = if n > 0 {
+                    Some(bump_gen!(self, tx, tenant.as_str(), &[], true))
+                } else {
+                    None
+                };
                 tx.commit().await.ctx("committing a retention delete")?;
+                if let Some(g) = generation {
+                    self.committed_gen(tenant, g, true);
+                }
                 return Ok(n);
             }
             Backend::MySql(_) => {}

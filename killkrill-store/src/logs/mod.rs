@@ -139,6 +139,7 @@ impl LogStore for Store {
             // A listed block is gone: if the index listed it, it is behind
             // (a deletion it was not told of); re-list on the next query.
             self.summary_index.mark_dirty(tenant);
+            self.gen_reads.forget(tenant);
         }
         Ok(out)
     }

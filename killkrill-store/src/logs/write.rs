@@ -158,6 +158,7 @@ impl Store {
                 fresh.iter().map(|b| &b.summary).collect();
             self.summary_index
                 .apply_local(&first.summary.tenant, generation, &[], &added);
+            self.committed_gen(&first.summary.tenant, generation, false);
         }
     }
 
