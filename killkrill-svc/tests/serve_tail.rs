@@ -7,6 +7,7 @@
 //! records than `query.tail_late_window_records` is told (`event: gap`) and
 //! counted, and new records still all arrive; a reader slower than the
 //! grace window falls behind the clock and still gets every record.
+//! An idle tail's polls skip the store until something is committed.
 #![allow(clippy::unwrap_used, clippy::print_stderr)]
 
 mod support;
@@ -625,5 +626,48 @@ async fn a_reader_slower_than_the_grace_window_gets_every_record() {
     want.push("end 0".to_owned());
     assert_eq!(got.len(), want.len(), "every record once");
     assert!(got == want, "records out of order");
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_tail_skips_its_polls_until_a_commit() {
+    let (_d, h, addr) = start(|c| {
+        // A full grace window that each poll would re-read.
+        c.query.tail_grace_secs = 600;
+    })
+    .await;
+    let polls = |text: &str, result: &str| {
+        metric(
+            text,
+            "killkrill_logs_tail_polls_total",
+            &[("result", result)],
+        )
+    };
+    let base = Timestamp::now();
+    write(&h.store, records("old", base, 1, 500)).await;
+    let (_, s) = Sse::open(addr, &support::api_key(addr), "host=h").await;
+    let mut s = s.unwrap();
+    // Polls every 100 ms; nothing is committed for 1.5 s.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = support::scrape(addr).await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let idle = support::scrape(addr).await;
+    let read = polls(&idle, "read") - polls(&before, "read");
+    let skipped = polls(&idle, "unchanged") - polls(&before, "unchanged");
+    assert_eq!(read, 0.0, "an idle tail read the store");
+    assert!(skipped >= 5.0, "polls skipped: {skipped}");
+    // A commit: the next poll reads and sends it, then polls skip again.
+    write(
+        &h.store,
+        records("new", base.saturating_add_nanos(1_000_000), 1_000, 1),
+    )
+    .await;
+    let events = s.read_until(|e| e.data.contains("\"new 0\"")).await;
+    assert_eq!(messages(&events), vec!["new 0"]);
+    let after = support::scrape(addr).await;
+    assert!(
+        polls(&after, "read") - polls(&idle, "read") >= 1.0,
+        "the commit was read"
+    );
     h.shutdown().await;
 }

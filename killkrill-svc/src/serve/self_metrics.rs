@@ -58,6 +58,7 @@ pub const ALL: &[&str] = &[
     super::http::tail::TAILS_REFUSED,
     super::http::tail::TAIL_RECORDS,
     super::http::tail::TAIL_GAPS,
+    super::http::tail::TAIL_POLLS,
     super::http::tail::TAILS_OPENED_GRPC,
     super::http::tail::TAILS_ENDED_GRPC,
     super::scrape::SCRAPES,

@@ -74,6 +74,9 @@ pub const TAILS_REFUSED: &str = "killkrill_logs_tails_refused_total";
 pub const TAIL_RECORDS: &str = "killkrill_logs_tail_records_total";
 /// Gaps told to tail clients, by reason (`late_window_full`).
 pub const TAIL_GAPS: &str = "killkrill_logs_tail_gaps_total";
+/// Tail polls, by `result`: `read` (the store was read), `unchanged`
+/// (skipped: nothing committed for the tenant since the last read).
+pub const TAIL_POLLS: &str = "killkrill_logs_tail_polls_total";
 /// gRPC `TailLogs` streams opened.
 pub const TAILS_OPENED_GRPC: &str = "killkrill_grpc_tails_opened_total";
 /// gRPC `TailLogs` streams the server ended with a status, by reason.

@@ -35,7 +35,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::limits::TailPermit;
 use super::window::LateWindow;
-use super::{Ended, Gap, MIN_POLL, TAIL_GAPS, TAIL_RECORDS, TAILS_ENDED, TailItem};
+use super::{Ended, Gap, MIN_POLL, TAIL_GAPS, TAIL_POLLS, TAIL_RECORDS, TAILS_ENDED, TailItem};
 use crate::config::QueryConfig;
 
 /// Records read per page.
@@ -62,6 +62,9 @@ pub(super) struct Poller {
     behind: bool,
     /// No gap is told before this.
     next_gap: tokio::time::Instant,
+    /// The tenant's log generation read before the last poll's reads
+    /// (`None`: not read yet, or the backend keeps none).
+    polled: Option<i64>,
 }
 
 /// Why a poll stopped.
@@ -93,6 +96,7 @@ impl Poller {
             floor: Timestamp::from_nanos(i64::MIN),
             behind: false,
             next_gap: tokio::time::Instant::now(),
+            polled: None,
         }
     }
 
@@ -154,13 +158,15 @@ impl Poller {
     async fn read(&self, range: TimeRange, cursor: Option<Cursor>) -> Result<LogPage, Stop> {
         self.page(range, Order::OldestFirst, cursor)
             .await
-            .map_err(|e| {
-                tracing::warn!(error = %e, tenant = %self.tenant, "live tail poll failed");
-                Stop::End(Ended {
-                    reason: "store_error",
-                    message: "the store failed while polling; reconnect".to_owned(),
-                })
-            })
+            .map_err(|e| self.failed(&e))
+    }
+
+    fn failed(&self, e: &dyn std::fmt::Display) -> Stop {
+        tracing::warn!(error = %e, tenant = %self.tenant, "live tail poll failed");
+        Stop::End(Ended {
+            reason: "store_error",
+            message: "the store failed while polling; reconnect".to_owned(),
+        })
     }
 
     /// One poll; returns how many records were sent and whether more new
@@ -169,6 +175,33 @@ impl Poller {
         let floor = self.floor();
         self.window.prune(floor);
         self.tell_gap(tx).await?;
+        // Nothing committed for the tenant since the last poll's reads
+        // began: they would find nothing new (pruning only forgets keys the
+        // re-read no longer reaches), so they are skipped — an idle tail
+        // costs one generation read, not a re-read of the grace window.
+        let generation = self
+            .store
+            .log_generation(&self.tenant)
+            .await
+            .map_err(|e| self.failed(&e))?;
+        if !self.behind && generation.is_some() && generation == self.polled {
+            counter!(TAIL_POLLS, "result" => "unchanged").increment(1);
+            return Ok((0, false));
+        }
+        counter!(TAIL_POLLS, "result" => "read").increment(1);
+        let r = self.read_new(tx, floor).await;
+        if r.is_ok() {
+            self.polled = generation;
+        }
+        r
+    }
+
+    /// The reads of one poll: late records, then new ones.
+    async fn read_new(
+        &mut self,
+        tx: &mpsc::Sender<TailItem>,
+        floor: Timestamp,
+    ) -> Result<(u64, bool), Stop> {
         let mut sent = 0u64;
         let last_sent = self.window.last();
         // Late records: behind the last key sent, inside the grace window.
