@@ -115,6 +115,9 @@ pub struct DecodedBlock {
     pub(super) sev_lists: [OnceLock<Option<Box<[u32]>>>; 8],
     /// Where query tokens occur (see [`token_hits`](Self::token_hits)).
     pub(super) memo: TokenMemo,
+    /// Which messages a JSON writer may copy as they are (see
+    /// `json.rs`, [`PlainMessages`](super::json::PlainMessages)).
+    pub(super) plain: super::json::PlainMessages,
     /// [`byte_len`](Self::byte_len), computed once (summing the
     /// dictionaries walks every distinct value: per call, that was a large
     /// share of a query over many cached blocks).
@@ -304,6 +307,7 @@ impl DecodedBlock {
             fields,
             sev_lists: std::array::from_fn(|_| OnceLock::new()),
             memo: TokenMemo::default(),
+            plain: super::json::PlainMessages::default(),
             bytes: 0,
         };
         block.bytes = block.measure();
@@ -333,6 +337,7 @@ impl DecodedBlock {
             + dict(&self.msgid)
             + dict(&self.source)
             + TokenMemo::bound(self.len())
+            + super::json::PlainMessages::bytes_for(self.len())
     }
 
     /// The decompressed frame (every column's bytes; strings stored raw).
