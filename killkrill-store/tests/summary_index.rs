@@ -359,6 +359,21 @@ async fn a_block_deleted_behind_the_index_is_recovered() {
     }
 }
 
+/// Every summary of `tenant`, oldest first, as a scan's first page (or a
+/// later one when `continuation`).
+fn whole(tenant: &Tenant, continuation: bool) -> SummaryRequest<'_> {
+    SummaryRequest {
+        tenant,
+        range: TimeRange::ALL,
+        order: ScanOrder::OldestFirst,
+        after: None,
+        limit: 10_000,
+        with_tokens: false,
+        continuation,
+        tokens: &[],
+    }
+}
+
 async fn count(s: &Store, r: SummaryRequest<'_>) -> usize {
     s.shared_summaries(&r).await.unwrap().len()
 }
@@ -376,38 +391,28 @@ async fn later_pages_of_a_scan_skip_the_generation_check() {
     for t in trios(&opts, |c| c).await {
         write(&t.worker, batch(&tenant, 0, 50), &opts).await;
         write(&t.worker, batch(&fresh, 0, 30), &opts).await;
-        let req = |tenant, continuation| SummaryRequest {
-            tenant,
-            range: TimeRange::ALL,
-            order: ScanOrder::OldestFirst,
-            after: None,
-            limit: 10_000,
-            with_tokens: false,
-            continuation,
-            tokens: &[],
-        };
         // A continuation for a tenant not indexed yet: checked, loaded
         // (a later continuation reads that load, not the database).
-        assert_eq!(count(&t.api, req(&fresh, true)).await, 3, "{}", t.name);
+        assert_eq!(count(&t.api, whole(&fresh, true)).await, 3, "{}", t.name);
         assert!(t.api.summary_index_blocks(&fresh).is_some(), "{}", t.name);
         write(&t.worker, batch(&fresh, 30, 50), &opts).await;
-        assert_eq!(count(&t.api, req(&fresh, true)).await, 3, "{}", t.name);
-        assert_eq!(count(&t.api, req(&fresh, false)).await, 5, "{}", t.name);
-        assert_eq!(count(&t.api, req(&tenant, false)).await, 5, "{}", t.name);
+        assert_eq!(count(&t.api, whole(&fresh, true)).await, 3, "{}", t.name);
+        assert_eq!(count(&t.api, whole(&fresh, false)).await, 5, "{}", t.name);
+        assert_eq!(count(&t.api, whole(&tenant, false)).await, 5, "{}", t.name);
         write(&t.worker, batch(&tenant, 50, 80), &opts).await;
         assert_eq!(
-            count(&t.api, req(&tenant, true)).await,
+            count(&t.api, whole(&tenant, true)).await,
             5,
             "{}: a later page reads the index as the first page left it",
             t.name
         );
         assert_eq!(
-            count(&t.api, req(&tenant, false)).await,
+            count(&t.api, whole(&tenant, false)).await,
             8,
             "{}: the next scan sees the other store's blocks",
             t.name
         );
-        assert_eq!(count(&t.api, req(&tenant, true)).await, 8, "{}", t.name);
+        assert_eq!(count(&t.api, whole(&tenant, true)).await, 8, "{}", t.name);
         t.cleanup().await;
     }
 }
@@ -427,16 +432,7 @@ async fn own_commits_are_seen_at_once_another_stores_within_the_period() {
         c
     };
     for t in trios(&opts, long).await {
-        let req = SummaryRequest {
-            tenant: &tenant,
-            range: TimeRange::ALL,
-            order: ScanOrder::OldestFirst,
-            after: None,
-            limit: 10_000,
-            with_tokens: false,
-            continuation: false,
-            tokens: &[],
-        };
+        let req = whole(&tenant, false);
         write(&t.worker, batch(&tenant, 0, 30), &opts).await;
         assert_eq!(count(&t.api, req.clone()).await, 3, "{}", t.name);
         write(&t.worker, batch(&tenant, 30, 50), &opts).await;
