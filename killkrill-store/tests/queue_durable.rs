@@ -29,6 +29,8 @@ async fn sqlite_gives_space_back_after_acks() {
         &path,
         SqliteQueueOptions {
             vacuum_free_pages: 16,
+            // 10 kB bodies stored inline: this is the blobs' vacuum.
+            inline_max_bytes: 64 << 10,
             ..sqlite_options(shape(10_000, 10))
         },
     )

@@ -174,7 +174,7 @@ async fn small_bodies_that_parse_into_huge_batches_are_refused() {
     );
 
     // Without a grouping key, the sample count stops it: four million
-    // samples are more than one batch may hold (queue.max_events, 200,000).
+    // samples are more than one batch may hold (queue.max_events, 1,000,000).
     for (method, path) in [
         ("POST", "/api/v1/import/prometheus"),
         ("PUT", "/metrics/job/j"),
@@ -183,7 +183,7 @@ async fn small_bodies_that_parse_into_huge_batches_are_refused() {
         assert_eq!(r.status, 413, "{path}: {}", r.text());
         let detail = r.json()["detail"].as_str().unwrap().to_owned();
         assert!(
-            detail.contains("more than 200000 samples") && detail.contains("queue.max_events"),
+            detail.contains("more than 1000000 samples") && detail.contains("queue.max_events"),
             "{path}: {detail}"
         );
     }

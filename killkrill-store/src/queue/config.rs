@@ -104,6 +104,29 @@ pub struct SqliteQueueSettings {
     pub compression: StoredCompression,
     /// Batch format written (1 or 2; see the queue options).
     pub batch_format_version: u8,
+    /// Bodies larger than this go to segment files, written once, instead
+    /// of inline blobs (see the queue options).
+    pub inline_max_bytes: u64,
+}
+
+/// Most `inline_max_bytes` accepted (a larger body is a segment's business).
+pub const INLINE_MAX_BYTES_LIMIT: u64 = 16 << 20;
+
+impl SqliteQueueSettings {
+    /// The queue's options for these settings (no dead-letter sink: the
+    /// caller adds one).
+    pub fn options(&self) -> SqliteQueueOptions {
+        SqliteQueueOptions {
+            synchronous: self.synchronous,
+            max_events: self.max_events,
+            max_bytes: self.max_bytes,
+            visibility_timeout: Duration::from_millis(self.visibility_timeout_ms),
+            compression: self.compression.build(),
+            batch_format_version: self.batch_format_version,
+            inline_max_bytes: usize::try_from(self.inline_max_bytes).unwrap_or(usize::MAX),
+            ..SqliteQueueOptions::default()
+        }
+    }
 }
 
 impl Default for SqliteQueueSettings {
@@ -117,6 +140,7 @@ impl Default for SqliteQueueSettings {
             visibility_timeout_ms: 60_000,
             compression: StoredCompression::None,
             batch_format_version: o.batch_format_version,
+            inline_max_bytes: o.inline_max_bytes as u64,
         }
     }
 }
@@ -323,6 +347,15 @@ impl QueueConfig {
                 positive("max_events", s.max_events)?;
                 positive("max_bytes", s.max_bytes)?;
                 format_version(s.batch_format_version)?;
+                if s.inline_max_bytes > INLINE_MAX_BYTES_LIMIT {
+                    return Err(QueueConfigError::Invalid {
+                        key: "inline_max_bytes",
+                        message: format!(
+                            "{} is over the limit of {INLINE_MAX_BYTES_LIMIT}",
+                            s.inline_max_bytes
+                        ),
+                    });
+                }
                 positive("visibility_timeout_ms", s.visibility_timeout_ms)
             }
             QueueConfig::Redis(r) => {
@@ -392,25 +425,12 @@ pub async fn build_queue(config: &QueueConfig) -> Result<Arc<dyn Queue>, QueueCo
             max_bytes: usize::try_from(m.max_bytes).unwrap_or(usize::MAX),
             visibility_timeout: Duration::from_millis(m.visibility_timeout_ms),
         })),
-        QueueConfig::Sqlite(s) => Arc::new(
-            SqliteQueue::open(
-                &s.path,
-                SqliteQueueOptions {
-                    synchronous: s.synchronous,
-                    max_events: s.max_events,
-                    max_bytes: s.max_bytes,
-                    visibility_timeout: Duration::from_millis(s.visibility_timeout_ms),
-                    compression: s.compression.build(),
-                    batch_format_version: s.batch_format_version,
-                    ..SqliteQueueOptions::default()
-                },
-            )
-            .await
-            .map_err(|source| QueueConfigError::Open {
+        QueueConfig::Sqlite(s) => Arc::new(SqliteQueue::open(&s.path, s.options()).await.map_err(
+            |source| QueueConfigError::Open {
                 queue: "sqlite",
                 source,
-            })?,
-        ),
+            },
+        )?),
         QueueConfig::Redis(r) => Arc::new(
             RedisStreamsQueue::connect(
                 &r.url,

@@ -40,7 +40,9 @@ impl QueueKind {
 pub struct QueueConfig {
     /// `sqlite` (default), `memory` or `redis`.
     pub kind: QueueKind,
-    /// Most events held (memory and SQLite).
+    /// Most events held (memory and SQLite), the workers' groups in hand
+    /// included: keep it several times `workers.count` ×
+    /// `workers.group_max_events`.
     pub max_events: usize,
     /// Most bytes held (memory: estimated; SQLite: stored).
     pub max_bytes: usize,
@@ -70,7 +72,11 @@ impl Default for QueueConfig {
     fn default() -> Self {
         QueueConfig {
             kind: QueueKind::Sqlite,
-            max_events: 200_000,
+            // Several times what the workers hold in their groups
+            // (`workers.count` × `workers.group_max_events`, 200,000 by
+            // default): a bound of one such amount left receivers waiting
+            // for the workers' acknowledgements (docs/src/benchmarks/load.md).
+            max_events: 1_000_000,
             max_bytes: 256 << 20,
             visibility_timeout_ms: 60_000,
             compression: killkrill_store::queue::config::StoredCompression::None,
@@ -84,7 +90,7 @@ impl Default for QueueConfig {
 }
 
 /// `[queue.sqlite]`.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SqliteQueueSection {
     /// The queue file; `<data_dir>/queue.db` when unset.
@@ -92,6 +98,22 @@ pub struct SqliteQueueSection {
     /// `full`: fsync every commit (survives power loss); `normal` (default):
     /// survives a crash of the process; `off`: tests only.
     pub synchronous: killkrill_store::SqliteSync,
+    /// Batch bodies larger than this many bytes are appended to segment
+    /// files next to the queue file (written once) instead of stored as
+    /// blobs in it (written to the WAL, then again by the checkpoint).
+    /// Default 4,000: a body that does not fit in one 4 KiB page.
+    pub inline_max_bytes: u64,
+}
+
+impl Default for SqliteQueueSection {
+    fn default() -> Self {
+        let d = killkrill_store::queue::config::SqliteQueueSettings::default();
+        SqliteQueueSection {
+            path: None,
+            synchronous: d.synchronous,
+            inline_max_bytes: d.inline_max_bytes,
+        }
+    }
 }
 
 /// `[queue.redis]`.
@@ -188,6 +210,7 @@ impl QueueConfig {
                     visibility_timeout_ms: self.visibility_timeout_ms,
                     compression: self.compression,
                     batch_format_version: self.batch_format_version,
+                    inline_max_bytes: self.sqlite.inline_max_bytes,
                 })
             }
             QueueKind::Redis => {

@@ -304,6 +304,12 @@ fn errors_name_the_key_and_the_layer() {
             "is above 1000000",
         ),
         (
+            None,
+            &[("KILLKRILL_QUEUE__SQLITE__INLINE_MAX_BYTES", "16777217")],
+            &[],
+            "queue.sqlite.inline_max_bytes (from KILLKRILL_QUEUE__SQLITE__INLINE_MAX_BYTES): 16777217 is over the limit of 16777216",
+        ),
+        (
             Some("[queue.sqlite]\nsynchronous = \"sometimes\"\n"),
             &[],
             &[],
@@ -342,6 +348,13 @@ fn batch_format_version_reaches_the_queue_settings() {
     assert_eq!(sqlite(&load(None, &[], &[]).unwrap()), 2);
     let c = load(None, &[("KILLKRILL_QUEUE__BATCH_FORMAT_VERSION", "1")], &[]).unwrap();
     assert_eq!(sqlite(&c), 1);
+    // ...and the options the queue is opened with (serve once dropped it).
+    match c.queue.to_store(Path::new("/d")) {
+        killkrill_store::queue::QueueConfig::Sqlite(s) => {
+            assert_eq!(s.options().batch_format_version, 1)
+        }
+        _ => panic!("not sqlite"),
+    }
     let c = load(
         Some("[queue]\nkind = \"redis\"\nbatch_format_version = 1\n"),
         &[("REDIS_URL", "redis://127.0.0.1:1")],
@@ -352,4 +365,24 @@ fn batch_format_version_reaches_the_queue_settings() {
         killkrill_store::queue::QueueConfig::Redis(r) => assert_eq!(r.batch_format_version, 1),
         _ => panic!("not redis"),
     }
+}
+
+#[test]
+fn inline_max_bytes_reaches_the_sqlite_queue_options() {
+    let inline = |c: &ServeConfig| match c.queue.to_store(Path::new("/d")) {
+        killkrill_store::queue::QueueConfig::Sqlite(s) => {
+            (s.inline_max_bytes, s.options().inline_max_bytes)
+        }
+        _ => panic!("not sqlite"),
+    };
+    assert_eq!(inline(&load(None, &[], &[]).unwrap()), (4_000, 4_000));
+    let c = load(
+        None,
+        &[("KILLKRILL_QUEUE__SQLITE__INLINE_MAX_BYTES", "65536")],
+        &[],
+    )
+    .unwrap();
+    assert_eq!(inline(&c), (65_536, 65_536));
+    let c = load(Some("[queue.sqlite]\ninline_max_bytes = 0\n"), &[], &[]).unwrap();
+    assert_eq!(inline(&c), (0, 0));
 }

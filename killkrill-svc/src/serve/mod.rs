@@ -246,13 +246,8 @@ async fn open_queue(
                 SqliteQueue::open(
                     &s.path,
                     SqliteQueueOptions {
-                        synchronous: s.synchronous,
-                        max_events: s.max_events,
-                        max_bytes: s.max_bytes,
-                        visibility_timeout: Duration::from_millis(s.visibility_timeout_ms),
-                        compression: s.compression.build(),
                         dead_letter: Some(dead_letter),
-                        ..SqliteQueueOptions::default()
+                        ..s.options()
                     },
                 )
                 .await

@@ -28,7 +28,8 @@ pub struct SqliteQueueOptions {
     /// Free pages tolerated before an incremental vacuum gives them back.
     pub vacuum_free_pages: u64,
     /// Bodies larger than this go to segment files (written once) instead
-    /// of inline blobs (written to the WAL and again by the checkpoint).
+    /// of inline blobs (written to the WAL and again by the checkpoint, over
+    /// a chain of overflow pages once larger than a page).
     pub inline_max_bytes: usize,
     /// A segment file takes appends until it holds this many bytes.
     pub segment_bytes: u64,
@@ -56,7 +57,8 @@ impl std::fmt::Debug for SqliteQueueOptions {
 
 impl Default for SqliteQueueOptions {
     /// `NORMAL`, 1,000,000 events, 1 GiB, 60 s, uncompressed, 1,024 pages,
-    /// bodies over 64 KiB in segments of 64 MiB.
+    /// bodies over 4,000 bytes (what does not fit in one 4 KiB page) in
+    /// segments of 64 MiB.
     fn default() -> Self {
         SqliteQueueOptions {
             synchronous: SqliteSync::Normal,
@@ -66,7 +68,7 @@ impl Default for SqliteQueueOptions {
             compression: Compression::None,
             batch_format_version: BatchCodec::VERSION,
             vacuum_free_pages: 1024,
-            inline_max_bytes: 64 << 10,
+            inline_max_bytes: 4_000,
             segment_bytes: 64 << 20,
             dead_letter: None,
         }
