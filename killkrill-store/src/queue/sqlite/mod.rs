@@ -38,10 +38,10 @@
 //!   system once more than `vacuum_free_pages` have piled up;
 //!   `journal_size_limit` truncates the WAL after checkpoints.
 //! - **Large bodies in segment files**: a body over `inline_max_bytes`
-//!   (4,000 bytes by default: what does not fit in one page) is appended to a segment file next to the queue
-//!   file and the row keeps its place and checksum, so the bytes are written
-//!   once instead of into the WAL and again by the checkpoint; small ones
-//!   stay inline. See [`segments`] for the order of writes and what each
+//!   (4,000 bytes by default: what does not fit in one page) is appended
+//!   to a segment file next to the queue file and the row keeps its place
+//!   and checksum, so the bytes are written once instead of into the WAL
+//!   and again by the checkpoint; small ones stay inline. See [`segments`] for the order of writes and what each
 //!   `synchronous` setting then guarantees. A file written by an older build
 //!   (every body inline, no segment columns) is migrated in place on open
 //!   (`PRAGMA user_version` 0 → 1, three columns added) and its entries are
