@@ -174,6 +174,23 @@ fn check_config_names_the_key_and_exits_2() {
     let text = String::from_utf8_lossy(&ok.stdout);
     assert!(text.contains("http = \"127.0.0.1:9999\""), "{text}");
     assert!(text.contains("database: sqlite"), "{text}");
+    assert!(
+        !String::from_utf8_lossy(&ok.stderr).contains("warning"),
+        "the defaults warn of nothing: {}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    // Valid but working against each other: said, and still valid.
+    let warned = run(
+        &["check-config"],
+        &[("KILLKRILL_QUEUE__MAX_EVENTS", "200000")],
+    );
+    assert!(warned.status.success());
+    let stderr = String::from_utf8_lossy(&warned.stderr);
+    assert!(
+        stderr.contains("configuration warning: queue.max_events (200000) is under twice")
+            && stderr.contains("workers.group_max_events = 200000"),
+        "{stderr}"
+    );
     let bad = run(&["check-config", "--http", "nope"], &[]);
     assert_eq!(bad.status.code(), Some(2));
     assert!(

@@ -178,6 +178,9 @@ pub fn check_config(args: &ConfigArgs, mut out: impl Write, mut err: impl Write)
             store.host.as_deref().unwrap_or("(GALERA_NODES)")
         ),
     };
+    for w in cfg.warnings() {
+        let _ = writeln!(err, "killkrill: configuration warning: {w}");
+    }
     let transforms = match cfg.transforms.len() {
         0 => String::new(),
         n => format!("; {n} transforms"),
@@ -201,6 +204,9 @@ pub fn run(args: &ServeArgs, roles: Roles, mut out: impl Write, mut err: impl Wr
         Ok(c) => c,
         Err(code) => return code,
     };
+    for w in cfg.warnings() {
+        tracing::warn!(warning = %w, "configuration");
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

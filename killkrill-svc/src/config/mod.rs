@@ -217,4 +217,27 @@ impl ServeConfig {
     pub fn to_toml(&self) -> String {
         toml::to_string(self).unwrap_or_default()
     }
+
+    /// Valid settings that work against each other, one sentence each
+    /// naming the keys (`check-config` prints them, `serve` logs them).
+    pub fn warnings(&self) -> Vec<String> {
+        let mut w = Vec::new();
+        // The memory and SQLite queues count the batches the workers hold
+        // in their groups until they are written: a bound under two groups
+        // per worker leaves receivers waiting on the workers.
+        let held = self
+            .workers
+            .count
+            .saturating_mul(self.workers.group_max_events);
+        if self.queue.kind != QueueKind::Redis && self.queue.max_events < held.saturating_mul(2) {
+            w.push(format!(
+                "queue.max_events ({}) is under twice what the workers hold in their groups \
+                 (workers.count × workers.group_max_events = {held}): receivers will wait for \
+                 the workers' acknowledgements; raise queue.max_events or lower \
+                 workers.group_max_events",
+                self.queue.max_events
+            ));
+        }
+        w
+    }
 }

@@ -386,3 +386,40 @@ fn inline_max_bytes_reaches_the_sqlite_queue_options() {
     let c = load(Some("[queue.sqlite]\ninline_max_bytes = 0\n"), &[], &[]).unwrap();
     assert_eq!(inline(&c), (0, 0));
 }
+
+#[test]
+fn a_queue_bound_under_the_workers_groups_is_warned_of() {
+    let warnings = |env: &[(&str, &str)]| load(None, env, &[]).unwrap().warnings();
+    assert_eq!(warnings(&[]), Vec::<String>::new(), "the defaults");
+    let w = warnings(&[("KILLKRILL_QUEUE__MAX_EVENTS", "399999")]);
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(
+        w[0].starts_with("queue.max_events (399999) is under twice"),
+        "{w:?}"
+    );
+    // Twice the groups is enough; so are smaller groups or no workers.
+    assert!(warnings(&[("KILLKRILL_QUEUE__MAX_EVENTS", "400000")]).is_empty());
+    assert!(
+        warnings(&[
+            ("KILLKRILL_QUEUE__MAX_EVENTS", "4000"),
+            ("KILLKRILL_WORKERS__GROUP_MAX_EVENTS", "1000"),
+        ])
+        .is_empty()
+    );
+    assert!(
+        warnings(&[
+            ("KILLKRILL_QUEUE__MAX_EVENTS", "4000"),
+            ("KILLKRILL_WORKERS__COUNT", "0"),
+        ])
+        .is_empty()
+    );
+    // The Redis queue is bounded by its stream length, not by events.
+    assert!(
+        warnings(&[
+            ("KILLKRILL_QUEUE__MAX_EVENTS", "4000"),
+            ("KILLKRILL_QUEUE__KIND", "redis"),
+            ("REDIS_URL", "redis://127.0.0.1:1"),
+        ])
+        .is_empty()
+    );
+}
