@@ -194,6 +194,33 @@ pub struct RedisQueueSettings {
     pub batch_format_version: u8,
 }
 
+impl RedisQueueSettings {
+    /// The queue's options for these settings (no dead-letter sink: the
+    /// caller adds one).
+    pub fn options(&self) -> RedisQueueOptions {
+        RedisQueueOptions {
+            prefix: self.prefix.clone(),
+            kind: self.kind.clone(),
+            tenant_group: self.tenant_group.clone(),
+            group: self.group.clone(),
+            consumer: self.consumer.clone(),
+            max_len: self.max_len,
+            bound: self.bound,
+            max_adds_in_flight: usize::try_from(self.max_adds_in_flight).unwrap_or(usize::MAX),
+            max_batch_bytes: self.max_batch_bytes,
+            visibility_timeout: Duration::from_millis(self.visibility_timeout_ms),
+            poll_interval: Duration::from_millis(self.poll_interval_ms),
+            command_timeout: Duration::from_millis(self.command_timeout_ms),
+            trim_interval: Duration::from_millis(self.trim_interval_ms),
+            forget_consumers_after: Duration::from_millis(self.forget_consumers_after_ms),
+            cluster: self.cluster,
+            compression: self.compression.build(),
+            batch_format_version: self.batch_format_version,
+            ..RedisQueueOptions::default()
+        }
+    }
+}
+
 impl std::fmt::Debug for RedisQueueSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // By hand, to keep a Redis password in the URL out of logs; every field is
@@ -432,34 +459,12 @@ pub async fn build_queue(config: &QueueConfig) -> Result<Arc<dyn Queue>, QueueCo
             },
         )?),
         QueueConfig::Redis(r) => Arc::new(
-            RedisStreamsQueue::connect(
-                &r.url,
-                RedisQueueOptions {
-                    prefix: r.prefix.clone(),
-                    kind: r.kind.clone(),
-                    tenant_group: r.tenant_group.clone(),
-                    group: r.group.clone(),
-                    consumer: r.consumer.clone(),
-                    max_len: r.max_len,
-                    bound: r.bound,
-                    max_adds_in_flight: usize::try_from(r.max_adds_in_flight).unwrap_or(usize::MAX),
-                    max_batch_bytes: r.max_batch_bytes,
-                    visibility_timeout: Duration::from_millis(r.visibility_timeout_ms),
-                    poll_interval: Duration::from_millis(r.poll_interval_ms),
-                    command_timeout: Duration::from_millis(r.command_timeout_ms),
-                    trim_interval: Duration::from_millis(r.trim_interval_ms),
-                    forget_consumers_after: Duration::from_millis(r.forget_consumers_after_ms),
-                    cluster: r.cluster,
-                    compression: r.compression.build(),
-                    batch_format_version: r.batch_format_version,
-                    ..RedisQueueOptions::default()
-                },
-            )
-            .await
-            .map_err(|source| QueueConfigError::Open {
-                queue: "redis",
-                source,
-            })?,
+            RedisStreamsQueue::connect(&r.url, r.options())
+                .await
+                .map_err(|source| QueueConfigError::Open {
+                    queue: "redis",
+                    source,
+                })?,
         ),
     })
 }

@@ -362,7 +362,10 @@ fn batch_format_version_reaches_the_queue_settings() {
     )
     .unwrap();
     match c.queue.to_store(Path::new("/d")) {
-        killkrill_store::queue::QueueConfig::Redis(r) => assert_eq!(r.batch_format_version, 1),
+        killkrill_store::queue::QueueConfig::Redis(r) => {
+            assert_eq!(r.batch_format_version, 1);
+            assert_eq!(r.options().batch_format_version, 1);
+        }
         _ => panic!("not redis"),
     }
 }

@@ -265,22 +265,8 @@ async fn open_queue(
             let rq = RedisStreamsQueue::connect(
                 &r.url,
                 RedisQueueOptions {
-                    prefix: r.prefix,
-                    kind: r.kind,
-                    tenant_group: r.tenant_group,
-                    group: r.group,
-                    consumer: r.consumer,
-                    max_len: r.max_len,
-                    bound: r.bound,
-                    max_adds_in_flight: usize::try_from(r.max_adds_in_flight).unwrap_or(usize::MAX),
-                    max_batch_bytes: r.max_batch_bytes,
-                    visibility_timeout: Duration::from_millis(r.visibility_timeout_ms),
-                    poll_interval: Duration::from_millis(r.poll_interval_ms),
-                    command_timeout: Duration::from_millis(r.command_timeout_ms),
-                    cluster: r.cluster,
-                    compression: r.compression.build(),
                     dead_letter: Some(dead_letter),
-                    ..RedisQueueOptions::default()
+                    ..r.options()
                 },
             )
             .await

@@ -35,22 +35,9 @@ pub async fn open(
         let rq = RedisStreamsQueue::connect(
             &r.url,
             RedisQueueOptions {
-                prefix: r.prefix.clone(),
-                kind: r.kind.clone(),
                 tenant_group: name.clone(),
-                group: r.group.clone(),
-                consumer: r.consumer.clone(),
-                max_len: r.max_len,
-                bound: r.bound,
-                max_adds_in_flight: usize::try_from(r.max_adds_in_flight).unwrap_or(usize::MAX),
-                max_batch_bytes: r.max_batch_bytes,
-                visibility_timeout: Duration::from_millis(r.visibility_timeout_ms),
-                poll_interval: Duration::from_millis(r.poll_interval_ms),
-                command_timeout: Duration::from_millis(r.command_timeout_ms),
-                cluster: r.cluster,
-                compression: r.compression.build(),
                 dead_letter: Some(dead_letter.clone()),
-                ..RedisQueueOptions::default()
+                ..r.options()
             },
         )
         .await?;
