@@ -12,6 +12,10 @@
 //! data), 3 resolutions (10 s, 1 min, 1 h), the engine flushed after every
 //! batch (the simplest idempotency scheme: flush key = batch id) or after
 //! every 10 batches (a flush covering several batches, with a ledger).
+//! `engine_sketch_on_runs_of_10` takes the same values as a remote_write
+//! request of a fast scrape carries them: each series' 10 next samples
+//! together, 1 s apart, 100 series per batch of 1,000 (the engine's run
+//! fast path, `aggregate/run.rs`).
 //!
 //! Run: `cargo bench --workspace --bench aggregate`
 
@@ -88,6 +92,29 @@ fn input() -> Vec<Vec<MetricSample>> {
         .collect()
 }
 
+/// The same samples regrouped in runs: 10 consecutive samples of a series
+/// together, re-timed 1 s apart inside the 10 s their batches covered.
+fn runs_of_10(batches: &[Vec<MetricSample>]) -> Vec<Vec<MetricSample>> {
+    let mut out = Vec::with_capacity(batches.len());
+    for ten in batches.chunks(10) {
+        let block = ten[0][0].timestamp.expect("timestamped").as_nanos();
+        for first in (0..SERIES).step_by(100) {
+            let mut b = Vec::with_capacity(1_000);
+            for i in first..first + 100 {
+                for (j, batch) in ten.iter().enumerate() {
+                    let mut s = batch[i].clone();
+                    s.timestamp = Some(Timestamp::from_nanos(
+                        block + j as i64 * 1_000_000_000 + (i as i64 % 1000) * 1_000_000,
+                    ));
+                    b.push(s);
+                }
+            }
+            out.push(b);
+        }
+    }
+    out
+}
+
 fn config(sketch: bool) -> AggregateConfig {
     serde_json::from_value(serde_json::json!({
         "resolutions": ["10s", "1m", "1h"],
@@ -107,6 +134,7 @@ struct Agg {
 
 fn bench(c: &mut Criterion) {
     let batches = input();
+    let runs = runs_of_10(&batches);
     let total = (SERIES * BATCHES) as u64;
     let mut g = c.benchmark_group("aggregate");
     g.throughput(Throughput::Elements(total));
@@ -114,11 +142,12 @@ fn bench(c: &mut Criterion) {
     g.measurement_time(Duration::from_secs(8));
 
     let cases = [
-        ("engine_sketch_on", true, 1),
-        ("engine_sketch_off", false, 1),
-        ("engine_sketch_on_flush_every_10", true, 10),
+        ("engine_sketch_on", true, 1, &batches),
+        ("engine_sketch_off", false, 1, &batches),
+        ("engine_sketch_on_flush_every_10", true, 10, &batches),
+        ("engine_sketch_on_runs_of_10", true, 1, &runs),
     ];
-    for (name, sketch, flush_every) in cases {
+    for (name, sketch, flush_every, batches) in cases {
         let cfg = config(sketch);
         g.bench_function(name, |b| {
             b.iter_batched(

@@ -221,3 +221,72 @@ proptest! {
         }
     }
 }
+
+/// Runs of one series: (series, run length, time step in ms, value kind).
+fn runs() -> impl Strategy<Value = Vec<Raw>> {
+    proptest::collection::vec(
+        (0u8..6, 1usize..30, -400i64..3_000, 0u32..4, finite()),
+        1..25,
+    )
+    .prop_map(|runs| {
+        let mut t = 0i64;
+        let mut out = Vec::new();
+        for (series, len, step, kind, x) in runs {
+            let mut v = x.abs().min(1e6);
+            for k in 0..len {
+                // Mostly forwards; a negative step goes back (out of
+                // order, late), 0 repeats the timestamp (duplicates).
+                t = (t + step.max(-50) * ((k % 3) as i64)).max(0);
+                v = match kind {
+                    0 => v + 1.0,
+                    1 if k % 4 == 3 => 0.0, // a counter reset
+                    1 => v + 2.5,
+                    2 => x,
+                    _ => v - 1.0,
+                };
+                out.push((series, t, v));
+            }
+        }
+        out
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// The run fast path (`aggregate/run.rs`) changes nothing: a batch with
+    /// runs of one series' samples gives the same flush — the same
+    /// partials in the same order, bit for bit — and the same counters as
+    /// the same samples given one per call (where every sample takes the
+    /// full path).
+    #[test]
+    fn runs_equal_samples_one_by_one(
+        raw in runs(),
+        late in prop_oneof![Just(LatePolicy::Drop), Just(LatePolicy::Output), Just(LatePolicy::Aggregate)],
+        lateness in prop_oneof![Just("0s"), Just("5s"), Just("1h")],
+    ) {
+        let cfg = config(late, lateness);
+        let samples: Vec<MetricSample> = raw.iter().copied().map(sample).collect();
+        let mut together = cfg.build().unwrap();
+        let report = together.aggregate(BatchId(1), &samples);
+        let mut alone = cfg.build().unwrap();
+        let (mut aggregated, mut late_count) = (0, 0);
+        for s in &samples {
+            let r = alone.aggregate(BatchId(1), std::slice::from_ref(s));
+            aggregated += r.aggregated;
+            late_count += r.late_count;
+        }
+        prop_assert_eq!(report.aggregated, aggregated);
+        prop_assert_eq!(report.late_count, late_count);
+        prop_assert_eq!(together.counters(), alone.counters());
+        prop_assert_eq!(together.open_windows(), alone.open_windows());
+        let (a, b) = (together.flush(), alone.flush());
+        prop_assert_eq!(a.partials.len(), b.partials.len());
+        for (x, y) in a.partials.iter().zip(&b.partials) {
+            prop_assert_eq!(&x.key, &y.key);
+            prop_assert_eq!(&x.rollup, &y.rollup, "key {:?}", x.key);
+            prop_assert_eq!(x.rollup.sum().to_bits(), y.rollup.sum().to_bits());
+            prop_assert_eq!(x.rollup.increase().map(f64::to_bits), y.rollup.increase().map(f64::to_bits));
+        }
+    }
+}

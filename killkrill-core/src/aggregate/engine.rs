@@ -25,6 +25,7 @@ use super::flush::{BatchId, Flush, PartialRollup, RollupKey};
 use super::metric_tally::{MetricCount, MetricTally};
 use super::report::{BatchReport, LateSample, RejectReason, Rejection};
 use super::rollup::Rollup;
+use super::run::PendingRun;
 use super::self_metrics::AggregatorCounters;
 use super::series::{SeriesKey, SeriesTable};
 use super::sketch::BucketKey;
@@ -103,6 +104,9 @@ pub struct Aggregator {
     /// the same series (a remote_write batch sends a series' samples
     /// together): the series is hashed and looked up once per run.
     run: Option<RunSeries>,
+    /// The rest of the run, held back from its windows ([`super::run`]);
+    /// merged into them before anything else touches the engine's windows.
+    pending: Option<PendingRun>,
 }
 
 impl Aggregator {
@@ -121,6 +125,7 @@ impl Aggregator {
             rejected_by_metric: MetricTally::default(),
             last_tenant: usize::MAX,
             run: None,
+            pending: None,
         }
     }
 
@@ -165,6 +170,7 @@ impl Aggregator {
                 }
             }
         }
+        self.finish_run();
         self.counters
             .emit(&before, self.open_windows, self.series.len());
         report
@@ -206,6 +212,31 @@ impl Aggregator {
         }
         let ti = self.tenant_index(s.tenant.as_ref());
         let wm = watermark(self.tenants[ti].high_water, self.settings.lateness);
+        // The run fast path ([`super::run`]): the series of the previous
+        // sample, inside every one of its windows, none of them closed.
+        if let Some(RunSeries {
+            tenant,
+            slot: Some(slot),
+            ..
+        }) = self.run
+            && tenant == ti
+            && let Some(run) = self.pending.as_mut()
+            && run.holds(slot, ts, wm)
+        {
+            let hw = &mut self.tenants[ti].high_water;
+            if hw.is_none_or(|h| ts > h) {
+                *hw = Some(ts);
+            }
+            let sketch = self.settings.sketch;
+            run.push(
+                Point::new(ts, s.value),
+                sketch.map(|p| p.key(s.value)),
+                sketch,
+            );
+            self.counters.aggregated += 1;
+            report.aggregated += 1;
+            return Ok(());
+        }
         let nres = self.settings.resolutions.len();
         let mut starts = [Timestamp::EPOCH; super::window::MAX_RESOLUTIONS];
         let (mut on_time, mut late) = (ResolutionSet::EMPTY, ResolutionSet::EMPTY);
@@ -239,6 +270,7 @@ impl Aggregator {
                     ResolutionSet::EMPTY
                 },
                 expiry,
+                late.is_empty(),
             )?;
         }
         if !on_time.is_empty() {
@@ -278,7 +310,9 @@ impl Aggregator {
         on_time: ResolutionSet,
         late: ResolutionSet,
         expiry: i64,
+        may_start_run: bool,
     ) -> Result<(), RejectReason> {
+        self.finish_run();
         let tenant = self.tenants[ti].tenant.clone();
         // No series leaves the table during `aggregate` (only a flush
         // evicts), so the run's slot stays valid for the whole run.
@@ -391,6 +425,9 @@ impl Aggregator {
             self.dirty.push(at);
         }
         let mut opened = 0usize;
+        // The windows' counter chain when they all have the same one.
+        let mut chain: Option<Option<Point>> = None;
+        let mut chains_agree = true;
         for i in on_time.iter() {
             let w = match series
                 .windows
@@ -426,6 +463,16 @@ impl Aggregator {
                 Some(r) => r.push(p, key, &mut w.chain),
                 None => w.partial = Some(Rollup::start(p, key, sketch, &mut w.chain)),
             }
+            match chain {
+                None => chain = Some(w.chain),
+                Some(c) => chains_agree &= c == w.chain,
+            }
+        }
+        if may_start_run
+            && chains_agree
+            && let Some(c) = chain
+        {
+            self.pending = PendingRun::new(at, &self.settings.resolutions, starts, on_time, c);
         }
         for i in late.iter() {
             match series
@@ -450,6 +497,37 @@ impl Aggregator {
         self.open_windows += opened;
         self.counters.windows_opened += opened as u64;
         Ok(())
+    }
+
+    /// Merges the held-back rest of a run into its windows.
+    fn finish_run(&mut self) {
+        let Some(run) = self.pending.take() else {
+            return;
+        };
+        let (slot, starts, on_time) = (run.slot, run.starts, run.on_time);
+        let Some((rollup, chain)) = run.into_parts() else {
+            return;
+        };
+        let Some((_, series)) = self.series.get_mut(slot) else {
+            return;
+        };
+        for i in on_time.iter() {
+            let Some(w) = series
+                .windows
+                .iter_mut()
+                .find(|w| w.res as usize == i && w.start == starts[i])
+            else {
+                continue;
+            };
+            match w.partial.as_mut() {
+                Some(r) => {
+                    let merged = r.merge(&rollup);
+                    debug_assert!(merged.is_ok(), "one engine's rollups share the sketch");
+                }
+                None => w.partial = Some(rollup.clone()),
+            }
+            w.chain = chain;
+        }
     }
 
     /// True when metric `m` may take one more live series (after un-counting
@@ -506,6 +584,7 @@ impl Aggregator {
     /// Store the result (atomically, keyed by [`Flush::key`]) before
     /// acknowledging [`Flush::batches`].
     pub fn flush(&mut self) -> Flush {
+        self.finish_run();
         let before = self.counters;
         let resolutions = &self.settings.resolutions;
         // Series in the order they were first touched since the previous

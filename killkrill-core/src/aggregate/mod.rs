@@ -56,6 +56,7 @@ mod metric_tally;
 mod report;
 mod rollup;
 mod rollup_codec;
+mod run;
 mod self_metrics;
 mod series;
 mod sketch;

@@ -84,7 +84,16 @@ impl ResolutionSet {
 
     /// The indices in the set, ascending.
     pub fn iter(self) -> impl Iterator<Item = usize> {
-        (0..MAX_RESOLUTIONS).filter(move |i| self.contains(*i))
+        // One step per member (lowest set bit first), not one per index.
+        let mut bits = self.0;
+        std::iter::from_fn(move || {
+            if bits == 0 {
+                return None;
+            }
+            let i = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            Some(i)
+        })
     }
 }
 

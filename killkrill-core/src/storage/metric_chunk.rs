@@ -124,6 +124,10 @@ pub fn prepare_sample_parts(
     let mut series: Vec<PreparedSeries> = Vec::new();
     let mut i = 0usize;
     for (pi, part) in parts.iter().enumerate() {
+        // The previous sample and its series' index: a sample of the same
+        // run (labels shared, decoded from one run of a queue body) joins
+        // that series without a lookup or a comparison of its labels.
+        let mut prev: Option<(&MetricSample, SeriesId, usize)> = None;
         for (si, s) in part.iter().enumerate() {
             let id = match ids.get(pi) {
                 Some(ids) => {
@@ -132,7 +136,11 @@ pub fn prepare_sample_parts(
                 }
                 None => series_id(&s.name, &s.labels),
             };
-            add_sample(tenant, i, s, id, &mut index, &mut series)?;
+            let run = prev
+                .filter(|(p, pid, _)| *pid == id && p.labels.shares(&s.labels) && p.name == s.name)
+                .map(|(_, _, at)| at);
+            let at = add_sample(tenant, i, s, id, run, &mut index, &mut series)?;
+            prev = Some((s, id, at));
             i += 1;
         }
     }
@@ -162,15 +170,18 @@ pub fn prepare_sample_parts(
     })
 }
 
-/// Validates sample `i` (of series `id`) and adds it to its series.
+/// Validates sample `i` (of series `id`) and adds it to its series, at
+/// `run` when the caller knows it (the previous sample's series, with the
+/// same name and the same shared labels); returns the series' index.
 fn add_sample(
     tenant: &Tenant,
     i: usize,
     s: &MetricSample,
     id: SeriesId,
+    run: Option<usize>,
     index: &mut HashMap<SeriesId, usize>,
     series: &mut Vec<PreparedSeries>,
-) -> Result<(), StoreError> {
+) -> Result<usize, StoreError> {
     let Some(ts) = s.timestamp else {
         return Err(StoreError::invalid(format!(
             "metric sample {i} ({}) has no timestamp",
@@ -189,6 +200,10 @@ fn add_sample(
             "metric sample {i} belongs to tenant {t}, not {tenant}"
         )));
     }
+    if let Some(at) = run {
+        series[at].points.push((ts.as_nanos(), s.value));
+        return Ok(at);
+    }
     match index.get(&id) {
         Some(&at) => {
             let p = &mut series[at];
@@ -199,6 +214,7 @@ fn add_sample(
                 ));
             }
             p.points.push((ts.as_nanos(), s.value));
+            Ok(at)
         }
         None => {
             index.insert(id, series.len());
@@ -209,9 +225,9 @@ fn add_sample(
                 points: vec![(ts.as_nanos(), s.value)],
                 chunks: Vec::new(),
             });
+            Ok(series.len() - 1)
         }
     }
-    Ok(())
 }
 
 #[cfg(test)]
