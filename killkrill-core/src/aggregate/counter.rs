@@ -176,6 +176,26 @@ impl CounterState {
         if other.segments.is_empty() {
             return;
         }
+        // The common case (a later partial of the same chain, or the first):
+        // one segment that sorts after every one of ours. The sort and fuse
+        // below would append it (the sort is stable) and fuse it with our
+        // last segment if it is linked to it; do that without allocating.
+        if let [s] = other.segments.as_slice()
+            && self
+                .segments
+                .last()
+                .is_none_or(|x| x.order(s) != Ordering::Greater)
+        {
+            match self.segments.last_mut() {
+                Some(x) if s.prev == Some(x.last) => {
+                    x.last = s.last;
+                    x.correction.merge(&s.correction);
+                    x.resets += s.resets;
+                }
+                _ => self.segments.push(s.clone()),
+            }
+            return;
+        }
         let mut all = std::mem::take(&mut self.segments);
         all.extend(other.segments.iter().cloned());
         all.sort_by(Segment::order);
