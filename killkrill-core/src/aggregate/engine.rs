@@ -508,15 +508,20 @@ impl Aggregator {
         let Some((rollup, chain)) = run.into_parts() else {
             return;
         };
-        let Some((_, series)) = self.series.get_mut(slot) else {
+        // Only a flush removes series or windows, and a run ends before
+        // `aggregate` returns: the series and its windows are there.
+        let series = self.series.get_mut(slot);
+        debug_assert!(series.is_some(), "a pending run's series is in the table");
+        let Some((_, series)) = series else {
             return;
         };
         for i in on_time.iter() {
-            let Some(w) = series
+            let w = series
                 .windows
                 .iter_mut()
-                .find(|w| w.res as usize == i && w.start == starts[i])
-            else {
+                .find(|w| w.res as usize == i && w.start == starts[i]);
+            debug_assert!(w.is_some(), "a pending run's windows are open");
+            let Some(w) = w else {
                 continue;
             };
             match w.partial.as_mut() {
