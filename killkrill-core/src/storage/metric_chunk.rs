@@ -288,6 +288,56 @@ mod tests {
         );
     }
 
+    /// Samples of one run share their labels (as decoded from a queue
+    /// body) and join their series without a lookup: the result is the
+    /// same as with every sample's labels its own, across parts too.
+    #[test]
+    fn runs_with_shared_labels_group_as_unshared_ones() {
+        let t = Tenant::new("t1").unwrap();
+        let (a, b) = (
+            Labels::from_pairs([("job", "a")]),
+            Labels::from_pairs([("job", "b")]),
+        );
+        let shared = |labels: &Labels, name: &str, ts: i64, v: f64| MetricSample {
+            name: name.into(),
+            labels: labels.clone(),
+            value: v,
+            timestamp: Some(Timestamp::from_nanos(ts)),
+            ..MetricSample::default()
+        };
+        let first = vec![
+            shared(&a, "up", 1, 1.0),
+            shared(&a, "up", 2, 2.0),
+            shared(&a, "down", 2, 7.0), // same labels, another series
+            shared(&b, "up", 1, 3.0),
+            shared(&b, "up", 2, 4.0),
+        ];
+        let second = vec![shared(&a, "up", 3, 5.0), shared(&a, "up", 4, 6.0)];
+        let own = |v: &[MetricSample]| -> Vec<MetricSample> {
+            v.iter()
+                .map(|s| MetricSample {
+                    labels: Labels::from_pairs(
+                        s.labels
+                            .iter()
+                            .map(|l| (l.name.to_string(), l.value.to_string())),
+                    ),
+                    ..s.clone()
+                })
+                .collect()
+        };
+        let got = prepare_sample_parts(&t, &[&first, &second], &[]).unwrap();
+        let want = prepare_sample_parts(&t, &[&own(&first), &own(&second)], &[]).unwrap();
+        assert_eq!(got, want);
+        assert_eq!(got.samples, 7);
+        assert_eq!(got.series.len(), 3);
+        let up_a = got
+            .series
+            .iter()
+            .find(|s| s.name == "up" && s.labels.get("job") == Some("a"))
+            .unwrap();
+        assert_eq!(up_a.points, vec![(1, 1.0), (2, 2.0), (3, 5.0), (4, 6.0)]);
+    }
+
     #[test]
     fn bad_samples_are_named() {
         let t = Tenant::new("t1").unwrap();
