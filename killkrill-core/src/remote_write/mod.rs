@@ -14,11 +14,15 @@
 //! [`WriteReport`] counts each kind (including the 2.0 start timestamps, which the
 //! sample model cannot hold), which is what the 2.0 response headers need.
 //!
-//! Decoding uses prost's generated types from `killkrill-proto`; the benchmark in
-//! `benches/remote_write.rs` measures it (see docs/src/benchmarks/parsing.md). A
-//! hand-written zero-copy reader for 1.0 was tried and measured no faster: the
-//! time goes into allocating the owned strings of the output samples, which any
-//! reader has to do with the current event model.
+//! A 1.0 body of float-sample series is read in place by `wire_v1` (label
+//! strings borrowed from the body, a known series' labels from a per-thread
+//! cache); everything else — 2.0, exemplars, native histograms, and every body
+//! that reader declines, errors included — is decoded with prost's generated
+//! types from `killkrill-proto`, which decide what is accepted and how an error
+//! reads. The benchmark in `benches/remote_write.rs` measures both (see
+//! docs/src/benchmarks/parsing.md). An earlier zero-copy reader measured no
+//! faster, when every sample owned a copy of its series' labels; samples now
+//! share them, and the cache makes a known series a lookup.
 
 mod batch;
 mod error;
@@ -27,6 +31,7 @@ mod series_labels;
 mod v1;
 mod v2;
 mod version;
+mod wire_v1;
 
 use prost::Message;
 
@@ -116,6 +121,9 @@ pub fn decode_uncompressed(
     };
     match version {
         RemoteWriteVersion::V1 => {
+            if let Some(batch) = wire_v1::decode(raw, limits) {
+                return Ok(batch);
+            }
             let req = killkrill_proto::prometheus::WriteRequest::decode(raw)
                 .map_err(proto_err("prometheus.WriteRequest"))?;
             v1::convert(req, limits)
@@ -132,3 +140,5 @@ pub fn decode_uncompressed(
 mod budget_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod wire_tests;

@@ -34,7 +34,7 @@ fn metric_type(t: pb::metric_metadata::MetricType) -> MetricType {
 
 /// The type of series `name` from the request's metadata, trying the family name
 /// with the suffixes that family type gives its series.
-fn lookup_type(types: &HashMap<String, MetricType>, name: &str) -> MetricType {
+pub(super) fn lookup_type(types: &HashMap<String, MetricType>, name: &str) -> MetricType {
     if let Some(t) = types.get(name) {
         return *t;
     }
