@@ -208,6 +208,51 @@ fn damage_first_segment(path: &Path) {
     std::fs::write(&seg, bytes).unwrap();
 }
 
+/// A first lease takes the batch this process enqueued from memory (the
+/// damaged body is not read); a redelivery reads the body, and so does
+/// every lease when the memory is off.
+#[tokio::test]
+async fn a_first_lease_takes_the_enqueued_batch_a_redelivery_reads_its_body() {
+    for hot in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.db");
+        let dl = Arc::new(MemoryDeadLetter::new(10));
+        let q = SqliteQueue::open(
+            &path,
+            SqliteQueueOptions {
+                dead_letter: Some(dl.clone()),
+                visibility_timeout: Duration::from_millis(200),
+                hot_cache_bytes: if hot { 64 << 20 } else { 0 },
+                ..segmented(1)
+            },
+        )
+        .await
+        .unwrap();
+        for i in 1..=3 {
+            q.try_enqueue(big(i, 20)).await.unwrap();
+        }
+        damage_first_segment(&path);
+        let ds = q.dequeue(10, Duration::ZERO).await.unwrap();
+        if !hot {
+            assert_eq!(ids(&ds), [2, 3], "read from the body: batch 1 is damaged");
+            assert_eq!(dl.entries().len(), 1);
+            continue;
+        }
+        assert_eq!(ids(&ds), [1, 2, 3], "in queue order, from memory");
+        assert_eq!(*ds[0].batch, big(1, 20), "exactly the batch enqueued");
+        assert!(dl.entries().is_empty());
+        // Batches 2 and 3 are done; batch 1's lease runs out.
+        q.ack(&[ds[1].id, ds[2].id]).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let again = q.dequeue(10, Duration::ZERO).await.unwrap();
+        assert!(again.is_empty(), "the redelivery read the damaged body");
+        let letters = dl.entries();
+        assert_eq!(letters.len(), 1);
+        assert_eq!(letters[0].reason, DeadLetterReason::Undecodable);
+        assert_eq!(letters[0].deliveries, 2);
+    }
+}
+
 #[tokio::test]
 async fn a_damaged_segment_body_is_dead_lettered_with_its_error() {
     let dir = tempfile::tempdir().unwrap();

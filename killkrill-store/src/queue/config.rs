@@ -107,6 +107,9 @@ pub struct SqliteQueueSettings {
     /// Bodies larger than this go to segment files, written once, instead
     /// of inline blobs (see the queue options).
     pub inline_max_bytes: u64,
+    /// Estimated bytes of enqueued batches kept in memory until first
+    /// leased (0: off; see the queue options).
+    pub hot_cache_bytes: u64,
 }
 
 /// Most `inline_max_bytes` accepted (a larger body is a segment's business).
@@ -124,6 +127,7 @@ impl SqliteQueueSettings {
             compression: self.compression.build(),
             batch_format_version: self.batch_format_version,
             inline_max_bytes: usize::try_from(self.inline_max_bytes).unwrap_or(usize::MAX),
+            hot_cache_bytes: usize::try_from(self.hot_cache_bytes).unwrap_or(usize::MAX),
             ..SqliteQueueOptions::default()
         }
     }
@@ -141,6 +145,7 @@ impl Default for SqliteQueueSettings {
             compression: StoredCompression::None,
             batch_format_version: o.batch_format_version,
             inline_max_bytes: o.inline_max_bytes as u64,
+            hot_cache_bytes: o.hot_cache_bytes as u64,
         }
     }
 }

@@ -103,6 +103,11 @@ pub struct SqliteQueueSection {
     /// blobs in it (written to the WAL, then again by the checkpoint).
     /// Default 4,000: a body that does not fit in one 4 KiB page.
     pub inline_max_bytes: u64,
+    /// Batches this process enqueues are also kept in memory, up to this
+    /// many bytes (estimated), until a worker first leases them; that lease
+    /// takes the batch instead of reading and decoding its body. 0 turns it
+    /// off. Default 64 MiB.
+    pub hot_cache_bytes: u64,
 }
 
 impl Default for SqliteQueueSection {
@@ -112,6 +117,7 @@ impl Default for SqliteQueueSection {
             path: None,
             synchronous: d.synchronous,
             inline_max_bytes: d.inline_max_bytes,
+            hot_cache_bytes: d.hot_cache_bytes,
         }
     }
 }
@@ -211,6 +217,7 @@ impl QueueConfig {
                     compression: self.compression,
                     batch_format_version: self.batch_format_version,
                     inline_max_bytes: self.sqlite.inline_max_bytes,
+                    hot_cache_bytes: self.sqlite.hot_cache_bytes,
                 })
             }
             QueueKind::Redis => {

@@ -391,6 +391,26 @@ fn inline_max_bytes_reaches_the_sqlite_queue_options() {
 }
 
 #[test]
+fn hot_cache_bytes_reaches_the_sqlite_queue_options() {
+    let hot = |c: &ServeConfig| match c.queue.to_store(Path::new("/d")) {
+        killkrill_store::queue::QueueConfig::Sqlite(s) => {
+            (s.hot_cache_bytes, s.options().hot_cache_bytes)
+        }
+        _ => panic!("not sqlite"),
+    };
+    assert_eq!(hot(&load(None, &[], &[]).unwrap()), (64 << 20, 64 << 20));
+    let c = load(
+        None,
+        &[("KILLKRILL_QUEUE__SQLITE__HOT_CACHE_BYTES", "1000")],
+        &[],
+    )
+    .unwrap();
+    assert_eq!(hot(&c), (1_000, 1_000));
+    let c = load(Some("[queue.sqlite]\nhot_cache_bytes = 0\n"), &[], &[]).unwrap();
+    assert_eq!(hot(&c), (0, 0));
+}
+
+#[test]
 fn a_queue_bound_under_the_workers_groups_is_warned_of() {
     let warnings = |env: &[(&str, &str)]| load(None, env, &[]).unwrap().warnings();
     assert_eq!(warnings(&[]), Vec::<String>::new(), "the defaults");

@@ -46,6 +46,9 @@
 //!   (every body inline, no segment columns) is migrated in place on open
 //!   (`PRAGMA user_version` 0 → 1, three columns added) and its entries are
 //!   read as before.
+//! - **Enqueued batches kept until first leased** (`hot_cache_bytes`): the
+//!   first lease of a row this process enqueued takes the batch from memory
+//!   instead of reading and decoding its body; see [`hot`].
 //! - **Bounded**: by events and by stored bytes, counting everything held
 //!   (ready, delayed, in flight), like the memory queue. A full queue makes
 //!   `enqueue` wait for an acknowledgement, then fail with
@@ -71,11 +74,13 @@ use tokio::time::Instant;
 
 use super::{backend, file_undecodable};
 
+mod hot;
 mod options;
 mod segments;
 mod writer;
 
 use crate::config::SqliteSync;
+use hot::Hot;
 pub use options::SqliteQueueOptions;
 use segments::{Loc, Segments};
 use writer::{Insert, write_loop};
@@ -127,6 +132,9 @@ struct Shared {
     inline_max_bytes: usize,
     /// `synchronous = FULL`: segments are synced before rows commit.
     sync_segments: bool,
+    /// Batches enqueued here and not leased yet (see `hot.rs`); locked
+    /// only briefly, never across an await.
+    hot: std::sync::Mutex<Hot>,
 }
 
 impl Held {
@@ -287,6 +295,7 @@ impl SqliteQueue {
             segments,
             inline_max_bytes: opts.inline_max_bytes,
             sync_segments: opts.synchronous == SqliteSync::Full,
+            hot: std::sync::Mutex::new(Hot::new(opts.hot_cache_bytes)),
         });
         let (writer, rx) = mpsc::unbounded_channel();
         tokio::spawn(write_loop(shared.clone(), rx));
@@ -403,7 +412,7 @@ impl SqliteQueue {
         let now = now_ms();
         let until = now.saturating_add(ms(self.opts.visibility_timeout));
         let mut c = self.conn().await?;
-        let rows = sqlx::query(
+        let mut rows = sqlx::query(
             "UPDATE queue SET state = 1, deliveries = deliveries + 1, visible_at = ?
              WHERE seq IN (SELECT seq FROM queue WHERE visible_at <= ? ORDER BY seq LIMIT ?)
              RETURNING seq, deliveries, payload, seg, off, sum, bytes",
@@ -421,6 +430,40 @@ impl SqliteQueue {
                     .await
                     .map_err(|e| db("reading the next redelivery", e))?;
             return Ok((Vec::new(), next));
+        }
+        // Under the connection's lock, as the writer's puts are: a row is in
+        // `hot` before any lease can see it.
+        let mut hits: Vec<(i64, Delivery)> = Vec::new();
+        if self.opts.hot_cache_bytes > 0 {
+            let mut hot = self.shared.hot.lock().unwrap_or_else(|e| e.into_inner());
+            let mut first = i64::MAX;
+            for r in &rows {
+                let seq: i64 = r.try_get(0).map_err(|e| db("reading a lease", e))?;
+                first = first.min(seq);
+            }
+            hot.forget_before(first);
+            let mut rest = Vec::with_capacity(rows.len());
+            for r in rows {
+                let seq: i64 = r.try_get(0).map_err(|e| db("reading a lease", e))?;
+                let deliveries: i64 = r.try_get(1).map_err(|e| db("reading a lease", e))?;
+                match hot.take(seq) {
+                    Some(batch) if deliveries == 1 => hits.push((
+                        seq,
+                        Delivery {
+                            id: delivery_id(seq, deliveries),
+                            batch,
+                            attempts: 1,
+                        },
+                    )),
+                    _ => rest.push(r),
+                }
+            }
+            drop(hot);
+            let first_reads = rest
+                .iter()
+                .filter(|r| r.try_get::<i64, _>(1).is_ok_and(|d| d == 1));
+            hot::count(hits.len(), first_reads.count());
+            rows = rest;
         }
         drop(c);
         #[cfg(test)]
@@ -449,16 +492,19 @@ impl SqliteQueue {
         }
         leased.sort_by_key(|l| l.0);
         let leased = self.read_segments(leased).await?;
-        let mut out = Vec::with_capacity(leased.len());
+        let mut out = Vec::with_capacity(leased.len() + hits.len());
         for (seq, deliveries, body) in leased {
             let (err, payload) = match body {
                 Body::Read(payload) => match self.codec.decode(&payload) {
                     Ok(batch) => {
-                        out.push(Delivery {
-                            id: delivery_id(seq, deliveries),
-                            batch: Arc::new(batch),
-                            attempts: u32::try_from(deliveries).unwrap_or(u32::MAX),
-                        });
+                        out.push((
+                            seq,
+                            Delivery {
+                                id: delivery_id(seq, deliveries),
+                                batch: Arc::new(batch),
+                                attempts: u32::try_from(deliveries).unwrap_or(u32::MAX),
+                            },
+                        ));
                         continue;
                     }
                     Err(e) => (e.to_string(), payload),
@@ -490,7 +536,10 @@ impl SqliteQueue {
             self.remove_undecodable(seq, filed, &err, deliveries, &payload)
                 .await?;
         }
-        Ok((out, None))
+        // In queue order, whether read or kept.
+        out.extend(hits);
+        out.sort_by_key(|(seq, _)| *seq);
+        Ok((out.into_iter().map(|(_, d)| d).collect(), None))
     }
 
     /// Whether the row is still under the lease `take` just gave it.
@@ -664,6 +713,7 @@ impl Queue for SqliteQueue {
                 unit: "events",
             });
         }
+        let batch_id = batch.id.to_bytes();
         let payload = self
             .codec
             .encode_to_vec(&batch)
@@ -700,10 +750,16 @@ impl Queue for SqliteQueue {
         // the insert happens even if this future is dropped, and the
         // reservation belongs to the row (or the writer gives it back).
         let (done, result) = oneshot::channel();
+        let keep = if self.opts.hot_cache_bytes > 0 {
+            Some((hot::resident_bytes(&batch), Arc::new(batch)))
+        } else {
+            None
+        };
         let insert = Insert {
-            batch_id: batch.id.to_bytes(),
+            batch_id,
             events: events as i64,
             payload,
+            keep,
             done,
         };
         if self.writer.send(insert).is_err() {

@@ -33,6 +33,10 @@ pub struct SqliteQueueOptions {
     pub inline_max_bytes: usize,
     /// A segment file takes appends until it holds this many bytes.
     pub segment_bytes: u64,
+    /// Batches enqueued by this process are also kept in memory, up to
+    /// this many estimated bytes, until first leased: that lease takes
+    /// the batch instead of reading and decoding its body. 0 turns it off.
+    pub hot_cache_bytes: usize,
     /// Where undecodable entries go; `None` quarantines them in the queue
     /// file's `undecodable` table.
     pub dead_letter: Option<Arc<dyn DeadLetter>>,
@@ -50,6 +54,7 @@ impl std::fmt::Debug for SqliteQueueOptions {
             .field("vacuum_free_pages", &self.vacuum_free_pages)
             .field("inline_max_bytes", &self.inline_max_bytes)
             .field("segment_bytes", &self.segment_bytes)
+            .field("hot_cache_bytes", &self.hot_cache_bytes)
             .field("dead_letter", &self.dead_letter.is_some())
             .finish()
     }
@@ -58,7 +63,8 @@ impl std::fmt::Debug for SqliteQueueOptions {
 impl Default for SqliteQueueOptions {
     /// `NORMAL`, 1,000,000 events, 1 GiB, 60 s, uncompressed, 1,024 pages,
     /// bodies over 4,000 bytes (what does not fit in one 4 KiB page) in
-    /// segments of 64 MiB.
+    /// segments of 64 MiB, up to 64 MiB (estimated) of batches kept until
+    /// first leased.
     fn default() -> Self {
         SqliteQueueOptions {
             synchronous: SqliteSync::Normal,
@@ -70,6 +76,7 @@ impl Default for SqliteQueueOptions {
             vacuum_free_pages: 1024,
             inline_max_bytes: 4_000,
             segment_bytes: 64 << 20,
+            hot_cache_bytes: 64 << 20,
             dead_letter: None,
         }
     }

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use killkrill_core::pipeline::{ErrorKind, QueueError};
+use killkrill_core::pipeline::{Batch, ErrorKind, QueueError};
 use sqlx::Connection;
 use tokio::sync::{mpsc, oneshot};
 
@@ -14,6 +14,8 @@ pub(super) struct Insert {
     pub(super) batch_id: [u8; 16],
     pub(super) events: i64,
     pub(super) payload: Vec<u8>,
+    /// The batch and its estimated size, for [`Hot`](super::hot::Hot).
+    pub(super) keep: Option<(usize, Arc<Batch>)>,
     pub(super) done: oneshot::Sender<Result<(), QueueError>>,
 }
 
@@ -127,6 +129,26 @@ async fn write_group(
 }
 
 async fn insert_group(shared: &Shared, group: &[Insert], locs: &[Loc]) -> Result<(), QueueError> {
+    let mut kept = Vec::new();
+    let result = insert_rows(shared, group, locs, &mut kept).await;
+    if result.is_err() && !kept.is_empty() {
+        // A rolled-back seq can be given to another row.
+        let mut hot = shared.hot.lock().unwrap_or_else(|e| e.into_inner());
+        for seq in kept {
+            hot.forget(seq);
+        }
+    }
+    result
+}
+
+/// Inserts the rows in one transaction; each kept batch goes to `hot`
+/// before the commit (its seq into `kept`).
+async fn insert_rows(
+    shared: &Shared,
+    group: &[Insert],
+    locs: &[Loc],
+    kept: &mut Vec<i64>,
+) -> Result<(), QueueError> {
     let mut guard = shared.conn.lock().await;
     let Some(c) = guard.as_mut() else {
         return Err(QueueError::Closed);
@@ -141,7 +163,7 @@ async fn insert_group(shared: &Shared, group: &[Insert], locs: &[Loc]) -> Result
             None
         };
         let inline: &[u8] = if loc.is_some() { &[] } else { &i.payload };
-        sqlx::query(
+        let done = sqlx::query(
             "INSERT INTO queue (batch_id, events, bytes, enqueued_ms, state, visible_at, payload, seg, off, sum) VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?, ?)",
         )
         .bind(&i.batch_id[..])
@@ -156,6 +178,15 @@ async fn insert_group(shared: &Shared, group: &[Insert], locs: &[Loc]) -> Result
         .execute(&mut *tx)
         .await
         .map_err(|e| db("inserting a batch", e))?;
+        if let Some((size, batch)) = &i.keep {
+            let seq = done.last_insert_rowid();
+            kept.push(seq);
+            shared
+                .hot
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .put(seq, Arc::clone(batch), *size);
+        }
     }
     tx.commit().await.map_err(|e| db("committing batches", e))?;
     metrics::histogram!("killkrill_queue_group_commit_batches", "queue" => "sqlite")
