@@ -7,8 +7,8 @@
 //! commit fails: a rolled-back `seq` can be given to another row), and the
 //! first lease of its row takes it out (a lease and the lookup happen under
 //! the queue connection's lock, so no lease can see a row before it is
-//! here). A redelivery, a restart, or a row leased by another process reads
-//! the body, as before. The codec's round trip is exact, so the batch a
+//! here). A redelivery, a restart, or a batch that did not fit reads the
+//! body, as before. The codec's round trip is exact, so the batch a
 //! lease gets is the same either way.
 //!
 //! Bounded by an estimate of the batches' memory ([`resident_bytes`]); a
@@ -66,7 +66,7 @@ pub(super) struct Hot {
 
 /// First deliveries by where the batch came from: `result="kept"` handed
 /// over from here, `result="read"` read from its body (it did not fit, or
-/// another process enqueued it).
+/// was enqueued before a restart).
 pub(super) const FIRST_DELIVERIES: &str = "killkrill_queue_first_deliveries_total";
 
 /// Counts one lease's first deliveries.
@@ -114,9 +114,10 @@ impl Hot {
         Some(batch)
     }
 
-    /// Forgets every row before `seq`: leases take rows in `seq` order, so
-    /// once a lease starts at `seq`, a row before it still here was leased
-    /// or removed by another process (it would read its body anyway).
+    /// Forgets every row before `seq`. Leases take rows in `seq` order and
+    /// each takes its rows out, so none should be left; should one be (a
+    /// wall clock stepped back keeps a new row invisible for a while), it is
+    /// read from its body when leased, and does not hold memory until then.
     pub(super) fn forget_before(&mut self, seq: i64) {
         let keep = self.map.split_off(&seq);
         for (_, size) in std::mem::replace(&mut self.map, keep).values() {
