@@ -15,7 +15,7 @@
 //! sample model cannot hold), which is what the 2.0 response headers need.
 //!
 //! A 1.0 body of float-sample series is read in place by `wire_v1` (label
-//! strings borrowed from the body, a known series' labels from a per-thread
+//! strings borrowed from the body, a known series' labels from a process-wide
 //! cache); everything else — 2.0, exemplars, native histograms, and every body
 //! that reader declines, errors included — is decoded with prost's generated
 //! types from `killkrill-proto`, which decide what is accepted and how an error

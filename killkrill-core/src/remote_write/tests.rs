@@ -11,14 +11,14 @@ fn snappy(raw: &[u8]) -> Vec<u8> {
     snap::raw::Encoder::new().compress_vec(raw).unwrap()
 }
 
-fn l(name: &str, value: &str) -> v1pb::Label {
+pub(super) fn l(name: &str, value: &str) -> v1pb::Label {
     v1pb::Label {
         name: name.into(),
         value: value.into(),
     }
 }
 
-fn v1_series(labels: &[(&str, &str)], samples: &[(f64, i64)]) -> v1pb::TimeSeries {
+pub(super) fn v1_series(labels: &[(&str, &str)], samples: &[(f64, i64)]) -> v1pb::TimeSeries {
     v1pb::TimeSeries {
         labels: labels.iter().map(|(n, v)| l(n, v)).collect(),
         samples: samples

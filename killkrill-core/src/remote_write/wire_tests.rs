@@ -6,26 +6,9 @@ use killkrill_proto::prometheus as pb;
 use proptest::prelude::*;
 use prost::Message;
 
+use super::tests::{l, v1_series as series};
 use super::*;
 use crate::event::MetricType;
-
-fn l(name: &str, value: &str) -> pb::Label {
-    pb::Label {
-        name: name.into(),
-        value: value.into(),
-    }
-}
-
-fn series(labels: &[(&str, &str)], samples: &[(f64, i64)]) -> pb::TimeSeries {
-    pb::TimeSeries {
-        labels: labels.iter().map(|(n, v)| l(n, v)).collect(),
-        samples: samples
-            .iter()
-            .map(|&(value, timestamp)| pb::Sample { value, timestamp })
-            .collect(),
-        ..Default::default()
-    }
-}
 
 fn prost_path(raw: &[u8], limits: &Limits) -> Result<WriteBatch, String> {
     let req = pb::WriteRequest::decode(raw).map_err(|e| e.to_string())?;

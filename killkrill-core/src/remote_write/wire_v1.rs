@@ -6,7 +6,7 @@
 //! [`convert`](super::v1::convert) then copies into samples. This reader
 //! borrows the label strings from the body, and the label set of a series
 //! it has seen before — every request of a Prometheus shard carries the
-//! same series — comes from a per-thread cache keyed by the series' label
+//! same series — comes from a process-wide cache keyed by the series' label
 //! bytes, so a known series costs a hash lookup instead of a parse, a sort
 //! check and an allocation per label.
 //!
@@ -17,12 +17,12 @@
 //! then runs the prost path, which accepts the body or names what is wrong
 //! exactly as before. A test compares the two on valid and damaged bodies.
 
-use std::cell::RefCell;
 use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex};
 
 use killkrill_proto::prometheus as pb;
 use prost::Message;
-use xxhash_rust::xxh3::Xxh3DefaultBuilder;
+use xxhash_rust::xxh3::{Xxh3DefaultBuilder, xxh3_64};
 
 use crate::decode_budget::sample_bytes;
 use crate::event::{Label, Labels, MetricText, MetricType};
@@ -32,14 +32,31 @@ use super::batch::{BatchBuilder, WriteBatch, millis};
 use super::series_labels::split_name;
 use super::v1::{add_metadata, lookup_type};
 
-/// Most series the per-thread cache holds; past it (or past
-/// [`CACHE_MAX_KEY_BYTES`]) it starts over empty.
+/// Shards of the cache (one lock each, taken per series).
+const SHARDS: usize = 16;
+/// Most series the cache holds (all shards); a shard past its part (or
+/// past its part of [`CACHE_MAX_KEY_BYTES`]) starts over empty.
 const CACHE_MAX_SERIES: usize = 100_000;
-/// Most bytes of label keys the per-thread cache holds.
+/// Most bytes of label keys the cache holds (all shards).
 const CACHE_MAX_KEY_BYTES: usize = 16 << 20;
+
+/// The limits a series is checked against by [`split_name`]; the cached
+/// series were checked against these (the output budget does not change
+/// whether a series is valid, so inline and blocking-pool decodes, which
+/// differ in it, share the cache).
+type LabelLimits = (usize, usize, usize);
+
+fn label_limits(l: &Limits) -> LabelLimits {
+    (
+        l.max_labels_per_series,
+        l.max_label_name_bytes,
+        l.max_label_value_bytes,
+    )
+}
 
 /// A series' name and labels as [`split_name`] made them, and the estimate
 /// of one sample's bytes that the output budget is charged.
+#[derive(Clone)]
 struct Interned {
     name: MetricText,
     labels: Labels,
@@ -49,15 +66,49 @@ struct Interned {
 #[derive(Default)]
 struct SeriesCache {
     /// The limits the cached series were checked against; other limits
-    /// empty the cache first (a series valid under one may not be under
+    /// empty the shard first (a series valid under one may not be under
     /// another).
-    limits: Option<Limits>,
+    limits: Option<LabelLimits>,
     map: HashMap<Box<[u8]>, Interned, Xxh3DefaultBuilder>,
     key_bytes: usize,
 }
 
-thread_local! {
-    static CACHE: RefCell<SeriesCache> = RefCell::new(SeriesCache::default());
+/// One cache for the process (not per thread: large bodies are decoded on
+/// the blocking pool, whose threads come and go, and a cache per thread
+/// would multiply the bound by their number).
+static CACHE: LazyLock<[Mutex<SeriesCache>; SHARDS]> =
+    LazyLock::new(|| std::array::from_fn(|_| Mutex::new(SeriesCache::default())));
+
+/// The cached name and labels of the series whose label messages are
+/// `key` (`msgs` parsed), adding them when new; `None` when they are
+/// invalid.
+fn lookup(key: &[u8], msgs: &[&[u8]], limits: &Limits) -> Option<Interned> {
+    let want = label_limits(limits);
+    let shard = (xxh3_64(key) % SHARDS as u64) as usize;
+    let mut cache = CACHE[shard].lock().unwrap_or_else(|e| e.into_inner());
+    if cache.limits != Some(want) {
+        *cache = SeriesCache {
+            limits: Some(want),
+            ..SeriesCache::default()
+        };
+    }
+    if let Some(s) = cache.map.get(key) {
+        return Some(s.clone());
+    }
+    drop(cache);
+    let s = intern(msgs, limits)?;
+    let mut cache = CACHE[shard].lock().unwrap_or_else(|e| e.into_inner());
+    if cache.limits == Some(want) {
+        if cache.map.len() >= CACHE_MAX_SERIES / SHARDS
+            || cache.key_bytes + key.len() > CACHE_MAX_KEY_BYTES / SHARDS
+        {
+            cache.map.clear();
+            cache.key_bytes = 0;
+        }
+        cache.key_bytes += key.len();
+        cache.map.insert(key.into(), s.clone());
+    }
+    Some(s)
 }
 
 /// A protobuf wire reader over a byte slice; every method returns `None` on
@@ -225,49 +276,27 @@ pub(super) fn decode(raw: &[u8], limits: &Limits) -> Option<WriteBatch> {
     b.batch.report.series = series.len() as u64;
     let types = add_metadata(&mut b, metadata);
     let mut key = Vec::new();
-    CACHE.with_borrow_mut(|cache| {
-        if cache.limits != Some(*limits) {
-            *cache = SeriesCache {
-                limits: Some(*limits),
-                ..SeriesCache::default()
-            };
+    for (si, &(l0, l1, s0, s1)) in ranges.iter().enumerate() {
+        let labels = &label_msgs[l0..l1];
+        key.clear();
+        for l in labels {
+            push_len(&mut key, l.len());
+            key.extend_from_slice(l);
         }
-        for (si, &(l0, l1, s0, s1)) in ranges.iter().enumerate() {
-            let labels = &label_msgs[l0..l1];
-            key.clear();
-            for l in labels {
-                push_len(&mut key, l.len());
-                key.extend_from_slice(l);
-            }
-            let series = match cache.map.get(key.as_slice()) {
-                Some(s) => s,
-                None => {
-                    let s = intern(labels, limits)?;
-                    if cache.map.len() >= CACHE_MAX_SERIES
-                        || cache.key_bytes + key.len() > CACHE_MAX_KEY_BYTES
-                    {
-                        cache.map.clear();
-                        cache.key_bytes = 0;
-                    }
-                    cache.key_bytes += key.len();
-                    cache.map.entry(key.clone().into_boxed_slice()).or_insert(s)
-                }
-            };
-            let kind = if types.is_empty() {
-                MetricType::Unknown
-            } else {
-                lookup_type(&types, &series.name)
-            };
-            let samples = &points[s0..s1];
-            b.reserve(si, samples.len()).ok()?;
-            b.charge(si, samples.len(), series.each).ok()?;
-            for (i, &(value, ms)) in samples.iter().enumerate() {
-                let t = millis(ms, || format!("samples[{i}]")).ok()?;
-                b.sample(series.name.clone(), series.labels.clone(), kind, value, t);
-            }
+        let series = lookup(&key, labels, limits)?;
+        let kind = if types.is_empty() {
+            MetricType::Unknown
+        } else {
+            lookup_type(&types, &series.name)
+        };
+        let samples = &points[s0..s1];
+        b.reserve(si, samples.len()).ok()?;
+        b.charge(si, samples.len(), series.each).ok()?;
+        for (i, &(value, ms)) in samples.iter().enumerate() {
+            let t = millis(ms, || format!("samples[{i}]")).ok()?;
+            b.sample(series.name.clone(), series.labels.clone(), kind, value, t);
         }
-        Some(())
-    })?;
+    }
     Some(b.batch)
 }
 
