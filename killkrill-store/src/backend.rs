@@ -290,11 +290,16 @@ async fn connect_once(cfg: &StoreConfig) -> Result<Backend, StoreError> {
             // The one writer gets a 64 MiB page cache (SQLite's default is
             // 2 MiB): writes that touch many index pages — a metric write
             // adds a chunk next to each of its series' older ones — then hit
-            // memory instead of the file.
+            // memory instead of the file. It checkpoints the WAL on commit
+            // past `wal_autocheckpoint_pages` (readers never do: they are
+            // read-only).
             let writer = SqlitePoolOptions::new()
                 .max_connections(1)
                 .acquire_timeout(acquire)
-                .connect_with(opts.clone().pragma("cache_size", "-65536"))
+                .connect_with(opts.clone().pragma("cache_size", "-65536").pragma(
+                    "wal_autocheckpoint",
+                    cfg.sqlite.wal_autocheckpoint_pages.to_string(),
+                ))
                 .await
                 .map_err(|e| db_error("opening the SQLite database", e))?;
             let reader = SqlitePoolOptions::new()

@@ -109,6 +109,13 @@ pub struct SqliteConfig {
     pub synchronous: SqliteSync,
     /// How long a connection waits for a lock before `SQLITE_BUSY`, ms.
     pub busy_timeout_ms: u64,
+    /// WAL size (pages, 4 KiB each) past which a commit checkpoints
+    /// (`PRAGMA wal_autocheckpoint`, `DB_SQLITE_WAL_AUTOCHECKPOINT`).
+    /// 16,384 (64 MiB) by default, SQLite's is 1,000: a checkpoint copies
+    /// each page once however many commits changed it since the last one,
+    /// and a metric load rewrites the same index pages at every commit, so
+    /// a larger WAL writes less (see docs/src/storage.md).
+    pub wal_autocheckpoint_pages: u32,
 }
 
 impl Default for SqliteConfig {
@@ -117,6 +124,7 @@ impl Default for SqliteConfig {
             path: PathBuf::from("./killkrill-data/killkrill.db"),
             synchronous: SqliteSync::Normal,
             busy_timeout_ms: 5_000,
+            wal_autocheckpoint_pages: 16_384,
         }
     }
 }
@@ -319,7 +327,8 @@ impl StoreConfig {
     /// Reads the standard variables through `var` (e.g. `std::env::var`):
     /// `DB_TYPE` (default `default_type`), `DATABASE_URL`, `DB_HOST`,
     /// `DB_PORT`, `DB_USER`, `DB_PASS`, `DB_NAME`, `DB_POOL_SIZE`,
-    /// `DB_SQLITE_SYNCHRONOUS`, `DB_INDEX_RECHECK_MS` (`logs.index_recheck_ms`),
+    /// `DB_SQLITE_SYNCHRONOUS`, `DB_SQLITE_WAL_AUTOCHECKPOINT`,
+    /// `DB_INDEX_RECHECK_MS` (`logs.index_recheck_ms`),
     /// `GALERA_MODE`, `GALERA_NODES`. SQLite without
     /// `DATABASE_URL` lives in `data_dir/killkrill.db`.
     ///
@@ -365,6 +374,13 @@ impl StoreConfig {
                     });
                 }
             };
+        }
+        if let Some(pages) = parse_var::<u32>(
+            &var,
+            "DB_SQLITE_WAL_AUTOCHECKPOINT",
+            "a number of WAL pages 100-1000000",
+        )? {
+            c.sqlite.wal_autocheckpoint_pages = pages;
         }
         if let Some(v) = var("GALERA_MODE") {
             c.galera.enabled = match v.to_ascii_lowercase().as_str() {
@@ -442,6 +458,13 @@ impl StoreConfig {
                 name: "logs.index_recheck_ms",
                 value: ms.to_string(),
                 expected: "0 to 60000 milliseconds",
+            });
+        }
+        if !(100..=1_000_000).contains(&self.sqlite.wal_autocheckpoint_pages) {
+            return Err(ConfigError::Invalid {
+                name: "DB_SQLITE_WAL_AUTOCHECKPOINT",
+                value: self.sqlite.wal_autocheckpoint_pages.to_string(),
+                expected: "a number of WAL pages 100-1000000",
             });
         }
         if self.pool_size == 0 {
@@ -569,6 +592,14 @@ mod tests {
         let s = StoreConfig::from_env(env(&[("DB_INDEX_RECHECK_MS", "0")]), DbType::Sqlite, ".")
             .unwrap();
         assert_eq!(s.logs.index_recheck_ms, Some(0));
+        let s = StoreConfig::from_env(
+            env(&[("DB_SQLITE_WAL_AUTOCHECKPOINT", "1000")]),
+            DbType::Sqlite,
+            ".",
+        )
+        .unwrap();
+        assert_eq!(s.sqlite.wal_autocheckpoint_pages, 1000);
+        assert_eq!(SqliteConfig::default().wal_autocheckpoint_pages, 16_384);
         let cases: &[(&[(&str, &str)], &str)] = &[
             (&[("DB_TYPE", "postgres")], "needs DATABASE_URL or DB_HOST"),
             (&[("DB_PORT", "x")], "invalid DB_PORT=\"x\""),
@@ -578,6 +609,10 @@ mod tests {
             (
                 &[("DB_SQLITE_SYNCHRONOUS", "sometimes")],
                 "full, normal or off",
+            ),
+            (
+                &[("DB_SQLITE_WAL_AUTOCHECKPOINT", "10")],
+                "invalid DB_SQLITE_WAL_AUTOCHECKPOINT=\"10\"",
             ),
             (
                 &[("DB_INDEX_RECHECK_MS", "soon")],
