@@ -14,12 +14,14 @@
 # (default "memory sqlite") restrict the runs; SINK=0 skips the socat
 # baseline (it is skipped anyway when MODES has no syslog-tcp); BATCH
 # (default 1000) is loadgen's `--batch`: records or samples per HTTP request;
-# CONNS (default 4) is loadgen's `--connections`.
+# CONNS (default 4) is loadgen's `--connections`; SERIES (default 100) is
+# loadgen's `--series`: remote_write series per connection.
 set -u
 MODES=${MODES:-syslog-tcp http remote-write}
 KINDS=${KINDS:-memory sqlite}
 BATCH=${BATCH:-1000}
 CONNS=${CONNS:-4}
+SERIES=${SERIES:-100}
 BIN=${1:-${CARGO_TARGET_DIR:-target}/release/killkrill}
 SECS=${2:-30}
 OUT=${3:-$(mktemp -d /tmp/kk-load.XXXXXX)}
@@ -88,7 +90,7 @@ for kind in $KINDS; do
         [ "$mode" = syslog-tcp ] && target=$TCP
         timeout=300
         run "$kind-$mode" --mode "$mode" --target "$target" --connections "$CONNS" --size 300 \
-            --batch "$BATCH" --verify --verify-timeout "$timeout" --data-dir "$dir" --pid "$SERVE_PID"
+            --batch "$BATCH" --series "$SERIES" --verify --verify-timeout "$timeout" --data-dir "$dir" --pid "$SERVE_PID"
         stop_serve "$kind-$mode"
     done
 done

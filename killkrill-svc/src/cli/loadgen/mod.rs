@@ -111,6 +111,12 @@ pub struct LoadgenArgs {
     /// Records (lines or samples) per HTTP request.
     #[arg(long, default_value_t = 1000)]
     pub batch: usize,
+    /// remote_write: series per connection. Sample `k` of a connection is
+    /// series `k % series`, so a request of `--batch` samples carries
+    /// `batch / series` samples of each series (Prometheus sends one per
+    /// series per request when it keeps up).
+    #[arg(long, default_value_t = 100)]
+    pub series: u64,
     /// Syslog TCP framing.
     #[arg(long, value_enum, default_value = "octet")]
     pub framing: Framing,
@@ -174,6 +180,7 @@ impl std::fmt::Debug for LoadgenArgs {
             count,
             size,
             batch,
+            series,
             framing,
             format,
             ca_file,
@@ -197,6 +204,7 @@ impl std::fmt::Debug for LoadgenArgs {
             .field("count", count)
             .field("size", size)
             .field("batch", batch)
+            .field("series", series)
             .field("framing", framing)
             .field("format", format)
             .field("ca_file", ca_file)
@@ -319,6 +327,9 @@ fn validate(args: &LoadgenArgs) -> Result<(), String> {
     }
     if args.batch == 0 || args.batch > 100_000 {
         return Err("--batch: must be 1..=100000".into());
+    }
+    if args.series == 0 || args.series > 1_000_000 {
+        return Err("--series: must be 1..=1000000".into());
     }
     if !(args.duration > 0.0 && args.duration <= 86_400.0) {
         return Err("--duration: must be above 0 and at most 86400 seconds".into());

@@ -15,8 +15,6 @@ const CHUNK: u64 = 256;
 /// The RFC 5424 header of every message (no timestamp: the receiver stamps
 /// the receive time).
 const HEADER: &[u8] = b"<14>1 - lghost loadgen - lg - ";
-/// Series per connection for remote_write.
-const SERIES: u64 = 100;
 
 fn push_range(acked: &mut Vec<std::ops::Range<u64>>, r: std::ops::Range<u64>) {
     if let Some(last) = acked.last_mut()
@@ -425,20 +423,21 @@ pub(crate) fn rw_base_ms() -> i64 {
 }
 
 /// remote_write 1.0 to `/api/v1/write`: sample `k` of connection `c` is
-/// series `k % 100` at `base + k / 100` ms with value `seq`.
+/// series `k % S` at `base + k / S` ms with value `seq` (`S` = `--series`).
 pub(crate) async fn remote_write(plan: &Plan, c: usize) -> ConnReport {
     let mut rep = ConnReport::default();
     let mut conn = HttpConn::new(plan.args.target);
     let base = rw_base_ms();
-    let labels: Vec<_> = (0..SERIES).map(|s| rw_labels(plan, c, s)).collect();
+    let series_n = plan.args.series;
+    let labels: Vec<_> = (0..series_n).map(|s| rw_labels(plan, c, s)).collect();
     let mut encoded = Vec::new();
     let mut k = 0u64;
     while let Some(n) = next_allowance(plan, k, plan.args.batch as u64).await {
         let mut series: Vec<killkrill_proto::prometheus::TimeSeries> = Vec::new();
-        let mut index = vec![usize::MAX; SERIES as usize];
+        let mut index = vec![usize::MAX; series_n as usize];
         for i in 0..n {
             let kk = k + i;
-            let s = (kk % SERIES) as usize;
+            let s = (kk % series_n) as usize;
             if index[s] == usize::MAX {
                 index[s] = series.len();
                 series.push(killkrill_proto::prometheus::TimeSeries {
@@ -450,7 +449,7 @@ pub(crate) async fn remote_write(plan: &Plan, c: usize) -> ConnReport {
                 .samples
                 .push(killkrill_proto::prometheus::Sample {
                     value: plan.seq(c, kk) as f64,
-                    timestamp: base + (kk / SERIES) as i64,
+                    timestamp: base + (kk / series_n) as i64,
                 });
         }
         let req = killkrill_proto::prometheus::WriteRequest {
