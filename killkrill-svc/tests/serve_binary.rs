@@ -387,3 +387,89 @@ async fn acknowledged_records_survive_sigkill_exactly_once() {
     assert_eq!(records.len(), TOTAL);
     store.close().await;
 }
+
+/// Log lines written from any thread while `serve` runs: the command once
+/// held the process's stderr lock for its whole run, so the first event
+/// logged off the main thread (here `RUST_LOG=debug`: sqlx's statements on
+/// the runtime's workers) blocked that thread forever — the server never
+/// started, and under load a retry warning hung a worker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logging_from_every_thread_never_blocks_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let log = std::fs::File::create(dir.path().join("stderr.log")).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_killkrill"))
+        .args(["serve", "--data-dir"])
+        .arg(&data)
+        .args([
+            "--http",
+            "127.0.0.1:0",
+            "--syslog-udp",
+            "",
+            "--syslog-tcp",
+            "",
+            "--syslog-tls",
+            "",
+        ])
+        .env_remove("DB_TYPE")
+        .env_remove("DATABASE_URL")
+        .env("RUST_LOG", "debug")
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let addrs = loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(l) if l.starts_with("killkrill serve: ") && !l.contains("first start:") => break l,
+            Ok(_) => {}
+            Err(e) => {
+                let _ = child.kill();
+                panic!("serve did not start with RUST_LOG=debug: {e}");
+            }
+        }
+    };
+    let addr = support::addr_after(&addrs, "http").unwrap();
+    let key = killkrill_svc::auth::bootstrap::BootstrapCredentials::read(&data)
+        .unwrap()
+        .api_key;
+    let body = b"{\"message\":\"from a test\"}\n";
+    for _ in 0..5 {
+        let r = tokio::time::timeout(
+            Duration::from_secs(20),
+            http(
+                addr,
+                "POST",
+                "/api/v1/logs",
+                &[
+                    ("Content-Type", "application/x-ndjson"),
+                    ("X-API-Key", key.as_str()),
+                ],
+                body,
+            ),
+        )
+        .await
+        .expect("an ingest request answered while every thread logs");
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    let logged = std::fs::read_to_string(dir.path().join("stderr.log")).unwrap();
+    assert!(
+        logged.lines().filter(|l| l.contains("\"DEBUG\"")).count() > 10,
+        "debug events were written"
+    );
+}

@@ -88,30 +88,28 @@ where
             &args,
             |k| std::env::var(k).ok(),
             std::io::stdout().lock(),
-            std::io::stderr().lock(),
+            std::io::stderr(),
         ),
         Command::Serve(args) => run_roles(&args, crate::serve::Roles::ALL),
         Command::Receiver(args) => run_roles(&args, crate::serve::Roles::RECEIVER),
         Command::Worker(args) => run_roles(&args, crate::serve::Roles::WORKER),
         Command::Api(args) => run_roles(&args, crate::serve::Roles::API),
-        Command::Loadgen(args) => {
-            loadgen::run(&args, std::io::stdout().lock(), std::io::stderr().lock())
-        }
+        Command::Loadgen(args) => loadgen::run(&args, std::io::stdout().lock(), std::io::stderr()),
         Command::CheckConfig(args) => {
-            serve::check_config(&args, std::io::stdout().lock(), std::io::stderr().lock())
+            serve::check_config(&args, std::io::stdout().lock(), std::io::stderr())
         }
         Command::User(cmd) => admin::run_user(
             &cmd,
             |k| std::env::var(k).ok(),
             std::io::stdin().lock(),
             std::io::stdout().lock(),
-            std::io::stderr().lock(),
+            std::io::stderr(),
         ),
         Command::Apikey(cmd) => admin::run_apikey(
             &cmd,
             |k| std::env::var(k).ok(),
             std::io::stdout().lock(),
-            std::io::stderr().lock(),
+            std::io::stderr(),
         ),
         Command::Version => {
             let mut out = std::io::stdout().lock();
@@ -124,5 +122,5 @@ where
 }
 
 fn run_roles(args: &serve::ServeArgs, roles: crate::serve::Roles) -> ExitCode {
-    serve::run(args, roles, std::io::stdout(), std::io::stderr().lock())
+    serve::run(args, roles, std::io::stdout(), std::io::stderr())
 }
