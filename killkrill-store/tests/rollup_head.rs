@@ -142,7 +142,9 @@ async fn head_partials_merge_into_rollups_without_changing_answers() {
             );
         }
         if let Some(sql) = b.sql_store() {
-            // Flush 16 merged the first 16; 4 are left in the head.
+            // Flush 16 started a compaction in the background, which merged
+            // the first 16; 4 are left in the head.
+            sql.rollup_head_settled().await;
             let rep = sql.compact_rollup_head(&t).await.unwrap();
             assert_eq!(rep.flushes, 4, "{}", b.name);
             assert_eq!(
@@ -224,6 +226,7 @@ async fn racing_head_compactions_merge_each_partial_once() {
         }
         a.await.unwrap();
         c.await.unwrap();
+        sql.rollup_head_settled().await;
         while sql.compact_rollup_head(&t).await.unwrap().flushes > 0 {}
         let all: Vec<&PartialRollup> = fl.iter().flat_map(|f| &f.partials).collect();
         assert_eq!(

@@ -14,19 +14,25 @@
 //! writes the ledger rows and the partials to the head in one transaction
 //! (exactly once per batch, as before). Every [`ROLLUP_HEAD_FLUSHES`]
 //! flushes of a tenant the store merges that tenant's head
-//! ([`Store::compact_rollup_head`]): in one transaction it reads the rows of
-//! up to [`COMPACT_FLUSHES`] whole flushes, merges the partials of each
-//! (series, resolution, window, late) into one (the merge is exact in any
-//! order), deletes those flushes' rows and upserts the merged rows into
-//! `metric_rollups` under one new key (a hash of the merged flush keys).
-//! The delete must remove exactly the rows read; when it does not (another
-//! compactor took them first), the transaction is rolled back, so a partial
-//! is never in both tables nor merged twice. Reads use both tables and merge
-//! per window as before, so a query gives the same answer before, during
-//! and after a compaction. `metric_rollups` gets one row per window per
-//! compaction instead of one per flush. The service's maintenance pass
-//! also compacts every tenant listed by [`Store::rollup_head_tenants`], so
-//! an idle tenant's last flushes do not wait in the head for a 16th.
+//! ([`Store::compact_rollup_head`]): it reads the rows of up to
+//! [`COMPACT_FLUSHES`] whole flushes (on the pool for reads, outside any
+//! write transaction), merges the partials of each (series, resolution,
+//! window, late) into one on a blocking thread (the merge is exact in any
+//! order), then in one transaction deletes those flushes' rows and upserts
+//! the merged rows into `metric_rollups` under one new key (a hash of the
+//! merged flush keys). A flush's rows are committed together and never
+//! added to later, so the rows read are all of those flushes' rows unless
+//! another compactor deleted some meanwhile: the delete must remove exactly
+//! the rows read, and when it does not, the transaction is rolled back, so
+//! a partial is never in both tables nor merged twice. Only the delete and
+//! the upsert hold the writer (SQLite's single connection), and the flush
+//! that triggers a compaction does not wait for it (it runs on a task of
+//! its own). Reads use both tables and merge per window as before, so a
+//! query gives the same answer before, during and after a compaction.
+//! `metric_rollups` gets one row per window per compaction instead of one
+//! per flush. The service's maintenance pass also compacts every tenant
+//! listed by [`Store::rollup_head_tenants`], so an idle tenant's last
+//! flushes do not wait in the head for a 16th.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, PoisonError};
@@ -69,15 +75,19 @@ pub struct RollupHeadCompaction {
     pub merged_rows: usize,
 }
 
-/// Flushes written to the head per tenant since its last compaction.
+/// Flushes written to the head per tenant since its last compaction, and
+/// the compaction running in the background.
 #[derive(Debug, Default)]
-pub(crate) struct RollupHeadCounts(Mutex<HashMap<Tenant, u32>>);
+pub(crate) struct RollupHeadCounts {
+    counts: Mutex<HashMap<Tenant, u32>>,
+    running: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
 
 impl RollupHeadCounts {
     /// Counts a flush of `tenant`; true when its head is due for a
     /// compaction (the count restarts).
     pub(crate) fn flushed(&self, tenant: &Tenant) -> bool {
-        let mut m = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut m = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
         let n = m.entry(tenant.clone()).or_insert(0);
         *n += 1;
         if *n >= ROLLUP_HEAD_FLUSHES {
@@ -117,66 +127,92 @@ impl Store {
         Ok(rep)
     }
 
-    /// Counts a flush written to the head and compacts the tenant's head
-    /// when it is due; a failed compaction is logged and counted, not
-    /// returned (the flush is committed; the next trigger tries again).
+    /// Counts a flush written to the head and, when the tenant's head is
+    /// due, starts its compaction on a task of its own (none is started
+    /// while one runs; the next trigger or the maintenance pass catches
+    /// up). The flush does not wait: a compaction of 16 flushes' partials
+    /// took seconds, and the worker's acknowledgements waited for it. A
+    /// failed compaction is logged and counted, not returned (the flush is
+    /// committed; the next trigger tries again). Without a Tokio runtime
+    /// the compaction runs in place.
     pub(super) async fn after_head_flush(&self, tenant: &Tenant) {
         if !self.rollup_head.flushed(tenant) {
             return;
         }
-        if let Err(e) = self.compact_rollup_head(tenant).await {
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            self.compact_logged(tenant.clone()).await;
+            return;
+        };
+        let mut running = self
+            .rollup_head
+            .running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if running.as_ref().is_some_and(|h| !h.is_finished()) {
+            return;
+        }
+        let store = self.clone();
+        let tenant = tenant.clone();
+        *running = Some(rt.spawn(async move { store.compact_logged(tenant).await }));
+    }
+
+    async fn compact_logged(&self, tenant: Tenant) {
+        if let Err(e) = self.compact_rollup_head(&tenant).await {
             metrics::counter!(ROLLUP_HEAD_COMPACTION_ERRORS).increment(1);
             tracing::warn!(%tenant, error = %e, "rollup head compaction failed; retried later");
         }
     }
 
+    /// Waits for the rollup head compaction running in the background, if
+    /// any (tests, and a shutdown that wants the head merged).
+    pub async fn rollup_head_settled(&self) {
+        let handle = self
+            .rollup_head
+            .running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(h) = handle {
+            // A panicked compaction changed nothing (its transaction was
+            // never committed); the next trigger tries again.
+            let _ = h.await;
+        }
+    }
+
     async fn rollup_head_tx(&self, tenant: &Tenant) -> Result<RollupHeadCompaction, StoreError> {
         let t = tenant.as_str();
-        let keys_sql = self.dialect.sql(&format!(
-            "SELECT DISTINCT flush_key FROM {ROLLUP_HEAD_TABLE} WHERE tenant = ? ORDER BY flush_key LIMIT {COMPACT_FLUSHES}"
-        ));
+        // Read and merge outside the write transaction (on SQLite, on a
+        // reader connection), so the single writer is held only for the
+        // delete and the upsert: reading and merging 16 flushes' rows took
+        // most of a compaction, and every other write waited for it. Safe
+        // because a flush's rows commit together and are never added to
+        // later; the delete below must remove exactly the rows read.
+        let (keys, rows) = self.read_rollup_head(t).await?;
+        if keys.is_empty() {
+            return Ok(RollupHeadCompaction::default());
+        }
+        let (keys, rows) = within_tx_limit(keys, rows, self.tx_byte_limit());
+        let head_rows = rows.len();
+        let owned_tenant = tenant.clone();
+        let (keys, merged) = tokio::task::spawn_blocking(move || {
+            let merged = merge_head(&owned_tenant, &keys, rows.iter())?;
+            Ok::<_, StoreError>((keys, merged))
+        })
+        .await
+        .map_err(|e| {
+            // Cancelled: the runtime is shutting down; nothing was changed.
+            let kind = if e.is_panic() {
+                ErrorKind::Fatal
+            } else {
+                ErrorKind::Retryable
+            };
+            StoreError::new(
+                kind,
+                format!("merging the rollup head of tenant {tenant} did not finish: {e}"),
+            )
+        })??;
         Ok(crate::with_writer!(&self.backend, pool => {
             let mut tx = pool.begin().await.ctx("beginning a rollup head compaction")?;
-            let mut keys: Vec<Vec<u8>> = Vec::new();
-            for r in sqlx::query(AssertSqlSafe(keys_sql.clone()))
-                .bind(t)
-                .fetch_all(&mut *tx)
-                .await
-                .ctx("reading the rollup head")?
-            {
-                keys.push(r.try_get(0).ctx("reading the rollup head")?);
-            }
-            keys.sort_unstable();
-            if keys.is_empty() {
-                tx.rollback().await.ctx("ending a rollup head compaction")?;
-                return Ok(RollupHeadCompaction::default());
-            }
-            let mut rows: Vec<HeadRow> = Vec::new();
-            for part in keys.chunks(ROLLUP_ROWS) {
-                let sql = self.dialect.sql(&format!(
-                    "SELECT flush_key, series_id, resolution_ns, window_start, late, window_end, data FROM {ROLLUP_HEAD_TABLE} WHERE tenant = ? AND flush_key IN {}",
-                    Dialect::tuple(part.len())
-                ));
-                let mut q = sqlx::query(AssertSqlSafe(sql)).bind(t);
-                for k in part {
-                    q = q.bind(&k[..]);
-                }
-                for r in q.fetch_all(&mut *tx).await.ctx("reading the rollup head")? {
-                    let late: i16 = r.try_get(4).ctx("reading the rollup head")?;
-                    rows.push((
-                        r.try_get(0).ctx("reading the rollup head")?,
-                        r.try_get(1).ctx("reading the rollup head")?,
-                        r.try_get(2).ctx("reading the rollup head")?,
-                        r.try_get(3).ctx("reading the rollup head")?,
-                        late != 0,
-                        r.try_get(5).ctx("reading the rollup head")?,
-                        r.try_get(6).ctx("reading the rollup head")?,
-                    ));
-                }
-            }
-            // Whole flushes up to the transaction byte limit (Galera's
-            // writesets; always at least one flush).
-            let (keys, rows) = within_tx_limit(keys, rows, self.tx_byte_limit());
             let mut deleted = 0u64;
             for part in keys.chunks(ROLLUP_ROWS) {
                 let sql = self.dialect.sql(&format!(
@@ -193,21 +229,64 @@ impl Store {
                     .ctx("deleting merged rollup head rows")?
                     .rows_affected();
             }
-            if deleted != rows.len() as u64 {
+            if deleted != head_rows as u64 {
                 tx.rollback().await.ctx("rolling back a rollup head compaction")?;
                 return Err(StoreError::new(
                     ErrorKind::Conflict,
                     "another compaction merged part of the rollup head; nothing changed",
                 ));
             }
-            let merged = merge_head(tenant, &keys, rows.iter())?;
             upsert_rollup_rows!(self, tx, "metric_rollups", t, merged);
             tx.commit().await.ctx("committing a rollup head compaction")?;
             RollupHeadCompaction {
                 flushes: keys.len(),
-                head_rows: rows.len(),
+                head_rows,
                 merged_rows: merged.len(),
             }
+        }))
+    }
+
+    /// The first [`COMPACT_FLUSHES`] flush keys of `tenant`'s head (sorted)
+    /// and their rows, read on the pool for reads.
+    async fn read_rollup_head(&self, t: &str) -> Result<(Vec<Vec<u8>>, Vec<HeadRow>), StoreError> {
+        let keys_sql = self.dialect.sql(&format!(
+            "SELECT DISTINCT flush_key FROM {ROLLUP_HEAD_TABLE} WHERE tenant = ? ORDER BY flush_key LIMIT {COMPACT_FLUSHES}"
+        ));
+        Ok(crate::with_pool!(&self.backend, pool => {
+            let mut keys: Vec<Vec<u8>> = Vec::new();
+            for r in sqlx::query(AssertSqlSafe(keys_sql))
+                .bind(t)
+                .fetch_all(pool)
+                .await
+                .ctx("reading the rollup head")?
+            {
+                keys.push(r.try_get(0).ctx("reading the rollup head")?);
+            }
+            keys.sort_unstable();
+            let mut rows: Vec<HeadRow> = Vec::new();
+            for part in keys.chunks(ROLLUP_ROWS) {
+                let sql = self.dialect.sql(&format!(
+                    "SELECT flush_key, series_id, resolution_ns, window_start, late, window_end, data FROM {ROLLUP_HEAD_TABLE} WHERE tenant = ? AND flush_key IN {}",
+                    Dialect::tuple(part.len())
+                ));
+                let mut q = sqlx::query(AssertSqlSafe(sql)).bind(t);
+                for k in part {
+                    q = q.bind(&k[..]);
+                }
+                for r in q.fetch_all(pool).await.ctx("reading the rollup head")? {
+                    let late: i16 = r.try_get(4).ctx("reading the rollup head")?;
+                    rows.push((
+                        r.try_get(0).ctx("reading the rollup head")?,
+                        r.try_get(1).ctx("reading the rollup head")?,
+                        r.try_get(2).ctx("reading the rollup head")?,
+                        r.try_get(3).ctx("reading the rollup head")?,
+                        late != 0,
+                        r.try_get(5).ctx("reading the rollup head")?,
+                        r.try_get(6).ctx("reading the rollup head")?,
+                    ));
+                }
+            }
+            (keys, rows)
         }))
     }
 }
