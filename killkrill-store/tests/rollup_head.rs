@@ -142,19 +142,29 @@ async fn head_partials_merge_into_rollups_without_changing_answers() {
             );
         }
         if let Some(sql) = b.sql_store() {
-            // Flush 16 started a compaction in the background, which merged
-            // the first 16; 4 are left in the head.
+            // Flush 16 started a compaction in the background. It merged
+            // the first 16 and whichever of the last 4 were written before
+            // it read the head (flushes are written in order): what is left
+            // is a suffix of at most 4 flushes.
             sql.rollup_head_settled().await;
             let rep = sql.compact_rollup_head(&t).await.unwrap();
-            assert_eq!(rep.flushes, 4, "{}", b.name);
+            let left = rep.flushes;
+            assert!(
+                left <= fl.len() - ROLLUP_HEAD_FLUSHES as usize,
+                "{}: {left} left",
+                b.name
+            );
             assert_eq!(
                 rep.head_rows,
-                fl[ROLLUP_HEAD_FLUSHES as usize..]
+                fl[fl.len() - left..]
                     .iter()
                     .map(|f| f.partials.len())
-                    .sum::<usize>()
+                    .sum::<usize>(),
+                "{}",
+                b.name
             );
-            assert!(rep.merged_rows > 0 && rep.merged_rows <= rep.head_rows);
+            assert!(rep.merged_rows <= rep.head_rows);
+            assert_eq!(rep.merged_rows > 0, left > 0);
             assert_eq!(sql.compact_rollup_head(&t).await.unwrap().flushes, 0);
         }
         for r in &res {
