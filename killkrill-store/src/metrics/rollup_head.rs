@@ -85,17 +85,20 @@ pub(crate) struct RollupHeadCounts {
 
 impl RollupHeadCounts {
     /// Counts a flush of `tenant`; true when its head is due for a
-    /// compaction (the count restarts).
+    /// compaction. The count restarts only when one is started, so a
+    /// trigger skipped while another compaction runs is tried again at the
+    /// tenant's next flush.
     pub(crate) fn flushed(&self, tenant: &Tenant) -> bool {
         let mut m = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
         let n = m.entry(tenant.clone()).or_insert(0);
-        *n += 1;
-        if *n >= ROLLUP_HEAD_FLUSHES {
-            *n = 0;
-            true
-        } else {
-            false
-        }
+        *n = n.saturating_add(1);
+        *n >= ROLLUP_HEAD_FLUSHES
+    }
+
+    /// A compaction of `tenant`'s head was started: its count restarts.
+    fn started(&self, tenant: &Tenant) {
+        let mut m = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        m.insert(tenant.clone(), 0);
     }
 }
 
@@ -129,8 +132,8 @@ impl Store {
 
     /// Counts a flush written to the head and, when the tenant's head is
     /// due, starts its compaction on a task of its own (none is started
-    /// while one runs; the next trigger or the maintenance pass catches
-    /// up). The flush does not wait: a compaction of 16 flushes' partials
+    /// while one runs; the tenant's next flush tries again, and the
+    /// maintenance pass also compacts). The flush does not wait: a compaction of 16 flushes' partials
     /// took seconds, and the worker's acknowledgements waited for it. A
     /// failed compaction is logged and counted, not returned (the flush is
     /// committed; the next trigger tries again). Without a Tokio runtime
@@ -140,6 +143,7 @@ impl Store {
             return;
         }
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            self.rollup_head.started(tenant);
             self.compact_logged(tenant.clone()).await;
             return;
         };
@@ -151,6 +155,7 @@ impl Store {
         if running.as_ref().is_some_and(|h| !h.is_finished()) {
             return;
         }
+        self.rollup_head.started(tenant);
         let store = self.clone();
         let tenant = tenant.clone();
         *running = Some(rt.spawn(async move { store.compact_logged(tenant).await }));
@@ -374,6 +379,21 @@ mod tests {
 
     fn row(key: u8, bytes: usize) -> HeadRow {
         (vec![key], 1, 10, 0, false, 10, vec![0; bytes])
+    }
+
+    #[test]
+    fn a_skipped_trigger_is_tried_again_at_the_next_flush() {
+        let c = RollupHeadCounts::default();
+        let (a, b) = (Tenant::new("a").unwrap(), Tenant::new("b").unwrap());
+        for _ in 1..ROLLUP_HEAD_FLUSHES {
+            assert!(!c.flushed(&a));
+        }
+        assert!(c.flushed(&a));
+        // Not started (another compaction ran): still due.
+        assert!(c.flushed(&a));
+        assert!(!c.flushed(&b));
+        c.started(&a);
+        assert!(!c.flushed(&a));
     }
 
     #[test]
