@@ -18,21 +18,7 @@ use tokio::io::AsyncWriteExt;
 async fn the_binary_serves_and_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_killkrill"))
-        .args(["serve", "--data-dir"])
-        .arg(&data)
-        .args([
-            "--http",
-            "127.0.0.1:0",
-            "--syslog-udp",
-            "",
-            "--syslog-tcp",
-            "127.0.0.1:0",
-        ])
-        .env_remove("DB_TYPE")
-        .env_remove("DATABASE_URL")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
+    let mut child = support::killkrill_command("serve", &data, &[])
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -398,23 +384,7 @@ async fn logging_from_every_thread_never_blocks_the_server() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let log = std::fs::File::create(dir.path().join("stderr.log")).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_killkrill"))
-        .args(["serve", "--data-dir"])
-        .arg(&data)
-        .args([
-            "--http",
-            "127.0.0.1:0",
-            "--syslog-udp",
-            "",
-            "--syslog-tcp",
-            "",
-            "--syslog-tls",
-            "",
-        ])
-        .env_remove("DB_TYPE")
-        .env_remove("DATABASE_URL")
-        .env("RUST_LOG", "debug")
-        .stdout(Stdio::piped())
+    let mut child = support::killkrill_command("serve", &data, &[("RUST_LOG", "debug")])
         .stderr(log)
         .spawn()
         .unwrap();

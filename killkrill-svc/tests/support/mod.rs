@@ -445,16 +445,15 @@ pub fn addr_after(line: &str, key: &str) -> Option<SocketAddr> {
     words.next()?.parse().ok()
 }
 
-/// Starts the real binary, `killkrill <command>`, with `data` as its data
-/// directory, HTTP and syslog TCP on free ports (UDP and TLS off), the
-/// database variables removed unless `env` sets them; returns the child and
-/// the first line it printed (the bound addresses).
-pub fn spawn_killkrill(
+/// The `killkrill` binary running `command` on `data`: HTTP and syslog
+/// TCP on free ports, UDP and TLS off, the embedded default (no `DB_TYPE`,
+/// `DATABASE_URL`), `RUST_LOG=warn` unless `env` says otherwise, stdout
+/// piped, stderr inherited.
+pub fn killkrill_command(
     command: &str,
     data: &Path,
     env: &[(&str, &str)],
-) -> (std::process::Child, String) {
-    use std::io::BufRead;
+) -> std::process::Command {
     let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_killkrill"));
     c.args([command, "--data-dir"]).arg(data).args([
         "--http",
@@ -474,6 +473,20 @@ pub fn spawn_killkrill(
     for (k, v) in env {
         c.env(k, v);
     }
+    c
+}
+
+/// Starts the real binary, `killkrill <command>`, with `data` as its data
+/// directory, HTTP and syslog TCP on free ports (UDP and TLS off), the
+/// database variables removed unless `env` sets them; returns the child and
+/// the first line it printed (the bound addresses).
+pub fn spawn_killkrill(
+    command: &str,
+    data: &Path,
+    env: &[(&str, &str)],
+) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut c = killkrill_command(command, data, env);
     let mut child = c.spawn().unwrap();
     // A first start prints the bootstrap credentials before the addresses.
     let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
