@@ -177,10 +177,13 @@ impl Store {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
-        if let Some(h) = handle {
+        if let Some(h) = handle
+            && let Err(e) = h.await
+        {
             // A panicked compaction changed nothing (its transaction was
             // never committed); the next trigger tries again.
-            let _ = h.await;
+            metrics::counter!(ROLLUP_HEAD_COMPACTION_ERRORS).increment(1);
+            tracing::warn!(error = %e, "rollup head compaction did not finish");
         }
     }
 
