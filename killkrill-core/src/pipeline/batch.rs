@@ -165,6 +165,42 @@ impl Batch {
         }
         n
     }
+
+    /// The memory the batch holds, estimated: what bounds the workers'
+    /// groups and the SQLite queue's cache of batches not yet leased. Log
+    /// batches: [`Batch::approx_bytes`]. Metric batches: each sample's own
+    /// struct, a name too long to be inline, and the label set once per run
+    /// of samples sharing it (a decoded remote_write series shares one;
+    /// `approx_bytes` counts it per sample, as a copy into each would cost,
+    /// which overstates what is held several times).
+    pub fn resident_bytes(&self) -> usize {
+        use crate::decode_budget::{RECORD_OVERHEAD, label_bytes};
+        if !self.logs.is_empty() {
+            return self.approx_bytes();
+        }
+        let mut n = 128 + self.metrics.capacity() * std::mem::size_of::<MetricSample>();
+        let mut prev: Option<&crate::event::Labels> = None;
+        for m in &self.metrics {
+            if m.name.is_heap_allocated() {
+                n += m.name.len();
+            }
+            if !prev.is_some_and(|p| p.shares(&m.labels)) {
+                n += m
+                    .labels
+                    .iter()
+                    .map(|l| label_bytes(&l.name, &l.value))
+                    .sum::<usize>();
+            }
+            prev = Some(&m.labels);
+        }
+        for m in &self.metadata {
+            n += RECORD_OVERHEAD
+                + m.family.len()
+                + m.help.as_ref().map_or(0, String::len)
+                + m.unit.as_ref().map_or(0, String::len);
+        }
+        n
+    }
 }
 
 #[cfg(test)]
@@ -197,5 +233,37 @@ mod tests {
         let small = b.approx_bytes();
         b.logs[0].message = Some(vec![b'x'; 1000]);
         assert_eq!(b.approx_bytes(), small + 1000);
+    }
+
+    #[test]
+    fn a_shared_label_set_counts_once() {
+        use crate::event::{Label, Labels, MetricText, MetricType};
+        let labels = Labels::from_sorted(vec![Label {
+            name: "job".into(),
+            value: "x".repeat(100).into(),
+        }]);
+        let sample = |labels: Labels| MetricSample {
+            tenant: None,
+            name: MetricText::from("up"),
+            labels,
+            value: 1.0,
+            timestamp: Some(Timestamp::from_millis(1)),
+            kind: MetricType::Gauge,
+        };
+        let mut shared = Batch::new(
+            BatchId::from_u128(1),
+            Tenant::default(),
+            Timestamp::from_millis(1),
+        );
+        let mut copied = shared.clone();
+        for _ in 0..10 {
+            shared.metrics.push(sample(labels.clone()));
+            copied
+                .metrics
+                .push(sample(Labels::from_sorted(labels.as_slice().to_vec())));
+        }
+        let set = crate::decode_budget::label_bytes("job", &"x".repeat(100));
+        assert_eq!(copied.resident_bytes() - shared.resident_bytes(), 9 * set);
+        assert!(shared.resident_bytes() < shared.approx_bytes());
     }
 }

@@ -11,50 +11,14 @@
 //! body, as before. The codec's round trip is exact, so the batch a
 //! lease gets is the same either way.
 //!
-//! Bounded by an estimate of the batches' memory ([`resident_bytes`]); a
+//! Bounded by an estimate of the batches' memory ([`Batch::resident_bytes`]); a
 //! batch that does not fit is not kept, and is read from its body when
 //! leased.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use killkrill_core::decode_budget::{RECORD_OVERHEAD, label_bytes};
-use killkrill_core::event::{Labels, MetricSample};
 use killkrill_core::pipeline::Batch;
-
-/// The memory a batch holds, estimated. Log batches: [`Batch::approx_bytes`].
-/// Metric batches: each sample's own struct, a name too long to be inline,
-/// and the label set once per run of samples sharing it (a decoded
-/// remote_write series shares one; `approx_bytes` counts it per sample, as
-/// a copy into each would cost, which overstates what is held here
-/// several times).
-pub(super) fn resident_bytes(b: &Batch) -> usize {
-    if !b.logs.is_empty() {
-        return b.approx_bytes();
-    }
-    let mut n = 128 + b.metrics.capacity() * std::mem::size_of::<MetricSample>();
-    let mut prev: Option<&Labels> = None;
-    for m in &b.metrics {
-        if m.name.is_heap_allocated() {
-            n += m.name.len();
-        }
-        if !prev.is_some_and(|p| p.shares(&m.labels)) {
-            n += m
-                .labels
-                .iter()
-                .map(|l| label_bytes(&l.name, &l.value))
-                .sum::<usize>();
-        }
-        prev = Some(&m.labels);
-    }
-    for m in &b.metadata {
-        n += RECORD_OVERHEAD
-            + m.family.len()
-            + m.help.as_ref().map_or(0, String::len)
-            + m.unit.as_ref().map_or(0, String::len);
-    }
-    n
-}
 
 /// Batches by queue `seq` (see the module docs).
 #[derive(Debug, Default)]
@@ -141,39 +105,6 @@ impl Hot {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use killkrill_core::event::{Label, MetricText, MetricType, Tenant, Timestamp};
-    use killkrill_core::pipeline::BatchId;
-
-    #[test]
-    fn a_shared_label_set_counts_once() {
-        let labels = Labels::from_sorted(vec![Label {
-            name: "job".into(),
-            value: "x".repeat(100).into(),
-        }]);
-        let sample = |labels: Labels| MetricSample {
-            tenant: None,
-            name: MetricText::from("up"),
-            labels,
-            value: 1.0,
-            timestamp: Some(Timestamp::from_millis(1)),
-            kind: MetricType::Gauge,
-        };
-        let mut shared = Batch::new(
-            BatchId::from_u128(1),
-            Tenant::default(),
-            Timestamp::from_millis(1),
-        );
-        let mut copied = shared.clone();
-        for _ in 0..10 {
-            shared.metrics.push(sample(labels.clone()));
-            copied
-                .metrics
-                .push(sample(Labels::from_sorted(labels.as_slice().to_vec())));
-        }
-        let set = label_bytes("job", &"x".repeat(100));
-        assert_eq!(resident_bytes(&copied) - resident_bytes(&shared), 9 * set);
-        assert!(resident_bytes(&shared) < shared.approx_bytes());
-    }
 
     #[test]
     fn bounded_by_bytes_and_emptied_by_leases() {

@@ -751,7 +751,7 @@ impl Queue for SqliteQueue {
         // reservation belongs to the row (or the writer gives it back).
         let (done, result) = oneshot::channel();
         let keep = if self.opts.hot_cache_bytes > 0 {
-            Some((hot::resident_bytes(&batch), Arc::new(batch)))
+            Some((batch.resident_bytes(), Arc::new(batch)))
         } else {
             None
         };
