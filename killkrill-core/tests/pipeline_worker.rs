@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use killkrill_core::event::{LogRecord, Severity, Tenant, Timestamp};
+use killkrill_core::event::{LogRecord, MetricSample, Severity, Tenant, Timestamp};
 use killkrill_core::pipeline::{
     Backoff, Batch, BatchId, DeadLetter, DeadLetterReason, MemoryDeadLetter, MemoryQueue,
     MemoryQueueConfig, Queue, QueueError, Sink, SinkError, Worker, WorkerConfig, WorkerReport,
@@ -100,6 +100,8 @@ fn config() -> WorkerConfig {
         dequeue_max: 64,
         group_max_events: 10_000,
         group_max_batches: 64,
+        group_max_logs: 10_000,
+        group_max_bytes: 1 << 30,
         linger: Duration::ZERO,
         poll_wait: Duration::from_millis(100),
         max_attempts: 5,
@@ -191,6 +193,94 @@ async fn groups_close_by_event_count() {
     );
     assert_eq!(report.acknowledged, 50);
     assert_eq!(q.stats().await.unwrap().batches, 0);
+}
+
+/// Runs a worker with `config` over `batches` (ids 1..=n, dequeued one at
+/// a time, a linger longer than the run) until all are committed, in
+/// order; the sizes of the groups it wrote.
+async fn group_sizes(batches: Vec<Batch>, config: WorkerConfig) -> Vec<usize> {
+    let n = batches.len();
+    let q = memory_queue(10_000);
+    enqueue_all(&q, batches).await;
+    let sink = ScriptedSink::new(Duration::ZERO, |_, _| Ok(()));
+    let dlq = Arc::new(MemoryDeadLetter::new(10));
+    let w = start(
+        &q,
+        &sink,
+        &dlq,
+        WorkerConfig {
+            dequeue_max: 1,
+            linger: Duration::from_secs(10),
+            ..config
+        },
+    );
+    until(Duration::from_secs(5), || sink.committed().len() == n).await;
+    w.stop().await;
+    assert_eq!(sink.committed(), (1..=n as u128).collect::<Vec<_>>());
+    sink.groups().iter().map(|g| g.1).collect()
+}
+
+/// Log records close a group at `group_max_logs`; metric samples do not
+/// count toward it.
+#[tokio::test(start_paused = true)]
+async fn groups_close_by_log_records() {
+    let sizes = group_sizes(
+        (1..=12).map(|i| batch(i, 10)).collect(),
+        WorkerConfig {
+            group_max_events: 10_000,
+            group_max_logs: 40,
+            ..config()
+        },
+    )
+    .await;
+    assert_eq!(sizes, [4, 4, 4], "40 log records per group");
+    let samples = |i: u128| {
+        let mut b = Batch::new(BatchId::from_u128(i), Tenant::default(), Timestamp::now());
+        b.metrics = (0..10)
+            .map(|k| MetricSample {
+                name: "up".into(),
+                value: k as f64,
+                ..MetricSample::default()
+            })
+            .collect();
+        b
+    };
+    let sizes = group_sizes(
+        (1..=12).map(samples).collect(),
+        WorkerConfig {
+            group_max_events: 60,
+            group_max_logs: 40,
+            ..config()
+        },
+    )
+    .await;
+    assert_eq!(sizes, [6, 6], "samples: 60 events per group");
+}
+
+/// Heavy events close a group by bytes long before its event count: 30
+/// batches of 10 events with 10 KiB messages, groups of three batches'
+/// bytes.
+#[tokio::test(start_paused = true)]
+async fn groups_close_by_bytes() {
+    let heavy = |i: u128| {
+        let mut b = batch(i, 10);
+        for r in &mut b.logs {
+            r.message = Some(vec![b'x'; 10 << 10]);
+        }
+        b
+    };
+    let per_batch = heavy(0).resident_bytes();
+    assert!(per_batch > 10 * (10 << 10), "{per_batch}");
+    let sizes = group_sizes(
+        (1..=30).map(heavy).collect(),
+        WorkerConfig {
+            group_max_events: 10_000,
+            group_max_bytes: 3 * per_batch,
+            ..config()
+        },
+    )
+    .await;
+    assert_eq!(sizes, [3; 10], "three batches' bytes per group");
 }
 
 #[tokio::test(start_paused = true)]

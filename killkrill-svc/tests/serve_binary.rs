@@ -174,7 +174,7 @@ fn check_config_names_the_key_and_exits_2() {
     let stderr = String::from_utf8_lossy(&warned.stderr);
     assert!(
         stderr.contains("configuration warning: queue.max_events (200000) is under twice")
-            && stderr.contains("workers.group_max_events = 200000"),
+            && stderr.contains("workers.group_max_events = 500000"),
         "{stderr}"
     );
     let bad = run(&["check-config", "--http", "nope"], &[]);

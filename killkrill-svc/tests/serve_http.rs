@@ -159,6 +159,26 @@ async fn every_log_format_is_stored_and_read_back() {
         metric_sum(&m, "killkrill_pipeline_acknowledged_events_total", &[]) >= 2007.0,
         "{m}"
     );
+    // A light load: every group was closed by its linger, none by a bound.
+    assert!(
+        metric_sum(
+            &m,
+            "killkrill_pipeline_groups_total",
+            &[("closed_by", "linger")]
+        ) >= 1.0,
+        "{m}"
+    );
+    for bound in ["events", "bytes", "batches"] {
+        assert_eq!(
+            metric_sum(
+                &m,
+                "killkrill_pipeline_groups_total",
+                &[("closed_by", bound)]
+            ),
+            0.0,
+            "{m}"
+        );
+    }
     let report = h.shutdown().await;
     assert_eq!(report.left_in_queue, 0);
 }

@@ -44,6 +44,10 @@ pub const QUEUE_OLDEST_AGE: &str = "killkrill_queue_oldest_unacked_age_seconds";
 pub const ACKED_BATCHES: &str = "killkrill_pipeline_acknowledged_batches_total";
 /// Events acknowledged after their sink committed (`queue`).
 pub const ACKED_EVENTS: &str = "killkrill_pipeline_acknowledged_events_total";
+/// Groups a worker closed, and what closed them (`queue`, `closed_by` =
+/// `events` | `logs` | `bytes` | `batches` | `linger` | `shutdown` |
+/// `queue_error`).
+pub const GROUPS: &str = "killkrill_pipeline_groups_total";
 /// Sink writes (`sink`), one per group.
 pub const SINK_WRITES: &str = "killkrill_sink_writes_total";
 /// Failed sink writes (`sink`, `kind` = `retryable` | `permanent`).
@@ -84,6 +88,7 @@ pub const ALL: &[&str] = &[
     QUEUE_OLDEST_AGE,
     ACKED_BATCHES,
     ACKED_EVENTS,
+    GROUPS,
     SINK_WRITES,
     SINK_ERRORS,
     RETRIES,

@@ -5,10 +5,12 @@
 //! delivery meets them:
 //!
 //! 1. **Grouping.** The worker takes deliveries until the group holds
-//!    `group_max_events` events or `group_max_batches` batches, or `linger`
-//!    has passed since the first one arrived, and writes the group in one
-//!    sink call. Batches are grouped whole, never merged or split, so their
-//!    ids stay valid idempotency keys however the groups fall.
+//!    `group_max_events` events, `group_max_logs` log records,
+//!    `group_max_bytes` bytes (estimated) or `group_max_batches` batches,
+//!    or `linger` has passed since the first one arrived, and writes the
+//!    group in one sink call. Batches are grouped whole, never merged or
+//!    split, so their ids stay valid idempotency keys however the groups
+//!    fall.
 //! 2. **Transforms** run once per delivery on a copy of the batch; the queue
 //!    keeps the original for redelivery and dead-lettering.
 //! 3. **Acknowledge after commit.** A delivery is acknowledged only after the
@@ -52,6 +54,13 @@ pub struct WorkerConfig {
     pub group_max_events: usize,
     /// ...or this many batches...
     pub group_max_batches: usize,
+    /// ...or this many log records (a log group gains nothing past some
+    /// tens of thousands: each batch is cut into blocks of its own, while
+    /// more samples per series make fewer metric rows per sample)...
+    pub group_max_logs: usize,
+    /// ...or this many bytes of batches ([`Batch::resident_bytes`]): what
+    /// bounds a group's memory whatever its events weigh...
+    pub group_max_bytes: usize,
     /// ...or this long after its first batch arrived.
     pub linger: Duration,
     /// Longest dequeue wait when idle; bounds how late shutdown is noticed.
@@ -74,6 +83,8 @@ impl Default for WorkerConfig {
             dequeue_max: 64,
             group_max_events: 10_000,
             group_max_batches: 64,
+            group_max_logs: 10_000,
+            group_max_bytes: 32 << 20,
             linger: Duration::from_millis(100),
             poll_wait: Duration::from_millis(500),
             max_attempts: 10,
@@ -185,6 +196,11 @@ impl Worker {
         }
     }
 
+    fn group_closed(&self, closed_by: &'static str) {
+        counter!(m::GROUPS, "queue" => self.queue.name().to_owned(), "closed_by" => closed_by)
+            .increment(1);
+    }
+
     fn queue_error(&self, op: &'static str, e: &super::QueueError) {
         counter!(m::QUEUE_ERRORS, "queue" => self.queue.name().to_owned(), "op" => op).increment(1);
         tracing::warn!(queue = self.queue.name(), op, error = %e, "queue operation failed");
@@ -193,6 +209,8 @@ impl Worker {
     async fn fill_group(&mut self, shutdown: &Shutdown) -> Vec<Delivery> {
         let mut group: Vec<Delivery> = Vec::new();
         let mut events = 0usize;
+        let mut logs = 0usize;
+        let mut bytes = 0usize;
         let mut linger_until: Option<Instant> = None;
         loop {
             let room = self.config.group_max_batches.saturating_sub(group.len());
@@ -218,6 +236,8 @@ impl Worker {
                     }
                     for d in ds {
                         events += d.batch.len();
+                        logs += d.batch.logs.len();
+                        bytes = bytes.saturating_add(d.batch.resident_bytes());
                         group.push(d);
                     }
                 }
@@ -225,7 +245,9 @@ impl Worker {
                     // Write what we have; when idle, back off before asking
                     // a failing queue again.
                     self.queue_error("dequeue", &e);
-                    if group.is_empty() {
+                    if !group.is_empty() {
+                        self.group_closed("queue_error");
+                    } else {
                         self.dequeue_failures += 1;
                         let delay = self
                             .config
@@ -240,13 +262,23 @@ impl Worker {
                 return group; // idle: let the caller look at the shutdown flag
             }
             let until = *linger_until.get_or_insert_with(|| Instant::now() + self.config.linger);
-            if events >= self.config.group_max_events
-                || group.len() >= self.config.group_max_batches
-                || Instant::now() >= until
-                || shutdown.is_requested()
-            {
-                return group;
-            }
+            let closed_by = if events >= self.config.group_max_events {
+                "events"
+            } else if logs >= self.config.group_max_logs {
+                "logs"
+            } else if bytes >= self.config.group_max_bytes {
+                "bytes"
+            } else if group.len() >= self.config.group_max_batches {
+                "batches"
+            } else if Instant::now() >= until {
+                "linger"
+            } else if shutdown.is_requested() {
+                "shutdown"
+            } else {
+                continue;
+            };
+            self.group_closed(closed_by);
+            return group;
         }
     }
 

@@ -41,7 +41,7 @@ pub struct QueueConfig {
     /// `sqlite` (default), `memory` or `redis`.
     pub kind: QueueKind,
     /// Most events held (memory and SQLite), the workers' groups in hand
-    /// included: keep it several times `workers.count` ×
+    /// included: keep it at least twice `workers.count` ×
     /// `workers.group_max_events`.
     pub max_events: usize,
     /// Most bytes held (memory: estimated; SQLite: stored).
@@ -72,8 +72,8 @@ impl Default for QueueConfig {
     fn default() -> Self {
         QueueConfig {
             kind: QueueKind::Sqlite,
-            // Several times what the workers hold in their groups
-            // (`workers.count` × `workers.group_max_events`, 200,000 by
+            // Twice what the workers hold in their groups
+            // (`workers.count` × `workers.group_max_events`, 500,000 by
             // default): a bound of one such amount left receivers waiting
             // for the workers' acknowledgements (docs/src/benchmarks/load.md).
             max_events: 1_000_000,

@@ -212,6 +212,13 @@ pub struct WorkersConfig {
     /// more samples of a series into one chunk row and one rollup partial
     /// (see `docs/src/pipeline.md`).
     pub group_max_events: usize,
+    /// ...or this many log records (log writes gain nothing from larger
+    /// groups; metric writes do, and take `group_max_events`)...
+    pub group_max_logs: usize,
+    /// ...or this many bytes of events (estimated, as the queue's cache
+    /// counts them): the bound on a group's memory whatever its events
+    /// weigh (2,000-sample requests or 64 KiB log lines)...
+    pub group_max_bytes: usize,
     /// ...or this many batches...
     pub group_max_batches: usize,
     /// ...or this many milliseconds after its first batch arrived.
@@ -223,8 +230,10 @@ impl Default for WorkersConfig {
         WorkersConfig {
             count: 2,
             drain_timeout_secs: 30,
-            group_max_events: 100_000,
-            group_max_batches: 256,
+            group_max_events: 250_000,
+            group_max_logs: 100_000,
+            group_max_bytes: 64 << 20,
+            group_max_batches: 1024,
             group_linger_ms: 100,
         }
     }

@@ -165,6 +165,12 @@ fn errors_name_the_key_and_the_layer() {
             "queue.max_events (from ",
         ),
         (
+            None,
+            &[("KILLKRILL_WORKERS__GROUP_MAX_BYTES", "1000")],
+            &[],
+            "workers.group_max_bytes (from KILLKRILL_WORKERS__GROUP_MAX_BYTES): 1000 is out of range: 1048576 to 1073741824",
+        ),
+        (
             Some("[syslog]\nbogus = 1\n"),
             &[],
             &[],
@@ -414,14 +420,14 @@ fn hot_cache_bytes_reaches_the_sqlite_queue_options() {
 fn a_queue_bound_under_the_workers_groups_is_warned_of() {
     let warnings = |env: &[(&str, &str)]| load(None, env, &[]).unwrap().warnings();
     assert_eq!(warnings(&[]), Vec::<String>::new(), "the defaults");
-    let w = warnings(&[("KILLKRILL_QUEUE__MAX_EVENTS", "399999")]);
+    let w = warnings(&[("KILLKRILL_QUEUE__MAX_EVENTS", "999999")]);
     assert_eq!(w.len(), 1, "{w:?}");
     assert!(
-        w[0].starts_with("queue.max_events (399999) is under twice"),
+        w[0].starts_with("queue.max_events (999999) is under twice"),
         "{w:?}"
     );
     // Twice the groups is enough; so are smaller groups or no workers.
-    assert!(warnings(&[("KILLKRILL_QUEUE__MAX_EVENTS", "400000")]).is_empty());
+    assert!(warnings(&[("KILLKRILL_QUEUE__MAX_EVENTS", "1000000")]).is_empty());
     assert!(
         warnings(&[
             ("KILLKRILL_QUEUE__MAX_EVENTS", "4000"),

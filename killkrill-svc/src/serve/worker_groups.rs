@@ -1,5 +1,6 @@
 //! How big a group of queue batches a worker writes at once (`[workers]`
-//! `group_max_events`, `group_max_batches`, `group_linger_ms`).
+//! `group_max_events`, `group_max_logs`, `group_max_bytes`,
+//! `group_max_batches`, `group_linger_ms`).
 //!
 //! A group is written to the stores in one call and acknowledged only after
 //! they committed, so its size trades acknowledgement latency and memory
@@ -18,6 +19,10 @@ use crate::config::WorkersConfig;
 
 /// Most events a group may hold (bounds a worker's memory).
 pub const MAX_GROUP_EVENTS: usize = 1_000_000;
+/// Most bytes a group may hold.
+pub const MAX_GROUP_BYTES: usize = 1 << 30;
+/// Least bytes a group may be limited to.
+pub const MIN_GROUP_BYTES: usize = 1 << 20;
 /// Most batches a group may hold.
 pub const MAX_GROUP_BATCHES: usize = 4_096;
 /// Longest linger, milliseconds.
@@ -25,32 +30,42 @@ pub const MAX_LINGER_MS: u64 = 10_000;
 
 /// Checks the group settings; the error names the key.
 pub(crate) fn validate(w: &WorkersConfig) -> Result<(), (&'static str, String)> {
-    if w.group_max_events == 0 || w.group_max_events > MAX_GROUP_EVENTS {
-        return Err((
+    let checks: [(&'static str, usize, usize, usize); 5] = [
+        (
             "workers.group_max_events",
-            format!(
-                "{} is out of range: 1 to {MAX_GROUP_EVENTS}",
-                w.group_max_events
-            ),
-        ));
-    }
-    if w.group_max_batches == 0 || w.group_max_batches > MAX_GROUP_BATCHES {
-        return Err((
+            w.group_max_events,
+            1,
+            MAX_GROUP_EVENTS,
+        ),
+        (
+            "workers.group_max_logs",
+            w.group_max_logs,
+            1,
+            MAX_GROUP_EVENTS,
+        ),
+        (
+            "workers.group_max_bytes",
+            w.group_max_bytes,
+            MIN_GROUP_BYTES,
+            MAX_GROUP_BYTES,
+        ),
+        (
             "workers.group_max_batches",
-            format!(
-                "{} is out of range: 1 to {MAX_GROUP_BATCHES}",
-                w.group_max_batches
-            ),
-        ));
-    }
-    if w.group_linger_ms > MAX_LINGER_MS {
-        return Err((
+            w.group_max_batches,
+            1,
+            MAX_GROUP_BATCHES,
+        ),
+        (
             "workers.group_linger_ms",
-            format!(
-                "{} is out of range: 0 to {MAX_LINGER_MS}",
-                w.group_linger_ms
-            ),
-        ));
+            usize::try_from(w.group_linger_ms).unwrap_or(usize::MAX),
+            0,
+            MAX_LINGER_MS as usize,
+        ),
+    ];
+    for (key, value, min, max) in checks {
+        if !(min..=max).contains(&value) {
+            return Err((key, format!("{value} is out of range: {min} to {max}")));
+        }
     }
     Ok(())
 }
@@ -61,6 +76,8 @@ pub fn worker_config(w: &WorkersConfig, drain: Duration) -> WorkerConfig {
     WorkerConfig {
         drain_timeout: drain,
         group_max_events: w.group_max_events,
+        group_max_logs: w.group_max_logs,
+        group_max_bytes: w.group_max_bytes,
         group_max_batches: w.group_max_batches,
         linger: Duration::from_millis(w.group_linger_ms),
         ..d
