@@ -15,7 +15,8 @@
 //! (exactly once per batch, as before). Every [`ROLLUP_HEAD_FLUSHES`]
 //! flushes of a tenant the store merges that tenant's head
 //! ([`Store::compact_rollup_head`]): it reads the rows of up to
-//! [`COMPACT_FLUSHES`] whole flushes (on the pool for reads, outside any
+//! [`COMPACT_FLUSHES`] whole flushes within the transaction byte limit, a
+//! flush at a time (on the pool for reads, outside any
 //! write transaction), merges the partials of each (series, resolution,
 //! window, late) into one on a blocking thread (the merge is exact in any
 //! order), then in one transaction deletes those flushes' rows and upserts
@@ -195,11 +196,10 @@ impl Store {
         // most of a compaction, and every other write waited for it. Safe
         // because a flush's rows commit together and are never added to
         // later; the delete below must remove exactly the rows read.
-        let (keys, rows) = self.read_rollup_head(t).await?;
+        let (keys, rows) = self.read_rollup_head(t, self.tx_byte_limit()).await?;
         if keys.is_empty() {
             return Ok(RollupHeadCompaction::default());
         }
-        let (keys, rows) = within_tx_limit(keys, rows, self.tx_byte_limit());
         let head_rows = rows.len();
         let owned_tenant = tenant.clone();
         let (keys, merged) = tokio::task::spawn_blocking(move || {
@@ -254,11 +254,22 @@ impl Store {
         }))
     }
 
-    /// The first [`COMPACT_FLUSHES`] flush keys of `tenant`'s head (sorted)
-    /// and their rows, read on the pool for reads.
-    async fn read_rollup_head(&self, t: &str) -> Result<(Vec<Vec<u8>>, Vec<HeadRow>), StoreError> {
+    /// The first flushes of `tenant`'s head in key order (at most
+    /// [`COMPACT_FLUSHES`]) whose rows together hold at most `limit` bytes
+    /// (at least one flush), and their rows, read on the pool for reads.
+    /// Read a flush at a time, so what is held is the limit plus one flush (and
+    /// the driver's copy of that flush's rows): read all at once, every
+    /// row was held twice, the driver's and these, before the limit cut.
+    async fn read_rollup_head(
+        &self,
+        t: &str,
+        limit: usize,
+    ) -> Result<(Vec<Vec<u8>>, Vec<HeadRow>), StoreError> {
         let keys_sql = self.dialect.sql(&format!(
             "SELECT DISTINCT flush_key FROM {ROLLUP_HEAD_TABLE} WHERE tenant = ? ORDER BY flush_key LIMIT {COMPACT_FLUSHES}"
+        ));
+        let rows_sql = self.dialect.sql(&format!(
+            "SELECT flush_key, series_id, resolution_ns, window_start, late, window_end, data FROM {ROLLUP_HEAD_TABLE} WHERE tenant = ? AND flush_key = ?"
         ));
         Ok(crate::with_pool!(&self.backend, pool => {
             let mut keys: Vec<Vec<u8>> = Vec::new();
@@ -271,17 +282,16 @@ impl Store {
                 keys.push(r.try_get(0).ctx("reading the rollup head")?);
             }
             keys.sort_unstable();
-            let mut rows: Vec<HeadRow> = Vec::new();
-            for part in keys.chunks(ROLLUP_ROWS) {
-                let sql = self.dialect.sql(&format!(
-                    "SELECT flush_key, series_id, resolution_ns, window_start, late, window_end, data FROM {ROLLUP_HEAD_TABLE} WHERE tenant = ? AND flush_key IN {}",
-                    Dialect::tuple(part.len())
-                ));
-                let mut q = sqlx::query(AssertSqlSafe(sql)).bind(t);
-                for k in part {
-                    q = q.bind(&k[..]);
-                }
-                for r in q.fetch_all(pool).await.ctx("reading the rollup head")? {
+            let mut taken = Taken::default();
+            for key in keys {
+                let mut rows: Vec<HeadRow> = Vec::new();
+                for r in sqlx::query(AssertSqlSafe(rows_sql.clone()))
+                    .bind(t)
+                    .bind(&key[..])
+                    .fetch_all(pool)
+                    .await
+                    .ctx("reading the rollup head")?
+                {
                     let late: i16 = r.try_get(4).ctx("reading the rollup head")?;
                     rows.push((
                         r.try_get(0).ctx("reading the rollup head")?,
@@ -293,42 +303,37 @@ impl Store {
                         r.try_get(6).ctx("reading the rollup head")?,
                     ));
                 }
+                if !taken.offer(key, rows, limit) {
+                    break;
+                }
             }
-            (keys, rows)
+            (taken.keys, taken.rows)
         }))
     }
 }
 
-/// The first of `keys` (sorted) whose rows hold at most `limit` data bytes
-/// (at least one key), and those keys' rows.
-fn within_tx_limit(
+/// The whole flushes a compaction takes, in key order, while their rows
+/// hold at most a byte limit (data plus 64 bytes a row); always the first.
+#[derive(Default)]
+struct Taken {
     keys: Vec<Vec<u8>>,
     rows: Vec<HeadRow>,
-    limit: usize,
-) -> (Vec<Vec<u8>>, Vec<HeadRow>) {
-    let mut bytes: BTreeMap<&[u8], usize> = BTreeMap::new();
-    for r in &rows {
-        *bytes.entry(r.0.as_slice()).or_default() += r.6.len() + 64;
-    }
-    let mut total = 0usize;
-    let mut n = 0usize;
-    for k in &keys {
-        total += bytes.get(k.as_slice()).copied().unwrap_or(0);
-        if n > 0 && total > limit {
-            break;
+    bytes: usize,
+}
+
+impl Taken {
+    /// Takes `key`'s `rows` if they fit; false (and not taken) once they
+    /// do not: the compaction stops there.
+    fn offer(&mut self, key: Vec<u8>, rows: Vec<HeadRow>, limit: usize) -> bool {
+        let bytes: usize = rows.iter().map(|r| r.6.len() + 64).sum();
+        if !self.keys.is_empty() && self.bytes + bytes > limit {
+            return false;
         }
-        n += 1;
+        self.bytes += bytes;
+        self.keys.push(key);
+        self.rows.extend(rows);
+        true
     }
-    if n == keys.len() {
-        return (keys, rows);
-    }
-    let mut keys = keys;
-    keys.truncate(n);
-    let rows = rows
-        .into_iter()
-        .filter(|r| keys.binary_search(&r.0).is_ok())
-        .collect();
-    (keys, rows)
 }
 
 /// One row per (series, resolution, window, late) of `rows`, under a key
@@ -401,18 +406,27 @@ mod tests {
 
     #[test]
     fn a_compaction_takes_whole_flushes_up_to_the_limit() {
-        let keys = vec![vec![1], vec![2], vec![3]];
-        let rows = vec![row(2, 100), row(1, 100), row(3, 100), row(1, 100)];
+        let flushes = || {
+            vec![
+                (1, vec![row(1, 100), row(1, 100)]),
+                (2, vec![row(2, 100)]),
+                (3, vec![row(3, 100)]),
+            ]
+        };
+        let take = |limit: usize| {
+            let mut t = Taken::default();
+            for (k, rows) in flushes() {
+                if !t.offer(vec![k], rows, limit) {
+                    break;
+                }
+            }
+            (t.keys, t.rows.len(), t.bytes)
+        };
         // Everything fits.
-        let (k, r) = within_tx_limit(keys.clone(), rows.clone(), 10_000);
-        assert_eq!((k.len(), r.len()), (3, 4));
+        assert_eq!(take(10_000), (vec![vec![1], vec![2], vec![3]], 4, 656));
         // Flush 1 (2 rows, 328 bytes) fits, flush 2 would not.
-        let (k, r) = within_tx_limit(keys.clone(), rows.clone(), 400);
-        assert_eq!(k, vec![vec![1]]);
-        assert_eq!(r.len(), 2);
-        assert!(r.iter().all(|r| r.0 == [1]));
+        assert_eq!(take(400), (vec![vec![1]], 2, 328));
         // A flush bigger than the limit still goes alone.
-        let (k, r) = within_tx_limit(keys, rows, 10);
-        assert_eq!((k.len(), r.len()), (1, 2));
+        assert_eq!(take(10), (vec![vec![1]], 2, 328));
     }
 }
