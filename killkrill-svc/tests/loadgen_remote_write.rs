@@ -1,6 +1,7 @@
 //! `killkrill loadgen --mode remote-write --series N`: every acknowledged
 //! sample is stored exactly once (`--verify`), and the run holds exactly
-//! `N` series per connection, each with `batch / N` samples per request.
+//! `N` series per connection, each with `batch / N` samples per request
+//! and the `--labels` asked for.
 #![allow(clippy::unwrap_used, clippy::print_stderr)]
 
 mod support;
@@ -28,6 +29,8 @@ async fn remote_write_load_has_the_asked_series_and_is_verified_exactly() {
         "2",
         "--series",
         "7",
+        "--labels",
+        "2",
         "--batch",
         "70",
         "--count",
@@ -79,6 +82,17 @@ async fn remote_write_load_has_the_asked_series_and_is_verified_exactly() {
     for s in &series {
         // 1,400 samples per connection over 7 series, one per millisecond.
         assert_eq!(s.points.len(), 200, "{:?}", s.labels);
+        // `--labels 2`: two more labels, the series number in 20 digits.
+        let n: u64 = s.labels.get("lg_s").unwrap().parse().unwrap();
+        for extra in ["lg_l00", "lg_l01"] {
+            assert_eq!(
+                s.labels.get(extra),
+                Some(format!("{n:020}").as_str()),
+                "{:?}",
+                s.labels
+            );
+        }
+        assert_eq!(s.labels.iter().count(), 5, "{:?}", s.labels);
         let ts: Vec<i64> = s.points.iter().map(|p| p.0).collect();
         assert!(
             ts.windows(2).all(|w| w[1] - w[0] == 1_000_000),

@@ -15,13 +15,15 @@
 # baseline (it is skipped anyway when MODES has no syslog-tcp); BATCH
 # (default 1000) is loadgen's `--batch`: records or samples per HTTP request;
 # CONNS (default 4) is loadgen's `--connections`; SERIES (default 100) is
-# loadgen's `--series`: remote_write series per connection.
+# loadgen's `--series`: remote_write series per connection; LABELS (default
+# 0) is loadgen's `--labels`: extra labels per series (20-byte values).
 set -u
 MODES=${MODES:-syslog-tcp http remote-write}
 KINDS=${KINDS:-memory sqlite}
 BATCH=${BATCH:-1000}
 CONNS=${CONNS:-4}
 SERIES=${SERIES:-100}
+LABELS=${LABELS:-0}
 BIN=${1:-${CARGO_TARGET_DIR:-target}/release/killkrill}
 SECS=${2:-30}
 OUT=${3:-$(mktemp -d /tmp/kk-load.XXXXXX)}
@@ -90,7 +92,7 @@ for kind in $KINDS; do
         [ "$mode" = syslog-tcp ] && target=$TCP
         timeout=300
         run "$kind-$mode" --mode "$mode" --target "$target" --connections "$CONNS" --size 300 \
-            --batch "$BATCH" --series "$SERIES" --verify --verify-timeout "$timeout" --data-dir "$dir" --pid "$SERVE_PID"
+            --batch "$BATCH" --series "$SERIES" --labels "$LABELS" --verify --verify-timeout "$timeout" --data-dir "$dir" --pid "$SERVE_PID"
         stop_serve "$kind-$mode"
     done
 done

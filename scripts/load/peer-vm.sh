@@ -20,6 +20,7 @@ OUT=${3:-$(mktemp -d /tmp/kk-peer-vm.XXXXXX)}
 CONNS=${CONNS:-4}
 BATCH=${BATCH:-1000}
 SERIES=${SERIES:-100}
+LABELS=${LABELS:-0}
 mkdir -p "$OUT"
 if ! command -v victoria-metrics >/dev/null || ! command -v vmagent >/dev/null; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq victoria-metrics >/dev/null
@@ -70,7 +71,7 @@ for setup in vm-direct vm-vmagent; do
     for p in $pids; do before=$((before + $(cpu_ticks "$p"))); done
     start=$(date +%s.%N)
     "$BIN" loadgen --quiet --mode remote-write --target "$target" --connections "$CONNS" \
-        --size 300 --batch "$BATCH" --series "$SERIES" --duration "$SECS" --run-id "$run" --pid "$VM_PID" >"$OUT/$setup.json" ||
+        --size 300 --batch "$BATCH" --series "$SERIES" --labels "$LABELS" --duration "$SECS" --run-id "$run" --pid "$VM_PID" >"$OUT/$setup.json" ||
         { echo "loadgen failed against $setup" >&2; kill "$VM_PID"; exit 1; }
     acked=$(python3 -c "import json; print(json.load(open('$OUT/$setup.json'))['acknowledged'])")
     read -r count secs < <(settle vm_count "$acked" "$start" 10)

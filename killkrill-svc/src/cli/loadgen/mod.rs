@@ -117,6 +117,12 @@ pub struct LoadgenArgs {
     /// series per request when it keeps up).
     #[arg(long, default_value_t = 100)]
     pub series: u64,
+    /// remote_write: labels per series besides the run's own three
+    /// (`lg_l0`..), each with a 20-byte value: real series carry more
+    /// labels than the generator's, and every sample's estimated memory
+    /// grows with them.
+    #[arg(long, default_value_t = 0)]
+    pub labels: usize,
     /// Syslog TCP framing.
     #[arg(long, value_enum, default_value = "octet")]
     pub framing: Framing,
@@ -181,6 +187,7 @@ impl std::fmt::Debug for LoadgenArgs {
             size,
             batch,
             series,
+            labels,
             framing,
             format,
             ca_file,
@@ -205,6 +212,7 @@ impl std::fmt::Debug for LoadgenArgs {
             .field("size", size)
             .field("batch", batch)
             .field("series", series)
+            .field("labels", labels)
             .field("framing", framing)
             .field("format", format)
             .field("ca_file", ca_file)
@@ -330,6 +338,9 @@ fn validate(args: &LoadgenArgs) -> Result<(), String> {
     }
     if args.series == 0 || args.series > 1_000_000 {
         return Err("--series: must be 1..=1000000".into());
+    }
+    if args.labels > 64 {
+        return Err("--labels: must be 0..=64".into());
     }
     if !(args.duration > 0.0 && args.duration <= 86_400.0) {
         return Err("--duration: must be above 0 and at most 86400 seconds".into());

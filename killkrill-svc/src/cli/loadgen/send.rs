@@ -405,12 +405,15 @@ fn rw_labels(plan: &Plan, c: usize, s: u64) -> Vec<killkrill_proto::prometheus::
         name: name.to_owned(),
         value,
     };
-    vec![
+    let mut labels = vec![
         l("__name__", "loadgen_seq".into()),
         l("lg_conn", c.to_string()),
-        l("lg_run", plan.run.clone()),
-        l("lg_s", s.to_string()),
-    ]
+    ];
+    // Sorted by name, as Prometheus sends them: `lg_l<i>` < `lg_run`.
+    labels.extend((0..plan.args.labels).map(|i| l(&format!("lg_l{i:02}"), format!("{s:020}"))));
+    labels.push(l("lg_run", plan.run.clone()));
+    labels.push(l("lg_s", s.to_string()));
+    labels
 }
 
 /// Timestamps start here (ms): ten minutes ago, so a 60 s run at a high
