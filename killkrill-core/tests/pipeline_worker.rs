@@ -165,39 +165,9 @@ fn start(
     }
 }
 
-#[tokio::test(start_paused = true)]
-async fn groups_close_by_event_count() {
-    let q = memory_queue(10_000);
-    enqueue_all(&q, (1..=50).map(|i| batch(i, 10))).await;
-    let sink = ScriptedSink::new(Duration::ZERO, |_, _| Ok(()));
-    let dlq = Arc::new(MemoryDeadLetter::new(10));
-    let w = start(
-        &q,
-        &sink,
-        &dlq,
-        WorkerConfig {
-            dequeue_max: 1,
-            group_max_events: 100,
-            linger: Duration::from_secs(10),
-            ..config()
-        },
-    );
-    until(Duration::from_secs(5), || sink.committed().len() == 50).await;
-    let report = w.stop().await;
-    let sizes: Vec<usize> = sink.groups().iter().map(|g| g.1).collect();
-    assert_eq!(sizes, [10, 10, 10, 10, 10], "100 events per group");
-    assert_eq!(
-        sink.committed(),
-        (1..=50).collect::<Vec<_>>(),
-        "in order, once each"
-    );
-    assert_eq!(report.acknowledged, 50);
-    assert_eq!(q.stats().await.unwrap().batches, 0);
-}
-
 /// Runs a worker with `config` over `batches` (ids 1..=n, dequeued one at
 /// a time, a linger longer than the run) until all are committed, in
-/// order; the sizes of the groups it wrote.
+/// order, once each, and acknowledged; the sizes of the groups it wrote.
 async fn group_sizes(batches: Vec<Batch>, config: WorkerConfig) -> Vec<usize> {
     let n = batches.len();
     let q = memory_queue(10_000);
@@ -215,9 +185,28 @@ async fn group_sizes(batches: Vec<Batch>, config: WorkerConfig) -> Vec<usize> {
         },
     );
     until(Duration::from_secs(5), || sink.committed().len() == n).await;
-    w.stop().await;
-    assert_eq!(sink.committed(), (1..=n as u128).collect::<Vec<_>>());
+    let report = w.stop().await;
+    assert_eq!(
+        sink.committed(),
+        (1..=n as u128).collect::<Vec<_>>(),
+        "in order, once each"
+    );
+    assert_eq!(report.acknowledged, n as u64);
+    assert_eq!(q.stats().await.expect("queue stats").batches, 0);
     sink.groups().iter().map(|g| g.1).collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn groups_close_by_event_count() {
+    let sizes = group_sizes(
+        (1..=50).map(|i| batch(i, 10)).collect(),
+        WorkerConfig {
+            group_max_events: 100,
+            ..config()
+        },
+    )
+    .await;
+    assert_eq!(sizes, [10, 10, 10, 10, 10], "100 events per group");
 }
 
 /// Log records close a group at `group_max_logs`; metric samples do not

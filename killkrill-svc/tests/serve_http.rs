@@ -160,24 +160,10 @@ async fn every_log_format_is_stored_and_read_back() {
         "{m}"
     );
     // A light load: every group was closed by its linger, none by a bound.
-    assert!(
-        metric_sum(
-            &m,
-            "killkrill_pipeline_groups_total",
-            &[("closed_by", "linger")]
-        ) >= 1.0,
-        "{m}"
-    );
-    for bound in ["events", "bytes", "batches"] {
-        assert_eq!(
-            metric_sum(
-                &m,
-                "killkrill_pipeline_groups_total",
-                &[("closed_by", bound)]
-            ),
-            0.0,
-            "{m}"
-        );
+    let groups = |by| metric_sum(&m, "killkrill_pipeline_groups_total", &[("closed_by", by)]);
+    assert!(groups("linger") >= 1.0, "{m}");
+    for bound in ["events", "logs", "bytes", "batches"] {
+        assert_eq!(groups(bound), 0.0, "{m}");
     }
     let report = h.shutdown().await;
     assert_eq!(report.left_in_queue, 0);
